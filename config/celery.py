@@ -1,0 +1,71 @@
+"""Celery's configuration for payq, derived from :class:`config.settings.Settings`.
+
+Each reliability setting is chosen on purpose; the comment says why.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kombu import Queue
+
+from config.settings import Settings
+from tasks.messages import QUEUES, TASK_NAMES
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """The ``app.conf`` mapping for a payq worker."""
+    return {
+        "broker_url": settings.redis_url,
+        "broker_transport_options": {
+            # A killed worker's unacknowledged jobs go back on their queue after
+            # this long. Deferred jobs wait in payq's own sorted set, never as
+            # Celery countdowns, so this can stay short: above the longest job
+            # (HTTP timeouts), below what an operator would call "lost".
+            "visibility_timeout": settings.visibility_timeout,
+            # kombu's pool defaults to 10; acks from many threads overflowing it
+            # made the worker restore (and so re-run) messages. One per thread, plus room.
+            "max_connections": settings.worker_concurrency * 2 + 10,
+            "socket_timeout": 15,
+            "socket_connect_timeout": 5,
+            "health_check_interval": 25,
+        },
+        # A worker started before Redis keeps trying instead of exiting; the
+        # supervisor would only start it again.
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_max_retries": None,
+        # Acknowledge after the job ran, not when it was received: a worker that
+        # dies mid-job leaves the message unacknowledged, and it runs again.
+        "task_acks_late": True,
+        # ... and the same when only the pool's child process dies.
+        "task_reject_on_worker_lost": True,
+        # A job that failed has already been written to the dead-letter store
+        # (payq does that before raising), so acknowledging it loses nothing.
+        "task_acks_on_failure_or_timeout": True,
+        # Each pool slot holds one job: reserved-but-idle messages are what a
+        # killed worker strands until the visibility timeout, so keep none spare.
+        "worker_prefetch_multiplier": 1,
+        # Results live in payq's job records (``payq job ID``); a result backend
+        # would be a second, slower copy.
+        "task_ignore_result": True,
+        "result_backend": None,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        # Flower sees jobs only through events; ``task-sent`` shows queued jobs too.
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        # No job may outlive the visibility timeout, or Redis hands it out twice.
+        "task_time_limit": settings.task_time_limit,
+        # On SIGTERM, let running jobs finish (a cold stop would leave them to
+        # the visibility timeout) for up to this long before stopping.
+        "worker_soft_shutdown_timeout": 15.0,
+        "worker_enable_soft_shutdown_on_idle": True,
+        # Flower's worker pages and ``celery inspect`` need remote control.
+        "worker_enable_remote_control": True,
+        "task_queues": [Queue(name, routing_key=name) for name in QUEUES.values()],
+        "task_routes": {TASK_NAMES[op]: {"queue": QUEUES[op], "routing_key": QUEUES[op]} for op in TASK_NAMES},
+        "task_default_queue": QUEUES["capture"],
+        "worker_hijack_root_logger": True,
+        "worker_redirect_stdouts": False,
+        "enable_utc": True,
+    }

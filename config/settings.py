@@ -1,0 +1,70 @@
+"""Every payq setting, in one typed object read from ``PAYQ_*`` variables and ``.env``.
+
+Build it once at a process's entry point (``Settings()``) and pass it in; the
+README's configuration table is generated from the field descriptions here.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """payq's configuration; each field is ``PAYQ_<NAME>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="PAYQ_", env_file=".env", extra="ignore", frozen=True)
+
+    redis_url: str = Field("redis://localhost:6379/0", description="Redis for queues, deferred jobs, dead letters and job records.")
+    api_base_url: str = Field("http://127.0.0.1:8080", description="Base URL of the payment API (the sandbox locally).")
+    api_auth: Literal["none", "sigv4"] = Field("none", description="`sigv4` signs every API request with AWS Signature Version 4; `none` is for the sandbox.")
+    aws_region: str | None = Field(None, description="AWS region for SigV4 signing (required when api_auth=sigv4).")
+    aws_service: str = Field("execute-api", description="AWS service name in the SigV4 scope (API Gateway's name, an assumption).")
+    aws_profile: str | None = Field(None, description="Named profile from the shared AWS config files; unset uses the standard credential chain.")
+    http_connect_timeout: float = Field(3.0, gt=0, description="Seconds to wait for a TCP connection to the API.")
+    http_read_timeout: float = Field(10.0, gt=0, description="Seconds to wait for the API's response once connected.")
+    http_pool_size: int = Field(64, ge=1, description="Keep-alive connections kept per worker process; at least the worker's concurrency.")
+    max_attempts: int = Field(8, ge=1, description="API calls a job may make before it is dead-lettered as `retries-exhausted`.")
+    backoff_base: float = Field(1.0, gt=0, description="Seconds; transient failures wait up to base * 2^(attempt-1), full jitter.")
+    backoff_cap: float = Field(300.0, gt=0, description="Seconds; the longest exponential backoff.")
+    retry_after_floor: float = Field(1.0, ge=0, description="Seconds; a Retry-After below this is raised to it.")
+    retry_after_cap: float = Field(900.0, gt=0, description="Seconds; a Retry-After above this is lowered to it (the API documents 600).")
+    retry_after_jitter: float = Field(0.5, ge=0, description="Seconds; up to this much is added to a Retry-After (never less), so paused jobs do not return all at once.")
+    visibility_timeout: int = Field(300, ge=10, description="Seconds before Redis hands a killed worker's unacknowledged jobs to another worker.")
+    job_retention_days: float = Field(30.0, gt=0, description="Days a job record (its idempotency key) is kept; enqueueing the same job within it is a no-op.")
+    dead_letter_retention_days: float = Field(30.0, gt=0, description="Days a dead-letter entry is kept before it is trimmed.")
+    deferred_poll_interval: float = Field(0.1, gt=0, description="Seconds between checks for due deferred jobs.")
+    deferred_batch_size: int = Field(1000, ge=1, description="Due deferred jobs moved back to their queue per check.")
+    redis_retry_seconds: float = Field(3.0, ge=0, description="Seconds the producer keeps retrying an unreachable Redis before it fails.")
+    worker_pool: Literal["threads", "prefork", "gevent", "solo"] = Field("threads", description="Celery pool the local stack and docker-compose use.")
+    worker_concurrency: int = Field(32, ge=1, description="Jobs one worker process runs at once.")
+    flower_basic_auth: SecretStr | None = Field(None, description="`user:password` for Flower's basic auth in the local stack and docker-compose.")
+
+    @model_validator(mode="after")
+    def _sigv4_needs_region(self) -> Settings:
+        if self.api_auth == "sigv4" and not self.aws_region:
+            raise ValueError("PAYQ_AWS_REGION is required when PAYQ_API_AUTH=sigv4")
+        if self.http_pool_size < self.worker_concurrency and self.worker_pool == "threads":
+            # a thread waiting for a pooled connection is a thread not working
+            object.__setattr__(self, "http_pool_size", self.worker_concurrency)
+        return self
+
+    @property
+    def task_time_limit(self) -> int:
+        """Hard limit on one job: below the visibility timeout, so a slow job is never handed out twice."""
+        return int(min(self.visibility_timeout - 5, self.http_connect_timeout + self.http_read_timeout + 30))
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``, for logs and error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))

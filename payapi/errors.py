@@ -1,0 +1,89 @@
+"""payq's exceptions: one root, two branches.
+
+    PayqError
+    ├── RetryableError          the same thing may work later
+    │   ├── BrokerUnavailable   Redis did not answer
+    │   └── Deferred            a job was parked in the deferred set (Flower shows it as RETRY)
+    └── PermanentError          trying again cannot help
+        ├── InvalidRequest      input broke a rule; names each field and rule
+        ├── DeadLettered        a job went to the dead-letter store (Flower shows it as FAILURE)
+        └── ConfigurationError  the process cannot start as configured
+
+Every class pickles with its attributes intact: Celery pickles exceptions into
+events and results, and a class that forgets its arguments breaks there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class PayqError(Exception):
+    """Root of every error payq raises on purpose."""
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        # Exception pickles as cls(*self.args); our subclasses keep keyword
+        # attributes, so rebuild from the instance dict instead.
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(cls: type[PayqError], args: tuple[object, ...], state: dict[str, object]) -> PayqError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, *args)
+    err.__dict__.update(state)
+    return err
+
+
+class RetryableError(PayqError):
+    """The operation failed for now; the same call may succeed later."""
+
+
+class PermanentError(PayqError):
+    """The operation cannot succeed as it stands; retrying would not help."""
+
+
+class BrokerUnavailable(RetryableError):
+    """Redis could not be reached after a short bounded retry."""
+
+
+class Deferred(RetryableError):
+    """A job was parked in the deferred set until ``until`` (epoch seconds) because of ``reason``."""
+
+    def __init__(self, reason: str, until: float) -> None:
+        super().__init__(f"{reason}; runs again at {until:.3f}")
+        self.reason = reason
+        self.until = until
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One broken rule: ``field`` is a dotted wire path such as ``amount.amount``."""
+
+    field: str
+    rule: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.rule}"
+
+
+class InvalidRequest(PermanentError):
+    """Input broke one or more rules; ``problems`` names each field and the rule it broke."""
+
+    def __init__(self, problems: list[FieldProblem]) -> None:
+        super().__init__("; ".join(str(p) for p in problems))
+        self.problems = problems
+
+
+class DeadLettered(PermanentError):
+    """A job was written to the dead-letter store with ``reason`` (e.g. ``permanent``)."""
+
+    def __init__(self, reason: str, detail: str, status: int | None = None) -> None:
+        shown = f"{reason} (HTTP {status}): {detail}" if status else f"{reason}: {detail}"
+        super().__init__(shown)
+        self.reason = reason
+        self.detail = detail
+        self.status = status
+
+
+class ConfigurationError(PermanentError):
+    """Settings or credentials make it impossible to start."""

@@ -1,0 +1,45 @@
+"""JSON in and out with money kept exact.
+
+The standard ``json`` module can only write a ``Decimal`` by way of float or
+string; the API wants a number with exactly its decimal digits, so amounts are
+written here by hand and read back with ``parse_float=Decimal``.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel
+
+
+def dumps(value: Any) -> str:
+    """Serialize ``value`` compactly; a ``Decimal`` becomes a JSON number with its exact digits."""
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="python", exclude_none=True)
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(str(k))}:{dumps(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(dumps(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+def loads(text: str | bytes) -> Any:
+    """Parse JSON; every number with a fraction or exponent becomes a ``Decimal``, never a float."""
+    return json.loads(text, parse_float=Decimal)
+
+
+def to_kwargs(model: BaseModel) -> dict[str, Any]:
+    """A model as JSON-safe task kwargs: amounts as strings, so no broker serializer can round them."""
+    def convert(value: Any) -> Any:
+        if isinstance(value, Decimal):
+            return format(value, "f")
+        if isinstance(value, dict):
+            return {k: convert(v) for k, v in value.items()}
+        return value
+
+    converted: dict[str, Any] = convert(model.model_dump(mode="python", exclude_none=True))
+    return converted

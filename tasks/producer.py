@@ -1,0 +1,166 @@
+"""The producer API: what store backends call to hand payq a job.
+
+Every call validates at the edge (an invalid job raises
+:class:`~payapi.errors.InvalidRequest` naming each field, and nothing is
+written), derives the job id from the operation's natural key, and publishes
+atomically with its record, so enqueueing the same job twice returns the same
+id and publishes once.
+
+    from tasks.producer import Producer
+    producer = Producer(Settings())
+    job_id = producer.enqueue_capture(storeId="s1", shoppingTripId="t1", amount={"amount": "12.34", "code": "USD"})
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+import redis
+
+from config.settings import Settings
+from payapi import wire
+from payapi.errors import FieldProblem, InvalidRequest
+from payapi.models import CancelRequest, CaptureRequest, FeedbackRequest, RefundRequest, RequestModel, parse_request
+from payapi.outcomes import OPERATIONS, Operation
+from tasks.messages import job_id
+from workers.jobs import JobStore, NewJob
+from workers.redis_conn import connect, with_retry
+
+MODELS: dict[Operation, type[RequestModel]] = {
+    "capture": CaptureRequest,
+    "cancel": CancelRequest,
+    "refund": RefundRequest,
+    "feedback": FeedbackRequest,
+}
+
+
+def prepare(operation: str, fields: dict[str, Any], now: float | None = None) -> NewJob:
+    """Validate ``fields`` (wire names) for ``operation`` and fix the job's id and idempotency key.
+
+    A refund without ``refundRequestId`` gets a fresh UUID here, once; every
+    retry and replay reuses it. A feedback without ``paymentStatusTime`` is
+    stamped with the current time.
+    """
+    if operation not in OPERATIONS:
+        raise InvalidRequest([FieldProblem("operation", f"must be one of {', '.join(OPERATIONS)}")])
+    op: Operation = operation  # type: ignore[assignment]
+    fields = dict(fields)
+    if op == "refund" and fields.get("refundRequestId") is None:
+        fields["refundRequestId"] = str(uuid.uuid4())
+    if op == "feedback" and fields.get("paymentStatusTime") is None:
+        fields["paymentStatusTime"] = int(now if now is not None else time.time())
+    model = parse_request(MODELS[op], fields)
+    kwargs = wire.to_kwargs(model)
+    return NewJob(op, job_id(op, kwargs), kwargs)
+
+
+class Producer:
+    """Enqueues jobs onto payq's Redis; safe to share between threads."""
+
+    def __init__(self, settings: Settings, client: redis.Redis | None = None) -> None:
+        self._settings = settings
+        self._redis = client if client is not None else connect(settings)
+        self._jobs = JobStore(self._redis, int(settings.job_retention_days * 86400))
+
+    def enqueue(self, operation: str, fields: dict[str, Any]) -> str:
+        """Validate and publish one job; returns its id (the existing id if it was enqueued before)."""
+        return self.publish([prepare(operation, fields)])[0]
+
+    def publish(self, jobs: Iterable[NewJob]) -> list[str]:
+        """Publish prepared jobs in one pipelined round trip; returns their ids in order.
+
+        Raises :class:`~payapi.errors.BrokerUnavailable` if Redis cannot be
+        reached within ``redis_retry_seconds``; publishing is idempotent, so a
+        retry after a fault part-way never publishes a job twice.
+        """
+        batch = list(jobs)
+        if batch:
+            with_retry(self._settings, lambda: self._jobs.enqueue(batch))
+        return [job.job_id for job in batch]
+
+    def enqueue_capture(self, *, storeId: str, shoppingTripId: str, amount: dict[str, Any]) -> str:
+        """Capture ``amount`` (``{"amount": Decimal|str, "code": "USD"}``) for a trip; its payment-status report follows."""
+        return self.enqueue("capture", {"storeId": storeId, "shoppingTripId": shoppingTripId, "amount": amount})
+
+    def enqueue_cancel(self, *, storeId: str, shoppingTripId: str) -> str:
+        """Cancel an empty cart's pre-authorisation."""
+        return self.enqueue("cancel", {"storeId": storeId, "shoppingTripId": shoppingTripId})
+
+    def enqueue_refund(
+        self,
+        *,
+        storeId: str,
+        shoppingTripId: str,
+        amount: dict[str, Any],
+        refundReasonCode: str,
+        refundRequestId: str | None = None,
+    ) -> str:
+        """Refund ``amount`` of a trip; ``refundRequestId`` is made here when not given and kept for every retry."""
+        return self.enqueue("refund", {
+            "storeId": storeId, "shoppingTripId": shoppingTripId, "amount": amount,
+            "refundReasonCode": refundReasonCode, "refundRequestId": refundRequestId,
+        })
+
+    def enqueue_feedback(
+        self,
+        *,
+        storeId: str,
+        shoppingTripId: str,
+        totalAmount: dict[str, Any],
+        settledAmount: dict[str, Any],
+        paymentStatusTime: int | None = None,
+    ) -> str:
+        """Report a trip's payment status (``paymentStatusTime`` defaults to now, epoch seconds)."""
+        return self.enqueue("feedback", {
+            "storeId": storeId, "shoppingTripId": shoppingTripId, "totalAmount": totalAmount,
+            "settledAmount": settledAmount, "paymentStatusTime": paymentStatusTime,
+        })
+
+
+def _default_producer() -> Producer:
+    return Producer(Settings())
+
+
+def enqueue_capture(*, storeId: str, shoppingTripId: str, amount: dict[str, Any], producer: Producer | None = None) -> str:
+    """Module-level shortcut for :meth:`Producer.enqueue_capture` with settings from the environment."""
+    return (producer or _default_producer()).enqueue_capture(storeId=storeId, shoppingTripId=shoppingTripId, amount=amount)
+
+
+def enqueue_cancel(*, storeId: str, shoppingTripId: str, producer: Producer | None = None) -> str:
+    """Module-level shortcut for :meth:`Producer.enqueue_cancel`."""
+    return (producer or _default_producer()).enqueue_cancel(storeId=storeId, shoppingTripId=shoppingTripId)
+
+
+def enqueue_refund(
+    *,
+    storeId: str,
+    shoppingTripId: str,
+    amount: dict[str, Any],
+    refundReasonCode: str,
+    refundRequestId: str | None = None,
+    producer: Producer | None = None,
+) -> str:
+    """Module-level shortcut for :meth:`Producer.enqueue_refund`."""
+    return (producer or _default_producer()).enqueue_refund(
+        storeId=storeId, shoppingTripId=shoppingTripId, amount=amount,
+        refundReasonCode=refundReasonCode, refundRequestId=refundRequestId,
+    )
+
+
+def enqueue_feedback(
+    *,
+    storeId: str,
+    shoppingTripId: str,
+    totalAmount: dict[str, Any],
+    settledAmount: dict[str, Any],
+    paymentStatusTime: int | None = None,
+    producer: Producer | None = None,
+) -> str:
+    """Module-level shortcut for :meth:`Producer.enqueue_feedback`."""
+    return (producer or _default_producer()).enqueue_feedback(
+        storeId=storeId, shoppingTripId=shoppingTripId, totalAmount=totalAmount,
+        settledAmount=settledAmount, paymentStatusTime=paymentStatusTime,
+    )

@@ -1,0 +1,56 @@
+"""What every ``payq`` command shares: exit codes, error reporting, settings."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import click
+from pydantic import ValidationError
+
+from config.settings import Settings
+from payapi.errors import InvalidRequest, PayqError, PermanentError
+from workers.runtime import Runtime
+
+EXIT_FAULT = 1
+EXIT_INVALID = 2
+
+
+@contextmanager
+def exits_cleanly() -> Iterator[None]:
+    """Turn payq's errors into the documented exit codes and readable lines on stderr.
+
+    2: invalid input, each problem on its own line naming the field and rule.
+    1: a system fault (Redis unreachable …), one line naming the cause.
+    """
+    try:
+        yield
+    except InvalidRequest as exc:
+        for problem in exc.problems:
+            click.echo(f"invalid: {problem}", err=True)
+        sys.exit(EXIT_INVALID)
+    except ValidationError as exc:
+        # settings from the environment are input too
+        for item in exc.errors(include_url=False):
+            where = ".".join(str(p) for p in item["loc"]) or "settings"
+            click.echo(f"invalid configuration: {where}: {item['msg']}", err=True)
+        sys.exit(EXIT_INVALID)
+    except PermanentError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_INVALID)
+    except PayqError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_FAULT)
+
+
+def settings_from_env() -> Settings:
+    """The settings from ``PAYQ_*`` and ``.env``; a bad value exits 2 naming it."""
+    with exits_cleanly():
+        return Settings()
+    raise AssertionError("unreachable")  # exits_cleanly exits on every error
+
+
+def runtime_from_env() -> Runtime:
+    """A runtime for an operator command."""
+    return Runtime.build(settings_from_env())

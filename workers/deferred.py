@@ -1,0 +1,81 @@
+"""The mover: puts due deferred jobs back on their queues, inside every worker.
+
+It runs as a thread of ``celery worker`` (a bootstep), so a worker host needs
+no beat or extra process. Any number of movers may run at once; each move is
+an atomic script that only the mover removing the job from the set performs.
+It also trims dead letters past their retention, once a minute.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import redis
+from celery import bootsteps
+
+from workers.runtime import RuntimeHolder
+
+log = logging.getLogger("payq.deferred")
+_HOUSEKEEPING_EVERY = 60.0
+
+
+class DeferredMover(threading.Thread):
+    """Moves due deferred jobs every ``deferred_poll_interval`` seconds until stopped."""
+
+    def __init__(self, holder: RuntimeHolder) -> None:
+        super().__init__(name="payq-deferred-mover", daemon=True)
+        self._holder = holder
+        self._stop_event = threading.Event()
+
+    def stop(self) -> None:
+        """Ask the loop to finish and wait for it."""
+        self._stop_event.set()
+        self.join(timeout=5)
+
+    def run(self) -> None:
+        """Loop: move what is due; a full batch means more may be due, so go again at once."""
+        settings = self._holder.settings
+        next_housekeeping = 0.0
+        while not self._stop_event.is_set():
+            wait = settings.deferred_poll_interval
+            try:
+                rt = self._holder.get()
+                moved = rt.jobs.move_due(time.time(), settings.deferred_batch_size)
+                if moved:
+                    log.debug("moved %d due deferred jobs", moved)
+                if moved >= settings.deferred_batch_size:
+                    wait = 0
+                if time.monotonic() >= next_housekeeping:
+                    trimmed = rt.dead_letters.trim(time.time())
+                    if trimmed:
+                        log.warning("trimmed %d dead letters older than %g days", trimmed, settings.dead_letter_retention_days)
+                    next_housekeeping = time.monotonic() + _HOUSEKEEPING_EVERY
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                log.warning("deferred mover: Redis unavailable (%s); retrying", exc)
+                wait = 1.0
+            except Exception:
+                log.exception("deferred mover: unexpected error; retrying")
+                wait = 1.0
+            self._stop_event.wait(wait)
+
+
+class DeferredMoverStep(bootsteps.StartStopStep):
+    """Starts the mover with the worker and stops it with the worker."""
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        self.mover: DeferredMover | None = None
+
+    def start(self, parent: Any) -> None:
+        """Start the mover thread."""
+        self.mover = DeferredMover(parent.app.payq_runtime)
+        self.mover.start()
+
+    def stop(self, parent: Any) -> None:
+        """Stop the mover thread."""
+        if self.mover is not None:
+            self.mover.stop()
+            self.mover = None

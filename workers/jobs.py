@@ -1,0 +1,217 @@
+"""Job records in Redis, and the atomic steps that move a job through its states.
+
+A job record (``payq:job:<id>``, a hash) is also the job's idempotency key: a
+job id that has a record is never published again by ``enqueue``. States:
+
+    queued -> running -> succeeded
+                      -> deferred -> queued (moved back when due)
+                      -> dead (in the dead-letter store) -> queued (replayed)
+
+Each step that must not be half-done is one Lua script; Redis runs a script
+whole or not at all, and the append-only file logs it as one write.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from payapi.outcomes import Operation
+from tasks.messages import QUEUES, build_message, build_sent_event, sent_event_channel
+from workers import keys
+
+_ENQUEUE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'op', ARGV[2], 'kwargs', ARGV[3], 'state', 'queued', 'attempts', 0,
+           'enqueued_at', ARGV[4], 'updated_at', ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('LPUSH', KEYS[2], ARGV[1])
+redis.call('PUBLISH', ARGV[6], ARGV[7])
+return 1
+"""
+
+# KEYS: job, deferred set, pause; ARGV: id, now, op, kwargs, ttl, worker
+_BEGIN = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then
+  -- published without a record (it expired, or someone used apply_async): adopt it
+  redis.call('HSET', KEYS[1], 'op', ARGV[3], 'kwargs', ARGV[4], 'attempts', 0, 'enqueued_at', ARGV[2])
+  redis.call('EXPIRE', KEYS[1], ARGV[5])
+  state = 'queued'
+end
+if state == 'succeeded' or state == 'dead' then return {state, '0', ''} end
+local settled = redis.call('HGET', KEYS[1], 'settled_at')
+if settled then return {'settled', '0', settled} end
+if state == 'deferred' and redis.call('ZSCORE', KEYS[2], ARGV[1]) then return {'deferred', '0', ''} end
+local pause = redis.call('GET', KEYS[3])
+if pause and tonumber(pause) > tonumber(ARGV[2]) then return {'paused', '0', pause} end
+local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+redis.call('HSETNX', KEYS[1], 'first_attempt_at', ARGV[2])
+redis.call('HSET', KEYS[1], 'state', 'running', 'updated_at', ARGV[2], 'last_attempt_at', ARGV[2], 'worker', ARGV[6])
+return {'run', tostring(attempts), ''}
+"""
+
+# KEYS: deferred set; ARGV: now, then (id, job key, queue, message) per job
+_MOVE = """
+local moved = 0
+for i = 2, #ARGV, 4 do
+  if redis.call('ZREM', KEYS[1], ARGV[i]) == 1 then
+    redis.call('LPUSH', ARGV[i + 2], ARGV[i + 3])
+    redis.call('HSET', ARGV[i + 1], 'state', 'queued', 'updated_at', ARGV[1])
+    moved = moved + 1
+  end
+end
+return moved
+"""
+
+# KEYS: pause; ARGV: until, ttl ms. Only ever extends: a shorter Retry-After never ends a longer pause.
+_PAUSE = """
+local current = redis.call('GET', KEYS[1])
+if (not current) or tonumber(current) < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A validated job ready to publish: ``kwargs`` is its JSON form with the wire field names."""
+
+    operation: Operation
+    job_id: str
+    kwargs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Begin:
+    """What a worker found when it picked a job up.
+
+    ``verdict`` is ``run`` (call the API; ``attempts`` counts this call),
+    ``paused`` (the endpoint is paused until ``until``), ``settled`` (a capture
+    that already succeeded at ``until``), or ``succeeded`` / ``dead`` /
+    ``deferred`` (a stale duplicate delivery: nothing to do).
+    """
+
+    verdict: str
+    attempts: int
+    until: float | None
+
+
+class JobStore:
+    """Job records, publishing, the deferred set and endpoint pauses: the Redis side of a job's life."""
+
+    def __init__(self, client: redis.Redis, retention_seconds: int) -> None:
+        self._redis = client
+        self._ttl = retention_seconds
+        self._events = sent_event_channel(int(client.connection_pool.connection_kwargs.get("db", 0)))
+        self._enqueue = client.register_script(_ENQUEUE)
+        self._begin = client.register_script(_BEGIN)
+        self._move = client.register_script(_MOVE)
+        self._pause = client.register_script(_PAUSE)
+
+    # --- publishing -------------------------------------------------------
+
+    def enqueue(self, jobs: Sequence[NewJob], now: float | None = None) -> list[bool]:
+        """Record and publish each job unless its id already has a record; True where it was published.
+
+        All scripts go out in one pipeline; each is atomic on its own, so a
+        failure part-way leaves every job either fully published or untouched.
+        """
+        now = now if now is not None else time.time()
+        pipe = self._redis.pipeline(transaction=False)
+        for job in jobs:
+            kwargs_json = json.dumps(job.kwargs)
+            self._enqueue(
+                keys=[keys.job(job.job_id), QUEUES[job.operation]],
+                args=[build_message(job.operation, job.job_id, job.kwargs), job.operation, kwargs_json, now, self._ttl,
+                      self._events, build_sent_event(job.operation, job.job_id, job.kwargs, now)],
+                client=pipe,
+            )
+        return [bool(r) for r in pipe.execute()]
+
+    # --- a worker's steps ---------------------------------------------------
+
+    def begin(self, job_id: str, operation: Operation, kwargs: dict[str, Any], worker: str, now: float) -> Begin:
+        """Claim an attempt, unless the job is finished, parked, or its endpoint is paused."""
+        verdict, attempts, until = self._begin(
+            keys=[keys.job(job_id), keys.DEFERRED, keys.pause(operation)],
+            args=[job_id, now, operation, json.dumps(kwargs), self._ttl, worker],
+        )
+        return Begin(verdict, int(attempts), float(until) if until else None)
+
+    def defer(self, job_id: str, due: float, reason: str, outcome: str | None, now: float) -> None:
+        """Park the job in the deferred set until ``due``; the mover publishes it again then."""
+        fields: dict[str, Any] = {"state": "deferred", "deferred_until": due, "reason": reason, "updated_at": now}
+        if outcome is not None:
+            fields["outcome"] = outcome
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(keys.job(job_id), mapping=fields)
+        pipe.zadd(keys.DEFERRED, {job_id: due})
+        pipe.execute()
+
+    def settle(self, job_id: str, now: int) -> int:
+        """Record when a capture first succeeded and return that time (the same on every redelivery)."""
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hsetnx(keys.job(job_id), "settled_at", now)
+        pipe.hget(keys.job(job_id), "settled_at")
+        return int(pipe.execute()[1])
+
+    def succeed(self, job_id: str, outcome: str, result: dict[str, Any], now: float) -> None:
+        """Mark the job succeeded with its result (e.g. a refund's reconciliationId)."""
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(keys.job(job_id), mapping={
+            "state": "succeeded", "outcome": outcome, "result": json.dumps(result), "updated_at": now,
+        })
+        pipe.hdel(keys.job(job_id), "deferred_until", "reason")
+        pipe.execute()
+
+    def pause(self, operation: Operation, until: float, now: float) -> bool:
+        """Pause ``operation``'s endpoint for every worker until ``until``; True if this extended the pause."""
+        ttl_ms = max(1, int((until - now) * 1000) + 1000)
+        return bool(self._pause(keys=[keys.pause(operation)], args=[until, ttl_ms]))
+
+    # --- the deferred set ---------------------------------------------------
+
+    def move_due(self, now: float, limit: int) -> int:
+        """Publish up to ``limit`` deferred jobs that are due; returns how many moved.
+
+        Safe with any number of movers: a job is published by whichever script
+        removes it from the set, and only that one.
+        """
+        due: list[str] = self._redis.zrangebyscore(keys.DEFERRED, "-inf", now, start=0, num=limit)
+        if not due:
+            return 0
+        pipe = self._redis.pipeline(transaction=False)
+        for job_id in due:
+            pipe.hmget(keys.job(job_id), "op", "kwargs")
+        args: list[Any] = [now]
+        orphans = []
+        for job_id, (operation, kwargs_json) in zip(due, pipe.execute(), strict=True):
+            if operation is None:
+                orphans.append(job_id)
+                continue
+            args += [job_id, keys.job(job_id), QUEUES[operation], build_message(operation, job_id, json.loads(kwargs_json))]
+        if orphans:
+            # a record can only vanish by retention (days) or by hand; nothing to rebuild the job from
+            self._redis.zrem(keys.DEFERRED, *orphans)
+        return int(self._move(keys=[keys.DEFERRED], args=args)) if len(args) > 1 else 0
+
+    # --- reading ------------------------------------------------------------
+
+    def get(self, job_id: str) -> dict[str, str] | None:
+        """The job's record as stored, or None."""
+        record: dict[str, str] = self._redis.hgetall(keys.job(job_id))
+        return record or None
+
+    def pauses(self, operations: Iterable[Operation]) -> dict[str, float]:
+        """Active endpoint pauses: operation -> until."""
+        ops = list(operations)
+        values = self._redis.mget([keys.pause(op) for op in ops])
+        return {op: float(v) for op, v in zip(ops, values, strict=True) if v is not None}

@@ -1,0 +1,23 @@
+"""Every Redis key payq writes, named in one place so operators and code agree."""
+
+from __future__ import annotations
+
+PREFIX = "payq"
+DEFERRED = f"{PREFIX}:deferred"            # ZSET job id -> due time (epoch seconds)
+DEAD_LETTERS = f"{PREFIX}:dlq"             # HASH job id -> entry JSON
+DEAD_LETTER_INDEX = f"{PREFIX}:dlq:index"  # ZSET job id -> time dead-lettered
+
+
+def job(job_id: str) -> str:
+    """HASH: a job's record (operation, kwargs, state, attempts, outcome, result)."""
+    return f"{PREFIX}:job:{job_id}"
+
+
+def replays(job_id: str) -> str:
+    """LIST: a job's replay history, one JSON object per replay."""
+    return f"{PREFIX}:job:{job_id}:replays"
+
+
+def pause(operation: str) -> str:
+    """STRING: epoch second until which no worker calls ``operation``'s endpoint."""
+    return f"{PREFIX}:pause:{operation}"
