@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kombu import Queue
+from kombu.entity import Queue
 
 from config.settings import Settings
 from tasks.messages import QUEUES, TASK_NAMES

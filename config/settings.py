@@ -52,6 +52,11 @@ class Settings(BaseSettings):
             object.__setattr__(self, "http_pool_size", self.worker_concurrency)
         return self
 
+    def __repr_args__(self):  # type: ignore[no-untyped-def]
+        # a Redis password must not reach a log line through repr(settings)
+        for name, value in super().__repr_args__():
+            yield name, redact_url(value) if name == "redis_url" and isinstance(value, str) else value
+
     @property
     def task_time_limit(self) -> int:
         """Hard limit on one job: below the visibility timeout, so a slow job is never handed out twice."""
@@ -63,8 +68,6 @@ def redact_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is None:
         return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    username = userinfo.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{username}:***@{hostport}"))

@@ -115,6 +115,8 @@ class PaymentClient:
 def _detail(outcome: Outcome) -> str:
     if isinstance(outcome, RetryAfter):
         return f" retry_after={outcome.seconds:g}"
+    if isinstance(outcome, Permanent) and outcome.error_msg and outcome.error_msg not in outcome.reason:
+        return f" reason={outcome.reason[:200]!r} errorMsg={outcome.error_msg[:200]!r}"
     if isinstance(outcome, Transient | Permanent):
         return f" reason={outcome.reason[:200]!r}"
     return ""

@@ -56,6 +56,16 @@ def _to_money(value: Any) -> Decimal:
         value = value.quantize(_CENT)  # 19.990 is 19.99: trailing zeros only
     elif exponent > 0:
         value = value.quantize(Decimal(1))  # 1E+1 goes out as 10, never in exponent form
+    if value.is_zero():
+        value = value.copy_abs()  # -0.00 is 0.00: never a signed zero on the wire
+    result: Decimal = value
+    return result
+
+
+def _not_bool(value: Any) -> Any:
+    """Refuse true/false where an integer is meant; lax int validation would read them as 1/0."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("int_not_bool", "must be an integer, not bool", {})
     return value
 
 
@@ -128,7 +138,7 @@ class FeedbackRequest(_TripRequest):
 
     totalAmount: Amount
     settledAmount: Amount
-    paymentStatusTime: Annotated[int, Field(ge=0, strict=False)]
+    paymentStatusTime: Annotated[int, BeforeValidator(_not_bool), Field(ge=0, strict=False)]
 
     @model_validator(mode="after")
     def _consistent(self) -> FeedbackRequest:
@@ -157,7 +167,7 @@ class ErrorBody(_Response):
     """An error body; ``retryAfter`` (seconds, as a string) comes with a 503."""
 
     errorMsg: str | None = None
-    retryAfter: str | None = None
+    retryAfter: Annotated[str | None, BeforeValidator(lambda v: None if v is None else str(v))] = None
 
 
 def describe(error: ValidationError) -> list[FieldProblem]:

@@ -7,9 +7,11 @@ pure: the clock and the Retry-After bounds are arguments.
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -26,6 +28,8 @@ OPERATIONS: tuple[Operation, ...] = ("capture", "cancel", "refund", "feedback")
 # Bodies that carry data the job must keep; capture and cancel answer an empty 200.
 _RESPONSE_MODELS: dict[str, type[BaseModel]] = {"refund": RefundResponse, "feedback": FeedbackResponse}
 _SNIPPET = 200
+# RFC 9110 §5.6.7: recipients must accept the obsolete asctime form, which is GMT
+_ASCTIME = re.compile(r"[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2} \d{4}")
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,9 @@ def parse_retry_after(value: str | None, now: float, bounds: RetryAfterBounds) -
         except (TypeError, ValueError, IndexError):
             return None
         if when.tzinfo is None:
-            return None  # an HTTP-date is always GMT; a zoneless one is not an HTTP-date
+            if not _ASCTIME.fullmatch(value):
+                return None  # an HTTP-date is always GMT; a zoneless one is not an HTTP-date
+            when = when.replace(tzinfo=datetime.UTC)
         seconds = when.timestamp() - now
         seconds = max(seconds, 0.0)  # a date already past means "now"
     else:
@@ -144,8 +150,12 @@ def classify(
     if status == 400:
         kind = lowered.get("x-amzn-errortype", "")
         known = "UnknownShoppingTrip" if "UnknownShoppingTrip" in f"{kind} {error.errorMsg or ''}" else "BadRequestException"
-        return Permanent(status, error.errorMsg, known)
-    return Permanent(status, error.errorMsg, reason)
+        return Permanent(status, _bounded(error.errorMsg), known)
+    return Permanent(status, _bounded(error.errorMsg), reason)
+
+
+def _bounded(text: str | None) -> str | None:
+    return text if text is None or len(text) <= 2 * _SNIPPET else text[: 2 * _SNIPPET] + "…"
 
 
 def _classify_success(operation: Operation, body: bytes) -> Outcome:

@@ -1,0 +1,391 @@
+"""The outcome classifier: what every API answer, and every failure to get one, means for a job.
+
+Each behaviour is a table with one row per case, so a new status code or body
+shape is one more line. The clock and the Retry-After bounds are pinned, which
+makes every delay exact.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from http import HTTPStatus
+
+import pytest
+import requests
+from requests.structures import CaseInsensitiveDict
+
+from payapi.models import FeedbackResponse, RefundResponse
+from payapi.outcomes import (
+    Outcome,
+    Permanent,
+    RetryAfter,
+    RetryAfterBounds,
+    Success,
+    Transient,
+    classify,
+    classify_exception,
+)
+
+BOUNDS = RetryAfterBounds(floor=1.0, cap=900.0)
+NOW_DT = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
+NOW = NOW_DT.timestamp()
+# A reason ends up in a log line and a dead-letter entry: it must stay a line, whatever the body.
+REASON_LIMIT = 400
+HUGE = 1_000_000
+
+
+def respond(operation: str, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> Outcome:
+    """Classify one response at the pinned time and bounds."""
+    return classify(operation, status, headers or {}, body, now=NOW, bounds=BOUNDS)  # type: ignore[arg-type]
+
+
+def json_body(**fields: object) -> bytes:
+    return json.dumps(fields).encode()
+
+
+def http_date(seconds_from_now: float) -> str:
+    """An IMF-fixdate (``Wed, 01 Jan 2025 12:02:00 GMT``) relative to the pinned clock."""
+    return format_datetime(NOW_DT + timedelta(seconds=seconds_from_now), usegmt=True)
+
+
+# --- 2xx: success, when the body carries what the job needs -------------------------------------
+
+SUCCESS_ROWS = [
+    pytest.param("capture", 200, b"", None, id="capture-200-empty-body"),
+    pytest.param("cancel", 200, b"", None, id="cancel-200-empty-body"),
+    pytest.param("capture", 200, json_body(status="OK", chargeId="c-1"), None, id="capture-200-json-body-ignored"),
+    pytest.param("cancel", 200, json_body(anything=[1, 2, 3]), None, id="cancel-200-json-body-ignored"),
+    pytest.param("capture", 200, b"<html>OK</html>", None, id="capture-200-non-json-body-ignored"),
+    pytest.param("capture", 204, b"", None, id="capture-204-no-content"),
+    pytest.param(
+        "refund", 200, json_body(reconciliationId="R3c0nc1l3"), RefundResponse(reconciliationId="R3c0nc1l3"),
+        id="refund-200-valid-reconciliationId",
+    ),
+    pytest.param(
+        "refund", 200, json_body(reconciliationId="a" * 64), RefundResponse(reconciliationId="a" * 64),
+        id="refund-200-reconciliationId-at-64-char-limit",
+    ),
+    pytest.param(
+        "refund", 200, json_body(reconciliationId="abc123", processor="visa", settled={"at": 1}),
+        RefundResponse(reconciliationId="abc123"),
+        id="refund-200-unknown-attributes-ignored",
+    ),
+    pytest.param(
+        "feedback", 200, json_body(status="Accepted", reasonCode="OK"), FeedbackResponse(status="Accepted", reasonCode="OK"),
+        id="feedback-200-accepted-with-reasonCode",
+    ),
+    pytest.param(
+        "feedback", 200, json_body(status="Rejected", reasonCode="OUTSTANDING_BALANCE"),
+        FeedbackResponse(status="Rejected", reasonCode="OUTSTANDING_BALANCE"),
+        id="feedback-200-rejected-with-reasonCode",
+    ),
+    pytest.param(
+        "feedback", 200, json_body(status="Accepted"), FeedbackResponse(status="Accepted"),
+        id="feedback-200-accepted-without-reasonCode",
+    ),
+    pytest.param(
+        "feedback", 200, json_body(status="Accepted", reasonCode=None, riskScore=0.2),
+        FeedbackResponse(status="Accepted"),
+        id="feedback-200-unknown-attributes-ignored",
+    ),
+]
+
+
+@pytest.mark.parametrize(("operation", "status", "body", "parsed"), SUCCESS_ROWS)
+def test_2xx_is_success_with_the_parsed_body(
+    operation: str, status: int, body: bytes, parsed: RefundResponse | FeedbackResponse | None
+) -> None:
+    assert respond(operation, status, body) == Success(parsed)
+
+
+UNUSABLE_200_ROWS = [
+    pytest.param("refund", b"{not json", ["refund", "{not json"], id="refund-200-invalid-json"),
+    pytest.param("feedback", b"<html>OK</html>", ["feedback", "<html>OK</html>"], id="feedback-200-invalid-json"),
+    pytest.param("refund", b"", ["refund"], id="refund-200-empty-body"),
+    pytest.param("refund", json_body(status="OK"), ["refund", "reconciliationId"], id="refund-200-without-reconciliationId"),
+    pytest.param("refund", json_body(reconciliationId="a" * 65), ["reconciliationId"], id="refund-200-reconciliationId-too-long"),
+    pytest.param(
+        "refund", json_body(reconciliationId="abc-123"), ["reconciliationId"], id="refund-200-reconciliationId-not-alphanumeric"
+    ),
+    pytest.param("refund", json_body(reconciliationId=12345), ["reconciliationId"], id="refund-200-reconciliationId-not-a-string"),
+    pytest.param("refund", b"[]", ["refund"], id="refund-200-json-array"),
+    pytest.param("feedback", json_body(reasonCode="X"), ["feedback", "status"], id="feedback-200-without-status"),
+    pytest.param("feedback", json_body(status="Pending"), ["feedback", "status"], id="feedback-200-unknown-status"),
+]
+
+
+@pytest.mark.parametrize(("operation", "body", "named"), UNUSABLE_200_ROWS)
+def test_200_without_the_body_the_job_needs_is_transient(operation: str, body: bytes, named: list[str]) -> None:
+    outcome = respond(operation, 200, body)
+
+    assert isinstance(outcome, Transient)
+    assert outcome.status == 200
+    assert "HTTP 200" in outcome.reason
+    for text in named:
+        assert text in outcome.reason
+
+
+# --- 4xx other than 429: permanent --------------------------------------------------------------
+
+BAD_REQUEST_ROWS = [
+    pytest.param(
+        {}, json_body(errorMsg="UnknownShoppingTrip"), "UnknownShoppingTrip", "UnknownShoppingTrip",
+        id="400-UnknownShoppingTrip-via-errorMsg",
+    ),
+    pytest.param(
+        {"x-amzn-ErrorType": "UnknownShoppingTrip:http://internal.amazon.com/coral/com.amazon.payments/"},
+        json_body(errorMsg="Shopping trip t-1 was not found"), "UnknownShoppingTrip", "Shopping trip t-1 was not found",
+        id="400-UnknownShoppingTrip-via-x-amzn-ErrorType-header",
+    ),
+    pytest.param(
+        {"X-AMZN-ERRORTYPE": "UnknownShoppingTrip"}, b"", "UnknownShoppingTrip", None,
+        id="400-UnknownShoppingTrip-header-name-any-case",
+    ),
+    pytest.param(
+        {}, json_body(errorMsg="BadRequestException"), "BadRequestException", "BadRequestException",
+        id="400-BadRequestException-via-errorMsg",
+    ),
+    pytest.param(
+        {"x-amzn-ErrorType": "BadRequestException"}, json_body(errorMsg="storeId is invalid"), "BadRequestException",
+        "storeId is invalid",
+        id="400-BadRequestException-via-header",
+    ),
+    pytest.param({}, json_body(errorMsg="amount is missing"), "BadRequestException", "amount is missing", id="400-other-errorMsg"),
+    pytest.param({}, b"", "BadRequestException", None, id="400-empty-body"),
+    pytest.param({}, b"<html>Bad Request</html>", "BadRequestException", None, id="400-html-body"),
+]
+
+
+@pytest.mark.parametrize(("headers", "body", "reason", "error_msg"), BAD_REQUEST_ROWS)
+def test_400_is_permanent_and_names_the_documented_error(
+    headers: dict[str, str], body: bytes, reason: str, error_msg: str | None
+) -> None:
+    assert respond("capture", 400, body, headers) == Permanent(status=400, error_msg=error_msg, reason=reason)
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        pytest.param(401, id="401-unauthorized"),
+        pytest.param(403, id="403-forbidden"),
+        pytest.param(404, id="404-not-found"),
+        pytest.param(409, id="409-conflict"),
+        pytest.param(422, id="422-unprocessable"),
+    ],
+)
+def test_other_4xx_is_permanent_and_its_reason_names_status_and_errorMsg(status: int) -> None:
+    outcome = respond("refund", status, json_body(errorMsg="The security token included in the request is expired"))
+
+    phrase = HTTPStatus(status).phrase
+    assert outcome == Permanent(
+        status=status,
+        error_msg="The security token included in the request is expired",
+        reason=f"HTTP {status} {phrase}: The security token included in the request is expired",
+    )
+
+
+def test_4xx_without_errorMsg_names_the_body_instead() -> None:
+    outcome = respond("capture", 403, b"<html>Forbidden by WAF</html>")
+
+    assert outcome == Permanent(status=403, error_msg=None, reason="HTTP 403 Forbidden: <html>Forbidden by WAF</html>")
+
+
+# --- 429 and 503: come back when the API says ---------------------------------------------------
+
+RETRY_AFTER_ROWS = [
+    pytest.param(429, {"Retry-After": "600"}, b"", 600.0, id="429-documented-600-seconds"),
+    pytest.param(429, {"Retry-After": "30"}, b"", 30.0, id="429-seconds"),
+    pytest.param(429, {"retry-after": "30"}, b"", 30.0, id="429-header-name-any-case"),
+    pytest.param(429, {"Retry-After": http_date(120)}, b"", 120.0, id="429-http-date-from-injected-clock"),
+    pytest.param(429, {"Retry-After": http_date(-3600)}, b"", BOUNDS.floor, id="429-http-date-in-the-past-means-floor"),
+    pytest.param(429, {"Retry-After": "86400"}, b"", BOUNDS.cap, id="429-larger-than-cap-clamped-to-cap"),
+    pytest.param(429, {"Retry-After": http_date(86400)}, b"", BOUNDS.cap, id="429-http-date-beyond-cap-clamped-to-cap"),
+    pytest.param(429, {"Retry-After": "0"}, b"", BOUNDS.floor, id="429-below-floor-raised-to-floor"),
+    pytest.param(503, {}, json_body(errorMsg="down", retryAfter="30"), 30.0, id="503-body-retryAfter"),
+    pytest.param(503, {"Retry-After": "45"}, json_body(errorMsg="down"), 45.0, id="503-header"),
+    pytest.param(503, {"Retry-After": "45"}, json_body(errorMsg="down", retryAfter="30"), 45.0, id="503-both-header-larger-wins"),
+    pytest.param(503, {"Retry-After": "10"}, json_body(errorMsg="down", retryAfter="60"), 60.0, id="503-both-body-larger-wins"),
+    pytest.param(
+        503, {"Retry-After": "20"}, json_body(errorMsg="down", retryAfter="soon"), 20.0, id="503-unreadable-body-usable-header"
+    ),
+    pytest.param(503, {}, json_body(errorMsg="down", retryAfter="7200"), BOUNDS.cap, id="503-body-larger-than-cap-clamped"),
+    pytest.param(503, {}, json_body(errorMsg="down", retryAfter="0"), BOUNDS.floor, id="503-body-below-floor-raised"),
+]
+
+
+@pytest.mark.parametrize(("status", "headers", "body", "seconds"), RETRY_AFTER_ROWS)
+def test_429_and_503_with_a_usable_delay_retry_after_it(status: int, headers: dict[str, str], body: bytes, seconds: float) -> None:
+    outcome = respond("capture", status, body, headers)
+
+    assert isinstance(outcome, RetryAfter)
+    assert outcome.seconds == seconds
+    assert outcome.status == status
+    assert outcome.reason.startswith(f"HTTP {status} {HTTPStatus(status).phrase}")
+
+
+def test_503_reason_names_the_errorMsg() -> None:
+    outcome = respond("refund", 503, json_body(errorMsg="Payment service is in maintenance", retryAfter="30"))
+
+    assert outcome == RetryAfter(30.0, "HTTP 503 Service Unavailable: Payment service is in maintenance", 503)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param(CaseInsensitiveDict({"Retry-After": "12"}), id="requests-CaseInsensitiveDict"),
+        pytest.param({"RETRY-AFTER": "12"}, id="upper-case-dict"),
+        pytest.param({"retry-after": "12"}, id="lower-case-dict"),
+    ],
+)
+def test_headers_are_read_case_insensitively(headers: dict[str, str]) -> None:
+    assert respond("capture", 429, b"", headers) == RetryAfter(12.0, "HTTP 429 Too Many Requests", 429)
+
+
+# --- 5xx and 429/503 without a delay: transient, back off exponentially -------------------------
+
+TRANSIENT_ROWS = [
+    pytest.param(429, {}, b"", ["HTTP 429 Too Many Requests", "no usable retry delay"], id="429-missing-retry-after"),
+    pytest.param(429, {"Retry-After": "soon"}, b"", ["HTTP 429", "no usable retry delay"], id="429-garbage-retry-after"),
+    pytest.param(429, {"Retry-After": "-5"}, b"", ["HTTP 429", "no usable retry delay"], id="429-negative-retry-after"),
+    pytest.param(429, {"Retry-After": ""}, b"", ["HTTP 429", "no usable retry delay"], id="429-empty-retry-after"),
+    pytest.param(
+        429, {}, json_body(errorMsg="slow down", retryAfter="30"), ["HTTP 429", "slow down", "no usable retry delay"],
+        id="429-body-retryAfter-is-not-the-header",
+    ),
+    pytest.param(
+        503, {}, json_body(errorMsg="maintenance"), ["HTTP 503 Service Unavailable", "maintenance", "no usable retry delay"],
+        id="503-neither-body-nor-header",
+    ),
+    pytest.param(
+        503, {"Retry-After": "later"}, json_body(errorMsg="maintenance", retryAfter="-1"), ["HTTP 503", "no usable retry delay"],
+        id="503-both-unreadable",
+    ),
+    pytest.param(
+        500, {}, json_body(errorMsg="ServiceException"), ["HTTP 500 Internal Server Error", "ServiceException"],
+        id="500-json-body",
+    ),
+    pytest.param(
+        500, {}, b"<html><body><h1>Internal Server Error</h1></body></html>", ["HTTP 500", "<h1>Internal Server Error</h1>"],
+        id="500-html-body",
+    ),
+    pytest.param(500, {}, b"", ["HTTP 500 Internal Server Error"], id="500-empty-body"),
+    pytest.param(502, {}, b"<html>502 Bad Gateway</html>", ["HTTP 502 Bad Gateway"], id="502-bad-gateway"),
+    pytest.param(504, {}, b"", ["HTTP 504 Gateway Timeout"], id="504-gateway-timeout"),
+    pytest.param(599, {}, b"", ["HTTP 599"], id="any-other-5xx"),
+]
+
+
+@pytest.mark.parametrize(("status", "headers", "body", "named"), TRANSIENT_ROWS)
+def test_5xx_and_undelayed_throttling_are_transient(status: int, headers: dict[str, str], body: bytes, named: list[str]) -> None:
+    outcome = respond("capture", status, body, headers)
+
+    assert isinstance(outcome, Transient)
+    assert outcome.status == status
+    for text in named:
+        assert text in outcome.reason
+
+
+def test_500_with_an_empty_body_has_just_the_status_as_reason() -> None:
+    assert respond("feedback", 500, b"") == Transient("HTTP 500 Internal Server Error", 500)
+
+
+# --- no response at all -------------------------------------------------------------------------
+
+EXCEPTION_ROWS = [
+    pytest.param(
+        requests.ConnectionError(
+            "HTTPConnectionPool(host='127.0.0.1', port=8080): Max retries exceeded: [Errno 111] Connection refused"
+        ),
+        Transient, ["connection failed", "ConnectionError", "Connection refused"],
+        id="connection-refused",
+    ),
+    pytest.param(
+        requests.ConnectionError(ConnectionResetError(104, "Connection reset by peer")),
+        Transient, ["connection failed", "Connection reset by peer"],
+        id="connection-reset-wrapped",
+    ),
+    pytest.param(
+        requests.ReadTimeout("HTTPConnectionPool(host='api', port=443): Read timed out. (read timeout=10.0)"),
+        Transient, ["timeout", "ReadTimeout"],
+        id="read-timeout",
+    ),
+    pytest.param(
+        requests.ConnectTimeout("HTTPConnectionPool(host='api', port=443): Max retries exceeded (connect timeout=3.0)"),
+        Transient, ["timeout", "ConnectTimeout"],
+        id="connect-timeout",
+    ),
+    pytest.param(
+        requests.exceptions.ChunkedEncodingError("Connection broken: IncompleteRead(12 bytes read, 30 more expected)"),
+        Transient, ["connection failed", "ChunkedEncodingError", "IncompleteRead"],
+        id="chunked-encoding-error",
+    ),
+    pytest.param(
+        requests.exceptions.ContentDecodingError("Received response with content-encoding: gzip, but failed to decode it."),
+        Transient, ["connection failed", "ContentDecodingError"],
+        id="content-decoding-error",
+    ),
+    pytest.param(
+        requests.exceptions.InvalidURL("Invalid URL 'http://': No host supplied"),
+        Permanent, ["request could not be sent", "InvalidURL", "No host supplied"],
+        id="invalid-url",
+    ),
+    pytest.param(
+        requests.exceptions.MissingSchema("Invalid URL 'api.example/v1/refund': No scheme supplied"),
+        Permanent, ["request could not be sent", "MissingSchema"],
+        id="missing-schema",
+    ),
+    pytest.param(RuntimeError("signer exploded"), Transient, ["unexpected error", "RuntimeError", "signer exploded"], id="other"),
+]
+
+
+@pytest.mark.parametrize(("exc", "kind", "named"), EXCEPTION_ROWS)
+def test_a_call_without_a_response_is_classified_by_its_exception(exc: BaseException, kind: type, named: list[str]) -> None:
+    outcome = classify_exception(exc)
+
+    assert isinstance(outcome, kind)
+    assert outcome.status is None
+    for text in named:
+        assert text in outcome.reason
+
+
+def test_an_unsendable_request_is_permanent_without_status_or_errorMsg() -> None:
+    outcome = classify_exception(requests.exceptions.InvalidURL("No host supplied"))
+
+    assert outcome == Permanent(status=None, error_msg=None, reason="request could not be sent: InvalidURL: No host supplied")
+
+
+# --- reasons stay readable, whatever came back --------------------------------------------------
+
+HUGE_ROWS = [
+    pytest.param("capture", 500, b"<html>" + b"x" * HUGE + b"</html>", "HTTP 500", id="500-huge-html"),
+    pytest.param("capture", 401, json_body(errorMsg="e" * HUGE), "HTTP 401", id="401-huge-errorMsg"),
+    pytest.param("capture", 503, json_body(errorMsg="m" * HUGE, retryAfter="5"), "HTTP 503", id="503-huge-errorMsg"),
+    pytest.param("capture", 429, b"z" * HUGE, "HTTP 429", id="429-huge-body"),
+    pytest.param("refund", 200, b"{" + b"q" * HUGE, "HTTP 200", id="refund-200-huge-invalid-json"),
+    pytest.param("refund", 200, json_body(reconciliationId="r" * HUGE), "HTTP 200", id="refund-200-huge-reconciliationId"),
+]
+
+
+@pytest.mark.parametrize(("operation", "status", "body", "prefix"), HUGE_ROWS)
+def test_reason_is_bounded_for_a_huge_body(operation: str, status: int, body: bytes, prefix: str) -> None:
+    outcome = respond(operation, status, body)
+
+    assert isinstance(outcome, Transient | Permanent | RetryAfter)
+    assert outcome.reason.startswith(prefix)
+    assert len(outcome.reason) <= REASON_LIMIT
+
+
+def test_reason_is_bounded_for_a_huge_exception_message() -> None:
+    outcome = classify_exception(requests.ConnectionError("refused " * HUGE))
+
+    assert isinstance(outcome, Transient)
+    assert len(outcome.reason) <= REASON_LIMIT
+
+
+def test_an_undecodable_body_does_not_break_classification() -> None:
+    outcome = respond("capture", 500, b"\xff\xfe\x00garbage")
+
+    assert isinstance(outcome, Transient)
+    assert outcome.reason.startswith("HTTP 500 Internal Server Error")
