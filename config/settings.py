@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     backoff_cap: float = Field(300.0, gt=0, description="Seconds; the longest exponential backoff.")
     retry_after_floor: float = Field(1.0, ge=0, description="Seconds; a Retry-After below this is raised to it.")
     retry_after_cap: float = Field(900.0, gt=0, description="Seconds; a Retry-After above this is lowered to it (the API documents 600).")
-    retry_after_jitter: float = Field(0.5, ge=0, description="Seconds; up to this much is added to a Retry-After (never less), so paused jobs do not return all at once.")
+    retry_after_jitter: float = Field(0.5, ge=0, description="Seconds; up to this much is added to a Retry-After (never less), so jobs do not return at once.")
     visibility_timeout: int = Field(300, ge=10, description="Seconds before Redis hands a killed worker's unacknowledged jobs to another worker.")
     job_retention_days: float = Field(30.0, gt=0, description="Days a job record (its idempotency key) is kept; enqueueing the same job within it is a no-op.")
     dead_letter_retention_days: float = Field(30.0, gt=0, description="Days a dead-letter entry is kept before it is trimmed.")

@@ -52,7 +52,7 @@ def build_message(operation: Operation, task_id: str, kwargs: dict[str, Any]) ->
     name = TASK_NAMES[operation]
     queue = QUEUES[operation]
     body = json.dumps([[], kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}])
-    headers = {
+    headers: dict[str, Any] = {
         "lang": "py",
         "task": name,
         "id": task_id,

@@ -46,7 +46,7 @@ def prepare(operation: str, fields: dict[str, Any], now: float | None = None) ->
     """
     if operation not in OPERATIONS:
         raise InvalidRequest([FieldProblem("operation", f"must be one of {', '.join(OPERATIONS)}")])
-    op: Operation = operation  # type: ignore[assignment]
+    op: Operation = operation
     fields = dict(fields)
     if op == "refund" and fields.get("refundRequestId") is None:
         fields["refundRequestId"] = str(uuid.uuid4())

@@ -12,7 +12,7 @@ def compute_backoff(attempt: int, base: float, cap: float, rand: Callable[[], fl
     Full jitter spreads a crowd of failed jobs evenly instead of sending them
     back in synchronised waves.
     """
-    ceiling = min(cap, base * 2 ** min(attempt - 1, 62))
+    ceiling = min(cap, base * float(1 << min(max(attempt - 1, 0), 62)))
     return rand() * ceiling
 
 

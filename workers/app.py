@@ -20,7 +20,7 @@ def create_app(settings: Settings) -> Celery:
     app = Celery("payq")
     app.conf.update(celery_config(settings))
     holder = RuntimeHolder(settings)
-    app.payq_runtime = holder  # type: ignore[attr-defined]
+    app.payq_runtime = holder
     register(app, holder)
     app.steps["worker"].add(DeferredMoverStep)
     return app
