@@ -1,0 +1,140 @@
+"""docker-compose.yml: valid against the Compose specification, and the choices the README promises.
+
+Every command a service runs from payq's image (and its health check) must exist in the
+package: each is run here with ``--help``, so a renamed command or option fails this test,
+not a deployment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from config.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+COMPOSE = REPO / "docker-compose.yml"
+# CI has shared/ beside the clone
+COMPOSE_SPEC = REPO.parent / "shared" / "compose-spec.json"
+PAYQ_SERVICES = ("worker", "flower", "sandbox")
+_VARIABLE = re.compile(r"\$\{(\w+)(?:(:?[-?])([^}]*))?\}")
+
+
+def compose() -> dict[str, Any]:
+    """docker-compose.yml as compose reads it (YAML merge keys resolved)."""
+    data: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
+    return data
+
+
+def interpolate(text: str) -> str:
+    """What compose makes of ``text`` with nothing set: ``${X:-default}`` is the default, ``${X:?error}`` a stand-in."""
+    def value(match: re.Match[str]) -> str:
+        kind, word = match.group(2), match.group(3)
+        if kind in (":-", "-"):
+            return word
+        if kind in (":?", "?"):
+            return "required-value"
+        return ""
+    return _VARIABLE.sub(value, text).replace("$$", "$")
+
+
+def default_of(text: str) -> str:
+    """The default in ``${X:-default}``."""
+    match = _VARIABLE.fullmatch(text)
+    assert match and match.group(2) == ":-", f"{text!r} is not ${{VAR:-default}}"
+    return match.group(3)
+
+
+def test_compose_file_is_valid_against_the_compose_specification() -> None:
+    if not COMPOSE_SPEC.exists():
+        pytest.skip(f"{COMPOSE_SPEC} not found: the Compose schema is expected in shared/ beside the clone")
+    validator = jsonschema.Draft7Validator(json.loads(COMPOSE_SPEC.read_text()))
+    errors = [f"{'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}" for e in validator.iter_errors(compose())]
+    assert errors == []
+
+
+def test_redis_keeps_an_append_only_file_never_evicts_and_is_not_published() -> None:
+    doc = compose()
+    redis = doc["services"]["redis"]
+    command = " ".join(redis["command"])
+    assert "--appendonly yes" in command
+    assert "--appendfsync everysec" in command
+    assert "--maxmemory-policy noeviction" in command
+    volume = redis["volumes"][0].split(":")
+    assert volume[1] == "/data" and volume[0] in doc["volumes"], "a named volume, declared at the top level"
+    assert "healthcheck" in redis
+    assert "ports" not in redis
+
+
+def test_workers_can_be_scaled_restart_by_themselves_and_sign_requests_in_production() -> None:
+    worker = compose()["services"]["worker"]
+    assert "container_name" not in worker and "ports" not in worker, "--scale needs neither a fixed name nor a host port"
+    assert worker["restart"] == "unless-stopped"
+    assert "-d celery@$$HOSTNAME" in worker["healthcheck"]["test"][1], "the check pings this worker, not any worker"
+    assert default_of(worker["environment"]["PAYQ_API_AUTH"]) == "sigv4"
+    assert worker["depends_on"]["redis"]["condition"] == "service_healthy"
+
+
+def test_the_worker_pool_and_concurrency_defaults_are_the_settings_defaults() -> None:
+    worker = compose()["services"]["worker"]
+    command = worker["command"]
+    pool = command[command.index("--pool") + 1]
+    concurrency = command[command.index("--concurrency") + 1]
+    assert default_of(pool) == default_of(worker["environment"]["PAYQ_WORKER_POOL"]) == Settings.model_fields["worker_pool"].default
+    assert int(default_of(concurrency)) == Settings.model_fields["worker_concurrency"].default
+
+
+def test_flower_takes_basic_auth_from_the_environment_and_is_published_on_loopback_only() -> None:
+    flower = compose()["services"]["flower"]
+    assert "PAYQ_FLOWER_BASIC_AUTH" in flower["environment"]["FLOWER_BASIC_AUTH"]
+    assert not any("auth" in part for part in flower["command"]), "credentials never on the command line"
+    assert flower["ports"] == ["127.0.0.1:${PAYQ_FLOWER_PORT:-5555}:5555"], "/metrics needs no login: keep it off public interfaces"
+    assert "--port=5555" in flower["command"]
+
+
+def test_the_sandbox_runs_only_in_the_dev_profile() -> None:
+    services = compose()["services"]
+    assert services["sandbox"]["profiles"] == ["dev"]
+    assert all("profiles" not in services[name] for name in ("redis", "worker", "flower"))
+
+
+def _commands() -> list[Any]:
+    params = []
+    for name in PAYQ_SERVICES:
+        service = compose()["services"][name]
+        params.append(pytest.param([interpolate(part) for part in service["command"]], id=f"{name}-command"))
+        test = service.get("healthcheck", {}).get("test", [])
+        if test and test[0] == "CMD-SHELL" and "celery" in test[1]:
+            params.append(pytest.param(shlex.split(interpolate(test[1])), id=f"{name}-healthcheck"))
+    return params
+
+
+def _resolve(argv: list[str]) -> list[str]:
+    """The same program from this test environment: the venv's console scripts, or ``python -m celery``."""
+    script = Path(sys.executable).parent / argv[0]
+    if script.exists():
+        return [str(script), *argv[1:]]
+    if argv[0] == "celery":
+        return [sys.executable, "-m", "celery", *argv[1:]]
+    if argv[0] == "payq":
+        return [sys.executable, "-c", "from workers.cli import main; main()", *argv[1:]]
+    return argv
+
+
+@pytest.mark.parametrize("argv", _commands())
+def test_every_service_command_exists_in_the_package(argv: list[str]) -> None:
+    # a clean environment: the image has no PAYQ_* but what compose sets
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAYQ_", "FLOWER_"))}
+    result = subprocess.run([*_resolve(argv), "--help"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"{' '.join(argv)} --help exited {result.returncode}:\n{result.stderr[-2000:]}"
+    assert "Usage" in result.stdout or "usage" in result.stdout
