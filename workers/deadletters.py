@@ -1,46 +1,118 @@
 """The dead-letter store: jobs that will not succeed without an operator.
 
 One entry per job id (``payq:dlq``, a hash of JSON entries, indexed by time in
-``payq:dlq:index``). Entries leave only by ``replay`` or ``purge``, or when
-older than the retention. Replay is one Lua script: the entry is removed in
-the same atomic step that publishes the job, so a failed publish keeps the
-entry and two operators replaying at once replay it once.
+``payq:dlq:index``, counted by reason in ``payq:dlq:reasons``). Entries leave
+only by ``replay`` or ``purge``, or by ``trim`` once older than the retention.
+
+Every write is one Lua script, so the hash, the index and the counts never
+disagree. Replay removes the entry in the same atomic step that publishes the
+job, and only if the entry is still the one the operator looked at: a failed
+publish keeps the entry, and two operators replaying at once replay it once.
 """
 
 from __future__ import annotations
 
+import builtins
 import json
 import time
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, cast
 
 import redis
 from pydantic import BaseModel, Field
 
 from payapi.outcomes import Operation
-from tasks.messages import QUEUES, build_message
+from tasks.messages import QUEUES, build_message, build_sent_event, sent_event_channel
 from workers import keys
 
 REASONS = ("permanent", "retries-exhausted", "feedback-rejected", "invalid-job", "internal-error")
+# HASH reason -> number of entries; kept by the scripts below so ``payq stats``
+# and every metrics scrape read a few counters instead of parsing every entry.
+# (Belongs in workers.keys with the others.)
+DEAD_LETTER_REASONS = f"{keys.PREFIX}:dlq:reasons"
+_REREADS = 5  # an entry rewritten this often while being replayed is left for the operator to retry
+_BATCH = 500  # ids per script call: long enough to be quick, short enough not to stall Redis
 
-# KEYS: dlq hash, dlq index, queue, job record, replay history
-# ARGV: id, message, now, history entry, kwargs json, operation, ttl seconds
-_REPLAY = """
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('LPUSH', KEYS[3], ARGV[2])
-redis.call('HSET', KEYS[4], 'op', ARGV[6], 'kwargs', ARGV[5], 'state', 'queued', 'attempts', 0, 'updated_at', ARGV[3])
-redis.call('HDEL', KEYS[4], 'first_attempt_at', 'deferred_until', 'reason')
-redis.call('HINCRBY', KEYS[4], 'replays', 1)
-redis.call('EXPIRE', KEYS[4], ARGV[7])
-redis.call('RPUSH', KEYS[5], ARGV[4])
-redis.call('EXPIRE', KEYS[5], ARGV[7])
+# Shared by the scripts: remove entry ARGV-style ``id`` from KEYS[1..3] (hash, index, counts).
+_REMOVE = """
+local function remove(id)
+  local raw = redis.call('HGET', KEYS[1], id)
+  redis.call('ZREM', KEYS[2], id)
+  if not raw then return 0 end
+  redis.call('HDEL', KEYS[1], id)
+  local reason = cjson.decode(raw)['reason']
+  if redis.call('HINCRBY', KEYS[3], reason, -1) <= 0 then redis.call('HDEL', KEYS[3], reason) end
+  return 1
+end
+"""
+
+# KEYS: hash, index, counts, job record
+# ARGV: id, entry json, dead_at, reason, error, job ttl
+_ADD = _REMOVE + """
+remove(ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+redis.call('HINCRBY', KEYS[3], ARGV[4], 1)
+redis.call('HSET', KEYS[4], 'state', 'dead', 'reason', ARGV[4], 'outcome', ARGV[5], 'updated_at', ARGV[3])
+redis.call('EXPIRE', KEYS[4], ARGV[6])
 return 1
 """
 
+# KEYS: hash, index, counts, queue, job record, replay history
+# ARGV: id, dead_at as read, message, now, history entry, kwargs json, operation, ttl, events channel, sent event
+# Returns 1 replayed, 0 no such entry, -1 the entry was dead-lettered anew since it was read (read it again).
+# Doubles round-trip exactly through ZADD/ZSCORE and tonumber, so equal dead_at means the same entry.
+_REPLAY = _REMOVE + """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+local dead_at = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if dead_at and tonumber(dead_at) ~= tonumber(ARGV[2]) then return -1 end
+remove(ARGV[1])
+redis.call('LPUSH', KEYS[4], ARGV[3])
+redis.call('HSET', KEYS[5], 'op', ARGV[7], 'kwargs', ARGV[6], 'state', 'queued', 'attempts', 0, 'updated_at', ARGV[4])
+redis.call('HDEL', KEYS[5], 'first_attempt_at', 'deferred_until', 'reason')
+redis.call('HINCRBY', KEYS[5], 'replays', 1)
+redis.call('EXPIRE', KEYS[5], ARGV[8])
+redis.call('RPUSH', KEYS[6], ARGV[5])
+redis.call('EXPIRE', KEYS[6], ARGV[8])
+redis.call('PUBLISH', ARGV[9], ARGV[10])
+return 1
+"""
 
-class DeadLetter(BaseModel):
+# KEYS: hash, index, counts; ARGV: newest dead_at to remove ('' = any), ids...
+# The age is checked here, not by the caller, so an entry replayed and
+# dead-lettered again in between is never purged as if it were still old.
+_PURGE = _REMOVE + """
+local limit = tonumber(ARGV[1])
+local removed = 0
+for i = 2, #ARGV do
+  local score = redis.call('ZSCORE', KEYS[2], ARGV[i])
+  if limit == nil or not score or tonumber(score) <= limit then
+    removed = removed + remove(ARGV[i])
+  end
+end
+return removed
+"""
+
+# KEYS: hash, index, counts; ARGV: cutoff, batch size. Returns how many index entries it looked at.
+_TRIM = _REMOVE + """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+local removed = 0
+for _, id in ipairs(ids) do removed = removed + remove(id) end
+return {#ids, removed}
+"""
+
+# KEYS: hash, counts. Rebuilds the counts from the entries, for when they disagree (entries
+# written before the counts existed, or edited by hand); O(entries), so only then.
+_RECOUNT = """
+redis.call('DEL', KEYS[2])
+for _, raw in ipairs(redis.call('HVALS', KEYS[1])) do
+  redis.call('HINCRBY', KEYS[2], cjson.decode(raw)['reason'], 1)
+end
+return redis.call('HGETALL', KEYS[2])
+"""
+
+
+class DeadLetter(BaseModel):  # type: ignore[no-redef]  # pydantic's mypy plugin trips over a field named kwargs
     """Everything known about a dead-lettered job; ``kwargs`` carries its idempotency key."""
 
     id: str
@@ -76,19 +148,30 @@ class DeadLetterStore:
         self._redis = client
         self._job_ttl = job_retention_seconds
         self._retention = retention_seconds
+        self._events = sent_event_channel(int(client.connection_pool.connection_kwargs.get("db", 0)))
+        self._add = client.register_script(_ADD)
         self._replay = client.register_script(_REPLAY)
+        self._purge = client.register_script(_PURGE)
+        self._trim = client.register_script(_TRIM)
+        self._recount = client.register_script(_RECOUNT)
+
+    @property
+    def _keys(self) -> list[str]:
+        return [keys.DEAD_LETTERS, keys.DEAD_LETTER_INDEX, DEAD_LETTER_REASONS]
 
     def add(self, entry: DeadLetter) -> None:
-        """Store ``entry`` and mark its job dead, in one transaction (written before the message is acknowledged)."""
+        """Store ``entry`` (with its replay history) and mark its job dead, atomically.
+
+        Written before the message is acknowledged. The job record, which is
+        also the job's idempotency key, is kept at least as long as the entry,
+        so the job cannot be enqueued afresh while it waits for an operator.
+        """
         history = [json.loads(h) for h in self._redis.lrange(keys.replays(entry.id), 0, -1)]
         entry = entry.model_copy(update={"history": history, "replays": len(history)})
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.hset(keys.DEAD_LETTERS, entry.id, entry.model_dump_json())
-        pipe.zadd(keys.DEAD_LETTER_INDEX, {entry.id: entry.dead_at})
-        pipe.hset(keys.job(entry.id), mapping={
-            "state": "dead", "reason": entry.reason, "outcome": entry.error, "updated_at": entry.dead_at,
-        })
-        pipe.execute()
+        self._add(
+            keys=[*self._keys, keys.job(entry.id)],
+            args=[entry.id, entry.model_dump_json(), entry.dead_at, entry.reason, entry.error, max(self._job_ttl, self._retention)],
+        )
 
     def get(self, entry_id: str) -> DeadLetter | None:
         """The entry for job ``entry_id``, or None."""
@@ -105,9 +188,9 @@ class DeadLetterStore:
         older_than: float | None = None,
     ) -> list[DeadLetter]:
         """Entries newest first, filtered; ``since``/``older_than`` are epoch seconds of dead-lettering."""
-        ids = self._redis.zrevrangebyscore(
+        ids = cast(builtins.list[str], self._redis.zrevrangebyscore(
             keys.DEAD_LETTER_INDEX, older_than if older_than is not None else "+inf", since if since is not None else "-inf"
-        )
+        ))
         if not ids:
             return []
         entries = [DeadLetter.model_validate_json(raw) for raw in self._redis.hmget(keys.DEAD_LETTERS, ids) if raw]
@@ -121,35 +204,69 @@ class DeadLetterStore:
     def replay(self, entry_id: str, by: str = "operator") -> bool:
         """Publish the job again (same id and idempotency key, attempts reset); False if the entry is gone."""
         entry = self.get(entry_id)
-        if entry is None:
-            return False
-        now = time.time()
-        history = json.dumps({"replayed_at": now, "by": by, "reason": entry.reason, "error": entry.error, "attempts": entry.attempts})
-        return bool(self._replay(
-            keys=[keys.DEAD_LETTERS, keys.DEAD_LETTER_INDEX, QUEUES[entry.operation], keys.job(entry_id), keys.replays(entry_id)],
-            args=[entry_id, build_message(entry.operation, entry_id, entry.kwargs), now, history,
-                  json.dumps(entry.kwargs), entry.operation, self._job_ttl],
-        ))
+        return entry is not None and self.replay_entries([entry], by)[0]
 
-    def purge(self, entry_ids: Iterable[str]) -> int:
-        """Delete these entries; returns how many existed."""
-        ids = list(entry_ids)
-        if not ids:
-            return 0
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.hdel(keys.DEAD_LETTERS, *ids)
-        pipe.zrem(keys.DEAD_LETTER_INDEX, *ids)
-        return int(pipe.execute()[0])
+    def replay_entries(self, entries: Iterable[DeadLetter], by: str = "operator") -> builtins.list[bool]:
+        """Replay entries as read by :meth:`list` or :meth:`get`, pipelined; True where this call replayed it.
+
+        An entry that changed since it was read (the job was replayed and
+        dead-lettered again meanwhile) is read again, so its history records
+        the failure the operator is actually replaying.
+        """
+        batch = list(entries)
+        now = time.time()
+        pipe = self._redis.pipeline(transaction=False)
+        for entry in batch:
+            self._replay_one(entry, by, now, pipe)
+        results = [int(r) for r in pipe.execute()]
+        for i, entry in enumerate(batch):
+            for _ in range(_REREADS):
+                if results[i] != -1:
+                    break
+                fresh = self.get(entry.id)
+                results[i] = 0 if fresh is None else int(self._replay_one(fresh, by, time.time(), self._redis))
+        return [r == 1 for r in results]
+
+    def _replay_one(self, entry: DeadLetter, by: str, now: float, client: Any) -> Any:
+        history = json.dumps({"replayed_at": now, "by": by, "reason": entry.reason, "status": entry.status,
+                              "error": entry.error, "attempts": entry.attempts, "dead_at": entry.dead_at})
+        return self._replay(
+            keys=[*self._keys, QUEUES[entry.operation], keys.job(entry.id), keys.replays(entry.id)],
+            args=[entry.id, repr(entry.dead_at), build_message(entry.operation, entry.id, entry.kwargs), now, history,
+                  json.dumps(entry.kwargs), entry.operation, max(self._job_ttl, self._retention), self._events,
+                  build_sent_event(entry.operation, entry.id, entry.kwargs, now)],
+            client=client,
+        )
+
+    def purge(self, entry_ids: Iterable[str], dead_before: float | None = None) -> int:
+        """Delete these entries (only those dead-lettered at or before ``dead_before``, if given); returns how many."""
+        removed = 0
+        for chunk in _chunks(list(entry_ids), _BATCH):
+            removed += int(self._purge(keys=self._keys, args=["" if dead_before is None else dead_before, *chunk]))
+        return removed
 
     def trim(self, now: float) -> int:
         """Delete entries dead-lettered longer ago than the retention; returns how many."""
-        old = self._redis.zrangebyscore(keys.DEAD_LETTER_INDEX, "-inf", now - self._retention)
-        return self.purge(old)
+        removed = 0
+        while True:
+            seen, gone = self._trim(keys=self._keys, args=[now - self._retention, _BATCH])
+            removed += int(gone)
+            if int(seen) < _BATCH:
+                return removed
 
     def count_by_reason(self) -> dict[str, int]:
-        """How many entries there are for each reason."""
-        counts: dict[str, int] = {}
-        for raw in self._redis.hvals(keys.DEAD_LETTERS):
-            reason = json.loads(raw)["reason"]
-            counts[reason] = counts.get(reason, 0) + 1
-        return counts
+        """How many entries there are for each reason (two O(1)-ish reads; a recount only if they disagree)."""
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hgetall(DEAD_LETTER_REASONS)
+        pipe.hlen(keys.DEAD_LETTERS)
+        counts, total = pipe.execute()
+        parsed = {reason: int(n) for reason, n in counts.items()}
+        if sum(parsed.values()) != total or any(n <= 0 for n in parsed.values()):
+            flat = self._recount(keys=[keys.DEAD_LETTERS, DEAD_LETTER_REASONS])
+            parsed = {flat[i]: int(flat[i + 1]) for i in range(0, len(flat), 2)}
+        return parsed
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

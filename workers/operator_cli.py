@@ -1,29 +1,43 @@
-"""Operator commands: ``payq dlq …``, ``payq job``, ``payq stats``, ``payq metrics``."""
+"""Operator commands: ``payq dlq …``, ``payq job``, ``payq stats``, ``payq metrics``.
+
+Same exit codes as every ``payq`` command (:mod:`workers.cli_support`): 0 done,
+2 invalid input (a bad option, an unknown id: nothing was changed), 1 a system
+fault such as Redis unreachable, with one line naming the cause.
+"""
 
 from __future__ import annotations
 
+import getpass
 import json
+import logging
 import re
+import signal
+import socket
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from payapi.errors import FieldProblem, InvalidRequest
 from payapi.outcomes import OPERATIONS
-from workers.cli_support import exits_cleanly, runtime_from_env
+from workers.cli_support import EXIT_FAULT, exits_cleanly, runtime_from_env
 from workers.deadletters import REASONS, DeadLetter
+from workers.metrics import make_registry, make_server
 from workers.redis_conn import with_retry
+from workers.runtime import Runtime
 from workers.stats import collect
 
+T = TypeVar("T")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_REPLAY_CHUNK = 200  # entries per pipelined round trip; also how often the progress bar moves
 
 
 def parse_duration(value: str, option: str) -> float:
-    """Seconds from ``90``, ``90s``, ``15m``, ``2h``, ``7d`` or ``1w``."""
+    """Seconds from ``90``, ``90s``, ``15m``, ``2h``, ``7d`` or ``1w``; ``InvalidRequest`` naming ``option`` otherwise."""
     match = _DURATION.match(value)
     if not match:
         raise InvalidRequest([FieldProblem(option, f"must be a duration like 90s, 15m, 2h or 7d, got {value!r}")])
@@ -36,12 +50,50 @@ def _age(epoch: float | None, now: float) -> str:
     seconds = max(0.0, now - epoch)
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
-            return f"{seconds / size:.0f}{unit}"
+            return f"{seconds // size:.0f}{unit}"
     return f"{seconds:.0f}s"
 
 
-def _iso(epoch: float | None) -> str:
-    return "-" if epoch is None else datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _iso(epoch: float | None) -> str | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _redis(rt: Runtime, action: Callable[[], T]) -> T:
+    """Run one Redis read or write with the short bounded retry; unreachable → exit 1 via ``exits_cleanly``."""
+    return with_retry(rt.settings, action)
+
+
+def _operator() -> str:
+    """Who is replaying, for the entry's history."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # a container user without a passwd entry
+        user = "unknown"
+    return f"{user}@{socket.gethostname()} (payq dlq replay)"
+
+
+# --- dead letters -----------------------------------------------------------
+
+class _Filters:
+    """The shared ``--operation/--store-id/--reason/--since`` options, parsed before touching Redis."""
+
+    def __init__(self, operation: str | None, store_id: str | None, reason: str | None, since: str | None) -> None:
+        self.operation = operation
+        self.store_id = store_id
+        self.reason = reason
+        self.since = parse_duration(since, "--since") if since is not None else None
+
+    @property
+    def given(self) -> bool:
+        return any(v is not None for v in (self.operation, self.store_id, self.reason, self.since))
+
+    def select(self, rt: Runtime, older_than: float | None = None) -> list[DeadLetter]:
+        now = time.time()
+        return _redis(rt, lambda: rt.dead_letters.list(
+            operation=self.operation, store_id=self.store_id, reason=self.reason,
+            since=now - self.since if self.since is not None else None,
+            older_than=now - older_than if older_than is not None else None,
+        ))
 
 
 def _filter_options(func: Any) -> Any:
@@ -55,22 +107,18 @@ def _filter_options(func: Any) -> Any:
     return func
 
 
-def _select(operation: str | None, store_id: str | None, reason: str | None, since: str | None,
-            older_than: str | None = None) -> list[DeadLetter]:
-    rt = runtime_from_env()
-    now = time.time()
-    return with_retry(rt.settings, lambda: rt.dead_letters.list(
-        operation=operation, store_id=store_id, reason=reason,
-        since=now - parse_duration(since, "--since") if since else None,
-        older_than=now - parse_duration(older_than, "--older-than") if older_than else None,
-    ))
+def _existing(rt: Runtime, entry_ids: tuple[str, ...]) -> list[DeadLetter]:
+    """The entries for explicit ids, in the order given; any unknown id is invalid input and nothing is done."""
+    unique = list(dict.fromkeys(entry_ids))
+    found = _redis(rt, lambda: [rt.dead_letters.get(i) for i in unique])
+    missing = [i for i, e in zip(unique, found, strict=True) if e is None]
+    if missing:
+        raise InvalidRequest([FieldProblem("ID", f"no dead letter {i!r} (never dead-lettered, or already replayed or purged)") for i in missing])
+    return [e for e in found if e is not None]
 
 
-def register_operator_commands(main: click.Group) -> None:
-    """Attach the operator commands to the ``payq`` group."""
-    main.add_command(dlq)
-    main.add_command(job)
-    main.add_command(stats)
+def _describe(e: DeadLetter) -> str:
+    return f"{e.id} ({e.operation}, {e.reason}, store {e.store_id}, trip {e.trip_id})"
 
 
 @click.group()
@@ -82,9 +130,10 @@ def dlq() -> None:
 @_filter_options
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 def dlq_list(operation: str | None, store_id: str | None, reason: str | None, since: str | None, as_json: bool) -> None:
-    """Dead letters, newest first."""
+    """Dead letters, newest first: id, operation, store, trip, reason, HTTP status, attempts, age."""
     with exits_cleanly():
-        entries = _select(operation, store_id, reason, since)
+        filters = _Filters(operation, store_id, reason, since)
+        entries = filters.select(runtime_from_env())
         if as_json:
             click.echo(json.dumps([e.model_dump(mode="json") for e in entries], indent=2))
             return
@@ -99,109 +148,135 @@ def dlq_list(operation: str | None, store_id: str | None, reason: str | None, si
 
 
 @dlq.command("show")
-@click.argument("entry_id")
+@click.argument("entry_id", metavar="ID")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def dlq_show(entry_id: str, as_json: bool) -> None:
-    """Everything stored for one dead letter, with its replay history."""
+    """Everything stored for one dead letter, with its history of replays."""
     with exits_cleanly():
-        rt = runtime_from_env()
-        entry = with_retry(rt.settings, lambda: rt.dead_letters.get(entry_id))
-        if entry is None:
-            raise InvalidRequest([FieldProblem("ID", f"no dead letter {entry_id!r}")])
+        entry = _existing(runtime_from_env(), (entry_id,))[0]
         if as_json:
             click.echo(json.dumps(entry.model_dump(mode="json"), indent=2))
             return
         for name, value in entry.model_dump(mode="json").items():
             if name in ("first_attempt_at", "last_attempt_at", "dead_at"):
-                value = _iso(value)
-            if name == "kwargs":
+                value = _iso(value) or "-"
+            elif name == "kwargs":
                 value = json.dumps(value)
-            if name == "history":
+            elif name == "history":
                 continue
-            click.echo(f"{name + ':':<18} {value}")
-        click.echo(f"{'history:':<18} {len(entry.history)} replay(s)")
+            click.echo(f"{name + ':':<18} {'-' if value is None else value}")
+        click.echo(f"{'history:':<18} {len(entry.history)} earlier replay(s)")
         for item in entry.history:
-            click.echo(f"  - replayed {_iso(item.get('replayed_at'))} by {item.get('by')} after {item.get('reason')}: {item.get('error')}")
+            click.echo(f"  - {_iso(item.get('replayed_at'))} by {item.get('by')}, after {item.get('reason')} "
+                       f"({item.get('attempts')} attempt(s)): {item.get('error')}")
 
 
 @dlq.command("replay")
-@click.argument("entry_ids", nargs=-1)
+@click.argument("entry_ids", nargs=-1, metavar="[ID]...")
 @click.option("--all", "replay_all", is_flag=True, help="Replay every entry matching the filters.")
 @_filter_options
 @click.option("--dry-run", is_flag=True, help="Print what would be replayed; change nothing.")
 def dlq_replay(entry_ids: tuple[str, ...], replay_all: bool, operation: str | None, store_id: str | None,
                reason: str | None, since: str | None, dry_run: bool) -> None:
-    """Put jobs back on their queues: same job id, same idempotency key, attempts reset."""
+    """Put jobs back on their queues: same job id, same idempotency key, attempts reset.
+
+    Each entry is removed in the same atomic step that publishes it, so a
+    publish that fails keeps the entry, and operators replaying at once
+    replay each entry once. A replayed job that fails again comes back here
+    with its replay count and history.
+    """
     with exits_cleanly():
-        ids = _chosen(entry_ids, replay_all, operation, store_id, reason, since)
+        filters = _Filters(operation, store_id, reason, since)
+        if entry_ids and (replay_all or filters.given):
+            raise InvalidRequest([FieldProblem("ID", "give IDs, or --all with filters, not both")])
+        if not entry_ids and not replay_all:
+            raise InvalidRequest([FieldProblem("ID", "give one or more IDs, or --all")])
         rt = runtime_from_env()
+        entries = _existing(rt, entry_ids) if entry_ids else filters.select(rt)
         if dry_run:
-            for entry_id in ids:
-                click.echo(f"would replay {entry_id}")
-            click.echo(f"{len(ids)} to replay (dry run)", err=True)
+            for e in entries:
+                click.echo(f"would replay {_describe(e)}")
+            click.echo(f"{len(entries)} would be replayed (dry run: nothing changed)", err=True)
             return
         replayed = 0
-        with click.progressbar(ids, label="replaying", file=sys.stderr) as bar:
-            for entry_id in bar:
-                if with_retry(rt.settings, lambda entry_id=entry_id: rt.dead_letters.replay(entry_id, by="payq dlq replay")):
-                    replayed += 1
-                    click.echo(f"replayed {entry_id}")
-        click.echo(f"replayed {replayed}; {len(ids) - replayed} already replayed or gone", err=True)
+        by = _operator()
+        with click.progressbar(length=len(entries), label="replaying", file=sys.stderr) as bar:
+            for start in range(0, len(entries), _REPLAY_CHUNK):
+                chunk = entries[start : start + _REPLAY_CHUNK]
+                # A retry after a lost reply finds the entries it already replayed gone and skips
+                # them: they are then reported as "gone" below, but never published twice.
+                done: list[bool] = _redis(rt, lambda chunk=chunk: rt.dead_letters.replay_entries(chunk, by))  # type: ignore[misc]
+                for e, ok in zip(chunk, done, strict=True):
+                    if ok:
+                        replayed += 1
+                        click.echo(f"replayed {_describe(e)}")
+                bar.update(len(chunk))
+        gone = len(entries) - replayed
+        click.echo(f"replayed {replayed} of {len(entries)}" + (f"; {gone} already replayed or purged by someone else" if gone else ""), err=True)
 
 
 @dlq.command("purge")
-@click.argument("entry_ids", nargs=-1)
-@click.option("--all", "purge_all", is_flag=True, help="Purge every entry (matching --older-than).")
-@click.option("--older-than", help="Only entries dead-lettered longer ago than this, e.g. 30d.")
+@click.argument("entry_ids", nargs=-1, metavar="[ID]...")
+@click.option("--all", "purge_all", is_flag=True, help="Purge every entry (only those older than --older-than, if given).")
+@click.option("--older-than", help="With --all: only entries dead-lettered longer ago than this, e.g. 30d.")
 @click.option("--yes", is_flag=True, help="Confirm: purged entries cannot be replayed.")
 def dlq_purge(entry_ids: tuple[str, ...], purge_all: bool, older_than: str | None, yes: bool) -> None:
-    """Delete dead letters for good."""
+    """Delete dead letters for good, and say how many."""
     with exits_cleanly():
-        if not yes:
-            raise InvalidRequest([FieldProblem("--yes", "is required: purged entries cannot be replayed")])
-        if entry_ids and (purge_all or older_than):
-            raise InvalidRequest([FieldProblem("ID", "give IDs or --all [--older-than], not both")])
+        age = parse_duration(older_than, "--older-than") if older_than is not None else None
+        if entry_ids and (purge_all or age is not None):
+            raise InvalidRequest([FieldProblem("ID", "give IDs, or --all [--older-than], not both")])
         if not entry_ids and not purge_all:
             raise InvalidRequest([FieldProblem("ID", "give one or more IDs, or --all")])
+        if not yes:
+            raise InvalidRequest([FieldProblem("--yes", "is required: purged entries cannot be replayed")])
         rt = runtime_from_env()
-        ids = list(entry_ids) or [e.id for e in _select(None, None, None, None, older_than)]
-        purged = with_retry(rt.settings, lambda: rt.dead_letters.purge(ids))
-        click.echo(f"purged {purged}")
+        if entry_ids:
+            ids = [e.id for e in _existing(rt, entry_ids)]
+            purged = _redis(rt, lambda: rt.dead_letters.purge(ids))
+        else:
+            cutoff = time.time() - age if age is not None else None
+            ids = [e.id for e in _Filters(None, None, None, None).select(rt, older_than=age)]
+            # the store checks the age again as it deletes: an entry dead-lettered anew meanwhile stays
+            purged = _redis(rt, lambda: rt.dead_letters.purge(ids, dead_before=cutoff))
+        click.echo(f"purged {purged} dead letter(s)")
 
 
-def _chosen(entry_ids: tuple[str, ...], every: bool, operation: str | None, store_id: str | None,
-            reason: str | None, since: str | None) -> list[str]:
-    filtered = any(v is not None for v in (operation, store_id, reason, since))
-    if entry_ids and (every or filtered):
-        raise InvalidRequest([FieldProblem("ID", "give IDs or --all with filters, not both")])
-    if not entry_ids and not every:
-        raise InvalidRequest([FieldProblem("ID", "give one or more IDs, or --all")])
-    if entry_ids:
-        return list(entry_ids)
-    return [e.id for e in _select(operation, store_id, reason, since)]
-
+# --- jobs and stats -----------------------------------------------------------
 
 @click.command()
-@click.argument("job_id")
+@click.argument("job_id", metavar="ID")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def job(job_id: str, as_json: bool) -> None:
-    """A job's state, attempts, last outcome and result (and a capture's chained report)."""
+    """A job's state, attempts, last outcome and result.
+
+    State is queued, running, deferred (until when, and why), succeeded or
+    dead-lettered; the result holds e.g. a refund's reconciliationId, and a
+    capture's names its payment-status report's job id.
+    """
     with exits_cleanly():
         rt = runtime_from_env()
-        record = with_retry(rt.settings, lambda: rt.jobs.get(job_id))
+        record, in_dlq = _redis(rt, lambda: (rt.jobs.get(job_id), rt.dead_letters.get(job_id) is not None))
         if record is None:
             raise InvalidRequest([FieldProblem("ID", f"no job {job_id!r} (never enqueued, or past its retention)")])
-        view = _job_view(job_id, record)
+        view = job_view(job_id, record, in_dlq)
         if as_json:
             click.echo(json.dumps(view, indent=2))
             return
+        state = view["state"]
+        if state == "deferred":
+            state = f"deferred until {view['deferred_until']}: {view['why']}"
+        elif state == "dead-lettered":
+            where = "see payq dlq show " + job_id if in_dlq else "its entry was purged"
+            state = f"dead-lettered ({view['why']}; {where})"
+        click.echo(f"{'state:':<16} {state}")
         for name, value in view.items():
-            if value is None:
-                continue
-            click.echo(f"{name + ':':<16} {json.dumps(value) if isinstance(value, dict) else value}")
+            if value is not None and name not in ("state", "deferred_until", "why", "dead_letter"):
+                click.echo(f"{name + ':':<16} {json.dumps(value) if isinstance(value, dict) else value}")
 
 
-def _job_view(job_id: str, record: dict[str, str]) -> dict[str, Any]:
+def job_view(job_id: str, record: dict[str, str], in_dead_letters: bool) -> dict[str, Any]:
+    """What ``payq job`` shows for a job record (JSON-ready; times as UTC ISO 8601)."""
     state = record.get("state", "queued")
     result = json.loads(record["result"]) if "result" in record else None
 
@@ -214,24 +289,32 @@ def _job_view(job_id: str, record: dict[str, str]) -> dict[str, Any]:
         "state": {"dead": "dead-lettered"}.get(state, state),
         "deferred_until": when("deferred_until") if state == "deferred" else None,
         "why": record.get("reason") if state in ("deferred", "dead") else None,
+        "dead_letter": in_dead_letters if state == "dead" else None,
         "attempts": int(record.get("attempts", 0)),
         "replays": int(record.get("replays", 0)),
         "last_outcome": record.get("outcome"),
         "result": result,
         "report_job_id": result.get("reportJobId") if isinstance(result, dict) else None,
+        "worker": record.get("worker"),
         "enqueued_at": when("enqueued_at"),
+        "first_attempt_at": when("first_attempt_at"),
+        "last_attempt_at": when("last_attempt_at"),
         "updated_at": when("updated_at"),
         "kwargs": json.loads(record["kwargs"]) if "kwargs" in record else None,
     }
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (times as epoch seconds).")
 def stats(as_json: bool) -> None:
-    """Queue depths, deferred jobs, dead letters by reason, active endpoint pauses."""
+    """Queue depths, deferred jobs, dead letters and endpoint pauses.
+
+    Deferred jobs show their count and when the next is due; dead letters are
+    counted by reason; pauses are the active ones, with their end.
+    """
     with exits_cleanly():
         rt = runtime_from_env()
-        snapshot = with_retry(rt.settings, lambda: collect(rt.redis, rt.jobs, rt.dead_letters))
+        snapshot = _redis(rt, lambda: collect(rt.redis, rt.jobs, rt.dead_letters))
         if as_json:
             click.echo(json.dumps(snapshot.as_dict(), indent=2))
             return
@@ -242,3 +325,40 @@ def stats(as_json: bool) -> None:
         click.echo(f"deferred: {snapshot.deferred}" + (f", next due {_iso(snapshot.deferred_next_due)}" if snapshot.deferred_next_due else ""))
         click.echo("dead letters: " + (", ".join(f"{r} {n}" for r, n in sorted(snapshot.dead_letters.items())) or "none"))
         click.echo("endpoint pauses: " + (", ".join(f"{op} until {_iso(u)}" for op, u in snapshot.pauses.items()) or "none"))
+
+
+@click.command()
+@click.option("--port", type=click.IntRange(0, 65535), required=True, help="Port to listen on (0 picks a free one, printed on stderr).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on; 0.0.0.0 inside a container.")
+def metrics(port: int, host: str) -> None:
+    """Serve payq's gauges to Prometheus at /metrics.
+
+    Queue depths, deferred jobs, dead letters by reason, endpoint pauses: see
+    workers/metrics.py for every name. Each scrape reads Redis afresh; while Redis is unreachable a scrape answers 503.
+    """
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with exits_cleanly():
+        rt = runtime_from_env()
+        registry = make_registry(lambda: collect(rt.redis, rt.jobs, rt.dead_letters))
+        try:
+            server = make_server(host, port, registry)
+        except OSError as exc:
+            click.echo(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
+            sys.exit(EXIT_FAULT)
+        # SIGTERM (docker stop) ends the loop like Ctrl-C, closing the socket on the way out
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        click.echo(f"serving payq metrics on http://{host}:{server.server_address[1]}/metrics", err=True)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
+
+
+def register_operator_commands(main: click.Group) -> None:
+    """Attach the operator commands to the ``payq`` group."""
+    main.add_command(dlq)
+    main.add_command(job)
+    main.add_command(stats)
+    main.add_command(metrics)

@@ -82,7 +82,11 @@ class SandboxProcess:
 
     def _admin(self, method: str, route: str, body: Any = None, params: dict[str, str] | None = None) -> Any:
         data = None if body is None else json.dumps(body)
-        response = self._session.request(method, self.url + route, data=data, params=params, timeout=10)
+        try:
+            response = self._session.request(method, self.url + route, data=data, params=params, timeout=10)
+        except requests.ConnectionError:
+            # the server closes keep-alive connections idle for a minute; one fresh connection is enough
+            response = self._session.request(method, self.url + route, data=data, params=params, timeout=10)
         if not response.ok:
             raise SandboxError(f"{method} {route} answered {response.status_code}: {response.text}")
         return response.json()

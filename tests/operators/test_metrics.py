@@ -1,0 +1,120 @@
+"""``payq metrics``: Prometheus gauges read from Redis on every scrape, 503 while Redis is down."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from config.settings import Settings
+from tests.support.deadletters import Spec, seed
+from tests.support.payq_cli import REPO_ROOT, cli_env, payq_command
+from tests.support.polling import wait_for
+from tests.support.redis_server import RedisServer
+from workers.runtime import Runtime
+
+USD = {"amount": "1.00", "code": "USD"}
+
+
+class MetricsProcess:
+    """``payq metrics --port 0`` in a subprocess; the chosen port is read from its stderr."""
+
+    def __init__(self, redis_url: str) -> None:
+        self.process = subprocess.Popen(
+            [*payq_command(), "metrics", "--port", "0"], cwd=REPO_ROOT, env={**os.environ, **cli_env(redis_url)},
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+        assert self.process.stderr is not None
+        line = self.process.stderr.readline()  # the first line names the address; blocks only until it is printed
+        match = re.search(r"serving payq metrics on (http://\S+)", line)
+        assert match, f"unexpected first line: {line!r}"
+        self.url = match.group(1)
+        self.session = requests.Session()
+        self.session.trust_env = False
+
+    def scrape(self) -> requests.Response:
+        """GET /metrics."""
+        return self.session.get(self.url, timeout=15)
+
+    def stop(self) -> int:
+        """SIGTERM; returns the exit code."""
+        self.process.terminate()
+        code = self.process.wait(timeout=10)
+        self.session.close()
+        assert self.process.stderr is not None
+        self.process.stderr.close()
+        return code
+
+
+@pytest.fixture
+def exporter(redis_url: str) -> Iterator[MetricsProcess]:
+    """The exporter on the private Redis."""
+    process = MetricsProcess(redis_url)
+    yield process
+    if process.process.poll() is None:
+        process.stop()
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample by (name, sorted labels)."""
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text) for s in family.samples
+    }
+
+
+def test_metrics_export_queue_depths_deferred_dead_letters_and_pauses(op_settings: Settings, exporter: MetricsProcess) -> None:
+    seed(op_settings, [Spec(trip="d1"), Spec(trip="d2"), Spec(trip="d3", reason="retries-exhausted", status=503)])
+    rt = Runtime.build(op_settings)
+    for trip in ("q1", "q2", "q3"):
+        rt.producer.enqueue_capture(storeId="s1", shoppingTripId=trip, amount=USD)
+    rt.producer.enqueue_cancel(storeId="s1", shoppingTripId="q4")
+    now = time.time()
+    rt.jobs.defer("capture:s1:q1", now + 30, "HTTP 503; retry after 30s", "HTTP 503", now)
+    rt.jobs.defer("capture:s1:q2", now - 5, "HTTP 500; backoff after attempt 1", "HTTP 500", now)
+    rt.jobs.pause("refund", now + 120, now)
+
+    response = exporter.scrape()
+
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/plain")
+    got = samples(response.text)
+    assert got[("payq_queue_depth", (("queue", "payments.capture"),))] == 3
+    assert got[("payq_queue_depth", (("queue", "payments.cancel"),))] == 1
+    assert got[("payq_queue_depth", (("queue", "payments.refund"),))] == 0
+    assert got[("payq_unacked_jobs", ())] == 0
+    assert got[("payq_deferred_jobs", ())] == 2
+    assert got[("payq_deferred_next_due_seconds", ())] == pytest.approx(now - 5, abs=0.01)
+    assert 4 < got[("payq_deferred_overdue_seconds", ())] < 30
+    assert got[("payq_dead_letters", (("reason", "permanent"),))] == 2
+    assert got[("payq_dead_letters", (("reason", "retries-exhausted"),))] == 1
+    assert got[("payq_dead_letters", (("reason", "internal-error"),))] == 0
+    assert got[("payq_endpoint_paused_until_seconds", (("operation", "refund"),))] == pytest.approx(now + 120, abs=0.01)
+    assert got[("payq_endpoint_paused_until_seconds", (("operation", "capture"),))] == 0
+    assert got[("payq_scrape_timestamp_seconds", ())] >= now
+
+    # every scrape reads Redis afresh
+    rt.dead_letters.purge([e.id for e in rt.dead_letters.list()])
+    assert samples(exporter.scrape().text)[("payq_dead_letters", (("reason", "permanent"),))] == 0
+    assert exporter.session.get(exporter.url.replace("/metrics", "/nope"), timeout=5).status_code == 404
+    assert exporter.stop() == 0, "SIGTERM is a clean stop"
+
+
+def test_metrics_answer_503_while_redis_is_down_and_recover(redis_server: RedisServer, exporter: MetricsProcess) -> None:
+    assert exporter.scrape().status_code == 200
+    redis_server.stop()
+    try:
+        down = exporter.scrape()
+        assert down.status_code == 503
+        assert down.text.startswith("payq metrics: Redis unavailable: ")
+        assert exporter.process.poll() is None, "still serving"
+    finally:
+        redis_server.start()
+
+    wait_for(lambda: exporter.scrape().status_code == 200, timeout=10, what="scrapes to succeed again")

@@ -1,0 +1,57 @@
+"""Dead letters made the way a worker makes them: a real job record, then ``DeadLetterStore.add``."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from config.settings import Settings
+from tasks.messages import QUEUES, TASK_NAMES
+from tasks.producer import prepare
+from workers.deadletters import DeadLetter
+from workers.runtime import Runtime
+
+_FIELDS: dict[str, dict[str, Any]] = {
+    "capture": {"amount": {"amount": "12.34", "code": "USD"}},
+    "cancel": {},
+    "refund": {"amount": {"amount": "5.00", "code": "USD"}, "refundReasonCode": "DAMAGED_ITEM"},
+    "feedback": {"totalAmount": {"amount": "1.00", "code": "USD"}, "settledAmount": {"amount": "1.00", "code": "USD"}},
+}
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One dead letter to make; ``age`` is seconds since it was dead-lettered."""
+
+    trip: str
+    operation: str = "cancel"
+    store: str = "s1"
+    reason: str = "permanent"
+    age: float = 0.0
+    status: int | None = 400
+    error: str = "BadRequestException"
+    attempts: int = 1
+
+
+def seed(settings: Settings, specs: list[Spec], now: float | None = None) -> list[DeadLetter]:
+    """Enqueue each job (its record, its idempotency key), take it off its queue as a worker would, dead-letter it.
+
+    Empties the four queues on the way: seed before enqueueing anything else.
+    """
+    rt = Runtime.build(settings)
+    now = now if now is not None else time.time()
+    jobs = [prepare(s.operation, {"storeId": s.store, "shoppingTripId": s.trip, **_FIELDS[s.operation]}, now=now) for s in specs]
+    rt.jobs.enqueue(jobs, now=now - max((s.age for s in specs), default=0) - 1)
+    rt.redis.delete(*QUEUES.values())
+    entries = []
+    for spec, job in zip(specs, jobs, strict=True):
+        entry = DeadLetter(
+            id=job.job_id, operation=job.operation, task=TASK_NAMES[job.operation], kwargs=job.kwargs,
+            reason=spec.reason, status=spec.status, error=spec.error, attempts=spec.attempts,
+            first_attempt_at=now - spec.age - 1, last_attempt_at=now - spec.age, dead_at=now - spec.age, worker="w-test@host",
+        )
+        rt.dead_letters.add(entry)
+        entries.append(entry)
+    rt.redis.close()
+    return entries

@@ -1,0 +1,130 @@
+"""``payq metrics``: payq's own gauges in Prometheus text format, read from Redis on every scrape.
+
+Flower exports task events, not what waits in Redis: queue depths, deferred
+jobs, dead letters and endpoint pauses are only in payq's keys, so this small
+server reads them with :func:`workers.stats.collect` when Prometheus asks.
+
+Timestamps are seconds since the epoch (Prometheus' convention), so
+``payq_endpoint_paused_until_seconds > time()`` means "paused now" and
+``time() - payq_deferred_next_due_seconds`` is how late the mover is.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import redis
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from payapi.errors import BrokerUnavailable
+from payapi.outcomes import OPERATIONS
+from workers.deadletters import REASONS
+from workers.stats import Stats
+
+log = logging.getLogger("payq.metrics")
+
+# name -> help text; the README's metrics table is this list
+METRICS: dict[str, str] = {
+    "payq_queue_depth": "Jobs waiting on each queue (Redis list length).",
+    "payq_unacked_jobs": "Jobs delivered to a worker and not yet acknowledged (running, or held by a dead worker until the visibility timeout).",
+    "payq_deferred_jobs": "Jobs parked in the deferred set until their retry is due.",
+    "payq_deferred_next_due_seconds": "When the earliest deferred job is due, epoch seconds; absent when none is deferred.",
+    "payq_deferred_overdue_seconds": "How far past its due time the earliest deferred job is (0 when none is overdue); growing means no worker runs the mover.",
+    "payq_dead_letters": "Dead-letter entries waiting for an operator, by reason.",
+    "payq_endpoint_paused_until_seconds": "End of each endpoint's shared 429 pause, epoch seconds; 0 or in the past when not paused.",
+    "payq_scrape_timestamp_seconds": "When this snapshot was read from Redis, epoch seconds.",
+}
+
+
+class PayqCollector:
+    """A Prometheus collector that takes a fresh :class:`Stats` snapshot on every scrape.
+
+    ``snapshot`` raises (Redis down) rather than returning stale figures; the
+    HTTP handler turns that into a 503 so Prometheus records the scrape as failed.
+    """
+
+    def __init__(self, snapshot: Callable[[], Stats]) -> None:
+        self._snapshot = snapshot
+
+    def describe(self) -> list[Metric]:
+        """Nothing up front: registering must not need Redis."""
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        """The gauges for one snapshot."""
+        stats = self._snapshot()
+        depth = GaugeMetricFamily("payq_queue_depth", METRICS["payq_queue_depth"], labels=["queue"])
+        for queue, n in stats.queues.items():
+            depth.add_metric([queue], n)
+        yield depth
+        yield GaugeMetricFamily("payq_unacked_jobs", METRICS["payq_unacked_jobs"], value=stats.unacked)
+        yield GaugeMetricFamily("payq_deferred_jobs", METRICS["payq_deferred_jobs"], value=stats.deferred)
+        next_due = GaugeMetricFamily("payq_deferred_next_due_seconds", METRICS["payq_deferred_next_due_seconds"])
+        overdue = 0.0
+        if stats.deferred_next_due is not None:
+            next_due.add_metric([], stats.deferred_next_due)
+            overdue = max(0.0, stats.taken_at - stats.deferred_next_due)
+        yield next_due
+        yield GaugeMetricFamily("payq_deferred_overdue_seconds", METRICS["payq_deferred_overdue_seconds"], value=overdue)
+        dead = GaugeMetricFamily("payq_dead_letters", METRICS["payq_dead_letters"], labels=["reason"])
+        # every known reason, zeros included, so an alert on one reason has a series to watch from the start
+        for reason in sorted(set(REASONS) | set(stats.dead_letters)):
+            dead.add_metric([reason], stats.dead_letters.get(reason, 0))
+        yield dead
+        paused = GaugeMetricFamily("payq_endpoint_paused_until_seconds", METRICS["payq_endpoint_paused_until_seconds"], labels=["operation"])
+        for operation in OPERATIONS:
+            paused.add_metric([operation], stats.pauses.get(operation, 0.0))
+        yield paused
+        yield GaugeMetricFamily("payq_scrape_timestamp_seconds", METRICS["payq_scrape_timestamp_seconds"], value=stats.taken_at)
+
+
+def make_registry(snapshot: Callable[[], Stats]) -> CollectorRegistry:
+    """A registry holding only payq's collector (no process metrics: they would describe this exporter, not payq)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(PayqCollector(snapshot))
+    return registry
+
+
+def make_server(host: str, port: int, registry: CollectorRegistry) -> ThreadingHTTPServer:
+    """An HTTP server answering ``GET /metrics`` from ``registry``; port 0 picks a free one."""
+
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "payq-metrics"
+
+        def do_GET(self) -> None:
+            """``/metrics``: the exposition, or 503 naming the cause when Redis cannot be read."""
+            path = self.path.split("?", 1)[0]
+            if path == "/":
+                self._send(200, "text/plain; charset=utf-8", b"payq metrics: GET /metrics\n")
+                return
+            if path != "/metrics":
+                self._send(404, "text/plain; charset=utf-8", b"not found; try /metrics\n")
+                return
+            started = time.monotonic()
+            try:
+                body = generate_latest(registry)
+            except (BrokerUnavailable, redis.RedisError) as exc:
+                log.warning("scrape failed after %.2fs: Redis unavailable: %s", time.monotonic() - started, exc)
+                self._send(503, "text/plain; charset=utf-8", f"payq metrics: Redis unavailable: {exc}\n".encode())
+                return
+            self._send(200, CONTENT_TYPE_LATEST, body)
+
+        def _send(self, status: int, content_type: str, body: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            # one line per scrape every 15 s is noise; failures are logged above
+            log.debug(format, *args)
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    return server
