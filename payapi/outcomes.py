@@ -100,8 +100,17 @@ def parse_retry_after(value: str | None, now: float, bounds: RetryAfterBounds) -
     return max(bounds.floor, min(bounds.cap, seconds))
 
 
+# API Gateway's signature errors echo the canonical request, session token included
+_SECRETS = re.compile(r"(x-amz-security-token[\"']?\s*[:=]\s*[\"']?|Signature=|Credential=)[^\s,\"';&]+", re.IGNORECASE)
+
+
+def scrub(text: str) -> str:
+    """``text`` with credential material (session tokens, signatures) replaced by ``***``."""
+    return _SECRETS.sub(lambda m: m.group(1) + "***", text)
+
+
 def _snippet(body: bytes) -> str:
-    text = body.decode("utf-8", "replace").strip()
+    text = scrub(body.decode("utf-8", "replace").strip())
     return text if len(text) <= _SNIPPET else text[:_SNIPPET] + "…"
 
 
@@ -118,7 +127,7 @@ def _describe(status: int, body: bytes, error: ErrorBody) -> str:
         phrase = HTTPStatus(status).phrase
     except ValueError:
         phrase = "Unknown Status"
-    detail = error.errorMsg if error.errorMsg else _snippet(body)
+    detail = scrub(error.errorMsg) if error.errorMsg else _snippet(body)
     return f"HTTP {status} {phrase}" + (f": {detail[:_SNIPPET]}" if detail else "")
 
 
@@ -155,7 +164,10 @@ def classify(
 
 
 def _bounded(text: str | None) -> str | None:
-    return text if text is None or len(text) <= 2 * _SNIPPET else text[: 2 * _SNIPPET] + "…"
+    if text is None:
+        return None
+    text = scrub(text)
+    return text if len(text) <= 2 * _SNIPPET else text[: 2 * _SNIPPET] + "…"
 
 
 def _classify_success(operation: Operation, body: bytes) -> Outcome:

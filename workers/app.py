@@ -6,22 +6,53 @@ once, here; everything below it takes them as an argument.
 
 from __future__ import annotations
 
-from celery import Celery
+import logging
+import os
+from typing import Any
+
+from celery import Celery, bootsteps
 
 from config.celery import celery_config
 from config.settings import Settings
+from payapi.errors import ConfigurationError
+from payapi.signing import signer_factory
 from tasks.payments import register
 from workers.deferred import DeferredMoverStep
 from workers.runtime import RuntimeHolder
 
+log = logging.getLogger("payq.worker")
+
+
+class StartupCheckStep(bootsteps.Step):
+    """Builds the worker's runtime, and so its SigV4 signer, before the pool or any job starts.
+
+    Missing or expired credentials then stop ``celery worker`` with one
+    readable line and exit status 78 (EX_CONFIG, which a supervisor can be
+    told not to restart on), instead of dead-lettering every job it takes.
+    It runs while the blueprint is applied, so nothing has started that
+    would need stopping; a prefork child builds its own runtime again.
+    """
+
+    name = "payq-startup-check"
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        try:
+            parent.app.payq_runtime.get()
+        except ConfigurationError as exc:
+            log.critical("payq worker cannot start: %s", exc)
+            raise SystemExit(os.EX_CONFIG) from None
+
 
 def create_app(settings: Settings) -> Celery:
-    """A configured payq Celery app with its tasks and the mover bootstep."""
+    """A configured payq Celery app with its tasks, the mover bootstep and the start-up check."""
     app = Celery("payq")
     app.conf.update(celery_config(settings))
-    holder = RuntimeHolder(settings)
+    # with api_auth=sigv4 each process resolves its AWS credentials once, when it builds its runtime
+    holder = RuntimeHolder(settings, signer_factory=signer_factory(settings))
     app.payq_runtime = holder
     register(app, holder)
+    app.steps["worker"].add(StartupCheckStep)
     app.steps["worker"].add(DeferredMoverStep)
     return app
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import redis
@@ -46,9 +47,15 @@ class Runtime:
 
 
 class RuntimeHolder:
-    """One :class:`Runtime` per process: sockets and HTTP pools must not cross a fork."""
+    """One :class:`Runtime` per process: sockets and HTTP pools must not cross a fork.
 
-    def __init__(self, settings: Settings, signer_factory: object = None) -> None:
+    ``signer_factory`` (e.g. :func:`payapi.signing.signer_factory`) is called
+    once per process, with the runtime: credentials are resolved there and
+    not inherited across a fork, and whatever it raises reaches the caller
+    of :meth:`get` (the worker's start-up check).
+    """
+
+    def __init__(self, settings: Settings, signer_factory: Callable[[], Signer] | None = None) -> None:
         self.settings = settings
         self._signer_factory = signer_factory
         self._lock = threading.Lock()
@@ -60,7 +67,7 @@ class RuntimeHolder:
         if self._runtime is None or self._pid != os.getpid():
             with self._lock:
                 if self._runtime is None or self._pid != os.getpid():
-                    signer = self._signer_factory() if callable(self._signer_factory) else None
+                    signer = self._signer_factory() if self._signer_factory is not None else None
                     self._runtime = Runtime.build(self.settings, signer)
                     self._pid = os.getpid()
         return self._runtime

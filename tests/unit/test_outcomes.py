@@ -389,3 +389,17 @@ def test_an_undecodable_body_does_not_break_classification() -> None:
 
     assert isinstance(outcome, Transient)
     assert outcome.reason.startswith("HTTP 500 Internal Server Error")
+
+
+def test_credential_material_echoed_in_an_error_body_never_reaches_the_reason() -> None:
+    body = (
+        b'{"message": "The request signature we calculated does not match. The Canonical String for this request should have been '
+        b"'POST\\n/v1/refund\\n\\nhost:api\\nx-amz-date:20261121T000000Z\\nx-amz-security-token:FwoGZXIvYXdzEXAMPLETOKEN\\n' "
+        b'Authorization: AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261121/us-east-1/execute-api/aws4_request, Signature=abc123"}'
+    )
+    outcome = classify("refund", 403, {}, body, now=NOW, bounds=BOUNDS)
+
+    assert isinstance(outcome, Permanent)
+    assert "FwoGZXIvYXdzEXAMPLETOKEN" not in outcome.reason
+    assert "abc123" not in outcome.reason
+    assert "AKIDEXAMPLE" not in outcome.reason

@@ -1,0 +1,93 @@
+"""payq's signer against the verifying sandbox over real HTTP: the signed request is the request sent."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import requests
+
+from config.settings import Settings
+from payapi.client import ENDPOINTS, PaymentClient, make_session
+from payapi.models import CaptureRequest, RefundRequest
+from payapi.outcomes import Permanent, Success
+from payapi.signing import build_signer
+from tests.sigv4.conftest import ACCESS_KEY, REGION, SECRET_KEY, SESSION_TOKEN, WRONG_SECRET_KEY
+from tests.support.sandbox import SandboxProcess
+
+CAPTURE = CaptureRequest.model_validate({"storeId": "s1", "shoppingTripId": "t-http", "amount": {"amount": "19.99", "code": "USD"}})
+
+
+def client_for(api: SandboxProcess, monkeypatch: pytest.MonkeyPatch, secret: str | None = SECRET_KEY, token: str | None = None) -> PaymentClient:
+    """A client signing with these environment credentials, or not signing at all (``secret`` None)."""
+    settings = Settings(api_base_url=api.url, api_auth="sigv4" if secret else "none", aws_region=REGION)
+    if secret is None:
+        return PaymentClient(settings)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    if token is not None:
+        monkeypatch.setenv("AWS_SESSION_TOKEN", token)
+    return PaymentClient(settings, signer=build_signer(settings))
+
+
+def test_a_signed_capture_is_accepted_with_the_scope_in_its_authorization(api: SandboxProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+    outcome = client_for(api, monkeypatch).capture(CAPTURE)
+
+    assert outcome == Success()
+    [entry] = api.requests(ENDPOINTS["capture"])
+    assert entry["status"] == 200
+    auth = entry["headers"]["Authorization"]
+    assert auth.startswith(f"AWS4-HMAC-SHA256 Credential={ACCESS_KEY}/") and f"/{REGION}/execute-api/aws4_request" in auth
+    assert "X-Amz-Security-Token" not in entry["headers"], "long-term credentials carry no token"
+
+
+def test_temporary_credentials_send_the_session_token_signed(api: SandboxProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+    outcome = client_for(api, monkeypatch, token=SESSION_TOKEN).capture(CAPTURE)
+
+    assert outcome == Success()
+    [entry] = api.requests(ENDPOINTS["capture"])
+    assert entry["headers"]["X-Amz-Security-Token"] == SESSION_TOKEN
+    assert "x-amz-security-token" in entry["headers"]["Authorization"].split("SignedHeaders=")[1].split(",")[0]
+
+
+def test_an_unsigned_request_is_refused_naming_the_missing_header(api: SandboxProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+    outcome = client_for(api, monkeypatch, secret=None).capture(CAPTURE)
+
+    assert isinstance(outcome, Permanent) and outcome.status == 403
+    assert outcome.error_msg is not None and "missing Authorization header" in outcome.error_msg
+
+
+def test_a_wrong_secret_is_a_permanent_403_naming_the_signature(api: SandboxProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+    outcome = client_for(api, monkeypatch, secret=WRONG_SECRET_KEY).refund(RefundRequest.model_validate({
+        "storeId": "s1", "shoppingTripId": "t-http", "amount": {"amount": "1.00", "code": "USD"},
+        "refundRequestId": "00000000-0000-4000-8000-000000000001", "refundReasonCode": "OTHER",
+    }))
+
+    assert isinstance(outcome, Permanent) and outcome.status == 403
+    assert outcome.error_msg is not None and "wrong signature" in outcome.error_msg
+    assert WRONG_SECRET_KEY not in outcome.reason + outcome.error_msg
+    assert [e["status"] for e in api.requests()] == [403]
+
+
+@pytest.mark.parametrize("change", [
+    pytest.param(lambda body: body.replace(b"19.99", b"99.99"), id="same-length"),
+    pytest.param(lambda body: body[:-1] + b',"extra":1}', id="longer"),
+])
+def test_a_body_changed_after_signing_is_refused(api: SandboxProcess, monkeypatch: pytest.MonkeyPatch, change: Callable[[bytes], bytes]) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    signer = build_signer(Settings(api_base_url=api.url, api_auth="sigv4", aws_region=REGION))
+    body = b'{"storeId":"s1","shoppingTripId":"t-tamper","amount":{"amount":19.99,"code":"USD"}}'
+    session = make_session(1)
+
+    def send(altered: bool) -> requests.Response:
+        prepared = requests.Request("POST", api.url + ENDPOINTS["capture"], data=body, headers={"Content-Type": "application/json"}).prepare()
+        signer(prepared)
+        if altered:
+            prepared.prepare_body(change(body), None)  # also sets the new Content-Length, as a rewriting proxy would
+        return session.send(prepared, timeout=10)
+
+    refused = send(altered=True)
+    assert refused.status_code == 403
+    assert "wrong signature" in refused.json()["errorMsg"]
+    assert send(altered=False).status_code == 200, "the same request, unaltered, is accepted"
