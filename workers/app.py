@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from typing import Any
 
 from celery import Celery, bootsteps
+from pydantic import ValidationError
 
 from config.celery import celery_config
 from config.settings import Settings
@@ -57,4 +59,15 @@ def create_app(settings: Settings) -> Celery:
     return app
 
 
-app = create_app(Settings())
+def _settings_or_exit() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        # a worker, Flower or a supervisor importing this module gets one line per bad setting, not a traceback
+        for item in exc.errors(include_url=False):
+            where = ".".join(str(p) for p in item["loc"]) or "settings"
+            print(f"payq cannot start: invalid configuration: {where}: {item['msg']}", file=sys.stderr)
+        raise SystemExit(os.EX_CONFIG) from None
+
+
+app = create_app(_settings_or_exit())
