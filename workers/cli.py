@@ -17,6 +17,7 @@ from payapi.errors import InvalidRequest
 from sandbox.cli import sandbox_command
 from tasks.producer import Producer, prepare
 from workers.cli_support import EXIT_INVALID, exits_cleanly, settings_from_env
+from workers.demo import demo_command
 from workers.jobs import NewJob
 from workers.operator_cli import register_operator_commands
 
@@ -141,3 +142,4 @@ def _enqueue_file(stream: IO[str]) -> None:
 
 main.add_command(sandbox_command, name="sandbox")
 register_operator_commands(main)
+main.add_command(demo_command, name="demo")
