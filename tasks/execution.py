@@ -68,7 +68,12 @@ def _apply(
         rt.jobs.succeed(job_id, "HTTP 200", result, now)
         return result
     if isinstance(outcome, Permanent):
-        error = outcome.reason if not outcome.error_msg or outcome.error_msg in outcome.reason else f"{outcome.reason}: {outcome.error_msg}"
+        if not outcome.error_msg or outcome.error_msg in outcome.reason:
+            error = outcome.reason
+        elif outcome.reason in outcome.error_msg:
+            error = outcome.error_msg  # "UnknownShoppingTrip: no shopping trip …" already names its type
+        else:
+            error = f"{outcome.reason}: {outcome.error_msg}"
         _dead_letter(rt, operation, job_id, kwargs, worker, "permanent", error, outcome.status)
     if isinstance(outcome, RetryAfter) and outcome.status == 429:
         # every worker stops calling this endpoint until the API's pause is over

@@ -67,3 +67,4 @@ def start_worker(redis_url: str, api: SandboxProcess) -> Iterator[Callable[..., 
     yield start
     for worker in started:
         worker.kill()
+        worker.log_path.unlink(missing_ok=True)

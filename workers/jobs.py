@@ -17,7 +17,7 @@ import json
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -57,16 +57,21 @@ return {'run', tostring(attempts), ''}
 """
 
 # KEYS: deferred set; ARGV: now, then (id, job key, queue, message) per job
+# A job no longer 'deferred' was taken further by a second copy of its message
+# (it succeeded, was dead-lettered, is running, or was queued again): publishing
+# it would run it once more, e.g. send a payment-status report twice.
 _MOVE = """
-local moved = 0
+local taken = 0
 for i = 2, #ARGV, 4 do
   if redis.call('ZREM', KEYS[1], ARGV[i]) == 1 then
-    redis.call('LPUSH', ARGV[i + 2], ARGV[i + 3])
-    redis.call('HSET', ARGV[i + 1], 'state', 'queued', 'updated_at', ARGV[1])
-    moved = moved + 1
+    taken = taken + 1
+    if redis.call('HGET', ARGV[i + 1], 'state') == 'deferred' then
+      redis.call('LPUSH', ARGV[i + 2], ARGV[i + 3])
+      redis.call('HSET', ARGV[i + 1], 'state', 'queued', 'updated_at', ARGV[1])
+    end
   end
 end
-return moved
+return taken
 """
 
 # KEYS: pause; ARGV: until, ttl ms. Only ever extends: a shorter Retry-After never ends a longer pause.
@@ -148,7 +153,7 @@ class JobStore:
 
     def defer(self, job_id: str, due: float, reason: str, outcome: str | None, now: float) -> None:
         """Park the job in the deferred set until ``due``; the mover publishes it again then."""
-        fields: dict[str, Any] = {"state": "deferred", "deferred_until": due, "reason": reason, "updated_at": now}
+        fields: dict[str | bytes | int | float, str | bytes | int | float] = {"state": "deferred", "deferred_until": due, "reason": reason, "updated_at": now}
         if outcome is not None:
             fields["outcome"] = outcome
         pipe = self._redis.pipeline(transaction=True)
@@ -180,12 +185,13 @@ class JobStore:
     # --- the deferred set ---------------------------------------------------
 
     def move_due(self, now: float, limit: int) -> int:
-        """Publish up to ``limit`` deferred jobs that are due; returns how many moved.
+        """Publish up to ``limit`` deferred jobs that are due; returns how many left the set.
 
         Safe with any number of movers: a job is published by whichever script
-        removes it from the set, and only that one.
+        removes it from the set, and only that one. A job whose record is no
+        longer ``deferred`` leaves the set without being published.
         """
-        due: list[str] = self._redis.zrangebyscore(keys.DEFERRED, "-inf", now, start=0, num=limit)
+        due = cast(list[str], self._redis.zrangebyscore(keys.DEFERRED, "-inf", now, start=0, num=limit))
         if not due:
             return 0
         pipe = self._redis.pipeline(transaction=False)
@@ -207,7 +213,7 @@ class JobStore:
 
     def get(self, job_id: str) -> dict[str, str] | None:
         """The job's record as stored, or None."""
-        record: dict[str, str] = self._redis.hgetall(keys.job(job_id))
+        record = cast(dict[str, str], self._redis.hgetall(keys.job(job_id)))
         return record or None
 
     def pauses(self, operations: Iterable[Operation]) -> dict[str, float]:
