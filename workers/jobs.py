@@ -153,7 +153,7 @@ class JobStore:
 
     def defer(self, job_id: str, due: float, reason: str, outcome: str | None, now: float) -> None:
         """Park the job in the deferred set until ``due``; the mover publishes it again then."""
-        fields: dict[str | bytes | int | float, str | bytes | int | float] = {"state": "deferred", "deferred_until": due, "reason": reason, "updated_at": now}
+        fields: dict[Any, Any] = {"state": "deferred", "deferred_until": due, "reason": reason, "updated_at": now}
         if outcome is not None:
             fields["outcome"] = outcome
         pipe = self._redis.pipeline(transaction=True)
