@@ -66,7 +66,9 @@ for i = 2, #ARGV, 4 do
   if redis.call('ZREM', KEYS[1], ARGV[i]) == 1 then
     taken = taken + 1
     if redis.call('HGET', ARGV[i + 1], 'state') == 'deferred' then
-      redis.call('LPUSH', ARGV[i + 2], ARGV[i + 3])
+      -- RPUSH: kombu pops from the right, so a due job runs next instead of
+      -- waiting behind the backlog it was deferred out of (it is late already)
+      redis.call('RPUSH', ARGV[i + 2], ARGV[i + 3])
       redis.call('HSET', ARGV[i + 1], 'state', 'queued', 'updated_at', ARGV[1])
     end
   end
