@@ -23,6 +23,14 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             # Celery countdowns, so this can stay short: above the longest job
             # (HTTP timeouts), below what an operator would call "lost".
             "visibility_timeout": settings.visibility_timeout,
+            # kombu looks for such messages every `interval` seconds but scans only on
+            # every `throttle`-th look (10 x 10 by default: up to 100 s on top of the
+            # timeout, measured). Scan on every look, every 2 s: one ZRANGE under a lock.
+            "unacked_restore_interval": 2,
+            "unacked_restore_throttle": 1,
+            # the scan's lock expires after 300 s by default: a worker killed holding it
+            # would stop every worker's scan that long
+            "unacked_mutex_expire": 30,
             # kombu's pool defaults to 10; acks from many threads overflowing it
             # made the worker restore (and so re-run) messages. One per thread, plus room.
             "max_connections": settings.worker_concurrency * 2 + 10,

@@ -39,12 +39,14 @@ def _to_money(value: Any) -> Decimal:
         try:
             value = Decimal(value.strip())
         except InvalidOperation:
-            raise PydanticCustomError("money_parse", "must be a decimal number, got '{value}'", {"value": value}) from None
+            # escaped: a lone surrogate from a command line cannot be rendered into a message as it is
+            shown = value[:40].encode("unicode_escape").decode("ascii")
+            raise PydanticCustomError("money_parse", "must be a decimal number, got '{value}'", {"value": shown}) from None
     if not isinstance(value, Decimal):
         raise PydanticCustomError("money_type", "must be a decimal number, not {kind}", {"kind": type(value).__name__})
     if not value.is_finite():
         raise PydanticCustomError("money_finite", "must be a finite number, got {value}", {"value": str(value)})
-    if abs(value) >= MAX_AMOUNT:
+    if value and value.adjusted() >= MAX_AMOUNT.adjusted():  # by exponent: abs() of 1e999999999 overflows
         raise PydanticCustomError("money_range", "must be less than {limit}", {"limit": str(MAX_AMOUNT)})
     exponent = value.as_tuple().exponent
     assert isinstance(exponent, int)
@@ -138,7 +140,8 @@ class FeedbackRequest(_TripRequest):
 
     totalAmount: Amount
     settledAmount: Amount
-    paymentStatusTime: Annotated[int, BeforeValidator(_not_bool), Field(ge=0, strict=False)]
+    # epoch seconds up to the last second of year 9999: anything later is a unit mistake (ms, µs)
+    paymentStatusTime: Annotated[int, BeforeValidator(_not_bool), Field(ge=0, le=253402300799, strict=False)]
 
     @model_validator(mode="after")
     def _consistent(self) -> FeedbackRequest:

@@ -66,17 +66,17 @@ def register(app: Celery, holder: RuntimeHolder) -> dict[Operation, Task]:
     """Define the payment tasks on ``app``."""
     task_retry.connect(_drop_deferred_traceback, weak=False, dispatch_uid="payq-drop-deferred-traceback")
 
-    @app.task(name=TASK_NAMES["capture"], bind=True)
+    @app.task(name=TASK_NAMES["capture"], bind=True, throws=(DeadLettered,))
     def capture(self: Task, *, storeId: str, shoppingTripId: str, amount: dict[str, str]) -> dict[str, Any]:
         """Capture a trip's cart total, then chain its payment-status report."""
         return run(self, holder, "capture", {"storeId": storeId, "shoppingTripId": shoppingTripId, "amount": amount})
 
-    @app.task(name=TASK_NAMES["cancel"], bind=True)
+    @app.task(name=TASK_NAMES["cancel"], bind=True, throws=(DeadLettered,))
     def cancel(self: Task, *, storeId: str, shoppingTripId: str) -> dict[str, Any]:
         """Cancel an empty cart's pre-authorisation."""
         return run(self, holder, "cancel", {"storeId": storeId, "shoppingTripId": shoppingTripId})
 
-    @app.task(name=TASK_NAMES["refund"], bind=True)
+    @app.task(name=TASK_NAMES["refund"], bind=True, throws=(DeadLettered,))
     def refund(
         self: Task, *, storeId: str, shoppingTripId: str, amount: dict[str, str], refundRequestId: str, refundReasonCode: str,
     ) -> dict[str, Any]:
@@ -86,7 +86,7 @@ def register(app: Celery, holder: RuntimeHolder) -> dict[Operation, Task]:
             "refundRequestId": refundRequestId, "refundReasonCode": refundReasonCode,
         })
 
-    @app.task(name=TASK_NAMES["feedback"], bind=True)
+    @app.task(name=TASK_NAMES["feedback"], bind=True, throws=(DeadLettered,))
     def report_payment_status(
         self: Task, *, storeId: str, shoppingTripId: str, totalAmount: dict[str, str], settledAmount: dict[str, str],
         paymentStatusTime: int,

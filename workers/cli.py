@@ -33,9 +33,9 @@ def main() -> None:
 # --- enqueue --------------------------------------------------------------------
 
 @main.group(invoke_without_command=True)
-@click.option("--file", "path", type=click.File("r"), help="JSON lines: wire fields plus \"operation\"; '-' reads stdin.")
+@click.option("--file", "path", type=click.File("rb"), help="JSON lines: wire fields plus \"operation\"; '-' reads stdin.")
 @click.pass_context
-def enqueue(ctx: click.Context, path: IO[str] | None) -> None:
+def enqueue(ctx: click.Context, path: IO[bytes] | None) -> None:
     """Enqueue a job and print its id (or, with --file, many: one id a line)."""
     if ctx.invoked_subcommand is not None:
         if path is not None:
@@ -105,15 +105,23 @@ def enqueue_feedback(store_id: str, trip_id: str, total: str, settled: str, curr
     })
 
 
-def _enqueue_file(stream: IO[str]) -> None:
+def _enqueue_file(stream: IO[bytes]) -> None:
     """Validate every line first; publish only if all are valid."""
     jobs: list[NewJob] = []
     problems: list[str] = []
-    for number, line in enumerate(stream, start=1):
+    for number, raw in enumerate(stream, start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            problems.append(f"line {number}: (line): is not valid UTF-8 (byte {exc.start + 1})")
+            continue
         if not line.strip():
             continue
         try:
             data = wire.loads(line)
+        except RecursionError:
+            problems.append(f"line {number}: (line): is not valid JSON (nested too deep)")
+            continue
         except ValueError as exc:
             problems.append(f"line {number}: (line): is not valid JSON ({exc.args[0].split(':')[0]})")
             continue

@@ -45,7 +45,7 @@ refund_request_ids = st.one_of(
     st.from_regex(REFUND_REQUEST_ID_PATTERN, fullmatch=True),
 )
 reason_codes = st.sampled_from(REFUND_REASON_CODES)
-times = st.integers(min_value=0, max_value=2**40)
+times = st.integers(min_value=0, max_value=253402300799)  # up to the end of year 9999
 
 
 @st.composite
@@ -183,7 +183,7 @@ bad_refund_ids = st.one_of(
     st.uuids(version=4).map(lambda u: str(u).upper()).filter(lambda s: re.search("[A-F]", s) is not None),
 )
 bad_reason_codes = st.text(max_size=20).filter(lambda s: s not in REFUND_REASON_CODES)
-bad_times = st.one_of(st.integers(max_value=-1), st.floats().filter(lambda f: not f.is_integer()))
+bad_times = st.one_of(st.integers(max_value=-1), st.integers(min_value=253402300800), st.floats().filter(lambda f: not f.is_integer()))
 
 # (model, dotted field, strategy of invalid values) for every rule the models enforce
 INVALID_FIELDS: list[tuple[type[RequestModel], str, st.SearchStrategy[Any]]] = [
