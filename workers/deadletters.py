@@ -71,6 +71,7 @@ redis.call('LPUSH', KEYS[4], ARGV[3])
 redis.call('HSET', KEYS[5], 'op', ARGV[7], 'kwargs', ARGV[6], 'state', 'queued', 'attempts', 0, 'updated_at', ARGV[4])
 redis.call('HDEL', KEYS[5], 'first_attempt_at', 'deferred_until', 'reason')
 redis.call('HINCRBY', KEYS[5], 'replays', 1)
+redis.call('ZADD', KEYS[7], ARGV[4], ARGV[1])
 redis.call('EXPIRE', KEYS[5], ARGV[8])
 redis.call('RPUSH', KEYS[6], ARGV[5])
 redis.call('EXPIRE', KEYS[6], ARGV[8])
@@ -231,7 +232,7 @@ class DeadLetterStore:
         history = json.dumps({"replayed_at": now, "by": by, "reason": entry.reason, "status": entry.status,
                               "error": entry.error, "attempts": entry.attempts, "dead_at": entry.dead_at})
         return self._replay(
-            keys=[*self._keys, QUEUES[entry.operation], keys.job(entry.id), keys.replays(entry.id)],
+            keys=[*self._keys, QUEUES[entry.operation], keys.job(entry.id), keys.replays(entry.id), keys.ACTIVE],
             args=[entry.id, repr(entry.dead_at), build_message(entry.operation, entry.id, entry.kwargs), now, history,
                   json.dumps(entry.kwargs), entry.operation, max(self._job_ttl, self._retention), self._events,
                   build_sent_event(entry.operation, entry.id, entry.kwargs, now)],

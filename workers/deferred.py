@@ -19,7 +19,7 @@ from celery import bootsteps
 from workers.runtime import RuntimeHolder
 
 log = logging.getLogger("payq.deferred")
-_HOUSEKEEPING_EVERY = 60.0
+_HOUSEKEEPING_EVERY = 10.0
 
 
 class DeferredMover(threading.Thread):
@@ -49,6 +49,11 @@ class DeferredMover(threading.Thread):
                 if moved >= settings.deferred_batch_size:
                     wait = 0
                 if time.monotonic() >= next_housekeeping:
+                    revived = rt.jobs.revive_lost(
+                        time.time(), settings.visibility_timeout + settings.task_time_limit + 30, settings.deferred_batch_size
+                    )
+                    if revived:
+                        log.warning("re-published %d jobs whose messages were lost (queued or running too long)", revived)
                     trimmed = rt.dead_letters.trim(time.time())
                     if trimmed:
                         log.warning("trimmed %d dead letters older than %g days", trimmed, settings.dead_letter_retention_days)

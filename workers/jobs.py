@@ -31,6 +31,7 @@ redis.call('HSET', KEYS[1], 'op', ARGV[2], 'kwargs', ARGV[3], 'state', 'queued',
            'enqueued_at', ARGV[4], 'updated_at', ARGV[4])
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 redis.call('LPUSH', KEYS[2], ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[8])
 redis.call('PUBLISH', ARGV[6], ARGV[7])
 return 1
 """
@@ -53,6 +54,7 @@ if pause and tonumber(pause) > tonumber(ARGV[2]) then return {'paused', '0', pau
 local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('HSETNX', KEYS[1], 'first_attempt_at', ARGV[2])
 redis.call('HSET', KEYS[1], 'state', 'running', 'updated_at', ARGV[2], 'last_attempt_at', ARGV[2], 'worker', ARGV[6])
+redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
 return {'run', tostring(attempts), ''}
 """
 
@@ -70,10 +72,33 @@ for i = 2, #ARGV, 4 do
       -- waiting behind the backlog it was deferred out of (it is late already)
       redis.call('RPUSH', ARGV[i + 2], ARGV[i + 3])
       redis.call('HSET', ARGV[i + 1], 'state', 'queued', 'updated_at', ARGV[1])
+      redis.call('ZADD', KEYS[2], ARGV[1], ARGV[i])
     end
   end
 end
 return taken
+"""
+
+# KEYS: active set; ARGV: now, cutoff, then (id, job key, queue, message) per job.
+# Re-publish a job still queued or running and untouched since the cutoff: its
+# message was lost between kombu's pop and its unacked record. Others just leave the set.
+_REVIVE = """
+local revived = 0
+for i = 3, #ARGV, 4 do
+  local since = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if since and tonumber(since) <= tonumber(ARGV[2]) then
+    local state = redis.call('HGET', ARGV[i + 1], 'state')
+    if state == 'queued' or state == 'running' then
+      redis.call('RPUSH', ARGV[i + 2], ARGV[i + 3])
+      redis.call('HSET', ARGV[i + 1], 'state', 'queued', 'updated_at', ARGV[1])
+      redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i])
+      revived = revived + 1
+    else
+      redis.call('ZREM', KEYS[1], ARGV[i])
+    end
+  end
+end
+return revived
 """
 
 # KEYS: pause; ARGV: until, ttl ms. Only ever extends: a shorter Retry-After never ends a longer pause.
@@ -122,6 +147,7 @@ class JobStore:
         self._begin = client.register_script(_BEGIN)
         self._move = client.register_script(_MOVE)
         self._pause = client.register_script(_PAUSE)
+        self._revive = client.register_script(_REVIVE)
 
     # --- publishing -------------------------------------------------------
 
@@ -136,9 +162,9 @@ class JobStore:
         for job in jobs:
             kwargs_json = json.dumps(job.kwargs)
             self._enqueue(
-                keys=[keys.job(job.job_id), QUEUES[job.operation]],
+                keys=[keys.job(job.job_id), QUEUES[job.operation], keys.ACTIVE],
                 args=[build_message(job.operation, job.job_id, job.kwargs), job.operation, kwargs_json, now, self._ttl,
-                      self._events, build_sent_event(job.operation, job.job_id, job.kwargs, now)],
+                      self._events, build_sent_event(job.operation, job.job_id, job.kwargs, now), job.job_id],
                 client=pipe,
             )
         return [bool(r) for r in pipe.execute()]
@@ -148,7 +174,7 @@ class JobStore:
     def begin(self, job_id: str, operation: Operation, kwargs: dict[str, Any], worker: str, now: float) -> Begin:
         """Claim an attempt, unless the job is finished, parked, or its endpoint is paused."""
         verdict, attempts, until = self._begin(
-            keys=[keys.job(job_id), keys.DEFERRED, keys.pause(operation)],
+            keys=[keys.job(job_id), keys.DEFERRED, keys.pause(operation), keys.ACTIVE],
             args=[job_id, now, operation, json.dumps(kwargs), self._ttl, worker],
         )
         return Begin(verdict, int(attempts), float(until) if until else None)
@@ -161,6 +187,7 @@ class JobStore:
         pipe = self._redis.pipeline(transaction=True)
         pipe.hset(keys.job(job_id), mapping=fields)
         pipe.zadd(keys.DEFERRED, {job_id: due})
+        pipe.zrem(keys.ACTIVE, job_id)
         pipe.execute()
 
     def settle(self, job_id: str, now: int) -> int:
@@ -177,6 +204,7 @@ class JobStore:
             "state": "succeeded", "outcome": outcome, "result": json.dumps(result), "updated_at": now,
         })
         pipe.hdel(keys.job(job_id), "deferred_until", "reason")
+        pipe.zrem(keys.ACTIVE, job_id)
         pipe.execute()
 
     def pause(self, operation: Operation, until: float, now: float) -> bool:
@@ -209,7 +237,31 @@ class JobStore:
         if orphans:
             # a record can only vanish by retention (days) or by hand; nothing to rebuild the job from
             self._redis.zrem(keys.DEFERRED, *orphans)
-        return int(self._move(keys=[keys.DEFERRED], args=args)) if len(args) > 1 else 0
+        return int(self._move(keys=[keys.DEFERRED, keys.ACTIVE], args=args)) if len(args) > 1 else 0
+
+    def revive_lost(self, now: float, older_than: float, limit: int) -> int:
+        """Re-publish jobs queued or running for longer than ``older_than`` seconds; returns how many.
+
+        A job outlives its visibility timeout and time limit in those states only
+        if its message vanished (a worker killed between kombu's pop and its
+        unacked record). A job merely waiting behind a long backlog gets a second
+        message too; the first copy to run settles it, and the other then finds
+        it finished and does nothing.
+        """
+        cutoff = now - older_than
+        stale = cast(list[str], self._redis.zrangebyscore(keys.ACTIVE, "-inf", cutoff, start=0, num=limit))
+        if not stale:
+            return 0
+        pipe = self._redis.pipeline(transaction=False)
+        for job_id in stale:
+            pipe.hmget(keys.job(job_id), "op", "kwargs")
+        args: list[Any] = [now, cutoff]
+        for job_id, (operation, kwargs_json) in zip(stale, pipe.execute(), strict=True):
+            if operation is None:
+                self._redis.zrem(keys.ACTIVE, job_id)  # its record expired: nothing to rebuild it from
+                continue
+            args += [job_id, keys.job(job_id), QUEUES[operation], build_message(operation, job_id, json.loads(kwargs_json))]
+        return int(self._revive(keys=[keys.ACTIVE], args=args)) if len(args) > 2 else 0
 
     # --- reading ------------------------------------------------------------
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 PREFIX = "payq"
 DEFERRED = f"{PREFIX}:deferred"            # ZSET job id -> due time (epoch seconds)
+# ZSET job id -> when it last became queued or running. kombu pops a message and
+# records it as unacknowledged in two steps; a worker killed between them takes
+# the message with it. A job left here far longer than any job runs is re-published.
+ACTIVE = f"{PREFIX}:active"
 DEAD_LETTERS = f"{PREFIX}:dlq"             # HASH job id -> entry JSON
 DEAD_LETTER_INDEX = f"{PREFIX}:dlq:index"  # ZSET job id -> time dead-lettered
 

@@ -31,7 +31,7 @@ class SandboxProcess:
     options, e.g. ``("--auto-register",)`` or ``("--faults", path)``.
     """
 
-    def __init__(self, *args: str, port: int | None = None, startup_timeout: float = 15.0) -> None:
+    def __init__(self, *args: str, port: int | None = None, startup_timeout: float = 60.0) -> None:
         self.args = tuple(args)
         self._session = requests.Session()
         self._session.trust_env = False  # a proxy from the environment must not sit between tests and 127.0.0.1
