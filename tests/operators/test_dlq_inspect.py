@@ -21,7 +21,7 @@ HOUR = 3600.0
 def entries(op_settings: Settings) -> list[DeadLetter]:
     """Five entries of different operations, stores, reasons and ages (newest first)."""
     return seed(op_settings, [
-        Spec(trip="trip-a", operation="cancel", store="s1", reason="permanent", age=10),
+        Spec(trip="trip-a", operation="cancel", store="s1", reason="permanent", age=5 * 60),
         Spec(trip="trip-b", operation="refund", store="s1", reason="retries-exhausted", age=2 * HOUR, status=500, attempts=8),
         Spec(trip="trip-c", operation="capture", store="s2", reason="permanent", age=5 * HOUR),
         Spec(trip="trip-d", operation="feedback", store="s2", reason="feedback-rejected", age=30 * HOUR, status=200),
@@ -36,7 +36,7 @@ def test_list_prints_one_line_per_entry_newest_first(payq: Callable[..., Ran], e
     header, *rows = ran.stdout.splitlines()
     assert header.split() == ["ID", "OPERATION", "STORE", "TRIP", "REASON", "STATUS", "ATT", "AGE"]
     assert [row.split()[0] for row in rows] == [e.id for e in entries]
-    assert rows[0].split()[1:] == ["cancel", "s1", "trip-a", "permanent", "400", "1", "10s"]
+    assert rows[0].split()[1:] == ["cancel", "s1", "trip-a", "permanent", "400", "1", "5m"]
     assert rows[1].split()[1:] == ["refund", "s1", "trip-b", "retries-exhausted", "500", "8", "2h"]
     assert rows[4].split()[1:] == ["cancel", "s3", "trip-e", "internal-error", "-", "1", "8d"]
     assert "5 dead letter(s)" in ran.stderr
