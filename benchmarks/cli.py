@@ -1,0 +1,320 @@
+"""``python -m benchmarks [--quick] [--pools] [--profile]``: every scenario in one run, a table, ``results/latest.json``.
+
+Starts its own redis-server, sandboxes and workers on 127.0.0.1 and ends all
+of them on exit, on SIGTERM and on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks import report
+from benchmarks.deferred import run_deferred
+from benchmarks.drain import DrainResult, run_drain
+from benchmarks.enqueue import run_enqueue
+from benchmarks.latency import run_latency
+from benchmarks.pools import parse_shape, run_pools
+from benchmarks.processes import LoadMeter, stop_all
+from benchmarks.profiling import run_profile
+from benchmarks.report import Row, fmt
+from benchmarks.stack import Stack
+from benchmarks.storm import run_storm
+from benchmarks.workers import Shape
+from config.settings import Settings
+
+SCENARIOS = ("drain", "enqueue", "latency", "storm", "deferred")
+LATENCIES = (0.0, 50.0)
+# Dramatiq's fastest shapes measured here: 2 processes x 8 threads at 0 ms; at 50 ms 8 threads a process cap it
+# at 2 x 8 / 0.05 s = 320 calls/s, and 2 x 32 drained fastest.
+DRAMATIQ_SHAPES = {0.0: Shape("threads", 8, 2), 50.0: Shape("threads", 32, 2)}
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much work each scenario does."""
+
+    captures: int
+    enqueue_single: int
+    enqueue_bulk: int
+    latency_seconds: float
+    storm: int
+    deferred: int
+    short_delay: float
+    deferred_run: int
+    pool_captures: int
+
+
+FULL = Sizes(captures=20_000, enqueue_single=5_000, enqueue_bulk=20_000, latency_seconds=20, storm=10_000,
+             deferred=100_000, short_delay=60, deferred_run=10_000, pool_captures=4_000)
+QUICK = Sizes(captures=1_200, enqueue_single=2_000, enqueue_bulk=10_000, latency_seconds=6, storm=1_200,
+              deferred=2_000, short_delay=10, deferred_run=2_000, pool_captures=1_000)
+
+
+# Worker processes per CPU core for payq (and the bare Celery task): measured by --pools, a payq worker process is
+# CPU-bound by its GIL even though its jobs wait on I/O, and 2 per core drained fastest. payq's settings have no
+# "processes" knob (docker-compose scales the worker service; the demo starts one), so this is the deployment
+# the benchmark recommends and measures; --processes overrides it (1 = a single `celery worker`).
+PROCESSES_PER_CORE = 2
+
+
+def payq_default_shape(processes: int | None = None) -> Shape:
+    """payq's worker defaults (``PAYQ_WORKER_POOL``, ``PAYQ_WORKER_CONCURRENCY``), ``processes`` of them (default 2 per core)."""
+    fields = Settings.model_fields
+    count = processes if processes else PROCESSES_PER_CORE * (os.cpu_count() or 1)
+    return Shape(fields["worker_pool"].get_default(), fields["worker_concurrency"].get_default(), count)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; 0 when it completed (targets missed or not), 1 if it could not run."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller counts: finishes in under 3 minutes")
+    parser.add_argument("--processes", type=int, help="payq (and bare Celery) worker processes (default 2 per CPU core)")
+    parser.add_argument("--storm", type=int, help="captures in the 429 storm (default 10000; --quick 1200)")
+    parser.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated subset of {','.join(SCENARIOS)}")
+    parser.add_argument("--pools", action="store_true", help="also drain with each pool/concurrency/process shape at 0 and 50 ms")
+    parser.add_argument("--shapes", default="", help="shapes for --pools, e.g. threads:2x32,gevent:1x100 (default: a built-in list)")
+    parser.add_argument("--profile", action="store_true", help="also profile a payq worker with py-spy during a drain")
+    parser.add_argument("--tweaks", default="", help="payq worker tweaks to apply everywhere (see benchmarks/tweaks.py)")
+    parser.add_argument("--compare-tweaks", default="", help="extra payq drains at 0 ms, one per ';'-separated tweak set")
+    parser.add_argument("--captures", type=int, help="captures per drain run (default 20000; --quick 1200)")
+    parser.add_argument("--deferred", type=int, help="jobs deferred in scenario 5 (default 100000; --quick 2000)")
+    parser.add_argument("--deferred-run", type=int, help="of those, how many are then run (default 10000; --quick all)")
+    parser.add_argument("--out", type=Path, help="where to write the JSON (default benchmarks/results/latest.json)")
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    if args.captures:
+        sizes = _replace(sizes, captures=args.captures)
+    if args.deferred:
+        sizes = _replace(sizes, deferred=args.deferred)
+    if args.storm:
+        sizes = _replace(sizes, storm=args.storm)
+    if args.deferred_run:
+        sizes = _replace(sizes, deferred_run=args.deferred_run)
+    only = [s for s in args.only.split(",") if s]
+    tweaks = tuple(t for t in args.tweaks.split(",") if t)
+
+    atexit.register(stop_all)
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGHUP, _exit_on_signal)
+    started = time.monotonic()
+    try:
+        stack = Stack()
+    except Exception as exc:
+        print(f"cannot start the benchmark's services: {exc}", file=sys.stderr)
+        return 1
+    results: dict[str, Any] = {"mode": "quick" if args.quick else "full", "sizes": sizes.__dict__, "tweaks_applied": list(tweaks),
+                               "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    try:
+        results["machine"] = report.machine_facts(stack.client.info("server"))
+        shape = payq_default_shape(args.processes)
+        results["payq_shape"] = shape.label
+        say(f"payq benchmark ({results['mode']}): payq workers {shape.label}; {results['machine']['cpu_count']} CPUs")
+        if "drain" in only:
+            results["drain"] = _drains(stack, shape, sizes.captures, tweaks)
+        if "enqueue" in only:
+            meter = LoadMeter().start()
+            results["enqueue"] = run_enqueue(stack, sizes.enqueue_single, sizes.enqueue_bulk, say=say)
+            results["enqueue"]["other_load_cores"] = meter.cores()
+        if "latency" in only:
+            meter = LoadMeter().start()
+            results["latency"] = run_latency(stack, shape, 200, sizes.latency_seconds, tweaks=tweaks, say=say)
+            results["latency"]["other_load_cores"] = meter.cores()
+        if "storm" in only:
+            meter = LoadMeter().start()
+            results["storm"] = run_storm(stack, shape, sizes.storm, tweaks=tweaks, say=say)
+            results["storm"]["other_load_cores"] = meter.cores()
+        if "deferred" in only:
+            meter = LoadMeter().start()
+            results["deferred"] = run_deferred(stack, shape, sizes.deferred, sizes.short_delay, sizes.deferred_run, tweaks=tweaks, say=say)
+            results["deferred"]["other_load_cores"] = meter.cores()
+        if args.compare_tweaks:
+            results["tweaks"] = _compare_tweaks(stack, shape, sizes.pool_captures, args.compare_tweaks)
+        if args.pools:
+            shapes = [parse_shape(s) for s in args.shapes.split(",") if s] or None
+            results["pools"] = run_pools(stack, sizes.pool_captures, LATENCIES, shapes, tweaks=tweaks, say=say)
+        if args.profile:
+            results["profile"] = run_profile(stack, shape, max(sizes.pool_captures, 3000), tweaks=tweaks, say=say)
+    except KeyboardInterrupt:
+        say("interrupted: stopping every process started")
+        return 130
+    finally:
+        stack.close()
+        stop_all()
+    results["elapsed_s"] = round(time.monotonic() - started, 1)
+    results["machine"]["load_average_at_end"] = list(os.getloadavg())
+    title = _title(results)
+    rows = _rows(results)
+    text = report.render_text(title, rows)
+    path = report.write(results, text, report.render_markdown(title, rows), args.out)
+    print()
+    print(text)
+    print(f"\nwritten: {path} (and {path.with_suffix('.md').name}); {results['elapsed_s']:.0f} s")
+    return 0
+
+
+def say(line: str) -> None:
+    """Progress, as it happens."""
+    print(line, flush=True)
+
+
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _replace(sizes: Sizes, **changes: Any) -> Sizes:
+    return Sizes(**{**sizes.__dict__, **changes})
+
+
+def _drains(stack: Stack, shape: Shape, captures: int, tweaks: tuple[str, ...]) -> list[dict[str, Any]]:
+    out: list[DrainResult] = []
+    for latency in LATENCIES:
+        out.append(run_drain(stack, "payq", shape, captures, latency, tweaks=tweaks, say=say))
+        out.append(run_drain(stack, "bare-celery", shape, captures, latency, say=say))
+        out.append(run_drain(stack, "dramatiq", DRAMATIQ_SHAPES[latency], captures, latency, say=say))
+    return [r.as_dict() for r in out]
+
+
+def _compare_tweaks(stack: Stack, shape: Shape, captures: int, spec: str) -> list[dict[str, Any]]:
+    out = [run_drain(stack, "payq", shape, captures, 0.0, say=say).as_dict()]
+    for group in spec.split(";"):
+        tweaks = tuple(t for t in group.split(",") if t)
+        out.append(run_drain(stack, "payq", shape, captures, 0.0, tweaks=tweaks, say=say).as_dict())
+    return out
+
+
+def _title(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    return (f"payq benchmark, {results['mode']} run: {m['cpu_count']} CPUs ({m['cpu_model']}), Python {m['python']}, "
+            f"Celery {m['celery']}, kombu {m['kombu']}, redis-py {m['redis_py']}, Redis {m['redis_server']}, "
+            f"Dramatiq {m['dramatiq']}; payq workers {results['payq_shape']}"
+            + (f" with tweaks {'+'.join(results['tweaks_applied'])}" if results.get("tweaks_applied") else ""))
+
+
+def _rows(results: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    if "drain" in results:
+        rows += _drain_rows(results["drain"])
+    if "enqueue" in results:
+        e = results["enqueue"]
+        section = "2. Enqueue, one producer process"
+        rows += [
+            Row(section, f"single Producer.enqueue calls ({e['single']['jobs']:,})", fmt(e["single"]["rate"], "jobs/s"), "≥ 2,000 jobs/s",
+                e["single"]["rate"] >= 2000),
+            Row(section, f"bulk Producer.publish of prepared jobs ({e['bulk_publish']['jobs']:,})", fmt(e["bulk_publish"]["rate"], "jobs/s"),
+                "≥ 10,000 jobs/s", e["bulk_publish"]["rate"] >= 10_000),
+            Row(section, "bulk, validation included (prepare + publish)", fmt(e["bulk_prepare_and_publish"]["rate"], "jobs/s")),
+            Row(section, f"payq enqueue --file ({e['cli_file']['jobs']:,} lines, wall time)", fmt(e["cli_file"]["rate"], "jobs/s")),
+            Row(section, "  of which interpreter start-up", fmt(e["cli_file"]["startup_s"], "s", 2)),
+        ]
+        rows.append(_load_row(section, e))
+    if "latency" in results:
+        lat = results["latency"]
+        section = f"3. Latency, enqueue → API call, steady {lat['rate_jobs_per_s']:g} jobs/s ({lat['rate_jobs_per_s'] / 2:g} captures/s + their reports)"
+        rows += [
+            Row(section, "p50 (captures and reports)", fmt(lat["all"]["p50_ms"], "ms", 1), "< 10 ms", lat["all"]["p50_ms"] < 10),
+            Row(section, "p99 (captures and reports)", fmt(lat["all"]["p99_ms"], "ms", 1), "< 100 ms", lat["all"]["p99_ms"] < 100),
+            Row(section, "captures p50 / p99", f"{fmt(lat['capture']['p50_ms'], '', 1)} / {fmt(lat['capture']['p99_ms'], 'ms', 1)}"),
+            Row(section, "reports p50 / p99", f"{fmt(lat['report']['p50_ms'], '', 1)} / {fmt(lat['report']['p99_ms'], 'ms', 1)}"),
+        ]
+        rows.append(_load_row(section, lat))
+    if "storm" in results:
+        s = results["storm"]
+        section = f"4. 429 storm: {s['captures']:,} captures, first call answered 429 Retry-After: {s['retry_after_s']}"
+        rows += [
+            Row(section, "calls during the pause that began after it was set", fmt(s["began_after_pause"]), "0",
+                s["began_after_pause"] == 0),
+            Row(section, "calls during the pause already in flight (+ while it was written)",
+                f"{s['in_flight_when_paused']} (+{s['began_while_pause_being_written']})"),
+            Row(section, "calls before their due time", fmt(s["early_calls"]), "0", s["early_calls"] == 0),
+            Row(section, f"lateness after due, p50 ({s['deferred']:,} deferred)", fmt(s["lateness_vs_due"]["p50_ms"], "ms")),
+            Row(section, "lateness after due, p99", fmt(s["lateness_vs_due"]["p99_ms"], "ms"), "< 1,000 ms",
+                s["lateness_vs_due"]["p99_ms"] < 1000),
+            Row(section, "  jobs still queued when the pause ended (captures count with their reports)", fmt(s.get("queued_ahead_at_pause_end"))),
+            Row(section, "  floor when due jobs go first: 2 × deferred ÷ drain rate", fmt(s["backlog_floor_s"], "s", 1)),
+            Row(section, "  mover lag: longest a due job sat in the deferred set", fmt(s["mover_lag_max_ms"], "ms")),
+            Row(section, "  first call after the pause ended", fmt(s["first_call_after_pause_ms"], "ms")),
+            Row(section, "duplicate calls", fmt(s["duplicates"]), "0", s["duplicates"] == 0),
+        ]
+        rows.append(_load_row(section, s))
+    if "deferred" in results:
+        d = results["deferred"]
+        section = (f"5. Deferred: {d['deferred']:,} captures deferred {d['delay_s']} s by a 429; "
+                   f"{d['run']['run_deferred']:,} of them then shortened to {d['short_delay_s']:g} s and run")
+        rss = d["worker_rss_mib"]
+        rows += [
+            Row(section, f"worker RSS, {d['worker_processes']} process(es): cold / after 500 jobs / all deferred",
+                f"{rss.get('cold', '—')} / {rss['before']} → {rss['all_deferred']} MiB"),
+            Row(section, "worker RSS growth while deferring (all processes)", f"{rss['growth'] * 1.048576:.1f} MB", "< 50 MB",
+                rss["growth"] * 1.048576 < 50),
+            Row(section, "Redis used_memory before → after",
+                f"{d['redis_used_mib']['before']} → {d['redis_used_mib']['after']} MiB ({d['redis_used_mib']['bytes_per_deferred_job']} B/job)"),
+            Row(section, "deferring rate (workers, paused endpoint)", fmt(d["defer_rate"], "jobs/s")),
+            Row(section, "fresh jobs' wait p99 (cancels, 20/s, whole run)", fmt(d["fresh_wait_all"]["p99_ms"], "ms"), "< 1,000 ms",
+                d["fresh_wait_all"]["p99_ms"] < 1000),
+            Row(section, "  while deferring / while deferred / while they run",
+                f"{fmt(d['fresh_wait_while_deferring']['p99_ms'])} / {fmt(d['fresh_wait_while_deferred']['p99_ms'])} / "
+                f"{fmt(d['fresh_wait_while_running_due']['p99_ms'], 'ms')}"),
+            Row(section, "deferred jobs that ran more than once", fmt(d["ran_more_than_once"]), "0", d["ran_more_than_once"] == 0),
+            Row(section, "  missing captures / reports / early / still-deferred that ran",
+                f"{d['run']['missing_captures']} / {d['run']['missing_reports']} / {d['run']['early_calls']} / {d['run']['still_deferred_that_ran']}",
+                "0 / 0 / 0 / 0", not (d["run"]["missing_captures"] or d["run"]["missing_reports"] or d["run"]["early_calls"]
+                                      or d["run"]["still_deferred_that_ran"])),
+        ]
+        rows.append(_load_row(section, d))
+    for extra in ("tweaks", "pools"):
+        if extra in results:
+            section = "Tweaks (payq, 0 ms)" if extra == "tweaks" else "Pools: payq drain by shape"
+            for r in results[extra]:
+                label = r["shape"] + (" + " + "+".join(r["extra"].get("tweaks", [])) if r["extra"].get("tweaks") else "")
+                rows.append(Row(section, f"{label} @ {r['latency_ms']:g} ms",
+                                f"{fmt(r['rate'], 'jobs/s')}, {r['worker_cpu_ms_per_job']:.2f} ms CPU/job, {r['worker_rss_mib']:.0f} MiB, "
+                                f"{r['duplicates']} dup, others {r.get('other_load_cores', 0):.2f} cores"))
+    return rows
+
+
+def _load_row(section: str, figures: dict[str, Any]) -> Row:
+    return Row(section, "others' CPU load on this shared machine meanwhile", f"{figures.get('other_load_cores', 0):.2f} cores")
+
+
+def _drain_rows(drains: list[dict[str, Any]]) -> list[Row]:
+    rows: list[Row] = []
+    by = {(d["system"], d["latency_ms"]): d for d in drains}
+    captures = drains[0]["captures"]
+    for latency in LATENCIES:
+        section = f"1. Drain at {latency:g} ms: {captures:,} captures + {captures:,} reports"
+        payq, bare, dram = by.get(("payq", latency)), by.get(("bare-celery", latency)), by.get(("dramatiq", latency))
+        for name, d in (("payq", payq), ("bare Celery task", bare), ("bare Dramatiq actor", dram)):
+            if d:
+                rows.append(Row(section, f"{name} ({d['shape']})",
+                                f"{fmt(d['rate'], 'jobs/s')} ({d['worker_cpu_ms_per_job']:.2f} ms CPU/job)",
+                                "≥ 1,000 jobs/s" if name == "payq" and latency == 50 else "",
+                                d["rate"] >= 1000 if name == "payq" and latency == 50 else None))
+        if payq and bare and bare["rate"]:
+            ratio = payq["rate"] / bare["rate"]
+            rows.append(Row(section, "payq / bare Celery", f"{ratio:.2f}", "≥ 1.0" if latency == 0 else "", ratio >= 1.0 if latency == 0 else None))
+        if payq and dram and dram["rate"]:
+            ratio = payq["rate"] / dram["rate"]
+            rows.append(Row(section, "payq / Dramatiq", f"{ratio:.2f}", "aim ≥ 1.0" if latency == 0 else "", ratio >= 1.0 if latency == 0 else None))
+        present = [d for d in (payq, bare, dram) if d]
+        if present:
+            # all CPU a job costs on this machine (workers, sandbox, Redis): what 2 idle cores could drain at most
+            cpus = [d["worker_cpu_ms_per_job"] + d["sandbox_cpu_ms_per_job"] + d["redis_cpu_ms_per_job"] for d in present]
+            cores = os.cpu_count() or 1
+            rows.append(Row(section, "CPU per job, workers + sandbox + Redis (" + " / ".join(d["system"] for d in present) + ")",
+                            " / ".join(f"{c:.2f}" for c in cpus) + " ms"))
+            rows.append(Row(section, f"  → CPU-bound ceiling on {cores} idle cores",
+                            " / ".join(fmt(cores * 1000 / c) for c in cpus) + " jobs/s"))
+        if payq:
+            dup = sum(d["duplicates"] + d["missing"] for d in (payq, bare, dram) if d)
+            rows.append(Row(section, "duplicate or missing calls (all three)", fmt(dup), "0", dup == 0))
+            others = max(d["other_load_cores"] for d in (payq, bare, dram) if d)
+            rows.append(Row(section, "others' CPU load on this shared machine meanwhile (max)", f"{others:.2f} cores"))
+    return rows

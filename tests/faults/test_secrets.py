@@ -1,0 +1,228 @@
+"""Scenario 8, secrets: a Redis password, an AWS secret key and Flower's password appear nowhere an operator or a log reads.
+
+Redis requires a password (it is in ``PAYQ_REDIS_URL``), the worker signs
+every API call with SigV4 (``AWS_SECRET_ACCESS_KEY``, checked by the sandbox),
+and ``PAYQ_FLOWER_BASIC_AUTH`` is set in its environment, as in production. Jobs
+succeed, retry, wait deferred and are dead-lettered; then every place their
+data shows up is searched for each secret and for its first and last 12
+characters (a truncated secret has leaked too).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from config.settings import Settings
+from tasks.producer import Producer
+from tests.faults.audit import records
+from tests.faults.report import Figures, Recorder
+from tests.support.fault_redis import FaultRedis
+from tests.support.fault_workers import AppWorker
+from tests.support.flower import FlowerProcess
+from tests.support.payq_cli import PAYQ
+from tests.support.polling import wait_for
+from tests.support.ports import free_port
+from tests.support.sandbox import SandboxProcess
+from workers import keys
+
+REDIS_PASSWORD = "payq-redis-pw-Vq8Lr2Nc6Tz4Hs1K"
+AWS_ACCESS_KEY = "AKIDPAYQFAULTS000001"
+AWS_SECRET = "payq-aws-secret-Jm5Xw9Pd3Bq7Yt2G"
+FLOWER_USER, FLOWER_PASSWORD = "ops", "payq-flower-pw-Rk4Fz8Uc1Wn6Ee3S"
+REGION = "eu-west-1"
+SECRETS = {"Redis password": REDIS_PASSWORD, "AWS secret key": AWS_SECRET, "Flower password": FLOWER_PASSWORD}
+USD = {"amount": "42.00", "code": "USD"}
+STORE = "s-secret"
+
+
+def fragments() -> dict[str, str]:
+    """Each secret, its first 12 and its last 12 characters, by a name that does not reveal it."""
+    return {f"{name} ({part})": piece for name, secret in SECRETS.items()
+            for part, piece in (("whole", secret), ("head", secret[:12]), ("tail", secret[-12:]))}
+
+
+def leaks(places: dict[str, str]) -> list[str]:
+    """``fragment in place`` for every fragment found; the secret itself is never in the message."""
+    return [f"{name} in {where}" for where, text in places.items() for name, piece in fragments().items() if piece in text]
+
+
+def decoded(text: str) -> str:
+    """``text`` followed by every base64 run in it, decoded: kombu messages and Celery events carry their bodies in base64."""
+    plain = []
+    for run in re.findall(r"[A-Za-z0-9+/]{16,}={0,2}", text):
+        try:
+            plain.append(base64.b64decode(run + "=" * (-len(run) % 4)).decode("utf-8", "replace"))
+        except ValueError:
+            continue
+    return "\n".join([text, *plain])
+
+
+def redis_dump(rdb: redis.Redis) -> str:
+    """Every key and value: queued messages (task kwargs), job records, deferred jobs, dead letters, kombu's unacked hash."""
+    parts = []
+    for key in sorted(rdb.scan_iter()):
+        kind = rdb.type(key)
+        value: object = {
+            "string": rdb.get, "hash": rdb.hgetall, "list": lambda k: rdb.lrange(k, 0, -1), "set": rdb.smembers,
+            "zset": lambda k: rdb.zrange(k, 0, -1, withscores=True),
+        }.get(kind, lambda k: None)(key)
+        parts.append(f"{key} {value!r}")
+    return "\n".join(parts)
+
+
+class EventTap(threading.Thread):
+    """Everything published on Redis (Celery's task and worker events, as Flower receives them) while it runs."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        super().__init__(daemon=True)
+        self.pubsub = client.pubsub()
+        self.pubsub.psubscribe("*")
+        self.messages: list[str] = []
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                message = self.pubsub.get_message(timeout=0.2)
+            except redis.ConnectionError:
+                return  # Redis went away: the test is over
+            if message is not None and message["type"] == "pmessage":
+                self.messages.append(str(message["data"]))
+
+    def stop(self) -> str:
+        """Stop listening; everything heard, one message a line."""
+        self.stopped.set()
+        self.join(timeout=5)
+        self.pubsub.close()
+        return "\n".join(self.messages)
+
+
+def payq(redis_url: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real ``payq``, run by an operator whose shell holds every secret."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAYQ_")}
+    env.update({"PAYQ_REDIS_URL": redis_url, "PAYQ_REDIS_RETRY_SECONDS": "0.3", "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
+                "PAYQ_FLOWER_BASIC_AUTH": f"{FLOWER_USER}:{FLOWER_PASSWORD}"})
+    return subprocess.run([str(PAYQ), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.fixture
+def isolated_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """No AWS_* from the host, empty shared config files, no instance metadata; the worker's signing environment."""
+    for name in [n for n in os.environ if n.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    (tmp_path / "aws-config").touch()
+    (tmp_path / "aws-credentials").touch()
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    yield {"PAYQ_API_AUTH": "sigv4", "PAYQ_AWS_REGION": REGION, "AWS_ACCESS_KEY_ID": AWS_ACCESS_KEY,
+           "AWS_SECRET_ACCESS_KEY": AWS_SECRET, "PAYQ_FLOWER_BASIC_AUTH": f"{FLOWER_USER}:{FLOWER_PASSWORD}"}
+
+
+@pytest.mark.slow
+def test_no_secret_reaches_logs_messages_events_flower_dead_letters_or_operator_output(
+    make_sandbox: Callable[..., SandboxProcess], make_worker: Callable[..., AppWorker], isolated_aws: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fault_report: Recorder,
+) -> None:
+    started = time.monotonic()
+    server = FaultRedis(password=REDIS_PASSWORD)
+    flower: FlowerProcess | None = None
+    tap: EventTap | None = None
+    try:
+        with monkeypatch.context() as env:
+            env.setenv("PAYQ_SANDBOX_SECRET_KEY", AWS_SECRET)  # the sandbox verifies with the same secret, from its environment
+            api = make_sandbox("--auto-register", "--require-sigv4", "--access-key", AWS_ACCESS_KEY, "--region", REGION)
+        api.set_faults({"rules": [
+            {"endpoint": "cancel", "fault": {"status": 400, "body": {"errorMsg": "BadRequestException: refused"}}},  # dead letter
+            {"endpoint": "capture", "shoppingTripId": "t-retry", "sequence": ["reset", "500"]},                    # retries, then success
+            {"endpoint": "refund", "fault": "503 retryAfter 600"},                                                  # waits deferred
+        ]})
+        rdb = server.client()
+        tap = EventTap(server.client())
+        tap.start()
+        flower = FlowerProcess(server.url, auth=(FLOWER_USER, FLOWER_PASSWORD), startup_timeout=120)
+
+        producer = Producer(Settings(redis_url=server.url))
+        job_ids = [
+            producer.enqueue_capture(storeId=STORE, shoppingTripId="t-ok", amount=USD),
+            producer.enqueue_capture(storeId=STORE, shoppingTripId="t-retry", amount=USD),
+            producer.enqueue_cancel(storeId=STORE, shoppingTripId="t-dead"),
+        ]
+        queued = redis_dump(rdb)  # the raw messages, before any worker takes them
+        worker = make_worker(server.url, api.url, env=isolated_aws, concurrency=4)
+        wait_for(lambda: re.search(rf'flower_worker_online\{{worker="{worker.name}@[^"]+"\}} 1\.0',
+                                   flower.get("/metrics", login=False).text), timeout=60, what="Flower to see the worker")
+
+        def settled() -> bool:
+            final = [r["state"] for r in records(rdb, job_ids, "state")]
+            return final == ["succeeded", "succeeded", "dead"]
+
+        wait_for(settled, timeout=60, what="the captures to succeed and the cancel to be dead-lettered")
+        job_ids.append(producer.enqueue_refund(storeId=STORE, shoppingTripId="t-ok", amount={"amount": "2.00", "code": "USD"},
+                                               refundReasonCode="DAMAGED_ITEM"))
+        wait_for(lambda: rdb.zscore(keys.DEFERRED, job_ids[-1]), what="the refund to wait in the deferred set")
+        reports = [json.loads(r["result"])["reportJobId"] for r in records(rdb, job_ids[:2], "result")]
+        wait_for(lambda: all(r["state"] == "succeeded" for r in records(rdb, reports, "state")), what="the reports")
+        wait_for(lambda: all(flower.get(f"/api/task/info/{j}").ok for j in job_ids), what="Flower to know every job")
+
+        dead = job_ids[2]
+        unreachable = f"redis://:{REDIS_PASSWORD}@127.0.0.1:{free_port()}/0"
+        operator = {
+            f"payq {' '.join(args)}": payq(server.url, tmp_path, *args)
+            for args in [("job", job_ids[0]), ("job", dead, "--json"), ("dlq", "list"), ("dlq", "list", "--json"),
+                         ("dlq", "show", dead), ("stats",)]
+        }
+        # Redis unreachable: the error names the URL, password masked
+        refused = {f"payq {' '.join(args)} (Redis down)": payq(unreachable, tmp_path, *args)
+                   for args in [("dlq", "list"), ("enqueue", "cancel", "--store-id", "s", "--trip-id", "t")]}
+        places = {
+            "worker log": worker.log(),
+            "queued messages": decoded(queued),
+            "Redis after the run": decoded(redis_dump(rdb)),
+            "events on Redis (what Flower receives)": decoded("\n".join(list(tap.messages))),
+            "Flower /api/tasks": flower.get("/api/tasks").text,
+            "Flower /api/workers": flower.get("/api/workers", refresh="1").text,
+            "Flower task pages": "".join(flower.get(f"/api/task/info/{j}").text for j in job_ids),
+            "Flower /metrics": flower.get("/metrics", login=False).text,
+            "Flower output": flower.output(),
+            "sandbox request log": json.dumps(api.requests()),
+            **{f"{name} (stdout+stderr)": ran.stdout + ran.stderr for name, ran in {**operator, **refused}.items()},
+        }
+    finally:
+        if tap is not None:
+            tap.stop()
+        if flower is not None:
+            flower.stop()
+        server.close()
+
+    found = leaks(places)
+    fault_report.add(Figures(
+        scenario=8, title="secrets", jobs=len(job_ids) + len(reports),
+        jobs_detail="2 captures (1 after a reset and a 500) + reports, 1 cancel dead-lettered, 1 refund deferred",
+        faults=f"{len(SECRETS)} secrets configured (Redis password in PAYQ_REDIS_URL, AWS secret key for SigV4, Flower password); "
+               f"searched whole and by 12-character ends in {len(places)} places",
+        lost=0, duplicates=0, notes=f"{len(found)} leaks", seconds=time.monotonic() - started,
+    ))
+
+    # the places hold what they should, so finding nothing means something
+    assert "'shoppingTripId': 't-ok'" in places["queued messages"] or '"shoppingTripId": "t-ok"' in places["queued messages"]
+    assert '"type": "task-succeeded"' in places["events on Redis (what Flower receives)"]
+    assert "t-dead" in places["Flower /api/tasks"] and "Connected to redis://:**@" in places["worker log"]
+    assert leaks({"a planted secret": decoded(base64.b64encode(AWS_SECRET.encode()).decode())}) != []
+    assert found == []
+    assert {name: ran.returncode for name, ran in operator.items()} == dict.fromkeys(operator, 0)
+    assert {name: ran.returncode for name, ran in refused.items()} == dict.fromkeys(refused, 1)
+    assert all("cannot reach Redis at redis://:***@127.0.0.1:" in ran.stderr for ran in refused.values())
+    assert dead in operator["payq dlq list"].stdout and "BadRequestException: refused" in operator[f"payq dlq show {dead}"].stdout
+    assert all(e["status"] != 403 for e in api.requests()), "every call was signed with the right secret"
