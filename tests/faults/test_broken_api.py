@@ -157,9 +157,6 @@ def test_broken_answers_crash_no_worker_and_every_job_settles_or_names_what_was_
     assert unhandled_tracebacks(log) == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "tasks/payments.py does not declare throws=(DeadLettered,): Celery logs every dead letter at ERROR as "
-    "'raised unexpected' with a full traceback, though payq handled it (the entry is written first)"))
 def test_a_dead_letter_is_logged_as_an_expected_failure_without_a_traceback() -> None:
     # Celery's own choice of log line for a task's exception, asked directly: the worker in the scenario above
     # logs exactly this for each of its 8 dead letters (``unhandled_tracebacks`` sets them aside)

@@ -147,9 +147,6 @@ def test_workers_killed_mid_call_lose_no_job_and_repeat_only_calls_in_flight(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "config/celery.py does not set kombu's unacked_restore_interval/unacked_restore_throttle: kombu 5.7 scans for "
-    "abandoned messages only every 10 x 10 s, so a killed worker's jobs wait up to visibility_timeout + 100 s"))
 def test_killed_workers_jobs_come_back_soon_after_the_visibility_timeout_with_payqs_own_configuration(
     private_redis: FaultRedis, make_sandbox: Callable[..., SandboxProcess], make_worker: Callable[..., AppWorker],
 ) -> None:
