@@ -58,25 +58,18 @@ QUICK = Sizes(captures=1_200, enqueue_single=2_000, enqueue_bulk=10_000, latency
               deferred=2_000, short_delay=10, deferred_run=2_000, pool_captures=1_000)
 
 
-# Worker processes per CPU core for payq (and the bare Celery task): measured by --pools, a payq worker process is
-# CPU-bound by its GIL even though its jobs wait on I/O, and 2 per core drained fastest. payq's settings have no
-# "processes" knob (docker-compose scales the worker service; the demo starts one), so this is the deployment
-# the benchmark recommends and measures; --processes overrides it (1 = a single `celery worker`).
-PROCESSES_PER_CORE = 2
-
-
 def payq_default_shape(processes: int | None = None) -> Shape:
-    """payq's worker defaults (``PAYQ_WORKER_POOL``, ``PAYQ_WORKER_CONCURRENCY``), ``processes`` of them (default 2 per core)."""
+    """payq's worker defaults (``PAYQ_WORKER_POOL``, ``_CONCURRENCY``, ``_PROCESSES``); ``processes`` overrides the last."""
     fields = Settings.model_fields
-    count = processes if processes else PROCESSES_PER_CORE * (os.cpu_count() or 1)
-    return Shape(fields["worker_pool"].get_default(), fields["worker_concurrency"].get_default(), count)
+    return Shape(fields["worker_pool"].get_default(), fields["worker_concurrency"].get_default(),
+                 processes or fields["worker_processes"].get_default())
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; 0 when it completed (targets missed or not), 1 if it could not run."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller counts: finishes in under 3 minutes")
-    parser.add_argument("--processes", type=int, help="payq (and bare Celery) worker processes (default 2 per CPU core)")
+    parser.add_argument("--processes", type=int, help="payq (and bare Celery) worker processes (default PAYQ_WORKER_PROCESSES's default)")
     parser.add_argument("--storm", type=int, help="captures in the 429 storm (default 10000; --quick 1200)")
     parser.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated subset of {','.join(SCENARIOS)}")
     parser.add_argument("--pools", action="store_true", help="also drain with each pool/concurrency/process shape at 0 and 50 ms")
@@ -102,8 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     tweaks = tuple(t for t in args.tweaks.split(",") if t)
 
     atexit.register(stop_all)
-    signal.signal(signal.SIGTERM, _exit_on_signal)
-    signal.signal(signal.SIGHUP, _exit_on_signal)
+    # Ctrl-C, SIGTERM and a closed terminal all end the run the same way: every process it started is stopped.
+    # SIGINT explicitly too: a shell starts background jobs with it ignored, and Python would keep it so.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _exit_on_signal)
     started = time.monotonic()
     try:
         stack = Stack()

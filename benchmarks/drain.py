@@ -96,7 +96,7 @@ def run_drain(
         # idle, warm workers; then the whole burst as fast as each system's own client can write it
         _fill(stack, system, trip_ids)
     except BaseException:
-        fleet.stop()
+        fleet.stop(timeout=2)
         raise
 
     def progress(seen: int) -> None:
@@ -115,8 +115,10 @@ def run_drain(
         me1, busy1, t1 = cpu_seconds([os.getpid()]), machine_busy_seconds(), time.monotonic()
         log.settle(quiet=1.5)
         processes = fleet.process_count()
-    finally:
-        fleet.stop()
+    except BaseException:
+        fleet.stop(timeout=2)
+        raise
+    fleet.stop()
     calls = log.calls
     rate, span = drain_rate(calls)
     extra = repeats(calls, {CAPTURE: 1, FEEDBACK: 1})

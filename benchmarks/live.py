@@ -28,7 +28,7 @@ class LivePayq:
             self.fleet.wait_ready()
             self._warm_up(4 * shape.processes)
         except BaseException:
-            self.fleet.stop()
+            self.fleet.stop(timeout=2)
             raise
 
     def _warm_up(self, count: int) -> None:
@@ -44,5 +44,6 @@ class LivePayq:
     def __enter__(self) -> LivePayq:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self.fleet.stop()
+    def __exit__(self, kind: type[BaseException] | None, *rest: Any) -> None:
+        # a failed or interrupted run ends its workers at once; a finished one lets them shut down warm
+        self.fleet.stop(timeout=2 if kind is not None else 20)

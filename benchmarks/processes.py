@@ -24,7 +24,6 @@ import requests
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 _LIVE: list[Managed] = []
-_FINISHED_CPU = [0.0]  # CPU seconds used by processes this run started and has since stopped
 
 
 def free_port() -> int:
@@ -96,7 +95,6 @@ class Managed:
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
         """Send ``sig`` to the process group, wait up to ``timeout``, then SIGKILL the group."""
         if self.alive():
-            _FINISHED_CPU[0] += cpu_seconds(self.pids())
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.pid, sig)
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -212,9 +210,10 @@ class LoadMeter:
         self._t0 = self._busy0 = self._ours0 = 0.0
 
     def _ours(self) -> float:
+        # live processes from /proc; ended ones are in this process's children times once reaped (Managed.stop waits)
         times = os.times()
         live = sum(cpu_seconds(p.pids()) for p in _LIVE)
-        return _FINISHED_CPU[0] + live + times.user + times.system + times.children_user + times.children_system
+        return live + times.user + times.system + times.children_user + times.children_system
 
     def start(self) -> LoadMeter:
         """Begin measuring."""

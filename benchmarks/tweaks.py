@@ -8,7 +8,6 @@ benchmark's "profile" section reports what each one buys.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -18,8 +17,6 @@ TWEAKS: dict[str, str] = {
     "events-off": "worker_send_task_events=False (Flower re-enables events while it runs)",
     "prefetch-4": "worker_prefetch_multiplier=4",
     "kombu-client-reuse": "kombu's Redis channel reuses one redis.Redis per channel instead of building one per ack/event (~100 µs each)",
-    "kombu-transport": "the same as kombu-client-reuse, as payq would adopt it: broker_transport = benchmarks.kombu_transport:Transport",
-    "one-trip-finish": "a capture's settle + report enqueue + succeed in one Redis round trip (a Lua script) instead of three",
     "move-to-tail": "the mover LPUSHes a due job (behind the backlog), as before commit f1f9cd6, instead of RPUSH (next to run)",
 }
 
@@ -35,10 +32,6 @@ def apply(app: Celery, names: list[str]) -> None:
         app.conf.worker_prefetch_multiplier = 4
     if "kombu-client-reuse" in names:
         reuse_kombu_clients()
-    if "kombu-transport" in names:
-        app.conf.broker_transport = "benchmarks.kombu_transport:Transport"
-    if "one-trip-finish" in names:
-        one_trip_finish()
     if "move-to-tail" in names:
         from workers import jobs
 
@@ -74,70 +67,3 @@ def reuse_kombu_clients() -> None:
 
     _create_client._payq_reuse = True  # type: ignore[attr-defined]
     setattr(kombu_redis.Channel, "_create_client", _create_client)  # noqa: B010 - a what-if patch, this process only
-
-
-_FINISH_CAPTURE = """
--- KEYS: capture job, report job, feedback queue; ARGV: settled_at, now, report message, kwargs, ttl, events channel, sent event, result
-if redis.call('HSETNX', KEYS[1], 'settled_at', ARGV[1]) == 0 then
-  return redis.call('HGET', KEYS[1], 'settled_at')
-end
-if redis.call('EXISTS', KEYS[2]) == 0 then
-  redis.call('HSET', KEYS[2], 'op', 'feedback', 'kwargs', ARGV[4], 'state', 'queued', 'attempts', 0,
-             'enqueued_at', ARGV[2], 'updated_at', ARGV[2])
-  redis.call('EXPIRE', KEYS[2], ARGV[5])
-  redis.call('LPUSH', KEYS[3], ARGV[3])
-  redis.call('PUBLISH', ARGV[6], ARGV[7])
-end
-redis.call('HSET', KEYS[1], 'state', 'succeeded', 'outcome', 'HTTP 200', 'result', ARGV[8], 'updated_at', ARGV[2])
-redis.call('HDEL', KEYS[1], 'deferred_until', 'reason')
-return 0
-"""
-
-
-def one_trip_finish() -> None:
-    """A capture's settle, report enqueue and success in one Lua script: one Redis round trip instead of three.
-
-    The report's paymentStatusTime is the settle time, so the script only
-    enqueues it when this call is the one that settles; a redelivery (already
-    settled) falls back to the original path with the first settle time.
-    """
-    from tasks import execution
-    from tasks.messages import QUEUES, build_message, build_sent_event
-    from tasks.producer import prepare
-    from workers import keys
-
-    original_apply = execution._apply
-    original_after_capture = execution._after_capture
-    scripts: dict[int, Any] = {}
-
-    def finish(rt: Any, job_id: str, request: Any, now: float) -> dict[str, Any]:
-        script = scripts.get(id(rt.redis))
-        if script is None:
-            script = scripts[id(rt.redis)] = rt.redis.register_script(_FINISH_CAPTURE)
-        settled_at = int(now)
-        amount = request.amount.model_dump()
-        report = prepare("feedback", {
-            "storeId": request.storeId, "shoppingTripId": request.shoppingTripId,
-            "totalAmount": amount, "settledAmount": amount, "paymentStatusTime": settled_at,
-        })
-        result = {"reportJobId": report.job_id, "settledAt": settled_at}
-        earlier = script(
-            keys=[keys.job(job_id), keys.job(report.job_id), QUEUES["feedback"]],
-            args=[settled_at, now, build_message("feedback", report.job_id, report.kwargs), json.dumps(report.kwargs),
-                  rt.jobs._ttl, rt.jobs._events, build_sent_event("feedback", report.job_id, report.kwargs, now), json.dumps(result)],
-        )
-        if earlier not in (0, "0"):
-            return original_after_capture(rt, job_id, request, int(earlier), now)
-        return result
-
-    def _apply(rt: Any, operation: Any, job_id: str, kwargs: Any, request: Any, outcome: Any, attempts: int, worker: str) -> Any:
-        from payapi.models import CaptureRequest
-        from payapi.outcomes import Success
-
-        if isinstance(outcome, Success) and isinstance(request, CaptureRequest):
-            import time
-
-            return finish(rt, job_id, request, time.time())
-        return original_apply(rt, operation, job_id, kwargs, request, outcome, attempts, worker)
-
-    setattr(execution, "_apply", _apply)  # noqa: B010 - a what-if patch, this process only

@@ -103,12 +103,12 @@ class Fleet:
         """The tail of each worker's output."""
         return "\n".join(f"--- {p.name}\n{p.text(3000)}" for p in self.procs)
 
-    def stop(self) -> None:
-        """Warm shutdown for all at once (SIGTERM to each process group), then whatever is left is killed."""
+    def stop(self, timeout: float = 20.0) -> None:
+        """Warm shutdown for all at once (SIGTERM to each process group); whatever is left after ``timeout`` is killed."""
         for proc in self.procs:
             proc.send(signal.SIGTERM)
         for proc in self.procs:
-            proc.stop(timeout=20)
+            proc.stop(timeout=timeout)
 
 
 def _celery_args(app: str, shape: Shape, name: str, loglevel: str) -> list[str]:

@@ -24,15 +24,21 @@ from workers.runtime import Runtime
 log = logging.getLogger("payq.jobs")
 
 
-def execute(rt: Runtime, operation: Operation, job_id: str, kwargs: dict[str, Any], worker: str) -> dict[str, Any] | None:
-    """Run one delivery of a job; returns its result, or None if this delivery had nothing to do."""
+def execute(
+    rt: Runtime, operation: Operation, job_id: str, kwargs: dict[str, Any], worker: str, delivery: str,
+) -> dict[str, Any] | None:
+    """Run one delivery (``delivery`` is its message's tag) of a job; returns its result, or None if it had nothing to do."""
     now = time.time()
     try:
         request = parse_request(MODELS[operation], kwargs)
     except InvalidRequest as exc:
         # only a message published around the producer can get here
         _dead_letter(rt, operation, job_id, kwargs, worker, "invalid-job", str(exc), None)
-    begin = rt.jobs.begin(job_id, operation, kwargs, worker, now)
+    # a claim outlasts the longest a delivery may run: after that, its worker is gone
+    begin = rt.jobs.begin(job_id, operation, kwargs, worker, now, delivery, rt.settings.task_time_limit + 5)
+    if begin.verdict == "busy":
+        log.info("%s %s: delivered again while another delivery runs it; nothing to do", operation, job_id)
+        return None
     if begin.verdict in ("succeeded", "dead", "deferred"):
         log.info("%s %s: delivered again but already %s; nothing to do", operation, job_id, begin.verdict)
         return None
@@ -56,7 +62,7 @@ def _apply(
     settings = rt.settings
     if isinstance(outcome, Success):
         if isinstance(request, CaptureRequest):
-            return _after_capture(rt, job_id, request, rt.jobs.settle(job_id, int(now)), now)
+            return _after_capture(rt, job_id, request, int(now), now)
         result: dict[str, Any] = {}
         if isinstance(outcome.body, RefundResponse):
             result = {"reconciliationId": outcome.body.reconciliationId}
@@ -92,16 +98,22 @@ def _apply(
 
 
 def _after_capture(rt: Runtime, job_id: str, request: CaptureRequest, settled_at: int, now: float) -> dict[str, Any]:
-    """Chain the capture's payment-status report; its id derives from the settle time, so redeliveries add none."""
+    """Settle the capture and chain its payment-status report.
+
+    The report's id derives from the settle time, and the first success's
+    time is kept: a redelivery publishes the same report, which enqueue ignores.
+    """
     amount = request.amount.model_dump()
-    report = prepare("feedback", {
-        "storeId": request.storeId, "shoppingTripId": request.shoppingTripId,
-        "totalAmount": amount, "settledAmount": amount, "paymentStatusTime": settled_at,
-    })
-    rt.producer.publish([report])
-    result = {"reportJobId": report.job_id, "settledAt": settled_at}
-    rt.jobs.succeed(job_id, "HTTP 200", result, now)
-    return result
+    while True:  # twice at most: the second time with the settle time on record
+        report = prepare("feedback", {
+            "storeId": request.storeId, "shoppingTripId": request.shoppingTripId,
+            "totalAmount": amount, "settledAmount": amount, "paymentStatusTime": settled_at,
+        })
+        result = {"reportJobId": report.job_id, "settledAt": settled_at}
+        on_record = rt.jobs.finish_capture(job_id, settled_at, result, report, now)
+        if on_record == settled_at:
+            return result
+        settled_at = on_record
 
 
 def _defer(rt: Runtime, job_id: str, due: float, reason: str, outcome: str | None, now: float) -> NoReturn:

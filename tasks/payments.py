@@ -23,9 +23,11 @@ def run(task: Task, holder: RuntimeHolder, operation: Operation, kwargs: dict[st
     """Execute one delivery and translate payq's outcome into Celery's task states."""
     job_id: str = task.request.id
     worker: str = task.request.hostname or "unknown"
+    # kombu keeps a message's tag when it puts the same message back; a copy published again has a new one
+    delivery: str = (task.request.properties or {}).get("delivery_tag") or ""
     rt = holder.get()
     try:
-        result = execute(rt, operation, job_id, kwargs, worker)
+        result = execute(rt, operation, job_id, kwargs, worker, delivery)
     except Deferred as exc:
         # The job is already parked in payq's deferred set; raising Retry
         # without self.retry() publishes nothing and shows RETRY in Flower.

@@ -126,7 +126,7 @@ class Progress:
 
 
 def _services(run_dir: Path, redis_url: str, private_redis_port: int | None, sandbox_port: int,
-              flower_port: int, flower_auth: str, pool: str, concurrency: int, run_id: str,
+              flower_port: int, flower_auth: str, pool: str, concurrency: int, processes: int, run_id: str,
               startup_timeout: float) -> list[Service]:
     """The processes of the demo stack, in start order."""
     python = sys.executable
@@ -151,12 +151,12 @@ def _services(run_dir: Path, redis_url: str, private_redis_port: int | None, san
         env=payq_env, ready=Probe(kind="http", target=f"{sandbox_url}/admin/health"), url=sandbox_url,
         startup_timeout=startup_timeout, stop_timeout=5,
     ))
-    services.append(Service(
-        name="worker",
+    services.extend(Service(
+        name=f"worker-{i}",
         argv=[python, "-m", "celery", "-A", "workers.app", "worker", "--pool", pool, "--concurrency", str(concurrency),
-              "--loglevel", "INFO", "--hostname", f"demo-{run_id}@%h", "--without-mingle", "--without-gossip"],
+              "--loglevel", "INFO", "--hostname", f"demo-{run_id}-{i}@%h", "--without-mingle", "--without-gossip"],
         env=payq_env, ready=Probe(kind="log", target=" ready."), startup_timeout=startup_timeout, stop_timeout=25,
-    ))
+    ) for i in range(1, processes + 1))
     flower_url = f"http://127.0.0.1:{flower_port}"
     services.append(Service(
         name="flower",
@@ -202,6 +202,7 @@ def _kept_stack_running(state_dir: Path) -> int | None:
 @click.option("--pool", type=click.Choice(["threads", "prefork", "gevent", "solo"]), default=None,
               help="Worker pool  [default: PAYQ_WORKER_POOL]")
 @click.option("--concurrency", type=click.IntRange(min=1), default=None, help="Worker concurrency  [default: PAYQ_WORKER_CONCURRENCY]")
+@click.option("--processes", type=click.IntRange(min=1), default=None, help="Worker processes  [default: PAYQ_WORKER_PROCESSES]")
 @click.option("--redis-port", type=click.IntRange(0, 65535), default=0, show_default=True,
               help="Port of the private redis-server, when one is started (0: a free one).")
 @click.option("--sandbox-port", type=click.IntRange(0, 65535), default=0, show_default=True, help="Sandbox port (0: a free one).")
@@ -213,7 +214,7 @@ def _kept_stack_running(state_dir: Path) -> int | None:
               help="Seconds each process may take to become ready.")
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".payq"), show_default=True,
               help="Where --keep records the running stack for --stop.")
-def demo_command(trips: int, keep: bool, stop: bool, pool: str | None, concurrency: int | None, redis_port: int,
+def demo_command(trips: int, keep: bool, stop: bool, pool: str | None, concurrency: int | None, processes: int | None, redis_port: int,
                  sandbox_port: int, flower_port: int | None, settle_timeout: float, startup_timeout: float,
                  state_dir: Path) -> None:
     """Run the local stack and about 100 trips through it, with faults; summarise what happened."""
@@ -251,8 +252,9 @@ def demo_command(trips: int, keep: bool, stop: bool, pool: str | None, concurren
         flower_auth, generated = f"payq:{secrets.token_urlsafe(12)}", True
     pool = pool or settings.worker_pool
     concurrency = concurrency or settings.worker_concurrency
+    processes = processes or settings.worker_processes
     services = _services(run_dir, redis_url, private_redis_port, sandbox_port or free_port(), flower_port,
-                         flower_auth, pool, concurrency, run_id, startup_timeout)
+                         flower_auth, pool, concurrency, processes, run_id, startup_timeout)
     spec = StackSpec(run_dir=run_dir, services=services, detached=keep)
 
     started = time.monotonic()
@@ -262,8 +264,9 @@ def demo_command(trips: int, keep: bool, stop: bool, pool: str | None, concurren
     with _signals_interrupt():
         try:
             state = handle.wait_ready(startup_timeout * len(services) + 10, progress=lambda name: _say(f"  starting {name}"))
-            _say(_stack_banner(state, redis_url, private_redis_port is not None, pool, concurrency, time.monotonic() - started))
-            if private_redis_port is None and (others := _other_workers(redis_url, f"demo-{run_id}@")):
+            _say(_stack_banner(state, redis_url, private_redis_port is not None, pool, concurrency, processes,
+                               time.monotonic() - started))
+            if private_redis_port is None and (others := _other_workers(redis_url, f"demo-{run_id}-")):
                 # they would take the demo's jobs and run them against whatever API they are configured for
                 raise StackError(f"other payq workers consume this Redis ({', '.join(others[:3])}); "
                                  "stop them, or unset PAYQ_REDIS_URL so the demo uses a Redis of its own")
@@ -324,7 +327,7 @@ def _run(settings: Settings, redis_url: str, plan: DemoPlan, handle: StackHandle
                     tracker.track([producer.enqueue_refund(**plan.refund_fields(trip))])
                     del refunds_due[trip_id]
             restarts = _restarts(handle)
-            progress.show(progress_line(snapshot, len(events.retries()), restarts.get("worker", 0), time.monotonic() - started))
+            progress.show(progress_line(snapshot, len(events.retries()), _worker_restarts(restarts), time.monotonic() - started))
             if handle.process.poll() is not None:
                 error = (handle.state() or {}).get("error") or log_tail(handle.spec.run_dir / "supervisor.log")
                 raise StackError(f"the stack stopped: {error}")
@@ -335,7 +338,7 @@ def _run(settings: Settings, redis_url: str, plan: DemoPlan, handle: StackHandle
         # retry events race the job records by a few milliseconds; let the last ones arrive
         time.sleep(0.3)
         snapshot = tracker.poll()
-        progress.show(progress_line(snapshot, len(events.retries()), restarts.get("worker", 0), time.monotonic() - started), final=True)
+        progress.show(progress_line(snapshot, len(events.retries()), _worker_restarts(restarts), time.monotonic() - started), final=True)
     finally:
         progress.clear()
         events.stop()
@@ -347,12 +350,17 @@ def _restarts(handle: StackHandle) -> dict[str, int]:
     return {name: int(s.get("restarts", 0)) for name, s in state.get("services", {}).items()}
 
 
-def _stack_banner(state: dict[str, Any], redis_url: str, private: bool, pool: str, concurrency: int, elapsed: float) -> str:
+def _worker_restarts(restarts: dict[str, int]) -> int:
+    return sum(n for name, n in restarts.items() if name.startswith("worker-"))
+
+
+def _stack_banner(state: dict[str, Any], redis_url: str, private: bool, pool: str, concurrency: int, processes: int,
+                  elapsed: float) -> str:
     services = state["services"]
     lines = [f"stack ready in {elapsed:.1f}s (supervisor pid {state['supervisor_pid']}):"]
     lines.append(f"  redis    {redact_url(redis_url)}" + (" (private, append-only file on)" if private else " (yours)"))
     lines.append(f"  sandbox  {services['sandbox']['url']} (faults: 429, 503, 500, an unknown trip)")
-    lines.append(f"  worker   {pool} pool, concurrency {concurrency}, restarted if it dies")
+    lines.append(f"  workers  {processes} x {pool} pool, concurrency {concurrency}, each restarted if it dies")
     lines.append(f"  flower   {services['flower']['url']}")
     return "\n".join(lines)
 

@@ -25,18 +25,42 @@ from payapi.outcomes import Operation
 from tasks.messages import QUEUES, build_message, build_sent_event, sent_event_channel
 from workers import keys
 
-_ENQUEUE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'op', ARGV[2], 'kwargs', ARGV[3], 'state', 'queued', 'attempts', 0,
-           'enqueued_at', ARGV[4], 'updated_at', ARGV[4])
-redis.call('EXPIRE', KEYS[1], ARGV[5])
-redis.call('LPUSH', KEYS[2], ARGV[1])
-redis.call('ZADD', KEYS[3], ARGV[4], ARGV[8])
-redis.call('PUBLISH', ARGV[6], ARGV[7])
-return 1
+# Record and publish one job unless its id has a record; shared by the scripts that publish.
+_ENQUEUE_FUNCTION = """
+local function enqueue(job, queue, active, id, message, op, kwargs, now, ttl, channel, event)
+  if redis.call('EXISTS', job) == 1 then return 0 end
+  redis.call('HSET', job, 'op', op, 'kwargs', kwargs, 'state', 'queued', 'attempts', 0, 'enqueued_at', now, 'updated_at', now)
+  redis.call('EXPIRE', job, ttl)
+  redis.call('LPUSH', queue, message)
+  redis.call('ZADD', active, now, id)
+  redis.call('PUBLISH', channel, event)
+  return 1
+end
 """
 
-# KEYS: job, deferred set, pause; ARGV: id, now, op, kwargs, ttl, worker
+# KEYS: job, queue, active set; ARGV: message, op, kwargs, now, ttl, events channel, sent event, id
+_ENQUEUE = _ENQUEUE_FUNCTION + """
+return enqueue(KEYS[1], KEYS[2], KEYS[3], ARGV[8], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
+"""
+
+# KEYS: capture job, active set, report job, feedback queue;
+# ARGV: capture id, now, settled_at, result, report id, message, kwargs, ttl, events channel, sent event.
+# A capture's success in one round trip: its settle time (kept from the first
+# success: the report's id derives from it), its chained report, its record.
+# Returns the settle time on record; a different one than offered means an
+# earlier delivery settled it, and the caller builds that report instead.
+_FINISH_CAPTURE = _ENQUEUE_FUNCTION + """
+redis.call('HSETNX', KEYS[1], 'settled_at', ARGV[3])
+local settled = redis.call('HGET', KEYS[1], 'settled_at')
+if settled ~= ARGV[3] then return settled end
+enqueue(KEYS[3], KEYS[4], KEYS[2], ARGV[5], ARGV[6], 'feedback', ARGV[7], ARGV[2], ARGV[8], ARGV[9], ARGV[10])
+redis.call('HSET', KEYS[1], 'state', 'succeeded', 'outcome', 'HTTP 200', 'result', ARGV[4], 'updated_at', ARGV[2])
+redis.call('HDEL', KEYS[1], 'deferred_until', 'reason')
+redis.call('ZREM', KEYS[2], ARGV[1])
+return settled
+"""
+
+# KEYS: job, deferred set, pause, active set; ARGV: id, now, op, kwargs, ttl, worker, delivery tag, lease
 _BEGIN = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then
@@ -49,11 +73,20 @@ if state == 'succeeded' or state == 'dead' then return {state, '0', ''} end
 local settled = redis.call('HGET', KEYS[1], 'settled_at')
 if settled then return {'settled', '0', settled} end
 if state == 'deferred' and redis.call('ZSCORE', KEYS[2], ARGV[1]) then return {'deferred', '0', ''} end
+if state == 'running' then
+  -- another copy of the message (re-published as lost) while a delivery still holds the job: that one
+  -- finishes it. The same message back (kombu's restore after a worker died, a requeue) may run.
+  local holder = redis.call('HMGET', KEYS[1], 'delivery', 'last_attempt_at')
+  if holder[1] and holder[1] ~= ARGV[7] and tonumber(holder[2] or 0) + tonumber(ARGV[8]) > tonumber(ARGV[2]) then
+    return {'busy', '0', ''}
+  end
+end
 local pause = redis.call('GET', KEYS[3])
 if pause and tonumber(pause) > tonumber(ARGV[2]) then return {'paused', '0', pause} end
 local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('HSETNX', KEYS[1], 'first_attempt_at', ARGV[2])
-redis.call('HSET', KEYS[1], 'state', 'running', 'updated_at', ARGV[2], 'last_attempt_at', ARGV[2], 'worker', ARGV[6])
+redis.call('HSET', KEYS[1], 'state', 'running', 'updated_at', ARGV[2], 'last_attempt_at', ARGV[2], 'worker', ARGV[6],
+           'delivery', ARGV[7])
 redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
 return {'run', tostring(attempts), ''}
 """
@@ -80,15 +113,19 @@ return taken
 """
 
 # KEYS: active set; ARGV: now, cutoff, then (id, job key, queue, message) per job.
-# Re-publish a job still queued or running and untouched since the cutoff: its
-# message was lost between kombu's pop and its unacked record. Others just leave the set.
+# Re-publish a job untouched since the cutoff whose message must have been lost
+# between kombu's pop and its unacked record: one still running, or one queued
+# while its queue is empty. A queued job behind a backlog still has its message
+# there; a copy would run it twice. Finished jobs just leave the set.
 _REVIVE = """
 local revived = 0
 for i = 3, #ARGV, 4 do
   local since = redis.call('ZSCORE', KEYS[1], ARGV[i])
   if since and tonumber(since) <= tonumber(ARGV[2]) then
     local state = redis.call('HGET', ARGV[i + 1], 'state')
-    if state == 'queued' or state == 'running' then
+    if state == 'queued' and redis.call('LLEN', ARGV[i + 2]) > 0 then
+      -- still waiting its turn: look again on the next sweep
+    elseif state == 'queued' or state == 'running' then
       redis.call('RPUSH', ARGV[i + 2], ARGV[i + 3])
       redis.call('HSET', ARGV[i + 1], 'state', 'queued', 'updated_at', ARGV[1])
       redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i])
@@ -128,7 +165,8 @@ class Begin:
     ``verdict`` is ``run`` (call the API; ``attempts`` counts this call),
     ``paused`` (the endpoint is paused until ``until``), ``settled`` (a capture
     that already succeeded at ``until``), or ``succeeded`` / ``dead`` /
-    ``deferred`` (a stale duplicate delivery: nothing to do).
+    ``deferred`` / ``busy`` (a stale duplicate delivery, or a copy of one
+    another delivery is running: nothing to do).
     """
 
     verdict: str
@@ -148,6 +186,7 @@ class JobStore:
         self._move = client.register_script(_MOVE)
         self._pause = client.register_script(_PAUSE)
         self._revive = client.register_script(_REVIVE)
+        self._finish_capture = client.register_script(_FINISH_CAPTURE)
 
     # --- publishing -------------------------------------------------------
 
@@ -171,11 +210,18 @@ class JobStore:
 
     # --- a worker's steps ---------------------------------------------------
 
-    def begin(self, job_id: str, operation: Operation, kwargs: dict[str, Any], worker: str, now: float) -> Begin:
-        """Claim an attempt, unless the job is finished, parked, or its endpoint is paused."""
+    def begin(
+        self, job_id: str, operation: Operation, kwargs: dict[str, Any], worker: str, now: float, delivery: str, lease: float,
+    ) -> Begin:
+        """Claim an attempt, unless the job is finished, parked, its endpoint paused, or another delivery holds it.
+
+        ``delivery`` names this message (its delivery tag); a claim is held for
+        ``lease`` seconds against other messages for the same job, while the
+        same message redelivered may always take it over.
+        """
         verdict, attempts, until = self._begin(
             keys=[keys.job(job_id), keys.DEFERRED, keys.pause(operation), keys.ACTIVE],
-            args=[job_id, now, operation, json.dumps(kwargs), self._ttl, worker],
+            args=[job_id, now, operation, json.dumps(kwargs), self._ttl, worker, delivery, lease],
         )
         return Begin(verdict, int(attempts), float(until) if until else None)
 
@@ -190,12 +236,19 @@ class JobStore:
         pipe.zrem(keys.ACTIVE, job_id)
         pipe.execute()
 
-    def settle(self, job_id: str, now: int) -> int:
-        """Record when a capture first succeeded and return that time (the same on every redelivery)."""
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.hsetnx(keys.job(job_id), "settled_at", now)
-        pipe.hget(keys.job(job_id), "settled_at")
-        return int(pipe.execute()[1])
+    def finish_capture(self, job_id: str, settled_at: int, result: dict[str, Any], report: NewJob, now: float) -> int:
+        """Settle a capture at ``settled_at``, publish its ``report`` and mark it succeeded, in one script.
+
+        Returns the settle time on record: ``settled_at``, or an earlier one, in
+        which case nothing was written and the report for that time is the one
+        to publish (call again with it).
+        """
+        return int(self._finish_capture(
+            keys=[keys.job(job_id), keys.ACTIVE, keys.job(report.job_id), QUEUES["feedback"]],
+            args=[job_id, now, settled_at, json.dumps(result), report.job_id,
+                  build_message("feedback", report.job_id, report.kwargs), json.dumps(report.kwargs), self._ttl,
+                  self._events, build_sent_event("feedback", report.job_id, report.kwargs, now)],
+        ))
 
     def succeed(self, job_id: str, outcome: str, result: dict[str, Any], now: float) -> None:
         """Mark the job succeeded with its result (e.g. a refund's reconciliationId)."""

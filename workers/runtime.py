@@ -12,7 +12,6 @@ import redis
 
 from config.settings import Settings
 from payapi.client import PaymentClient, Signer
-from tasks.producer import Producer
 from workers.deadletters import DeadLetterStore
 from workers.jobs import JobStore
 from workers.redis_conn import connect
@@ -29,7 +28,6 @@ class Runtime:
     client: PaymentClient
     jobs: JobStore
     dead_letters: DeadLetterStore
-    producer: Producer
     rng: random.Random = field(default_factory=random.Random)
 
     @classmethod
@@ -42,7 +40,6 @@ class Runtime:
             client=PaymentClient(settings, signer=signer),
             jobs=JobStore(client, int(settings.job_retention_days * _DAY)),
             dead_letters=DeadLetterStore(client, int(settings.job_retention_days * _DAY), int(settings.dead_letter_retention_days * _DAY)),
-            producer=Producer(settings, client),
         )
 
 

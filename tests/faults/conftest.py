@@ -25,7 +25,7 @@ import pytest
 
 from tests.faults.report import Recorder, load, render, write_last_run
 from tests.support.fault_redis import FaultRedis
-from tests.support.fault_workers import AppWorker
+from tests.support.fault_workers import FaultWorker
 from tests.support.sandbox import SandboxProcess
 
 _RUN_DIR_ENV = "FAULT_SUITE_RUN_DIR"  # not PAYQ_*: nothing of payq should read it
@@ -44,8 +44,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 # xdist gives each worker two tests at a time, one running and one waiting behind it. The longest scenarios
 # go first, each followed by a test of a second or less, so that nothing long waits behind something long.
-LONGEST_FIRST = ("test_money.py::", "test_429_storm.py::", "test_redis_restart.py::", "test_killed_workers.py::test_workers_killed",
-                 "test_secrets.py::", "test_killed_workers.py::test_killed_workers_jobs_come_back")
+LONGEST_FIRST = (
+    "test_money.py::", "test_429_storm.py::", "test_redis_restart.py::",
+    "test_killed_workers.py::test_workers_killed", "test_lost_messages.py::test_a_job_whose", "test_secrets.py::",
+    "test_killed_workers.py::test_killed_workers_jobs_come_back",
+)
 
 
 def _quick(item: pytest.Item) -> bool:
@@ -132,12 +135,12 @@ def make_sandbox() -> Iterator[Callable[..., SandboxProcess]]:
 
 
 @pytest.fixture
-def make_worker() -> Iterator[Callable[..., AppWorker]]:
-    """Start real workers (``AppWorker(redis_url, api_url, ...)``); every one is killed after the test."""
-    started: list[AppWorker] = []
+def make_worker() -> Iterator[Callable[..., FaultWorker]]:
+    """Start real workers (``FaultWorker(redis_url, api_url, ...)``); every one is killed after the test."""
+    started: list[FaultWorker] = []
 
-    def make(redis_url: str, api_url: str, **kwargs: Any) -> AppWorker:
-        worker = AppWorker(redis_url, api_url, **kwargs)
+    def make(redis_url: str, api_url: str, **kwargs: Any) -> FaultWorker:
+        worker = FaultWorker(redis_url, api_url, **kwargs)
         started.append(worker)
         return worker
 

@@ -19,29 +19,29 @@ import pytest
 from config.settings import Settings
 from tasks.producer import Producer
 from tests.faults.audit import (
-    FETCH_WINDOW_XFAIL,
     UNACKED,
     audit_captures,
     capture_jobs,
     chained_reports,
     first_call_after,
     records,
+    revived,
     settle,
     trip_of,
 )
 from tests.faults.report import Figures, Recorder
 from tests.support.fault_redis import FaultRedis
-from tests.support.fault_workers import PAYQ_APP, SWEEP_APP, AppWorker
+from tests.support.fault_workers import FaultWorker
 from tests.support.polling import wait_for
 from tests.support.sandbox import SandboxProcess
 
 CAPTURES = 1000
 KILLS = 3
 VISIBILITY_TIMEOUT = 15  # seconds; the shortest payq allows is 10, and a busy machine needs some room above a 200 ms call
-# Jobs left unfinished with nothing in Redis to run them count as lost after this long: time enough for a
-# sweep that republishes jobs whose message was lost mid-fetch (one that waits 2 visibility timeouts,
-# checking every visibility timeout) to have done so.
-STRANDED_AFTER = 3 * VISIBILITY_TIMEOUT + 10
+# Jobs left unfinished with nothing in Redis to run them count as lost after this long: time enough for the
+# mover to re-publish a job whose message was lost mid-fetch (revive_lost: untouched for the visibility timeout
+# + the task time limit + 30 s, checked every 10 s), counted from when Redis fell quiet.
+STRANDED_AFTER = VISIBILITY_TIMEOUT + 10 + 30 + 10 + 10
 WORKER_ENV = {"PAYQ_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT)}
 STORE = "s-kill"
 VISIBILITY_GRACE = 10  # seconds after the visibility timeout by which a sweep must have put the jobs back
@@ -56,7 +56,7 @@ class Kill:
     in_flight: dict[str, int]
 
 
-def running_on(rdb_records: list[dict[str, str | None]], job_ids: list[str], worker: AppWorker) -> dict[str, int]:
+def running_on(rdb_records: list[dict[str, str | None]], job_ids: list[str], worker: FaultWorker) -> dict[str, int]:
     """Jobs whose record says a call is under way on ``worker``: job id -> attempts so far."""
     return {
         job_id: int(r["attempts"] or 0) for job_id, r in zip(job_ids, rdb_records, strict=True)
@@ -65,8 +65,9 @@ def running_on(rdb_records: list[dict[str, str | None]], job_ids: list[str], wor
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # pyproject's 300 s is too short on a machine other runs keep busy
 def test_workers_killed_mid_call_lose_no_job_and_repeat_only_calls_in_flight(
-    private_redis: FaultRedis, make_sandbox: Callable[..., SandboxProcess], make_worker: Callable[..., AppWorker],
+    private_redis: FaultRedis, make_sandbox: Callable[..., SandboxProcess], make_worker: Callable[..., FaultWorker],
     fault_report: Recorder,
 ) -> None:
     started = time.monotonic()
@@ -75,8 +76,11 @@ def test_workers_killed_mid_call_lose_no_job_and_repeat_only_calls_in_flight(
     rng = random.Random(1)
     amounts = {f"t{i:04d}": Decimal(rng.randint(1, 9_999_999)).scaleb(-2) for i in range(CAPTURES)}
 
-    def start() -> AppWorker:
-        return make_worker(private_redis.url, api.url, app=SWEEP_APP, env=WORKER_ENV, concurrency=8)
+    everyone: list[FaultWorker] = []
+
+    def start() -> FaultWorker:
+        everyone.append(make_worker(private_redis.url, api.url, env=WORKER_ENV, concurrency=8))
+        return everyone[-1]
 
     workers = [start(), start()]
     Producer(Settings(redis_url=private_redis.url)).publish(capture_jobs(STORE, amounts))
@@ -89,7 +93,7 @@ def test_workers_killed_mid_call_lose_no_job_and_repeat_only_calls_in_flight(
         # kill only while the victim is mid-call, and not sooner than 3 s after the last kill
         not_before = kills[-1].at + 3 if kills else 0.0
 
-        def victim_busy(victim: AppWorker = victim, not_before: float = not_before) -> dict[str, int]:
+        def victim_busy(victim: FaultWorker = victim, not_before: float = not_before) -> dict[str, int]:
             if time.time() < not_before:
                 return {}
             ids = capture_ids + chained_reports(rdb, capture_ids)  # reports count too
@@ -110,6 +114,7 @@ def test_workers_killed_mid_call_lose_no_job_and_repeat_only_calls_in_flight(
     repeated = {**{("capture", t): n for t, n in audit.repeated("capture").items()},
                 **{("feedback", t): n for t, n in audit.repeated("feedback").items()}}
     unexplained = sorted(f"{op} {trip}" for op, trip in repeated if trip not in in_flight_trips)
+    revives = revived(w.log() for w in everyone)
 
     # how long the killed worker's jobs took to come back: from the kill to their next call (or their end)
     came_back: list[float] = []
@@ -127,33 +132,34 @@ def test_workers_killed_mid_call_lose_no_job_and_repeat_only_calls_in_flight(
         scenario=1, title="killed workers", jobs=2 * CAPTURES, jobs_detail=f"{CAPTURES:,} captures + their reports, 200 ms API",
         faults=f"{KILLS} SIGKILLs of a worker mid-call ({sum(len(k.in_flight) for k in kills)} jobs in flight)",
         lost=len(audit.lost), duplicates=audit.duplicates,
-        duplicate_cause=f"calls in flight at a kill, same body; {len(unexplained)} otherwise",
+        duplicate_cause=(f"calls in flight at a kill, same body; {len(unexplained)} otherwise"
+                         + (f" after {revives} revived as lost" if revives else "")),
         notes=(f"killed worker's jobs back after {', '.join(f'{s:.1f}' for s in came_back)} s "
-               f"(visibility timeout {VISIBILITY_TIMEOUT} s, kombu sweep every 1 s)"
-               + (f"; LOST to kombu's fetch window: {sorted(settled.stranded)}" if settled.stranded else "")),
+               f"(visibility timeout {VISIBILITY_TIMEOUT} s)"
+               + (f"; LOST, nothing left to run them: {sorted(settled.stranded)}" if settled.stranded else "")),
         seconds=time.monotonic() - started,
     ))
 
     assert settled.stuck is None, f"not settled after 300 s: {settled.stuck}"
-    lost_otherwise = {t: why for t, why in audit.lost.items() if t not in {trip_of(j) for j in settled.stranded}}
-    assert lost_otherwise == {}, f"lost {len(lost_otherwise)}: {dict(list(lost_otherwise.items())[:10])}"
-    assert settled.lost_to_kombus_fetch_window(), settled.stranded
-    assert unexplained == [], "repeated calls for jobs that were not in flight at a kill"
+    assert settled.stranded == {}, "jobs left to run with nothing in Redis to run them"
+    assert audit.lost == {}, f"lost {len(audit.lost)}: {dict(list(audit.lost.items())[:10])}"
     assert audit.differing_payloads() == [], "a repeated call must carry the same body"
     assert all(kill.in_flight for kill in kills)
     assert max(came_back) < VISIBILITY_TIMEOUT + VISIBILITY_GRACE
-    if settled.stranded:  # a SIGKILL between a worker's BRPOP and its unacked write
-        pytest.xfail(FETCH_WINDOW_XFAIL.format(n=len(settled.stranded), jobs=sorted(settled.stranded)))
+    assert unexplained == [], "repeated calls for jobs that were not in flight at a kill"
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # pyproject's 300 s is too short on a machine other runs keep busy
 def test_killed_workers_jobs_come_back_soon_after_the_visibility_timeout_with_payqs_own_configuration(
-    private_redis: FaultRedis, make_sandbox: Callable[..., SandboxProcess], make_worker: Callable[..., AppWorker],
+    private_redis: FaultRedis, make_sandbox: Callable[..., SandboxProcess], make_worker: Callable[..., FaultWorker],
 ) -> None:
+    # Found by this suite, fixed in e5d72d8: kombu 5.7 scans for abandoned messages only every 10 x 10 s by
+    # default, so a killed worker's jobs waited up to the visibility timeout + 100 s (measured: 100 s).
     api = make_sandbox("--auto-register")
     api.set_faults({"rules": [{"endpoint": "capture", "latency_ms": 60_000}]})  # the capture is in flight until the kill
     env = {"PAYQ_VISIBILITY_TIMEOUT": "10", "PAYQ_HTTP_READ_TIMEOUT": "120"}
-    workers = [make_worker(private_redis.url, api.url, app=PAYQ_APP, env=env, concurrency=1) for _ in range(2)]
+    workers = [make_worker(private_redis.url, api.url, env=env, concurrency=1) for _ in range(2)]
     rdb = private_redis.client()
     job_id = Producer(Settings(redis_url=private_redis.url)).enqueue_capture(
         storeId="s1", shoppingTripId="t1", amount={"amount": "1.00", "code": "USD"})

@@ -28,7 +28,7 @@ from tasks.producer import Producer
 from tests.faults.audit import records
 from tests.faults.report import Figures, Recorder
 from tests.support.fault_redis import FaultRedis
-from tests.support.fault_workers import AppWorker
+from tests.support.fault_workers import FaultWorker
 from tests.support.flower import FlowerProcess
 from tests.support.payq_cli import PAYQ
 from tests.support.polling import wait_for
@@ -131,8 +131,9 @@ def isolated_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[di
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # pyproject's 300 s is too short on a machine other runs keep busy
 def test_no_secret_reaches_logs_messages_events_flower_dead_letters_or_operator_output(
-    make_sandbox: Callable[..., SandboxProcess], make_worker: Callable[..., AppWorker], isolated_aws: dict[str, str],
+    make_sandbox: Callable[..., SandboxProcess], make_worker: Callable[..., FaultWorker], isolated_aws: dict[str, str],
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fault_report: Recorder,
 ) -> None:
     started = time.monotonic()

@@ -85,13 +85,14 @@ def test_workers_can_be_scaled_restart_by_themselves_and_sign_requests_in_produc
     assert worker["depends_on"]["redis"]["condition"] == "service_healthy"
 
 
-def test_the_worker_pool_and_concurrency_defaults_are_the_settings_defaults() -> None:
+def test_the_worker_pool_concurrency_and_processes_defaults_are_the_settings_defaults() -> None:
     worker = compose()["services"]["worker"]
     command = worker["command"]
     pool = command[command.index("--pool") + 1]
     concurrency = command[command.index("--concurrency") + 1]
     assert default_of(pool) == default_of(worker["environment"]["PAYQ_WORKER_POOL"]) == Settings.model_fields["worker_pool"].default
     assert int(default_of(concurrency)) == Settings.model_fields["worker_concurrency"].default
+    assert int(default_of(worker["deploy"]["replicas"])) == Settings.model_fields["worker_processes"].default
 
 
 def test_flower_takes_basic_auth_from_the_environment_and_is_published_on_loopback_only() -> None:

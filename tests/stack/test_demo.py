@@ -92,7 +92,7 @@ def test_keep_leaves_a_supervised_stack_with_flower_behind_basic_auth_and_stop_e
     state_dir = tmp_path / "state"
     service_pids: dict[str, int] = {}
     try:
-        result = subprocess.run([*payq(), "demo", "--keep", "--trips", "12", *demo_options(tmp_path)],
+        result = subprocess.run([*payq(), "demo", "--keep", "--trips", "12", "--processes", "2", *demo_options(tmp_path)],
                                 cwd=tmp_path, env=env, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
         assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr[-4000:]}"
         assert "(private, append-only file on)" in result.stderr
@@ -103,7 +103,7 @@ def test_keep_leaves_a_supervised_stack_with_flower_behind_basic_auth_and_stop_e
         kept = json.loads((state_dir / "demo.json").read_text())
         stack_state = Path(kept["run_dir"]) / "stack.json"
         service_pids = {name: s["pid"] for name, s in json.loads(stack_state.read_text())["services"].items()}
-        assert sorted(service_pids) == ["flower", "redis", "sandbox", "worker"]
+        assert sorted(service_pids) == ["flower", "redis", "sandbox", "worker-1", "worker-2"]
         assert all(alive(pid) for pid in service_pids.values()), "the stack outlives the demo"
         # redis-server rewrites its argv and environ area, so the marker finds the others only
         commands = " | ".join(processes_with(marker).values())
@@ -117,11 +117,11 @@ def test_keep_leaves_a_supervised_stack_with_flower_behind_basic_auth_and_stop_e
         assert session.get(url + "/", auth=(user, password), timeout=10).status_code == 200
 
         # supervised after the demo has exited: a killed worker comes back
-        worker = service_pids["worker"]
+        worker = service_pids["worker-2"]
         os.kill(worker, signal.SIGKILL)
 
         def worker_restarted() -> dict[str, int] | None:
-            info = json.loads(stack_state.read_text())["services"]["worker"]
+            info = json.loads(stack_state.read_text())["services"]["worker-2"]
             return info if info["restarts"] == 1 and info["pid"] != worker else None
         restarted = wait_for(worker_restarted, timeout=30, what="the supervisor to restart the killed worker")
         assert alive(restarted["pid"])

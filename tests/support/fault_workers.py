@@ -13,8 +13,6 @@ from tests.support.worker import REPO_ROOT, WorkerProcess
 from workers.stack import Probe, Service, StackSpec, log_tail
 from workers.stack_launcher import StackHandle
 
-PAYQ_APP = "workers.app"
-SWEEP_APP = "tests.support.restore_sweep_app"  # see that module: kombu's sweep for abandoned messages every second
 START_TIMEOUT = 120.0  # seconds for a worker to say " ready."; generous, for a machine other test runs keep busy
 
 # What tests/support/worker.py sets for every test worker: short backoffs, so retries show within seconds.
@@ -28,20 +26,15 @@ TEST_ENV = {
 }
 
 
-class AppWorker(WorkerProcess):
-    """:class:`WorkerProcess` running ``celery -A <app>``: payq's app, or a test variant of it."""
-
-    def __init__(self, redis_url: str, api_url: str, *, app: str = PAYQ_APP, **kwargs: Any) -> None:
-        self.app = app
-        super().__init__(redis_url, api_url, **kwargs)
+class FaultWorker(WorkerProcess):
+    """:class:`WorkerProcess` with more patience at start, and the helpers the fault scenarios need."""
 
     def start(self) -> None:
-        """Start (or start again) with the chosen app, and wait until Celery says it is ready.
+        """Start (or start again) and wait until Celery says it is ready.
 
         Like :meth:`WorkerProcess.start`, with more patience: on a busy two-core
-        machine a worker can take longer than 30 s to import and connect.
+        machine a worker can take longer than its 30 s to import and connect.
         """
-        self.args[self.args.index("-A") + 1] = self.app
         offset = self.log_path.stat().st_size
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(self.args, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
@@ -61,10 +54,10 @@ class AppWorker(WorkerProcess):
         return f"{self.name}@"
 
 
-def worker_argv(name: str, *, app: str = PAYQ_APP, concurrency: int = 8) -> list[str]:
+def worker_argv(name: str, *, concurrency: int = 8) -> list[str]:
     """``celery worker`` as the local stack runs it, with a fixed hostname so logs and job records name it."""
     return [
-        sys.executable, "-m", "celery", "-A", app, "worker", "--pool", "threads", "--concurrency", str(concurrency),
+        sys.executable, "-m", "celery", "-A", "workers.app", "worker", "--pool", "threads", "--concurrency", str(concurrency),
         "--loglevel", "INFO", "--hostname", f"{name}@%h", "--without-gossip", "--without-mingle",
     ]
 
@@ -76,15 +69,15 @@ class SupervisedWorkers:
     messages; the supervisor starts them again after a short backoff.
     """
 
-    def __init__(self, run_dir: Path, redis_url: str, api_url: str, *, count: int = 2, app: str = PAYQ_APP,
-                 concurrency: int = 8, env: dict[str, str] | None = None) -> None:
+    def __init__(self, run_dir: Path, redis_url: str, api_url: str, *, count: int = 2, concurrency: int = 8,
+                 env: dict[str, str] | None = None) -> None:
         self.run_dir = run_dir
         self.names = [f"worker-{i + 1}" for i in range(count)]
         # PYTHONPATH: the supervisor starts workers in its own working directory; the app lives in the repository
         worker_env = {**TEST_ENV, "PYTHONPATH": str(REPO_ROOT), "PAYQ_REDIS_URL": redis_url, "PAYQ_API_BASE_URL": api_url,
                       **(env or {})}
         services = [
-            Service(name=name, argv=worker_argv(name, app=app, concurrency=concurrency), env=worker_env,
+            Service(name=name, argv=worker_argv(name, concurrency=concurrency), env=worker_env,
                     ready=Probe(kind="log", target=" ready."), startup_timeout=START_TIMEOUT, stop_timeout=10)
             for name in self.names
         ]

@@ -1,0 +1,82 @@
+"""Jobs whose message was lost are published again, and only they.
+
+kombu's Redis transport takes a message off its list (BRPOP) and records it as
+unacknowledged in a second command; a worker killed, or a Redis that stops, in
+between takes the message with it. Scenarios 1 and 2 lost jobs that way (1
+job in ~6 Redis restarts, 1-2 jobs in some runs of 3 SIGKILLs under load). Since
+21d7091 the mover re-publishes a job left queued or running for longer than
+the visibility timeout + the task time limit + 30 s (``revive_lost``). It first
+re-published jobs merely waiting behind a backlog too, next to their message,
+and both copies ran (seen in scenario 1 on a busy machine): now a queued job
+is re-published only once its queue is empty, and a copy taken while another
+delivery holds the job does nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+
+from config.settings import Settings
+from tasks.messages import QUEUES
+from tasks.producer import Producer, prepare
+from tests.faults.audit import leftovers, records, revived
+from tests.support.fault_redis import FaultRedis
+from tests.support.fault_workers import FaultWorker
+from tests.support.polling import wait_for
+from tests.support.sandbox import SandboxProcess
+from workers.runtime import Runtime
+
+VISIBILITY_TIMEOUT = 10  # the shortest payq allows: the shortest wait for revive_lost
+HOUSEKEEPING = 10  # seconds between the mover's looks for lost jobs (workers/deferred.py)
+USD = {"amount": "3.00", "code": "USD"}
+
+
+def revive_after(env: dict[str, str]) -> float:
+    """How long revive_lost leaves a job alone before it counts as lost, for workers with ``env``."""
+    settings = Settings(visibility_timeout=int(env["PAYQ_VISIBILITY_TIMEOUT"]), http_read_timeout=float(env["PAYQ_HTTP_READ_TIMEOUT"]))
+    return settings.visibility_timeout + settings.task_time_limit + 30
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)  # pyproject's 300 s is too short on a machine other runs keep busy
+def test_a_job_whose_message_was_fetched_but_never_recorded_still_runs(
+    private_redis: FaultRedis, make_sandbox: Callable[..., SandboxProcess], make_worker: Callable[..., FaultWorker],
+) -> None:
+    api = make_sandbox("--auto-register")
+    rdb = private_redis.client()
+    env = {"PAYQ_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT), "PAYQ_HTTP_READ_TIMEOUT": "5"}
+    job_id = Producer(Settings(redis_url=private_redis.url)).enqueue_capture(storeId="s-lost", shoppingTripId="t-fetched", amount=USD)
+    # exactly what a worker's BRPOP does; its next command, recording the message as unacknowledged, never comes
+    assert rdb.rpop(QUEUES["capture"]) is not None
+    worker = make_worker(private_redis.url, api.url, env=env, concurrency=1)
+
+    wait_for(lambda: records(rdb, [job_id], "state")[0]["state"] == "succeeded", timeout=revive_after(env) + HOUSEKEEPING + 20,
+             what="the job whose message was lost to run anyway")
+    wait_for(lambda: len(api.requests()) >= 2 and not leftovers(rdb), what="its payment-status report")
+    assert [(e["path"], e["status"]) for e in api.requests()] == [  # the capture and its report, once each
+        ("/v1/capture/charge", 200), ("/v1/feedback/payment-status", 200)]
+    assert revived([worker.log()]) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)  # pyproject's 300 s is too short on a machine other runs keep busy
+def test_a_job_still_waiting_in_its_queue_past_the_revive_cutoff_runs_once(
+    private_redis: FaultRedis, make_sandbox: Callable[..., SandboxProcess], make_worker: Callable[..., FaultWorker],
+) -> None:
+    api = make_sandbox("--auto-register", "--latency-ms", "1000")  # both deliveries are in flight at once
+    rdb = private_redis.client()
+    env = {"PAYQ_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT), "PAYQ_HTTP_READ_TIMEOUT": "5"}
+    report = prepare("feedback", {"storeId": "s-backlog", "shoppingTripId": "t-waiting", "totalAmount": USD,
+                                  "settledAmount": USD, "paymentStatusTime": 1_700_000_000})
+    Producer(Settings(redis_url=private_redis.url)).publish([report])
+    # What the mover of a worker does when it finds the job an hour later, its message still in the queue
+    # (workers down that long, or a backlog that long): the same call, with the clock an hour on.
+    Runtime.build(Settings(redis_url=private_redis.url)).jobs.revive_lost(time.time() + 3600, revive_after(env), 100)
+    make_worker(private_redis.url, api.url, env=env, concurrency=2)
+
+    wait_for(lambda: records(rdb, [report.job_id], "state")[0]["state"] == "succeeded" and not leftovers(rdb),
+             timeout=60, what="the report to be sent and every message acknowledged")
+    assert len(api.trip("s-backlog", "t-waiting")["reports"]) == 1, "the payment-status report was sent twice"
