@@ -17,8 +17,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     """The ``app.conf`` mapping for a payq worker."""
     return {
         "broker_url": settings.redis_url,
-        # kombu's Redis transport with one client per connection pool (it built one per ack and event)
-        "broker_transport": "workers.redis_transport:Transport",
         "broker_transport_options": {
             # A killed worker's unacknowledged jobs go back on their queue after
             # this long. Deferred jobs wait in payq's own sorted set, never as

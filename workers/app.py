@@ -19,6 +19,7 @@ from config.settings import Settings
 from payapi.errors import ConfigurationError
 from payapi.signing import signer_factory
 from tasks.payments import register
+from workers import redis_transport
 from workers.deferred import DeferredMoverStep
 from workers.runtime import RuntimeHolder
 
@@ -48,6 +49,7 @@ class StartupCheckStep(bootsteps.Step):
 
 def create_app(settings: Settings) -> Celery:
     """A configured payq Celery app with its tasks, the mover bootstep and the start-up check."""
+    redis_transport.install()  # kombu's Redis transport, with one client per pool instead of one per ack and event
     app = Celery("payq")
     app.conf.update(celery_config(settings))
     # with api_auth=sigv4 each process resolves its AWS credentials once, when it builds its runtime

@@ -13,6 +13,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from config.settings import Settings
+from tasks.producer import Producer
 from tests.support.deadletters import Spec, seed
 from tests.support.payq_cli import REPO_ROOT, cli_env, payq_command
 from tests.support.polling import wait_for
@@ -72,9 +73,10 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 def test_metrics_export_queue_depths_deferred_dead_letters_and_pauses(op_settings: Settings, exporter: MetricsProcess) -> None:
     seed(op_settings, [Spec(trip="d1"), Spec(trip="d2"), Spec(trip="d3", reason="retries-exhausted", status=503)])
     rt = Runtime.build(op_settings)
+    producer = Producer(op_settings, rt.redis)
     for trip in ("q1", "q2", "q3"):
-        rt.producer.enqueue_capture(storeId="s1", shoppingTripId=trip, amount=USD)
-    rt.producer.enqueue_cancel(storeId="s1", shoppingTripId="q4")
+        producer.enqueue_capture(storeId="s1", shoppingTripId=trip, amount=USD)
+    producer.enqueue_cancel(storeId="s1", shoppingTripId="q4")
     now = time.time()
     rt.jobs.defer("capture:s1:q1", now + 30, "HTTP 503; retry after 30s", "HTTP 503", now)
     rt.jobs.defer("capture:s1:q2", now - 5, "HTTP 500; backoff after attempt 1", "HTTP 500", now)
