@@ -29,9 +29,8 @@ from benchmarks.workers import Fleet, Shape
 GROUPS: list[tuple[str, str]] = [
     ("payq: HTTP POST to the API (requests, urllib3, http.client)", r"^PaymentClient\.call \("),
     ("payq: BEGIN script (claim an attempt)", r"^JobStore\.begin \("),
-    ("payq: settle (MULTI HSETNX + HGET)", r"^JobStore\.settle \("),
     ("payq: succeed (MULTI HSET + HDEL)", r"^JobStore\.succeed \("),
-    ("payq: report enqueue (validate + ENQUEUE script)", r"^_after_capture \(.*execution"),
+    ("payq: capture finish (report validation + one script: settle, report enqueue, success)", r"^_after_capture \(.*execution"),
     ("payq: rest of the task (kwargs validation, outcome, Retry)", r"^run \(tasks/payments"),
     ("Celery task events (PUBLISH per event)", r"^EventDispatcher\.\w+ \("),
     ("kombu ack (MULTI ZREM + HDEL unacked)", r"^QoS\.(ack|reject) \("),

@@ -8,9 +8,6 @@ benchmark's "profile" section reports what each one buys.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from celery import Celery
 
 TWEAKS: dict[str, str] = {
@@ -41,29 +38,7 @@ def apply(app: Celery, names: list[str]) -> None:
 
 
 def reuse_kombu_clients() -> None:
-    """Make kombu's Redis channel build its synchronous ``redis.Redis`` once per connection pool.
+    """Give this process payq's kombu transport, which builds one ``redis.Redis`` per pool, not one per ack and event."""
+    from workers import redis_transport
 
-    kombu calls ``Channel._create_client()`` for every ack, every event and
-    every publish outside a pipeline; with redis-py 8 each ``redis.Redis()``
-    costs ~100 µs (it copies ~200 response callbacks). ``redis.Redis`` is
-    thread-safe (every command takes a connection from the pool), so one per
-    pool is enough; a new pool (after a reconnect or a fork) gets a new client.
-    """
-    from kombu.transport import redis as kombu_redis
-
-    original: Callable[..., Any] = kombu_redis.Channel._create_client
-    if getattr(original, "_payq_reuse", False):
-        return
-
-    def _create_client(self: Any, asynchronous: bool = False) -> Any:
-        if asynchronous:
-            return original(self, asynchronous=True)
-        pool = self.pool
-        cached = self.__dict__.get("_payq_sync_client")
-        if cached is None or cached.connection_pool is not pool:
-            cached = original(self)
-            self.__dict__["_payq_sync_client"] = cached
-        return cached
-
-    _create_client._payq_reuse = True  # type: ignore[attr-defined]
-    setattr(kombu_redis.Channel, "_create_client", _create_client)  # noqa: B010 - a what-if patch, this process only
+    redis_transport.install()

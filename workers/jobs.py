@@ -275,46 +275,40 @@ class JobStore:
         longer ``deferred`` leaves the set without being published.
         """
         due = cast(list[str], self._redis.zrangebyscore(keys.DEFERRED, "-inf", now, start=0, num=limit))
-        if not due:
-            return 0
-        pipe = self._redis.pipeline(transaction=False)
-        for job_id in due:
-            pipe.hmget(keys.job(job_id), "op", "kwargs")
-        args: list[Any] = [now]
-        orphans = []
-        for job_id, (operation, kwargs_json) in zip(due, pipe.execute(), strict=True):
-            if operation is None:
-                orphans.append(job_id)
-                continue
-            args += [job_id, keys.job(job_id), QUEUES[operation], build_message(operation, job_id, json.loads(kwargs_json))]
-        if orphans:
-            # a record can only vanish by retention (days) or by hand; nothing to rebuild the job from
-            self._redis.zrem(keys.DEFERRED, *orphans)
-        return int(self._move(keys=[keys.DEFERRED, keys.ACTIVE], args=args)) if len(args) > 1 else 0
+        args = _script_args(self._load(due, keys.DEFERRED))
+        return int(self._move(keys=[keys.DEFERRED, keys.ACTIVE], args=[now, *args])) if args else 0
 
     def revive_lost(self, now: float, older_than: float, limit: int) -> int:
-        """Re-publish jobs queued or running for longer than ``older_than`` seconds; returns how many.
+        """Re-publish jobs whose message was lost, untouched for ``older_than`` seconds; returns how many.
 
-        A job outlives its visibility timeout and time limit in those states only
-        if its message vanished (a worker killed between kombu's pop and its
-        unacked record). A job merely waiting behind a long backlog gets a second
-        message too; the first copy to run settles it, and the other then finds
-        it finished and does nothing.
+        A job outlives its visibility timeout and time limit running only if its
+        worker's message vanished, and queued with its queue empty only if its
+        message did (a worker killed between kombu's pop and its unacked
+        record). A queued job behind a backlog keeps its message and is left
+        alone: a copy would run it twice.
         """
         cutoff = now - older_than
         stale = cast(list[str], self._redis.zrangebyscore(keys.ACTIVE, "-inf", cutoff, start=0, num=limit))
-        if not stale:
-            return 0
+        jobs = self._load(stale, keys.ACTIVE)
+        backlogged = {op for op in {job.operation for job in jobs if job.state == "queued"} if self._redis.llen(QUEUES[op])}
+        # the script looks at each queue again: it may have emptied meanwhile
+        args = _script_args([job for job in jobs if not (job.state == "queued" and job.operation in backlogged)])
+        return int(self._revive(keys=[keys.ACTIVE], args=[now, cutoff, *args])) if args else 0
+
+    def _load(self, job_ids: list[str], watched: str) -> list[_Stored]:
+        """The records of ``job_ids``; a job whose record is gone leaves the ``watched`` set.
+
+        A record vanishes only by retention (days) or by hand: nothing is left to rebuild its job from.
+        """
+        if not job_ids:
+            return []
         pipe = self._redis.pipeline(transaction=False)
-        for job_id in stale:
-            pipe.hmget(keys.job(job_id), "op", "kwargs")
-        args: list[Any] = [now, cutoff]
-        for job_id, (operation, kwargs_json) in zip(stale, pipe.execute(), strict=True):
-            if operation is None:
-                self._redis.zrem(keys.ACTIVE, job_id)  # its record expired: nothing to rebuild it from
-                continue
-            args += [job_id, keys.job(job_id), QUEUES[operation], build_message(operation, job_id, json.loads(kwargs_json))]
-        return int(self._revive(keys=[keys.ACTIVE], args=args)) if len(args) > 2 else 0
+        for job_id in job_ids:
+            pipe.hmget(keys.job(job_id), "op", "kwargs", "state")
+        jobs = [_Stored(job_id, *fields) for job_id, fields in zip(job_ids, pipe.execute(), strict=True)]
+        if orphans := [job.job_id for job in jobs if job.operation is None]:
+            self._redis.zrem(watched, *orphans)
+        return [job for job in jobs if job.operation is not None]
 
     # --- reading ------------------------------------------------------------
 
@@ -328,3 +322,22 @@ class JobStore:
         ops = list(operations)
         values = self._redis.mget([keys.pause(op) for op in ops])
         return {op: float(v) for op, v in zip(ops, values, strict=True) if v is not None}
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """What republishing a job needs from its record."""
+
+    job_id: str
+    operation: Operation
+    kwargs_json: str
+    state: str | None
+
+
+def _script_args(jobs: Iterable[_Stored]) -> list[Any]:
+    """(id, job key, queue, message) per job, flattened, as the move and revive scripts take them."""
+    args: list[Any] = []
+    for job in jobs:
+        message = build_message(job.operation, job.job_id, json.loads(job.kwargs_json))
+        args += [job.job_id, keys.job(job.job_id), QUEUES[job.operation], message]
+    return args

@@ -9,21 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.polling import wait_for
-from tests.support.worker import REPO_ROOT, WorkerProcess
+from tests.support.worker import REPO_ROOT, TEST_ENV, WorkerProcess
 from workers.stack import Probe, Service, StackSpec, log_tail
 from workers.stack_launcher import StackHandle
 
 START_TIMEOUT = 120.0  # seconds for a worker to say " ready."; generous, for a machine other test runs keep busy
 
-# What tests/support/worker.py sets for every test worker: short backoffs, so retries show within seconds.
-TEST_ENV = {
-    "PAYQ_BACKOFF_BASE": "0.2",
-    "PAYQ_BACKOFF_CAP": "1",
-    "PAYQ_RETRY_AFTER_FLOOR": "0",
-    "PAYQ_RETRY_AFTER_JITTER": "0.2",
-    "PAYQ_HTTP_READ_TIMEOUT": "5",
-    "PYTHONUNBUFFERED": "1",
-}
 
 
 class FaultWorker(WorkerProcess):

@@ -14,6 +14,17 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+# Every test worker: short backoffs, so retries show within seconds.
+TEST_ENV = {
+    "PAYQ_BACKOFF_BASE": "0.2",
+    "PAYQ_BACKOFF_CAP": "1",
+    "PAYQ_RETRY_AFTER_FLOOR": "0",
+    "PAYQ_RETRY_AFTER_JITTER": "0.2",
+    "PAYQ_HTTP_READ_TIMEOUT": "5",
+    "PYTHONUNBUFFERED": "1",
+}
+
+
 class WorkerProcess:
     """One payq worker with its environment; ``env`` overrides ``PAYQ_*`` settings."""
 
@@ -25,12 +36,7 @@ class WorkerProcess:
             **os.environ,
             "PAYQ_REDIS_URL": redis_url,
             "PAYQ_API_BASE_URL": api_url,
-            "PAYQ_BACKOFF_BASE": "0.2",
-            "PAYQ_BACKOFF_CAP": "1",
-            "PAYQ_RETRY_AFTER_FLOOR": "0",
-            "PAYQ_RETRY_AFTER_JITTER": "0.2",
-            "PAYQ_HTTP_READ_TIMEOUT": "5",
-            "PYTHONUNBUFFERED": "1",
+            **TEST_ENV,
             **(env or {}),
         }
         self.args = [
