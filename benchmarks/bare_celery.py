@@ -24,7 +24,7 @@ if os.environ.get("BENCH_PAYQ_CELERY_CONFIG") == "1":
     from config.celery import celery_config
     from config.settings import Settings
 
-    conf = celery_config(Settings(redis_url=app.conf.broker_url))
+    conf = celery_config(Settings(redis_url=app.conf.broker_url), [QUEUE], {TASK: QUEUE})
     conf.update(task_queues=None, task_routes=None, task_default_queue=QUEUE)
     app.conf.update(conf)
 

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import requests
 
-from payapi.client import ENDPOINTS
+from payapi.operations import OPERATIONS, Operation
 
-CAPTURE = ENDPOINTS["capture"]
-CANCEL = ENDPOINTS["cancel"]
-FEEDBACK = ENDPOINTS["feedback"]
+CAPTURE = OPERATIONS[Operation.CAPTURE].path
+CANCEL = OPERATIONS[Operation.CANCEL].path
+FEEDBACK = OPERATIONS[Operation.FEEDBACK].path
 
 
 @dataclass(frozen=True, slots=True)

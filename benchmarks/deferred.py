@@ -32,7 +32,7 @@ from benchmarks.figures import summary_ms
 from benchmarks.live import LivePayq
 from benchmarks.stack import Stack
 from benchmarks.workers import Shape
-from workers import keys
+from tasks import keys
 
 LONG_DELAY = 600
 WARM_UP_CAPTURES = 500  # per run, before the RSS baseline

@@ -23,7 +23,7 @@ from benchmarks.figures import ms, summary_ms
 from benchmarks.live import LivePayq
 from benchmarks.stack import Stack
 from benchmarks.workers import Shape
-from workers import keys
+from tasks import keys
 
 RETRY_AFTER = 5
 

@@ -14,7 +14,6 @@ TWEAKS: dict[str, str] = {
     "events-off": "worker_send_task_events=False (Flower re-enables events while it runs)",
     "prefetch-4": "worker_prefetch_multiplier=4",
     "kombu-client-reuse": "kombu's Redis channel reuses one redis.Redis per channel instead of building one per ack/event (~100 µs each)",
-    "move-to-tail": "the mover LPUSHes a due job (behind the backlog), as before commit f1f9cd6, instead of RPUSH (next to run)",
 }
 
 
@@ -29,12 +28,6 @@ def apply(app: Celery, names: list[str]) -> None:
         app.conf.worker_prefetch_multiplier = 4
     if "kombu-client-reuse" in names:
         reuse_kombu_clients()
-    if "move-to-tail" in names:
-        from workers import jobs
-
-        if "RPUSH" not in jobs._MOVE:
-            raise RuntimeError("workers.jobs._MOVE changed: the move-to-tail tweak no longer applies")
-        jobs._MOVE = jobs._MOVE.replace("RPUSH", "LPUSH")
 
 
 def reuse_kombu_clients() -> None:

@@ -1,20 +1,22 @@
 """Celery's configuration for payq, derived from :class:`config.settings.Settings`.
 
-Each reliability setting is chosen on purpose; the comment says why.
+Each reliability setting is chosen on purpose; the comment says why. The
+queues and routes come from the caller (the table of operations), so this
+module knows nothing above ``config``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kombu.entity import Queue
 
 from config.settings import Settings
-from tasks.messages import QUEUES, TASK_NAMES
 
 
-def celery_config(settings: Settings) -> dict[str, Any]:
-    """The ``app.conf`` mapping for a payq worker."""
+def celery_config(settings: Settings, queues: Sequence[str], routes: Mapping[str, str]) -> dict[str, Any]:
+    """The ``app.conf`` mapping for a payq worker; ``routes`` maps each task name to its queue (the first queue is the default)."""
     return {
         "broker_url": settings.redis_url,
         "broker_transport_options": {
@@ -70,9 +72,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_enable_soft_shutdown_on_idle": True,
         # Flower's worker pages and ``celery inspect`` need remote control.
         "worker_enable_remote_control": True,
-        "task_queues": [Queue(name, routing_key=name) for name in QUEUES.values()],
-        "task_routes": {TASK_NAMES[op]: {"queue": QUEUES[op], "routing_key": QUEUES[op]} for op in TASK_NAMES},
-        "task_default_queue": QUEUES["capture"],
+        "task_queues": [Queue(name, routing_key=name) for name in queues],
+        "task_routes": {task: {"queue": queue, "routing_key": queue} for task, queue in routes.items()},
+        "task_default_queue": queues[0],
         "worker_hijack_root_logger": True,
         "worker_redirect_stdouts": False,
         "enable_utc": True,

@@ -47,12 +47,17 @@ class BrokerUnavailable(RetryableError):
 
 
 class Deferred(RetryableError):
-    """A job was parked in the deferred set until ``until`` (epoch seconds) because of ``reason``."""
+    """A job was parked in the deferred set until ``until`` (epoch seconds).
 
-    def __init__(self, reason: str, until: float) -> None:
-        super().__init__(f"{reason}; runs again at {until:.3f}")
-        self.reason = reason
+    ``cause`` is why (a :class:`tasks.states.DeferCause`); ``description`` is
+    the sentence Flower shows with the RETRY.
+    """
+
+    def __init__(self, cause: str, until: float, description: str) -> None:
+        super().__init__(f"{description}; runs again at {until:.3f}")
+        self.cause = cause
         self.until = until
+        self.description = description
 
 
 @dataclass(frozen=True)
@@ -75,13 +80,16 @@ class InvalidRequest(PermanentError):
 
 
 class DeadLettered(PermanentError):
-    """A job was written to the dead-letter store with ``reason`` (e.g. ``permanent``)."""
+    """A job was written to the dead-letter store with ``reason`` (a :class:`tasks.states.DeadLetterReason`).
 
-    def __init__(self, reason: str, detail: str, status: int | None = None) -> None:
-        shown = f"{reason} (HTTP {status}): {detail}" if status else f"{reason}: {detail}"
-        super().__init__(shown)
+    ``status`` is the API's HTTP status where there was one; ``description``
+    the failure as a person reads it (Flower shows it with the FAILURE).
+    """
+
+    def __init__(self, reason: str, description: str, status: int | None = None) -> None:
+        super().__init__(f"{reason}: {description}")
         self.reason = reason
-        self.detail = detail
+        self.description = description
         self.status = status
 
 

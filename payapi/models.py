@@ -204,6 +204,7 @@ def describe(error: ValidationError) -> list[FieldProblem]:
 
 
 RequestModel = CaptureRequest | CancelRequest | RefundRequest | FeedbackRequest
+ResponseModel = RefundResponse | FeedbackResponse
 
 
 def parse_request(model: type[RequestModel], data: Any) -> RequestModel:

@@ -1,8 +1,11 @@
-"""What an API call's result means for the job: the one place that reads status codes.
+"""What an API call's result is: the one place that reads status codes.
 
 ``classify`` turns (status, headers, body) into an outcome and
 ``classify_exception`` does the same for a call that got no response. Both are
-pure: the clock and the Retry-After bounds are arguments.
+pure, with the clock an argument. They say what the answer *is* (a success,
+the API's own delay, a fault that may pass, a refusal) and keep its facts as
+fields; what the job then does is :func:`tasks.decide.decide`'s business, and
+the sentence a person reads is made by :meth:`Failure.describe` where it is shown.
 """
 
 from __future__ import annotations
@@ -15,69 +18,142 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from enum import StrEnum
 from http import HTTPStatus
-from typing import Literal
 
 import requests
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from payapi.models import ErrorBody, FeedbackResponse, RefundResponse
+from payapi.models import ErrorBody, ResponseModel
+from payapi.operations import OPERATIONS, Operation
 
-Operation = Literal["capture", "cancel", "refund", "feedback"]
-OPERATIONS: tuple[Operation, ...] = ("capture", "cancel", "refund", "feedback")
-# Bodies that carry data the job must keep; capture and cancel answer an empty 200.
-_RESPONSE_MODELS: dict[str, type[BaseModel]] = {"refund": RefundResponse, "feedback": FeedbackResponse}
 _SNIPPET = 200
+_LINE = 300  # the most of an errorMsg a one-line description shows (the field keeps up to 400)
 # RFC 9110 §5.6.7: recipients must accept the obsolete asctime form, which is GMT
 _ASCTIME = re.compile(r"[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2} \d{4}")
+
+
+class FailureKind(StrEnum):
+    """What went wrong with a call, or with a job around it."""
+
+    THROTTLED = "throttled"          # 429: the API's rate limit
+    UNAVAILABLE = "unavailable"      # 503
+    SERVER_ERROR = "server-error"    # any other 5xx
+    REFUSED = "refused"              # 400 and any other status that is not 2xx or 5xx
+    UNUSABLE_BODY = "unusable-body"  # a 2xx whose body the job needs is not what the API documents
+    TIMEOUT = "timeout"
+    CONNECTION = "connection"        # refused, reset, cut short, undecodable
+    UNSENDABLE = "unsendable"        # the request could not be sent (a malformed URL: configuration)
+    UNEXPECTED = "unexpected"        # any other exception while calling
+    # kinds payq reports about a job rather than a call
+    REJECTED = "rejected"            # fraud and abuse answered Rejected to a payment-status report
+    INVALID_JOB = "invalid-job"      # the job's fields broke the models
+    INTERNAL = "internal"            # handling the job raised something unforeseen
+
+
+@dataclass(frozen=True)
+class Failure:
+    """The facts of one failure, each bounded and scrubbed of credentials.
+
+    ``error_type`` is the API's error type (``UnknownShoppingTrip``,
+    ``BadRequestException``), an exception's class, or a report's reasonCode;
+    ``error_msg`` the API's ``errorMsg``; ``detail`` whatever else identifies
+    it (a snippet of a body without errorMsg, an exception's text, which field
+    of a 200 body was unusable).
+    """
+
+    kind: FailureKind
+    status: int | None = None
+    error_type: str | None = None
+    error_msg: str | None = None
+    detail: str | None = None
+
+    def headline(self) -> str:
+        """What happened, without the details: ``HTTP 503 Service Unavailable``, ``timeout``, ``connection failed``."""
+        if self.kind is FailureKind.REJECTED:
+            return "Rejected"
+        if self.kind is FailureKind.UNUSABLE_BODY:
+            return f"HTTP {self.status} with an unusable body"
+        if self.status is not None:
+            return f"HTTP {self.status} {_phrase(self.status)}"
+        return _NO_STATUS_HEADS.get(self.kind, self.kind.value)
+
+    def describe(self) -> str:
+        """One line for a person: a log line, a dead letter, Flower, the CLI."""
+        if self.kind is FailureKind.REJECTED:
+            return f"Rejected: {self.error_type or 'no reasonCode'}"
+        parts = [self.headline()]
+        message = self.error_msg or self.detail
+        if self.error_type and not (message or "").startswith(self.error_type):
+            parts.append(self.error_type)
+        if message:
+            parts.append(message if len(message) <= _LINE else message[:_LINE] + "…")
+        return ": ".join(parts)
+
+
+_NO_STATUS_HEADS = {
+    FailureKind.TIMEOUT: "timeout",
+    FailureKind.CONNECTION: "connection failed",
+    FailureKind.UNSENDABLE: "request could not be sent",
+    FailureKind.UNEXPECTED: "unexpected error",
+    FailureKind.INVALID_JOB: "invalid job",
+    FailureKind.INTERNAL: "internal error",
+}
 
 
 @dataclass(frozen=True)
 class Success:
     """The API did it; ``body`` is the parsed response where the operation has one."""
 
-    body: RefundResponse | FeedbackResponse | None = None
+    body: ResponseModel | None = None
 
 
 @dataclass(frozen=True)
 class RetryAfter:
-    """The API said when to come back: run again in ``seconds``."""
+    """The API said when to come back: in ``delay`` seconds (as sent, not yet clamped)."""
 
-    seconds: float
-    reason: str
-    status: int
+    delay: float
+    failure: Failure
+
+    @property
+    def throttled(self) -> bool:
+        """A 429: the endpoint's rate limit, not this job's fault."""
+        return self.failure.kind is FailureKind.THROTTLED
 
 
 @dataclass(frozen=True)
 class Transient:
-    """A fault that may pass: back off exponentially and try again."""
+    """A fault that may pass, with no delay from the API: back off and try again."""
 
-    reason: str
-    status: int | None = None
+    failure: Failure
+
+    @property
+    def throttled(self) -> bool:
+        """A 429 without a usable Retry-After."""
+        return self.failure.kind is FailureKind.THROTTLED
 
 
 @dataclass(frozen=True)
 class Permanent:
-    """The API refused the request as it stands: dead-letter it after this one call."""
+    """The API refused the request as it stands (or it could not be sent): trying again cannot help."""
 
-    status: int | None
-    error_msg: str | None
-    reason: str
+    failure: Failure
+
+    @property
+    def throttled(self) -> bool:
+        """Never: a refusal is not a rate limit."""
+        return False
 
 
 Outcome = Success | RetryAfter | Transient | Permanent
 
 
-@dataclass(frozen=True)
-class RetryAfterBounds:
-    """Floor and cap for a server-sent delay, in seconds."""
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a Retry-After value (delay-seconds or HTTP-date); ``None`` if unusable.
 
-    floor: float
-    cap: float
-
-
-def parse_retry_after(value: str | None, now: float, bounds: RetryAfterBounds) -> float | None:
-    """Seconds to wait from a Retry-After value (delay-seconds or HTTP-date), clamped; ``None`` if unusable."""
+    An HTTP-date already past means 0. The configured floor and cap are
+    applied by the retry decision, not here.
+    """
     if value is None:
         return None
     value = value.strip()
@@ -92,12 +168,10 @@ def parse_retry_after(value: str | None, now: float, bounds: RetryAfterBounds) -
             if not _ASCTIME.fullmatch(value):
                 return None  # an HTTP-date is always GMT; a zoneless one is not an HTTP-date
             when = when.replace(tzinfo=datetime.UTC)
-        seconds = when.timestamp() - now
-        seconds = max(seconds, 0.0)  # a date already past means "now"
-    else:
-        if not math.isfinite(seconds) or seconds < 0:
-            return None
-    return max(bounds.floor, min(bounds.cap, seconds))
+        return max(when.timestamp() - now, 0.0)
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return seconds
 
 
 # API Gateway's signature errors echo the canonical request, session token included
@@ -109,9 +183,23 @@ def scrub(text: str) -> str:
     return _SECRETS.sub(lambda m: m.group(1) + "***", text)
 
 
-def _snippet(body: bytes) -> str:
-    text = scrub(body.decode("utf-8", "replace").strip())
-    return text if len(text) <= _SNIPPET else text[:_SNIPPET] + "…"
+def bounded(text: str | None, limit: int = _SNIPPET) -> str | None:
+    """``text`` scrubbed and cut to ``limit`` characters (with an ellipsis), or None."""
+    if text is None:
+        return None
+    text = scrub(text)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown Status"
+
+
+def _snippet(body: bytes) -> str | None:
+    return bounded(body.decode("utf-8", "replace").strip()) or None
 
 
 def _error_body(body: bytes) -> ErrorBody:
@@ -122,56 +210,36 @@ def _error_body(body: bytes) -> ErrorBody:
         return ErrorBody()
 
 
-def _describe(status: int, body: bytes, error: ErrorBody) -> str:
-    try:
-        phrase = HTTPStatus(status).phrase
-    except ValueError:
-        phrase = "Unknown Status"
-    detail = scrub(error.errorMsg) if error.errorMsg else _snippet(body)
-    return f"HTTP {status} {phrase}" + (f": {detail[:_SNIPPET]}" if detail else "")
+_KIND_OF_STATUS = {429: FailureKind.THROTTLED, 503: FailureKind.UNAVAILABLE}
 
 
-def classify(
-    operation: Operation,
-    status: int,
-    headers: Mapping[str, str],
-    body: bytes,
-    *,
-    now: float,
-    bounds: RetryAfterBounds,
-) -> Outcome:
+def classify(operation: Operation, status: int, headers: Mapping[str, str], body: bytes, *, now: float) -> Outcome:
     """Classify one HTTP response to ``operation``."""
     lowered = {k.lower(): v for k, v in headers.items()}
     if 200 <= status < 300:
-        return _classify_success(operation, body)
+        return _classify_success(operation, status, body)
     error = _error_body(body)
-    reason = _describe(status, body, error)
-    if status in (429, 503):
-        header_delay = parse_retry_after(lowered.get("retry-after"), now, bounds)
-        body_delay = parse_retry_after(error.retryAfter, now, bounds) if status == 503 else None
-        delays = [d for d in (header_delay, body_delay) if d is not None]
-        if delays:
-            # both present: honour both, so never earlier than either asks
-            return RetryAfter(max(delays), reason, status)
-        return Transient(reason + " (no usable retry delay)", status)
-    if status >= 500:
-        return Transient(reason, status)
+    error_msg = bounded(error.errorMsg, 2 * _SNIPPET)
+    if status >= 500 or status == 429:
+        kind = _KIND_OF_STATUS.get(status, FailureKind.SERVER_ERROR)
+        failure = Failure(kind, status, error_msg=error_msg, detail=None if error_msg else _snippet(body))
+        if status in (429, 503):
+            header_delay = parse_retry_after(lowered.get("retry-after"), now)
+            body_delay = parse_retry_after(error.retryAfter, now) if status == 503 else None
+            delays = [d for d in (header_delay, body_delay) if d is not None]
+            if delays:
+                # both present: honour both, so never earlier than either asks
+                return RetryAfter(max(delays), failure)
+        return Transient(failure)
+    error_type = None
     if status == 400:
-        kind = lowered.get("x-amzn-errortype", "")
-        known = "UnknownShoppingTrip" if "UnknownShoppingTrip" in f"{kind} {error.errorMsg or ''}" else "BadRequestException"
-        return Permanent(status, _bounded(error.errorMsg), known)
-    return Permanent(status, _bounded(error.errorMsg), reason)
+        claimed = f"{lowered.get('x-amzn-errortype', '')} {error.errorMsg or ''}"
+        error_type = "UnknownShoppingTrip" if "UnknownShoppingTrip" in claimed else "BadRequestException"
+    return Permanent(Failure(FailureKind.REFUSED, status, error_type, error_msg, None if error_msg else _snippet(body)))
 
 
-def _bounded(text: str | None) -> str | None:
-    if text is None:
-        return None
-    text = scrub(text)
-    return text if len(text) <= 2 * _SNIPPET else text[: 2 * _SNIPPET] + "…"
-
-
-def _classify_success(operation: Operation, body: bytes) -> Outcome:
-    model = _RESPONSE_MODELS.get(operation)
+def _classify_success(operation: Operation, status: int, body: bytes) -> Outcome:
+    model = OPERATIONS[operation].response
     if model is None:
         return Success()  # an empty 200 is the documented answer; anything in it is ignored
     try:
@@ -181,24 +249,20 @@ def _classify_success(operation: Operation, body: bytes) -> Outcome:
         # key makes asking again safe, so retry rather than guess.
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in first["loc"]) or "body"
-        return Transient(f"HTTP 200 with an unusable {operation} body ({where}: {first['msg']}): {_snippet(body)!r}", 200)
-    assert isinstance(parsed, RefundResponse | FeedbackResponse)
+        detail = f"{operation} {where}: {first['msg']}: {_snippet(body) or '(empty)'!r}"
+        return Transient(Failure(FailureKind.UNUSABLE_BODY, status, detail=bounded(detail, 2 * _SNIPPET)))
     return Success(parsed)
 
 
 def classify_exception(exc: BaseException) -> Outcome:
     """Classify a call that got no (complete) response."""
     name = type(exc).__name__
+    text = bounded(str(exc)) or None
     if isinstance(exc, requests.Timeout):
-        return Transient(f"timeout: {name}")
+        return Transient(Failure(FailureKind.TIMEOUT, error_type=name))
     if isinstance(exc, requests.ConnectionError | requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError):
-        return Transient(f"connection failed: {name}: {_exc_text(exc)}")
+        return Transient(Failure(FailureKind.CONNECTION, error_type=name, detail=text))
     if isinstance(exc, requests.RequestException):
         # a malformed URL or similar: configuration, which a retry will not mend
-        return Permanent(None, None, f"request could not be sent: {name}: {_exc_text(exc)}")
-    return Transient(f"unexpected error: {name}: {_exc_text(exc)}")
-
-
-def _exc_text(exc: BaseException) -> str:
-    text = str(exc)
-    return text if len(text) <= _SNIPPET else text[:_SNIPPET] + "…"
+        return Permanent(Failure(FailureKind.UNSENDABLE, error_type=name, detail=text))
+    return Transient(Failure(FailureKind.UNEXPECTED, error_type=name, detail=text))

@@ -26,8 +26,10 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Literal
 
+from payapi.operations import Operation
+
 FaultKind = Literal["status", "pass", "reset", "hang", "truncate", "malformed", "extra"]
-ENDPOINTS = ("capture", "cancel", "refund", "feedback")
+ENDPOINTS = tuple(op.value for op in Operation)  # a rule names its endpoint by the operation
 DEFAULT_HANG_SECONDS = 30.0
 
 # Kinds that answer from the ledger (or could) are applied to it unless told otherwise;

@@ -11,16 +11,10 @@ from typing import Any
 
 from payapi import wire
 from payapi.errors import InvalidRequest
-from payapi.models import CancelRequest, CaptureRequest, FeedbackRequest, RefundRequest, RequestModel, parse_request
-from payapi.outcomes import Operation
+from payapi.models import CancelRequest, CaptureRequest, RefundRequest, RequestModel, parse_request
+from payapi.operations import OPERATIONS, Operation
 from sandbox.ledger import Ledger, LedgerError, Money
 
-MODELS: dict[Operation, type[RequestModel]] = {
-    "capture": CaptureRequest,
-    "cancel": CancelRequest,
-    "refund": RefundRequest,
-    "feedback": FeedbackRequest,
-}
 # What the "extra" fault adds: attributes a future API version might send.
 EXTRA_ATTRIBUTES: dict[str, Any] = {
     "futureField": {"nested": True, "note": "added by the sandbox's extra fault"},
@@ -79,7 +73,7 @@ def perform(ledger: Ledger, operation: Operation, decoded: Decoded) -> Reply:
     """Validate the request and apply it to the ledger; every refusal is a 400 naming the field or the rule."""
     if decoded.error is not None:
         return bad_request(decoded.error)
-    model = MODELS[operation]
+    model = OPERATIONS[operation].request
     data = decoded.data
     if isinstance(data, dict):
         # The real API tolerates attributes it does not know at the top level; so does the sandbox.

@@ -20,8 +20,7 @@ from tornado.iostream import IOStream, StreamClosedError
 from tornado.netutil import bind_sockets
 from tornado.web import Application, RequestHandler
 
-from payapi.client import ENDPOINTS
-from payapi.outcomes import OPERATIONS, Operation
+from payapi.operations import OPERATIONS, Operation
 from sandbox import admin
 from sandbox.basehandler import ApiHandler, NotFoundHandler
 from sandbox.faults import NO_FAULT, Fault, FaultScript
@@ -146,7 +145,7 @@ def make_app(
         verifier=verifier,
         fault_clock=fault_clock,
     )
-    routes: list[Any] = [(ENDPOINTS[op], OperationHandler, {"state": state, "operation": op}) for op in OPERATIONS]
+    routes: list[Any] = [(spec.path, OperationHandler, {"state": state, "operation": op}) for op, spec in OPERATIONS.items()]
     routes += admin.routes(state)
     return Application(
         routes,

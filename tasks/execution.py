@@ -1,103 +1,118 @@
-"""What a worker does with one job, from its kwargs to its outcome.
+"""What a worker does with one delivery of a job: begin it, call the API, carry out the decision.
 
-Celery-free on purpose: the tasks in :mod:`tasks.payments` translate the two
-exceptions raised here (``Deferred`` → RETRY, ``DeadLettered`` → FAILURE) and
-a ``None`` return (a stale duplicate delivery → IGNORED).
+Celery-free on purpose: :func:`execute` returns an :data:`Ending` and
+:mod:`tasks.payments` tells Celery (a result, RETRY, FAILURE or IGNORED). The
+decisions themselves are :mod:`tasks.decide`'s; here they are only carried out,
+in Redis, in this order: pause the endpoint, then park or bury the job.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime
-from typing import Any, NoReturn
+from dataclasses import dataclass
+from typing import Any
 
-from payapi.errors import DeadLettered, Deferred, InvalidRequest
-from payapi.models import CaptureRequest, FeedbackResponse, RefundResponse, parse_request
-from payapi.outcomes import Operation, Outcome, Permanent, RetryAfter, Success, Transient
-from tasks.messages import TASK_NAMES
-from tasks.producer import MODELS, prepare
-from tasks.retry import compute_backoff, retry_after_due
-from workers.deadletters import DeadLetter
-from workers.runtime import Runtime
+from payapi.errors import InvalidRequest
+from payapi.models import CaptureRequest, parse_request
+from payapi.operations import OPERATIONS, Operation
+from payapi.outcomes import Failure, FailureKind
+from tasks.deadletters import DeadLetter
+from tasks.decide import DeadLetterJob, Decision, Defer, Succeed, decide, wait_out_pause
+from tasks.jobstore import Deferral
+from tasks.producer import prepare
+from tasks.runtime import Runtime
+from tasks.states import DeadLetterReason, Verdict
 
 log = logging.getLogger("payq.jobs")
 
 
-def execute(
-    rt: Runtime, operation: Operation, job_id: str, kwargs: dict[str, Any], worker: str, delivery: str,
-) -> dict[str, Any] | None:
-    """Run one delivery (``delivery`` is its message's tag) of a job; returns its result, or None if it had nothing to do."""
+@dataclass(frozen=True)
+class Job:
+    """One delivery of a job: what it is, and who runs it (``delivery`` is its message's tag)."""
+
+    operation: Operation
+    job_id: str
+    kwargs: dict[str, Any]
+    worker: str
+    delivery: str
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The job succeeded; ``result`` is what its record keeps."""
+
+    result: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Parked:
+    """The job waits in the deferred set, as ``deferral`` says."""
+
+    deferral: Deferral
+
+
+@dataclass(frozen=True)
+class Buried:
+    """The job is in the dead-letter store with ``reason``."""
+
+    reason: DeadLetterReason
+    failure: Failure
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A delivery with nothing to do: the job is finished, parked, or run by another delivery (``verdict``)."""
+
+    verdict: Verdict
+
+
+Ending = Finished | Parked | Buried | Skipped
+
+
+def execute(rt: Runtime, job: Job) -> Ending:
+    """Run one delivery of ``job`` to its ending."""
     now = time.time()
     try:
-        request = parse_request(MODELS[operation], kwargs)
-    except InvalidRequest as exc:
-        # only a message published around the producer can get here
-        _dead_letter(rt, operation, job_id, kwargs, worker, "invalid-job", str(exc), None)
+        request = parse_request(OPERATIONS[job.operation].request, job.kwargs)
+    except InvalidRequest as exc:  # only a message published around the producer gets here
+        failure = Failure(FailureKind.INVALID_JOB, detail=str(exc)[:500])
+        return _bury(rt, job, DeadLetterJob(DeadLetterReason.INVALID_JOB, failure))
     # a claim outlasts the longest a delivery may run: after that, its worker is gone
-    begin = rt.jobs.begin(job_id, operation, kwargs, worker, now, delivery, rt.settings.task_time_limit + 5)
-    if begin.verdict == "busy":
-        log.info("%s %s: delivered again while another delivery runs it; nothing to do", operation, job_id)
-        return None
-    if begin.verdict in ("succeeded", "dead", "deferred"):
-        log.info("%s %s: delivered again but already %s; nothing to do", operation, job_id, begin.verdict)
-        return None
-    if begin.verdict == "settled":
+    begin = rt.jobs.begin(job.job_id, job.operation, job.kwargs, job.worker, now, job.delivery, rt.settings.task_time_limit + 5)
+    if begin.verdict is Verdict.SETTLED:
         assert isinstance(request, CaptureRequest) and begin.until is not None
-        return _after_capture(rt, job_id, request, int(begin.until), now)
-    if begin.verdict == "paused":
+        return Finished(_settle_capture(rt, job.job_id, request, int(begin.until), now))
+    if begin.verdict is Verdict.PAUSED:
         assert begin.until is not None
-        due = retry_after_due(begin.until, 0.0, rt.settings.retry_after_jitter, rt.rng.random)
-        reason = f"{operation} endpoint paused until {_iso(begin.until)} after HTTP 429"
-        _defer(rt, job_id, due, reason, None, now)
-    outcome = rt.client.call(operation, request)
-    return _apply(rt, operation, job_id, kwargs, request, outcome, begin.attempts, worker)
+        return carry_out(rt, job, request, wait_out_pause(begin.until, rt.policy, rt.rng.random), 0)
+    if begin.verdict is not Verdict.RUN:
+        return Skipped(begin.verdict)
+    outcome = rt.client.call(job.operation, request)
+    decision = decide(outcome, begin.attempts, rt.policy, time.time(), rt.rng.random)
+    return carry_out(rt, job, request, decision, begin.attempts)
 
 
-def _apply(
-    rt: Runtime, operation: Operation, job_id: str, kwargs: dict[str, Any], request: Any,
-    outcome: Outcome, attempts: int, worker: str,
-) -> dict[str, Any]:
+def carry_out(rt: Runtime, job: Job, request: Any, decision: Decision, attempt: int) -> Ending:
+    """Write ``decision`` to Redis: pause the endpoint if asked, then record the success, park or bury the job."""
     now = time.time()
-    settings = rt.settings
-    if isinstance(outcome, Success):
-        if isinstance(request, CaptureRequest):
-            return _after_capture(rt, job_id, request, int(now), now)
-        result: dict[str, Any] = {}
-        if isinstance(outcome.body, RefundResponse):
-            result = {"reconciliationId": outcome.body.reconciliationId}
-        elif isinstance(outcome.body, FeedbackResponse):
-            result = {"status": outcome.body.status, "reasonCode": outcome.body.reasonCode}
-            if outcome.body.status == "Rejected":
-                _dead_letter(rt, operation, job_id, kwargs, worker, "feedback-rejected",
-                             f"Rejected: {outcome.body.reasonCode or 'no reasonCode'}", 200)
-        rt.jobs.succeed(job_id, "HTTP 200", result, now)
-        return result
-    if isinstance(outcome, Permanent):
-        if not outcome.error_msg or outcome.error_msg in outcome.reason:
-            error = outcome.reason
-        elif outcome.reason in outcome.error_msg:
-            error = outcome.error_msg  # "UnknownShoppingTrip: no shopping trip …" already names its type
-        else:
-            error = f"{outcome.reason}: {outcome.error_msg}"
-        _dead_letter(rt, operation, job_id, kwargs, worker, "permanent", error, outcome.status)
-    if isinstance(outcome, RetryAfter) and outcome.status == 429:
+    if not isinstance(decision, Succeed) and decision.pause_until is not None:
         # every worker stops calling this endpoint until the API's pause is over
-        rt.jobs.pause(operation, now + outcome.seconds, now)
-    if attempts >= settings.max_attempts:
-        _dead_letter(rt, operation, job_id, kwargs, worker, "retries-exhausted",
-                     f"after {attempts} attempts, last: {outcome.reason}", outcome.status)
-    if isinstance(outcome, RetryAfter):
-        due = retry_after_due(now, outcome.seconds, settings.retry_after_jitter, rt.rng.random)
-        reason = f"{outcome.reason}; retry after {outcome.seconds:g}s"
-    else:
-        assert isinstance(outcome, Transient)
-        due = now + compute_backoff(attempts, settings.backoff_base, settings.backoff_cap, rt.rng.random)
-        reason = f"{outcome.reason}; backoff after attempt {attempts}"
-    _defer(rt, job_id, due, reason, outcome.reason, now)
+        rt.jobs.pause(job.operation, decision.pause_until, now)
+    if isinstance(decision, Succeed):
+        if isinstance(request, CaptureRequest):
+            return Finished(_settle_capture(rt, job.job_id, request, int(now), now))
+        rt.jobs.succeed(job.job_id, decision.result, now)
+        return Finished(decision.result)
+    if isinstance(decision, Defer):
+        deferral = Deferral(decision.cause, decision.until, job.operation, attempt, decision.delay, decision.failure,
+                            decision.paused_until)
+        rt.jobs.defer(job.job_id, deferral, now)
+        return Parked(deferral)
+    return _bury(rt, job, decision)
 
 
-def _after_capture(rt: Runtime, job_id: str, request: CaptureRequest, settled_at: int, now: float) -> dict[str, Any]:
+def _settle_capture(rt: Runtime, job_id: str, request: CaptureRequest, settled_at: int, now: float) -> dict[str, Any]:
     """Settle the capture and chain its payment-status report.
 
     The report's id derives from the settle time, and the first success's
@@ -105,7 +120,7 @@ def _after_capture(rt: Runtime, job_id: str, request: CaptureRequest, settled_at
     """
     amount = request.amount.model_dump()
     while True:  # twice at most: the second time with the settle time on record
-        report = prepare("feedback", {
+        report = prepare(Operation.FEEDBACK, {
             "storeId": request.storeId, "shoppingTripId": request.shoppingTripId,
             "totalAmount": amount, "settledAmount": amount, "paymentStatusTime": settled_at,
         })
@@ -116,39 +131,27 @@ def _after_capture(rt: Runtime, job_id: str, request: CaptureRequest, settled_at
         settled_at = on_record
 
 
-def _defer(rt: Runtime, job_id: str, due: float, reason: str, outcome: str | None, now: float) -> NoReturn:
-    rt.jobs.defer(job_id, due, reason, outcome, now)
-    raise Deferred(reason, due)
-
-
-def _dead_letter(
-    rt: Runtime, operation: Operation, job_id: str, kwargs: dict[str, Any], worker: str,
-    reason: str, error: str, status: int | None,
-) -> NoReturn:
-    record = rt.jobs.get(job_id) or {}
-    now = time.time()
-    rt.dead_letters.add(DeadLetter(
-        id=job_id,
-        operation=operation,
-        task=TASK_NAMES[operation],
-        kwargs=kwargs,
-        reason=reason,
-        status=status,
-        error=error,
+def _bury(rt: Runtime, job: Job, decision: DeadLetterJob) -> Buried:
+    """Write the dead letter (before the message is acknowledged) and log it."""
+    record = rt.jobs.get(job.job_id) or {}
+    rt.dead_letters.add(DeadLetter.of(
+        decision.failure,
+        id=job.job_id,
+        operation=job.operation,
+        task=OPERATIONS[job.operation].task,
+        kwargs=job.kwargs,
+        reason=decision.reason,
         attempts=int(record.get("attempts", 0)),
         first_attempt_at=float(record["first_attempt_at"]) if "first_attempt_at" in record else None,
         last_attempt_at=float(record["last_attempt_at"]) if "last_attempt_at" in record else None,
-        dead_at=now,
-        worker=worker,
+        dead_at=time.time(),
+        worker=job.worker,
     ))
-    log.warning("%s %s dead-lettered: %s: %s", operation, job_id, reason, error)
-    raise DeadLettered(reason, error, status)
+    log.warning("%s %s dead-lettered: %s: %s", job.operation.value, job.job_id, decision.reason.value, decision.failure.describe())
+    return Buried(decision.reason, decision.failure)
 
 
-def dead_letter_internal_error(rt: Runtime, operation: Operation, job_id: str, kwargs: dict[str, Any], worker: str, exc: BaseException) -> NoReturn:
+def bury_internal_error(rt: Runtime, job: Job, exc: BaseException) -> Buried:
     """Dead-letter a job whose handling raised something unforeseen, so it is kept for an operator, not dropped."""
-    _dead_letter(rt, operation, job_id, kwargs, worker, "internal-error", f"{type(exc).__name__}: {exc}"[:500], None)
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    failure = Failure(FailureKind.INTERNAL, error_type=type(exc).__name__, detail=str(exc)[:500])
+    return _bury(rt, job, DeadLetterJob(DeadLetterReason.INTERNAL_ERROR, failure))

@@ -1,9 +1,10 @@
-"""What a job looks like on the wire: its id, its queue, its task name, its Celery message.
+"""What a job looks like on the wire: its Celery message and its ``task-sent`` event.
 
 payq writes Celery protocol-2 messages straight onto kombu's Redis lists so
 that "record the job, publish it" is one atomic Redis script (see
-:mod:`workers.jobs`); a message built here is byte-for-byte what
-``apply_async`` would publish to the same queue.
+:mod:`tasks.jobstore`); a message built here is byte-for-byte what
+``apply_async`` would publish to the same queue. Task names and queues come
+from the table of operations.
 """
 
 from __future__ import annotations
@@ -15,42 +16,15 @@ import socket
 import uuid
 from typing import Any
 
-from payapi.outcomes import Operation
+from payapi.operations import OPERATIONS, Operation
 
-TASK_NAMES: dict[Operation, str] = {
-    "capture": "payments.capture",
-    "cancel": "payments.cancel",
-    "refund": "payments.refund",
-    "feedback": "payments.report_payment_status",
-}
-QUEUES: dict[Operation, str] = {
-    "capture": "payments.capture",
-    "cancel": "payments.cancel",
-    "refund": "payments.refund",
-    "feedback": "payments.feedback",
-}
-OPERATION_OF_TASK: dict[str, Operation] = {name: op for op, name in TASK_NAMES.items()}
 _ORIGIN = f"payq-producer-{os.getpid()}@{socket.gethostname()}"
-
-
-def job_id(operation: Operation, kwargs: dict[str, Any]) -> str:
-    """The job id from the operation's natural key, so the same job enqueued twice is one job.
-
-    ``:`` cannot occur in any key field (their patterns exclude it), so the id is
-    unambiguous and readable: an operator can find a trip's jobs by eye.
-    """
-    if operation == "refund":
-        return f"refund:{kwargs['refundRequestId']}"
-    base = f"{operation}:{kwargs['storeId']}:{kwargs['shoppingTripId']}"
-    if operation == "feedback":
-        return f"{base}:{kwargs['paymentStatusTime']}"
-    return base
 
 
 def build_message(operation: Operation, task_id: str, kwargs: dict[str, Any]) -> str:
     """The JSON kombu stores in the Redis list for a Celery task called with ``kwargs``."""
-    name = TASK_NAMES[operation]
-    queue = QUEUES[operation]
+    name = OPERATIONS[operation].task
+    queue = OPERATIONS[operation].queue
     body = json.dumps([[], kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}])
     headers: dict[str, Any] = {
         "lang": "py",
@@ -104,15 +78,15 @@ def build_sent_event(operation: Operation, task_id: str, kwargs: dict[str, Any],
         "uuid": task_id,
         "root_id": task_id,
         "parent_id": None,
-        "name": TASK_NAMES[operation],
+        "name": OPERATIONS[operation].task,
         "args": "()",
         "kwargs": repr(kwargs),
         "retries": 0,
         "eta": None,
         "expires": None,
-        "queue": QUEUES[operation],
+        "queue": OPERATIONS[operation].queue,
         "exchange": "",
-        "routing_key": QUEUES[operation],
+        "routing_key": OPERATIONS[operation].queue,
         "hostname": _ORIGIN,
         "utcoffset": 0,
         "pid": os.getpid(),

@@ -1,4 +1,11 @@
-"""The four Celery tasks. Their kwargs are the wire fields, so Flower shows storeId and shoppingTripId."""
+"""The Celery tasks, one per row of the table of operations, and how a job's ending becomes a Celery state.
+
+Their kwargs are the wire fields, so Flower shows storeId and shoppingTripId.
+The endings of :func:`tasks.execution.execute` become: a result (SUCCESS),
+``Retry`` without a new message (RETRY: the job already waits in payq's
+deferred set), ``DeadLettered`` (FAILURE, declared in ``throws``: an expected
+outcome, logged without a traceback) and ``Ignore`` (a delivery with nothing to do).
+"""
 
 from __future__ import annotations
 
@@ -11,40 +18,52 @@ from celery.exceptions import Ignore, Reject, Retry
 from celery.signals import task_retry
 
 from payapi.errors import DeadLettered, Deferred
-from payapi.outcomes import Operation
-from tasks.execution import dead_letter_internal_error, execute
-from tasks.messages import TASK_NAMES
-from workers.runtime import RuntimeHolder
+from payapi.operations import OPERATIONS, Operation, OperationSpec
+from tasks.execution import Buried, Ending, Finished, Job, Parked, Skipped, bury_internal_error, execute
+from tasks.runtime import RuntimeHolder
 
 log = logging.getLogger("payq.jobs")
 
 
 def run(task: Task, holder: RuntimeHolder, operation: Operation, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Execute one delivery and translate payq's outcome into Celery's task states."""
-    job_id: str = task.request.id
-    worker: str = task.request.hostname or "unknown"
-    # kombu keeps a message's tag when it puts the same message back; a copy published again has a new one
-    delivery: str = (task.request.properties or {}).get("delivery_tag") or ""
+    """Execute one delivery and translate its ending into Celery's task states."""
+    job = Job(
+        operation, task.request.id, kwargs, task.request.hostname or "unknown",
+        # kombu keeps a message's tag when it puts the same message back; a copy published again has a new one
+        (task.request.properties or {}).get("delivery_tag") or "",
+    )
     rt = holder.get()
+    ending: Ending
     try:
-        result = execute(rt, operation, job_id, kwargs, worker, delivery)
-    except Deferred as exc:
-        # The job is already parked in payq's deferred set; raising Retry
-        # without self.retry() publishes nothing and shows RETRY in Flower.
-        raise Retry(message=exc.reason, exc=exc, when=exc.until) from None
-    except DeadLettered:
-        raise
+        ending = execute(rt, job)
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         # Redis is where the job's state lives: hand the message back rather
         # than acknowledge a job whose outcome could not be recorded.
-        log.warning("%s %s: Redis unavailable (%s); message requeued", operation, job_id, exc)
+        log.warning("%s %s: Redis unavailable (%s); message requeued", operation.value, job.job_id, exc)
         raise Reject(str(exc), requeue=True) from None
     except Exception as exc:
-        log.exception("%s %s: unexpected error", operation, job_id)
-        dead_letter_internal_error(rt, operation, job_id, kwargs, worker, exc)
-    if result is None:
-        raise Ignore()
-    return result
+        log.exception("%s %s: unexpected error", operation.value, job.job_id)
+        ending = bury_internal_error(rt, job, exc)
+    if isinstance(ending, Finished):
+        return ending.result
+    if isinstance(ending, Parked):
+        deferral = ending.deferral
+        deferred = Deferred(deferral.cause.value, deferral.until, deferral.describe())
+        # publishes nothing (the job is parked already) and shows RETRY in Flower
+        raise Retry(message=deferred.description, exc=deferred, when=deferral.until)
+    if isinstance(ending, Buried):
+        raise DeadLettered(ending.reason.value, ending.failure.describe(), ending.failure.status)
+    assert isinstance(ending, Skipped)
+    log.info("%s %s: delivered again %s; nothing to do", operation.value, job.job_id, _SKIPPED[ending.verdict.value])
+    raise Ignore()
+
+
+_SKIPPED = {
+    "busy": "while another delivery runs it",
+    "succeeded": "but already succeeded",
+    "dead": "but already dead-lettered",
+    "deferred": "but already deferred",
+}
 
 
 def _drop_deferred_traceback(reason: object = None, **_: object) -> None:
@@ -64,39 +83,19 @@ def _drop_deferred_traceback(reason: object = None, **_: object) -> None:
         reason.exc.__traceback__ = None
 
 
+def _define(app: Celery, holder: RuntimeHolder, spec: OperationSpec) -> Task:
+    operation = spec.operation
+
+    def perform(self: Task, **kwargs: Any) -> dict[str, Any]:
+        return run(self, holder, operation, kwargs)
+
+    perform.__doc__ = spec.summary
+    perform.__name__ = perform.__qualname__ = spec.task.rpartition(".")[2]
+    task: Task = app.task(name=spec.task, bind=True, throws=(DeadLettered,))(perform)
+    return task
+
+
 def register(app: Celery, holder: RuntimeHolder) -> dict[Operation, Task]:
-    """Define the payment tasks on ``app``."""
+    """Define the payment tasks on ``app``: one per operation, named and routed by the table."""
     task_retry.connect(_drop_deferred_traceback, weak=False, dispatch_uid="payq-drop-deferred-traceback")
-
-    @app.task(name=TASK_NAMES["capture"], bind=True, throws=(DeadLettered,))
-    def capture(self: Task, *, storeId: str, shoppingTripId: str, amount: dict[str, str]) -> dict[str, Any]:
-        """Capture a trip's cart total, then chain its payment-status report."""
-        return run(self, holder, "capture", {"storeId": storeId, "shoppingTripId": shoppingTripId, "amount": amount})
-
-    @app.task(name=TASK_NAMES["cancel"], bind=True, throws=(DeadLettered,))
-    def cancel(self: Task, *, storeId: str, shoppingTripId: str) -> dict[str, Any]:
-        """Cancel an empty cart's pre-authorisation."""
-        return run(self, holder, "cancel", {"storeId": storeId, "shoppingTripId": shoppingTripId})
-
-    @app.task(name=TASK_NAMES["refund"], bind=True, throws=(DeadLettered,))
-    def refund(
-        self: Task, *, storeId: str, shoppingTripId: str, amount: dict[str, str], refundRequestId: str, refundReasonCode: str,
-    ) -> dict[str, Any]:
-        """Refund part or all of a captured trip (idempotent by refundRequestId)."""
-        return run(self, holder, "refund", {
-            "storeId": storeId, "shoppingTripId": shoppingTripId, "amount": amount,
-            "refundRequestId": refundRequestId, "refundReasonCode": refundReasonCode,
-        })
-
-    @app.task(name=TASK_NAMES["feedback"], bind=True, throws=(DeadLettered,))
-    def report_payment_status(
-        self: Task, *, storeId: str, shoppingTripId: str, totalAmount: dict[str, str], settledAmount: dict[str, str],
-        paymentStatusTime: int,
-    ) -> dict[str, Any]:
-        """Report a trip's payment status to fraud and abuse."""
-        return run(self, holder, "feedback", {
-            "storeId": storeId, "shoppingTripId": shoppingTripId, "totalAmount": totalAmount,
-            "settledAmount": settledAmount, "paymentStatusTime": paymentStatusTime,
-        })
-
-    return {"capture": capture, "cancel": cancel, "refund": refund, "feedback": report_payment_status}
+    return {op: _define(app, holder, spec) for op, spec in OPERATIONS.items()}

@@ -13,8 +13,6 @@ id and publishes once.
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -22,19 +20,10 @@ import redis
 
 from config.settings import Settings
 from payapi import wire
-from payapi.errors import FieldProblem, InvalidRequest
-from payapi.models import CancelRequest, CaptureRequest, FeedbackRequest, RefundRequest, RequestModel, parse_request
-from payapi.outcomes import OPERATIONS, Operation
-from tasks.messages import job_id
-from workers.jobs import JobStore, NewJob
-from workers.redis_conn import connect, with_retry
-
-MODELS: dict[Operation, type[RequestModel]] = {
-    "capture": CaptureRequest,
-    "cancel": CancelRequest,
-    "refund": RefundRequest,
-    "feedback": FeedbackRequest,
-}
+from payapi.models import parse_request
+from payapi.operations import lookup, with_defaults
+from tasks.jobstore import JobStore, NewJob
+from tasks.redis_conn import connect, with_retry
 
 
 def prepare(operation: str, fields: dict[str, Any], now: float | None = None) -> NewJob:
@@ -42,19 +31,12 @@ def prepare(operation: str, fields: dict[str, Any], now: float | None = None) ->
 
     A refund without ``refundRequestId`` gets a fresh UUID here, once; every
     retry and replay reuses it. A feedback without ``paymentStatusTime`` is
-    stamped with the current time.
+    stamped with the current time (the table of operations says which fields).
     """
-    if operation not in OPERATIONS:
-        raise InvalidRequest([FieldProblem("operation", f"must be one of {', '.join(OPERATIONS)}")])
-    op: Operation = operation
-    fields = dict(fields)
-    if op == "refund" and fields.get("refundRequestId") is None:
-        fields["refundRequestId"] = str(uuid.uuid4())
-    if op == "feedback" and fields.get("paymentStatusTime") is None:
-        fields["paymentStatusTime"] = int(now if now is not None else time.time())
-    model = parse_request(MODELS[op], fields)
+    spec = lookup(operation)
+    model = parse_request(spec.request, with_defaults(spec, fields, now))
     kwargs = wire.to_kwargs(model)
-    return NewJob(op, job_id(op, kwargs), kwargs)
+    return NewJob(spec.operation, spec.job_id(kwargs), kwargs)
 
 
 class Producer:

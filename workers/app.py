@@ -1,4 +1,4 @@
-"""The Celery app: ``celery -A workers.app worker`` runs payq's jobs and its deferred-job mover.
+"""The Celery app: ``celery -A workers.app worker`` runs payq's jobs and its housekeeping (the deferred-job mover).
 
 This module is an entry point, so it reads the settings from the environment
 once, here; everything below it takes them as an argument.
@@ -17,11 +17,12 @@ from pydantic import ValidationError
 from config.celery import celery_config
 from config.settings import Settings
 from payapi.errors import ConfigurationError
+from payapi.operations import OPERATIONS, QUEUES
 from payapi.signing import signer_factory
 from tasks.payments import register
+from tasks.runtime import RuntimeHolder
 from workers import redis_transport
-from workers.deferred import DeferredMoverStep
-from workers.runtime import RuntimeHolder
+from workers.housekeeping import HousekeepingStep
 
 log = logging.getLogger("payq.worker")
 
@@ -51,13 +52,13 @@ def create_app(settings: Settings) -> Celery:
     """A configured payq Celery app with its tasks, the mover bootstep and the start-up check."""
     redis_transport.install()  # kombu's Redis transport, with one client per pool instead of one per ack and event
     app = Celery("payq")
-    app.conf.update(celery_config(settings))
+    app.conf.update(celery_config(settings, QUEUES, {spec.task: spec.queue for spec in OPERATIONS.values()}))
     # with api_auth=sigv4 each process resolves its AWS credentials once, when it builds its runtime
     holder = RuntimeHolder(settings, signer_factory=signer_factory(settings))
     app.payq_runtime = holder
     register(app, holder)
     app.steps["worker"].add(StartupCheckStep)
-    app.steps["worker"].add(DeferredMoverStep)
+    app.steps["worker"].add(HousekeepingStep)
     return app
 
 

@@ -19,15 +19,12 @@ from typing import Any
 
 import redis
 
-from payapi.client import ENDPOINTS
-from payapi.outcomes import Operation
-from tasks.messages import QUEUES
+from payapi.operations import QUEUES, Operation
+from tasks import keys
+from tasks.jobstore import NewJob
 from tasks.producer import prepare
+from tests.support.names import path_of
 from tests.support.sandbox import SandboxProcess
-from workers import keys
-from workers.jobs import NewJob
-
-UNACKED = "unacked"  # kombu's hash of delivered, unacknowledged messages
 
 
 def capture_jobs(store: str, amounts: dict[str, Decimal], currency: str = "USD") -> list[NewJob]:
@@ -55,12 +52,12 @@ def states(rdb: redis.Redis, job_ids: Sequence[str]) -> dict[str, int]:
 def leftovers(rdb: redis.Redis) -> dict[str, int]:
     """Messages still queued (per queue), delivered but unacknowledged, and jobs parked in the deferred set."""
     pipe = rdb.pipeline(transaction=False)
-    for queue in QUEUES.values():
+    for queue in QUEUES:
         pipe.llen(queue)
-    pipe.hlen(UNACKED)
+    pipe.hlen(keys.UNACKED)
     pipe.zcard(keys.DEFERRED)
     counts = pipe.execute()
-    found = dict(zip([*QUEUES.values(), "unacked", "deferred"], (int(n) for n in counts), strict=True))
+    found = dict(zip([*QUEUES, "unacked", "deferred"], (int(n) for n in counts), strict=True))
     return {name: n for name, n in found.items() if n}
 
 
@@ -73,7 +70,7 @@ def body(entry: dict[str, Any]) -> dict[str, Any]:
 def calls_by_trip(api: SandboxProcess, operation: Operation) -> dict[str, list[dict[str, Any]]]:
     """The sandbox's log for ``operation``, grouped by shoppingTripId, oldest first."""
     grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for entry in api.requests(ENDPOINTS[operation]):
+    for entry in api.requests(path_of(operation)):
         grouped[body(entry)["shoppingTripId"]].append(entry)
     return grouped
 
@@ -243,7 +240,7 @@ def trip_of(job_id: str) -> str:
     return job_id.split(":")[2]
 
 
-# workers/deferred.py logs this when revive_lost re-publishes jobs it takes for lost
+# workers/housekeeping.py logs this when revive_lost re-publishes jobs it takes for lost
 _REVIVED = re.compile(r"re-published (\d+) jobs whose messages were lost")
 
 

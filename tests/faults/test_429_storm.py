@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from config.settings import Settings
+from tasks import keys
 from tasks.producer import Producer
 from tests.faults.audit import Settled, audit_captures, body, capture_jobs, records, settle, unhandled_tracebacks
 from tests.faults.report import Figures, Recorder
@@ -23,7 +24,6 @@ from tests.support.fault_redis import FaultRedis
 from tests.support.fault_workers import FaultWorker
 from tests.support.polling import wait_for
 from tests.support.sandbox import SandboxProcess
-from workers import keys
 
 CAPTURES = 2000
 RETRY_AFTER = 6  # seconds the API asks for; the storm lasts as long, so calls after the pause are answered

@@ -19,16 +19,17 @@ from billiard.einfo import ExceptionInfo
 from celery.app.trace import get_log_policy
 
 from config.settings import Settings
-from payapi.client import ENDPOINTS, PaymentClient
+from payapi.client import PaymentClient
 from payapi.errors import DeadLettered
 from payapi.models import CaptureRequest
+from payapi.operations import OPERATIONS, Operation
 from payapi.outcomes import Success
-from tasks.messages import TASK_NAMES
 from tasks.producer import Producer, prepare
 from tests.faults.audit import body, leftovers, records, unhandled_tracebacks
 from tests.faults.report import Figures, Recorder
 from tests.support.fault_redis import FaultRedis
 from tests.support.fault_workers import FaultWorker
+from tests.support.names import path_of
 from tests.support.payq_cli import invoke
 from tests.support.polling import wait_for
 from tests.support.sandbox import SandboxProcess
@@ -73,9 +74,9 @@ CASES = [
     Case("hang-always", "cancel", "hang 3", "dead", "timeout: ReadTimeout"),
     # 200 with a malformed body: not JSON, or JSON of the wrong shape
     Case("malformed-once", "refund", ["malformed"], "succeeded"),
-    Case("malformed-always", "refund", "malformed", "dead", "HTTP 200 with an unusable refund body"),
-    Case("malformed-report", "feedback", "malformed", "dead", "HTTP 200 with an unusable feedback body"),
-    Case("bad-shape-always", "refund", BAD_SHAPE, "dead", "HTTP 200 with an unusable refund body (reconciliationId"),
+    Case("malformed-always", "refund", "malformed", "dead", "HTTP 200 with an unusable body: refund"),
+    Case("malformed-report", "feedback", "malformed", "dead", "HTTP 200 with an unusable body: feedback"),
+    Case("bad-shape-always", "refund", BAD_SHAPE, "dead", "HTTP 200 with an unusable body: refund reconciliationId"),
     Case("malformed-capture", "capture", "malformed", "succeeded"),  # capture's 200 carries nothing payq needs
     # unknown extra attributes
     Case("extra-capture", "capture", "extra", "succeeded"),
@@ -109,7 +110,7 @@ def test_broken_answers_crash_no_worker_and_every_job_settles_or_names_what_was_
     for case in CASES:
         if case.operation == "refund":  # a refund needs a captured trip
             request = CaptureRequest.model_validate({"storeId": STORE, "shoppingTripId": case.trip, "amount": USD})
-            assert isinstance(client.capture(request), Success)
+            assert isinstance(client.call(Operation.CAPTURE, request), Success)
     api.set_faults({"rules": [case.rule() for case in CASES]})
     worker = make_worker(private_redis.url, api.url, env=WORKER_ENV, concurrency=8)
     jobs = [prepare(case.operation, fields(case)) for case in CASES]
@@ -134,7 +135,7 @@ def test_broken_answers_crash_no_worker_and_every_job_settles_or_names_what_was_
     unnamed = [f"{c.trip}: {entries.get(j, {}).get('error')!r}" for c, j in zip(CASES, job_ids, strict=True)
                if c.state == "dead" and c.error not in str(entries.get(j, {}).get("error"))]
     log = worker.log()
-    by_case = {c.trip: [e for e in api.requests(ENDPOINTS[c.rule()["endpoint"]]) if body(e)["shoppingTripId"] == c.trip] for c in CASES}
+    by_case = {c.trip: [e for e in api.requests(path_of(c.rule()["endpoint"])) if body(e)["shoppingTripId"] == c.trip] for c in CASES}
     injected = sum(min(len(c.faults), len(by_case[c.trip])) if isinstance(c.faults, list) else len(by_case[c.trip]) for c in CASES)
     retried = sum(1 for c in CASES if ended[c.trip]["state"] == "succeeded" and int(ended[c.trip]["attempts"] or 0) > 1)
     fault_report.add(Figures(
@@ -167,6 +168,6 @@ def test_a_dead_letter_is_logged_as_an_expected_failure_without_a_traceback() ->
         raise DeadLettered("permanent", "BadRequestException", 400)
     except DeadLettered as error:
         raised, einfo = error, ExceptionInfo()
-    for name in TASK_NAMES.values():
+    for name in (spec.task for spec in OPERATIONS.values()):
         policy = get_log_policy(app.tasks[name], einfo, raised)
         assert (policy.description, policy.severity, policy.traceback) == ("raised expected", logging.INFO, 0), name

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import subprocess
 import sys
 import time
@@ -32,14 +31,15 @@ from hypothesis import strategies as st
 
 from config.settings import Settings
 from payapi.errors import InvalidRequest
-from payapi.outcomes import OPERATIONS
+from payapi.operations import Operation
+from tasks import keys
 from tasks.producer import Producer, prepare
 from tests.faults.report import Figures, Recorder
 from tests.support.fault_redis import FaultRedis
-from tests.support.payq_cli import PAYQ
-from workers import keys
+from tests.support.payq_cli import run_payq
 from workers.cli import main
 
+OPERATIONS = [op.value for op in Operation]
 USD = {"amount": "12.34", "code": "USD"}
 VALID: dict[str, dict[str, Any]] = {
     "capture": {"storeId": "s1", "shoppingTripId": "t1", "amount": USD},
@@ -276,9 +276,7 @@ def record_part(recorder: Recorder, what: str, counts: dict[str, int], started: 
 
 def payq(redis_url: str, cwd: Path, *args: str | bytes, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
     """The real console script, as a store backend runs it."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PAYQ_")}
-    env.update({"PAYQ_REDIS_URL": redis_url, "PAYQ_REDIS_RETRY_SECONDS": "0.3"})
-    return subprocess.run([str(PAYQ), *args], cwd=cwd, env=env, input=stdin, capture_output=True, timeout=60, check=False)
+    return run_payq(redis_url, *args, cwd=cwd, stdin=stdin, text=False)
 
 
 def test_the_real_payq_command_answers_with_a_job_id_or_exit_2_and_never_a_traceback(

@@ -17,9 +17,9 @@ from decimal import Decimal
 import pytest
 
 from config.settings import Settings
+from tasks import keys
 from tasks.producer import Producer
 from tests.faults.audit import (
-    UNACKED,
     audit_captures,
     capture_jobs,
     chained_reports,
@@ -167,7 +167,7 @@ def test_killed_workers_jobs_come_back_soon_after_the_visibility_timeout_with_pa
     api.set_faults({"rules": []})
     (victim,) = [w for w in workers if holder.startswith(w.hostname_prefix())]
     victim.kill()
-    assert rdb.hlen(UNACKED) == 1
+    assert rdb.hlen(keys.UNACKED) == 1
 
     # the 10 s visibility timeout, and a few seconds for a sweep to notice
     wait_for(lambda: records(rdb, [job_id], "state")[0]["state"] == "succeeded", timeout=VISIBILITY_GRACE + 10,

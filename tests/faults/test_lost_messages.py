@@ -20,17 +20,17 @@ from collections.abc import Callable
 import pytest
 
 from config.settings import Settings
-from tasks.messages import QUEUES
 from tasks.producer import Producer, prepare
+from tasks.runtime import Runtime
 from tests.faults.audit import leftovers, records, revived
 from tests.support.fault_redis import FaultRedis
 from tests.support.fault_workers import FaultWorker
+from tests.support.names import queue_of
 from tests.support.polling import wait_for
 from tests.support.sandbox import SandboxProcess
-from workers.runtime import Runtime
 
 VISIBILITY_TIMEOUT = 10  # the shortest payq allows: the shortest wait for revive_lost
-HOUSEKEEPING = 10  # seconds between the mover's looks for lost jobs (workers/deferred.py)
+HOUSEKEEPING = 10  # seconds between the mover's looks for lost jobs (workers/housekeeping.py)
 USD = {"amount": "3.00", "code": "USD"}
 
 
@@ -50,7 +50,7 @@ def test_a_job_whose_message_was_fetched_but_never_recorded_still_runs(
     env = {"PAYQ_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT), "PAYQ_HTTP_READ_TIMEOUT": "5"}
     job_id = Producer(Settings(redis_url=private_redis.url)).enqueue_capture(storeId="s-lost", shoppingTripId="t-fetched", amount=USD)
     # exactly what a worker's BRPOP does; its next command, recording the message as unacknowledged, never comes
-    assert rdb.rpop(QUEUES["capture"]) is not None
+    assert rdb.rpop(queue_of("capture")) is not None
     worker = make_worker(private_redis.url, api.url, env=env, concurrency=1)
 
     wait_for(lambda: records(rdb, [job_id], "state")[0]["state"] == "succeeded", timeout=revive_after(env) + HOUSEKEEPING + 20,

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from config.settings import Settings
+from tasks import keys
 from tasks.producer import Producer
 from tests.faults.audit import audit_captures, capture_jobs, first_call_after, records, revived, settle, trip_of
 from tests.faults.report import Figures, Recorder
@@ -25,7 +26,6 @@ from tests.support.fault_redis import FaultRedis
 from tests.support.fault_workers import SupervisedWorkers
 from tests.support.polling import wait_for
 from tests.support.sandbox import SandboxProcess
-from workers import keys
 
 CAPTURES = 600
 DOWN_SECONDS = 3.0

@@ -7,7 +7,6 @@ neither exit nor need its supervisor, only reconnect and take the next job.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from tests.faults.audit import leftovers, records, unhandled_tracebacks
 from tests.faults.report import Figures, Recorder
 from tests.support.fault_redis import FaultRedis
 from tests.support.fault_workers import FaultWorker
-from tests.support.payq_cli import PAYQ
+from tests.support.payq_cli import run_payq
 from tests.support.polling import wait_for
 from tests.support.sandbox import SandboxProcess
 
@@ -34,9 +33,7 @@ CAPTURE_ARGS = ("enqueue", "capture", "--store-id", "s-down", "--trip-id", "{tri
 
 def payq(redis_url: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """The real ``payq`` console script, as a store backend runs it, impatient with an unreachable Redis."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PAYQ_")}
-    env.update({"PAYQ_REDIS_URL": redis_url, "PAYQ_REDIS_RETRY_SECONDS": str(RETRY_SECONDS)})
-    return subprocess.run([str(PAYQ), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=False)
+    return run_payq(redis_url, *args, cwd=cwd, retry_seconds=RETRY_SECONDS)
 
 
 def capture(trip: str) -> list[str]:

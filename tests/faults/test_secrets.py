@@ -24,17 +24,17 @@ import pytest
 import redis
 
 from config.settings import Settings
+from tasks import keys
 from tasks.producer import Producer
 from tests.faults.audit import records
 from tests.faults.report import Figures, Recorder
 from tests.support.fault_redis import FaultRedis
 from tests.support.fault_workers import FaultWorker
 from tests.support.flower import FlowerProcess
-from tests.support.payq_cli import PAYQ
+from tests.support.payq_cli import run_payq
 from tests.support.polling import wait_for
 from tests.support.ports import free_port
 from tests.support.sandbox import SandboxProcess
-from workers import keys
 
 REDIS_PASSWORD = "payq-redis-pw-Vq8Lr2Nc6Tz4Hs1K"
 AWS_ACCESS_KEY = "AKIDPAYQFAULTS000001"
@@ -110,10 +110,8 @@ class EventTap(threading.Thread):
 
 def payq(redis_url: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """The real ``payq``, run by an operator whose shell holds every secret."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PAYQ_")}
-    env.update({"PAYQ_REDIS_URL": redis_url, "PAYQ_REDIS_RETRY_SECONDS": "0.3", "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
-                "PAYQ_FLOWER_BASIC_AUTH": f"{FLOWER_USER}:{FLOWER_PASSWORD}"})
-    return subprocess.run([str(PAYQ), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=False)
+    secrets = {"AWS_SECRET_ACCESS_KEY": AWS_SECRET, "PAYQ_FLOWER_BASIC_AUTH": f"{FLOWER_USER}:{FLOWER_PASSWORD}"}
+    return run_payq(redis_url, *args, env=secrets, cwd=cwd)
 
 
 @pytest.fixture

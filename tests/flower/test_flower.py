@@ -75,7 +75,7 @@ def test_flower_shows_success_retry_deferral_and_dead_letter(
 
     dead = tasks[cancel]
     assert dead["state"] == "FAILURE"
-    assert dead["exception"].startswith("DeadLettered('permanent (HTTP 400): ")
+    assert dead["exception"].startswith("DeadLettered('permanent: HTTP 400 Bad Request: ")
     assert "'storeId': 's2'" in dead["kwargs"] and "'shoppingTripId': 't-dead'" in dead["kwargs"]
     [report] = [t for t in tasks.values() if t["name"] == "payments.report_payment_status"]
     assert report["state"] == "RETRY"

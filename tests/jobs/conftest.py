@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 import redis
 
-PAYQ = Path(sys.executable).with_name("payq")
+from tests.support.payq_cli import run_payq
+
 PayqRunner = Callable[..., subprocess.CompletedProcess[str]]
 
 
@@ -24,18 +22,10 @@ def rdb(redis_url: str) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def payq(redis_url: str, tmp_path: Path) -> PayqRunner:
-    """Run the installed ``payq`` console script against the private Redis.
-
-    It runs in an empty directory, so no ``.env`` is read, and without any
-    ``PAYQ_*`` variables of the calling environment; ``env`` adds some.
-    """
-    base = {k: v for k, v in os.environ.items() if not k.startswith("PAYQ_")}
+def payq(redis_url: str) -> PayqRunner:
+    """Run the installed ``payq`` console script against the private Redis (see :func:`run_payq`)."""
 
     def run(*args: str, env: dict[str, str] | None = None, stdin: str | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(PAYQ), *args], input=stdin, capture_output=True, text=True, timeout=timeout, cwd=tmp_path,
-            env={**base, "PAYQ_REDIS_URL": redis_url, "PAYQ_REDIS_RETRY_SECONDS": "0.5", **(env or {})},
-        )
+        return run_payq(redis_url, *args, env=env, stdin=stdin, timeout=timeout, retry_seconds=0.5)
 
     return run

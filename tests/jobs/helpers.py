@@ -9,23 +9,22 @@ from typing import Any, TypeVar
 import redis
 
 from config.settings import Settings
-from payapi.client import ENDPOINTS, PaymentClient
+from payapi.client import PaymentClient
 from payapi.models import CaptureRequest
-from payapi.outcomes import Operation, Success
-from tasks.messages import QUEUES
+from payapi.operations import QUEUES, Operation
+from payapi.outcomes import Success
+from tasks import keys
+from tests.support.names import path_of
 from tests.support.polling import wait_for
 from tests.support.sandbox import SandboxProcess
-from workers import keys
 
 T = TypeVar("T")
 USD_1 = {"amount": "1.00", "code": "USD"}
-# kombu's Redis transport keeps delivered, unacknowledged messages in this hash
-UNACKED = "unacked"
 
 
 def calls(api: SandboxProcess, operation: Operation) -> list[dict[str, Any]]:
     """Every request the sandbox received for ``operation``, oldest first."""
-    return api.requests(ENDPOINTS[operation])
+    return api.requests(path_of(operation))
 
 
 def body(entry: dict[str, Any]) -> dict[str, Any]:
@@ -56,16 +55,16 @@ def wait_for_state(rdb: redis.Redis, job_id: str, state: str, timeout: float = 3
 def queued_messages(rdb: redis.Redis) -> int:
     """Messages waiting on every payq queue plus those delivered and not yet acknowledged."""
     pipe = rdb.pipeline(transaction=False)
-    for queue in QUEUES.values():
+    for queue in QUEUES:
         pipe.llen(queue)
-    pipe.hlen(UNACKED)
+    pipe.hlen(keys.UNACKED)
     return sum(int(n) for n in pipe.execute())
 
 
 def capture_directly(settings: Settings, store: str, trip: str, amount: dict[str, str]) -> None:
     """Charge a trip through the API client, outside the job system, so that it can be refunded."""
     request = CaptureRequest.model_validate({"storeId": store, "shoppingTripId": trip, "amount": amount})
-    outcome = PaymentClient(settings).capture(request)
+    outcome = PaymentClient(settings).call(Operation.CAPTURE, request)
     assert isinstance(outcome, Success), outcome
 
 

@@ -15,11 +15,11 @@ from typing import Any
 
 import redis
 
+from tasks import keys
 from tasks.producer import Producer, prepare
 from tests.jobs.helpers import USD_1, body, calls, queued_messages, record, wait_for_state, wait_for_value
 from tests.support.polling import wait_for
 from tests.support.sandbox import SandboxProcess
-from workers import keys
 
 JOBS = 1000
 # Long enough for a worker on a busy two-core machine to park every job before the pause ends:

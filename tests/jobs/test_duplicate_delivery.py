@@ -7,19 +7,20 @@ import time
 
 import redis
 
-from payapi.outcomes import Operation
-from tasks.messages import QUEUES, build_message
+from payapi.operations import Operation
+from tasks.jobstore import JobStore
+from tasks.messages import build_message
 from tasks.producer import Producer
 from tests.jobs.helpers import USD_1, body, calls, queued_messages, record, wait_for_state
+from tests.support.names import queue_of
 from tests.support.polling import wait_for
 from tests.support.sandbox import SandboxProcess
-from workers.jobs import JobStore
 
 
 def deliver_again(rdb: redis.Redis, operation: Operation, job_id: str) -> None:
     """Push a second copy of a recorded job's message, as a redelivery (or a double publish) would."""
     kwargs = json.loads(record(rdb, job_id)["kwargs"])
-    rdb.lpush(QUEUES[operation], build_message(operation, job_id, kwargs))
+    rdb.lpush(queue_of(operation), build_message(operation, job_id, kwargs))
 
 
 def test_a_copy_delivered_while_another_delivery_runs_the_job_calls_nothing(
@@ -47,7 +48,7 @@ def test_the_same_message_back_while_its_claim_stands_runs_again(
     # kombu puts a message back with its delivery tag unchanged (a dead worker's restore, a requeue when
     # Redis went away mid-job): the job's claim belongs to that very message, so it must run again.
     job_id = producer.enqueue_capture(storeId="s1", shoppingTripId="t1", amount=USD_1)
-    raw = rdb.rpop(QUEUES["capture"])
+    raw = rdb.rpop(queue_of("capture"))
     assert raw is not None
     message = json.loads(raw)
     # what the worker that took it did before it died: claim the job for this message, for a minute
@@ -55,7 +56,7 @@ def test_the_same_message_back_while_its_claim_stands_runs_again(
                                message["properties"]["delivery_tag"], 60)
     assert record(rdb, job_id)["state"] == "running"
     message["properties"]["delivery_info"]["redelivered"] = True
-    rdb.lpush(QUEUES["capture"], json.dumps(message))
+    rdb.lpush(queue_of("capture"), json.dumps(message))
     start_worker()
 
     wait_for_state(rdb, job_id, "succeeded")

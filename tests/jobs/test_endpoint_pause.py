@@ -17,11 +17,11 @@ from typing import Any
 
 import redis
 
+from tasks.jobstore import JobStore
 from tasks.producer import Producer, prepare
 from tests.jobs.helpers import USD_1, body, calls, queued_messages, record, wait_for_state
 from tests.support.polling import wait_for
 from tests.support.sandbox import SandboxProcess
-from workers.jobs import JobStore
 
 WAVE = 16
 PAUSE = 3.0

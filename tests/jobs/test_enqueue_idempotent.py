@@ -7,7 +7,7 @@ from pathlib import Path
 
 import redis
 
-from tasks.messages import QUEUES
+from payapi.operations import QUEUES
 from tasks.producer import Producer
 from tests.jobs.conftest import PayqRunner
 from tests.jobs.helpers import USD_1, record
@@ -16,7 +16,7 @@ REFUND_ID = "5e0c7d2a-1b3f-4a6e-8d9c-0f1e2d3c4b5a"
 
 
 def depths(rdb: redis.Redis) -> dict[str, int]:
-    return {queue: int(rdb.llen(queue)) for queue in QUEUES.values()}
+    return {queue: int(rdb.llen(queue)) for queue in QUEUES}
 
 
 def test_same_job_twice_has_one_id_and_one_message(producer: Producer, rdb: redis.Redis) -> None:

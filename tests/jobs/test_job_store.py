@@ -6,11 +6,11 @@ import json
 
 import redis
 
-from tasks.messages import QUEUES
+from tasks import keys
+from tasks.jobstore import JobStore, NewJob
 from tasks.producer import Producer, prepare
 from tests.jobs.helpers import USD_1, record
-from workers import keys
-from workers.jobs import JobStore, NewJob
+from tests.support.names import queue_of
 
 CUTOFF = 60.0
 
@@ -21,7 +21,7 @@ def test_revive_leaves_a_job_whose_message_still_waits_in_its_queue(producer: Pr
     later = record(rdb, waiting)
     # an hour on, the message is still queued (a backlog, or no worker running): a copy would run it twice
     assert store.revive_lost(float(later["enqueued_at"]) + 3600, CUTOFF, 100) == 0
-    assert rdb.llen(QUEUES["capture"]) == 1
+    assert rdb.llen(queue_of("capture")) == 1
     assert rdb.zscore(keys.ACTIVE, waiting) is not None, "still watched: its message may yet be lost"
 
 
@@ -32,12 +32,12 @@ def test_revive_republishes_a_queued_job_once_its_queue_is_empty_and_a_running_o
     lost = producer.enqueue_capture(storeId="s1", shoppingTripId="t1", amount=USD_1)
     running = producer.enqueue_capture(storeId="s1", shoppingTripId="t2", amount=USD_1)
     now = float(record(rdb, lost)["enqueued_at"])
-    rdb.delete(QUEUES["capture"])  # both messages taken by workers' BRPOPs, neither recorded as unacknowledged
+    rdb.delete(queue_of("capture"))  # both messages taken by workers' BRPOPs, neither recorded as unacknowledged
     store.begin(running, "capture", json.loads(record(rdb, running)["kwargs"]), "w@h", now, "tag-1", 30)
 
     assert store.revive_lost(now + CUTOFF / 2, CUTOFF, 100) == 0, "nothing is older than the cutoff yet"
     assert store.revive_lost(now + 2 * CUTOFF, CUTOFF, 100) == 2
-    republished = {json.loads(m)["headers"]["id"] for m in rdb.lrange(QUEUES["capture"], 0, -1)}
+    republished = {json.loads(m)["headers"]["id"] for m in rdb.lrange(queue_of("capture"), 0, -1)}
     assert republished == {lost, running}
     assert record(rdb, running)["state"] == "queued"
 
@@ -60,5 +60,5 @@ def test_a_capture_settles_once_and_chains_one_report_whatever_the_second_succes
 
     assert record(rdb, job_id)["state"] == "succeeded"
     assert rdb.zscore(keys.ACTIVE, job_id) is None
-    assert [json.loads(m)["headers"]["id"] for m in rdb.lrange(QUEUES["feedback"], 0, -1)] == ["feedback:s1:t1:1700000000"]
+    assert [json.loads(m)["headers"]["id"] for m in rdb.lrange(queue_of("feedback"), 0, -1)] == ["feedback:s1:t1:1700000000"]
     assert record(rdb, "feedback:s1:t1:1700000000")["state"] == "queued"

@@ -51,4 +51,6 @@ def test_capture_of_a_trip_the_api_does_not_know_is_dead_lettered_after_one_call
 
     (entry,) = json.loads(payq("dlq", "list", "--json", "--reason", "permanent").stdout)
     assert (entry["id"], entry["status"], entry["attempts"]) == (job_id, 400, 1)
-    assert entry["error"] == "UnknownShoppingTrip: no shopping trip 'nobody' in store 's1'"
+    assert entry["error"] == "HTTP 400 Bad Request: UnknownShoppingTrip: no shopping trip 'nobody' in store 's1'"
+    assert (entry["kind"], entry["error_type"]) == ("refused", "UnknownShoppingTrip")
+    assert entry["error_msg"] == "UnknownShoppingTrip: no shopping trip 'nobody' in store 's1'"

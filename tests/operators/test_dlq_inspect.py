@@ -8,11 +8,13 @@ from collections.abc import Callable
 import pytest
 
 from config.settings import Settings
+from payapi.outcomes import Failure, FailureKind
+from tasks import keys
+from tasks.deadletters import DeadLetter
+from tasks.keys import DEAD_LETTER_REASONS
+from tasks.runtime import Runtime
 from tests.support.deadletters import Spec, seed
 from tests.support.payq_cli import Ran
-from workers import keys
-from workers.deadletters import DEAD_LETTER_REASONS, DeadLetter
-from workers.runtime import Runtime
 
 HOUR = 3600.0
 
@@ -68,7 +70,9 @@ def test_show_json_has_everything_stored_including_replay_history(
     refund = entries[1]
     assert rt.dead_letters.replay(refund.id, by="alice")
     # the replayed job fails again: the worker dead-letters it a second time
-    rt.dead_letters.add(refund.model_copy(update={"error": "after 8 attempts, last: HTTP 503", "dead_at": time.time()}))
+    failed_again = Failure(FailureKind.UNAVAILABLE, 503, error_msg="ServiceUnavailableException")
+    rt.dead_letters.add(DeadLetter.of(failed_again, **refund.model_dump(exclude={"kind", "status", "error_type", "error_msg", "detail", "error",
+                                                                                    "dead_at"}), dead_at=time.time()))
 
     shown = payq("dlq", "show", refund.id, "--json")
 
@@ -78,7 +82,8 @@ def test_show_json_has_everything_stored_including_replay_history(
                          "last_attempt_at", "dead_at", "worker", "replays", "history"}
     assert data["kwargs"] == refund.kwargs and data["kwargs"]["refundRequestId"]
     assert data["task"] == "payments.refund"
-    assert data["error"] == "after 8 attempts, last: HTTP 503"
+    assert data["error"] == "HTTP 503 Service Unavailable: ServiceUnavailableException"
+    assert (data["status"], data["error_msg"]) == (503, "ServiceUnavailableException")
     assert data["replays"] == 1
     [earlier] = data["history"]
     assert earlier["by"] == "alice"
@@ -89,7 +94,7 @@ def test_show_json_has_everything_stored_including_replay_history(
     assert text.code == 0
     assert f"id:                {refund.id}" in text.stdout
     assert "1 earlier replay(s)" in text.stdout
-    assert "by alice, after retries-exhausted (8 attempt(s))" in text.stdout
+    assert "by alice, after retries-exhausted (8 attempt(s)): HTTP 500 Internal Server Error" in text.stdout
 
 
 def test_show_of_an_unknown_id_is_invalid_input(payq: Callable[..., Ran], entries: list[DeadLetter]) -> None:

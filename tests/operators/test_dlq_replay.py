@@ -14,13 +14,15 @@ import pytest
 import redis
 
 from config.settings import Settings
+from tasks import keys
+from tasks.deadletters import DeadLetter
+from tasks.keys import DEAD_LETTER_REASONS
+from tasks.runtime import Runtime
+from tasks.states import DeadLetterReason
 from tests.support.deadletters import Spec, seed
 from tests.support.payq_cli import REPO_ROOT, Ran, cli_env, invoke, payq_command
 from tests.support.polling import wait_for
 from tests.support.redis_server import RedisServer
-from workers import keys
-from workers.deadletters import DEAD_LETTER_REASONS, DeadLetter
-from workers.runtime import Runtime
 
 
 def queued(client: redis.Redis, queue: str) -> list[dict[str, Any]]:
@@ -205,7 +207,7 @@ def test_replay_while_redis_is_down_exits_1_and_keeps_the_entry() -> None:
 def test_replay_of_an_entry_rewritten_since_it_was_read_records_the_latest_failure(op_settings: Settings) -> None:
     [entry] = seed(op_settings, [Spec(trip="t1", attempts=1)])
     store = Runtime.build(op_settings).dead_letters
-    newer = entry.model_copy(update={"attempts": 8, "reason": "retries-exhausted", "dead_at": entry.dead_at + 1})
+    newer = entry.model_copy(update={"attempts": 8, "reason": DeadLetterReason.RETRIES_EXHAUSTED, "dead_at": entry.dead_at + 1})
     store.add(newer)
 
     assert store.replay_entries([entry], by="bob") == [True]

@@ -13,12 +13,16 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from config.settings import Settings
+from payapi.operations import Operation
+from payapi.outcomes import Failure, FailureKind
+from tasks.jobstore import Deferral
 from tasks.producer import Producer
+from tasks.runtime import Runtime
+from tasks.states import DeferCause
 from tests.support.deadletters import Spec, seed
 from tests.support.payq_cli import REPO_ROOT, cli_env, payq_command
 from tests.support.polling import wait_for
 from tests.support.redis_server import RedisServer
-from workers.runtime import Runtime
 
 USD = {"amount": "1.00", "code": "USD"}
 
@@ -78,8 +82,9 @@ def test_metrics_export_queue_depths_deferred_dead_letters_and_pauses(op_setting
         producer.enqueue_capture(storeId="s1", shoppingTripId=trip, amount=USD)
     producer.enqueue_cancel(storeId="s1", shoppingTripId="q4")
     now = time.time()
-    rt.jobs.defer("capture:s1:q1", now + 30, "HTTP 503; retry after 30s", "HTTP 503", now)
-    rt.jobs.defer("capture:s1:q2", now - 5, "HTTP 500; backoff after attempt 1", "HTTP 500", now)
+    unavailable, server_error = Failure(FailureKind.UNAVAILABLE, 503), Failure(FailureKind.SERVER_ERROR, 500)
+    rt.jobs.defer("capture:s1:q1", Deferral(DeferCause.RETRY_AFTER, now + 30, Operation.CAPTURE, 1, 30.0, unavailable), now)
+    rt.jobs.defer("capture:s1:q2", Deferral(DeferCause.BACKOFF, now - 5, Operation.CAPTURE, 1, None, server_error), now)
     rt.jobs.pause("refund", now + 120, now)
 
     response = exporter.scrape()

@@ -8,11 +8,13 @@ import pytest
 import requests
 
 from config.settings import Settings
-from payapi.client import ENDPOINTS, PaymentClient, make_session
+from payapi.client import PaymentClient, make_session
 from payapi.models import CaptureRequest, RefundRequest
+from payapi.operations import Operation
 from payapi.outcomes import Permanent, Success
 from payapi.signing import build_signer
 from tests.sigv4.conftest import ACCESS_KEY, REGION, SECRET_KEY, SESSION_TOKEN, WRONG_SECRET_KEY
+from tests.support.names import path_of
 from tests.support.sandbox import SandboxProcess
 
 CAPTURE = CaptureRequest.model_validate({"storeId": "s1", "shoppingTripId": "t-http", "amount": {"amount": "19.99", "code": "USD"}})
@@ -31,10 +33,10 @@ def client_for(api: SandboxProcess, monkeypatch: pytest.MonkeyPatch, secret: str
 
 
 def test_a_signed_capture_is_accepted_with_the_scope_in_its_authorization(api: SandboxProcess, monkeypatch: pytest.MonkeyPatch) -> None:
-    outcome = client_for(api, monkeypatch).capture(CAPTURE)
+    outcome = client_for(api, monkeypatch).call(Operation.CAPTURE, CAPTURE)
 
     assert outcome == Success()
-    [entry] = api.requests(ENDPOINTS["capture"])
+    [entry] = api.requests(path_of("capture"))
     assert entry["status"] == 200
     auth = entry["headers"]["Authorization"]
     assert auth.startswith(f"AWS4-HMAC-SHA256 Credential={ACCESS_KEY}/") and f"/{REGION}/execute-api/aws4_request" in auth
@@ -42,30 +44,30 @@ def test_a_signed_capture_is_accepted_with_the_scope_in_its_authorization(api: S
 
 
 def test_temporary_credentials_send_the_session_token_signed(api: SandboxProcess, monkeypatch: pytest.MonkeyPatch) -> None:
-    outcome = client_for(api, monkeypatch, token=SESSION_TOKEN).capture(CAPTURE)
+    outcome = client_for(api, monkeypatch, token=SESSION_TOKEN).call(Operation.CAPTURE, CAPTURE)
 
     assert outcome == Success()
-    [entry] = api.requests(ENDPOINTS["capture"])
+    [entry] = api.requests(path_of("capture"))
     assert entry["headers"]["X-Amz-Security-Token"] == SESSION_TOKEN
     assert "x-amz-security-token" in entry["headers"]["Authorization"].split("SignedHeaders=")[1].split(",")[0]
 
 
 def test_an_unsigned_request_is_refused_naming_the_missing_header(api: SandboxProcess, monkeypatch: pytest.MonkeyPatch) -> None:
-    outcome = client_for(api, monkeypatch, secret=None).capture(CAPTURE)
+    outcome = client_for(api, monkeypatch, secret=None).call(Operation.CAPTURE, CAPTURE)
 
-    assert isinstance(outcome, Permanent) and outcome.status == 403
-    assert outcome.error_msg is not None and "missing Authorization header" in outcome.error_msg
+    assert isinstance(outcome, Permanent) and outcome.failure.status == 403
+    assert outcome.failure.error_msg is not None and "missing Authorization header" in outcome.failure.error_msg
 
 
 def test_a_wrong_secret_is_a_permanent_403_naming_the_signature(api: SandboxProcess, monkeypatch: pytest.MonkeyPatch) -> None:
-    outcome = client_for(api, monkeypatch, secret=WRONG_SECRET_KEY).refund(RefundRequest.model_validate({
+    outcome = client_for(api, monkeypatch, secret=WRONG_SECRET_KEY).call(Operation.REFUND, RefundRequest.model_validate({
         "storeId": "s1", "shoppingTripId": "t-http", "amount": {"amount": "1.00", "code": "USD"},
         "refundRequestId": "00000000-0000-4000-8000-000000000001", "refundReasonCode": "OTHER",
     }))
 
-    assert isinstance(outcome, Permanent) and outcome.status == 403
-    assert outcome.error_msg is not None and "wrong signature" in outcome.error_msg
-    assert WRONG_SECRET_KEY not in outcome.reason + outcome.error_msg
+    assert isinstance(outcome, Permanent) and outcome.failure.status == 403
+    assert outcome.failure.error_msg is not None and "wrong signature" in outcome.failure.error_msg
+    assert WRONG_SECRET_KEY not in outcome.failure.describe() + outcome.failure.error_msg
     assert [e["status"] for e in api.requests()] == [403]
 
 
@@ -81,7 +83,7 @@ def test_a_body_changed_after_signing_is_refused(api: SandboxProcess, monkeypatc
     session = make_session(1)
 
     def send(altered: bool) -> requests.Response:
-        prepared = requests.Request("POST", api.url + ENDPOINTS["capture"], data=body, headers={"Content-Type": "application/json"}).prepare()
+        prepared = requests.Request("POST", api.url + path_of("capture"), data=body, headers={"Content-Type": "application/json"}).prepare()
         signer(prepared)
         if altered:
             prepared.prepare_body(change(body), None)  # also sets the new Content-Length, as a rewriting proxy would

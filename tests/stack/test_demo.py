@@ -11,7 +11,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -20,9 +19,10 @@ import redis
 import requests
 
 from tests.stack.procs import MARKER_VARIABLE, alive, on_linux, processes_with
+from tests.support.payq_cli import payq_command
 from tests.support.polling import wait_for
 from tests.support.ports import free_port
-from workers.demo_plan import UNKNOWN_TRIP, DemoPlan
+from workers.stack.plan import UNKNOWN_TRIP, DemoPlan
 
 pytestmark = pytest.mark.skipif(not on_linux(), reason="finds leftover processes through /proc")
 
@@ -33,8 +33,7 @@ SUBPROCESS_TIMEOUT = 280
 
 def payq() -> list[str]:
     """The ``payq`` console script of this environment."""
-    script = Path(sys.executable).parent / "payq"
-    return [str(script)] if script.exists() else [sys.executable, "-c", "from workers.cli import main; main()"]
+    return payq_command()
 
 
 def demo_env(marker: str, **extra: str) -> dict[str, str]:

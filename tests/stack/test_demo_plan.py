@@ -7,19 +7,20 @@ from decimal import Decimal
 
 import pytest
 
-from payapi.outcomes import Permanent, RetryAfter, RetryAfterBounds, Transient, classify
+from payapi.operations import Operation
+from payapi.outcomes import Failure, FailureKind, Outcome, Permanent, RetryAfter, Transient, classify
 from sandbox.faults import Fault, parse_script
+from tasks.deadletters import DeadLetter
+from tasks.jobstore import Deferral
 from tasks.producer import prepare
-from workers.deadletters import DeadLetter
-from workers.demo_plan import UNKNOWN_TRIP, DemoPlan, fault_script
-from workers.demo_report import Snapshot, Summary, reason_from_event, retry_cause
-
-BOUNDS = RetryAfterBounds(floor=1.0, cap=900.0)
+from tasks.states import DeadLetterReason, DeferCause
+from workers.stack.plan import UNKNOWN_TRIP, DemoPlan, fault_script
+from workers.stack.report import Snapshot, Summary, retry_cause
 
 
-def answer(fault: Fault, operation: str = "capture"):  # type: ignore[no-untyped-def]
+def answer(fault: Fault, operation: str = "capture") -> Outcome:
     """What payq makes of the sandbox's faulty answer."""
-    return classify(operation, fault.status, dict(fault.headers), fault.body, now=0.0, bounds=BOUNDS)  # type: ignore[arg-type]
+    return classify(Operation(operation), fault.status, dict(fault.headers), fault.body, now=0.0)
 
 
 def test_a_hundred_trips_are_captures_a_few_cancels_and_refunds_and_one_unknown_trip() -> None:
@@ -49,16 +50,19 @@ def test_the_fault_script_gives_a_429_a_503_a_500_and_an_unknown_trip_as_payq_cl
 
     unknown = script.select("capture", plan.store_id, UNKNOWN_TRIP).fault
     assert unknown is not None
-    assert isinstance(answer(unknown), Permanent) and answer(unknown).reason == "UnknownShoppingTrip"  # type: ignore[union-attr]
+    refused = answer(unknown)
+    assert isinstance(refused, Permanent) and refused.failure.error_type == "UnknownShoppingTrip"
 
     captures = [script.select("capture", plan.store_id, f"trip-{n:03d}").fault for n in range(1, 20)]
     assert [f.kind if f else None for f in captures[:12]] == ["pass"] * 12
     rate_limited = captures[12]
-    assert rate_limited is not None and answer(rate_limited) == RetryAfter(3.0, "HTTP 429 Too Many Requests: Too Many Requests", 429)
+    assert rate_limited is not None
+    assert answer(rate_limited) == RetryAfter(3.0, Failure(FailureKind.THROTTLED, 429, error_msg="Too Many Requests"))
     assert captures[13:] == [None] * 6, "one 429, then the captures go through"
 
     refunds = [script.select("refund", plan.store_id, "trip-008").fault for _ in range(3)]
-    assert [answer(f, "refund") for f in refunds[:2] if f] == [RetryAfter(2.0, "HTTP 503 Service Unavailable: ServiceUnavailableException", 503)] * 2
+    unavailable = RetryAfter(2.0, Failure(FailureKind.UNAVAILABLE, 503, error_msg="ServiceUnavailableException"))
+    assert [answer(f, "refund") for f in refunds[:2] if f] == [unavailable] * 2
     assert refunds[2] is None
 
     reports = [script.select("feedback", plan.store_id, "trip-001").fault for _ in range(9)]
@@ -67,26 +71,31 @@ def test_the_fault_script_gives_a_429_a_503_a_500_and_an_unknown_trip_as_payq_cl
     assert cancel is not None and isinstance(answer(cancel, "cancel"), Transient)
 
 
+def _failure(kind: FailureKind, status: int | None = None, **fields: str) -> Failure:
+    return Failure(kind, status, **fields)
+
+
 @pytest.mark.parametrize(
-    ("reason", "cause"),
+    ("deferral", "cause"),
     [
-        ("capture endpoint paused until 2026-01-01T00:00:03Z after HTTP 429", "capture endpoint paused after a 429: waited without calling the API"),
-        ("HTTP 429 Too Many Requests: Too Many Requests; retry after 3s", "HTTP 429 Too Many Requests: retried after the 3s the API asked for"),
-        ("HTTP 503 Service Unavailable: ServiceUnavailableException; retry after 2s",
+        (Deferral(DeferCause.PAUSED, 3.5, Operation.CAPTURE, paused_until=3.0),
+         "capture endpoint paused after a 429: waited without calling the API"),
+        (Deferral(DeferCause.RETRY_AFTER, 3.2, Operation.CAPTURE, 1, 3.0, _failure(FailureKind.THROTTLED, 429, error_msg="Too Many Requests")),
+         "HTTP 429 Too Many Requests: retried after the 3s the API asked for"),
+        (Deferral(DeferCause.RETRY_AFTER, 2.2, Operation.REFUND, 1, 2.0, _failure(FailureKind.UNAVAILABLE, 503)),
          "HTTP 503 Service Unavailable: retried after the 2s the API asked for"),
-        ("HTTP 500 Internal Server Error: ServiceException; backoff after attempt 1", "HTTP 500 Internal Server Error: exponential backoff"),
-        ("HTTP 500 Internal Server Error: <html><head><title>500; backoff after attempt 2", "HTTP 500 Internal Server Error: exponential backoff"),
-        ("timeout: ReadTimeout; backoff after attempt 3", "timeout: exponential backoff"),
-        ("connection failed: ConnectionError: reset by peer; backoff after attempt 1", "connection failed: exponential backoff"),
+        (Deferral(DeferCause.BACKOFF, 1.0, Operation.FEEDBACK, 1, None, _failure(FailureKind.SERVER_ERROR, 500, error_msg="ServiceException")),
+         "HTTP 500 Internal Server Error: exponential backoff"),
+        (Deferral(DeferCause.BACKOFF, 1.0, Operation.FEEDBACK, 2, None, _failure(FailureKind.SERVER_ERROR, 500, detail="<html><head>")),
+         "HTTP 500 Internal Server Error: exponential backoff"),
+        (Deferral(DeferCause.BACKOFF, 1.0, Operation.CAPTURE, 3, None, _failure(FailureKind.TIMEOUT, error_type="ReadTimeout")),
+         "timeout: exponential backoff"),
+        (Deferral(DeferCause.BACKOFF, 1.0, Operation.CAPTURE, 1, None, _failure(FailureKind.CONNECTION, error_type="ConnectionError")),
+         "connection failed: exponential backoff"),
     ],
 )
-def test_retry_reasons_are_grouped_into_causes(reason: str, cause: str) -> None:
-    assert retry_cause(reason) == cause
-
-
-def test_the_reason_is_read_out_of_celerys_retry_event() -> None:
-    exception = "Retry(Retry(...), Deferred('HTTP 429 Too Many Requests: Too Many Requests; retry after 3s; runs again at 1795272383.123'), 1795272383.123)"
-    assert reason_from_event(exception) == "HTTP 429 Too Many Requests: Too Many Requests; retry after 3s"
+def test_retries_are_grouped_into_causes_by_their_fields(deferral: Deferral, cause: str) -> None:
+    assert retry_cause(deferral) == cause
 
 
 def test_the_summary_counts_succeeded_retried_and_dead_lettered_jobs_with_their_reasons() -> None:
@@ -96,11 +105,14 @@ def test_the_summary_counts_succeeded_retried_and_dead_lettered_jobs_with_their_
         "feedback:s:t1:1": {"op": "feedback", "state": "succeeded", "attempts": "1"},
         "capture:s:trip-unknown": {"op": "capture", "state": "dead", "attempts": "1"},
     }
-    dead = DeadLetter(id="capture:s:trip-unknown", operation="capture", task="payments.capture", kwargs={}, reason="permanent",
-                      status=400, error="UnknownShoppingTrip", attempts=1, dead_at=0.0)
+    refused = Failure(FailureKind.REFUSED, 400, "UnknownShoppingTrip", "UnknownShoppingTrip: no shopping trip 'trip-unknown'")
+    dead = DeadLetter.of(refused, id="capture:s:trip-unknown",
+                         operation=Operation.CAPTURE, task="payments.capture", kwargs={}, reason=DeadLetterReason.PERMANENT,
+                         attempts=1, dead_at=0.0)
+    paused = Deferral(DeferCause.PAUSED, 3.5, Operation.CAPTURE, paused_until=3.0)
+    backoff = Deferral(DeferCause.BACKOFF, 1.0, Operation.CAPTURE, 1, None, Failure(FailureKind.SERVER_ERROR, 500, error_msg="ServiceException"))
     summary = Summary(trips=3, elapsed=4.2, snapshot=Snapshot(records), dead_letters=[dead], restarts={"worker": 1},
-                      retries=[("capture:s:t1", "capture endpoint paused until 2026-01-01T00:00:03Z after HTTP 429"),
-                               ("capture:s:t2", "HTTP 500 Internal Server Error: ServiceException; backoff after attempt 1")])
+                      retries=[("capture:s:t1", paused), ("capture:s:t2", backoff)])
 
     text = summary.render()
 
@@ -109,6 +121,6 @@ def test_the_summary_counts_succeeded_retried_and_dead_lettered_jobs_with_their_
     assert "retried           2   jobs, 2 retries in all:" in text
     assert "1   HTTP 500 Internal Server Error: exponential backoff" in text
     assert "dead-lettered     1   jobs:" in text
-    assert "1   permanent (HTTP 400): UnknownShoppingTrip" in text
+    assert "1   permanent (HTTP 400): UnknownShoppingTrip: no shopping trip 'trip-unknown'" in text
     assert "restarts             worker 1" in text
     assert summary.unsettled() == {}

@@ -9,7 +9,9 @@ from types import ModuleType
 
 import pytest
 
-from workers.deadletters import REASONS
+from tasks.states import DeadLetterReason
+
+REASONS = [r.value for r in DeadLetterReason]
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"

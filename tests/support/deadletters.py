@@ -7,10 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from config.settings import Settings
-from tasks.messages import QUEUES, TASK_NAMES
+from payapi.operations import QUEUES
+from payapi.outcomes import Failure, FailureKind
+from tasks.deadletters import DeadLetter
 from tasks.producer import prepare
-from workers.deadletters import DeadLetter
-from workers.runtime import Runtime
+from tasks.runtime import Runtime
+from tasks.states import DeadLetterReason
+from tests.support.names import task_of
 
 _FIELDS: dict[str, dict[str, Any]] = {
     "capture": {"amount": {"amount": "12.34", "code": "USD"}},
@@ -30,8 +33,16 @@ class Spec:
     reason: str = "permanent"
     age: float = 0.0
     status: int | None = 400
-    error: str = "BadRequestException"
+    error_type: str = "BadRequestException"
     attempts: int = 1
+
+    def failure(self) -> Failure:
+        """The failure a worker would have recorded for this reason and status."""
+        kind = {
+            "permanent": FailureKind.REFUSED, "feedback-rejected": FailureKind.REJECTED, "invalid-job": FailureKind.INVALID_JOB,
+            "internal-error": FailureKind.INTERNAL,
+        }.get(self.reason, FailureKind.SERVER_ERROR)
+        return Failure(kind, self.status, self.error_type)
 
 
 def seed(settings: Settings, specs: list[Spec], now: float | None = None) -> list[DeadLetter]:
@@ -43,12 +54,12 @@ def seed(settings: Settings, specs: list[Spec], now: float | None = None) -> lis
     now = now if now is not None else time.time()
     jobs = [prepare(s.operation, {"storeId": s.store, "shoppingTripId": s.trip, **_FIELDS[s.operation]}, now=now) for s in specs]
     rt.jobs.enqueue(jobs, now=now - max((s.age for s in specs), default=0) - 1)
-    rt.redis.delete(*QUEUES.values())
+    rt.redis.delete(*QUEUES)
     entries = []
     for spec, job in zip(specs, jobs, strict=True):
-        entry = DeadLetter(
-            id=job.job_id, operation=job.operation, task=TASK_NAMES[job.operation], kwargs=job.kwargs,
-            reason=spec.reason, status=spec.status, error=spec.error, attempts=spec.attempts,
+        entry = DeadLetter.of(
+            spec.failure(), id=job.job_id, operation=job.operation, task=task_of(job.operation), kwargs=job.kwargs,
+            reason=DeadLetterReason(spec.reason), attempts=spec.attempts,
             first_attempt_at=now - spec.age - 1, last_attempt_at=now - spec.age, dead_at=now - spec.age, worker="w-test@host",
         )
         rt.dead_letters.add(entry)

@@ -10,8 +10,8 @@ from typing import Any
 
 from tests.support.polling import wait_for
 from tests.support.worker import REPO_ROOT, TEST_ENV, WorkerProcess
-from workers.stack import Probe, Service, StackSpec, log_tail
-from workers.stack_launcher import StackHandle
+from workers.stack.launcher import StackHandle
+from workers.stack.supervisor import Probe, Service, StackSpec, log_tail
 
 START_TIMEOUT = 120.0  # seconds for a worker to say " ready."; generous, for a machine other test runs keep busy
 

@@ -31,12 +31,12 @@ EXAMPLES = [
     pytest.param(RetryableError("try again later"), id="RetryableError"),
     pytest.param(PermanentError("never going to work"), id="PermanentError"),
     pytest.param(BrokerUnavailable("cannot reach Redis at redis://:***@redis:6379/0: Connection refused"), id="BrokerUnavailable"),
-    pytest.param(Deferred("HTTP 429 Too Many Requests", 1735732800.25), id="Deferred"),
+    pytest.param(Deferred("retry-after", 1735732800.25, "HTTP 429 Too Many Requests; retry after 60s"), id="Deferred"),
     pytest.param(
         InvalidRequest([FieldProblem("storeId", "must not be empty"), FieldProblem("amount.amount", "must be greater than 0")]),
         id="InvalidRequest",
     ),
-    pytest.param(DeadLettered("permanent", "HTTP 400 UnknownShoppingTrip", status=400), id="DeadLettered-with-status"),
+    pytest.param(DeadLettered("permanent", "HTTP 400 Bad Request: UnknownShoppingTrip", status=400), id="DeadLettered-with-status"),
     pytest.param(DeadLettered("retries-exhausted", "connection failed"), id="DeadLettered-without-status"),
     pytest.param(ConfigurationError("PAYQ_AWS_REGION is required when PAYQ_API_AUTH=sigv4"), id="ConfigurationError"),
 ]
@@ -77,11 +77,11 @@ def test_every_error_class_in_the_module_has_a_pickled_example() -> None:
     assert set(ALL_CLASSES) == covered
 
 
-def test_deferred_keeps_its_reason_and_time_and_says_when_it_runs() -> None:
-    error = pickle.loads(pickle.dumps(Deferred("HTTP 503 Service Unavailable", 1735732800.25)))
+def test_deferred_keeps_its_cause_time_and_description_and_says_when_it_runs() -> None:
+    error = pickle.loads(pickle.dumps(Deferred("retry-after", 1735732800.25, "HTTP 503 Service Unavailable; retry after 2s")))
 
-    assert (error.reason, error.until) == ("HTTP 503 Service Unavailable", 1735732800.25)
-    assert str(error) == "HTTP 503 Service Unavailable; runs again at 1735732800.250"
+    assert (error.cause, error.until, error.description) == ("retry-after", 1735732800.25, "HTTP 503 Service Unavailable; retry after 2s")
+    assert str(error) == "HTTP 503 Service Unavailable; retry after 2s; runs again at 1735732800.250"
 
 
 def test_invalid_request_keeps_each_field_problem() -> None:
@@ -97,14 +97,15 @@ def test_invalid_request_keeps_each_field_problem() -> None:
 @pytest.mark.parametrize(
     ("error", "message"),
     [
-        pytest.param(DeadLettered("permanent", "UnknownShoppingTrip", status=400), "permanent (HTTP 400): UnknownShoppingTrip", id="with-status"),
-        pytest.param(DeadLettered("retries-exhausted", "HTTP 500"), "retries-exhausted: HTTP 500", id="without-status"),
+        pytest.param(DeadLettered("permanent", "HTTP 400 Bad Request: UnknownShoppingTrip", status=400),
+                     "permanent: HTTP 400 Bad Request: UnknownShoppingTrip", id="with-status"),
+        pytest.param(DeadLettered("retries-exhausted", "timeout: ReadTimeout"), "retries-exhausted: timeout: ReadTimeout", id="without-status"),
     ],
 )
-def test_dead_lettered_keeps_reason_detail_and_status(error: DeadLettered, message: str) -> None:
+def test_dead_lettered_keeps_reason_description_and_status(error: DeadLettered, message: str) -> None:
     copied = pickle.loads(pickle.dumps(error))
 
-    assert (copied.reason, copied.detail, copied.status) == (error.reason, error.detail, error.status)
+    assert (copied.reason, copied.description, copied.status) == (error.reason, error.description, error.status)
     assert str(copied) == message
 
 

@@ -1,8 +1,8 @@
 """The outcome classifier: what every API answer, and every failure to get one, means for a job.
 
 Each behaviour is a table with one row per case, so a new status code or body
-shape is one more line. The clock and the Retry-After bounds are pinned, which
-makes every delay exact.
+shape is one more line. The clock is pinned, which makes every delay exact;
+the delay is the API's own (clamping it is the retry decision's business).
 """
 
 from __future__ import annotations
@@ -17,18 +17,19 @@ import requests
 from requests.structures import CaseInsensitiveDict
 
 from payapi.models import FeedbackResponse, RefundResponse
+from payapi.operations import Operation
 from payapi.outcomes import (
+    Failure,
+    FailureKind,
     Outcome,
     Permanent,
     RetryAfter,
-    RetryAfterBounds,
     Success,
     Transient,
     classify,
     classify_exception,
 )
 
-BOUNDS = RetryAfterBounds(floor=1.0, cap=900.0)
 NOW_DT = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
 NOW = NOW_DT.timestamp()
 # A reason ends up in a log line and a dead-letter entry: it must stay a line, whatever the body.
@@ -37,8 +38,14 @@ HUGE = 1_000_000
 
 
 def respond(operation: str, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> Outcome:
-    """Classify one response at the pinned time and bounds."""
-    return classify(operation, status, headers or {}, body, now=NOW, bounds=BOUNDS)  # type: ignore[arg-type]
+    """Classify one response at the pinned time."""
+    return classify(Operation(operation), status, headers or {}, body, now=NOW)
+
+
+def described(outcome: Outcome) -> str:
+    """The failure's line as a person reads it."""
+    assert not isinstance(outcome, Success), outcome
+    return outcome.failure.describe()
 
 
 def json_body(**fields: object) -> bytes:
@@ -121,10 +128,10 @@ def test_200_without_the_body_the_job_needs_is_transient(operation: str, body: b
     outcome = respond(operation, 200, body)
 
     assert isinstance(outcome, Transient)
-    assert outcome.status == 200
-    assert "HTTP 200" in outcome.reason
+    assert (outcome.failure.kind, outcome.failure.status) == (FailureKind.UNUSABLE_BODY, 200)
+    assert "HTTP 200" in described(outcome)
     for text in named:
-        assert text in outcome.reason
+        assert text in described(outcome)
 
 
 # --- 4xx other than 429: permanent --------------------------------------------------------------
@@ -158,11 +165,17 @@ BAD_REQUEST_ROWS = [
 ]
 
 
-@pytest.mark.parametrize(("headers", "body", "reason", "error_msg"), BAD_REQUEST_ROWS)
+@pytest.mark.parametrize(("headers", "body", "error_type", "error_msg"), BAD_REQUEST_ROWS)
 def test_400_is_permanent_and_names_the_documented_error(
-    headers: dict[str, str], body: bytes, reason: str, error_msg: str | None
+    headers: dict[str, str], body: bytes, error_type: str, error_msg: str | None
 ) -> None:
-    assert respond("capture", 400, body, headers) == Permanent(status=400, error_msg=error_msg, reason=reason)
+    outcome = respond("capture", 400, body, headers)
+
+    assert isinstance(outcome, Permanent)
+    assert (outcome.failure.kind, outcome.failure.status) == (FailureKind.REFUSED, 400)
+    assert (outcome.failure.error_type, outcome.failure.error_msg) == (error_type, error_msg)
+    assert described(outcome).startswith("HTTP 400 Bad Request: ")
+    assert error_type in described(outcome)
 
 
 @pytest.mark.parametrize(
@@ -179,17 +192,15 @@ def test_other_4xx_is_permanent_and_its_reason_names_status_and_errorMsg(status:
     outcome = respond("refund", status, json_body(errorMsg="The security token included in the request is expired"))
 
     phrase = HTTPStatus(status).phrase
-    assert outcome == Permanent(
-        status=status,
-        error_msg="The security token included in the request is expired",
-        reason=f"HTTP {status} {phrase}: The security token included in the request is expired",
-    )
+    assert outcome == Permanent(Failure(FailureKind.REFUSED, status, error_msg="The security token included in the request is expired"))
+    assert described(outcome) == f"HTTP {status} {phrase}: The security token included in the request is expired"
 
 
 def test_4xx_without_errorMsg_names_the_body_instead() -> None:
     outcome = respond("capture", 403, b"<html>Forbidden by WAF</html>")
 
-    assert outcome == Permanent(status=403, error_msg=None, reason="HTTP 403 Forbidden: <html>Forbidden by WAF</html>")
+    assert outcome == Permanent(Failure(FailureKind.REFUSED, 403, detail="<html>Forbidden by WAF</html>"))
+    assert described(outcome) == "HTTP 403 Forbidden: <html>Forbidden by WAF</html>"
 
 
 # --- 429 and 503: come back when the API says ---------------------------------------------------
@@ -199,10 +210,10 @@ RETRY_AFTER_ROWS = [
     pytest.param(429, {"Retry-After": "30"}, b"", 30.0, id="429-seconds"),
     pytest.param(429, {"retry-after": "30"}, b"", 30.0, id="429-header-name-any-case"),
     pytest.param(429, {"Retry-After": http_date(120)}, b"", 120.0, id="429-http-date-from-injected-clock"),
-    pytest.param(429, {"Retry-After": http_date(-3600)}, b"", BOUNDS.floor, id="429-http-date-in-the-past-means-floor"),
-    pytest.param(429, {"Retry-After": "86400"}, b"", BOUNDS.cap, id="429-larger-than-cap-clamped-to-cap"),
-    pytest.param(429, {"Retry-After": http_date(86400)}, b"", BOUNDS.cap, id="429-http-date-beyond-cap-clamped-to-cap"),
-    pytest.param(429, {"Retry-After": "0"}, b"", BOUNDS.floor, id="429-below-floor-raised-to-floor"),
+    pytest.param(429, {"Retry-After": http_date(-3600)}, b"", 0.0, id="429-http-date-in-the-past-means-now"),
+    pytest.param(429, {"Retry-After": "86400"}, b"", 86400.0, id="429-larger-than-any-cap-kept-as-sent"),
+    pytest.param(429, {"Retry-After": http_date(86400)}, b"", 86400.0, id="429-http-date-a-day-away"),
+    pytest.param(429, {"Retry-After": "0"}, b"", 0.0, id="429-zero-kept-as-sent"),
     pytest.param(503, {}, json_body(errorMsg="down", retryAfter="30"), 30.0, id="503-body-retryAfter"),
     pytest.param(503, {"Retry-After": "45"}, json_body(errorMsg="down"), 45.0, id="503-header"),
     pytest.param(503, {"Retry-After": "45"}, json_body(errorMsg="down", retryAfter="30"), 45.0, id="503-both-header-larger-wins"),
@@ -210,8 +221,8 @@ RETRY_AFTER_ROWS = [
     pytest.param(
         503, {"Retry-After": "20"}, json_body(errorMsg="down", retryAfter="soon"), 20.0, id="503-unreadable-body-usable-header"
     ),
-    pytest.param(503, {}, json_body(errorMsg="down", retryAfter="7200"), BOUNDS.cap, id="503-body-larger-than-cap-clamped"),
-    pytest.param(503, {}, json_body(errorMsg="down", retryAfter="0"), BOUNDS.floor, id="503-body-below-floor-raised"),
+    pytest.param(503, {}, json_body(errorMsg="down", retryAfter="7200"), 7200.0, id="503-body-large-kept-as-sent"),
+    pytest.param(503, {}, json_body(errorMsg="down", retryAfter="0"), 0.0, id="503-body-zero-kept-as-sent"),
 ]
 
 
@@ -220,15 +231,17 @@ def test_429_and_503_with_a_usable_delay_retry_after_it(status: int, headers: di
     outcome = respond("capture", status, body, headers)
 
     assert isinstance(outcome, RetryAfter)
-    assert outcome.seconds == seconds
-    assert outcome.status == status
-    assert outcome.reason.startswith(f"HTTP {status} {HTTPStatus(status).phrase}")
+    assert outcome.delay == seconds
+    assert outcome.failure.status == status
+    assert outcome.throttled == (status == 429)
+    assert described(outcome).startswith(f"HTTP {status} {HTTPStatus(status).phrase}")
 
 
-def test_503_reason_names_the_errorMsg() -> None:
+def test_503_failure_keeps_the_errorMsg() -> None:
     outcome = respond("refund", 503, json_body(errorMsg="Payment service is in maintenance", retryAfter="30"))
 
-    assert outcome == RetryAfter(30.0, "HTTP 503 Service Unavailable: Payment service is in maintenance", 503)
+    assert outcome == RetryAfter(30.0, Failure(FailureKind.UNAVAILABLE, 503, error_msg="Payment service is in maintenance"))
+    assert described(outcome) == "HTTP 503 Service Unavailable: Payment service is in maintenance"
 
 
 @pytest.mark.parametrize(
@@ -240,26 +253,26 @@ def test_503_reason_names_the_errorMsg() -> None:
     ],
 )
 def test_headers_are_read_case_insensitively(headers: dict[str, str]) -> None:
-    assert respond("capture", 429, b"", headers) == RetryAfter(12.0, "HTTP 429 Too Many Requests", 429)
+    assert respond("capture", 429, b"", headers) == RetryAfter(12.0, Failure(FailureKind.THROTTLED, 429))
 
 
 # --- 5xx and 429/503 without a delay: transient, back off exponentially -------------------------
 
 TRANSIENT_ROWS = [
-    pytest.param(429, {}, b"", ["HTTP 429 Too Many Requests", "no usable retry delay"], id="429-missing-retry-after"),
-    pytest.param(429, {"Retry-After": "soon"}, b"", ["HTTP 429", "no usable retry delay"], id="429-garbage-retry-after"),
-    pytest.param(429, {"Retry-After": "-5"}, b"", ["HTTP 429", "no usable retry delay"], id="429-negative-retry-after"),
-    pytest.param(429, {"Retry-After": ""}, b"", ["HTTP 429", "no usable retry delay"], id="429-empty-retry-after"),
+    pytest.param(429, {}, b"", ["HTTP 429 Too Many Requests"], id="429-missing-retry-after"),
+    pytest.param(429, {"Retry-After": "soon"}, b"", ["HTTP 429"], id="429-garbage-retry-after"),
+    pytest.param(429, {"Retry-After": "-5"}, b"", ["HTTP 429"], id="429-negative-retry-after"),
+    pytest.param(429, {"Retry-After": ""}, b"", ["HTTP 429"], id="429-empty-retry-after"),
     pytest.param(
-        429, {}, json_body(errorMsg="slow down", retryAfter="30"), ["HTTP 429", "slow down", "no usable retry delay"],
+        429, {}, json_body(errorMsg="slow down", retryAfter="30"), ["HTTP 429", "slow down"],
         id="429-body-retryAfter-is-not-the-header",
     ),
     pytest.param(
-        503, {}, json_body(errorMsg="maintenance"), ["HTTP 503 Service Unavailable", "maintenance", "no usable retry delay"],
+        503, {}, json_body(errorMsg="maintenance"), ["HTTP 503 Service Unavailable", "maintenance"],
         id="503-neither-body-nor-header",
     ),
     pytest.param(
-        503, {"Retry-After": "later"}, json_body(errorMsg="maintenance", retryAfter="-1"), ["HTTP 503", "no usable retry delay"],
+        503, {"Retry-After": "later"}, json_body(errorMsg="maintenance", retryAfter="-1"), ["HTTP 503"],
         id="503-both-unreadable",
     ),
     pytest.param(
@@ -282,13 +295,17 @@ def test_5xx_and_undelayed_throttling_are_transient(status: int, headers: dict[s
     outcome = respond("capture", status, body, headers)
 
     assert isinstance(outcome, Transient)
-    assert outcome.status == status
+    assert outcome.failure.status == status
+    assert outcome.throttled == (status == 429)
     for text in named:
-        assert text in outcome.reason
+        assert text in described(outcome)
 
 
-def test_500_with_an_empty_body_has_just_the_status_as_reason() -> None:
-    assert respond("feedback", 500, b"") == Transient("HTTP 500 Internal Server Error", 500)
+def test_500_with_an_empty_body_is_just_the_status() -> None:
+    outcome = respond("feedback", 500, b"")
+
+    assert outcome == Transient(Failure(FailureKind.SERVER_ERROR, 500))
+    assert described(outcome) == "HTTP 500 Internal Server Error"
 
 
 # --- no response at all -------------------------------------------------------------------------
@@ -345,15 +362,16 @@ def test_a_call_without_a_response_is_classified_by_its_exception(exc: BaseExcep
     outcome = classify_exception(exc)
 
     assert isinstance(outcome, kind)
-    assert outcome.status is None
+    assert outcome.failure.status is None
     for text in named:
-        assert text in outcome.reason
+        assert text in described(outcome)
 
 
 def test_an_unsendable_request_is_permanent_without_status_or_errorMsg() -> None:
     outcome = classify_exception(requests.exceptions.InvalidURL("No host supplied"))
 
-    assert outcome == Permanent(status=None, error_msg=None, reason="request could not be sent: InvalidURL: No host supplied")
+    assert outcome == Permanent(Failure(FailureKind.UNSENDABLE, error_type="InvalidURL", detail="No host supplied"))
+    assert described(outcome) == "request could not be sent: InvalidURL: No host supplied"
 
 
 # --- reasons stay readable, whatever came back --------------------------------------------------
@@ -373,22 +391,22 @@ def test_reason_is_bounded_for_a_huge_body(operation: str, status: int, body: by
     outcome = respond(operation, status, body)
 
     assert isinstance(outcome, Transient | Permanent | RetryAfter)
-    assert outcome.reason.startswith(prefix)
-    assert len(outcome.reason) <= REASON_LIMIT
+    assert described(outcome).startswith(prefix)
+    assert len(described(outcome)) <= REASON_LIMIT
 
 
 def test_reason_is_bounded_for_a_huge_exception_message() -> None:
     outcome = classify_exception(requests.ConnectionError("refused " * HUGE))
 
     assert isinstance(outcome, Transient)
-    assert len(outcome.reason) <= REASON_LIMIT
+    assert len(described(outcome)) <= REASON_LIMIT
 
 
 def test_an_undecodable_body_does_not_break_classification() -> None:
     outcome = respond("capture", 500, b"\xff\xfe\x00garbage")
 
     assert isinstance(outcome, Transient)
-    assert outcome.reason.startswith("HTTP 500 Internal Server Error")
+    assert described(outcome).startswith("HTTP 500 Internal Server Error")
 
 
 def test_credential_material_echoed_in_an_error_body_never_reaches_the_reason() -> None:
@@ -397,9 +415,10 @@ def test_credential_material_echoed_in_an_error_body_never_reaches_the_reason() 
         b"'POST\\n/v1/refund\\n\\nhost:api\\nx-amz-date:20261121T000000Z\\nx-amz-security-token:FwoGZXIvYXdzEXAMPLETOKEN\\n' "
         b'Authorization: AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261121/us-east-1/execute-api/aws4_request, Signature=abc123"}'
     )
-    outcome = classify("refund", 403, {}, body, now=NOW, bounds=BOUNDS)
+    outcome = classify(Operation.REFUND, 403, {}, body, now=NOW)
 
     assert isinstance(outcome, Permanent)
-    assert "FwoGZXIvYXdzEXAMPLETOKEN" not in outcome.reason
-    assert "abc123" not in outcome.reason
-    assert "AKIDEXAMPLE" not in outcome.reason
+    for text in (described(outcome), repr(outcome.failure)):
+        assert "FwoGZXIvYXdzEXAMPLETOKEN" not in text
+        assert "abc123" not in text
+        assert "AKIDEXAMPLE" not in text

@@ -1,4 +1,4 @@
-"""``parse_retry_after``: seconds or an HTTP-date, clamped to the configured window, ``None`` when unusable.
+"""``parse_retry_after``: seconds or an HTTP-date, ``None`` when unusable; and the policy's clamp to the configured window.
 
 ``None`` is the signal to fall back to exponential backoff, so every value the
 function cannot read with certainty must give ``None`` rather than a guess.
@@ -14,9 +14,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from payapi.outcomes import RetryAfterBounds, parse_retry_after
+from payapi.outcomes import parse_retry_after
+from tasks.decide import RetryPolicy
 
-BOUNDS = RetryAfterBounds(floor=1.0, cap=900.0)
+POLICY = RetryPolicy(retry_after_floor=1.0, retry_after_cap=900.0)
 # Spelled out rather than strftime's %a/%b, which follow the locale.
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -45,8 +46,14 @@ def asctime_date(seconds_from_now: float) -> str:
     return f"{DAYS[d.weekday()][:3]} {MONTHS[d.month - 1]} {d.day:>2} {d:%H:%M:%S} {d.year}"
 
 
-def parse(value: str | None, bounds: RetryAfterBounds = BOUNDS) -> float | None:
-    return parse_retry_after(value, NOW, bounds)
+def parse(value: str | None) -> float | None:
+    return parse_retry_after(value, NOW)
+
+
+def clamped(value: str, policy: RetryPolicy = POLICY) -> float | None:
+    """What the retry decision waits for a Retry-After of ``value``."""
+    seconds = parse(value)
+    return None if seconds is None else policy.clamp(seconds)
 
 
 @pytest.mark.parametrize(
@@ -58,8 +65,8 @@ def parse(value: str | None, bounds: RetryAfterBounds = BOUNDS) -> float | None:
         pytest.param("  30  ", 30.0, id="surrounding-whitespace"),
         pytest.param("\t45\r\n", 45.0, id="tabs-and-line-ending"),
         pytest.param(imf_fixdate(120), 120.0, id="http-date-in-the-future"),
-        pytest.param(imf_fixdate(0.0), BOUNDS.floor, id="http-date-now-means-floor"),
-        pytest.param(imf_fixdate(-86400), BOUNDS.floor, id="http-date-in-the-past-means-floor"),
+        pytest.param(imf_fixdate(0.0), 0.0, id="http-date-now-means-now"),
+        pytest.param(imf_fixdate(-86400), 0.0, id="http-date-in-the-past-means-now"),
         pytest.param(rfc850_date(300), 300.0, id="http-date-rfc850-form"),
         pytest.param("Wed, 01 Jan 2025 14:02:00 +0200", 120.0, id="date-with-numeric-offset"),
     ],
@@ -98,30 +105,31 @@ def test_the_asctime_http_date_form_is_read_as_gmt() -> None:
 
 
 @pytest.mark.parametrize(
-    ("value", "bounds", "seconds"),
+    ("value", "policy", "seconds"),
     [
-        pytest.param("0", BOUNDS, 1.0, id="zero-raised-to-floor"),
-        pytest.param("0.2", BOUNDS, 1.0, id="below-floor-raised-to-floor"),
-        pytest.param("1", BOUNDS, 1.0, id="at-floor-kept"),
-        pytest.param("900", BOUNDS, 900.0, id="at-cap-kept"),
-        pytest.param("901", BOUNDS, 900.0, id="above-cap-lowered-to-cap"),
-        pytest.param("31536000", BOUNDS, 900.0, id="a-year-lowered-to-cap"),
-        pytest.param(imf_fixdate(7 * 86400), BOUNDS, 900.0, id="far-future-date-lowered-to-cap"),
-        pytest.param("600", RetryAfterBounds(floor=5.0, cap=60.0), 60.0, id="custom-cap"),
-        pytest.param("2", RetryAfterBounds(floor=5.0, cap=60.0), 5.0, id="custom-floor"),
-        pytest.param("0", RetryAfterBounds(floor=0.0, cap=60.0), 0.0, id="zero-floor-allows-immediate"),
+        pytest.param("0", POLICY, 1.0, id="zero-raised-to-floor"),
+        pytest.param("0.2", POLICY, 1.0, id="below-floor-raised-to-floor"),
+        pytest.param("1", POLICY, 1.0, id="at-floor-kept"),
+        pytest.param("900", POLICY, 900.0, id="at-cap-kept"),
+        pytest.param("901", POLICY, 900.0, id="above-cap-lowered-to-cap"),
+        pytest.param("31536000", POLICY, 900.0, id="a-year-lowered-to-cap"),
+        pytest.param(imf_fixdate(7 * 86400), POLICY, 900.0, id="far-future-date-lowered-to-cap"),
+        pytest.param(imf_fixdate(-3600), POLICY, 1.0, id="past-date-raised-to-floor"),
+        pytest.param("600", RetryPolicy(retry_after_floor=5.0, retry_after_cap=60.0), 60.0, id="custom-cap"),
+        pytest.param("2", RetryPolicy(retry_after_floor=5.0, retry_after_cap=60.0), 5.0, id="custom-floor"),
+        pytest.param("0", RetryPolicy(retry_after_floor=0.0, retry_after_cap=60.0), 0.0, id="zero-floor-allows-immediate"),
     ],
 )
-def test_the_delay_is_clamped_to_floor_and_cap(value: str, bounds: RetryAfterBounds, seconds: float) -> None:
-    assert parse(value, bounds) == seconds
+def test_the_delay_is_clamped_to_floor_and_cap(value: str, policy: RetryPolicy, seconds: float) -> None:
+    assert clamped(value, policy) == seconds
 
 
 def test_an_http_date_is_measured_from_the_injected_clock_not_the_real_one() -> None:
     value = imf_fixdate(60)
 
-    assert parse_retry_after(value, NOW, BOUNDS) == 60.0
-    assert parse_retry_after(value, NOW - 100, BOUNDS) == 160.0
-    assert parse_retry_after(value, NOW + 3600, BOUNDS) == BOUNDS.floor
+    assert parse_retry_after(value, NOW) == 60.0
+    assert parse_retry_after(value, NOW - 100) == 160.0
+    assert parse_retry_after(value, NOW + 3600) == 0.0
 
 
 @given(
@@ -130,19 +138,19 @@ def test_an_http_date_is_measured_from_the_injected_clock_not_the_real_one() -> 
     span=st.floats(min_value=0, max_value=3600),
 )
 def test_any_non_negative_delay_lands_inside_the_window(seconds: float, floor: float, span: float) -> None:
-    bounds = RetryAfterBounds(floor=floor, cap=floor + span)
+    policy = RetryPolicy(retry_after_floor=floor, retry_after_cap=floor + span)
 
-    result = parse_retry_after(repr(seconds), NOW, bounds)
+    result = clamped(repr(seconds), policy)
 
     assert result is not None
     assert math.isfinite(result)
-    assert bounds.floor <= result <= bounds.cap
-    if bounds.floor <= seconds <= bounds.cap:
+    assert policy.retry_after_floor <= result <= policy.retry_after_cap
+    if policy.retry_after_floor <= seconds <= policy.retry_after_cap:
         assert result == seconds
 
 
 @given(st.text(max_size=40))
-def test_any_text_gives_none_or_a_delay_inside_the_window(value: str) -> None:
+def test_any_text_gives_none_or_a_finite_non_negative_delay(value: str) -> None:
     result = parse(value)
 
-    assert result is None or BOUNDS.floor <= result <= BOUNDS.cap
+    assert result is None or (math.isfinite(result) and result >= 0)

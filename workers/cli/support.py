@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from config.settings import Settings
 from payapi.errors import InvalidRequest, PayqError, PermanentError
-from workers.runtime import Runtime
+from tasks.runtime import Runtime
 
 EXIT_FAULT = 1
 EXIT_INVALID = 2

@@ -12,9 +12,10 @@ import redis
 
 from config.settings import Settings
 from payapi.client import PaymentClient, Signer
-from workers.deadletters import DeadLetterStore
-from workers.jobs import JobStore
-from workers.redis_conn import connect
+from tasks.deadletters import DeadLetterStore
+from tasks.decide import RetryPolicy
+from tasks.jobstore import JobStore
+from tasks.redis_conn import connect
 
 _DAY = 86400
 
@@ -28,6 +29,7 @@ class Runtime:
     client: PaymentClient
     jobs: JobStore
     dead_letters: DeadLetterStore
+    policy: RetryPolicy
     rng: random.Random = field(default_factory=random.Random)
 
     @classmethod
@@ -40,6 +42,7 @@ class Runtime:
             client=PaymentClient(settings, signer=signer),
             jobs=JobStore(client, int(settings.job_retention_days * _DAY)),
             dead_letters=DeadLetterStore(client, int(settings.job_retention_days * _DAY), int(settings.dead_letter_retention_days * _DAY)),
+            policy=RetryPolicy.from_settings(settings),
         )
 
 

@@ -5,7 +5,7 @@ the sandbox, a worker, Flower) and hands it to a supervisor that runs as its
 own process, ``python -m workers.stack``. A separate process, not a thread of
 the demo, so that ``payq demo --keep`` can leave the stack running *and still
 supervised* after the demo has exited. The launching side (start it, wait
-until ready, stop it) is :mod:`workers.stack_launcher`.
+until ready, stop it) is :mod:`workers.stack.launcher`.
 
 How nothing is left behind:
 
@@ -389,7 +389,3 @@ def main() -> int:
         print("workers.stack: expected a stack spec (one JSON line) on stdin", file=sys.stderr)
         return 2
     return supervise(StackSpec.model_validate_json(line), sys.stdin.fileno())
-
-
-if __name__ == "__main__":
-    sys.exit(main())

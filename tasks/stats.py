@@ -8,14 +8,10 @@ from typing import Any
 
 import redis
 
-from payapi.outcomes import OPERATIONS
-from tasks.messages import QUEUES
-from workers import keys
-from workers.deadletters import DeadLetterStore
-from workers.jobs import JobStore
-
-# kombu's Redis transport keeps delivered-but-unacknowledged messages here
-UNACKED = "unacked"
+from payapi.operations import QUEUES, Operation
+from tasks import keys
+from tasks.deadletters import DeadLetterStore
+from tasks.jobstore import JobStore
 
 
 @dataclass
@@ -38,19 +34,19 @@ class Stats:
 def collect(client: redis.Redis, jobs: JobStore, dead_letters: DeadLetterStore) -> Stats:
     """Read every figure in one pipelined round trip (plus one for dead letters)."""
     pipe = client.pipeline(transaction=False)
-    for queue in QUEUES.values():
+    for queue in QUEUES:
         pipe.llen(queue)
-    pipe.hlen(UNACKED)
+    pipe.hlen(keys.UNACKED)
     pipe.zcard(keys.DEFERRED)
     pipe.zrange(keys.DEFERRED, 0, 0, withscores=True)
     *depths, unacked, deferred, first = pipe.execute()
     now = time.time()
     return Stats(
         taken_at=now,
-        queues=dict(zip(QUEUES.values(), (int(d) for d in depths), strict=True)),
+        queues=dict(zip(QUEUES, (int(d) for d in depths), strict=True)),
         unacked=int(unacked),
         deferred=int(deferred),
         deferred_next_due=float(first[0][1]) if first else None,
         dead_letters=dead_letters.count_by_reason(),
-        pauses={op: until for op, until in jobs.pauses(OPERATIONS).items() if until > now},
+        pauses={op.value: until for op, until in jobs.pauses(Operation).items() if until > now},
     )

@@ -3,7 +3,7 @@
 Redis (``PAYQ_REDIS_URL`` if it answers, else a private ``redis-server`` with
 the append-only file on), the sandbox with a fault script (429, 503, 500, an
 unknown trip), a supervised worker and Flower all run under one supervisor
-(:mod:`workers.stack`). The demo enqueues through the producer API, shows
+(:mod:`workers.stack.supervisor`). The demo enqueues through the producer API, shows
 progress until every job has settled, prints a summary and the commands to
 look closer, and stops everything it started, on Ctrl-C too. ``--keep``
 leaves the stack running (still supervised); ``payq demo --stop`` ends it.
@@ -30,12 +30,13 @@ import redis
 
 from config.settings import Settings, redact_url
 from tasks.producer import Producer
-from workers.cli_support import EXIT_FAULT, exits_cleanly, settings_from_env
-from workers.demo_plan import DemoPlan, fault_script
-from workers.demo_report import RetryEvents, Summary, Tracker, progress_line
-from workers.runtime import Runtime
-from workers.stack import Probe, Service, StackError, StackSpec, log_tail
-from workers.stack_launcher import StackHandle, is_supervisor, stop_supervisor
+from tasks.runtime import Runtime
+from tasks.states import JobState
+from workers.cli.support import EXIT_FAULT, exits_cleanly, settings_from_env
+from workers.stack.launcher import StackHandle, is_supervisor, stop_supervisor
+from workers.stack.plan import DemoPlan, fault_script
+from workers.stack.report import Summary, Tracker, progress_line
+from workers.stack.supervisor import Probe, Service, StackError, StackSpec, log_tail
 
 KEPT_STACK_FILE = "demo.json"
 FLOWER_PORT = 5555
@@ -304,8 +305,6 @@ def _run(settings: Settings, redis_url: str, plan: DemoPlan, handle: StackHandle
     run_settings = Settings(redis_url=redis_url)
     rt = Runtime.build(run_settings)
     producer = Producer(run_settings, rt.redis)
-    events = RetryEvents(redis_url)
-    events.start()
     tracker = Tracker(rt.redis)
     started = time.monotonic()
     for operation, fields in plan.first_jobs():
@@ -323,11 +322,11 @@ def _run(settings: Settings, redis_url: str, plan: DemoPlan, handle: StackHandle
         while True:
             snapshot = tracker.poll()
             for trip_id, trip in list(refunds_due.items()):
-                if snapshot.state(f"capture:{plan.store_id}:{trip_id}") == "succeeded":
+                if snapshot.state(f"capture:{plan.store_id}:{trip_id}") is JobState.SUCCEEDED:
                     tracker.track([producer.enqueue_refund(**plan.refund_fields(trip))])
                     del refunds_due[trip_id]
             restarts = _restarts(handle)
-            progress.show(progress_line(snapshot, len(events.retries()), _worker_restarts(restarts), time.monotonic() - started))
+            progress.show(progress_line(snapshot, _worker_restarts(restarts), time.monotonic() - started))
             if handle.process.poll() is not None:
                 error = (handle.state() or {}).get("error") or log_tail(handle.spec.run_dir / "supervisor.log")
                 raise StackError(f"the stack stopped: {error}")
@@ -335,14 +334,10 @@ def _run(settings: Settings, redis_url: str, plan: DemoPlan, handle: StackHandle
             if settled or time.monotonic() > deadline:
                 break
             time.sleep(_POLL_SECONDS)
-        # retry events race the job records by a few milliseconds; let the last ones arrive
-        time.sleep(0.3)
-        snapshot = tracker.poll()
-        progress.show(progress_line(snapshot, len(events.retries()), _worker_restarts(restarts), time.monotonic() - started), final=True)
+        progress.show(progress_line(snapshot, _worker_restarts(restarts), time.monotonic() - started), final=True)
     finally:
         progress.clear()
-        events.stop()
-    return Summary.gather(len(plan.trips), time.monotonic() - started, snapshot, events, rt.dead_letters, _restarts(handle))
+    return Summary.gather(len(plan.trips), time.monotonic() - started, snapshot, tracker, rt.dead_letters, _restarts(handle))
 
 
 def _restarts(handle: StackHandle) -> dict[str, int]:

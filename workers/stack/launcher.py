@@ -1,7 +1,7 @@
 """The launcher's side of the local stack: start a supervisor, wait until it is ready, stop it.
 
-The supervisor itself (:mod:`workers.stack`) runs as ``python -m workers.stack``
-and reads its :class:`~workers.stack.StackSpec` from stdin; see that module for
+The supervisor itself (:mod:`workers.stack.supervisor`) runs as ``python -m workers.stack``
+and reads its :class:`~workers.stack.supervisor.StackSpec` from stdin; see that module for
 how the pipe doubles as a "my launcher is gone" signal.
 """
 
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from workers.stack import SUPERVISOR_LOG, StackError, StackSpec, log_tail, read_state
+from workers.stack.supervisor import SUPERVISOR_LOG, StackError, StackSpec, log_tail, read_state
 
 
 class StackHandle:

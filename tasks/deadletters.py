@@ -4,10 +4,11 @@ One entry per job id (``payq:dlq``, a hash of JSON entries, indexed by time in
 ``payq:dlq:index``, counted by reason in ``payq:dlq:reasons``). Entries leave
 only by ``replay`` or ``purge``, or by ``trim`` once older than the retention.
 
-Every write is one Lua script, so the hash, the index and the counts never
-disagree. Replay removes the entry in the same atomic step that publishes the
-job, and only if the entry is still the one the operator looked at: a failed
-publish keeps the entry, and two operators replaying at once replay it once.
+Every write is one script (``tasks/lua/dlq_*.lua``), so the hash, the index
+and the counts never disagree. Replay removes the entry in the same atomic
+step that publishes the job, and only if the entry is still the one the
+operator looked at: a failed publish keeps the entry, and two operators
+replaying at once replay it once.
 """
 
 from __future__ import annotations
@@ -21,107 +22,36 @@ from typing import Any, cast
 import redis
 from pydantic import BaseModel, Field
 
-from payapi.outcomes import Operation
-from tasks.messages import QUEUES, build_message, build_sent_event, sent_event_channel
-from workers import keys
+from payapi.operations import OPERATIONS, Operation
+from payapi.outcomes import Failure, FailureKind
+from tasks import keys, scripts
+from tasks.jobstore import failure_json
+from tasks.messages import build_message, build_sent_event, sent_event_channel
+from tasks.states import DeadLetterReason
 
-REASONS = ("permanent", "retries-exhausted", "feedback-rejected", "invalid-job", "internal-error")
-# HASH reason -> number of entries; kept by the scripts below so ``payq stats``
-# and every metrics scrape read a few counters instead of parsing every entry.
-# (Belongs in workers.keys with the others.)
-DEAD_LETTER_REASONS = f"{keys.PREFIX}:dlq:reasons"
 _REREADS = 5  # an entry rewritten this often while being replayed is left for the operator to retry
 _BATCH = 500  # ids per script call: long enough to be quick, short enough not to stall Redis
 
-# Shared by the scripts: remove entry ARGV-style ``id`` from KEYS[1..3] (hash, index, counts).
-_REMOVE = """
-local function remove(id)
-  local raw = redis.call('HGET', KEYS[1], id)
-  redis.call('ZREM', KEYS[2], id)
-  if not raw then return 0 end
-  redis.call('HDEL', KEYS[1], id)
-  local reason = cjson.decode(raw)['reason']
-  if redis.call('HINCRBY', KEYS[3], reason, -1) <= 0 then redis.call('HDEL', KEYS[3], reason) end
-  return 1
-end
-"""
-
-# KEYS: hash, index, counts, job record
-# ARGV: id, entry json, dead_at, reason, error, job ttl
-_ADD = _REMOVE + """
-remove(ARGV[1])
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-redis.call('HINCRBY', KEYS[3], ARGV[4], 1)
-redis.call('HSET', KEYS[4], 'state', 'dead', 'reason', ARGV[4], 'outcome', ARGV[5], 'updated_at', ARGV[3])
-redis.call('EXPIRE', KEYS[4], ARGV[6])
-return 1
-"""
-
-# KEYS: hash, index, counts, queue, job record, replay history
-# ARGV: id, dead_at as read, message, now, history entry, kwargs json, operation, ttl, events channel, sent event
-# Returns 1 replayed, 0 no such entry, -1 the entry was dead-lettered anew since it was read (read it again).
-# Doubles round-trip exactly through ZADD/ZSCORE and tonumber, so equal dead_at means the same entry.
-_REPLAY = _REMOVE + """
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
-local dead_at = redis.call('ZSCORE', KEYS[2], ARGV[1])
-if dead_at and tonumber(dead_at) ~= tonumber(ARGV[2]) then return -1 end
-remove(ARGV[1])
-redis.call('LPUSH', KEYS[4], ARGV[3])
-redis.call('HSET', KEYS[5], 'op', ARGV[7], 'kwargs', ARGV[6], 'state', 'queued', 'attempts', 0, 'updated_at', ARGV[4])
-redis.call('HDEL', KEYS[5], 'first_attempt_at', 'deferred_until', 'reason')
-redis.call('HINCRBY', KEYS[5], 'replays', 1)
-redis.call('ZADD', KEYS[7], ARGV[4], ARGV[1])
-redis.call('EXPIRE', KEYS[5], ARGV[8])
-redis.call('RPUSH', KEYS[6], ARGV[5])
-redis.call('EXPIRE', KEYS[6], ARGV[8])
-redis.call('PUBLISH', ARGV[9], ARGV[10])
-return 1
-"""
-
-# KEYS: hash, index, counts; ARGV: newest dead_at to remove ('' = any), ids...
-# The age is checked here, not by the caller, so an entry replayed and
-# dead-lettered again in between is never purged as if it were still old.
-_PURGE = _REMOVE + """
-local limit = tonumber(ARGV[1])
-local removed = 0
-for i = 2, #ARGV do
-  local score = redis.call('ZSCORE', KEYS[2], ARGV[i])
-  if limit == nil or not score or tonumber(score) <= limit then
-    removed = removed + remove(ARGV[i])
-  end
-end
-return removed
-"""
-
-# KEYS: hash, index, counts; ARGV: cutoff, batch size. Returns how many index entries it looked at.
-_TRIM = _REMOVE + """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-local removed = 0
-for _, id in ipairs(ids) do removed = removed + remove(id) end
-return {#ids, removed}
-"""
-
-# KEYS: hash, counts. Rebuilds the counts from the entries, for when they disagree (entries
-# written before the counts existed, or edited by hand); O(entries), so only then.
-_RECOUNT = """
-redis.call('DEL', KEYS[2])
-for _, raw in ipairs(redis.call('HVALS', KEYS[1])) do
-  redis.call('HINCRBY', KEYS[2], cjson.decode(raw)['reason'], 1)
-end
-return redis.call('HGETALL', KEYS[2])
-"""
-
 
 class DeadLetter(BaseModel):  # type: ignore[no-redef]  # pydantic's mypy plugin trips over a field named kwargs
-    """Everything known about a dead-lettered job; ``kwargs`` carries its idempotency key."""
+    """Everything known about a dead-lettered job; ``kwargs`` carries its idempotency key.
+
+    The failure's facts are fields (``kind``, ``status``, ``error_type``,
+    ``error_msg``, ``detail``); ``error`` is the line an operator reads, made
+    from them when the job was dead-lettered (an entry written by an older
+    payq has only that line, and no ``kind``).
+    """
 
     id: str
     operation: Operation
     task: str
     kwargs: dict[str, Any]
-    reason: str
+    reason: DeadLetterReason
+    kind: FailureKind | None = None
     status: int | None = None
+    error_type: str | None = None
+    error_msg: str | None = None
+    detail: str | None = None
     error: str
     attempts: int
     first_attempt_at: float | None = None
@@ -130,6 +60,19 @@ class DeadLetter(BaseModel):  # type: ignore[no-redef]  # pydantic's mypy plugin
     worker: str | None = None
     replays: int = 0
     history: list[dict[str, Any]] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, failure: Failure, **fields: Any) -> DeadLetter:
+        """An entry for ``failure`` with the job's ``fields``."""
+        return cls(kind=failure.kind, status=failure.status, error_type=failure.error_type, error_msg=failure.error_msg,
+                   detail=failure.detail, error=failure.describe(), **fields)
+
+    @property
+    def failure(self) -> Failure:
+        """The failure that put the job here (for an older payq's entry, its line as the detail)."""
+        if self.kind is None:
+            return Failure(FailureKind.UNEXPECTED, self.status, detail=self.error)
+        return Failure(self.kind, self.status, self.error_type, self.error_msg, self.detail)
 
     @property
     def store_id(self) -> str:
@@ -150,15 +93,15 @@ class DeadLetterStore:
         self._job_ttl = job_retention_seconds
         self._retention = retention_seconds
         self._events = sent_event_channel(int(client.connection_pool.connection_kwargs.get("db", 0)))
-        self._add = client.register_script(_ADD)
-        self._replay = client.register_script(_REPLAY)
-        self._purge = client.register_script(_PURGE)
-        self._trim = client.register_script(_TRIM)
-        self._recount = client.register_script(_RECOUNT)
+        self._add = scripts.register(client, "dlq_add")
+        self._replay = scripts.register(client, "dlq_replay")
+        self._purge = scripts.register(client, "dlq_purge")
+        self._trim = scripts.register(client, "dlq_trim")
+        self._recount = scripts.register(client, "dlq_recount")
 
     @property
     def _keys(self) -> list[str]:
-        return [keys.DEAD_LETTERS, keys.DEAD_LETTER_INDEX, DEAD_LETTER_REASONS]
+        return [keys.DEAD_LETTERS, keys.DEAD_LETTER_INDEX, keys.DEAD_LETTER_REASONS]
 
     def add(self, entry: DeadLetter) -> None:
         """Store ``entry`` (with its replay history) and mark its job dead, atomically.
@@ -171,7 +114,8 @@ class DeadLetterStore:
         entry = entry.model_copy(update={"history": history, "replays": len(history)})
         self._add(
             keys=[*self._keys, keys.job(entry.id)],
-            args=[entry.id, entry.model_dump_json(), entry.dead_at, entry.reason, entry.error, max(self._job_ttl, self._retention)],
+            args=[entry.id, entry.model_dump_json(), entry.dead_at, entry.reason, failure_json(entry.failure),
+                  max(self._job_ttl, self._retention)],
         )
 
     def get(self, entry_id: str) -> DeadLetter | None:
@@ -230,9 +174,10 @@ class DeadLetterStore:
 
     def _replay_one(self, entry: DeadLetter, by: str, now: float, client: Any) -> Any:
         history = json.dumps({"replayed_at": now, "by": by, "reason": entry.reason, "status": entry.status,
-                              "error": entry.error, "attempts": entry.attempts, "dead_at": entry.dead_at})
+                              "failure": json.loads(failure_json(entry.failure)), "attempts": entry.attempts,
+                              "dead_at": entry.dead_at})
         return self._replay(
-            keys=[*self._keys, QUEUES[entry.operation], keys.job(entry.id), keys.replays(entry.id), keys.ACTIVE],
+            keys=[*self._keys, OPERATIONS[entry.operation].queue, keys.job(entry.id), keys.replays(entry.id), keys.ACTIVE],
             args=[entry.id, repr(entry.dead_at), build_message(entry.operation, entry.id, entry.kwargs), now, history,
                   json.dumps(entry.kwargs), entry.operation, max(self._job_ttl, self._retention), self._events,
                   build_sent_event(entry.operation, entry.id, entry.kwargs, now)],
@@ -258,12 +203,12 @@ class DeadLetterStore:
     def count_by_reason(self) -> dict[str, int]:
         """How many entries there are for each reason (two O(1)-ish reads; a recount only if they disagree)."""
         pipe = self._redis.pipeline(transaction=True)
-        pipe.hgetall(DEAD_LETTER_REASONS)
+        pipe.hgetall(keys.DEAD_LETTER_REASONS)
         pipe.hlen(keys.DEAD_LETTERS)
         counts, total = pipe.execute()
         parsed = {reason: int(n) for reason, n in counts.items()}
         if sum(parsed.values()) != total or any(n <= 0 for n in parsed.values()):
-            flat = self._recount(keys=[keys.DEAD_LETTERS, DEAD_LETTER_REASONS])
+            flat = self._recount(keys=[keys.DEAD_LETTERS, keys.DEAD_LETTER_REASONS])
             parsed = {flat[i]: int(flat[i + 1]) for i in range(0, len(flat), 2)}
         return parsed
 

@@ -1,6 +1,6 @@
-"""Operator commands: ``payq dlq …``, ``payq job``, ``payq stats``, ``payq metrics``.
+"""Operator commands: ``payq dlq …``, ``payq job``, ``payq stats``.
 
-Same exit codes as every ``payq`` command (:mod:`workers.cli_support`): 0 done,
+Same exit codes as every ``payq`` command (:mod:`workers.cli.support`): 0 done,
 2 invalid input (a bad option, an unknown id: nothing was changed), 1 a system
 fault such as Redis unreachable, with one line naming the cause.
 """
@@ -9,26 +9,25 @@ from __future__ import annotations
 
 import getpass
 import json
-import logging
 import re
-import signal
 import socket
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import click
 
 from payapi.errors import FieldProblem, InvalidRequest
-from payapi.outcomes import OPERATIONS
-from workers.cli_support import EXIT_FAULT, exits_cleanly, runtime_from_env
-from workers.deadletters import REASONS, DeadLetter
-from workers.metrics import make_registry, make_server
-from workers.redis_conn import with_retry
-from workers.runtime import Runtime
-from workers.stats import collect
+from payapi.operations import Operation
+from tasks.deadletters import DeadLetter
+from tasks.jobstore import failure_from
+from tasks.redis_conn import with_retry
+from tasks.runtime import Runtime
+from tasks.states import DeadLetterReason
+from tasks.stats import collect
+from workers.cli.support import exits_cleanly, runtime_from_env
+from workers.cli.views import iso, job_view
 
 T = TypeVar("T")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
@@ -52,10 +51,6 @@ def _age(epoch: float | None, now: float) -> str:
         if seconds >= size:
             return f"{seconds // size:.0f}{unit}"
     return f"{seconds:.0f}s"
-
-
-def _iso(epoch: float | None) -> str | None:
-    return None if epoch is None else datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _redis(rt: Runtime, action: Callable[[], T]) -> T:
@@ -98,9 +93,9 @@ class _Filters:
 
 def _filter_options(func: Any) -> Any:
     for option in reversed([
-        click.option("--operation", type=click.Choice(OPERATIONS), help="Only this operation."),
+        click.option("--operation", type=click.Choice([op.value for op in Operation]), help="Only this operation."),
         click.option("--store-id", help="Only this storeId."),
-        click.option("--reason", type=click.Choice(REASONS), help="Only this dead-letter reason."),
+        click.option("--reason", type=click.Choice([r.value for r in DeadLetterReason]), help="Only this dead-letter reason."),
         click.option("--since", help="Only entries dead-lettered within this long, e.g. 2h or 7d."),
     ]):
         func = option(func)
@@ -119,6 +114,11 @@ def _existing(rt: Runtime, entry_ids: tuple[str, ...]) -> list[DeadLetter]:
 
 def _describe(e: DeadLetter) -> str:
     return f"{e.id} ({e.operation}, {e.reason}, store {e.store_id}, trip {e.trip_id})"
+
+
+def _history_failure(item: dict[str, Any]) -> str:
+    failure = failure_from(item.get("failure"))
+    return failure.describe() if failure is not None else str(item.get("error", "-"))
 
 
 @click.group()
@@ -159,7 +159,7 @@ def dlq_show(entry_id: str, as_json: bool) -> None:
             return
         for name, value in entry.model_dump(mode="json").items():
             if name in ("first_attempt_at", "last_attempt_at", "dead_at"):
-                value = _iso(value) or "-"
+                value = iso(value) or "-"
             elif name == "kwargs":
                 value = json.dumps(value)
             elif name == "history":
@@ -167,8 +167,8 @@ def dlq_show(entry_id: str, as_json: bool) -> None:
             click.echo(f"{name + ':':<18} {'-' if value is None else value}")
         click.echo(f"{'history:':<18} {len(entry.history)} earlier replay(s)")
         for item in entry.history:
-            click.echo(f"  - {_iso(item.get('replayed_at'))} by {item.get('by')}, after {item.get('reason')} "
-                       f"({item.get('attempts')} attempt(s)): {item.get('error')}")
+            click.echo(f"  - {iso(item.get('replayed_at'))} by {item.get('by')}, after {item.get('reason')} "
+                       f"({item.get('attempts')} attempt(s)): {_history_failure(item)}")
 
 
 @dlq.command("replay")
@@ -252,14 +252,17 @@ def job(job_id: str, as_json: bool) -> None:
 
     State is queued, running, deferred (until when, and why), succeeded or
     dead-lettered; the result holds e.g. a refund's reconciliationId, and a
-    capture's names its payment-status report's job id.
+    capture's names its payment-status report's job id. ``deferrals`` lists
+    why the job waited before (the latest 20).
     """
     with exits_cleanly():
         rt = runtime_from_env()
-        record, in_dlq = _redis(rt, lambda: (rt.jobs.get(job_id), rt.dead_letters.get(job_id) is not None))
+        record, in_dlq, deferrals = _redis(
+            rt, lambda: (rt.jobs.get(job_id), rt.dead_letters.get(job_id) is not None, rt.jobs.deferrals(job_id)),
+        )
         if record is None:
             raise InvalidRequest([FieldProblem("ID", f"no job {job_id!r} (never enqueued, or past its retention)")])
-        view = job_view(job_id, record, in_dlq)
+        view = job_view(job_id, record, in_dlq, deferrals)
         if as_json:
             click.echo(json.dumps(view, indent=2))
             return
@@ -271,37 +274,12 @@ def job(job_id: str, as_json: bool) -> None:
             state = f"dead-lettered ({view['why']}; {where})"
         click.echo(f"{'state:':<16} {state}")
         for name, value in view.items():
-            if value is not None and name not in ("state", "deferred_until", "why", "dead_letter"):
+            if value is not None and name not in ("state", "deferred_until", "why", "dead_letter", "deferrals"):
                 click.echo(f"{name + ':':<16} {json.dumps(value) if isinstance(value, dict) else value}")
-
-
-def job_view(job_id: str, record: dict[str, str], in_dead_letters: bool) -> dict[str, Any]:
-    """What ``payq job`` shows for a job record (JSON-ready; times as UTC ISO 8601)."""
-    state = record.get("state", "queued")
-    result = json.loads(record["result"]) if "result" in record else None
-
-    def when(name: str) -> str | None:
-        return _iso(float(record[name])) if name in record else None
-
-    return {
-        "id": job_id,
-        "operation": record.get("op"),
-        "state": {"dead": "dead-lettered"}.get(state, state),
-        "deferred_until": when("deferred_until") if state == "deferred" else None,
-        "why": record.get("reason") if state in ("deferred", "dead") else None,
-        "dead_letter": in_dead_letters if state == "dead" else None,
-        "attempts": int(record.get("attempts", 0)),
-        "replays": int(record.get("replays", 0)),
-        "last_outcome": record.get("outcome"),
-        "result": result,
-        "report_job_id": result.get("reportJobId") if isinstance(result, dict) else None,
-        "worker": record.get("worker"),
-        "enqueued_at": when("enqueued_at"),
-        "first_attempt_at": when("first_attempt_at"),
-        "last_attempt_at": when("last_attempt_at"),
-        "updated_at": when("updated_at"),
-        "kwargs": json.loads(record["kwargs"]) if "kwargs" in record else None,
-    }
+        if view["deferrals"]:
+            click.echo(f"{'deferrals:':<16} {len(view['deferrals'])}")
+            for item in view["deferrals"]:
+                click.echo(f"  - {item['at']} {item['why']}")
 
 
 @click.command()
@@ -322,43 +300,6 @@ def stats(as_json: bool) -> None:
         for queue, depth in snapshot.queues.items():
             click.echo(f"  {queue:<20} {depth}")
         click.echo(f"in flight (unacked): {snapshot.unacked}")
-        click.echo(f"deferred: {snapshot.deferred}" + (f", next due {_iso(snapshot.deferred_next_due)}" if snapshot.deferred_next_due else ""))
+        click.echo(f"deferred: {snapshot.deferred}" + (f", next due {iso(snapshot.deferred_next_due)}" if snapshot.deferred_next_due else ""))
         click.echo("dead letters: " + (", ".join(f"{r} {n}" for r, n in sorted(snapshot.dead_letters.items())) or "none"))
-        click.echo("endpoint pauses: " + (", ".join(f"{op} until {_iso(u)}" for op, u in snapshot.pauses.items()) or "none"))
-
-
-@click.command()
-@click.option("--port", type=click.IntRange(0, 65535), required=True, help="Port to listen on (0 picks a free one, printed on stderr).")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on; 0.0.0.0 inside a container.")
-def metrics(port: int, host: str) -> None:
-    """Serve payq's gauges to Prometheus at /metrics.
-
-    Queue depths, deferred jobs, dead letters by reason, endpoint pauses: see
-    workers/metrics.py for every name. Each scrape reads Redis afresh; while Redis is unreachable a scrape answers 503.
-    """
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    with exits_cleanly():
-        rt = runtime_from_env()
-        registry = make_registry(lambda: collect(rt.redis, rt.jobs, rt.dead_letters))
-        try:
-            server = make_server(host, port, registry)
-        except OSError as exc:
-            click.echo(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
-            sys.exit(EXIT_FAULT)
-        # SIGTERM (docker stop) ends the loop like Ctrl-C, closing the socket on the way out
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        click.echo(f"serving payq metrics on http://{host}:{server.server_address[1]}/metrics", err=True)
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            server.server_close()
-
-
-def register_operator_commands(main: click.Group) -> None:
-    """Attach the operator commands to the ``payq`` group."""
-    main.add_command(dlq)
-    main.add_command(job)
-    main.add_command(stats)
-    main.add_command(metrics)
+        click.echo("endpoint pauses: " + (", ".join(f"{op} until {iso(u)}" for op, u in snapshot.pauses.items()) or "none"))

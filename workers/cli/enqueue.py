@@ -1,8 +1,8 @@
-"""The ``payq`` command: enqueue jobs, run the sandbox, and the operator commands.
+"""``payq enqueue``: hand payq one job from the shell, or a file of them, and print the job ids.
 
-Exit codes are a contract that store backends and operators script against:
-0 done, 2 invalid input (each problem named on stderr), 1 system fault (one
-line naming the cause, e.g. Redis unreachable).
+Same exit codes as every ``payq`` command: 0 enqueued (or enqueued before:
+the same id), 2 invalid input with each problem named and nothing enqueued,
+1 Redis unreachable.
 """
 
 from __future__ import annotations
@@ -14,25 +14,14 @@ import click
 
 from payapi import wire
 from payapi.errors import InvalidRequest
-from sandbox.cli import sandbox_command
+from tasks.jobstore import NewJob
 from tasks.producer import Producer, prepare
-from workers.cli_support import EXIT_INVALID, exits_cleanly, settings_from_env
-from workers.demo import demo_command
-from workers.jobs import NewJob
-from workers.operator_cli import register_operator_commands
+from workers.cli.support import EXIT_INVALID, exits_cleanly, settings_from_env
 
 _BULK_CHUNK = 2000
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
-@click.version_option(package_name="payq")
-def main() -> None:
-    """payq: durable payment jobs between store backends and the payment API."""
-
-
-# --- enqueue --------------------------------------------------------------------
-
-@main.group(invoke_without_command=True)
+@click.group(invoke_without_command=True)
 @click.option("--file", "path", type=click.File("rb"), help="JSON lines: wire fields plus \"operation\"; '-' reads stdin.")
 @click.pass_context
 def enqueue(ctx: click.Context, path: IO[bytes] | None) -> None:
@@ -146,8 +135,3 @@ def _enqueue_file(stream: IO[bytes]) -> None:
                 ids = producer.publish(chunk)
                 click.echo("\n".join(ids))
                 bar.update(len(chunk))
-
-
-main.add_command(sandbox_command, name="sandbox")
-register_operator_commands(main)
-main.add_command(demo_command, name="demo")

@@ -1,9 +1,11 @@
-"""The mover: puts due deferred jobs back on their queues, inside every worker.
+"""Housekeeping inside every worker: the mover puts due deferred jobs back on their queues.
 
 It runs as a thread of ``celery worker`` (a bootstep), so a worker host needs
 no beat or extra process. Any number of movers may run at once; each move is
 an atomic script that only the mover removing the job from the set performs.
-It also trims dead letters past their retention, once a minute.
+Every 10 s it also re-publishes jobs whose message was lost (a worker killed
+between kombu's pop and its unacked record) and trims dead letters past their
+retention.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 import redis
 from celery import bootsteps
 
-from workers.runtime import RuntimeHolder
+from tasks.runtime import RuntimeHolder
 
 log = logging.getLogger("payq.deferred")
 _HOUSEKEEPING_EVERY = 10.0
@@ -67,8 +69,8 @@ class DeferredMover(threading.Thread):
             self._stop_event.wait(wait)
 
 
-class DeferredMoverStep(bootsteps.StartStopStep):
-    """Starts the mover with the worker and stops it with the worker."""
+class HousekeepingStep(bootsteps.StartStopStep):
+    """Starts the mover thread with the worker and stops it with the worker."""
 
     def __init__(self, parent: Any, **kwargs: Any) -> None:
         super().__init__(parent, **kwargs)

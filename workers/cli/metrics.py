@@ -12,19 +12,23 @@ Timestamps are seconds since the epoch (Prometheus' convention), so
 from __future__ import annotations
 
 import logging
+import signal
+import sys
 import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import click
 import redis
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from payapi.errors import BrokerUnavailable
-from payapi.outcomes import OPERATIONS
-from workers.deadletters import REASONS
-from workers.stats import Stats
+from payapi.operations import Operation
+from tasks.states import DeadLetterReason
+from tasks.stats import Stats, collect
+from workers.cli.support import EXIT_FAULT, exits_cleanly, runtime_from_env
 
 log = logging.getLogger("payq.metrics")
 
@@ -73,12 +77,12 @@ class PayqCollector:
         yield GaugeMetricFamily("payq_deferred_overdue_seconds", METRICS["payq_deferred_overdue_seconds"], value=overdue)
         dead = GaugeMetricFamily("payq_dead_letters", METRICS["payq_dead_letters"], labels=["reason"])
         # every known reason, zeros included, so an alert on one reason has a series to watch from the start
-        for reason in sorted(set(REASONS) | set(stats.dead_letters)):
+        for reason in sorted({r.value for r in DeadLetterReason} | set(stats.dead_letters)):
             dead.add_metric([reason], stats.dead_letters.get(reason, 0))
         yield dead
         paused = GaugeMetricFamily("payq_endpoint_paused_until_seconds", METRICS["payq_endpoint_paused_until_seconds"], labels=["operation"])
-        for operation in OPERATIONS:
-            paused.add_metric([operation], stats.pauses.get(operation, 0.0))
+        for operation in Operation:
+            paused.add_metric([operation.value], stats.pauses.get(operation.value, 0.0))
         yield paused
         yield GaugeMetricFamily("payq_scrape_timestamp_seconds", METRICS["payq_scrape_timestamp_seconds"], value=stats.taken_at)
 
@@ -128,3 +132,32 @@ def make_server(host: str, port: int, registry: CollectorRegistry) -> ThreadingH
     server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True
     return server
+
+
+@click.command()
+@click.option("--port", type=click.IntRange(0, 65535), required=True, help="Port to listen on (0 picks a free one, printed on stderr).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on; 0.0.0.0 inside a container.")
+def metrics(port: int, host: str) -> None:
+    """Serve payq's gauges to Prometheus at /metrics.
+
+    Queue depths, deferred jobs, dead letters by reason, endpoint pauses: see
+    workers/cli/metrics.py for every name. Each scrape reads Redis afresh; while Redis is unreachable a scrape answers 503.
+    """
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with exits_cleanly():
+        rt = runtime_from_env()
+        registry = make_registry(lambda: collect(rt.redis, rt.jobs, rt.dead_letters))
+        try:
+            server = make_server(host, port, registry)
+        except OSError as exc:
+            click.echo(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
+            sys.exit(EXIT_FAULT)
+        # SIGTERM (docker stop) ends the loop like Ctrl-C, closing the socket on the way out
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        click.echo(f"serving payq metrics on http://{host}:{server.server_address[1]}/metrics", err=True)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()

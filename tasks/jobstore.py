@@ -1,0 +1,300 @@
+"""Job records in Redis, and the atomic steps that move a job through its states.
+
+A job record (``payq:job:<id>``, a hash) is also the job's idempotency key: a
+job id that has a record is never published again by ``enqueue``. The states
+are :class:`tasks.states.JobState`. Each step that must not be half-done is
+one script in ``tasks/lua/`` (or one MULTI); the record's fields:
+
+    op, kwargs            what to run (the wire fields, with the idempotency key)
+    state                 queued / running / deferred / succeeded / dead
+    attempts              API calls made (waiting out a pause or the pace makes none)
+    deferred_until, defer while deferred: when it runs again, and why (JSON of :class:`Deferral`)
+    failure               the latest failure (JSON of :class:`payapi.outcomes.Failure`)
+    reason                while dead: the dead-letter reason
+    result, settled_at    a success's result; when a capture settled (its report's id derives from it)
+    worker, delivery      who runs it, and which message (its delivery tag) holds the claim
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import redis
+
+from payapi.operations import OPERATIONS, Operation
+from payapi.outcomes import Failure, FailureKind
+from tasks import keys, scripts
+from tasks.messages import build_message, build_sent_event, sent_event_channel
+from tasks.states import DeferCause, JobState, Verdict
+
+# Why a job waited, kept per job for `payq job` and the demo's summary; only the latest few.
+_DEFERRALS_KEPT = 20
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A validated job ready to publish: ``kwargs`` is its JSON form with the wire field names."""
+
+    operation: Operation
+    job_id: str
+    kwargs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Begin:
+    """What a worker found when it picked a job up: a :class:`Verdict`, the attempt it claimed, and a time.
+
+    ``until`` is the end of the endpoint's pause (``PAUSED``) or the settle
+    time of a capture that already succeeded (``SETTLED``).
+    """
+
+    verdict: Verdict
+    attempts: int
+    until: float | None
+
+
+@dataclass(frozen=True)
+class Deferral:
+    """Why a job waits, as recorded: the cause, the facts behind it, and when it runs again.
+
+    ``delay`` is what the API asked for (clamped), ``attempt`` the call that
+    failed (0 when no call was made), ``failure`` what went wrong, if anything
+    did, ``paused_until`` the end of the endpoint's pause.
+    """
+
+    cause: DeferCause
+    until: float
+    operation: Operation
+    attempt: int = 0
+    delay: float | None = None
+    failure: Failure | None = None
+    paused_until: float | None = None
+
+    def describe(self) -> str:
+        """Why the job waits, as a person reads it (Flower's RETRY, logs, ``payq job``)."""
+        if self.cause is DeferCause.PAUSED:
+            return f"{self.operation.value} endpoint paused until {_iso(self.paused_until or self.until)} after HTTP 429"
+        failure = self.failure.describe() if self.failure is not None else "failed"
+        if self.cause is DeferCause.RETRY_AFTER:
+            return f"{failure}; retry after {self.delay:g}s"
+        return f"{failure}; backoff after attempt {self.attempt}"
+
+    def to_json(self) -> str:
+        """The record's ``defer`` field."""
+        data = asdict(self)
+        return json.dumps({k: v for k, v in data.items() if v is not None})
+
+    @classmethod
+    def from_json(cls, text: str) -> Deferral:
+        """Read a ``defer`` field back."""
+        data = json.loads(text)
+        failure = data.pop("failure", None)
+        return cls(
+            cause=DeferCause(data.pop("cause")), operation=Operation(data.pop("operation")),
+            failure=failure_from(failure), **data,
+        )
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def failure_from(data: dict[str, Any] | None) -> Failure | None:
+    """A :class:`Failure` from its stored JSON form, or None."""
+    if not data:
+        return None
+    return Failure(FailureKind(data["kind"]), data.get("status"), data.get("error_type"), data.get("error_msg"), data.get("detail"))
+
+
+def failure_json(failure: Failure) -> str:
+    """A :class:`Failure` as stored in a record."""
+    return json.dumps({k: v for k, v in asdict(failure).items() if v is not None})
+
+
+class JobStore:
+    """Job records, publishing, the deferred set and endpoint pauses: the Redis side of a job's life."""
+
+    def __init__(self, client: redis.Redis, retention_seconds: int) -> None:
+        self._redis = client
+        self._ttl = retention_seconds
+        self._events = sent_event_channel(int(client.connection_pool.connection_kwargs.get("db", 0)))
+        self._enqueue = scripts.register(client, "enqueue")
+        self._begin = scripts.register(client, "begin")
+        self._move = scripts.register(client, "move_due")
+        self._pause = scripts.register(client, "pause")
+        self._revive = scripts.register(client, "revive")
+        self._finish_capture = scripts.register(client, "finish_capture")
+
+    # --- publishing -------------------------------------------------------
+
+    def enqueue(self, jobs: Sequence[NewJob], now: float | None = None) -> list[bool]:
+        """Record and publish each job unless its id already has a record; True where it was published.
+
+        All scripts go out in one pipeline; each is atomic on its own, so a
+        failure part-way leaves every job either fully published or untouched.
+        """
+        now = now if now is not None else time.time()
+        pipe = self._redis.pipeline(transaction=False)
+        for job in jobs:
+            self._enqueue(
+                keys=[keys.job(job.job_id), OPERATIONS[job.operation].queue, keys.ACTIVE],
+                args=[job.job_id, build_message(job.operation, job.job_id, job.kwargs), job.operation,
+                      json.dumps(job.kwargs), now, self._ttl, self._events,
+                      build_sent_event(job.operation, job.job_id, job.kwargs, now)],
+                client=pipe,
+            )
+        return [bool(r) for r in pipe.execute()]
+
+    # --- a worker's steps ---------------------------------------------------
+
+    def begin(
+        self, job_id: str, operation: Operation, kwargs: dict[str, Any], worker: str, now: float, delivery: str, lease: float,
+    ) -> Begin:
+        """Claim an attempt, unless the job is finished, parked, its endpoint paused, or another delivery holds it.
+
+        ``delivery`` names this message (its delivery tag); a claim is held for
+        ``lease`` seconds against other messages for the same job, while the
+        same message redelivered may always take it over.
+        """
+        verdict, attempts, until = self._begin(
+            keys=[keys.job(job_id), keys.DEFERRED, keys.pause(operation), keys.ACTIVE],
+            args=[job_id, now, operation, json.dumps(kwargs), self._ttl, worker, delivery, lease],
+        )
+        return Begin(Verdict(verdict), int(attempts), float(until) if until else None)
+
+    def defer(self, job_id: str, deferral: Deferral, now: float) -> None:
+        """Park the job in the deferred set until ``deferral.until``; the mover publishes it again then."""
+        fields: dict[Any, Any] = {
+            "state": JobState.DEFERRED.value, "deferred_until": deferral.until, "defer": deferral.to_json(), "updated_at": now,
+        }
+        if deferral.failure is not None:
+            fields["failure"] = failure_json(deferral.failure)
+        history = json.dumps({"at": now, **json.loads(deferral.to_json())})
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(keys.job(job_id), mapping=fields)
+        pipe.zadd(keys.DEFERRED, {job_id: deferral.until})
+        pipe.zrem(keys.ACTIVE, job_id)
+        pipe.rpush(keys.deferrals(job_id), history)
+        pipe.ltrim(keys.deferrals(job_id), -_DEFERRALS_KEPT, -1)
+        pipe.expire(keys.deferrals(job_id), self._ttl)
+        pipe.execute()
+
+    def finish_capture(self, job_id: str, settled_at: int, result: dict[str, Any], report: NewJob, now: float) -> int:
+        """Settle a capture at ``settled_at``, publish its ``report`` and mark it succeeded, in one script.
+
+        Returns the settle time on record: ``settled_at``, or an earlier one, in
+        which case nothing was written and the report for that time is the one
+        to publish (call again with it).
+        """
+        return int(self._finish_capture(
+            keys=[keys.job(job_id), keys.ACTIVE, keys.job(report.job_id), OPERATIONS[report.operation].queue],
+            args=[job_id, now, settled_at, json.dumps(result), report.job_id,
+                  build_message(report.operation, report.job_id, report.kwargs), json.dumps(report.kwargs), self._ttl,
+                  self._events, build_sent_event(report.operation, report.job_id, report.kwargs, now)],
+        ))
+
+    def succeed(self, job_id: str, result: dict[str, Any], now: float) -> None:
+        """Mark the job succeeded with its result (e.g. a refund's reconciliationId)."""
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(keys.job(job_id), mapping={"state": JobState.SUCCEEDED.value, "result": json.dumps(result), "updated_at": now})
+        pipe.hdel(keys.job(job_id), "deferred_until", "defer")
+        pipe.zrem(keys.ACTIVE, job_id)
+        pipe.execute()
+
+    def pause(self, operation: Operation, until: float, now: float) -> bool:
+        """Pause ``operation``'s endpoint for every worker until ``until``; True if this extended the pause."""
+        ttl_ms = max(1, int((until - now) * 1000) + 1000)
+        return bool(self._pause(keys=[keys.pause(operation)], args=[until, ttl_ms]))
+
+    # --- the deferred set ---------------------------------------------------
+
+    def move_due(self, now: float, limit: int) -> int:
+        """Publish up to ``limit`` deferred jobs that are due; returns how many left the set.
+
+        Safe with any number of movers: a job is published by whichever script
+        removes it from the set, and only that one. A job whose record is no
+        longer ``deferred`` leaves the set without being published.
+        """
+        due = cast(list[str], self._redis.zrangebyscore(keys.DEFERRED, "-inf", now, start=0, num=limit))
+        args = _script_args(self._load(due, keys.DEFERRED))
+        return int(self._move(keys=[keys.DEFERRED, keys.ACTIVE], args=[now, *args])) if args else 0
+
+    def revive_lost(self, now: float, older_than: float, limit: int) -> int:
+        """Re-publish jobs whose message was lost, untouched for ``older_than`` seconds; returns how many.
+
+        A job outlives its visibility timeout and time limit running only if its
+        worker's message vanished, and queued with its queue empty only if its
+        message did (a worker killed between kombu's pop and its unacked
+        record). A queued job behind a backlog keeps its message and is left
+        alone: a copy would run it twice.
+        """
+        cutoff = now - older_than
+        stale = cast(list[str], self._redis.zrangebyscore(keys.ACTIVE, "-inf", cutoff, start=0, num=limit))
+        jobs = self._load(stale, keys.ACTIVE)
+        queued = {job.operation for job in jobs if job.state == JobState.QUEUED}
+        backlogged = {op for op in queued if self._redis.llen(OPERATIONS[op].queue)}
+        # the script looks at each queue again: it may have emptied meanwhile
+        args = _script_args([job for job in jobs if not (job.state == JobState.QUEUED and job.operation in backlogged)])
+        return int(self._revive(keys=[keys.ACTIVE], args=[now, cutoff, *args])) if args else 0
+
+    def _load(self, job_ids: list[str], watched: str) -> list[_Stored]:
+        """The records of ``job_ids``; a job whose record is gone leaves the ``watched`` set.
+
+        A record vanishes only by retention (days) or by hand: nothing is left to rebuild its job from.
+        """
+        if not job_ids:
+            return []
+        pipe = self._redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hmget(keys.job(job_id), "op", "kwargs", "state")
+        jobs: list[_Stored] = []
+        orphans: list[str] = []
+        for job_id, (op, kwargs_json, state) in zip(job_ids, pipe.execute(), strict=True):
+            if op is None:
+                orphans.append(job_id)
+            else:
+                jobs.append(_Stored(job_id, Operation(op), kwargs_json, state))
+        if orphans:
+            self._redis.zrem(watched, *orphans)
+        return jobs
+
+    # --- reading ------------------------------------------------------------
+
+    def get(self, job_id: str) -> dict[str, str] | None:
+        """The job's record as stored, or None."""
+        record = cast(dict[str, str], self._redis.hgetall(keys.job(job_id)))
+        return record or None
+
+    def deferrals(self, job_id: str) -> list[dict[str, Any]]:
+        """Why the job waited, oldest first (the latest few deferrals), as stored."""
+        return [json.loads(item) for item in cast(list[str], self._redis.lrange(keys.deferrals(job_id), 0, -1))]
+
+    def pauses(self, operations: Iterable[Operation]) -> dict[Operation, float]:
+        """Endpoint pauses on record: operation -> until (some may have ended already)."""
+        ops = list(operations)
+        values = self._redis.mget([keys.pause(op) for op in ops])
+        return {op: float(v) for op, v in zip(ops, values, strict=True) if v is not None}
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """What republishing a job needs from its record."""
+
+    job_id: str
+    operation: Operation
+    kwargs_json: str
+    state: str | None
+
+
+def _script_args(jobs: Iterable[_Stored]) -> list[Any]:
+    """(id, job key, queue, message) per job, flattened, as the move and revive scripts take them."""
+    args: list[Any] = []
+    for job in jobs:
+        message = build_message(job.operation, job.job_id, json.loads(job.kwargs_json))
+        args += [job.job_id, keys.job(job.job_id), OPERATIONS[job.operation].queue, message]
+    return args

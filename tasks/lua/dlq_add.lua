@@ -1,0 +1,22 @@
+-- Store a dead-letter entry (replacing an older one for the same job) and mark its job dead.
+--#include lib/dlq_remove.lua
+local entries_key = KEYS[1]
+local index_key = KEYS[2]
+local counts_key = KEYS[3]
+local job_key = KEYS[4]
+local job_id = ARGV[1]
+local entry = ARGV[2]
+local dead_at = ARGV[3]
+local reason = ARGV[4]
+local failure = ARGV[5]   -- JSON of the failure, for the job record
+local job_ttl = ARGV[6]
+
+remove_entry(entries_key, index_key, counts_key, job_id)
+redis.call('HSET', entries_key, job_id, entry)
+redis.call('ZADD', index_key, dead_at, job_id)
+redis.call('HINCRBY', counts_key, reason, 1)
+redis.call('HSET', job_key, 'state', 'dead', 'reason', reason, 'failure', failure, 'updated_at', dead_at)
+redis.call('HDEL', job_key, 'deferred_until', 'defer')
+-- the record is the job's idempotency key: it must outlive the entry
+redis.call('EXPIRE', job_key, job_ttl)
+return 1

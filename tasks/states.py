@@ -1,0 +1,57 @@
+"""The names a job's life is told in: its states, what a worker finds when it picks one up, why it waits, why it was given up.
+
+``StrEnum`` so that each value is the exact string stored in Redis and shown
+to operators; compare members, never spelled-out strings.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class JobState(StrEnum):
+    """A job record's ``state``.
+
+        queued -> running -> succeeded
+                          -> deferred -> queued (moved back when due)
+                          -> dead (in the dead-letter store) -> queued (replayed)
+    """
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DEFERRED = "deferred"
+    SUCCEEDED = "succeeded"
+    DEAD = "dead"
+
+
+SETTLED_STATES = frozenset({JobState.SUCCEEDED, JobState.DEAD})
+
+
+class Verdict(StrEnum):
+    """What BEGIN found when a worker picked a job up (``tasks/lua/begin.lua``)."""
+
+    RUN = "run"              # call the API; this call is counted as an attempt
+    PAUSED = "paused"        # the endpoint is paused (a 429): wait it out, no call, no attempt
+    SETTLED = "settled"      # a capture that already succeeded: finish it without calling again
+    SUCCEEDED = "succeeded"  # a stale copy of a finished job: nothing to do
+    DEAD = "dead"            # a stale copy of a dead-lettered job: nothing to do
+    DEFERRED = "deferred"    # a stale copy of a job waiting in the deferred set: nothing to do
+    BUSY = "busy"            # another delivery of the same job is running it: nothing to do
+
+
+class DeferCause(StrEnum):
+    """Why a job waits in the deferred set."""
+
+    PAUSED = "paused"            # its endpoint was paused by a 429; it made no call
+    RETRY_AFTER = "retry-after"  # the API said when to come back (429 or 503)
+    BACKOFF = "backoff"          # a transient fault without a delay: exponential backoff
+
+
+class DeadLetterReason(StrEnum):
+    """Why a job went to the dead-letter store; an operator's next step depends on it (README, "Inspecting and replaying")."""
+
+    PERMANENT = "permanent"
+    RETRIES_EXHAUSTED = "retries-exhausted"
+    FEEDBACK_REJECTED = "feedback-rejected"
+    INVALID_JOB = "invalid-job"
+    INTERNAL_ERROR = "internal-error"

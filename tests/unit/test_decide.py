@@ -1,0 +1,118 @@
+"""The retry decision as a table: every kind of outcome, on the first, a middle and the last allowed attempt.
+
+The clock and the random draw are pinned (``rand`` always 0.5), so every due
+time is exact: a Retry-After waits its clamped delay plus half the jitter; a
+backoff waits half of min(cap, base * 2^(attempt-1)).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from payapi.models import FeedbackResponse, RefundResponse
+from payapi.outcomes import Failure, FailureKind, Outcome, Permanent, RetryAfter, Success, Transient
+from tasks.decide import DeadLetterJob, Decision, Defer, RetryPolicy, Succeed, decide, wait_out_pause
+from tasks.states import DeadLetterReason, DeferCause
+
+NOW = 1_000_000.0
+POLICY = RetryPolicy(max_attempts=8, backoff_base=1.0, backoff_cap=300.0, retry_after_floor=1.0, retry_after_cap=900.0,
+                     retry_after_jitter=0.5)
+FIRST, MIDDLE, LAST = 1, 4, 8
+
+THROTTLED = Failure(FailureKind.THROTTLED, 429, error_msg="Too Many Requests")
+UNAVAILABLE = Failure(FailureKind.UNAVAILABLE, 503, error_msg="ServiceUnavailableException")
+SERVER_ERROR = Failure(FailureKind.SERVER_ERROR, 500, error_msg="ServiceException")
+TIMEOUT = Failure(FailureKind.TIMEOUT, error_type="ReadTimeout")
+UNKNOWN_TRIP = Failure(FailureKind.REFUSED, 400, "UnknownShoppingTrip", "UnknownShoppingTrip: no shopping trip 't1'")
+UNUSABLE = Failure(FailureKind.UNUSABLE_BODY, 200, detail="refund reconciliationId: Field required")
+
+
+def half(x: float) -> float:
+    return x * 0.5
+
+
+def retry_after(delay: float, failure: Failure, clamped: float, *, pause: bool) -> Decision:
+    return Defer(NOW + clamped + half(POLICY.retry_after_jitter), DeferCause.RETRY_AFTER, failure, clamped,
+                 NOW + clamped if pause else None)
+
+
+def backoff(attempt: int, failure: Failure) -> Decision:
+    return Defer(NOW + half(min(300.0, 2.0 ** (attempt - 1))), DeferCause.BACKOFF, failure)
+
+
+ROWS: list[tuple[str, Outcome, int, Decision]] = []
+for attempt in (FIRST, MIDDLE, LAST):
+    ROWS += [
+        (f"capture-200-attempt-{attempt}", Success(), attempt, Succeed({})),
+        (f"refund-200-attempt-{attempt}", Success(RefundResponse(reconciliationId="R1")), attempt, Succeed({"reconciliationId": "R1"})),
+        (f"feedback-accepted-attempt-{attempt}", Success(FeedbackResponse(status="Accepted", reasonCode="OK")), attempt,
+         Succeed({"status": "Accepted", "reasonCode": "OK"})),
+        (f"feedback-rejected-attempt-{attempt}", Success(FeedbackResponse(status="Rejected", reasonCode="OUTSTANDING_BALANCE")), attempt,
+         DeadLetterJob(DeadLetterReason.FEEDBACK_REJECTED, Failure(FailureKind.REJECTED, 200, "OUTSTANDING_BALANCE"))),
+        (f"400-attempt-{attempt}", Permanent(UNKNOWN_TRIP), attempt, DeadLetterJob(DeadLetterReason.PERMANENT, UNKNOWN_TRIP)),
+    ]
+for attempt, exhausted in ((FIRST, False), (MIDDLE, False), (LAST, True)):
+    for name, outcome, clamped, pause in (
+        ("429-retry-after-30", RetryAfter(30.0, THROTTLED), 30.0, True),
+        ("429-retry-after-below-floor", RetryAfter(0.0, THROTTLED), 1.0, True),
+        ("429-retry-after-above-cap", RetryAfter(86400.0, THROTTLED), 900.0, True),
+        ("429-documented-600", RetryAfter(600.0, THROTTLED), 600.0, True),
+        ("503-retry-after-30", RetryAfter(30.0, UNAVAILABLE), 30.0, False),
+        ("503-retry-after-below-floor", RetryAfter(0.2, UNAVAILABLE), 1.0, False),
+        ("503-retry-after-above-cap", RetryAfter(7200.0, UNAVAILABLE), 900.0, False),
+    ):
+        assert isinstance(outcome, RetryAfter)
+        expected: Decision = (
+            DeadLetterJob(DeadLetterReason.RETRIES_EXHAUSTED, outcome.failure, NOW + clamped if pause else None)
+            if exhausted else retry_after(outcome.delay, outcome.failure, clamped, pause=pause)
+        )
+        ROWS.append((f"{name}-attempt-{attempt}", outcome, attempt, expected))
+    for name, failure in (
+        ("429-without-delay", THROTTLED), ("503-without-delay", UNAVAILABLE), ("500", SERVER_ERROR), ("timeout", TIMEOUT),
+        ("200-unusable-body", UNUSABLE),
+    ):
+        expected = DeadLetterJob(DeadLetterReason.RETRIES_EXHAUSTED, failure) if exhausted else backoff(attempt, failure)
+        ROWS.append((f"{name}-attempt-{attempt}", Transient(failure), attempt, expected))
+
+
+@pytest.mark.parametrize(("outcome", "attempts", "decision"), [pytest.param(o, a, d, id=i) for i, o, a, d in ROWS])
+def test_the_decision_for_each_outcome_and_attempt(outcome: Outcome, attempts: int, decision: Decision) -> None:
+    assert decide(outcome, attempts, POLICY, NOW, lambda: 0.5) == decision
+
+
+@pytest.mark.parametrize(
+    ("attempt", "ceiling"),
+    [(1, 1.0), (2, 2.0), (5, 16.0), (9, 256.0), (10, 300.0), (63, 300.0), (10_000, 300.0)],
+)
+def test_backoff_doubles_per_attempt_up_to_the_cap_with_full_jitter(attempt: int, ceiling: float) -> None:
+    policy = RetryPolicy(max_attempts=100_000)
+    lowest = decide(Transient(SERVER_ERROR), attempt, policy, NOW, lambda: 0.0)
+    highest = decide(Transient(SERVER_ERROR), attempt, policy, NOW, lambda: 0.999999)
+
+    assert isinstance(lowest, Defer) and isinstance(highest, Defer)
+    assert lowest.until == NOW
+    assert highest.until == pytest.approx(NOW + ceiling * 0.999999)
+
+
+def test_a_retry_after_is_never_shortened_by_the_jitter_only_lengthened() -> None:
+    earliest = decide(RetryAfter(30.0, UNAVAILABLE), 1, POLICY, NOW, lambda: 0.0)
+    latest = decide(RetryAfter(30.0, UNAVAILABLE), 1, POLICY, NOW, lambda: 0.999999)
+
+    assert isinstance(earliest, Defer) and isinstance(latest, Defer)
+    assert earliest.until == NOW + 30.0
+    assert NOW + 30.0 < latest.until < NOW + 30.5
+
+
+@pytest.mark.parametrize("draw", [0.0, 0.5, 0.999999])
+def test_a_paused_endpoint_is_waited_out_until_the_pause_ends_plus_jitter_without_a_failure(draw: float) -> None:
+    decision = wait_out_pause(NOW + 600, POLICY, lambda: draw)
+
+    assert decision == Defer(NOW + 600 + draw * 0.5, DeferCause.PAUSED, paused_until=NOW + 600)
+
+
+def test_policy_from_settings_reads_every_field() -> None:
+    from config.settings import Settings
+
+    settings = Settings(max_attempts=3, backoff_base=0.2, backoff_cap=5, retry_after_floor=0, retry_after_cap=60, retry_after_jitter=2)
+
+    assert RetryPolicy.from_settings(settings) == RetryPolicy(3, 0.2, 5.0, 0.0, 60.0, 2.0)
