@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from payapi.models import StoreId, TripId, describe
 from sandbox.basehandler import ApiHandler
 from sandbox.faults import FaultScriptError, parse_script
+from sandbox.ratelimit import limits_to_json
 from sandbox.state import SandboxState
 
 
@@ -50,7 +51,11 @@ class TripsHandler(ApiHandler):
 
 
 class FaultsHandler(ApiHandler):
-    """``POST /admin/faults``: replace the fault script → ``{"rules": n}``."""
+    """``POST /admin/faults``: replace the fault script → ``{"rules": n, "rate_limits": {the limits now in force}}``.
+
+    A script with ``rate_limits`` replaces the configured limits until the
+    next script or reset; a script without them puts the configured ones back.
+    """
 
     def post(self) -> None:
         try:
@@ -59,8 +64,18 @@ class FaultsHandler(ApiHandler):
             kind = "invalid fault script" if isinstance(exc, FaultScriptError) else "fault script is not valid JSON"
             self.send_json({"errorMsg": f"{kind}: {exc}"}, 400)
             return
-        self.state.faults = script
-        self.send_json({"rules": len(script.rules)})
+        self.state.set_faults(script)
+        self.send_json({"rules": len(script.rules), "rate_limits": limits_to_json(self.state.limiter.limits)})
+
+
+class RateLimitsHandler(ApiHandler):
+    """``GET /admin/rate-limits``: ``{"rate_limits": {in force}, "configured": {from --rate-limit, restored by reset}}``."""
+
+    def get(self) -> None:
+        self.send_json({
+            "rate_limits": limits_to_json(self.state.limiter.limits),
+            "configured": limits_to_json(self.state.rate_limits),
+        })
 
 
 class RequestsHandler(ApiHandler):
@@ -90,7 +105,7 @@ class LedgerHandler(ApiHandler):
 
 
 class ResetHandler(ApiHandler):
-    """``POST /admin/reset``: clear the ledger, the fault script and the request log."""
+    """``POST /admin/reset``: clear the ledger, the fault script and the request log; the configured rate limits return."""
 
     def post(self) -> None:
         self.state.reset()
@@ -110,6 +125,7 @@ def routes(state: SandboxState) -> list[tuple[str, type[ApiHandler], dict[str, A
     return [
         ("/admin/trips", TripsHandler, bound),
         ("/admin/faults", FaultsHandler, bound),
+        ("/admin/rate-limits", RateLimitsHandler, bound),
         ("/admin/requests", RequestsHandler, bound),
         ("/admin/ledger", LedgerHandler, bound),
         ("/admin/reset", ResetHandler, bound),

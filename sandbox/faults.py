@@ -2,8 +2,10 @@
 
 A script is JSON, ``{"rules": [rule, ...]}``; each rule picks requests by
 endpoint (and optionally store and trip) and hands out faults from a sequence
-or with a probability. Parsing and selection are pure: the clock and the
-randomness are injected, so tests can pin both.
+or with a probability. A script may also carry ``"rate_limits"`` (see
+:mod:`sandbox.ratelimit`), which replace the command line's while it is in
+force. Parsing and selection are pure: the clock and the randomness are
+injected, so tests can pin both.
 
 A fault is an object or a shorthand string::
 
@@ -22,11 +24,13 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Literal
 
 from payapi.operations import Operation
+from sandbox.ratelimit import RateLimitError, RateLimits, parse_limits
 
 FaultKind = Literal["status", "pass", "reset", "hang", "truncate", "malformed", "extra"]
 ENDPOINTS = tuple(op.value for op in Operation)  # a rule names its endpoint by the operation
@@ -108,6 +112,12 @@ def _status_fault(status: int, headers: Mapping[str, str], body: Any, *, html: b
     elif "content-type" not in lowered:
         extra.append(("Content-Type", content_type))
     return Fault("status", process=process, status=status, headers=(*headers.items(), *extra), body=raw)
+
+
+@lru_cache(maxsize=64)
+def too_many_requests(retry_after: int) -> Fault:
+    """The rate limiter's answer: the same 429 as the ``"429 Retry-After: N"`` fault (cached: one per N)."""
+    return _status_fault(429, {"Retry-After": str(retry_after)}, None)
 
 
 def _phrase(status: int) -> str:
@@ -258,10 +268,17 @@ class Rule:
 
 
 class FaultScript:
-    """The rules in force; :meth:`select` decides each request's fault. Rules are tried in order."""
+    """The rules in force; :meth:`select` decides each request's fault. Rules are tried in order.
 
-    def __init__(self, rules: list[Rule], *, clock: Callable[[], float] = time.monotonic) -> None:
+    ``rate_limits`` is ``None`` when the script says nothing about them (the
+    command line's stay in force) and a mapping, maybe empty, when it does.
+    """
+
+    def __init__(
+        self, rules: list[Rule], *, clock: Callable[[], float] = time.monotonic, rate_limits: RateLimits | None = None,
+    ) -> None:
         self.rules = rules
+        self.rate_limits = rate_limits
         self._clock = clock
         self.set_at = clock()  # for_seconds counts from when the script was set
 
@@ -294,14 +311,19 @@ def parse_script(data: Any, *, clock: Callable[[], float] = time.monotonic, rng:
     """
     if not isinstance(data, dict):
         raise FaultScriptError('a fault script is a JSON object: {"rules": [...]}')
-    unknown = sorted(set(data) - {"rules", "seed"})
+    unknown = sorted(set(data) - {"rules", "seed", "rate_limits"})
     if unknown:
-        raise FaultScriptError(f"unknown key(s) {', '.join(unknown)} (a script has rules and an optional seed)")
+        raise FaultScriptError(f"unknown key(s) {', '.join(unknown)} (a script has rules, an optional seed and optional rate_limits)")
     rules = data.get("rules", [])
     if not isinstance(rules, list):
         raise FaultScriptError("rules must be a list")
     seed = data.get("seed")
-    return FaultScript([_parse_rule(r, f"rules[{i}]", seed, i, rng) for i, r in enumerate(rules)], clock=clock)
+    parsed = [_parse_rule(r, f"rules[{i}]", seed, i, rng) for i, r in enumerate(rules)]
+    try:
+        rate_limits = parse_limits(data["rate_limits"]) if "rate_limits" in data else None
+    except RateLimitError as exc:
+        raise FaultScriptError(str(exc)) from None
+    return FaultScript(parsed, clock=clock, rate_limits=rate_limits)
 
 
 def _parse_rule(value: Any, where: str, script_seed: Any, index: int, rng: random.Random | None) -> Rule:

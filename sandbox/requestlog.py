@@ -10,7 +10,11 @@ from typing import Any
 
 @dataclass(slots=True)
 class LoggedRequest:
-    """One API request as it arrived; ``status`` is filled in once answered and stays ``None`` if it never was."""
+    """One API request as it arrived; ``status`` is filled in once answered and stays ``None`` if it never was.
+
+    ``rate_limited`` marks a 429 from the rate limiter, so a test can tell it
+    from a scripted 429 and count the calls the limiter let through.
+    """
 
     time: float
     method: str
@@ -18,6 +22,7 @@ class LoggedRequest:
     headers: dict[str, str]
     body: str
     status: int | None = None
+    rate_limited: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """The entry as ``/admin/requests`` shows it."""
@@ -28,6 +33,7 @@ class LoggedRequest:
             "headers": self.headers,
             "body": self.body,
             "status": self.status,
+            "rateLimited": self.rate_limited,
         }
 
 

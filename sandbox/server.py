@@ -1,4 +1,8 @@
-"""The sandbox's HTTP server: the four API endpoints on tornado, with faults, latency and a request log.
+"""The sandbox's HTTP server: the four API endpoints on tornado, with rate limits, faults, latency and a request log.
+
+A request goes through, in order: the request log, the SigV4 verifier (403),
+the rate limiter (429 at once, no latency), the fault script, the latency,
+then the ledger — or the fault instead.
 
 Everything runs on one asyncio event loop: simulated latency and hangs are
 ``asyncio.sleep``, so a thousand slow requests cost no threads.
@@ -23,9 +27,10 @@ from tornado.web import Application, RequestHandler
 from payapi.operations import OPERATIONS, Operation
 from sandbox import admin
 from sandbox.basehandler import ApiHandler, NotFoundHandler
-from sandbox.faults import NO_FAULT, Fault, FaultScript
+from sandbox.faults import NO_FAULT, Fault, FaultScript, too_many_requests
 from sandbox.ledger import Ledger
 from sandbox.operations import Reply, decode, perform
+from sandbox.ratelimit import RateLimits
 from sandbox.requestlog import LoggedRequest, RequestLog
 from sandbox.state import SandboxState, Verifier
 
@@ -36,7 +41,7 @@ _SHUTDOWN_GRACE_SECONDS = 2.0
 
 
 class OperationHandler(ApiHandler):
-    """``POST /v1/...``: one API operation; the fault script decides first whether it is answered honestly."""
+    """``POST /v1/...``: one API operation; the rate limit, then the fault script, decide whether it is answered honestly."""
 
     def initialize(self, state: SandboxState, operation: Operation) -> None:  # type: ignore[override]
         self.state = state
@@ -44,10 +49,18 @@ class OperationHandler(ApiHandler):
         self.entry: LoggedRequest | None = None
 
     async def post(self) -> None:
-        """Log, verify, pick a fault, wait the latency, then answer (or not)."""
+        """Log, verify, apply the rate limit, pick a fault, wait the latency, then answer (or not)."""
         state, request = self.state, self.request
-        self.entry = state.log.record(time.time(), "POST", request.path, request.headers, request.body)
+        arrived = time.time()
+        self.entry = state.log.record(arrived, "POST", request.path, request.headers, request.body)
         denied = state.verifier("POST", request.path, request.headers, request.body) if state.verifier else None
+        # Like a gateway's throttle: after authentication (a 403 is not counted), before the service (no fault
+        # consumed, no latency). The limiter gets the logged arrival time, so the log shows exactly what it counted.
+        limit = state.limiter.admit(self.operation, arrived) if denied is None else None
+        if limit is not None:
+            self.entry.rate_limited = True
+            await self._misbehave(too_many_requests(limit.retry_after), None)
+            return
         decoded = decode(request.body)
         # A request the verifier refuses never reaches the service, so it consumes no fault.
         selection = NO_FAULT if denied is not None else state.faults.select(self.operation, decoded.store_id, decoded.trip_id)
@@ -128,6 +141,7 @@ def make_app(
     auto_register: bool = False,
     log_limit: int = DEFAULT_LOG_LIMIT,
     verifier: Verifier | None = None,
+    rate_limits: RateLimits | None = None,
     clock: Callable[[], float] = time.time,
     fault_clock: Callable[[], float] = time.monotonic,
 ) -> Application:
@@ -135,6 +149,8 @@ def make_app(
 
     ``verifier`` checks each API request (method, path, headers, body) before
     anything else; a message it returns is answered 403 ``{"errorMsg": message}``.
+    ``rate_limits`` are the configured limits per endpoint (``faults`` may
+    replace them while it is in force; a reset brings them back).
     ``clock`` is the ledger's wall clock (trip times, the refund window).
     """
     state = SandboxState(
@@ -144,6 +160,7 @@ def make_app(
         latency_ms=latency_ms,
         verifier=verifier,
         fault_clock=fault_clock,
+        rate_limits=dict(rate_limits or {}),
     )
     routes: list[Any] = [(spec.path, OperationHandler, {"state": state, "operation": op}) for op, spec in OPERATIONS.items()]
     routes += admin.routes(state)
@@ -192,13 +209,17 @@ def run(
     auto_register: bool = False,
     log_limit: int = DEFAULT_LOG_LIMIT,
     verifier: Verifier | None = None,
+    rate_limits: RateLimits | None = None,
 ) -> None:
     """Run the sandbox until SIGTERM or SIGINT; prints ``sandbox listening on http://H:P`` once bound."""
     def announce(line: str) -> None:
         print(line, flush=True)  # a supervisor waiting on stdout must see it now, not at exit
 
     async def main() -> None:
-        app = make_app(latency_ms=latency_ms, faults=faults, auto_register=auto_register, log_limit=log_limit, verifier=verifier)
+        app = make_app(
+            latency_ms=latency_ms, faults=faults, auto_register=auto_register, log_limit=log_limit, verifier=verifier,
+            rate_limits=rate_limits,
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

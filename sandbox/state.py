@@ -1,4 +1,4 @@
-"""What one running sandbox holds: the ledger, the fault script in force, the request log and its settings."""
+"""What one running sandbox holds: the ledger, the fault script and rate limits in force, the request log and its settings."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from sandbox.faults import FaultScript
 from sandbox.ledger import Ledger
+from sandbox.ratelimit import RateLimiter, RateLimits
 from sandbox.requestlog import RequestLog
 
 Verifier = Callable[[str, str, Mapping[str, str], bytes], "str | None"]
@@ -16,7 +17,12 @@ Verifier = Callable[[str, str, Mapping[str, str], bytes], "str | None"]
 
 @dataclass
 class SandboxState:
-    """Shared by every handler of one app; the event loop is single-threaded, so no locks."""
+    """Shared by every handler of one app; the event loop is single-threaded, so no locks.
+
+    ``rate_limits`` are the sandbox's configured limits (``--rate-limit``); a
+    fault script that has ``rate_limits`` replaces them while it is in force,
+    and :meth:`reset` brings them back.
+    """
 
     ledger: Ledger
     log: RequestLog
@@ -25,9 +31,20 @@ class SandboxState:
     verifier: Verifier | None = None
     # for_seconds in fault scripts counts on this clock; monotonic, so a wall-clock jump cannot end a fault early
     fault_clock: Callable[[], float] = time.monotonic
+    rate_limits: RateLimits = field(default_factory=dict)
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+
+    def __post_init__(self) -> None:
+        self.set_faults(self.faults)
+
+    def set_faults(self, script: FaultScript) -> None:
+        """Put ``script`` in force, with its rate limits if it has any, else the configured ones."""
+        self.faults = script
+        self.limiter.configure(script.rate_limits if script.rate_limits is not None else self.rate_limits)
 
     def reset(self) -> None:
-        """Clear the ledger, the fault script and the request log (settings stay)."""
+        """Clear the ledger, the fault script, the calls the limiter counted and the request log (settings stay)."""
         self.ledger.clear()
-        self.faults = FaultScript([], clock=self.fault_clock)
+        self.set_faults(FaultScript([], clock=self.fault_clock))
+        self.limiter.clear()
         self.log.clear()

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import copy
-import queue
-import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -15,8 +11,9 @@ import pytest
 import requests
 
 from payapi import wire
-from sandbox.server import make_app, serve, state_of
+from sandbox.server import make_app, state_of
 from tests.support.sandbox import SandboxProcess
+from tests.support.sandbox_thread import served_in_a_thread
 
 REFUND_ID = "3f1c2a4e-9b7d-4c1e-8a2b-5d6e7f809a1b"
 MISSING = object()
@@ -210,26 +207,6 @@ def test_validation_comes_before_the_trip_lookup(sandbox: SandboxProcess) -> Non
 
 
 # --- the request verifier hook (SigV4 will plug in here) --------------------------------------
-
-@contextmanager
-def served_in_a_thread(app: Any) -> Iterator[str]:
-    """Serve ``app`` on a free port on its own event loop; yields the base URL."""
-    announced: queue.Queue[str] = queue.Queue()
-    handles: dict[str, Any] = {}
-
-    async def main() -> None:
-        handles["loop"], handles["stop"] = asyncio.get_running_loop(), asyncio.Event()
-        await serve(app, "127.0.0.1", 0, handles["stop"], announce=announced.put)
-
-    thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
-    thread.start()
-    line = announced.get(timeout=10)
-    try:
-        yield line.rsplit(" ", 1)[1]
-    finally:
-        handles["loop"].call_soon_threadsafe(handles["stop"].set)
-        thread.join(10)
-
 
 def test_a_verifier_refusal_is_a_403_before_anything_else() -> None:
     seen: list[tuple[str, str, bytes]] = []

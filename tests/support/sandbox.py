@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -99,12 +100,21 @@ class SandboxProcess:
         self._admin("POST", "/admin/trips", item)
 
     def set_faults(self, script: dict[str, Any]) -> int:
-        """Replace the fault script; returns the number of rules."""
+        """Replace the fault script (and, if it has ``rate_limits``, the rate limits); returns the number of rules."""
         rules: int = self._admin("POST", "/admin/faults", script)["rules"]
         return rules
 
+    def rate_limits(self) -> dict[str, Any]:
+        """``GET /admin/rate-limits``: ``{"rate_limits": {in force}, "configured": {from --rate-limit}}``."""
+        answer: dict[str, Any] = self._admin("GET", "/admin/rate-limits")
+        return answer
+
     def requests(self, path: str | None = None, since: float | None = None) -> list[dict[str, Any]]:
-        """The request log, oldest first, optionally only one path or since an epoch time."""
+        """The request log, oldest first, optionally only one path or since an epoch time.
+
+        Each entry has ``time`` (arrival, epoch seconds), ``status`` and
+        ``rateLimited`` (a 429 from the rate limiter, not from a fault script).
+        """
         params: dict[str, str] = {}
         if path is not None:
             params["path"] = path
@@ -126,7 +136,7 @@ class SandboxProcess:
         raise KeyError((store, trip))
 
     def reset(self) -> None:
-        """Clear the ledger, the fault script and the request log."""
+        """Clear the ledger, the fault script and the request log; the rate limits go back to the command line's."""
         self._admin("POST", "/admin/reset")
 
     def stop(self, timeout: float = 5.0) -> int:
@@ -153,3 +163,18 @@ class SandboxProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def most_in_one_second(times: Iterable[float]) -> int:
+    """The most calls in any one-second window: the largest group of ``times`` all less than a second apart.
+
+    The sandbox's rate limiter keeps this at or under R for the calls it
+    accepted (request log entries with ``rateLimited`` false).
+    """
+    ordered = sorted(times)
+    most, first = 0, 0
+    for last, now in enumerate(ordered):
+        while now - ordered[first] >= 1.0:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
