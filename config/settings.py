@@ -6,10 +6,11 @@ README's configuration table is generated from the field descriptions here.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -38,11 +39,25 @@ class Settings(BaseSettings):
     dead_letter_retention_days: float = Field(30.0, gt=0, description="Days a dead-letter entry is kept before it is trimmed.")
     deferred_poll_interval: float = Field(0.1, gt=0, description="Seconds between checks for due deferred jobs.")
     deferred_batch_size: int = Field(1000, ge=1, description="Due deferred jobs moved back to their queue per check.")
+    rate_limits: dict[str, float] = Field(
+        default_factory=dict,
+        description="Calls per second each endpoint may take, as JSON: `{\"capture\": 30, \"feedback\": 30}` (operations `capture`, "
+                    "`cancel`, `refund`, `feedback`). A ceiling for every worker together; unset means none is configured "
+                    "(payq still learns one from the API's 429s).",
+    )
     redis_retry_seconds: float = Field(3.0, ge=0, description="Seconds the producer keeps retrying an unreachable Redis before it fails.")
     worker_pool: Literal["threads", "prefork", "gevent", "solo"] = Field("threads", description="Celery pool the local stack and docker-compose use.")
     worker_concurrency: int = Field(32, ge=1, description="Jobs one worker process runs at once.")
     worker_processes: int = Field(4, ge=1, description="Worker processes the local stack and docker-compose run; 2 per core drained fastest (measured).")
     flower_basic_auth: SecretStr | None = Field(None, description="`user:password` for Flower's basic auth in the local stack and docker-compose.")
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _positive_rates(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = [name for name, rate in value.items() if not (rate > 0 and math.isfinite(rate))]
+        if bad:
+            raise ValueError(f"calls per second must be a number greater than 0 (for {', '.join(sorted(bad))})")
+        return value
 
     @model_validator(mode="after")
     def _sigv4_needs_region(self) -> Settings:

@@ -49,6 +49,7 @@ class FailureKind(StrEnum):
     REJECTED = "rejected"            # fraud and abuse answered Rejected to a payment-status report
     INVALID_JOB = "invalid-job"      # the job's fields broke the models
     INTERNAL = "internal"            # handling the job raised something unforeseen
+    CAPTURE_FAILED = "capture-failed"  # a refund whose trip's capture was dead-lettered and purged (error_type: the capture)
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,8 @@ class Failure:
         """One line for a person: a log line, a dead letter, Flower, the CLI."""
         if self.kind is FailureKind.REJECTED:
             return f"Rejected: {self.error_type or 'no reasonCode'}"
+        if self.kind is FailureKind.CAPTURE_FAILED:
+            return f"its capture {self.error_type} was dead-lettered and purged: the refund was never sent"
         parts = [self.headline()]
         message = self.error_msg or self.detail
         if self.error_type and not (message or "").startswith(self.error_type):
@@ -106,6 +109,7 @@ class Success:
     """The API did it; ``body`` is the parsed response where the operation has one."""
 
     body: ResponseModel | None = None
+    status: int = 200
 
 
 @dataclass(frozen=True)
@@ -146,6 +150,11 @@ class Permanent:
 
 
 Outcome = Success | RetryAfter | Transient | Permanent
+
+
+def status_of(outcome: Outcome) -> int | None:
+    """The HTTP status the call got, or None when it got no response."""
+    return outcome.status if isinstance(outcome, Success) else outcome.failure.status
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
@@ -241,7 +250,7 @@ def classify(operation: Operation, status: int, headers: Mapping[str, str], body
 def _classify_success(operation: Operation, status: int, body: bytes) -> Outcome:
     model = OPERATIONS[operation].response
     if model is None:
-        return Success()  # an empty 200 is the documented answer; anything in it is ignored
+        return Success(status=status)  # an empty 200 is the documented answer; anything in it is ignored
     try:
         parsed = model.model_validate_json(body)
     except ValidationError as exc:
@@ -251,7 +260,7 @@ def _classify_success(operation: Operation, status: int, body: bytes) -> Outcome
         where = ".".join(str(p) for p in first["loc"]) or "body"
         detail = f"{operation} {where}: {first['msg']}: {_snippet(body) or '(empty)'!r}"
         return Transient(Failure(FailureKind.UNUSABLE_BODY, status, detail=bounded(detail, 2 * _SNIPPET)))
-    return Success(parsed)
+    return Success(parsed, status)
 
 
 def classify_exception(exc: BaseException) -> Outcome:

@@ -17,6 +17,7 @@ import builtins
 import json
 import time
 from collections.abc import Iterable, Iterator
+from enum import StrEnum
 from typing import Any, cast
 
 import redis
@@ -115,7 +116,7 @@ class DeadLetterStore:
         self._add(
             keys=[*self._keys, keys.job(entry.id)],
             args=[entry.id, entry.model_dump_json(), entry.dead_at, entry.reason, failure_json(entry.failure),
-                  max(self._job_ttl, self._retention)],
+                  max(self._job_ttl, self._retention), _books_of(entry)],
         )
 
     def get(self, entry_id: str) -> DeadLetter | None:
@@ -146,13 +147,13 @@ class DeadLetterStore:
             and (reason is None or e.reason == reason)
         ]
 
-    def replay(self, entry_id: str, by: str = "operator") -> bool:
-        """Publish the job again (same id and idempotency key, attempts reset); False if the entry is gone."""
+    def replay(self, entry_id: str, by: str = "operator") -> Replayed:
+        """Publish the job again (same id and idempotency key, attempts reset)."""
         entry = self.get(entry_id)
-        return entry is not None and self.replay_entries([entry], by)[0]
+        return Replayed.GONE if entry is None else self.replay_entries([entry], by)[0]
 
-    def replay_entries(self, entries: Iterable[DeadLetter], by: str = "operator") -> builtins.list[bool]:
-        """Replay entries as read by :meth:`list` or :meth:`get`, pipelined; True where this call replayed it.
+    def replay_entries(self, entries: Iterable[DeadLetter], by: str = "operator") -> builtins.list[Replayed]:
+        """Replay entries as read by :meth:`list` or :meth:`get`, pipelined; what became of each.
 
         An entry that changed since it was read (the job was replayed and
         dead-lettered again meanwhile) is read again, so its history records
@@ -170,7 +171,7 @@ class DeadLetterStore:
                     break
                 fresh = self.get(entry.id)
                 results[i] = 0 if fresh is None else int(self._replay_one(fresh, by, time.time(), self._redis))
-        return [r == 1 for r in results]
+        return [_REPLAY_ANSWERS[r] for r in results]
 
     def _replay_one(self, entry: DeadLetter, by: str, now: float, client: Any) -> Any:
         history = json.dumps({"replayed_at": now, "by": by, "reason": entry.reason, "status": entry.status,
@@ -180,15 +181,24 @@ class DeadLetterStore:
             keys=[*self._keys, OPERATIONS[entry.operation].queue, keys.job(entry.id), keys.replays(entry.id), keys.ACTIVE],
             args=[entry.id, repr(entry.dead_at), build_message(entry.operation, entry.id, entry.kwargs), now, history,
                   json.dumps(entry.kwargs), entry.operation, max(self._job_ttl, self._retention), self._events,
-                  build_sent_event(entry.operation, entry.id, entry.kwargs, now)],
+                  build_sent_event(entry.operation, entry.id, entry.kwargs, now), _books_of(entry)],
             client=client,
         )
 
     def purge(self, entry_ids: Iterable[str], dead_before: float | None = None) -> int:
-        """Delete these entries (only those dead-lettered at or before ``dead_before``, if given); returns how many."""
+        """Delete these entries (only those dead-lettered at or before ``dead_before``, if given); returns how many.
+
+        A purged refund leaves its trip's books. A purged capture does too, and
+        the refunds that waited for it are dead-lettered as ``capture-failed``
+        in the same step: they can never be sent now.
+        """
+        before, _, after = Failure(FailureKind.CAPTURE_FAILED, error_type="\0").describe().partition("\0")
+        fixed: list[Any] = [keys.TRIP_PREFIX, keys.JOB_PREFIX, OPERATIONS[Operation.REFUND].task, before, after,
+                            max(self._job_ttl, self._retention)]
         removed = 0
         for chunk in _chunks(list(entry_ids), _BATCH):
-            removed += int(self._purge(keys=self._keys, args=["" if dead_before is None else dead_before, *chunk]))
+            removed += int(self._purge(keys=[*self._keys, keys.WAITING],
+                                       args=["" if dead_before is None else dead_before, time.time(), *fixed, *chunk]))
         return removed
 
     def trim(self, now: float) -> int:
@@ -211,6 +221,26 @@ class DeadLetterStore:
             flat = self._recount(keys=[keys.DEAD_LETTERS, keys.DEAD_LETTER_REASONS])
             parsed = {flat[i]: int(flat[i + 1]) for i in range(0, len(flat), 2)}
         return parsed
+
+
+class Replayed(StrEnum):
+    """What a replay did with an entry."""
+
+    REPLAYED = "replayed"
+    GONE = "gone"                # no such entry: replayed or purged by someone else
+    CHANGED = "changed"          # dead-lettered anew while being replayed, more often than re-reading allows
+    OVER_REFUND = "over-refund"  # a refund its trip no longer has room for: left in the store
+
+
+# the replay script's answers
+_REPLAY_ANSWERS = {1: Replayed.REPLAYED, 0: Replayed.GONE, -1: Replayed.CHANGED, -2: Replayed.OVER_REFUND}
+
+
+def _books_of(entry: DeadLetter) -> str:
+    """The key of a refund's trip books ('' for any other job): dead-lettering and replaying move its amount."""
+    if entry.operation is not Operation.REFUND:
+        return ""
+    return keys.trip(str(entry.kwargs.get("storeId", "")), str(entry.kwargs.get("shoppingTripId", "")))
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:

@@ -57,8 +57,10 @@ class Defer:
     """Park the job until ``until``; first pause the endpoint until ``pause_until`` for every worker, if set.
 
     ``delay`` is the API's delay after clamping (``RETRY_AFTER``), ``failure``
-    what went wrong (none when a paused endpoint is waited out without a call),
-    ``paused_until`` the end of the pause being waited out (``PAUSED``).
+    what went wrong (none when the job waits without having called),
+    ``paused_until`` the end of the pause being waited out (``PAUSED``),
+    ``turn`` and ``pace`` the job's turn at its endpoint's pace (``PACED``).
+    ``throttled``: the answer was a 429, and the endpoint's pace learns from it.
     """
 
     until: float
@@ -67,6 +69,9 @@ class Defer:
     delay: float | None = None
     pause_until: float | None = None
     paused_until: float | None = None
+    turn: float | None = None
+    pace: float | None = None
+    throttled: bool = False
 
 
 @dataclass(frozen=True)
@@ -74,12 +79,14 @@ class DeadLetterJob:
     """Write the job to the dead-letter store with ``reason``; ``failure`` is what the operator reads.
 
     ``pause_until``: a last answer of 429 with a delay still pauses the endpoint
-    for every worker first (the API's limit holds for every other job).
+    for every worker first (the API's limit holds for every other job), and a
+    ``throttled`` one still teaches the endpoint's pace.
     """
 
     reason: DeadLetterReason
     failure: Failure
     pause_until: float | None = None
+    throttled: bool = False
 
 
 Decision = Succeed | Defer | DeadLetterJob
@@ -94,6 +101,7 @@ def decide(outcome: Outcome, attempts: int, policy: RetryPolicy, now: float, ran
     - RetryAfter: runs again after the delay, clamped to [floor, cap], plus up
       to the jitter; a throttled one (429) pauses the endpoint for that long.
     - Transient: exponential backoff with full jitter.
+    - A 429, with a delay or without, is ``throttled``: the endpoint's pace learns from it.
     - RetryAfter or Transient on the last allowed attempt: dead-lettered as
       ``retries-exhausted`` with the failure (a 429's pause is still set).
     """
@@ -114,14 +122,24 @@ def decide(outcome: Outcome, attempts: int, policy: RetryPolicy, now: float, ran
         if outcome.throttled:
             pause_until = now + delay
         defer = Defer(retry_after_due(now, delay, policy.retry_after_jitter, rand), DeferCause.RETRY_AFTER,
-                      outcome.failure, delay, pause_until)
+                      outcome.failure, delay, pause_until, throttled=outcome.throttled)
     else:
         assert isinstance(outcome, Transient)
         wait = compute_backoff(attempts, policy.backoff_base, policy.backoff_cap, rand)
-        defer = Defer(now + wait, DeferCause.BACKOFF, outcome.failure)
+        defer = Defer(now + wait, DeferCause.BACKOFF, outcome.failure, throttled=outcome.throttled)
     if attempts >= policy.max_attempts:
-        return DeadLetterJob(DeadLetterReason.RETRIES_EXHAUSTED, outcome.failure, pause_until)
+        return DeadLetterJob(DeadLetterReason.RETRIES_EXHAUSTED, outcome.failure, pause_until, outcome.throttled)
     return defer
+
+
+def wait_for_turn(turn: float, pace: float, lead: float) -> Defer:
+    """A job whose turn at its endpoint's pace is later than a worker waits: it waits in the deferred set.
+
+    It is due ``lead`` seconds before its turn, so that the mover has put it
+    back on its queue and a worker has taken it by then; that worker waits
+    out the rest and calls on the turn, not a poll interval after it.
+    """
+    return Defer(turn - lead, DeferCause.PACED, turn=turn, pace=pace)
 
 
 def wait_out_pause(paused_until: float, policy: RetryPolicy, rand: Callable[[], float]) -> Defer:

@@ -16,10 +16,11 @@ from typing import Any
 from payapi.errors import InvalidRequest
 from payapi.models import CaptureRequest, parse_request
 from payapi.operations import OPERATIONS, Operation
-from payapi.outcomes import Failure, FailureKind
+from payapi.outcomes import Failure, FailureKind, status_of
 from tasks.deadletters import DeadLetter
-from tasks.decide import DeadLetterJob, Decision, Defer, Succeed, decide, wait_out_pause
-from tasks.jobstore import Deferral
+from tasks.decide import DeadLetterJob, Decision, Defer, Succeed, decide, wait_for_turn, wait_out_pause
+from tasks.jobstore import Call, Deferral
+from tasks.pace import TURN_LEAD, TURN_WAIT_IN_PLACE
 from tasks.producer import prepare
 from tasks.runtime import Runtime
 from tasks.states import DeadLetterReason, Verdict
@@ -78,41 +79,62 @@ def execute(rt: Runtime, job: Job) -> Ending:
     except InvalidRequest as exc:  # only a message published around the producer gets here
         failure = Failure(FailureKind.INVALID_JOB, detail=str(exc)[:500])
         return _bury(rt, job, DeadLetterJob(DeadLetterReason.INVALID_JOB, failure))
+    pace = rt.pacer.pace(job.operation, now)
     # a claim outlasts the longest a delivery may run: after that, its worker is gone
-    begin = rt.jobs.begin(job.job_id, job.operation, job.kwargs, job.worker, now, job.delivery, rt.settings.task_time_limit + 5)
+    begin = rt.jobs.begin(job.job_id, job.operation, job.kwargs, job.worker, now, job.delivery, rt.settings.task_time_limit + 5,
+                          pace, TURN_WAIT_IN_PLACE)
     if begin.verdict is Verdict.SETTLED:
         assert isinstance(request, CaptureRequest) and begin.until is not None
         return Finished(_settle_capture(rt, job.job_id, request, int(begin.until), now))
     if begin.verdict is Verdict.PAUSED:
         assert begin.until is not None
         return carry_out(rt, job, request, wait_out_pause(begin.until, rt.policy, rt.rng.random), 0)
+    if begin.verdict is Verdict.PACED:
+        assert begin.until is not None and pace is not None
+        return carry_out(rt, job, request, wait_for_turn(begin.until, pace, TURN_LEAD), 0)
     if begin.verdict is not Verdict.RUN:
         return Skipped(begin.verdict)
+    if begin.until is not None and (wait := begin.until - time.time()) > 0:
+        time.sleep(min(wait, TURN_WAIT_IN_PLACE))  # the job's turn at the endpoint's pace: close enough to wait for here
     outcome = rt.client.call(job.operation, request)
-    decision = decide(outcome, begin.attempts, rt.policy, time.time(), rt.rng.random)
-    return carry_out(rt, job, request, decision, begin.attempts)
+    call = Call(job.operation, status_of(outcome), time.time())
+    decision = decide(outcome, begin.attempts, rt.policy, call.at, rt.rng.random)
+    return carry_out(rt, job, request, decision, begin.attempts, call)
 
 
-def carry_out(rt: Runtime, job: Job, request: Any, decision: Decision, attempt: int) -> Ending:
-    """Write ``decision`` to Redis: pause the endpoint if asked, then record the success, park or bury the job."""
+def carry_out(rt: Runtime, job: Job, request: Any, decision: Decision, attempt: int, call: Call | None = None) -> Ending:
+    """Write ``decision`` to Redis: pause the endpoint and learn its pace if asked, then record the success, park or bury the job.
+
+    ``call``, the API call the decision is about, is counted in the same step
+    as the outcome (it feeds ``payq_api_calls_total`` and the pace's measure).
+    """
     now = time.time()
-    if not isinstance(decision, Succeed) and decision.pause_until is not None:
-        # every worker stops calling this endpoint until the API's pause is over
-        rt.jobs.pause(job.operation, decision.pause_until, now)
+    if not isinstance(decision, Succeed):
+        if decision.pause_until is not None:
+            # every worker stops calling this endpoint until the API's pause is over
+            rt.jobs.pause(job.operation, decision.pause_until, now)
+        if decision.throttled:
+            # the delay, as clamped, is what the next probe above the learned pace risks
+            retry_after = decision.pause_until - now if decision.pause_until is not None else None
+            rt.pacer.throttled(job.operation, now, retry_after, decision.pause_until or now + 1.0)
     if isinstance(decision, Succeed):
         if isinstance(request, CaptureRequest):
-            return Finished(_settle_capture(rt, job.job_id, request, int(now), now))
-        rt.jobs.succeed(job.job_id, decision.result, now)
+            return Finished(_settle_capture(rt, job.job_id, request, int(now), now, call))
+        rt.jobs.succeed(job.job_id, decision.result, now, call)
         return Finished(decision.result)
     if isinstance(decision, Defer):
         deferral = Deferral(decision.cause, decision.until, job.operation, attempt, decision.delay, decision.failure,
-                            decision.paused_until)
-        rt.jobs.defer(job.job_id, deferral, now)
+                            decision.paused_until, decision.turn, decision.pace)
+        rt.jobs.defer(job.job_id, deferral, now, call)
         return Parked(deferral)
+    if call is not None:
+        rt.jobs.count(call)
     return _bury(rt, job, decision)
 
 
-def _settle_capture(rt: Runtime, job_id: str, request: CaptureRequest, settled_at: int, now: float) -> dict[str, Any]:
+def _settle_capture(
+    rt: Runtime, job_id: str, request: CaptureRequest, settled_at: int, now: float, call: Call | None = None,
+) -> dict[str, Any]:
     """Settle the capture and chain its payment-status report.
 
     The report's id derives from the settle time, and the first success's
@@ -125,7 +147,7 @@ def _settle_capture(rt: Runtime, job_id: str, request: CaptureRequest, settled_a
             "totalAmount": amount, "settledAmount": amount, "paymentStatusTime": settled_at,
         })
         result = {"reportJobId": report.job_id, "settledAt": settled_at}
-        on_record = rt.jobs.finish_capture(job_id, settled_at, result, report, now)
+        on_record = rt.jobs.finish_capture(job_id, settled_at, result, report, now, call)
         if on_record == settled_at:
             return result
         settled_at = on_record

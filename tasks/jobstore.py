@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -29,7 +29,9 @@ import redis
 from payapi.operations import OPERATIONS, Operation
 from payapi.outcomes import Failure, FailureKind
 from tasks import keys, scripts
+from tasks.books import REFUND_WINDOW_SECONDS, TripRuleViolation, breach_from, cents
 from tasks.messages import build_message, build_sent_event, sent_event_channel
+from tasks.pacer import count_call
 from tasks.states import DeferCause, JobState, Verdict
 
 # Why a job waited, kept per job for `payq job` and the demo's summary; only the latest few.
@@ -49,8 +51,10 @@ class NewJob:
 class Begin:
     """What a worker found when it picked a job up: a :class:`Verdict`, the attempt it claimed, and a time.
 
-    ``until`` is the end of the endpoint's pause (``PAUSED``) or the settle
-    time of a capture that already succeeded (``SETTLED``).
+    ``until`` is the job's turn at its endpoint's pace (``RUN``: call then;
+    ``PACED``: wait for it in the deferred set), the end of the endpoint's
+    pause (``PAUSED``), or the settle time of a capture that already
+    succeeded (``SETTLED``).
     """
 
     verdict: Verdict
@@ -59,12 +63,22 @@ class Begin:
 
 
 @dataclass(frozen=True)
+class Call:
+    """One API call to count: its endpoint, the HTTP status it got (None: no response), and when it ended."""
+
+    operation: Operation
+    status: int | None
+    at: float
+
+
+@dataclass(frozen=True)
 class Deferral:
     """Why a job waits, as recorded: the cause, the facts behind it, and when it runs again.
 
     ``delay`` is what the API asked for (clamped), ``attempt`` the call that
     failed (0 when no call was made), ``failure`` what went wrong, if anything
-    did, ``paused_until`` the end of the endpoint's pause.
+    did, ``paused_until`` the end of the endpoint's pause, ``turn`` and
+    ``pace`` the job's turn at the endpoint's pace (calls per second).
     """
 
     cause: DeferCause
@@ -74,11 +88,15 @@ class Deferral:
     delay: float | None = None
     failure: Failure | None = None
     paused_until: float | None = None
+    turn: float | None = None
+    pace: float | None = None
 
     def describe(self) -> str:
         """Why the job waits, as a person reads it (Flower's RETRY, logs, ``payq job``)."""
         if self.cause is DeferCause.PAUSED:
             return f"{self.operation.value} endpoint paused until {_iso(self.paused_until or self.until)} after HTTP 429"
+        if self.cause is DeferCause.PACED:
+            return f"{self.operation.value} endpoint paced at {self.pace or 0:.3g} calls/s: its turn is at {_iso(self.turn or self.until)}"
         failure = self.failure.describe() if self.failure is not None else "failed"
         if self.cause is DeferCause.RETRY_AFTER:
             return f"{failure}; retry after {self.delay:g}s"
@@ -102,6 +120,40 @@ class Deferral:
 
 def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+ENQUEUE_CHUNK = 500  # jobs per enqueue script: a few milliseconds of Redis's time, so other clients barely wait
+
+
+def enqueue_call(jobs: Sequence[NewJob], now: float, ttl: int, events_channel: str, *, dry_run: bool) -> tuple[list[str], list[Any]]:
+    """KEYS and ARGV of ``tasks/lua/enqueue.lua`` for ``jobs`` (a dry run leaves the messages out: it only checks)."""
+    args: list[Any] = [now, ttl, events_channel, "1" if dry_run else "0", REFUND_WINDOW_SECONDS]
+    for job in jobs:
+        spec = OPERATIONS[job.operation]
+        store, trip = job.kwargs.get("storeId", ""), job.kwargs.get("shoppingTripId", "")
+        booked = job.operation in (Operation.CAPTURE, Operation.CANCEL, Operation.REFUND)
+        amount = job.kwargs.get("amount") or {}
+        args += [
+            job.job_id, keys.job(job.job_id), job.operation, spec.queue,
+            "" if dry_run else build_message(job.operation, job.job_id, job.kwargs),
+            "" if dry_run else json.dumps(job.kwargs),
+            "" if dry_run else build_sent_event(job.operation, job.job_id, job.kwargs, now),
+            keys.trip(store, trip) if booked else "", keys.held(store, trip) if booked else "",
+            cents(amount["amount"]) if "amount" in amount else 0, amount.get("code", ""),
+        ]
+    return [keys.ACTIVE, keys.WAITING], args
+
+
+def read_enqueue_reply(reply: list[Any], jobs: Sequence[NewJob], offset: int = 0) -> list[bool]:
+    """Which jobs the enqueue script published (True) or found existing (False); :class:`TripRuleViolation` if it refused."""
+    if int(reply[0]) == 1:
+        return [bool(int(flag)) for flag in reply[1:]]
+    breaches = []
+    for problem in reply[1:]:
+        job = jobs[int(problem[0]) - 1]
+        breach = breach_from(problem, str(job.kwargs.get("storeId", "")), str(job.kwargs.get("shoppingTripId", "")))
+        breaches.append(replace(breach, index=breach.index - 1 + offset))
+    raise TripRuleViolation(breaches)
 
 
 def failure_from(data: dict[str, Any] | None) -> Failure | None:
@@ -135,40 +187,55 @@ class JobStore:
     def enqueue(self, jobs: Sequence[NewJob], now: float | None = None) -> list[bool]:
         """Record and publish each job unless its id already has a record; True where it was published.
 
-        All scripts go out in one pipeline; each is atomic on its own, so a
-        failure part-way leaves every job either fully published or untouched.
+        All or none: if any job breaks its trip's rules (:mod:`tasks.books`),
+        :class:`~tasks.books.TripRuleViolation` names each and nothing is
+        written. Up to :data:`ENQUEUE_CHUNK` jobs are checked and written in one
+        script; a larger batch is checked whole first (a dry run of the same
+        script), then written a chunk at a time.
         """
         now = now if now is not None else time.time()
-        pipe = self._redis.pipeline(transaction=False)
-        for job in jobs:
-            self._enqueue(
-                keys=[keys.job(job.job_id), OPERATIONS[job.operation].queue, keys.ACTIVE],
-                args=[job.job_id, build_message(job.operation, job.job_id, job.kwargs), job.operation,
-                      json.dumps(job.kwargs), now, self._ttl, self._events,
-                      build_sent_event(job.operation, job.job_id, job.kwargs, now)],
-                client=pipe,
-            )
-        return [bool(r) for r in pipe.execute()]
+        batch = list(jobs)
+        if len(batch) > ENQUEUE_CHUNK:
+            self.check(batch, now)
+        created: list[bool] = []
+        for start in range(0, len(batch), ENQUEUE_CHUNK):
+            chunk = batch[start : start + ENQUEUE_CHUNK]
+            call_keys, args = enqueue_call(chunk, now, self._ttl, self._events, dry_run=False)
+            created += read_enqueue_reply(self._enqueue(keys=call_keys, args=args), chunk, offset=start)
+        return created
+
+    def check(self, jobs: Sequence[NewJob], now: float | None = None) -> None:
+        """Raise :class:`~tasks.books.TripRuleViolation` if any of ``jobs``, enqueued in this order, would break a trip's rules."""
+        batch = list(jobs)
+        call_keys, args = enqueue_call(batch, time.time() if now is None else now, self._ttl, self._events, dry_run=True)
+        read_enqueue_reply(self._enqueue(keys=call_keys, args=args), batch)
 
     # --- a worker's steps ---------------------------------------------------
 
     def begin(
         self, job_id: str, operation: Operation, kwargs: dict[str, Any], worker: str, now: float, delivery: str, lease: float,
+        pace: float | None = None, wait_in_place: float = 0.0,
     ) -> Begin:
-        """Claim an attempt, unless the job is finished, parked, its endpoint paused, or another delivery holds it.
+        """Claim an attempt, unless the job is finished, parked, its endpoint paused, its turn not near, or another delivery holds it.
 
         ``delivery`` names this message (its delivery tag); a claim is held for
         ``lease`` seconds against other messages for the same job, while the
-        same message redelivered may always take it over.
+        same message redelivered may always take it over. ``pace`` (calls per
+        second, None: unpaced) gives the job a turn at its endpoint, shared by
+        every worker; a turn more than ``wait_in_place`` seconds away is kept
+        on the record (``pace_turn``) for when the job comes back.
         """
         verdict, attempts, until = self._begin(
-            keys=[keys.job(job_id), keys.DEFERRED, keys.pause(operation), keys.ACTIVE],
-            args=[job_id, now, operation, json.dumps(kwargs), self._ttl, worker, delivery, lease],
+            keys=[keys.job(job_id), keys.DEFERRED, keys.pause(operation), keys.ACTIVE, keys.pace(operation)],
+            args=[job_id, now, operation, json.dumps(kwargs), self._ttl, worker, delivery, lease, pace or 0, wait_in_place],
         )
         return Begin(Verdict(verdict), int(attempts), float(until) if until else None)
 
-    def defer(self, job_id: str, deferral: Deferral, now: float) -> None:
-        """Park the job in the deferred set until ``deferral.until``; the mover publishes it again then."""
+    def defer(self, job_id: str, deferral: Deferral, now: float, call: Call | None = None) -> None:
+        """Park the job in the deferred set until ``deferral.until``; the mover publishes it again then.
+
+        ``call``: the API call that led here, counted in the same step.
+        """
         fields: dict[Any, Any] = {
             "state": JobState.DEFERRED.value, "deferred_until": deferral.until, "defer": deferral.to_json(), "updated_at": now,
         }
@@ -182,28 +249,45 @@ class JobStore:
         pipe.rpush(keys.deferrals(job_id), history)
         pipe.ltrim(keys.deferrals(job_id), -_DEFERRALS_KEPT, -1)
         pipe.expire(keys.deferrals(job_id), self._ttl)
+        if call is not None:
+            count_call(pipe, call.operation, call.status, call.at)
         pipe.execute()
 
-    def finish_capture(self, job_id: str, settled_at: int, result: dict[str, Any], report: NewJob, now: float) -> int:
+    def finish_capture(
+        self, job_id: str, settled_at: int, result: dict[str, Any], report: NewJob, now: float, call: Call | None = None,
+    ) -> int:
         """Settle a capture at ``settled_at``, publish its ``report`` and mark it succeeded, in one script.
 
         Returns the settle time on record: ``settled_at``, or an earlier one, in
         which case nothing was written and the report for that time is the one
-        to publish (call again with it).
+        to publish (call again with it). ``call``, the successful capture call,
+        is counted in the same script.
         """
+        successes, field = (keys.successes(call.operation, int(call.at * 10)), f"{call.operation.value}:{call.status}") if call else ("", "")
+        store, trip = str(report.kwargs["storeId"]), str(report.kwargs["shoppingTripId"])
         return int(self._finish_capture(
-            keys=[keys.job(job_id), keys.ACTIVE, keys.job(report.job_id), OPERATIONS[report.operation].queue],
+            keys=[keys.job(job_id), keys.ACTIVE, keys.job(report.job_id), OPERATIONS[report.operation].queue, keys.API_CALLS,
+                  successes or keys.API_CALLS, keys.trip(store, trip), keys.held(store, trip), keys.WAITING,
+                  OPERATIONS[Operation.REFUND].queue],
             args=[job_id, now, settled_at, json.dumps(result), report.job_id,
                   build_message(report.operation, report.job_id, report.kwargs), json.dumps(report.kwargs), self._ttl,
-                  self._events, build_sent_event(report.operation, report.job_id, report.kwargs, now)],
+                  self._events, build_sent_event(report.operation, report.job_id, report.kwargs, now), field, keys.JOB_PREFIX],
         ))
 
-    def succeed(self, job_id: str, result: dict[str, Any], now: float) -> None:
-        """Mark the job succeeded with its result (e.g. a refund's reconciliationId)."""
+    def succeed(self, job_id: str, result: dict[str, Any], now: float, call: Call | None = None) -> None:
+        """Mark the job succeeded with its result (e.g. a refund's reconciliationId); ``call`` is counted in the same step."""
         pipe = self._redis.pipeline(transaction=True)
         pipe.hset(keys.job(job_id), mapping={"state": JobState.SUCCEEDED.value, "result": json.dumps(result), "updated_at": now})
         pipe.hdel(keys.job(job_id), "deferred_until", "defer")
         pipe.zrem(keys.ACTIVE, job_id)
+        if call is not None:
+            count_call(pipe, call.operation, call.status, call.at)
+        pipe.execute()
+
+    def count(self, call: Call) -> None:
+        """Count an API call on its own (its outcome is recorded elsewhere, e.g. in the dead-letter store)."""
+        pipe = self._redis.pipeline(transaction=False)
+        count_call(pipe, call.operation, call.status, call.at)
         pipe.execute()
 
     def pause(self, operation: Operation, until: float, now: float) -> bool:
@@ -269,6 +353,22 @@ class JobStore:
         """The job's record as stored, or None."""
         record = cast(dict[str, str], self._redis.hgetall(keys.job(job_id)))
         return record or None
+
+    def books(self, store_id: str, trip_id: str) -> dict[str, str]:
+        """A trip's books as stored (empty if payq never had a job for it, or they expired)."""
+        return cast(dict[str, str], self._redis.hgetall(keys.trip(store_id, trip_id)))
+
+    def records(self, job_ids: Iterable[str]) -> dict[str, dict[str, str]]:
+        """The records of ``job_ids`` that exist, in one round trip."""
+        ids = list(dict.fromkeys(job_ids))
+        pipe = self._redis.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hgetall(keys.job(job_id))
+        return {job_id: record for job_id, record in zip(ids, pipe.execute(), strict=True) if record}
+
+    def waiting(self) -> int:
+        """How many refunds wait for their trip's capture to succeed."""
+        return int(self._redis.zcard(keys.WAITING))
 
     def deferrals(self, job_id: str) -> list[dict[str, Any]]:
         """Why the job waited, oldest first (the latest few deferrals), as stored."""

@@ -17,9 +17,27 @@ DEAD_LETTER_REASONS = f"{PREFIX}:dlq:reasons"
 UNACKED = "unacked"
 
 
+# ZSET job id -> when it began to wait: refunds held until their trip's capture succeeds
+WAITING = f"{PREFIX}:waiting"
+JOB_PREFIX = f"{PREFIX}:job:"  # for scripts that make a job's key from its id
+
+
 def job(job_id: str) -> str:
     """HASH: a job's record (operation, kwargs, state, attempts, outcome, result)."""
-    return f"{PREFIX}:job:{job_id}"
+    return f"{JOB_PREFIX}{job_id}"
+
+
+TRIP_PREFIX = f"{PREFIX}:trip:"  # for scripts that make a trip's key from a dead letter's kwargs
+
+
+def trip(store_id: str, trip_id: str) -> str:
+    """HASH: a trip's books: its capture (job id, cents, currency, when it succeeded), its cancel, its refunds (tasks/books.py)."""
+    return f"{TRIP_PREFIX}{store_id}:{trip_id}"
+
+
+def held(store_id: str, trip_id: str) -> str:
+    """LIST: ids of the trip's refunds waiting for its capture to succeed, in the order they came (its books' key + ``:held``)."""
+    return f"{trip(store_id, trip_id)}:held"
 
 
 def replays(job_id: str) -> str:
@@ -30,6 +48,20 @@ def replays(job_id: str) -> str:
 def deferrals(job_id: str) -> str:
     """LIST: why a job waited, one JSON object per deferral, the latest few kept."""
     return f"{PREFIX}:job:{job_id}:deferrals"
+
+
+def pace(operation: str) -> str:
+    """HASH: an endpoint's pace: the next free turn (``tat``) and what its 429s taught (``accepted``, ``since``, ``climb``)."""
+    return f"{PREFIX}:pace:{operation}"
+
+
+def successes(operation: str, tenth: int) -> str:
+    """STRING: successful calls to ``operation``'s endpoint in one tenth of a second (epoch tenths), kept a few seconds."""
+    return f"{PREFIX}:pace:{operation}:ok:{tenth}"
+
+
+# HASH "<operation>:<status>" -> API calls made, by status ("none": no response): payq_api_calls_total
+API_CALLS = f"{PREFIX}:api:calls"
 
 
 def pause(operation: str) -> str:

@@ -52,16 +52,24 @@ class Producer:
         return self.publish([prepare(operation, fields)])[0]
 
     def publish(self, jobs: Iterable[NewJob]) -> list[str]:
-        """Publish prepared jobs in one pipelined round trip; returns their ids in order.
+        """Publish prepared jobs, all or none; returns their ids in order.
 
-        Raises :class:`~payapi.errors.BrokerUnavailable` if Redis cannot be
-        reached within ``redis_retry_seconds``; publishing is idempotent, so a
-        retry after a fault part-way never publishes a job twice.
+        Raises :class:`~tasks.books.TripRuleViolation` (an ``InvalidRequest``)
+        naming each job that breaks its trip's rules, with nothing written;
+        :class:`~payapi.errors.BrokerUnavailable` if Redis cannot be reached
+        within ``redis_retry_seconds``. Publishing is idempotent, so a retry
+        after a fault part-way never publishes a job twice.
         """
         batch = list(jobs)
         if batch:
             with_retry(self._settings, lambda: self._jobs.enqueue(batch))
         return [job.job_id for job in batch]
+
+    def check(self, jobs: Iterable[NewJob]) -> None:
+        """Raise :class:`~tasks.books.TripRuleViolation` if ``jobs``, in this order, would break a trip's rules; writes nothing."""
+        batch = list(jobs)
+        if batch:
+            with_retry(self._settings, lambda: self._jobs.check(batch))
 
     def enqueue_capture(self, *, storeId: str, shoppingTripId: str, amount: dict[str, Any]) -> str:
         """Capture ``amount`` (``{"amount": Decimal|str, "code": "USD"}``) for a trip; its payment-status report follows."""

@@ -15,6 +15,7 @@ from payapi.client import PaymentClient, Signer
 from tasks.deadletters import DeadLetterStore
 from tasks.decide import RetryPolicy
 from tasks.jobstore import JobStore
+from tasks.pacer import Pacer, configured_limits
 from tasks.redis_conn import connect
 
 _DAY = 86400
@@ -30,6 +31,7 @@ class Runtime:
     jobs: JobStore
     dead_letters: DeadLetterStore
     policy: RetryPolicy
+    pacer: Pacer
     rng: random.Random = field(default_factory=random.Random)
 
     @classmethod
@@ -43,6 +45,7 @@ class Runtime:
             jobs=JobStore(client, int(settings.job_retention_days * _DAY)),
             dead_letters=DeadLetterStore(client, int(settings.job_retention_days * _DAY), int(settings.dead_letter_retention_days * _DAY)),
             policy=RetryPolicy.from_settings(settings),
+            pacer=Pacer(client, configured_limits(settings.rate_limits)),
         )
 
 

@@ -15,8 +15,11 @@ class JobState(StrEnum):
         queued -> running -> succeeded
                           -> deferred -> queued (moved back when due)
                           -> dead (in the dead-letter store) -> queued (replayed)
+        waiting -> queued (a refund, released when its trip's capture succeeds)
+                -> dead (its capture was dead-lettered and purged: capture-failed)
     """
 
+    WAITING = "waiting"
     QUEUED = "queued"
     RUNNING = "running"
     DEFERRED = "deferred"
@@ -30,8 +33,9 @@ SETTLED_STATES = frozenset({JobState.SUCCEEDED, JobState.DEAD})
 class Verdict(StrEnum):
     """What BEGIN found when a worker picked a job up (``tasks/lua/begin.lua``)."""
 
-    RUN = "run"              # call the API; this call is counted as an attempt
-    PAUSED = "paused"        # the endpoint is paused (a 429): wait it out, no call, no attempt
+    RUN = "run"              # call the API (at the job's turn, if the endpoint is paced); counted as an attempt
+    PAUSED = "paused"        # the endpoint is paused (a 429) and not paced: wait it out, no call, no attempt
+    PACED = "paced"          # the job's turn at the endpoint's pace is further off than a worker waits: no call, no attempt
     SETTLED = "settled"      # a capture that already succeeded: finish it without calling again
     SUCCEEDED = "succeeded"  # a stale copy of a finished job: nothing to do
     DEAD = "dead"            # a stale copy of a dead-lettered job: nothing to do
@@ -43,6 +47,7 @@ class DeferCause(StrEnum):
     """Why a job waits in the deferred set."""
 
     PAUSED = "paused"            # its endpoint was paused by a 429; it made no call
+    PACED = "paced"              # its turn at the endpoint's pace is later; it made no call
     RETRY_AFTER = "retry-after"  # the API said when to come back (429 or 503)
     BACKOFF = "backoff"          # a transient fault without a delay: exponential backoff
 
@@ -55,3 +60,4 @@ class DeadLetterReason(StrEnum):
     FEEDBACK_REJECTED = "feedback-rejected"
     INVALID_JOB = "invalid-job"
     INTERNAL_ERROR = "internal-error"
+    CAPTURE_FAILED = "capture-failed"

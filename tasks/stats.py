@@ -12,41 +12,72 @@ from payapi.operations import QUEUES, Operation
 from tasks import keys
 from tasks.deadletters import DeadLetterStore
 from tasks.jobstore import JobStore
+from tasks.pace import learned_pace, pace_at
+from tasks.pacer import Pacer
+
+
+@dataclass
+class Pace:
+    """An endpoint's pace in calls per second: configured, learned from its 429s, and the one in force (None: none)."""
+
+    configured: float | None
+    learned: float | None
+    pace: float | None
 
 
 @dataclass
 class Stats:
-    """Queue depths, deferred jobs, dead letters and endpoint pauses at ``taken_at``."""
+    """Queue depths, deferred jobs, refunds waiting for their capture, dead letters, endpoint pauses and paces, and API calls at ``taken_at``.
+
+    ``api_calls`` counts every call since the counters began, by operation and
+    HTTP status (``none``: no response); a status of ``429`` is a throttled call.
+    """
 
     taken_at: float
     queues: dict[str, int]
     unacked: int
     deferred: int
     deferred_next_due: float | None
+    waiting: int = 0
     dead_letters: dict[str, int] = field(default_factory=dict)
     pauses: dict[str, float] = field(default_factory=dict)
+    paces: dict[str, Pace] = field(default_factory=dict)
+    api_calls: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return asdict(self)
 
 
-def collect(client: redis.Redis, jobs: JobStore, dead_letters: DeadLetterStore) -> Stats:
-    """Read every figure in one pipelined round trip (plus one for dead letters)."""
+def collect(client: redis.Redis, jobs: JobStore, dead_letters: DeadLetterStore, pacer: Pacer) -> Stats:
+    """Read every figure in one pipelined round trip (plus a few for dead letters and paces)."""
     pipe = client.pipeline(transaction=False)
     for queue in QUEUES:
         pipe.llen(queue)
     pipe.hlen(keys.UNACKED)
     pipe.zcard(keys.DEFERRED)
     pipe.zrange(keys.DEFERRED, 0, 0, withscores=True)
-    *depths, unacked, deferred, first = pipe.execute()
+    pipe.hgetall(keys.API_CALLS)
+    pipe.zcard(keys.WAITING)
+    *depths, unacked, deferred, first, calls, waiting = pipe.execute()
     now = time.time()
+    api_calls: dict[str, dict[str, int]] = {op.value: {} for op in Operation}
+    for name, count in calls.items():
+        operation, _, status = name.partition(":")
+        api_calls.setdefault(operation, {})[status] = int(count)
+    paces = {}
+    for op in Operation:
+        learned = pacer.learned(op)
+        paces[op.value] = Pace(pacer.configured.get(op), learned_pace(learned, now), pace_at(learned, pacer.configured.get(op), now))
     return Stats(
         taken_at=now,
         queues=dict(zip(QUEUES, (int(d) for d in depths), strict=True)),
         unacked=int(unacked),
         deferred=int(deferred),
         deferred_next_due=float(first[0][1]) if first else None,
+        waiting=int(waiting),
         dead_letters=dead_letters.count_by_reason(),
         pauses={op.value: until for op, until in jobs.pauses(Operation).items() if until > now},
+        paces=paces,
+        api_calls=api_calls,
     )

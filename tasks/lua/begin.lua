@@ -1,9 +1,13 @@
 -- A worker picks a job up: claim an attempt, unless the job is finished, parked, its endpoint
--- paused, or another delivery holds it. Returns {verdict, attempts, until} (see tasks.states.Verdict).
+-- paused, its turn at the endpoint's pace not yet come, or another delivery holds it.
+-- Returns {verdict, attempts, time} (see tasks.states.Verdict): for 'run' the time of the job's
+-- turn (the worker waits until then), for 'paced' the turn it must wait for, for 'paused' the
+-- end of the pause, for 'settled' the capture's settle time.
 local job_key = KEYS[1]
 local deferred_key = KEYS[2]
 local pause_key = KEYS[3]
 local active_key = KEYS[4]
+local pace_key = KEYS[5]
 local job_id = ARGV[1]
 local now = tonumber(ARGV[2])
 local operation = ARGV[3]
@@ -12,6 +16,8 @@ local ttl = ARGV[5]
 local worker = ARGV[6]
 local delivery = ARGV[7]   -- this message's delivery tag
 local lease = tonumber(ARGV[8])
+local pace = tonumber(ARGV[9])          -- calls per second; 0: the endpoint is not paced
+local wait_in_place = tonumber(ARGV[10]) -- a turn this close is waited for by the worker, not the deferred set
 
 local state = redis.call('HGET', job_key, 'state')
 if not state then
@@ -32,11 +38,32 @@ if state == 'running' then
     return {'busy', '0', ''}
   end
 end
-local paused_until = redis.call('GET', pause_key)
-if paused_until and tonumber(paused_until) > now then return {'paused', '0', paused_until} end
+local paused_until = tonumber(redis.call('GET', pause_key) or '0')
+-- a turn taken earlier (the job then waited for it in the deferred set) is kept, unless a pause
+-- has since covered it
+local turn = tonumber(redis.call('HGET', job_key, 'pace_turn') or '')
+if turn and turn < paused_until then turn = nil end
+if not turn then
+  if pace > 0 then
+    -- GCRA: the endpoint's next free turn is `tat`; taking one moves it on by 1/pace. Turns are
+    -- handed out in the order jobs ask, so after a pause the waiting jobs come back oldest first.
+    local tat = tonumber(redis.call('HGET', pace_key, 'tat') or '0')
+    turn = math.max(now, paused_until, tat)
+    redis.call('HSET', pace_key, 'tat', tostring(turn + 1 / pace))
+  elseif paused_until > now then
+    return {'paused', '0', tostring(paused_until)}
+  else
+    turn = now
+  end
+end
+if turn - now > wait_in_place then
+  redis.call('HSET', job_key, 'pace_turn', tostring(turn))
+  return {'paced', '0', tostring(turn)}
+end
+redis.call('HDEL', job_key, 'pace_turn')
 local attempts = redis.call('HINCRBY', job_key, 'attempts', 1)
 redis.call('HSETNX', job_key, 'first_attempt_at', ARGV[2])
 redis.call('HSET', job_key, 'state', 'running', 'updated_at', ARGV[2], 'last_attempt_at', ARGV[2], 'worker', worker,
            'delivery', delivery)
 redis.call('ZADD', active_key, ARGV[2], job_id)
-return {'run', tostring(attempts), ''}
+return {'run', tostring(attempts), tostring(turn)}

@@ -1,4 +1,5 @@
--- Store a dead-letter entry (replacing an older one for the same job) and mark its job dead.
+-- Store a dead-letter entry (replacing an older one for the same job), mark its job dead, and take a
+-- refund out of its trip's refunded amount.
 --#include lib/dlq_remove.lua
 local entries_key = KEYS[1]
 local index_key = KEYS[2]
@@ -10,6 +11,7 @@ local dead_at = ARGV[3]
 local reason = ARGV[4]
 local failure = ARGV[5]   -- JSON of the failure, for the job record
 local job_ttl = ARGV[6]
+local trip_key = ARGV[7]   -- the trip's books, for a refund ('' for other jobs)
 
 remove_entry(entries_key, index_key, counts_key, job_id)
 redis.call('HSET', entries_key, job_id, entry)
@@ -19,4 +21,13 @@ redis.call('HSET', job_key, 'state', 'dead', 'reason', reason, 'failure', failur
 redis.call('HDEL', job_key, 'deferred_until', 'defer')
 -- the record is the job's idempotency key: it must outlive the entry
 redis.call('EXPIRE', job_key, job_ttl)
+-- a dead-lettered refund no longer counts against what is left to refund (replaying it puts it back)
+if trip_key ~= '' then
+  local cents = redis.call('HGET', trip_key, 'r:' .. job_id)
+  if cents then
+    redis.call('HDEL', trip_key, 'r:' .. job_id)
+    redis.call('HSET', trip_key, 'd:' .. job_id, cents)
+    redis.call('HINCRBY', trip_key, 'refunded', -tonumber(cents))
+  end
+end
 return 1

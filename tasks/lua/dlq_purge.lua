@@ -1,17 +1,71 @@
 -- Delete entries by id; with a cutoff, only those dead-lettered at or before it. The age is
 -- checked here, not by the caller, so an entry replayed and dead-lettered again in between is
--- never purged as if it were still old. ARGV after the cutoff ('' = any age): job ids.
+-- never purged as if it were still old. A purged refund leaves its trip's books; a purged capture
+-- leaves them too, and the refunds that waited for it are dead-lettered as 'capture-failed' (they
+-- can never be sent now). ARGV after the fixed ones: job ids. Returns how many entries were purged.
 --#include lib/dlq_remove.lua
 local entries_key = KEYS[1]
 local index_key = KEYS[2]
 local counts_key = KEYS[3]
-local cutoff = tonumber(ARGV[1])
+local waiting_key = KEYS[4]
+local cutoff = tonumber(ARGV[1])   -- nil: any age
+local now = ARGV[2]
+local trip_prefix = ARGV[3]        -- a trip's books are trip_prefix .. storeId .. ':' .. shoppingTripId
+local job_prefix = ARGV[4]
+local refund_task = ARGV[5]
+local error_before = ARGV[6]       -- a capture-failed entry's line is error_before .. capture id .. error_after
+local error_after = ARGV[7]
+local job_ttl = ARGV[8]
+local FIRST = 9
+
+local function fail_waiting_refunds(trip_key, capture_id)
+  local held_key = trip_key .. ':held'
+  for _, refund_id in ipairs(redis.call('LRANGE', held_key, 0, -1)) do
+    local refund_key = job_prefix .. refund_id
+    local record = redis.call('HMGET', refund_key, 'state', 'kwargs')
+    if record[1] == 'waiting' then
+      local entry = {id = refund_id, operation = 'refund', task = refund_task, kwargs = cjson.decode(record[2]),
+                     reason = 'capture-failed', kind = 'capture-failed', error_type = capture_id,
+                     error = error_before .. capture_id .. error_after, attempts = 0, dead_at = tonumber(now)}
+      remove_entry(entries_key, index_key, counts_key, refund_id)
+      redis.call('HSET', entries_key, refund_id, cjson.encode(entry))
+      redis.call('ZADD', index_key, now, refund_id)
+      redis.call('HINCRBY', counts_key, 'capture-failed', 1)
+      redis.call('HSET', refund_key, 'state', 'dead', 'reason', 'capture-failed', 'updated_at', now,
+                 'failure', cjson.encode({kind = 'capture-failed', error_type = capture_id}))
+      redis.call('HDEL', refund_key, 'waiting_for', 'held_message', 'held_event')
+      redis.call('EXPIRE', refund_key, job_ttl)
+      local cents = redis.call('HGET', trip_key, 'r:' .. refund_id)
+      if cents then
+        redis.call('HDEL', trip_key, 'r:' .. refund_id)
+        redis.call('HSET', trip_key, 'd:' .. refund_id, cents)
+        redis.call('HINCRBY', trip_key, 'refunded', -tonumber(cents))
+      end
+    end
+    redis.call('ZREM', waiting_key, refund_id)
+  end
+  redis.call('DEL', held_key)
+end
 
 local removed = 0
-for i = 2, #ARGV do
+for i = FIRST, #ARGV do
   local job_id = ARGV[i]
   local dead_at = redis.call('ZSCORE', index_key, job_id)
   if cutoff == nil or not dead_at or tonumber(dead_at) <= cutoff then
+    local raw = redis.call('HGET', entries_key, job_id)
+    if raw then
+      local entry = cjson.decode(raw)
+      local kwargs = type(entry['kwargs']) == 'table' and entry['kwargs'] or {}
+      if type(kwargs['storeId']) == 'string' and type(kwargs['shoppingTripId']) == 'string' then
+        local trip_key = trip_prefix .. kwargs['storeId'] .. ':' .. kwargs['shoppingTripId']
+        if entry['operation'] == 'refund' then
+          redis.call('HDEL', trip_key, 'd:' .. job_id)
+        elseif entry['operation'] == 'capture' and redis.call('HGET', trip_key, 'capture') == job_id then
+          fail_waiting_refunds(trip_key, job_id)
+          redis.call('HDEL', trip_key, 'capture', 'capture_cents', 'currency', 'captured_at')
+        end
+      end
+    end
     removed = removed + remove_entry(entries_key, index_key, counts_key, job_id)
   end
 end

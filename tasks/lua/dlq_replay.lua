@@ -1,6 +1,7 @@
 -- Put a dead-lettered job back on its queue (same id and idempotency key, attempts reset) and
--- remove its entry in the same step. Returns 1 replayed, 0 no such entry, -1 the entry was
--- dead-lettered anew since the caller read it (read it again). Doubles round-trip exactly through
+-- remove its entry in the same step; a refund counts against its trip's refundable amount again.
+-- Returns 1 replayed, 0 no such entry, -1 the entry was dead-lettered anew since the caller read
+-- it (read it again), -2 a refund that would now exceed what is left to refund (not replayed). Doubles round-trip exactly through
 -- ZADD/ZSCORE and tonumber, so an equal dead_at means the same entry.
 --#include lib/publish.lua
 --#include lib/dlq_remove.lua
@@ -21,10 +22,20 @@ local operation = ARGV[7]
 local ttl = ARGV[8]
 local events_channel = ARGV[9]
 local sent_event = ARGV[10]
+local trip_key = ARGV[11]   -- the trip's books, for a refund ('' for other jobs)
 
 if redis.call('HEXISTS', entries_key, job_id) == 0 then return 0 end
 local dead_at = redis.call('ZSCORE', index_key, job_id)
 if dead_at and tonumber(dead_at) ~= dead_at_as_read then return -1 end
+local cents = trip_key ~= '' and tonumber(redis.call('HGET', trip_key, 'd:' .. job_id) or '') or nil
+if cents then
+  local books = redis.call('HMGET', trip_key, 'capture_cents', 'refunded')
+  local captured, refunded = tonumber(books[1] or ''), tonumber(books[2] or '') or 0
+  if captured and refunded + cents > captured then return -2 end
+  redis.call('HDEL', trip_key, 'd:' .. job_id)
+  redis.call('HSET', trip_key, 'r:' .. job_id, cents)
+  redis.call('HINCRBY', trip_key, 'refunded', cents)
+end
 remove_entry(entries_key, index_key, counts_key, job_id)
 redis.call('HSET', job_key, 'op', operation, 'kwargs', kwargs, 'attempts', 0)
 redis.call('HDEL', job_key, 'first_attempt_at', 'deferred_until', 'defer', 'reason')

@@ -10,7 +10,7 @@ import pytest
 from config.settings import Settings
 from payapi.outcomes import Failure, FailureKind
 from tasks import keys
-from tasks.deadletters import DeadLetter
+from tasks.deadletters import DeadLetter, Replayed
 from tasks.keys import DEAD_LETTER_REASONS
 from tasks.runtime import Runtime
 from tests.support.deadletters import Spec, seed
@@ -68,7 +68,7 @@ def test_show_json_has_everything_stored_including_replay_history(
 ) -> None:
     rt = Runtime.build(op_settings)
     refund = entries[1]
-    assert rt.dead_letters.replay(refund.id, by="alice")
+    assert rt.dead_letters.replay(refund.id, by="alice") is Replayed.REPLAYED
     # the replayed job fails again: the worker dead-letters it a second time
     failed_again = Failure(FailureKind.UNAVAILABLE, 503, error_msg="ServiceUnavailableException")
     rt.dead_letters.add(DeadLetter.of(failed_again, **refund.model_dump(exclude={"kind", "status", "error_type", "error_msg", "detail", "error",

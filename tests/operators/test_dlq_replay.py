@@ -15,7 +15,7 @@ import redis
 
 from config.settings import Settings
 from tasks import keys
-from tasks.deadletters import DeadLetter
+from tasks.deadletters import DeadLetter, Replayed
 from tasks.keys import DEAD_LETTER_REASONS
 from tasks.runtime import Runtime
 from tasks.states import DeadLetterReason
@@ -210,7 +210,7 @@ def test_replay_of_an_entry_rewritten_since_it_was_read_records_the_latest_failu
     newer = entry.model_copy(update={"attempts": 8, "reason": DeadLetterReason.RETRIES_EXHAUSTED, "dead_at": entry.dead_at + 1})
     store.add(newer)
 
-    assert store.replay_entries([entry], by="bob") == [True]
+    assert store.replay_entries([entry], by="bob") == [Replayed.REPLAYED]
 
     store.add(newer)  # and it fails once more
     again = store.get(entry.id)

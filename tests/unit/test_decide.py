@@ -11,7 +11,7 @@ import pytest
 
 from payapi.models import FeedbackResponse, RefundResponse
 from payapi.outcomes import Failure, FailureKind, Outcome, Permanent, RetryAfter, Success, Transient
-from tasks.decide import DeadLetterJob, Decision, Defer, RetryPolicy, Succeed, decide, wait_out_pause
+from tasks.decide import DeadLetterJob, Decision, Defer, RetryPolicy, Succeed, decide, wait_for_turn, wait_out_pause
 from tasks.states import DeadLetterReason, DeferCause
 
 NOW = 1_000_000.0
@@ -33,11 +33,12 @@ def half(x: float) -> float:
 
 def retry_after(delay: float, failure: Failure, clamped: float, *, pause: bool) -> Decision:
     return Defer(NOW + clamped + half(POLICY.retry_after_jitter), DeferCause.RETRY_AFTER, failure, clamped,
-                 NOW + clamped if pause else None)
+                 NOW + clamped if pause else None, throttled=pause)
 
 
 def backoff(attempt: int, failure: Failure) -> Decision:
-    return Defer(NOW + half(min(300.0, 2.0 ** (attempt - 1))), DeferCause.BACKOFF, failure)
+    return Defer(NOW + half(min(300.0, 2.0 ** (attempt - 1))), DeferCause.BACKOFF, failure,
+                 throttled=failure.kind is FailureKind.THROTTLED)
 
 
 ROWS: list[tuple[str, Outcome, int, Decision]] = []
@@ -63,7 +64,7 @@ for attempt, exhausted in ((FIRST, False), (MIDDLE, False), (LAST, True)):
     ):
         assert isinstance(outcome, RetryAfter)
         expected: Decision = (
-            DeadLetterJob(DeadLetterReason.RETRIES_EXHAUSTED, outcome.failure, NOW + clamped if pause else None)
+            DeadLetterJob(DeadLetterReason.RETRIES_EXHAUSTED, outcome.failure, NOW + clamped if pause else None, throttled=pause)
             if exhausted else retry_after(outcome.delay, outcome.failure, clamped, pause=pause)
         )
         ROWS.append((f"{name}-attempt-{attempt}", outcome, attempt, expected))
@@ -71,7 +72,8 @@ for attempt, exhausted in ((FIRST, False), (MIDDLE, False), (LAST, True)):
         ("429-without-delay", THROTTLED), ("503-without-delay", UNAVAILABLE), ("500", SERVER_ERROR), ("timeout", TIMEOUT),
         ("200-unusable-body", UNUSABLE),
     ):
-        expected = DeadLetterJob(DeadLetterReason.RETRIES_EXHAUSTED, failure) if exhausted else backoff(attempt, failure)
+        expected = (DeadLetterJob(DeadLetterReason.RETRIES_EXHAUSTED, failure, throttled=failure is THROTTLED) if exhausted
+                    else backoff(attempt, failure))
         ROWS.append((f"{name}-attempt-{attempt}", Transient(failure), attempt, expected))
 
 
@@ -101,6 +103,10 @@ def test_a_retry_after_is_never_shortened_by_the_jitter_only_lengthened() -> Non
     assert isinstance(earliest, Defer) and isinstance(latest, Defer)
     assert earliest.until == NOW + 30.0
     assert NOW + 30.0 < latest.until < NOW + 30.5
+
+
+def test_a_turn_later_than_a_worker_waits_is_waited_for_in_the_deferred_set_due_a_little_before_it() -> None:
+    assert wait_for_turn(NOW + 20, 27.0, 0.25) == Defer(NOW + 19.75, DeferCause.PACED, turn=NOW + 20, pace=27.0)
 
 
 @pytest.mark.parametrize("draw", [0.0, 0.5, 0.999999])

@@ -104,7 +104,7 @@ SUCCESS_ROWS = [
 def test_2xx_is_success_with_the_parsed_body(
     operation: str, status: int, body: bytes, parsed: RefundResponse | FeedbackResponse | None
 ) -> None:
-    assert respond(operation, status, body) == Success(parsed)
+    assert respond(operation, status, body) == Success(parsed, status)
 
 
 UNUSABLE_200_ROWS = [

@@ -8,12 +8,13 @@ the same id), 2 invalid input with each problem named and nothing enqueued,
 from __future__ import annotations
 
 import sys
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 import click
 
 from payapi import wire
 from payapi.errors import InvalidRequest
+from tasks.books import TripRuleViolation
 from tasks.jobstore import NewJob
 from tasks.producer import Producer, prepare
 from workers.cli.support import EXIT_INVALID, exits_cleanly, settings_from_env
@@ -94,9 +95,17 @@ def enqueue_feedback(store_id: str, trip_id: str, total: str, settled: str, curr
     })
 
 
+def _refuse(problems: list[str]) -> NoReturn:
+    for problem in problems:
+        click.echo(f"invalid: {problem}", err=True)
+    click.echo(f"{len(problems)} problem(s); nothing enqueued", err=True)
+    sys.exit(EXIT_INVALID)
+
+
 def _enqueue_file(stream: IO[bytes]) -> None:
-    """Validate every line first; publish only if all are valid."""
+    """Validate every line first, then check the whole file against the trips' books; publish only if all are valid."""
     jobs: list[NewJob] = []
+    lines: list[int] = []  # the line number of each job
     problems: list[str] = []
     for number, raw in enumerate(stream, start=1):
         try:
@@ -120,15 +129,18 @@ def _enqueue_file(stream: IO[bytes]) -> None:
         operation = data.pop("operation", None)
         try:
             jobs.append(prepare(str(operation) if operation is not None else "", data))
+            lines.append(number)
         except InvalidRequest as exc:
             problems += [f"line {number}: {p}" for p in exc.problems]
     if problems:
-        for problem in problems:
-            click.echo(f"invalid: {problem}", err=True)
-        click.echo(f"{len(problems)} problem(s); nothing enqueued", err=True)
-        sys.exit(EXIT_INVALID)
+        _refuse(problems)
     with exits_cleanly():
         producer = Producer(settings_from_env())
+        try:
+            # the trips' rules over the whole file at once, each job seeing the lines before it
+            producer.check(jobs)
+        except TripRuleViolation as exc:
+            _refuse([f"line {lines[b.index]}: {b.problem()}" for b in exc.breaches])
         with click.progressbar(length=len(jobs), label="enqueueing", file=sys.stderr) as bar:
             for start in range(0, len(jobs), _BULK_CHUNK):
                 chunk = jobs[start : start + _BULK_CHUNK]

@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import click
 import redis
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from payapi.errors import BrokerUnavailable
@@ -39,8 +39,13 @@ METRICS: dict[str, str] = {
     "payq_deferred_jobs": "Jobs parked in the deferred set until their retry is due.",
     "payq_deferred_next_due_seconds": "When the earliest deferred job is due, epoch seconds; absent when none is deferred.",
     "payq_deferred_overdue_seconds": "How far past its due time the earliest deferred job is (0 when none is overdue); growing means no worker runs the mover.",
+    "payq_waiting_jobs": "Refunds held until their trip's capture succeeds (a capture that is dead-lettered keeps them waiting).",
     "payq_dead_letters": "Dead-letter entries waiting for an operator, by reason.",
     "payq_endpoint_paused_until_seconds": "End of each endpoint's shared 429 pause, epoch seconds; 0 or in the past when not paused.",
+    "payq_endpoint_pace_per_second": "Calls per second each endpoint is paced at, all workers together (the lower of configured and learned); 0 when unpaced.",
+    "payq_endpoint_pace_configured_per_second": "Calls per second PAYQ_RATE_LIMITS allows each endpoint; 0 when none is configured.",
+    "payq_endpoint_pace_learned_per_second": "Calls per second each endpoint's 429s taught payq it may make now; 0 when nothing is learned.",
+    "payq_api_calls": "API calls made, by operation and HTTP status (none: no response); status 429 counts throttled calls.",
     "payq_scrape_timestamp_seconds": "When this snapshot was read from Redis, epoch seconds.",
 }
 
@@ -75,6 +80,7 @@ class PayqCollector:
             overdue = max(0.0, stats.taken_at - stats.deferred_next_due)
         yield next_due
         yield GaugeMetricFamily("payq_deferred_overdue_seconds", METRICS["payq_deferred_overdue_seconds"], value=overdue)
+        yield GaugeMetricFamily("payq_waiting_jobs", METRICS["payq_waiting_jobs"], value=stats.waiting)
         dead = GaugeMetricFamily("payq_dead_letters", METRICS["payq_dead_letters"], labels=["reason"])
         # every known reason, zeros included, so an alert on one reason has a series to watch from the start
         for reason in sorted({r.value for r in DeadLetterReason} | set(stats.dead_letters)):
@@ -84,6 +90,17 @@ class PayqCollector:
         for operation in Operation:
             paused.add_metric([operation.value], stats.pauses.get(operation.value, 0.0))
         yield paused
+        for name, part in (("payq_endpoint_pace_per_second", "pace"), ("payq_endpoint_pace_configured_per_second", "configured"),
+                           ("payq_endpoint_pace_learned_per_second", "learned")):
+            gauge = GaugeMetricFamily(name, METRICS[name], labels=["operation"])
+            for op_name, pace in stats.paces.items():
+                gauge.add_metric([op_name], getattr(pace, part) or 0.0)
+            yield gauge
+        calls = CounterMetricFamily("payq_api_calls", METRICS["payq_api_calls"], labels=["operation", "status"])
+        for op_name, by_status in stats.api_calls.items():
+            for status, count in sorted(by_status.items()):
+                calls.add_metric([op_name, status], count)
+        yield calls
         yield GaugeMetricFamily("payq_scrape_timestamp_seconds", METRICS["payq_scrape_timestamp_seconds"], value=stats.taken_at)
 
 
@@ -146,7 +163,7 @@ def metrics(port: int, host: str) -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     with exits_cleanly():
         rt = runtime_from_env()
-        registry = make_registry(lambda: collect(rt.redis, rt.jobs, rt.dead_letters))
+        registry = make_registry(lambda: collect(rt.redis, rt.jobs, rt.dead_letters, rt.pacer))
         try:
             server = make_server(host, port, registry)
         except OSError as exc:

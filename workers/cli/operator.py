@@ -13,6 +13,7 @@ import re
 import socket
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -20,14 +21,14 @@ import click
 
 from payapi.errors import FieldProblem, InvalidRequest
 from payapi.operations import Operation
-from tasks.deadletters import DeadLetter
+from tasks.deadletters import DeadLetter, Replayed
 from tasks.jobstore import failure_from
 from tasks.redis_conn import with_retry
 from tasks.runtime import Runtime
 from tasks.states import DeadLetterReason
 from tasks.stats import collect
-from workers.cli.support import exits_cleanly, runtime_from_env
-from workers.cli.views import iso, job_view
+from workers.cli.support import EXIT_INVALID, exits_cleanly, runtime_from_env
+from workers.cli.views import iso, job_view, trip_view
 
 T = TypeVar("T")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
@@ -183,7 +184,9 @@ def dlq_replay(entry_ids: tuple[str, ...], replay_all: bool, operation: str | No
     Each entry is removed in the same atomic step that publishes it, so a
     publish that fails keeps the entry, and operators replaying at once
     replay each entry once. A replayed job that fails again comes back here
-    with its replay count and history.
+    with its replay count and history. A refund whose trip has no room left
+    to refund it (other refunds were made meanwhile) is not replayed: it is
+    named on stderr, stays in the store, and the command exits 2.
     """
     with exits_cleanly():
         filters = _Filters(operation, store_id, reason, since)
@@ -198,21 +201,27 @@ def dlq_replay(entry_ids: tuple[str, ...], replay_all: bool, operation: str | No
                 click.echo(f"would replay {_describe(e)}")
             click.echo(f"{len(entries)} would be replayed (dry run: nothing changed)", err=True)
             return
-        replayed = 0
         by = _operator()
+        outcomes: Counter[Replayed] = Counter()
         with click.progressbar(length=len(entries), label="replaying", file=sys.stderr) as bar:
             for start in range(0, len(entries), _REPLAY_CHUNK):
                 chunk = entries[start : start + _REPLAY_CHUNK]
                 # A retry after a lost reply finds the entries it already replayed gone and skips
                 # them: they are then reported as "gone" below, but never published twice.
-                done: list[bool] = _redis(rt, lambda chunk=chunk: rt.dead_letters.replay_entries(chunk, by))  # type: ignore[misc]
-                for e, ok in zip(chunk, done, strict=True):
-                    if ok:
-                        replayed += 1
+                done = _redis(rt, lambda chunk=chunk: rt.dead_letters.replay_entries(chunk, by))  # type: ignore[misc]
+                for e, result in zip(chunk, done, strict=True):
+                    outcomes[result] += 1
+                    if result is Replayed.REPLAYED:
                         click.echo(f"replayed {_describe(e)}")
+                    elif result is Replayed.OVER_REFUND:
+                        click.echo(f"not replayed: {_describe(e)}: its trip has no room left to refund it", err=True)
                 bar.update(len(chunk))
-        gone = len(entries) - replayed
-        click.echo(f"replayed {replayed} of {len(entries)}" + (f"; {gone} already replayed or purged by someone else" if gone else ""), err=True)
+        replayed, refused = outcomes[Replayed.REPLAYED], outcomes[Replayed.OVER_REFUND]
+        gone = len(entries) - replayed - refused
+        click.echo(f"replayed {replayed} of {len(entries)}" + (f"; {gone} already replayed or purged by someone else" if gone else "")
+                   + (f"; {refused} refund(s) not replayed: they would exceed the captured amount" if refused else ""), err=True)
+        if refused:
+            sys.exit(EXIT_INVALID)
 
 
 @dlq.command("purge")
@@ -267,7 +276,9 @@ def job(job_id: str, as_json: bool) -> None:
             click.echo(json.dumps(view, indent=2))
             return
         state = view["state"]
-        if state == "deferred":
+        if state == "waiting":
+            state = f"waiting (a refund held until its trip's capture succeeds: {view['why']})"
+        elif state == "deferred":
             state = f"deferred until {view['deferred_until']}: {view['why']}"
         elif state == "dead-lettered":
             where = "see payq dlq show " + job_id if in_dlq else "its entry was purged"
@@ -283,16 +294,69 @@ def job(job_id: str, as_json: bool) -> None:
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (times as epoch seconds).")
-def stats(as_json: bool) -> None:
-    """Queue depths, deferred jobs, dead letters and endpoint pauses.
+@click.argument("store_id", metavar="STORE_ID")
+@click.argument("trip_id", metavar="TRIP_ID")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def trip(store_id: str, trip_id: str, as_json: bool) -> None:
+    """A shopping trip's history: its capture or cancel, refunds, payment-status report and dead letters.
 
-    Deferred jobs show their count and when the next is due; dead letters are
-    counted by reason; pauses are the active ones, with their end.
+    With the amounts captured, refunded, on their way (refunding) and still
+    refundable, in the capture's currency.
     """
     with exits_cleanly():
         rt = runtime_from_env()
-        snapshot = _redis(rt, lambda: collect(rt.redis, rt.jobs, rt.dead_letters))
+
+        def read() -> tuple[dict[str, str], dict[str, dict[str, str]], dict[str, DeadLetter]]:
+            books = rt.jobs.books(store_id, trip_id)
+            ids = [books[k] for k in ("capture", "cancel") if k in books] + [k[2:] for k in books if k.startswith(("r:", "d:"))]
+            records = rt.jobs.records(ids)
+            capture = records.get(books.get("capture", ""), {})
+            report = json.loads(capture["result"]).get("reportJobId") if "result" in capture else None
+            if report:
+                records.update(rt.jobs.records([report]))
+            entries = {job_id: e for job_id in records if (e := rt.dead_letters.get(job_id)) is not None}
+            return books, records, entries
+
+        books, records, entries = _redis(rt, read)
+        if not books:
+            raise InvalidRequest([FieldProblem("TRIP_ID", f"payq has no jobs for trip {store_id}/{trip_id} (or they are past their retention)")])
+        view = trip_view(store_id, trip_id, books, records, entries)
+        if as_json:
+            click.echo(json.dumps(view, indent=2))
+            return
+        currency = view["currency"] or ""
+        click.echo(f"trip {store_id}/{trip_id}: captured {view['captured']} {currency}, refunded {view['refunded']}, "
+                   f"refunding {view['refunding']}, refundable {view['refundable'] if view['refundable'] is not None else '-'}")
+        for label, job_view_ in [("capture", view["capture"]), ("cancel", view["cancel"]), ("report", view["report"])] + [
+            ("refund", r) for r in view["refunds"]
+        ]:
+            if job_view_ is None:
+                continue
+            extra = f" reconciliationId {job_view_['reconciliationId']}" if job_view_["reconciliationId"] else ""
+            why = f" ({job_view_['why']})" if job_view_["why"] else ""
+            amount = f" {job_view_['amount']}" if job_view_["amount"] else ""
+            click.echo(f"  {label:<8} {job_view_['id']}{amount}: {job_view_['state']}{why}, {job_view_['attempts']} attempt(s){extra}")
+        for entry in view["dead_letters"]:
+            click.echo(f"  dead letter {entry['id']}: {entry['reason']}: {entry['error']}")
+
+
+def _rate(value: float | None) -> str:
+    return "unpaced" if value is None else f"{value:.3g}/s"
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (times as epoch seconds).")
+def stats(as_json: bool) -> None:
+    """Queue depths, deferred jobs, dead letters, endpoint pauses and paces, API calls.
+
+    Deferred jobs show their count and when the next is due; dead letters are
+    counted by reason; pauses are the active ones, with their end; each
+    endpoint's pace is the one in force (the lower of configured and learned),
+    with the calls made and how many were answered 429.
+    """
+    with exits_cleanly():
+        rt = runtime_from_env()
+        snapshot = _redis(rt, lambda: collect(rt.redis, rt.jobs, rt.dead_letters, rt.pacer))
         if as_json:
             click.echo(json.dumps(snapshot.as_dict(), indent=2))
             return
@@ -301,5 +365,12 @@ def stats(as_json: bool) -> None:
             click.echo(f"  {queue:<20} {depth}")
         click.echo(f"in flight (unacked): {snapshot.unacked}")
         click.echo(f"deferred: {snapshot.deferred}" + (f", next due {iso(snapshot.deferred_next_due)}" if snapshot.deferred_next_due else ""))
+        click.echo(f"waiting for their capture (refunds held): {snapshot.waiting}")
         click.echo("dead letters: " + (", ".join(f"{r} {n}" for r, n in sorted(snapshot.dead_letters.items())) or "none"))
         click.echo("endpoint pauses: " + (", ".join(f"{op} until {iso(u)}" for op, u in snapshot.pauses.items()) or "none"))
+        click.echo("endpoint paces (calls/s; configured, learned):")
+        for op, pace in snapshot.paces.items():
+            calls = snapshot.api_calls.get(op, {})
+            made = sum(calls.values())
+            click.echo(f"  {op:<9} {_rate(pace.pace):>8}   configured {_rate(pace.configured)}, learned {_rate(pace.learned)}   "
+                       f"calls {made}, throttled (429) {calls.get('429', 0)}")

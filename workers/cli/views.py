@@ -6,6 +6,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from tasks.books import cents, money
+from tasks.deadletters import DeadLetter
 from tasks.jobstore import Deferral, failure_from
 from tasks.states import JobState
 
@@ -35,6 +37,8 @@ def job_view(job_id: str, record: dict[str, str], in_dead_letters: bool, deferra
         why = deferral.describe()
     elif state is JobState.DEAD:
         why = record.get("reason")
+    elif state is JobState.WAITING:
+        why = f"waiting for capture {record.get('waiting_for')}"
     if state is JobState.SUCCEEDED:
         last_outcome: str | None = "HTTP 200"
     else:
@@ -57,6 +61,7 @@ def job_view(job_id: str, record: dict[str, str], in_dead_letters: bool, deferra
         "last_attempt_at": when("last_attempt_at"),
         "updated_at": when("updated_at"),
         "kwargs": json.loads(record["kwargs"]) if "kwargs" in record else None,
+        "waiting_for": record.get("waiting_for") if state is JobState.WAITING else None,
     }
     if deferrals is not None:
         view["deferrals"] = [
@@ -64,3 +69,54 @@ def job_view(job_id: str, record: dict[str, str], in_dead_letters: bool, deferra
             for item in deferrals
         ]
     return view
+
+
+def trip_view(store_id: str, trip_id: str, books: dict[str, str], records: dict[str, dict[str, str]],
+              dead_letters: dict[str, DeadLetter]) -> dict[str, Any]:
+    """What ``payq trip`` shows: the trip's jobs with their states and amounts, and what is captured, refunded and refundable.
+
+    ``captured`` counts once the capture has succeeded; ``refunded`` is what
+    succeeded refunds returned; ``refunding`` what refunds on their way
+    (queued, waiting for the capture, retrying) will; ``refundable`` what is
+    left to enqueue refunds for (the captured amount less every refund that
+    is not dead-lettered). Amounts are exact strings, in the capture's currency.
+    """
+    capture_id, cancel_id = books.get("capture"), books.get("cancel")
+    refund_ids = [name[2:] for name in books if name.startswith(("r:", "d:"))]
+    capture = records.get(capture_id) if capture_id else None
+    capture_result = json.loads(capture["result"]) if capture and "result" in capture else {}
+    report_id = capture_result.get("reportJobId")
+
+    def summary(job_id: str | None) -> dict[str, Any] | None:
+        if job_id is None or job_id not in records:
+            return None
+        view = job_view(job_id, records[job_id], job_id in dead_letters)
+        kwargs = view["kwargs"] or {}
+        entry = dead_letters.get(job_id)
+        return {
+            "id": job_id, "state": view["state"], "amount": (kwargs.get("amount") or kwargs.get("totalAmount") or {}).get("amount"),
+            "attempts": view["attempts"], "last_outcome": view["last_outcome"], "why": view["why"],
+            "reconciliationId": (view["result"] or {}).get("reconciliationId"),
+            "dead_letter": {"reason": entry.reason.value, "error": entry.error} if entry is not None else None,
+        }
+
+    refunds = sorted((r for r in (summary(i) for i in refund_ids) if r is not None), key=lambda r: str(records[r["id"]].get("enqueued_at")))
+    captured_cents = int(books["capture_cents"]) if "capture_cents" in books else 0
+    succeeded = capture is not None and capture.get("state") == JobState.SUCCEEDED
+    refunded = sum(cents(r["amount"]) for r in refunds if r["state"] == JobState.SUCCEEDED)
+    live = int(books.get("refunded", 0))
+    return {
+        "storeId": store_id,
+        "shoppingTripId": trip_id,
+        "currency": books.get("currency"),
+        "capture": summary(capture_id),
+        "cancel": summary(cancel_id),
+        "refunds": refunds,
+        "report": summary(report_id),
+        "captured": money(captured_cents) if succeeded else "0.00",
+        "refunded": money(refunded),
+        "refunding": money(live - refunded),
+        "refundable": money(captured_cents - live) if capture_id else None,
+        "captured_at": iso(float(books["captured_at"])) if "captured_at" in books else None,
+        "dead_letters": [entry.model_dump(mode="json") for entry in dead_letters.values()],
+    }

@@ -1,0 +1,113 @@
+"""An endpoint's pace as tables: configured and learned limits, the cubic climb back, what a 429 teaches.
+
+Everything here is a pure function of the learned state and the clock.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tasks.pace import (
+    BETA,
+    CONFIGURED_SHARE,
+    MIN_PACE,
+    Learned,
+    cut,
+    learned_pace,
+    measure,
+    pace_at,
+    same_burst,
+)
+
+T0 = 1_000_000.0
+LEARNED = Learned(accepted=30.0, since=T0, climb=20.0)
+
+
+@pytest.mark.parametrize(
+    ("now", "pace"),
+    [
+        pytest.param(T0 - 5, 30 * BETA, id="during-the-pause-the-cut-pace-waits"),
+        pytest.param(T0, 30 * BETA, id="when-the-pause-ends-90-percent-of-accepted"),
+        pytest.param(T0 + 10, 30 * (1 - 0.1 * 0.125), id="halfway-up-the-climb"),
+        pytest.param(T0 + 20, 30.0, id="back-at-accepted-after-the-climb"),
+        pytest.param(T0 + 30, 30 * (1 + 0.1 * 0.125), id="then-probing-above-slowly"),
+        pytest.param(T0 + 40, 30 * 1.1, id="ten-percent-above-after-two-climbs"),
+        pytest.param(T0 + 20 + 20 * 3.0, 30 * (1 + 0.1 * 27), id="still-learned-below-four-times"),
+        pytest.param(T0 + 20 + 20 * 3.2, None, id="forgotten-above-four-times-accepted"),
+    ],
+)
+def test_the_learned_pace_is_cut_then_climbs_back_along_a_cubic(now: float, pace: float | None) -> None:
+    got = learned_pace(LEARNED, now)
+
+    assert got == pytest.approx(pace) if pace is not None else got is None
+
+
+def test_a_learned_pace_never_falls_below_the_minimum() -> None:
+    assert learned_pace(Learned(accepted=0.1, since=T0, climb=30), T0) == MIN_PACE
+
+
+@pytest.mark.parametrize(
+    ("learned", "configured", "now", "pace"),
+    [
+        pytest.param(None, None, T0, None, id="nothing-known-unpaced"),
+        pytest.param(None, 30.0, T0, 30 * CONFIGURED_SHARE, id="configured-only-paced-just-below-it"),
+        pytest.param(LEARNED, None, T0, 27.0, id="learned-only"),
+        pytest.param(LEARNED, 20.0, T0, 19.0, id="configured-is-a-ceiling-for-the-learned"),
+        pytest.param(LEARNED, 100.0, T0 + 40, 33.0, id="learned-below-a-generous-ceiling"),
+        pytest.param(Learned(30, T0, 20), 100.0, T0 + 1000, 95.0, id="forgotten-learned-leaves-the-ceiling"),
+    ],
+)
+def test_the_pace_is_the_lower_of_configured_and_learned(
+    learned: Learned | None, configured: float | None, now: float, pace: float | None,
+) -> None:
+    got = pace_at(learned, configured, now)
+
+    assert got == pytest.approx(pace) if pace is not None else got is None
+
+
+@pytest.mark.parametrize(
+    ("successes", "now", "rate"),
+    [
+        pytest.param([], T0, None, id="no-successes-nothing-measured"),
+        pytest.param([(T0 - 0.3, 30)], T0, 30.0, id="a-burst-within-a-second-counts-as-one-second"),
+        pytest.param([(T0 - 2.0, 30), (T0 - 1.0, 30), (T0 - 0.1, 28)], T0, 44.0, id="spread-over-two-seconds"),
+        pytest.param([(T0 - 2.9, 10), (T0 - 0.5, 20)], T0, 30 / 2.9, id="from-the-first-success-to-now"),
+        pytest.param([(T0 - 10, 500), (T0 - 0.5, 25)], T0, 25.0, id="older-than-the-window-ignored"),
+        pytest.param([(T0 - 1.5, 0), (T0 - 0.5, 25)], T0, 25.0, id="empty-buckets-do-not-start-the-span"),
+    ],
+)
+def test_the_accepted_rate_is_measured_over_the_last_seconds(successes: list[tuple[float, int]], now: float, rate: float | None) -> None:
+    got = measure(successes, now)
+
+    assert got == pytest.approx(rate) if rate is not None else got is None
+
+
+@pytest.mark.parametrize(
+    ("learned", "pace", "measured", "retry_after", "expected"),
+    [
+        pytest.param(None, None, 31.0, 2.0, Learned(31.0, T0, 30.0), id="first-429-learns-what-was-accepted"),
+        pytest.param(None, None, 31.0, 600.0, Learned(31.0, T0, 6000.0), id="a-600s-retry-after-climbs-back-slowly"),
+        pytest.param(LEARNED, 30.0, 45.0, 5.0, Learned(30.0, T0, 50.0), id="throttled-at-a-pace-the-limit-is-below-it"),
+        pytest.param(LEARNED, 33.0, 25.0, 5.0, Learned(25.0, T0, 50.0), id="measured-below-the-pace-wins"),
+        pytest.param(None, 28.5, None, 2.0, Learned(28.5, T0, 30.0), id="nothing-measured-the-configured-pace-teaches"),
+        pytest.param(LEARNED, None, None, 2.0, LEARNED, id="nothing-to-learn-from-keeps-what-was-known"),
+        pytest.param(None, None, None, 2.0, None, id="nothing-at-all-the-pause-alone-holds"),
+        pytest.param(None, None, 0.2, None, Learned(MIN_PACE, T0, 30.0), id="never-below-the-minimum"),
+    ],
+)
+def test_a_429_cuts_the_pace_to_what_the_api_accepted(
+    learned: Learned | None, pace: float | None, measured: float | None, retry_after: float | None, expected: Learned | None,
+) -> None:
+    assert cut(learned, pace, measured, retry_after, T0) == expected
+
+
+@pytest.mark.parametrize(
+    ("learned", "now", "same"),
+    [
+        pytest.param(None, T0, False, id="nothing-learned-yet"),
+        pytest.param(LEARNED, T0 - 1, True, id="during-the-pause-of-the-last-cut"),
+        pytest.param(LEARNED, T0 + 1, False, id="after-that-pause-a-new-lesson"),
+    ],
+)
+def test_429s_of_one_burst_teach_once(learned: Learned | None, now: float, same: bool) -> None:
+    assert same_burst(learned, now) is same
