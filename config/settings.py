@@ -7,11 +7,14 @@ README's configuration table is generated from the field descriptions here.
 from __future__ import annotations
 
 import math
+import re
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 class Settings(BaseSettings):
@@ -50,6 +53,20 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(32, ge=1, description="Jobs one worker process runs at once.")
     worker_processes: int = Field(4, ge=1, description="Worker processes the local stack and docker-compose run; 2 per core drained fastest (measured).")
     flower_basic_auth: SecretStr | None = Field(None, description="`user:password` for Flower's basic auth in the local stack and docker-compose.")
+    serve_host: str = Field("127.0.0.1", description="Address `payq serve` (the HTTP intake and the console) listens on.")
+    serve_port: int = Field(8088, ge=0, le=65535, description="Port `payq serve` listens on (0 picks a free one).")
+    intake_tokens: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Store backends' tokens for the HTTP intake, as JSON: the SHA-256 hex of each token -> the storeIds it may use "
+                    "(`payq token new` prints both). Tokens themselves are never stored.",
+    )
+    notify_url: str | None = Field(None, description="Where outcome notifications are POSTed (Standard Webhooks); unset: none are sent.")
+    notify_secret: SecretStr | None = Field(None, description="`whsec_…` secret that signs outcome notifications (required with notify_url).")
+    notify_max_attempts: int = Field(20, ge=1, description="Deliveries of one notification before it is dead-lettered as `notify-failed`.")
+    console_basic_auth: SecretStr | None = Field(
+        None, description="`user:password` for the operators' console at `/console/` on `payq serve`; unset: the console is off.",
+    )
+    console_read_only: bool = Field(False, description="`true` hides every action of the console and refuses them.")
 
     @field_validator("rate_limits")
     @classmethod
@@ -58,6 +75,25 @@ class Settings(BaseSettings):
         if bad:
             raise ValueError(f"calls per second must be a number greater than 0 (for {', '.join(sorted(bad))})")
         return value
+
+    @field_validator("intake_tokens")
+    @classmethod
+    def _token_hashes(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        bad = [key[:12] for key in value if not _SHA256_HEX.fullmatch(key)]
+        if bad:
+            raise ValueError(f"keys must be the SHA-256 hex of a token (64 lowercase hex digits), not the token: {', '.join(bad)}…")
+        empty = [key[:12] for key, stores in value.items() if not stores]
+        if empty:
+            raise ValueError(f"each token must name at least one storeId ({', '.join(empty)}… names none)")
+        return value
+
+    @model_validator(mode="after")
+    def _notify_needs_both(self) -> Settings:
+        if (self.notify_url is None) != (self.notify_secret is None):
+            raise ValueError("PAYQ_NOTIFY_URL and PAYQ_NOTIFY_SECRET go together: set both, or neither")
+        if self.notify_secret is not None and not self.notify_secret.get_secret_value().startswith("whsec_"):
+            raise ValueError("PAYQ_NOTIFY_SECRET must be a Standard Webhooks secret, whsec_ followed by base64")
+        return self
 
     @model_validator(mode="after")
     def _sigv4_needs_region(self) -> Settings:
@@ -71,7 +107,7 @@ class Settings(BaseSettings):
     def __repr_args__(self):  # type: ignore[no-untyped-def]
         # a Redis password must not reach a log line through repr(settings)
         for name, value in super().__repr_args__():
-            yield name, redact_url(value) if name == "redis_url" and isinstance(value, str) else value
+            yield name, redact_url(value) if name in ("redis_url", "notify_url") and isinstance(value, str) else value
 
     @property
     def task_time_limit(self) -> int:

@@ -28,7 +28,7 @@ from tasks.runtime import Runtime
 from tasks.states import DeadLetterReason
 from tasks.stats import collect
 from workers.cli.support import EXIT_INVALID, exits_cleanly, runtime_from_env
-from workers.cli.views import iso, job_view, trip_view
+from workers.views import iso, job_view, trip_view
 
 T = TypeVar("T")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")

@@ -1,4 +1,4 @@
-"""What the operator commands show of a job, built from its record: JSON-ready, times as UTC ISO 8601."""
+"""What payq shows of a job and of a trip, built from their records: JSON-ready, times as UTC ISO 8601 (the CLI and `payq serve`)."""
 
 from __future__ import annotations
 
