@@ -28,4 +28,5 @@ RUN useradd --create-home --uid 10001 payq
 USER payq
 WORKDIR /home/payq
 
+# Pool and concurrency come from PAYQ_WORKER_POOL and PAYQ_WORKER_CONCURRENCY (threads x 32 by default).
 CMD ["celery", "-A", "workers.app", "worker", "--loglevel", "INFO"]

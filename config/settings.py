@@ -11,10 +11,13 @@ import re
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+# Seconds a job may spend beyond its API call (BEGIN, recording the outcome) and still end before the
+# visibility timeout.
+_JOB_MARGIN = 5
 
 
 class Settings(BaseSettings):
@@ -29,7 +32,10 @@ class Settings(BaseSettings):
     aws_service: str = Field("execute-api", description="AWS service name in the SigV4 scope (API Gateway's name, an assumption).")
     aws_profile: str | None = Field(None, description="Named profile from the shared AWS config files; unset uses the standard credential chain.")
     http_connect_timeout: float = Field(3.0, gt=0, description="Seconds to wait for a TCP connection to the API.")
-    http_read_timeout: float = Field(10.0, gt=0, description="Seconds to wait for the API's response once connected.")
+    http_read_timeout: float = Field(10.0, gt=0, description=(
+        "Seconds to wait for the API's response once connected; with the connect timeout, at least 5 s below"
+        " `PAYQ_VISIBILITY_TIMEOUT`."
+    ))
     http_pool_size: int = Field(64, ge=1, description="Keep-alive connections kept per worker process; at least the worker's concurrency.")
     max_attempts: int = Field(8, ge=1, description="API calls a job may make before it is dead-lettered as `retries-exhausted`.")
     backoff_base: float = Field(1.0, gt=0, description="Seconds; transient failures wait up to base * 2^(attempt-1), full jitter.")
@@ -37,7 +43,15 @@ class Settings(BaseSettings):
     retry_after_floor: float = Field(1.0, ge=0, description="Seconds; a Retry-After below this is raised to it.")
     retry_after_cap: float = Field(900.0, gt=0, description="Seconds; a Retry-After above this is lowered to it (the API documents 600).")
     retry_after_jitter: float = Field(0.5, ge=0, description="Seconds; up to this much is added to a Retry-After (never less), so jobs do not return at once.")
-    visibility_timeout: int = Field(300, ge=10, description="Seconds before Redis hands a killed worker's unacknowledged jobs to another worker.")
+    visibility_timeout: int = Field(60, ge=10, description=(
+        "Seconds before Redis hands a killed worker's unacknowledged jobs to another worker. After a crash they are called"
+        " again within this + 2 s (kombu looks every 2 s; 30 s more if the dead worker held the look's lock), and a"
+        " message lost between kombu's pop and its unacked record within this + 45 s (re-published after this + 35 s,"
+        " looked for every 10 s): 62 s (92 s) and 105 s with the default 60, inside 2 minutes. It must exceed the longest"
+        " API call (`PAYQ_HTTP_CONNECT_TIMEOUT` + `PAYQ_HTTP_READ_TIMEOUT`, 13 s by default) by 5 s, or a job still"
+        " running is handed out twice. Lower: jobs back sooner after a crash, and only shorter API timeouts fit."
+        " Higher: room for slower API calls, and that much longer a wait after every crash."
+    ))
     job_retention_days: float = Field(30.0, gt=0, description="Days a job record (its idempotency key) is kept; enqueueing the same job within it is a no-op.")
     dead_letter_retention_days: float = Field(30.0, gt=0, description="Days a dead-letter entry is kept before it is trimmed.")
     deferred_poll_interval: float = Field(0.1, gt=0, description="Seconds between checks for due deferred jobs.")
@@ -49,8 +63,11 @@ class Settings(BaseSettings):
                     "(payq still learns one from the API's 429s).",
     )
     redis_retry_seconds: float = Field(3.0, ge=0, description="Seconds the producer keeps retrying an unreachable Redis before it fails.")
-    worker_pool: Literal["threads", "prefork", "gevent", "solo"] = Field("threads", description="Celery pool the local stack and docker-compose use.")
-    worker_concurrency: int = Field(32, ge=1, description="Jobs one worker process runs at once.")
+    worker_pool: Literal["threads", "prefork", "gevent", "solo"] = Field("threads", description=(
+        "Celery pool of `celery -A workers.app worker` (its `worker_pool`; `-P` on the command line wins), the local"
+        " stack and docker-compose."
+    ))
+    worker_concurrency: int = Field(32, ge=1, description="Jobs one worker process runs at once (its `worker_concurrency`; `-c` wins).")
     worker_processes: int = Field(4, ge=1, description="Worker processes the local stack and docker-compose run; 2 per core drained fastest (measured).")
     flower_basic_auth: SecretStr | None = Field(None, description="`user:password` for Flower's basic auth in the local stack and docker-compose.")
     serve_host: str = Field("127.0.0.1", description="Address `payq serve` (the HTTP intake and the console) listens on.")
@@ -95,6 +112,21 @@ class Settings(BaseSettings):
             raise ValueError("PAYQ_NOTIFY_SECRET must be a Standard Webhooks secret, whsec_ followed by base64")
         return self
 
+    @field_validator("visibility_timeout")
+    @classmethod
+    def _longest_call_fits(cls, visibility_timeout: int, info: ValidationInfo) -> int:
+        # Under the threads pool nothing stops a job at the task time limit (Celery does not enforce
+        # it there): the HTTP timeouts are what bound it. A job outliving the visibility timeout is
+        # handed to a second worker while the first still calls the API.
+        connect, read = info.data.get("http_connect_timeout"), info.data.get("http_read_timeout")
+        if connect is not None and read is not None and connect + read > visibility_timeout - _JOB_MARGIN:
+            raise ValueError(
+                f"PAYQ_VISIBILITY_TIMEOUT ({visibility_timeout} s) must exceed the longest API call, PAYQ_HTTP_CONNECT_TIMEOUT"
+                f" + PAYQ_HTTP_READ_TIMEOUT ({connect:g} + {read:g} s), by at least {_JOB_MARGIN} s: raise it to"
+                f" {math.ceil(connect + read) + _JOB_MARGIN} or lower the timeouts"
+            )
+        return visibility_timeout
+
     @model_validator(mode="after")
     def _sigv4_needs_region(self) -> Settings:
         if self.api_auth == "sigv4" and not self.aws_region:
@@ -111,8 +143,11 @@ class Settings(BaseSettings):
 
     @property
     def task_time_limit(self) -> int:
-        """Hard limit on one job: below the visibility timeout, so a slow job is never handed out twice."""
-        return int(min(self.visibility_timeout - 5, self.http_connect_timeout + self.http_read_timeout + 30))
+        """Hard limit on one job: below the visibility timeout, so a slow job is never handed out twice.
+
+        The longest API call + 30 s, at most the visibility timeout - 5 s: 43 s with the defaults.
+        """
+        return int(min(self.visibility_timeout - _JOB_MARGIN, self.http_connect_timeout + self.http_read_timeout + 30))
 
 
 def redact_url(url: str) -> str:

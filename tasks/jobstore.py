@@ -311,8 +311,9 @@ class JobStore:
     def revive_lost(self, now: float, older_than: float, limit: int) -> int:
         """Re-publish jobs whose message was lost, untouched for ``older_than`` seconds; returns how many.
 
-        A job outlives its visibility timeout and time limit running only if its
-        worker's message vanished, and queued with its queue empty only if its
+        A job stays running, untouched, past its visibility timeout and kombu's
+        restore (``config.celery.lost_after``) only if its worker's message
+        vanished, and queued with its queue empty only if its
         message did (a worker killed between kombu's pop and its unacked
         record). A queued job behind a backlog keeps its message and is left
         alone: a copy would run it twice.

@@ -21,7 +21,7 @@ from payapi.operations import OPERATIONS, QUEUES
 from payapi.signing import signer_factory
 from tasks.payments import register
 from tasks.runtime import RuntimeHolder
-from workers import redis_transport
+from workers import pool_option, redis_transport
 from workers.housekeeping import HousekeepingStep
 
 log = logging.getLogger("payq.worker")
@@ -51,6 +51,7 @@ class StartupCheckStep(bootsteps.Step):
 def create_app(settings: Settings) -> Celery:
     """A configured payq Celery app with its tasks, the mover bootstep and the start-up check."""
     redis_transport.install()  # kombu's Redis transport, with one client per pool instead of one per ack and event
+    pool_option.install()  # `celery worker -P prefork` beats app.conf.worker_pool, as any other -P does
     app = Celery("payq")
     app.conf.update(celery_config(settings, QUEUES, {spec.task: spec.queue for spec in OPERATIONS.values()}))
     # with api_auth=sigv4 each process resolves its AWS credentials once, when it builds its runtime

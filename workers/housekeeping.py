@@ -18,10 +18,11 @@ from typing import Any
 import redis
 from celery import bootsteps
 
+from config.celery import lost_after
 from tasks.runtime import RuntimeHolder
 
 log = logging.getLogger("payq.deferred")
-_HOUSEKEEPING_EVERY = 10.0
+HOUSEKEEPING_EVERY = 10.0  # seconds between looks for lost jobs and old dead letters
 
 
 class DeferredMover(threading.Thread):
@@ -51,15 +52,15 @@ class DeferredMover(threading.Thread):
                 if moved >= settings.deferred_batch_size:
                     wait = 0
                 if time.monotonic() >= next_housekeeping:
-                    revived = rt.jobs.revive_lost(
-                        time.time(), settings.visibility_timeout + settings.task_time_limit + 30, settings.deferred_batch_size
-                    )
+                    # late enough that kombu has restored what it will, early enough that with the
+                    # default visibility timeout a lost message runs within 2 minutes (see lost_after)
+                    revived = rt.jobs.revive_lost(time.time(), lost_after(settings), settings.deferred_batch_size)
                     if revived:
                         log.warning("re-published %d jobs whose messages were lost (queued or running too long)", revived)
                     trimmed = rt.dead_letters.trim(time.time())
                     if trimmed:
                         log.warning("trimmed %d dead letters older than %g days", trimmed, settings.dead_letter_retention_days)
-                    next_housekeeping = time.monotonic() + _HOUSEKEEPING_EVERY
+                    next_housekeeping = time.monotonic() + HOUSEKEEPING_EVERY
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 log.warning("deferred mover: Redis unavailable (%s); retrying", exc)
                 wait = 1.0

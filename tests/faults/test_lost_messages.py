@@ -5,8 +5,9 @@ unacknowledged in a second command; a worker killed, or a Redis that stops, in
 between takes the message with it. Scenarios 1 and 2 lost jobs that way (1
 job in ~6 Redis restarts, 1-2 jobs in some runs of 3 SIGKILLs under load). Since
 21d7091 the mover re-publishes a job left queued or running for longer than
-the visibility timeout + the task time limit + 30 s (``revive_lost``). It first
-re-published jobs merely waiting behind a backlog too, next to their message,
+the visibility timeout + 35 s (``revive_lost``; ``config.celery.lost_after``
+says why; until #13, the visibility timeout + the task time limit + 30 s). It
+first re-published jobs merely waiting behind a backlog too, next to their message,
 and both copies ran (seen in scenario 1 on a busy machine): now a queued job
 is re-published only once its queue is empty, and a copy taken while another
 delivery holds the job does nothing.
@@ -19,6 +20,7 @@ from collections.abc import Callable
 
 import pytest
 
+from config.celery import lost_after
 from config.settings import Settings
 from tasks.producer import Producer, prepare
 from tasks.runtime import Runtime
@@ -28,16 +30,17 @@ from tests.support.fault_workers import FaultWorker
 from tests.support.names import queue_of
 from tests.support.polling import wait_for
 from tests.support.sandbox import SandboxProcess
+from workers.housekeeping import HOUSEKEEPING_EVERY
 
 VISIBILITY_TIMEOUT = 10  # the shortest payq allows: the shortest wait for revive_lost
-HOUSEKEEPING = 10  # seconds between the mover's looks for lost jobs (workers/housekeeping.py)
+# ... which only HTTP timeouts of 5 s together fit under (the visibility timeout - 5 s)
+ENV = {"PAYQ_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT), "PAYQ_HTTP_CONNECT_TIMEOUT": "1", "PAYQ_HTTP_READ_TIMEOUT": "4"}
 USD = {"amount": "3.00", "code": "USD"}
 
 
 def revive_after(env: dict[str, str]) -> float:
     """How long revive_lost leaves a job alone before it counts as lost, for workers with ``env``."""
-    settings = Settings(visibility_timeout=int(env["PAYQ_VISIBILITY_TIMEOUT"]), http_read_timeout=float(env["PAYQ_HTTP_READ_TIMEOUT"]))
-    return settings.visibility_timeout + settings.task_time_limit + 30
+    return lost_after(Settings(**{name.removeprefix("PAYQ_").lower(): value for name, value in env.items()}))
 
 
 @pytest.mark.slow
@@ -47,13 +50,12 @@ def test_a_job_whose_message_was_fetched_but_never_recorded_still_runs(
 ) -> None:
     api = make_sandbox("--auto-register")
     rdb = private_redis.client()
-    env = {"PAYQ_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT), "PAYQ_HTTP_READ_TIMEOUT": "5"}
     job_id = Producer(Settings(redis_url=private_redis.url)).enqueue_capture(storeId="s-lost", shoppingTripId="t-fetched", amount=USD)
     # exactly what a worker's BRPOP does; its next command, recording the message as unacknowledged, never comes
     assert rdb.rpop(queue_of("capture")) is not None
-    worker = make_worker(private_redis.url, api.url, env=env, concurrency=1)
+    worker = make_worker(private_redis.url, api.url, env=ENV, concurrency=1)
 
-    wait_for(lambda: records(rdb, [job_id], "state")[0]["state"] == "succeeded", timeout=revive_after(env) + HOUSEKEEPING + 20,
+    wait_for(lambda: records(rdb, [job_id], "state")[0]["state"] == "succeeded", timeout=revive_after(ENV) + HOUSEKEEPING_EVERY + 20,
              what="the job whose message was lost to run anyway")
     wait_for(lambda: len(api.requests()) >= 2 and not leftovers(rdb), what="its payment-status report")
     assert [(e["path"], e["status"]) for e in api.requests()] == [  # the capture and its report, once each
@@ -68,14 +70,13 @@ def test_a_job_still_waiting_in_its_queue_past_the_revive_cutoff_runs_once(
 ) -> None:
     api = make_sandbox("--auto-register", "--latency-ms", "1000")  # both deliveries are in flight at once
     rdb = private_redis.client()
-    env = {"PAYQ_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT), "PAYQ_HTTP_READ_TIMEOUT": "5"}
     report = prepare("feedback", {"storeId": "s-backlog", "shoppingTripId": "t-waiting", "totalAmount": USD,
                                   "settledAmount": USD, "paymentStatusTime": 1_700_000_000})
     Producer(Settings(redis_url=private_redis.url)).publish([report])
     # What the mover of a worker does when it finds the job an hour later, its message still in the queue
     # (workers down that long, or a backlog that long): the same call, with the clock an hour on.
-    Runtime.build(Settings(redis_url=private_redis.url)).jobs.revive_lost(time.time() + 3600, revive_after(env), 100)
-    make_worker(private_redis.url, api.url, env=env, concurrency=2)
+    Runtime.build(Settings(redis_url=private_redis.url)).jobs.revive_lost(time.time() + 3600, revive_after(ENV), 100)
+    make_worker(private_redis.url, api.url, env=ENV, concurrency=2)
 
     wait_for(lambda: records(rdb, [report.job_id], "state")[0]["state"] == "succeeded" and not leftovers(rdb),
              timeout=60, what="the report to be sent and every message acknowledged")

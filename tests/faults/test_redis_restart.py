@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from config.celery import lost_after
 from config.settings import Settings
 from tasks import keys
 from tasks.producer import Producer
@@ -26,14 +27,17 @@ from tests.support.fault_redis import FaultRedis
 from tests.support.fault_workers import SupervisedWorkers
 from tests.support.polling import wait_for
 from tests.support.sandbox import SandboxProcess
+from tests.support.worker import TEST_ENV
+from workers.housekeeping import HOUSEKEEPING_EVERY
 
 CAPTURES = 600
 DOWN_SECONDS = 3.0
 VISIBILITY_TIMEOUT = 15
 # Jobs left unfinished with nothing in Redis to run them count as lost after this long: time enough for the
-# mover to re-publish a job whose message was lost mid-fetch (revive_lost: untouched for the visibility timeout
-# + the task time limit + 30 s, checked every 10 s), counted from when Redis fell quiet.
-STRANDED_AFTER = VISIBILITY_TIMEOUT + 10 + 30 + 10 + 10
+# mover to re-publish a job whose message was lost mid-fetch (revive_lost, every 10 s: see lost_after),
+# counted from when Redis fell quiet, and 10 s for a busy machine.
+STRANDED_AFTER = lost_after(Settings(visibility_timeout=VISIBILITY_TIMEOUT, http_read_timeout=float(TEST_ENV["PAYQ_HTTP_READ_TIMEOUT"]))) \
+    + HOUSEKEEPING_EVERY + 10
 BACK_WITHIN = 15.0  # seconds from Redis answering again to the workers calling the API again
 STORE = "s-restart"
 

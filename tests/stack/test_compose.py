@@ -87,11 +87,11 @@ def test_workers_can_be_scaled_restart_by_themselves_and_sign_requests_in_produc
 
 def test_the_worker_pool_concurrency_and_processes_defaults_are_the_settings_defaults() -> None:
     worker = compose()["services"]["worker"]
-    command = worker["command"]
-    pool = command[command.index("--pool") + 1]
-    concurrency = command[command.index("--concurrency") + 1]
-    assert default_of(pool) == default_of(worker["environment"]["PAYQ_WORKER_POOL"]) == Settings.model_fields["worker_pool"].default
-    assert int(default_of(concurrency)) == Settings.model_fields["worker_concurrency"].default
+    # the plain command, which takes pool and concurrency from the settings (tests/jobs/test_worker_command.py)
+    assert not {"-P", "--pool", "-c", "--concurrency"} & set(worker["command"])
+    environment = worker["environment"]
+    assert default_of(environment["PAYQ_WORKER_POOL"]) == Settings.model_fields["worker_pool"].default
+    assert int(default_of(environment["PAYQ_WORKER_CONCURRENCY"])) == Settings.model_fields["worker_concurrency"].default
     assert int(default_of(worker["deploy"]["replicas"])) == Settings.model_fields["worker_processes"].default
 
 

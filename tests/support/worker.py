@@ -26,10 +26,14 @@ TEST_ENV = {
 
 
 class WorkerProcess:
-    """One payq worker with its environment; ``env`` overrides ``PAYQ_*`` settings."""
+    """One payq worker with its environment; ``env`` overrides ``PAYQ_*`` settings.
+
+    ``pool`` and ``concurrency`` become ``--pool`` and ``--concurrency``; ``None``
+    leaves the option out, as an operator typing the plain command does.
+    """
 
     def __init__(self, redis_url: str, api_url: str, *, env: dict[str, str] | None = None,
-                 pool: str = "threads", concurrency: int = 8, name: str | None = None) -> None:
+                 pool: str | None = "threads", concurrency: int | None = 8, name: str | None = None) -> None:
         self.name = name or f"w{uuid.uuid4().hex[:6]}"
         self.log_path = Path(tempfile.mkstemp(prefix=f"payq-{self.name}-", suffix=".log")[1])
         self.env = {
@@ -40,7 +44,9 @@ class WorkerProcess:
             **(env or {}),
         }
         self.args = [
-            sys.executable, "-m", "celery", "-A", "workers.app", "worker", "--pool", pool, "--concurrency", str(concurrency),
+            sys.executable, "-m", "celery", "-A", "workers.app", "worker",
+            *(["--pool", pool] if pool is not None else []),
+            *(["--concurrency", str(concurrency)] if concurrency is not None else []),
             "--loglevel", "INFO", "--hostname", f"{self.name}@%h", "--without-gossip", "--without-mingle",
         ]
         self.process: subprocess.Popen[bytes] | None = None

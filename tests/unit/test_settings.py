@@ -7,8 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
+from config.celery import UNACKED_MUTEX_EXPIRE, UNACKED_RESTORE_INTERVAL, lost_after
 from config.settings import Settings, redact_url
+from workers.housekeeping import HOUSEKEEPING_EVERY
 
 
 @pytest.fixture(autouse=True)
@@ -46,7 +49,7 @@ def build_settings(**values: Any) -> Settings:
         ("retry_after_floor", 1.0),
         ("retry_after_cap", 900.0),
         ("retry_after_jitter", 0.5),
-        ("visibility_timeout", 300),
+        ("visibility_timeout", 60),
         ("job_retention_days", 30.0),
         ("dead_letter_retention_days", 30.0),
         ("deferred_poll_interval", 0.1),
@@ -200,9 +203,11 @@ def test_the_http_pool_holds_a_connection_for_every_worker_thread(pool: str, poo
 @pytest.mark.parametrize(
     ("visibility", "connect", "read", "limit"),
     [
-        pytest.param(300, 3.0, 10.0, 43, id="defaults-http-timeouts-plus-30s"),
+        pytest.param(60, 3.0, 10.0, 43, id="defaults-http-timeouts-plus-30s"),
+        pytest.param(300, 3.0, 10.0, 43, id="long-visibility-timeout"),
         pytest.param(30, 3.0, 10.0, 25, id="short-visibility-timeout-wins"),
-        pytest.param(10, 3.0, 10.0, 5, id="minimum-visibility-timeout"),
+        pytest.param(18, 3.0, 10.0, 13, id="shortest-visibility-timeout-for-these-http-timeouts"),
+        pytest.param(10, 1.0, 4.0, 5, id="minimum-visibility-timeout"),
         pytest.param(3600, 10.0, 120.0, 160, id="long-http-timeouts"),
     ],
 )
@@ -211,6 +216,48 @@ def test_a_job_time_limit_stays_below_the_visibility_timeout(visibility: int, co
 
     assert configured.task_time_limit == limit
     assert configured.task_time_limit < configured.visibility_timeout
+
+
+@pytest.mark.parametrize(
+    ("variables", "shortest"),
+    [
+        pytest.param({"PAYQ_VISIBILITY_TIMEOUT": "17"}, 18, id="default-http-timeouts"),
+        pytest.param({"PAYQ_HTTP_READ_TIMEOUT": "60"}, 68, id="default-visibility-timeout"),
+        pytest.param({"PAYQ_VISIBILITY_TIMEOUT": "10", "PAYQ_HTTP_CONNECT_TIMEOUT": "0.5", "PAYQ_HTTP_READ_TIMEOUT": "4.6"}, 11,
+                     id="fractions-round-up"),
+    ],
+)
+def test_a_visibility_timeout_the_longest_api_call_does_not_fit_in_is_refused_naming_it(
+    monkeypatch: pytest.MonkeyPatch, variables: dict[str, str], shortest: int,
+) -> None:
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+
+    with pytest.raises(ValidationError) as refused:
+        build_settings()
+
+    (error,) = refused.value.errors()
+    assert error["loc"] == ("visibility_timeout",)
+    assert "PAYQ_HTTP_CONNECT_TIMEOUT + PAYQ_HTTP_READ_TIMEOUT" in error["msg"]
+    assert f"raise it to {shortest} " in error["msg"]
+
+
+def test_a_visibility_timeout_5_seconds_above_the_longest_api_call_is_accepted() -> None:
+    assert build_settings(visibility_timeout=18, http_connect_timeout=3, http_read_timeout=10).visibility_timeout == 18
+
+
+def test_with_the_defaults_a_killed_workers_jobs_run_again_within_two_minutes() -> None:
+    defaults = build_settings()
+
+    # kombu hands back a dead worker's messages a scan after the visibility timeout, or a lock's expiry later
+    assert defaults.visibility_timeout + UNACKED_RESTORE_INTERVAL + UNACKED_MUTEX_EXPIRE <= 120
+    # a message lost between kombu's pop and its unacked record: the sweep's cutoff, and its interval
+    assert lost_after(defaults) + HOUSEKEEPING_EVERY <= 120
+    # ... which kombu's restore of the messages it has comes well before
+    assert lost_after(defaults) > defaults.visibility_timeout + UNACKED_RESTORE_INTERVAL + UNACKED_MUTEX_EXPIRE
+    # no job runs into its visibility timeout, and a job's claim has ended when the sweep looks
+    assert defaults.http_connect_timeout + defaults.http_read_timeout <= defaults.task_time_limit
+    assert defaults.task_time_limit + 5 <= defaults.visibility_timeout < lost_after(defaults)
 
 
 def test_settings_are_immutable_once_built() -> None:
