@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import requests
 
-from payapi.operations import OPERATIONS, Operation
+from payapi.operations import Operation, api_path
 
-CAPTURE = OPERATIONS[Operation.CAPTURE].path
-CANCEL = OPERATIONS[Operation.CANCEL].path
-FEEDBACK = OPERATIONS[Operation.FEEDBACK].path
+CAPTURE = api_path(Operation.CAPTURE)
+CANCEL = api_path(Operation.CANCEL)
+FEEDBACK = api_path(Operation.FEEDBACK)
 
 
 @dataclass(frozen=True, slots=True)

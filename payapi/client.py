@@ -17,7 +17,7 @@ from requests.adapters import HTTPAdapter
 from config.settings import Settings
 from payapi import wire
 from payapi.models import RequestModel
-from payapi.operations import OPERATIONS, Operation
+from payapi.operations import Operation, api_path
 from payapi.outcomes import Outcome, RetryAfter, Success, classify, classify_exception
 
 log = logging.getLogger("payq.api")
@@ -57,7 +57,7 @@ class PaymentClient:
         # Serialized once: the bytes signed are the bytes sent.
         body = wire.dumps(request).encode()
         prepared = requests.Request(
-            "POST", self._base + OPERATIONS[operation].path, data=body, headers={"Content-Type": "application/json"}
+            "POST", self._base + api_path(operation), data=body, headers={"Content-Type": "application/json"}
         ).prepare()
         started = time.perf_counter()
         status: int | None = None

@@ -8,7 +8,7 @@ end: a float is refused rather than rounded.
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
@@ -166,6 +166,38 @@ class FeedbackResponse(_Response):
     reasonCode: str | None = None
 
 
+class NotificationData(BaseModel):
+    """What an outcome notification says about a job (``data`` of its body)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    jobId: str
+    operation: str
+    storeId: str | None = None
+    shoppingTripId: str | None = None
+    state: Literal["succeeded", "dead-lettered"]
+    result: dict[str, Any] | None = None
+    reason: str | None = None
+    status: int | None = None
+    errorMsg: str | None = None
+
+
+class NotificationEvent(BaseModel):
+    """payq's own outbound body: an outcome notification, signed per Standard Webhooks when delivered.
+
+    ``id`` is the ``webhook-id``: stable per event, the receiver's idempotency
+    key. ``type`` is ``job.succeeded`` or ``job.dead_lettered`` (``test`` for
+    ``payq notify test``); ``timestamp`` when the outcome was recorded (UTC, ISO 8601).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1, max_length=512)
+    type: Literal["job.succeeded", "job.dead_lettered", "test"]
+    timestamp: str
+    data: NotificationData
+
+
 class ErrorBody(_Response):
     """An error body; ``retryAfter`` (seconds, as a string) comes with a 503."""
 
@@ -205,9 +237,10 @@ def describe(error: ValidationError) -> list[FieldProblem]:
 
 RequestModel = CaptureRequest | CancelRequest | RefundRequest | FeedbackRequest
 ResponseModel = RefundResponse | FeedbackResponse
+Body = TypeVar("Body", bound=BaseModel)
 
 
-def parse_request(model: type[RequestModel], data: Any) -> RequestModel:
+def parse_request(model: type[Body], data: Any) -> Body:
     """Validate ``data`` as ``model``; raise :class:`InvalidRequest` naming every bad field."""
     if not isinstance(data, dict):
         raise InvalidRequest([FieldProblem("(body)", "must be a JSON object")])

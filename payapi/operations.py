@@ -1,8 +1,10 @@
-"""The four payment operations in one table: everything else reads it.
+"""payq's operations in one table: everything else reads it.
 
 A row says how an operation is called (path, request and response models),
 how payq runs it as a job (Celery task name, queue) and how a job's id is made
 from its natural key. Adding an operation is one row here and its models.
+Four rows are the payment API's operations; the fifth, ``notify``, is payq's
+own: delivering an outcome notification to a store backend (no API path).
 
 The names are a contract: task names and queues are what Flower and
 operators see, paths are the API's.
@@ -24,6 +26,7 @@ from payapi.models import (
     CaptureRequest,
     FeedbackRequest,
     FeedbackResponse,
+    NotificationEvent,
     RefundRequest,
     RefundResponse,
     RequestModel,
@@ -38,6 +41,7 @@ class Operation(StrEnum):
     CANCEL = "cancel"
     REFUND = "refund"
     FEEDBACK = "feedback"
+    NOTIFY = "notify"  # not the payment API's: an outcome notification to a store backend
 
 
 @dataclass(frozen=True)
@@ -52,8 +56,8 @@ class OperationSpec:
     """
 
     operation: Operation
-    path: str
-    request: type[RequestModel]
+    path: str | None  # None: not a call to the payment API
+    request: type[RequestModel | NotificationEvent]
     response: type[ResponseModel] | None  # None: an empty 200 is the answer, anything in it is ignored
     task: str
     queue: str
@@ -98,19 +102,40 @@ OPERATIONS: Mapping[Operation, OperationSpec] = MappingProxyType({row.operation:
         summary="Report a trip's payment status to fraud and abuse.",
         defaults={"paymentStatusTime": _epoch_seconds},
     ),
+    OperationSpec(
+        Operation.NOTIFY, None, NotificationEvent, None,
+        task="payments.notify", queue="payments.notify", key_fields=("id",),
+        summary="Deliver an outcome notification to the store backends' URL (Standard Webhooks).",
+    ),
 )})
 
 BY_TASK: Mapping[str, OperationSpec] = MappingProxyType({row.task: row for row in OPERATIONS.values()})
+# the payment API's operations: what the sandbox serves, what is paced and counted per endpoint
+API_OPERATIONS: tuple[Operation, ...] = tuple(row.operation for row in OPERATIONS.values() if row.path is not None)
 QUEUES: tuple[str, ...] = tuple(row.queue for row in OPERATIONS.values())
 
 
+def api_path(operation: Operation) -> str:
+    """The payment API's path for ``operation`` (``ValueError`` for payq's own ``notify``)."""
+    path = OPERATIONS[operation].path
+    if path is None:
+        raise ValueError(f"{operation.value} is not a payment API operation")
+    return path
+
+
 def lookup(name: str, field_name: str = "operation") -> OperationSpec:
-    """The row for an operation named by a caller; :class:`InvalidRequest` naming ``field_name`` if there is none."""
+    """The row for a payment operation named by a caller; :class:`InvalidRequest` naming ``field_name`` if there is none.
+
+    Only the payment API's operations: outcome notifications are payq's to make.
+    """
     try:
-        return OPERATIONS[Operation(name)]
+        operation = Operation(name)
     except ValueError:
-        choices = ", ".join(op.value for op in Operation)
-        raise InvalidRequest([FieldProblem(field_name, f"must be one of {choices}")]) from None
+        operation = None
+    if operation not in API_OPERATIONS:
+        choices = ", ".join(op.value for op in API_OPERATIONS)
+        raise InvalidRequest([FieldProblem(field_name, f"must be one of {choices}")])
+    return OPERATIONS[operation]
 
 
 def with_defaults(spec: OperationSpec, fields: Mapping[str, Any], now: float | None = None) -> dict[str, Any]:

@@ -112,6 +112,18 @@ class ResetHandler(ApiHandler):
         self.send_json({"reset": True})
 
 
+class NotificationsHandler(ApiHandler):
+    """``POST /admin/notifications``: receive one of payq's outcome notifications (204); ``GET``: every one received."""
+
+    def post(self) -> None:
+        self.state.inbox.receive(self.request.headers, self.request.body)
+        self.set_status(204)
+        self.finish()
+
+    def get(self) -> None:
+        self.send_json({"notifications": [d.to_json() for d in self.state.inbox.deliveries]})
+
+
 class HealthHandler(ApiHandler):
     """``GET /admin/health``: 200 ``{"ok": true}`` once serving."""
 
@@ -129,5 +141,6 @@ def routes(state: SandboxState) -> list[tuple[str, type[ApiHandler], dict[str, A
         ("/admin/requests", RequestsHandler, bound),
         ("/admin/ledger", LedgerHandler, bound),
         ("/admin/reset", ResetHandler, bound),
+        ("/admin/notifications", NotificationsHandler, bound),
         ("/admin/health", HealthHandler, bound),
     ]

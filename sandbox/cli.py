@@ -74,10 +74,15 @@ class RateLimitSpec(click.ParamType[tuple[Operation, RateLimit]]):
     "--service", default="execute-api", show_default=True, envvar="PAYQ_SANDBOX_SERVICE", show_envvar=True,
     help="With --require-sigv4: the service the credential scope must name.",
 )
+@click.option(
+    "--notify-secret", envvar="PAYQ_SANDBOX_NOTIFY_SECRET", show_envvar=True,
+    help="The whsec_ secret payq signs outcome notifications with: POST /admin/notifications then checks each signature. "
+         "Prefer the environment variable.",
+)
 def sandbox_command(
     host: str, port: int, latency_ms: float, faults_file: Path | None, rate_limit_specs: Sequence[tuple[Operation, RateLimit]],
     auto_register: bool, log_limit: int,
-    require_sigv4: bool, access_key: str | None, secret_key: str | None, region: str | None, service: str,
+    require_sigv4: bool, access_key: str | None, secret_key: str | None, region: str | None, service: str, notify_secret: str | None,
 ) -> None:
     """Run the sandbox payment API: the four endpoints, a trip ledger, scripted faults and /admin/*."""
     faults = None
@@ -96,7 +101,7 @@ def sandbox_command(
     try:
         run(
             host, port, latency_ms=latency_ms, faults=faults, auto_register=auto_register, log_limit=log_limit,
-            verifier=verifier, rate_limits=rate_limits,
+            verifier=verifier, rate_limits=rate_limits, notify_secret=notify_secret,
         )
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None

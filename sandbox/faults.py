@@ -29,11 +29,11 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Literal
 
-from payapi.operations import Operation
+from payapi.operations import API_OPERATIONS
 from sandbox.ratelimit import RateLimitError, RateLimits, parse_limits
 
 FaultKind = Literal["status", "pass", "reset", "hang", "truncate", "malformed", "extra"]
-ENDPOINTS = tuple(op.value for op in Operation)  # a rule names its endpoint by the operation
+ENDPOINTS = tuple(op.value for op in API_OPERATIONS)  # a rule names its endpoint by the operation
 DEFAULT_HANG_SECONDS = 30.0
 
 # Kinds that answer from the ledger (or could) are applied to it unless told otherwise;

@@ -11,7 +11,7 @@ from typing import Any
 
 from payapi import wire
 from payapi.errors import InvalidRequest
-from payapi.models import CancelRequest, CaptureRequest, RefundRequest, RequestModel, parse_request
+from payapi.models import CancelRequest, CaptureRequest, NotificationEvent, RefundRequest, RequestModel, parse_request
 from payapi.operations import OPERATIONS, Operation
 from sandbox.ledger import Ledger, LedgerError, Money
 
@@ -80,6 +80,7 @@ def perform(ledger: Ledger, operation: Operation, decoded: Decoded) -> Reply:
         data = {k: v for k, v in data.items() if k in model.model_fields}
     try:
         request = parse_request(model, data)
+        assert not isinstance(request, NotificationEvent), "the sandbox serves only the payment API's operations"
         return _apply(ledger, request)
     except InvalidRequest as exc:
         return bad_request("; ".join(str(p) for p in exc.problems))

@@ -23,12 +23,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from payapi.operations import Operation
+from payapi.operations import API_OPERATIONS, Operation
 
 WINDOW_SECONDS = 1.0
 DEFAULT_RETRY_AFTER = 1  # seconds; the real API sends a whole number of seconds (600 today)
 SPEC_FORM = "ENDPOINT=PER_SECOND[:RETRY_AFTER]"
-_ENDPOINTS = ", ".join(op.value for op in Operation)
+_ENDPOINTS = ", ".join(op.value for op in API_OPERATIONS)
 _LIMIT_KEYS = {"per_second", "retry_after"}
 
 
@@ -54,7 +54,7 @@ RateLimits = Mapping[Operation, RateLimit]
 
 def limits_to_json(limits: RateLimits) -> dict[str, dict[str, int]]:
     """``{"capture": {"per_second": 30, "retry_after": 1}, ...}``, in the operations table's order."""
-    return {op.value: limits[op].to_json() for op in Operation if op in limits}
+    return {op.value: limits[op].to_json() for op in API_OPERATIONS if op in limits}
 
 
 class RateLimiter:
@@ -67,7 +67,7 @@ class RateLimiter:
 
     def __init__(self, limits: RateLimits | None = None) -> None:
         self._limits: dict[Operation, RateLimit] = dict(limits or {})
-        self._accepted: dict[Operation, deque[float]] = {op: deque() for op in Operation}
+        self._accepted: dict[Operation, deque[float]] = {op: deque() for op in API_OPERATIONS}
 
     @property
     def limits(self) -> RateLimits:
@@ -101,10 +101,10 @@ class RateLimiter:
 
 
 def _endpoint(name: Any, where: str) -> Operation:
-    try:
-        return Operation(name)
-    except ValueError:
-        raise RateLimitError(f"{where}: unknown endpoint {name!r} (expected one of {_ENDPOINTS})") from None
+    for operation in API_OPERATIONS:
+        if name == operation.value:
+            return operation
+    raise RateLimitError(f"{where}: unknown endpoint {name!r} (expected one of {_ENDPOINTS})")
 
 
 def _whole(value: Any, where: str, name: str, minimum: int) -> int:

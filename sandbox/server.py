@@ -24,13 +24,14 @@ from tornado.iostream import IOStream, StreamClosedError
 from tornado.netutil import bind_sockets
 from tornado.web import Application, RequestHandler
 
-from payapi.operations import OPERATIONS, Operation
+from payapi.operations import API_OPERATIONS, Operation, api_path
 from sandbox import admin
 from sandbox.basehandler import ApiHandler, NotFoundHandler
 from sandbox.faults import NO_FAULT, Fault, FaultScript, too_many_requests
 from sandbox.ledger import Ledger
 from sandbox.operations import Reply, decode, perform
 from sandbox.ratelimit import RateLimits
+from sandbox.receiver import Inbox
 from sandbox.requestlog import LoggedRequest, RequestLog
 from sandbox.state import SandboxState, Verifier
 
@@ -142,6 +143,7 @@ def make_app(
     log_limit: int = DEFAULT_LOG_LIMIT,
     verifier: Verifier | None = None,
     rate_limits: RateLimits | None = None,
+    notify_secret: str | None = None,
     clock: Callable[[], float] = time.time,
     fault_clock: Callable[[], float] = time.monotonic,
 ) -> Application:
@@ -151,6 +153,8 @@ def make_app(
     anything else; a message it returns is answered 403 ``{"errorMsg": message}``.
     ``rate_limits`` are the configured limits per endpoint (``faults`` may
     replace them while it is in force; a reset brings them back).
+    ``notify_secret`` (``whsec_…``) checks the signatures of the outcome
+    notifications ``/admin/notifications`` receives.
     ``clock`` is the ledger's wall clock (trip times, the refund window).
     """
     state = SandboxState(
@@ -161,8 +165,9 @@ def make_app(
         verifier=verifier,
         fault_clock=fault_clock,
         rate_limits=dict(rate_limits or {}),
+        inbox=Inbox(notify_secret),
     )
-    routes: list[Any] = [(spec.path, OperationHandler, {"state": state, "operation": op}) for op, spec in OPERATIONS.items()]
+    routes: list[Any] = [(api_path(op), OperationHandler, {"state": state, "operation": op}) for op in API_OPERATIONS]
     routes += admin.routes(state)
     return Application(
         routes,
@@ -210,6 +215,7 @@ def run(
     log_limit: int = DEFAULT_LOG_LIMIT,
     verifier: Verifier | None = None,
     rate_limits: RateLimits | None = None,
+    notify_secret: str | None = None,
 ) -> None:
     """Run the sandbox until SIGTERM or SIGINT; prints ``sandbox listening on http://H:P`` once bound."""
     def announce(line: str) -> None:
@@ -218,7 +224,7 @@ def run(
     async def main() -> None:
         app = make_app(
             latency_ms=latency_ms, faults=faults, auto_register=auto_register, log_limit=log_limit, verifier=verifier,
-            rate_limits=rate_limits,
+            rate_limits=rate_limits, notify_secret=notify_secret,
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

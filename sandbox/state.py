@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from sandbox.faults import FaultScript
 from sandbox.ledger import Ledger
 from sandbox.ratelimit import RateLimiter, RateLimits
+from sandbox.receiver import Inbox
 from sandbox.requestlog import RequestLog
 
 Verifier = Callable[[str, str, Mapping[str, str], bytes], "str | None"]
@@ -33,6 +34,7 @@ class SandboxState:
     fault_clock: Callable[[], float] = time.monotonic
     rate_limits: RateLimits = field(default_factory=dict)
     limiter: RateLimiter = field(default_factory=RateLimiter)
+    inbox: Inbox = field(default_factory=Inbox)
 
     def __post_init__(self) -> None:
         self.set_faults(self.faults)
@@ -43,8 +45,9 @@ class SandboxState:
         self.limiter.configure(script.rate_limits if script.rate_limits is not None else self.rate_limits)
 
     def reset(self) -> None:
-        """Clear the ledger, the fault script, the calls the limiter counted and the request log (settings stay)."""
+        """Clear the ledger, the fault script, the calls the limiter counted, the request log and the notifications received (settings stay)."""
         self.ledger.clear()
         self.set_faults(FaultScript([], clock=self.fault_clock))
         self.limiter.clear()
         self.log.clear()
+        self.inbox.clear()

@@ -25,8 +25,8 @@ from pydantic import BaseModel, Field
 
 from payapi.operations import OPERATIONS, Operation
 from payapi.outcomes import Failure, FailureKind
-from tasks import keys, scripts
-from tasks.jobstore import failure_json
+from tasks import keys, notify, scripts
+from tasks.jobstore import NewJob, event_args, failure_json
 from tasks.messages import build_message, build_sent_event, sent_event_channel
 from tasks.states import DeadLetterReason
 
@@ -89,8 +89,9 @@ class DeadLetter(BaseModel):  # type: ignore[no-redef]  # pydantic's mypy plugin
 class DeadLetterStore:
     """add / list / get / replay / purge / trim over the dead-letter entries in Redis."""
 
-    def __init__(self, client: redis.Redis, job_retention_seconds: int, retention_seconds: int) -> None:
+    def __init__(self, client: redis.Redis, job_retention_seconds: int, retention_seconds: int, *, notify: bool = False) -> None:
         self._redis = client
+        self._notify = notify  # outcome notifications are on: a capture-failed refund gets its event
         self._job_ttl = job_retention_seconds
         self._retention = retention_seconds
         self._events = sent_event_channel(int(client.connection_pool.connection_kwargs.get("db", 0)))
@@ -104,19 +105,20 @@ class DeadLetterStore:
     def _keys(self) -> list[str]:
         return [keys.DEAD_LETTERS, keys.DEAD_LETTER_INDEX, keys.DEAD_LETTER_REASONS]
 
-    def add(self, entry: DeadLetter) -> None:
+    def add(self, entry: DeadLetter, event: NewJob | None = None) -> None:
         """Store ``entry`` (with its replay history) and mark its job dead, atomically.
 
         Written before the message is acknowledged. The job record, which is
         also the job's idempotency key, is kept at least as long as the entry,
         so the job cannot be enqueued afresh while it waits for an operator.
+        ``event``, the dead-lettering's notification, is published in the same step.
         """
         history = [json.loads(h) for h in self._redis.lrange(keys.replays(entry.id), 0, -1)]
         entry = entry.model_copy(update={"history": history, "replays": len(history)})
         self._add(
             keys=[*self._keys, keys.job(entry.id)],
             args=[entry.id, entry.model_dump_json(), entry.dead_at, entry.reason, failure_json(entry.failure),
-                  max(self._job_ttl, self._retention), _books_of(entry)],
+                  max(self._job_ttl, self._retention), _books_of(entry), keys.ACTIVE, self._events, *event_args(event, entry.dead_at)],
         )
 
     def get(self, entry_id: str) -> DeadLetter | None:
@@ -193,13 +195,40 @@ class DeadLetterStore:
         in the same step: they can never be sent now.
         """
         before, _, after = Failure(FailureKind.CAPTURE_FAILED, error_type="\0").describe().partition("\0")
-        fixed: list[Any] = [keys.TRIP_PREFIX, keys.JOB_PREFIX, OPERATIONS[Operation.REFUND].task, before, after,
-                            max(self._job_ttl, self._retention)]
+        ttl = max(self._job_ttl, self._retention)
+        fixed: list[Any] = [keys.TRIP_PREFIX, keys.JOB_PREFIX, OPERATIONS[Operation.REFUND].task, before, after, ttl,
+                            "1" if self._notify else "0", self._events, keys.ACTIVE]
         removed = 0
         for chunk in _chunks(list(entry_ids), _BATCH):
-            removed += int(self._purge(keys=[*self._keys, keys.WAITING],
-                                       args=["" if dead_before is None else dead_before, time.time(), *fixed, *chunk]))
+            for _ in range(_REREADS):
+                now = time.time()
+                events = self._capture_failed_events(chunk, now) if self._notify else []
+                flat = [value for refund_id, event in events for value in (refund_id, *event_args(event, now))]
+                purged = int(self._purge(keys=[*self._keys, keys.WAITING],
+                                         args=["" if dead_before is None else dead_before, now, *fixed, len(events), *flat, *chunk]))
+                if purged != -1:  # -1: a refund began to wait meanwhile, without its notification: read again
+                    removed += purged
+                    break
+            else:
+                raise redis.RedisError("refunds kept beginning to wait while their capture was being purged; try again")
         return removed
+
+    def _capture_failed_events(self, entry_ids: builtins.list[str], now: float) -> builtins.list[tuple[str, NewJob]]:
+        """The notifications of the refunds waiting for the captures among ``entry_ids``, had they to fail now."""
+        events: builtins.list[tuple[str, NewJob]] = []
+        for raw in self._redis.hmget(keys.DEAD_LETTERS, entry_ids):
+            entry = DeadLetter.model_validate_json(raw) if raw else None
+            if entry is None or entry.operation is not Operation.CAPTURE:
+                continue
+            held = cast(builtins.list[str], self._redis.lrange(keys.held(entry.store_id, entry.trip_id), 0, -1))
+            failure = Failure(FailureKind.CAPTURE_FAILED, error_type=entry.id)
+            for refund_id in held:
+                record = cast(dict[str, str], self._redis.hgetall(keys.job(refund_id)))
+                if record.get("state") == "waiting":
+                    event = notify.dead_lettered(refund_id, Operation.REFUND, json.loads(record["kwargs"]),
+                                                 DeadLetterReason.CAPTURE_FAILED, failure, int(record.get("replays", 0)), now)
+                    events.append((refund_id, event))
+        return events
 
     def trim(self, now: float) -> int:
         """Delete entries dead-lettered longer ago than the retention; returns how many."""

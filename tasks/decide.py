@@ -30,6 +30,7 @@ class RetryPolicy:
     retry_after_floor: float = 1.0
     retry_after_cap: float = 900.0
     retry_after_jitter: float = 0.5
+    exhausted: DeadLetterReason = DeadLetterReason.RETRIES_EXHAUSTED  # why a job out of attempts is dead-lettered
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RetryPolicy:
@@ -103,7 +104,8 @@ def decide(outcome: Outcome, attempts: int, policy: RetryPolicy, now: float, ran
     - Transient: exponential backoff with full jitter.
     - A 429, with a delay or without, is ``throttled``: the endpoint's pace learns from it.
     - RetryAfter or Transient on the last allowed attempt: dead-lettered as
-      ``retries-exhausted`` with the failure (a 429's pause is still set).
+      ``retries-exhausted`` (the policy's ``exhausted``: ``notify-failed`` for
+      notifications) with the failure (a 429's pause is still set).
     """
     if isinstance(outcome, Success):
         body = outcome.body
@@ -128,7 +130,7 @@ def decide(outcome: Outcome, attempts: int, policy: RetryPolicy, now: float, ran
         wait = compute_backoff(attempts, policy.backoff_base, policy.backoff_cap, rand)
         defer = Defer(now + wait, DeferCause.BACKOFF, outcome.failure, throttled=outcome.throttled)
     if attempts >= policy.max_attempts:
-        return DeadLetterJob(DeadLetterReason.RETRIES_EXHAUSTED, outcome.failure, pause_until, outcome.throttled)
+        return DeadLetterJob(policy.exhausted, outcome.failure, pause_until, outcome.throttled)
     return defer
 
 

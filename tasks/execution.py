@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from payapi.errors import InvalidRequest
-from payapi.models import CaptureRequest, parse_request
+from payapi.models import CaptureRequest, NotificationEvent, parse_request
 from payapi.operations import OPERATIONS, Operation
 from payapi.outcomes import Failure, FailureKind, status_of
+from tasks import notify
 from tasks.deadletters import DeadLetter
 from tasks.decide import DeadLetterJob, Decision, Defer, Succeed, decide, wait_for_turn, wait_out_pause
 from tasks.jobstore import Call, Deferral
+from tasks.notify import BUSY_PAUSE
 from tasks.pace import TURN_LEAD, TURN_WAIT_IN_PLACE
 from tasks.producer import prepare
 from tasks.runtime import Runtime
@@ -79,6 +81,8 @@ def execute(rt: Runtime, job: Job) -> Ending:
     except InvalidRequest as exc:  # only a message published around the producer gets here
         failure = Failure(FailureKind.INVALID_JOB, detail=str(exc)[:500])
         return _bury(rt, job, DeadLetterJob(DeadLetterReason.INVALID_JOB, failure))
+    if isinstance(request, NotificationEvent):
+        return _notify(rt, job, request, now)
     pace = rt.pacer.pace(job.operation, now)
     # a claim outlasts the longest a delivery may run: after that, its worker is gone
     begin = rt.jobs.begin(job.job_id, job.operation, job.kwargs, job.worker, now, job.delivery, rt.settings.task_time_limit + 5,
@@ -102,6 +106,35 @@ def execute(rt: Runtime, job: Job) -> Ending:
     return carry_out(rt, job, request, decision, begin.attempts, call)
 
 
+def _notify(rt: Runtime, job: Job, event: NotificationEvent, now: float) -> Ending:
+    """Deliver an outcome notification: a job like any other, but to the store backends' URL, and never at a payment job's expense.
+
+    When every delivery slot of this process is taken (a slow receiver), the
+    notify endpoint pauses for a moment: this and the next deliveries wait in
+    the deferred set without an attempt instead of holding worker threads.
+    """
+    notifier = rt.notifier
+    if notifier is None:
+        failure = Failure(FailureKind.UNSENDABLE, detail="outcome notifications are off (PAYQ_NOTIFY_URL is unset)")
+        return _bury(rt, job, DeadLetterJob(DeadLetterReason.NOTIFY_FAILED, failure))
+    slot = notifier.try_slot()
+    try:
+        if not slot:
+            rt.jobs.pause(job.operation, now + BUSY_PAUSE, now)
+        begin = rt.jobs.begin(job.job_id, job.operation, job.kwargs, job.worker, now, job.delivery, rt.settings.task_time_limit + 5)
+        if begin.verdict is Verdict.PAUSED:
+            assert begin.until is not None
+            return carry_out(rt, job, event, wait_out_pause(begin.until, rt.notify_policy, rt.rng.random), 0)
+        if begin.verdict is not Verdict.RUN:
+            return Skipped(begin.verdict)
+        outcome = notifier.deliver(event)
+        decision = decide(outcome, begin.attempts, rt.notify_policy, time.time(), rt.rng.random)
+        return carry_out(rt, job, event, decision, begin.attempts)
+    finally:
+        if slot:
+            notifier.release_slot()
+
+
 def carry_out(rt: Runtime, job: Job, request: Any, decision: Decision, attempt: int, call: Call | None = None) -> Ending:
     """Write ``decision`` to Redis: pause the endpoint and learn its pace if asked, then record the success, park or bury the job.
 
@@ -120,7 +153,8 @@ def carry_out(rt: Runtime, job: Job, request: Any, decision: Decision, attempt: 
     if isinstance(decision, Succeed):
         if isinstance(request, CaptureRequest):
             return Finished(_settle_capture(rt, job.job_id, request, int(now), now, call))
-        rt.jobs.succeed(job.job_id, decision.result, now, call)
+        event = notify.succeeded(job.job_id, job.operation, job.kwargs, decision.result, now) if _notifies(rt, job) else None
+        rt.jobs.succeed(job.job_id, decision.result, now, call, event)
         return Finished(decision.result)
     if isinstance(decision, Defer):
         deferral = Deferral(decision.cause, decision.until, job.operation, attempt, decision.delay, decision.failure,
@@ -147,7 +181,8 @@ def _settle_capture(
             "totalAmount": amount, "settledAmount": amount, "paymentStatusTime": settled_at,
         })
         result = {"reportJobId": report.job_id, "settledAt": settled_at}
-        on_record = rt.jobs.finish_capture(job_id, settled_at, result, report, now, call)
+        event = notify.succeeded(job_id, Operation.CAPTURE, request.model_dump(mode="json"), result, now) if rt.notifier else None
+        on_record = rt.jobs.finish_capture(job_id, settled_at, result, report, now, call, event)
         if on_record == settled_at:
             return result
         settled_at = on_record
@@ -156,6 +191,11 @@ def _settle_capture(
 def _bury(rt: Runtime, job: Job, decision: DeadLetterJob) -> Buried:
     """Write the dead letter (before the message is acknowledged) and log it."""
     record = rt.jobs.get(job.job_id) or {}
+    dead_at = time.time()
+    event = None
+    if _notifies(rt, job):
+        event = notify.dead_lettered(job.job_id, job.operation, job.kwargs, decision.reason, decision.failure,
+                                     int(record.get("replays", 0)), dead_at)
     rt.dead_letters.add(DeadLetter.of(
         decision.failure,
         id=job.job_id,
@@ -166,11 +206,16 @@ def _bury(rt: Runtime, job: Job, decision: DeadLetterJob) -> Buried:
         attempts=int(record.get("attempts", 0)),
         first_attempt_at=float(record["first_attempt_at"]) if "first_attempt_at" in record else None,
         last_attempt_at=float(record["last_attempt_at"]) if "last_attempt_at" in record else None,
-        dead_at=time.time(),
+        dead_at=dead_at,
         worker=job.worker,
-    ))
+    ), event)
     log.warning("%s %s dead-lettered: %s: %s", job.operation.value, job.job_id, decision.reason.value, decision.failure.describe())
     return Buried(decision.reason, decision.failure)
+
+
+def _notifies(rt: Runtime, job: Job) -> bool:
+    """Whether the job's outcome makes a notification: notifications are on, and it is not one itself."""
+    return rt.notifier is not None and job.operation is not Operation.NOTIFY
 
 
 def bury_internal_error(rt: Runtime, job: Job, exc: BaseException) -> Buried:

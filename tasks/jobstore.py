@@ -144,6 +144,14 @@ def enqueue_call(jobs: Sequence[NewJob], now: float, ttl: int, events_channel: s
     return [keys.ACTIVE, keys.WAITING], args
 
 
+def event_args(event: NewJob | None, now: float) -> list[Any]:
+    """The six ARGV of an outcome's notification for the scripts that publish one (lib/publish.lua ``publish_event``)."""
+    if event is None:
+        return ["", "", "", "", "", ""]
+    return [keys.job(event.job_id), OPERATIONS[event.operation].queue, event.job_id, build_message(event.operation, event.job_id, event.kwargs),
+            json.dumps(event.kwargs), build_sent_event(event.operation, event.job_id, event.kwargs, now)]
+
+
 def read_enqueue_reply(reply: list[Any], jobs: Sequence[NewJob], offset: int = 0) -> list[bool]:
     """Which jobs the enqueue script published (True) or found existing (False); :class:`TripRuleViolation` if it refused."""
     if int(reply[0]) == 1:
@@ -255,13 +263,15 @@ class JobStore:
 
     def finish_capture(
         self, job_id: str, settled_at: int, result: dict[str, Any], report: NewJob, now: float, call: Call | None = None,
+        event: NewJob | None = None,
     ) -> int:
         """Settle a capture at ``settled_at``, publish its ``report`` and mark it succeeded, in one script.
 
         Returns the settle time on record: ``settled_at``, or an earlier one, in
         which case nothing was written and the report for that time is the one
         to publish (call again with it). ``call``, the successful capture call,
-        is counted in the same script.
+        is counted in the same script; ``event``, the success's notification, is
+        published in it (the outbox).
         """
         successes, field = (keys.successes(call.operation, int(call.at * 10)), f"{call.operation.value}:{call.status}") if call else ("", "")
         store, trip = str(report.kwargs["storeId"]), str(report.kwargs["shoppingTripId"])
@@ -271,17 +281,25 @@ class JobStore:
                   OPERATIONS[Operation.REFUND].queue],
             args=[job_id, now, settled_at, json.dumps(result), report.job_id,
                   build_message(report.operation, report.job_id, report.kwargs), json.dumps(report.kwargs), self._ttl,
-                  self._events, build_sent_event(report.operation, report.job_id, report.kwargs, now), field, keys.JOB_PREFIX],
+                  self._events, build_sent_event(report.operation, report.job_id, report.kwargs, now), field, keys.JOB_PREFIX,
+                  *event_args(event, now)],
         ))
 
-    def succeed(self, job_id: str, result: dict[str, Any], now: float, call: Call | None = None) -> None:
-        """Mark the job succeeded with its result (e.g. a refund's reconciliationId); ``call`` is counted in the same step."""
+    def succeed(self, job_id: str, result: dict[str, Any], now: float, call: Call | None = None, event: NewJob | None = None) -> None:
+        """Mark the job succeeded with its result (e.g. a refund's reconciliationId), in one MULTI.
+
+        ``call`` is counted and ``event``, the success's notification, recorded and
+        published in the same step (the outbox).
+        """
         pipe = self._redis.pipeline(transaction=True)
         pipe.hset(keys.job(job_id), mapping={"state": JobState.SUCCEEDED.value, "result": json.dumps(result), "updated_at": now})
         pipe.hdel(keys.job(job_id), "deferred_until", "defer")
         pipe.zrem(keys.ACTIVE, job_id)
         if call is not None:
             count_call(pipe, call.operation, call.status, call.at)
+        if event is not None:
+            call_keys, args = enqueue_call([event], now, self._ttl, self._events, dry_run=False)
+            self._enqueue(keys=call_keys, args=args, client=pipe)
         pipe.execute()
 
     def count(self, call: Call) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import redis
 
 from payapi.errors import ConfigurationError
-from payapi.operations import Operation
+from payapi.operations import API_OPERATIONS, Operation
 from tasks import keys, scripts
 from tasks.pace import MEASURE_WINDOW, Learned, cut, measure, pace_at, same_burst
 
@@ -30,9 +30,9 @@ _SUCCESSES_KEPT = 10  # seconds a tenth-of-a-second success count is kept
 
 def configured_limits(limits: Mapping[str, float]) -> dict[Operation, float]:
     """``PAYQ_RATE_LIMITS`` by operation; :class:`ConfigurationError` naming an operation that does not exist."""
-    unknown = sorted(name for name in limits if name not in {op.value for op in Operation})
+    unknown = sorted(name for name in limits if name not in {op.value for op in API_OPERATIONS})
     if unknown:
-        choices = ", ".join(op.value for op in Operation)
+        choices = ", ".join(op.value for op in API_OPERATIONS)
         raise ConfigurationError(f"PAYQ_RATE_LIMITS names no operation {', '.join(map(repr, unknown))}: use {choices}")
     return {Operation(name): rate for name, rate in limits.items()}
 

@@ -15,6 +15,8 @@ from payapi.client import PaymentClient, Signer
 from tasks.deadletters import DeadLetterStore
 from tasks.decide import RetryPolicy
 from tasks.jobstore import JobStore
+from tasks.notify import Notifier, notifier
+from tasks.notify import policy as notify_policy
 from tasks.pacer import Pacer, configured_limits
 from tasks.redis_conn import connect
 
@@ -32,6 +34,8 @@ class Runtime:
     dead_letters: DeadLetterStore
     policy: RetryPolicy
     pacer: Pacer
+    notifier: Notifier | None = None  # None: outcome notifications are off
+    notify_policy: RetryPolicy = field(default_factory=RetryPolicy)
     rng: random.Random = field(default_factory=random.Random)
 
     @classmethod
@@ -43,9 +47,12 @@ class Runtime:
             redis=client,
             client=PaymentClient(settings, signer=signer),
             jobs=JobStore(client, int(settings.job_retention_days * _DAY)),
-            dead_letters=DeadLetterStore(client, int(settings.job_retention_days * _DAY), int(settings.dead_letter_retention_days * _DAY)),
+            dead_letters=DeadLetterStore(client, int(settings.job_retention_days * _DAY), int(settings.dead_letter_retention_days * _DAY),
+                                         notify=settings.notify_url is not None),
             policy=RetryPolicy.from_settings(settings),
             pacer=Pacer(client, configured_limits(settings.rate_limits)),
+            notifier=notifier(settings),
+            notify_policy=notify_policy(settings),
         )
 
 

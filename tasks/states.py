@@ -61,3 +61,4 @@ class DeadLetterReason(StrEnum):
     INVALID_JOB = "invalid-job"
     INTERNAL_ERROR = "internal-error"
     CAPTURE_FAILED = "capture-failed"
+    NOTIFY_FAILED = "notify-failed"

@@ -8,7 +8,7 @@ from typing import Any
 
 import redis
 
-from payapi.operations import QUEUES, Operation
+from payapi.operations import API_OPERATIONS, QUEUES
 from tasks import keys
 from tasks.deadletters import DeadLetterStore
 from tasks.jobstore import JobStore
@@ -61,12 +61,12 @@ def collect(client: redis.Redis, jobs: JobStore, dead_letters: DeadLetterStore, 
     pipe.zcard(keys.WAITING)
     *depths, unacked, deferred, first, calls, waiting = pipe.execute()
     now = time.time()
-    api_calls: dict[str, dict[str, int]] = {op.value: {} for op in Operation}
+    api_calls: dict[str, dict[str, int]] = {op.value: {} for op in API_OPERATIONS}
     for name, count in calls.items():
         operation, _, status = name.partition(":")
         api_calls.setdefault(operation, {})[status] = int(count)
     paces = {}
-    for op in Operation:
+    for op in API_OPERATIONS:
         learned = pacer.learned(op)
         paces[op.value] = Pace(pacer.configured.get(op), learned_pace(learned, now), pace_at(learned, pacer.configured.get(op), now))
     return Stats(
@@ -77,7 +77,7 @@ def collect(client: redis.Redis, jobs: JobStore, dead_letters: DeadLetterStore, 
         deferred_next_due=float(first[0][1]) if first else None,
         waiting=int(waiting),
         dead_letters=dead_letters.count_by_reason(),
-        pauses={op.value: until for op, until in jobs.pauses(Operation).items() if until > now},
+        pauses={op.value: until for op, until in jobs.pauses(API_OPERATIONS).items() if until > now},
         paces=paces,
         api_calls=api_calls,
     )

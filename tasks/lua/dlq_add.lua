@@ -1,5 +1,6 @@
--- Store a dead-letter entry (replacing an older one for the same job), mark its job dead, and take a
--- refund out of its trip's refunded amount.
+-- Store a dead-letter entry (replacing an older one for the same job), mark its job dead, take a
+-- refund out of its trip's refunded amount, and publish the outcome's notification.
+--#include lib/publish.lua
 --#include lib/dlq_remove.lua
 local entries_key = KEYS[1]
 local index_key = KEYS[2]
@@ -12,6 +13,9 @@ local reason = ARGV[4]
 local failure = ARGV[5]   -- JSON of the failure, for the job record
 local job_ttl = ARGV[6]
 local trip_key = ARGV[7]   -- the trip's books, for a refund ('' for other jobs)
+local active_key = ARGV[8]
+local events_channel = ARGV[9]
+local EVENT = 10           -- ARGV[10..15]: the dead-lettering's notification (see publish_event)
 
 remove_entry(entries_key, index_key, counts_key, job_id)
 redis.call('HSET', entries_key, job_id, entry)
@@ -30,4 +34,5 @@ if trip_key ~= '' then
     redis.call('HINCRBY', trip_key, 'refunded', -tonumber(cents))
   end
 end
+publish_event(EVENT, active_key, dead_at, job_ttl, events_channel)
 return 1

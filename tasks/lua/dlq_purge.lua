@@ -2,7 +2,11 @@
 -- checked here, not by the caller, so an entry replayed and dead-lettered again in between is
 -- never purged as if it were still old. A purged refund leaves its trip's books; a purged capture
 -- leaves them too, and the refunds that waited for it are dead-lettered as 'capture-failed' (they
--- can never be sent now). ARGV after the fixed ones: job ids. Returns how many entries were purged.
+-- can never be sent now), each with its notification when notifications are on (prepared by the
+-- caller, who read the waiting refunds first: if one is found without its notification, nothing is
+-- written and -1 asks the caller to read again). ARGV after the fixed ones: `events` groups of
+-- (refund id, its notification's six values), then job ids. Returns how many entries were purged.
+--#include lib/publish.lua
 --#include lib/dlq_remove.lua
 local entries_key = KEYS[1]
 local index_key = KEYS[2]
@@ -16,7 +20,18 @@ local refund_task = ARGV[5]
 local error_before = ARGV[6]       -- a capture-failed entry's line is error_before .. capture id .. error_after
 local error_after = ARGV[7]
 local job_ttl = ARGV[8]
-local FIRST = 9
+local notify = ARGV[9] == '1'
+local events_channel = ARGV[10]
+local active_key = ARGV[11]
+local event_count = tonumber(ARGV[12])
+local EVENTS, EVENT_SIZE = 13, 7
+local FIRST = EVENTS + event_count * EVENT_SIZE
+
+local event_at = {}  -- refund id -> where its notification's values start in ARGV
+for i = 0, event_count - 1 do
+  local at = EVENTS + i * EVENT_SIZE
+  event_at[ARGV[at]] = at + 1
+end
 
 local function fail_waiting_refunds(trip_key, capture_id)
   local held_key = trip_key .. ':held'
@@ -35,6 +50,7 @@ local function fail_waiting_refunds(trip_key, capture_id)
                  'failure', cjson.encode({kind = 'capture-failed', error_type = capture_id}))
       redis.call('HDEL', refund_key, 'waiting_for', 'held_message', 'held_event')
       redis.call('EXPIRE', refund_key, job_ttl)
+      if notify then publish_event(event_at[refund_id], active_key, now, job_ttl, events_channel) end
       local cents = redis.call('HGET', trip_key, 'r:' .. refund_id)
       if cents then
         redis.call('HDEL', trip_key, 'r:' .. refund_id)
@@ -47,6 +63,28 @@ local function fail_waiting_refunds(trip_key, capture_id)
   redis.call('DEL', held_key)
 end
 
+local function trip_of(raw)
+  local entry = cjson.decode(raw)
+  local kwargs = type(entry['kwargs']) == 'table' and entry['kwargs'] or {}
+  if type(kwargs['storeId']) ~= 'string' or type(kwargs['shoppingTripId']) ~= 'string' then return entry, nil end
+  return entry, trip_prefix .. kwargs['storeId'] .. ':' .. kwargs['shoppingTripId']
+end
+
+-- every waiting refund that is about to fail must have its notification prepared
+if notify then
+  for i = FIRST, #ARGV do
+    local raw = redis.call('HGET', entries_key, ARGV[i])
+    if raw then
+      local entry, trip_key = trip_of(raw)
+      if trip_key and entry['operation'] == 'capture' and redis.call('HGET', trip_key, 'capture') == ARGV[i] then
+        for _, refund_id in ipairs(redis.call('LRANGE', trip_key .. ':held', 0, -1)) do
+          if not event_at[refund_id] and redis.call('HGET', job_prefix .. refund_id, 'state') == 'waiting' then return -1 end
+        end
+      end
+    end
+  end
+end
+
 local removed = 0
 for i = FIRST, #ARGV do
   local job_id = ARGV[i]
@@ -54,10 +92,8 @@ for i = FIRST, #ARGV do
   if cutoff == nil or not dead_at or tonumber(dead_at) <= cutoff then
     local raw = redis.call('HGET', entries_key, job_id)
     if raw then
-      local entry = cjson.decode(raw)
-      local kwargs = type(entry['kwargs']) == 'table' and entry['kwargs'] or {}
-      if type(kwargs['storeId']) == 'string' and type(kwargs['shoppingTripId']) == 'string' then
-        local trip_key = trip_prefix .. kwargs['storeId'] .. ':' .. kwargs['shoppingTripId']
+      local entry, trip_key = trip_of(raw)
+      if trip_key then
         if entry['operation'] == 'refund' then
           redis.call('HDEL', trip_key, 'd:' .. job_id)
         elseif entry['operation'] == 'capture' and redis.call('HGET', trip_key, 'capture') == job_id then

@@ -26,6 +26,7 @@ local events_channel = ARGV[9]
 local sent_event = ARGV[10]
 local call_field = ARGV[11]     -- '<operation>:<status>' of the capture call to count; '' when none was made
 local job_prefix = ARGV[12]     -- what a job id is prefixed with to make its record's key
+local EVENT = 13                -- ARGV[13..18]: the capture's success notification (see publish_event)
 
 redis.call('HSETNX', capture_key, 'settled_at', settled_at)
 local on_record = redis.call('HGET', capture_key, 'settled_at')
@@ -33,6 +34,7 @@ if on_record ~= settled_at then return on_record end
 record_and_publish(report_key, report_queue, active_key, report_id, report_message, 'feedback', report_kwargs, now, ttl,
                    events_channel, sent_event)
 redis.call('HSET', capture_key, 'state', 'succeeded', 'result', result, 'updated_at', now)
+publish_event(EVENT, active_key, now, ttl, events_channel)
 redis.call('HDEL', capture_key, 'deferred_until', 'defer')
 redis.call('ZREM', active_key, capture_id)
 if redis.call('HGET', trip_key, 'capture') == capture_id then

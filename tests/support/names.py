@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from payapi.operations import OPERATIONS, Operation
+from payapi.operations import OPERATIONS, Operation, api_path
 
 
 def queue_of(operation: str) -> str:
@@ -12,7 +12,7 @@ def queue_of(operation: str) -> str:
 
 def path_of(operation: str) -> str:
     """The API path ``operation`` is POSTed to."""
-    return OPERATIONS[Operation(operation)].path
+    return api_path(Operation(operation))
 
 
 def task_of(operation: str) -> str:

@@ -12,6 +12,7 @@ import click
 from sandbox.cli import sandbox_command
 from workers.cli.enqueue import enqueue
 from workers.cli.metrics import metrics
+from workers.cli.notify import notify
 from workers.cli.operator import dlq, job, stats, trip
 from workers.serve.command import serve_command
 from workers.stack.demo import demo_command
@@ -23,7 +24,7 @@ def main() -> None:
     """payq: durable payment jobs between store backends and the payment API."""
 
 
-for command in (enqueue, dlq, job, trip, stats, metrics):
+for command in (enqueue, dlq, job, trip, stats, metrics, notify):
     main.add_command(command)
 main.add_command(sandbox_command, name="sandbox")
 main.add_command(demo_command, name="demo")

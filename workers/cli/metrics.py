@@ -25,7 +25,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from payapi.errors import BrokerUnavailable
-from payapi.operations import Operation
+from payapi.operations import API_OPERATIONS
 from tasks.states import DeadLetterReason
 from tasks.stats import Stats, collect
 from workers.cli.support import EXIT_FAULT, exits_cleanly, runtime_from_env
@@ -87,7 +87,7 @@ class PayqCollector:
             dead.add_metric([reason], stats.dead_letters.get(reason, 0))
         yield dead
         paused = GaugeMetricFamily("payq_endpoint_paused_until_seconds", METRICS["payq_endpoint_paused_until_seconds"], labels=["operation"])
-        for operation in Operation:
+        for operation in API_OPERATIONS:
             paused.add_metric([operation.value], stats.pauses.get(operation.value, 0.0))
         yield paused
         for name, part in (("payq_endpoint_pace_per_second", "pace"), ("payq_endpoint_pace_configured_per_second", "configured"),

@@ -24,3 +24,13 @@ local function record_and_publish(job_key, queue_key, active_key, job_id, messag
   redis.call('PUBLISH', events_channel, sent_event)
   return 1
 end
+
+-- Record and publish an outcome's notification (a 'notify' job), given as ARGV from `first` on:
+-- its key, queue, id, message, kwargs and task-sent event; an empty id means notifications are off.
+-- Called in the same script that records the outcome: the outbox.
+local function publish_event(first, active_key, now, ttl, events_channel)
+  local event_id = ARGV[first + 2]
+  if event_id == nil or event_id == '' then return 0 end
+  return record_and_publish(ARGV[first], ARGV[first + 1], active_key, event_id, ARGV[first + 3], 'notify', ARGV[first + 4], now,
+                            ttl, events_channel, ARGV[first + 5])
+end

@@ -1,0 +1,182 @@
+"""Outcome notifications: one signed event per job that succeeds or is dead-lettered, delivered like a job of its own.
+
+The receiver is a real HTTP server in the test (tests/support/receiver.py)
+answering as each test scripts it. Signatures are checked by hand here, with
+HMAC-SHA256 over ``id.timestamp.body`` as the Standard Webhooks spec defines
+it, not with the library payq signs with.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis
+import requests
+
+from payapi.operations import Operation
+from tasks import keys
+from tasks.messages import build_message
+from tasks.producer import Producer
+from tests.jobs.conftest import PayqRunner
+from tests.jobs.helpers import USD_1, record, wait_for_state
+from tests.support.names import queue_of
+from tests.support.polling import wait_for
+from tests.support.receiver import Answer, Received, receiving
+from tests.support.sandbox import SandboxProcess
+from tests.support.worker import WorkerProcess
+
+SECRET = "whsec_" + base64.b64encode(b"payq-test-secret-of-thirty-two!!").decode()
+
+
+def notify_env(url: str, **extra: str) -> dict[str, str]:
+    return {"PAYQ_NOTIFY_URL": url, "PAYQ_NOTIFY_SECRET": SECRET, **extra}
+
+
+def signed_correctly(delivery: Received) -> bool:
+    """The Standard Webhooks check, by hand: base64(HMAC-SHA256(key, id.timestamp.body)) among the v1 signatures."""
+    key = base64.b64decode(SECRET.removeprefix("whsec_"))
+    content = f"{delivery.headers['webhook-id']}.{delivery.headers['webhook-timestamp']}.".encode() + delivery.body
+    expected = base64.b64encode(hmac.new(key, content, hashlib.sha256).digest()).decode()
+    return any(sig.split(",", 1) == ["v1", expected] for sig in delivery.headers["webhook-signature"].split())
+
+
+def events(deliveries: list[Received], kind: str | None = None) -> list[dict[str, Any]]:
+    found = [d.json() for d in deliveries]
+    return [e for e in found if kind is None or e["type"] == kind]
+
+
+def test_every_success_is_notified_once_signed_per_standard_webhooks(
+    api: SandboxProcess, producer: Producer, rdb: redis.Redis, start_worker: Callable[..., WorkerProcess],
+) -> None:
+    with receiving() as receiver:
+        start_worker(env=notify_env(receiver.url))
+        capture = producer.enqueue_capture(storeId="s1", shoppingTripId="t1", amount=USD_1)
+        wait_for_state(rdb, capture, "succeeded")
+        report = json.loads(record(rdb, capture)["result"])["reportJobId"]
+        wait_for(lambda: len(receiver.delivered()) == 2, timeout=30, what="the capture's and its report's notifications")
+
+        deliveries = receiver.delivered()
+        assert all(signed_correctly(d) for d in deliveries)
+        assert all(abs(int(d.headers["webhook-timestamp"]) - d.arrived) < 60 for d in deliveries)
+        by_job = {e["data"]["jobId"]: e for e in events(deliveries)}
+        assert set(by_job) == {capture, report}
+        event = by_job[capture]
+        assert event["type"] == "job.succeeded"
+        assert event["data"] == {
+            "jobId": capture, "operation": "capture", "storeId": "s1", "shoppingTripId": "t1", "state": "succeeded",
+            "result": {"reportJobId": report, "settledAt": json.loads(record(rdb, capture)["result"])["settledAt"]}, "status": 200,
+        }
+        assert [d.headers["webhook-id"] for d in deliveries if d.json()["data"]["jobId"] == capture] == [event["id"]]
+        assert event["timestamp"].endswith("Z")
+        wait_for(lambda: record(rdb, f"notify:{event['id']}").get("state") == "succeeded", what="the notify job recorded")
+
+
+def test_a_job_delivered_twice_still_makes_one_event(
+    api: SandboxProcess, producer: Producer, rdb: redis.Redis, start_worker: Callable[..., WorkerProcess],
+) -> None:
+    with receiving() as receiver:
+        start_worker(env=notify_env(receiver.url))
+        cancel = producer.enqueue_cancel(storeId="s1", shoppingTripId="t2")
+        wait_for_state(rdb, cancel, "succeeded")
+        wait_for(lambda: len(receiver.delivered()) == 1, what="the cancel's notification")
+        # the same job's message again, as the lost-message sweep would publish it
+        kwargs = json.loads(rdb.hget(keys.job(cancel), "kwargs") or "{}")
+        rdb.lpush(queue_of("cancel"), build_message(Operation.CANCEL, cancel, kwargs))
+        wait_for(lambda: rdb.llen(queue_of("cancel")) == 0 and rdb.hlen(keys.UNACKED) == 0, what="the copy to be taken")
+        time.sleep(1.0)  # room for a second event to be sent, were one made: it must not be
+
+        assert [e["data"]["jobId"] for e in events(receiver.delivered())] == [cancel]
+
+
+def test_a_receiver_answering_503_with_retry_after_gets_the_same_event_again_after_it(
+    api: SandboxProcess, producer: Producer, rdb: redis.Redis, start_worker: Callable[..., WorkerProcess],
+) -> None:
+    with receiving([Answer(503, {"Retry-After": "2"})]) as receiver:
+        start_worker(env=notify_env(receiver.url))
+        cancel = producer.enqueue_cancel(storeId="s1", shoppingTripId="t3")
+        wait_for(lambda: len(receiver.delivered()) == 1, timeout=30, what="the retried notification")
+
+        first, second = receiver.all()
+        assert (first.status, second.status) == (503, 200)
+        assert first.headers["webhook-id"] == second.headers["webhook-id"], "the receiver's idempotency key is stable"
+        assert second.arrived - first.answered >= 2.0
+        assert signed_correctly(second)
+        assert events([second])[0]["data"]["jobId"] == cancel
+
+
+def test_a_notification_that_never_lands_is_dead_lettered_and_delivered_on_replay(
+    api: SandboxProcess, producer: Producer, rdb: redis.Redis, start_worker: Callable[..., WorkerProcess], payq: PayqRunner,
+) -> None:
+    with receiving(then=Answer(500)) as receiver:
+        start_worker(env=notify_env(receiver.url, PAYQ_NOTIFY_MAX_ATTEMPTS="2"))
+        cancel = producer.enqueue_cancel(storeId="s1", shoppingTripId="t4")
+        event_id = f"{cancel}:succeeded"
+        wait_for_state(rdb, f"notify:{event_id}", "dead", timeout=30)
+        entry = json.loads(rdb.hget("payq:dlq", f"notify:{event_id}") or "{}")
+        assert (entry["reason"], entry["operation"], entry["status"], entry["attempts"]) == ("notify-failed", "notify", 500, 2)
+        assert record(rdb, cancel)["state"] == "succeeded", "the payment job itself is done"
+
+        receiver.then = Answer(200)
+        replayed = payq("dlq", "replay", f"notify:{event_id}")
+        assert replayed.returncode == 0, replayed.stderr
+        wait_for(lambda: len(receiver.delivered()) == 1, what="the replayed notification")
+        assert receiver.delivered()[0].headers["webhook-id"] == event_id
+
+
+def test_a_dead_letter_is_notified_with_its_reason(
+    api: SandboxProcess, producer: Producer, rdb: redis.Redis, start_worker: Callable[..., WorkerProcess],
+) -> None:
+    api.set_faults({"rules": [{"endpoint": "cancel", "fault": {"status": 400, "body": {"errorMsg": "BadRequestException: no"}}}]})
+    with receiving() as receiver:
+        start_worker(env=notify_env(receiver.url))
+        cancel = producer.enqueue_cancel(storeId="s1", shoppingTripId="t5")
+        wait_for_state(rdb, cancel, "dead")
+        wait_for(lambda: len(receiver.delivered()) == 1, what="the dead letter's notification")
+
+        [event] = events(receiver.delivered())
+        assert event["type"] == "job.dead_lettered"
+        assert event["id"] == f"{cancel}:dead:0"
+        assert {k: event["data"][k] for k in ("jobId", "state", "reason", "status", "errorMsg")} == {
+            "jobId": cancel, "state": "dead-lettered", "reason": "permanent", "status": 400, "errorMsg": "BadRequestException: no",
+        }
+
+
+def test_a_receiver_that_hangs_does_not_hold_up_payment_jobs(
+    api: SandboxProcess, producer: Producer, rdb: redis.Redis, start_worker: Callable[..., WorkerProcess],
+) -> None:
+    with receiving(then=Answer(200, hold=20.0)) as receiver:
+        start_worker(env=notify_env(receiver.url), concurrency=8)
+        captures = [producer.enqueue_capture(storeId="s1", shoppingTripId=f"h{i}", amount=USD_1) for i in range(20)]
+        for capture in captures:
+            wait_for_state(rdb, capture, "succeeded", timeout=60)
+        reports = [json.loads(record(rdb, c)["result"])["reportJobId"] for c in captures]
+        for report in reports:
+            wait_for_state(rdb, report, "succeeded", timeout=60)
+
+        # every payment job settled while the receiver still held every delivery it had been given
+        assert receiver.all() == []
+        assert receiver.arrivals >= 1, "notifications were being delivered all along"
+
+
+def test_payq_notify_test_sends_a_signed_event_the_sandbox_receiver_verifies(payq: PayqRunner) -> None:
+    with SandboxProcess("--notify-secret", SECRET) as receiver:
+        ran = payq("notify", "test", env=notify_env(receiver.url + "/admin/notifications"))
+        assert ran.returncode == 0, ran.stderr
+        assert "the receiver answered HTTP 204" in ran.stdout
+        [arrived] = requests.get(receiver.url + "/admin/notifications", timeout=10).json()["notifications"]
+        assert arrived["signatureValid"] is True
+        assert arrived["event"]["type"] == "test"
+
+    with receiving(then=Answer(500)) as failing:
+        ran = payq("notify", "test", env=notify_env(failing.url))
+        assert ran.returncode == 1
+        assert "not delivered" in ran.stderr and "HTTP 500" in ran.stderr
+
+    ran = payq("notify", "test")
+    assert ran.returncode == 2 and "PAYQ_NOTIFY_URL" in ran.stderr
