@@ -389,6 +389,17 @@ class JobStore:
         """How many refunds wait for their trip's capture to succeed."""
         return int(self._redis.zcard(keys.WAITING))
 
+    def forget_expired_waiting(self, limit: int) -> int:
+        """Drop from the waiting set refunds whose record is gone (past the retention, its capture never settled); returns how many."""
+        ids = cast(list[str], self._redis.zrange(keys.WAITING, 0, limit - 1))
+        if not ids:
+            return 0
+        pipe = self._redis.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.exists(keys.job(job_id))
+        gone = [job_id for job_id, exists in zip(ids, pipe.execute(), strict=True) if not exists]
+        return int(self._redis.zrem(keys.WAITING, *gone)) if gone else 0
+
     def deferrals(self, job_id: str) -> list[dict[str, Any]]:
         """Why the job waited, oldest first (the latest few deferrals), as stored."""
         return [json.loads(item) for item in cast(list[str], self._redis.lrange(keys.deferrals(job_id), 0, -1))]

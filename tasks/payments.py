@@ -63,6 +63,7 @@ _SKIPPED = {
     "succeeded": "but already succeeded",
     "dead": "but already dead-lettered",
     "deferred": "but already deferred",
+    "waiting": "but it waits for its trip's capture",
 }
 
 

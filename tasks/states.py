@@ -41,6 +41,7 @@ class Verdict(StrEnum):
     DEAD = "dead"            # a stale copy of a dead-lettered job: nothing to do
     DEFERRED = "deferred"    # a stale copy of a job waiting in the deferred set: nothing to do
     BUSY = "busy"            # another delivery of the same job is running it: nothing to do
+    WAITING = "waiting"      # a copy of a refund still held for its capture (it is published when released): nothing to do
 
 
 class DeferCause(StrEnum):

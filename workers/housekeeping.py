@@ -4,8 +4,8 @@ It runs as a thread of ``celery worker`` (a bootstep), so a worker host needs
 no beat or extra process. Any number of movers may run at once; each move is
 an atomic script that only the mover removing the job from the set performs.
 Every 10 s it also re-publishes jobs whose message was lost (a worker killed
-between kombu's pop and its unacked record) and trims dead letters past their
-retention.
+between kombu's pop and its unacked record), forgets held refunds whose record
+has expired, and trims dead letters past their retention.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ class DeferredMover(threading.Thread):
                     revived = rt.jobs.revive_lost(time.time(), lost_after(settings), settings.deferred_batch_size)
                     if revived:
                         log.warning("re-published %d jobs whose messages were lost (queued or running too long)", revived)
+                    rt.jobs.forget_expired_waiting(settings.deferred_batch_size)
                     trimmed = rt.dead_letters.trim(time.time())
                     if trimmed:
                         log.warning("trimmed %d dead letters older than %g days", trimmed, settings.dead_letter_retention_days)

@@ -26,7 +26,7 @@ if not state then
   redis.call('EXPIRE', job_key, ttl)
   state = 'queued'
 end
-if state == 'succeeded' or state == 'dead' then return {state, '0', ''} end
+if state == 'succeeded' or state == 'dead' or state == 'waiting' then return {state, '0', ''} end
 local settled = redis.call('HGET', job_key, 'settled_at')
 if settled then return {'settled', '0', settled} end
 if state == 'deferred' and redis.call('ZSCORE', deferred_key, job_id) then return {'deferred', '0', ''} end

@@ -18,10 +18,12 @@ import redis
 
 from config.settings import Settings
 from payapi.errors import InvalidRequest
+from tasks import keys
 from tasks.books import TripRule, TripRuleViolation
 from tasks.producer import Producer
 from tests.jobs.conftest import PayqRunner
 from tests.jobs.helpers import calls, record, wait_for_state
+from tests.support.names import queue_of
 from tests.support.polling import wait_for
 from tests.support.sandbox import SandboxProcess
 from tests.support.worker import WorkerProcess
@@ -59,6 +61,23 @@ def test_a_refund_enqueued_while_its_capture_waits_out_a_429_is_called_once_afte
     assert record(rdb, refund_id)["attempts"] == "1"
     assert rdb.hlen("payq:dlq") == 0
     assert rdb.zcard("payq:waiting") == 0
+
+
+def test_a_copy_of_a_waiting_refunds_message_does_not_run_it(
+    api: SandboxProcess, producer: Producer, rdb: redis.Redis, start_worker: Callable[..., WorkerProcess],
+) -> None:
+    api.set_faults({"rules": [{"endpoint": "capture", "sequence": ["429 Retry-After: 30"]}]})
+    start_worker()
+    capture = producer.enqueue_capture(storeId="s1", shoppingTripId="t1", amount=USD_10)
+    wait_for_state(rdb, capture, "deferred")
+    refund_id = refund(producer, "t1", "4.00")
+    # its message as it will be published on release, delivered now by mistake (a hand-made publish)
+    rdb.lpush(queue_of("refund"), rdb.hget(keys.job(refund_id), "held_message") or "")
+
+    wait_for(lambda: rdb.llen(queue_of("refund")) == 0 and rdb.hlen(keys.UNACKED) == 0, what="the copy to be taken")
+    assert record(rdb, refund_id)["state"] == "waiting"
+    assert record(rdb, refund_id)["attempts"] == "0"
+    assert calls(api, "refund") == []
 
 
 def test_a_refund_held_behind_a_dead_lettered_capture_runs_once_the_capture_is_replayed(
