@@ -80,6 +80,8 @@ def _failure(kind: FailureKind, status: int | None = None, **fields: str) -> Fai
     [
         (Deferral(DeferCause.PAUSED, 3.5, Operation.CAPTURE, paused_until=3.0),
          "capture endpoint paused after a 429: waited without calling the API"),
+        (Deferral(DeferCause.PACED, 9.75, Operation.CAPTURE, turn=10.0, pace=27.0),
+         "capture endpoint paced: waited its turn without calling the API"),
         (Deferral(DeferCause.RETRY_AFTER, 3.2, Operation.CAPTURE, 1, 3.0, _failure(FailureKind.THROTTLED, 429, error_msg="Too Many Requests")),
          "HTTP 429 Too Many Requests: retried after the 3s the API asked for"),
         (Deferral(DeferCause.RETRY_AFTER, 2.2, Operation.REFUND, 1, 2.0, _failure(FailureKind.UNAVAILABLE, 503)),

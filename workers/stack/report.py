@@ -29,6 +29,8 @@ def retry_cause(deferral: Deferral) -> str:
     """
     if deferral.cause is DeferCause.PAUSED:
         return f"{deferral.operation.value} endpoint paused after a 429: waited without calling the API"
+    if deferral.cause is DeferCause.PACED:
+        return f"{deferral.operation.value} endpoint paced: waited its turn without calling the API"
     label = deferral.failure.headline() if deferral.failure is not None else "failed"
     if deferral.cause is DeferCause.RETRY_AFTER:
         return f"{label}: retried after the {deferral.delay:g}s the API asked for"
