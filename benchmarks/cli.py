@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import report
+from benchmarks.console import run_console
 from benchmarks.deferred import run_deferred
 from benchmarks.drain import DrainResult, run_drain
 from benchmarks.enqueue import run_enqueue
@@ -30,7 +31,7 @@ from benchmarks.storm import run_storm
 from benchmarks.workers import Shape
 from config.settings import Settings
 
-SCENARIOS = ("drain", "enqueue", "latency", "storm", "deferred")
+SCENARIOS = ("drain", "enqueue", "latency", "storm", "deferred", "console")
 LATENCIES = (0.0, 50.0)
 # Dramatiq's fastest shapes measured here: 2 processes x 8 threads at 0 ms; at 50 ms 8 threads a process cap it
 # at 2 x 8 / 0.05 s = 320 calls/s, and 2 x 32 drained fastest.
@@ -50,6 +51,7 @@ class Sizes:
     short_delay: float
     deferred_run: int
     pool_captures: int
+    console_entries: int = 10_000  # the figure: the console's list stays fast with this many dead letters
 
 
 FULL = Sizes(captures=20_000, enqueue_single=5_000, enqueue_bulk=20_000, latency_seconds=20, storm=10_000,
@@ -130,6 +132,10 @@ def main(argv: list[str] | None = None) -> int:
             meter = LoadMeter().start()
             results["deferred"] = run_deferred(stack, shape, sizes.deferred, sizes.short_delay, sizes.deferred_run, tweaks=tweaks, say=say)
             results["deferred"]["other_load_cores"] = meter.cores()
+        if "console" in only:
+            meter = LoadMeter().start()
+            results["console"] = run_console(stack, sizes.console_entries, say=say)
+            results["console"]["other_load_cores"] = meter.cores()
         if args.compare_tweaks:
             results["tweaks"] = _compare_tweaks(stack, shape, sizes.pool_captures, args.compare_tweaks)
         if args.pools:
@@ -264,6 +270,14 @@ def _rows(results: dict[str, Any]) -> list[Row]:
                                       or d["run"]["still_deferred_that_ran"])),
         ]
         rows.append(_load_row(section, d))
+    if "console" in results:
+        c = results["console"]
+        section = f"6. Console: the dead-letter list with {c['entries']:,} entries, first page over HTTP from payq serve"
+        for name, label in (("unfiltered", "unfiltered (count + one page from the time index)"),
+                            ("by_reason", "filtered by reason (every entry read)"), ("search", "search for one trip (every entry read)")):
+            rows.append(Row(section, f"{label} p50 / p99", f"{fmt(c[name]['p50_ms'], '', 1)} / {fmt(c[name]['p99_ms'], 'ms', 1)}",
+                            "p99 < 1,000 ms", c[name]["p99_ms"] < 1000))
+        rows.append(_load_row(section, c))
     for extra in ("tweaks", "pools"):
         if extra in results:
             section = "Tweaks (payq, 0 ms)" if extra == "tweaks" else "Pools: payq drain by shape"

@@ -84,6 +84,10 @@ class Settings(BaseSettings):
         None, description="`user:password` for the operators' console at `/console/` on `payq serve`; unset: the console is off.",
     )
     console_read_only: bool = Field(False, description="`true` hides every action of the console and refuses them.")
+    flower_url: str | None = Field(
+        None, description="Flower's address as operators' browsers reach it (e.g. `https://ops.example.com/flower`); the console links "
+                          "each dead letter's job to its task page there. Unset: no link. Without credentials in it.",
+    )
 
     @field_validator("rate_limits")
     @classmethod
@@ -103,6 +107,28 @@ class Settings(BaseSettings):
         if empty:
             raise ValueError(f"each token must name at least one storeId ({', '.join(empty)}… names none)")
         return value
+
+    @field_validator("console_basic_auth")
+    @classmethod
+    def _user_and_password(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            user, colon, password = value.get_secret_value().partition(":")
+            if not (user and colon and password):
+                raise ValueError("must be user:password, both non-empty")
+        return value
+
+    @field_validator("flower_url")
+    @classmethod
+    def _plain_web_address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// address")
+        if parts.username is not None or parts.password is not None:
+            # the console shows this address in every dead letter's page: a password in it would be shown too
+            raise ValueError("must not contain credentials: Flower asks the browser for its own login")
+        return value.rstrip("/")
 
     @model_validator(mode="after")
     def _notify_needs_both(self) -> Settings:

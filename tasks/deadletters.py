@@ -87,7 +87,7 @@ class DeadLetter(BaseModel):  # type: ignore[no-redef]  # pydantic's mypy plugin
 
 
 class DeadLetterStore:
-    """add / list / get / replay / purge / trim over the dead-letter entries in Redis."""
+    """add / list / get / replay / purge / trim over the dead-letter entries in Redis (and count / page, for showing a long list)."""
 
     def __init__(self, client: redis.Redis, job_retention_seconds: int, retention_seconds: int, *, notify: bool = False) -> None:
         self._redis = client
@@ -136,9 +136,7 @@ class DeadLetterStore:
         older_than: float | None = None,
     ) -> list[DeadLetter]:
         """Entries newest first, filtered; ``since``/``older_than`` are epoch seconds of dead-lettering."""
-        ids = cast(builtins.list[str], self._redis.zrevrangebyscore(
-            keys.DEAD_LETTER_INDEX, older_than if older_than is not None else "+inf", since if since is not None else "-inf"
-        ))
+        ids = cast(builtins.list[str], self._redis.zrevrangebyscore(keys.DEAD_LETTER_INDEX, _high(older_than), _low(since)))
         if not ids:
             return []
         entries = [DeadLetter.model_validate_json(raw) for raw in self._redis.hmget(keys.DEAD_LETTERS, ids) if raw]
@@ -148,6 +146,23 @@ class DeadLetterStore:
             and (store_id is None or e.store_id == store_id)
             and (reason is None or e.reason == reason)
         ]
+
+    def count(self, *, since: float | None = None, older_than: float | None = None) -> int:
+        """How many entries were dead-lettered between ``since`` and ``older_than`` (epoch seconds; None: no bound), from the index alone."""
+        return int(self._redis.zcount(keys.DEAD_LETTER_INDEX, _low(since), _high(older_than)))
+
+    def page(self, *, since: float | None = None, older_than: float | None = None, offset: int = 0, count: int = 50) -> builtins.list[DeadLetter]:
+        """``count`` entries newest first from ``offset``, between ``since`` and ``older_than``: one index read and one HMGET.
+
+        For showing a long list a page at a time without reading all of it;
+        an entry replayed between the two reads is left out.
+        """
+        ids = cast(builtins.list[str], self._redis.zrevrangebyscore(
+            keys.DEAD_LETTER_INDEX, _high(older_than), _low(since), start=offset, num=count,
+        ))
+        if not ids:
+            return []
+        return [DeadLetter.model_validate_json(raw) for raw in self._redis.hmget(keys.DEAD_LETTERS, ids) if raw]
 
     def replay(self, entry_id: str, by: str = "operator") -> Replayed:
         """Publish the job again (same id and idempotency key, attempts reset)."""
@@ -270,6 +285,14 @@ def _books_of(entry: DeadLetter) -> str:
     if entry.operation is not Operation.REFUND:
         return ""
     return keys.trip(str(entry.kwargs.get("storeId", "")), str(entry.kwargs.get("shoppingTripId", "")))
+
+
+def _low(since: float | None) -> float | str:
+    return "-inf" if since is None else since
+
+
+def _high(older_than: float | None) -> float | str:
+    return "+inf" if older_than is None else older_than
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:

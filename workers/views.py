@@ -1,4 +1,8 @@
-"""What payq shows of a job and of a trip, built from their records: JSON-ready, times as UTC ISO 8601 (the CLI and `payq serve`)."""
+"""What payq shows of a job and of a trip, built from their records: JSON-ready, times as UTC ISO 8601 (the CLI and `payq serve`).
+
+:func:`read_trip` reads a trip's records from the stores the way ``payq trip``
+and the console both do; the views themselves only shape what was read.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tasks.books import cents, money
-from tasks.deadletters import DeadLetter
-from tasks.jobstore import Deferral, failure_from
+from tasks.deadletters import DeadLetter, DeadLetterStore
+from tasks.jobstore import Deferral, JobStore, failure_from
 from tasks.states import JobState
 
 
@@ -120,3 +124,18 @@ def trip_view(store_id: str, trip_id: str, books: dict[str, str], records: dict[
         "captured_at": iso(float(books["captured_at"])) if "captured_at" in books else None,
         "dead_letters": [entry.model_dump(mode="json") for entry in dead_letters.values()],
     }
+
+
+def read_trip(jobs: JobStore, dead_letters: DeadLetterStore, store_id: str, trip_id: str) -> dict[str, Any] | None:
+    """The trip's view (:func:`trip_view`) read from the stores, or None when payq has no jobs for it (or they are past their retention)."""
+    books = jobs.books(store_id, trip_id)
+    if not books:
+        return None
+    ids = [books[k] for k in ("capture", "cancel") if k in books] + [k[2:] for k in books if k.startswith(("r:", "d:"))]
+    records = jobs.records(ids)
+    capture = records.get(books.get("capture", ""), {})
+    report = json.loads(capture["result"]).get("reportJobId") if "result" in capture else None
+    if report:
+        records.update(jobs.records([report]))
+    entries = {job_id: e for job_id in records if (e := dead_letters.get(job_id)) is not None}
+    return trip_view(store_id, trip_id, books, records, entries)

@@ -28,7 +28,7 @@ from tasks.runtime import Runtime
 from tasks.states import DeadLetterReason
 from tasks.stats import collect
 from workers.cli.support import EXIT_INVALID, exits_cleanly, runtime_from_env
-from workers.views import iso, job_view, trip_view
+from workers.views import iso, job_view, read_trip
 
 T = TypeVar("T")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
@@ -305,22 +305,9 @@ def trip(store_id: str, trip_id: str, as_json: bool) -> None:
     """
     with exits_cleanly():
         rt = runtime_from_env()
-
-        def read() -> tuple[dict[str, str], dict[str, dict[str, str]], dict[str, DeadLetter]]:
-            books = rt.jobs.books(store_id, trip_id)
-            ids = [books[k] for k in ("capture", "cancel") if k in books] + [k[2:] for k in books if k.startswith(("r:", "d:"))]
-            records = rt.jobs.records(ids)
-            capture = records.get(books.get("capture", ""), {})
-            report = json.loads(capture["result"]).get("reportJobId") if "result" in capture else None
-            if report:
-                records.update(rt.jobs.records([report]))
-            entries = {job_id: e for job_id in records if (e := rt.dead_letters.get(job_id)) is not None}
-            return books, records, entries
-
-        books, records, entries = _redis(rt, read)
-        if not books:
+        view = _redis(rt, lambda: read_trip(rt.jobs, rt.dead_letters, store_id, trip_id))
+        if view is None:
             raise InvalidRequest([FieldProblem("TRIP_ID", f"payq has no jobs for trip {store_id}/{trip_id} (or they are past their retention)")])
-        view = trip_view(store_id, trip_id, books, records, entries)
         if as_json:
             click.echo(json.dumps(view, indent=2))
             return
