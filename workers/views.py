@@ -71,6 +71,18 @@ def job_view(job_id: str, record: dict[str, str], in_dead_letters: bool, deferra
     return view
 
 
+def trip_job_ids(books: dict[str, str]) -> list[str]:
+    """The ids of a trip's capture, cancel and refunds (dead-lettered ones too), from its books: what a trip's view reads."""
+    return [books[k] for k in ("capture", "cancel") if k in books] + [k[2:] for k in books if k.startswith(("r:", "d:"))]
+
+
+def report_job_id(books: dict[str, str], records: dict[str, dict[str, str]]) -> str | None:
+    """The payment-status report a trip's capture chained, once the capture has succeeded (None before)."""
+    capture = records.get(books.get("capture", ""), {})
+    report = json.loads(capture["result"]).get("reportJobId") if "result" in capture else None
+    return str(report) if report else None
+
+
 def trip_view(store_id: str, trip_id: str, books: dict[str, str], records: dict[str, dict[str, str]],
               dead_letters: dict[str, DeadLetter]) -> dict[str, Any]:
     """What ``payq trip`` shows: the trip's jobs with their states and amounts, and what is captured, refunded and refundable.

@@ -28,7 +28,7 @@ from tasks.runtime import Runtime
 from tasks.states import DeadLetterReason
 from tasks.stats import collect
 from workers.cli.support import EXIT_INVALID, exits_cleanly, runtime_from_env
-from workers.views import iso, job_view, trip_view
+from workers.views import iso, job_view, report_job_id, trip_job_ids, trip_view
 
 T = TypeVar("T")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
@@ -308,10 +308,8 @@ def trip(store_id: str, trip_id: str, as_json: bool) -> None:
 
         def read() -> tuple[dict[str, str], dict[str, dict[str, str]], dict[str, DeadLetter]]:
             books = rt.jobs.books(store_id, trip_id)
-            ids = [books[k] for k in ("capture", "cancel") if k in books] + [k[2:] for k in books if k.startswith(("r:", "d:"))]
-            records = rt.jobs.records(ids)
-            capture = records.get(books.get("capture", ""), {})
-            report = json.loads(capture["result"]).get("reportJobId") if "result" in capture else None
+            records = rt.jobs.records(trip_job_ids(books))
+            report = report_job_id(books, records)
             if report:
                 records.update(rt.jobs.records([report]))
             entries = {job_id: e for job_id in records if (e := rt.dead_letters.get(job_id)) is not None}
