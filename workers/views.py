@@ -75,6 +75,18 @@ def job_view(job_id: str, record: dict[str, str], in_dead_letters: bool, deferra
     return view
 
 
+def trip_job_ids(books: dict[str, str]) -> list[str]:
+    """The ids of a trip's capture, cancel and refunds (dead-lettered ones too), from its books: what a trip's view reads."""
+    return [books[k] for k in ("capture", "cancel") if k in books] + [k[2:] for k in books if k.startswith(("r:", "d:"))]
+
+
+def report_job_id(books: dict[str, str], records: dict[str, dict[str, str]]) -> str | None:
+    """The payment-status report a trip's capture chained, once the capture has succeeded (None before)."""
+    capture = records.get(books.get("capture", ""), {})
+    report = json.loads(capture["result"]).get("reportJobId") if "result" in capture else None
+    return str(report) if report else None
+
+
 def trip_view(store_id: str, trip_id: str, books: dict[str, str], records: dict[str, dict[str, str]],
               dead_letters: dict[str, DeadLetter]) -> dict[str, Any]:
     """What ``payq trip`` shows: the trip's jobs with their states and amounts, and what is captured, refunded and refundable.
@@ -131,10 +143,8 @@ def read_trip(jobs: JobStore, dead_letters: DeadLetterStore, store_id: str, trip
     books = jobs.books(store_id, trip_id)
     if not books:
         return None
-    ids = [books[k] for k in ("capture", "cancel") if k in books] + [k[2:] for k in books if k.startswith(("r:", "d:"))]
-    records = jobs.records(ids)
-    capture = records.get(books.get("capture", ""), {})
-    report = json.loads(capture["result"]).get("reportJobId") if "result" in capture else None
+    records = jobs.records(trip_job_ids(books))
+    report = report_job_id(books, records)
     if report:
         records.update(jobs.records([report]))
     entries = {job_id: e for job_id in records if (e := dead_letters.get(job_id)) is not None}

@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.yml"
 # CI has shared/ beside the clone
 COMPOSE_SPEC = REPO.parent / "shared" / "compose-spec.json"
-PAYQ_SERVICES = ("worker", "flower", "sandbox")
+PAYQ_SERVICES = ("worker", "serve", "flower", "sandbox")
 _VARIABLE = re.compile(r"\$\{(\w+)(?:(:?[-?])([^}]*))?\}")
 
 
@@ -103,10 +103,25 @@ def test_flower_takes_basic_auth_from_the_environment_and_is_published_on_loopba
     assert "--port=5555" in flower["command"]
 
 
+def test_the_intake_takes_its_tokens_from_the_environment_and_is_published_on_loopback_only() -> None:
+    serve = compose()["services"]["serve"]
+    environment = serve["environment"]
+    assert "PAYQ_INTAKE_TOKENS" in environment and environment["PAYQ_INTAKE_TOKENS"] is None, \
+        "passed through from the host (an empty value would not parse as JSON)"
+    assert environment["PAYQ_REDIS_URL"] == compose()["services"]["worker"]["environment"]["PAYQ_REDIS_URL"]
+    assert serve["ports"] == ["127.0.0.1:${PAYQ_SERVE_PORT:-8088}:8088"], "bearer tokens stay off public interfaces without TLS"
+    command = serve["command"]
+    assert command[:2] == ["payq", "serve"] and command[command.index("--port") + 1] == "8088"
+    assert "8088/healthz" in serve["healthcheck"]["test"][-1]
+    assert serve["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert serve["restart"] == "unless-stopped"
+    assert Settings.model_fields["serve_port"].default == 8088, "the host port's default is the setting's"
+
+
 def test_the_sandbox_runs_only_in_the_dev_profile() -> None:
     services = compose()["services"]
     assert services["sandbox"]["profiles"] == ["dev"]
-    assert all("profiles" not in services[name] for name in ("redis", "worker", "flower"))
+    assert all("profiles" not in services[name] for name in ("redis", "worker", "serve", "flower"))
 
 
 def _commands() -> list[Any]:

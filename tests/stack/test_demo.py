@@ -46,7 +46,7 @@ def demo_env(marker: str, **extra: str) -> dict[str, str]:
 def demo_options(tmp_path: Path) -> list[str]:
     """Free ports and timeouts that suit a loaded CI machine."""
     return [
-        "--sandbox-port", str(free_port()), "--flower-port", str(free_port()),
+        "--sandbox-port", str(free_port()), "--flower-port", str(free_port()), "--serve-port", str(free_port()),
         "--timeout", "150", "--startup-timeout", "90", "--state-dir", str(tmp_path / "state"),
     ]
 
@@ -102,11 +102,11 @@ def test_keep_leaves_a_supervised_stack_with_flower_behind_basic_auth_and_stop_e
         kept = json.loads((state_dir / "demo.json").read_text())
         stack_state = Path(kept["run_dir"]) / "stack.json"
         service_pids = {name: s["pid"] for name, s in json.loads(stack_state.read_text())["services"].items()}
-        assert sorted(service_pids) == ["flower", "redis", "sandbox", "worker-1", "worker-2"]
+        assert sorted(service_pids) == ["flower", "redis", "sandbox", "serve", "worker-1", "worker-2"]
         assert all(alive(pid) for pid in service_pids.values()), "the stack outlives the demo"
         # redis-server rewrites its argv and environ area, so the marker finds the others only
         commands = " | ".join(processes_with(marker).values())
-        for part in ("workers.stack", "-m sandbox", "workers.app worker", "workers.app flower"):
+        for part in ("workers.stack", "-m sandbox", "workers.app worker", "workers.app flower", "-m workers.serve"):
             assert part in commands
         assert password not in commands, "Flower's credentials travel by environment, never argv"
 
@@ -114,6 +114,15 @@ def test_keep_leaves_a_supervised_stack_with_flower_behind_basic_auth_and_stop_e
         session.trust_env = False
         assert session.get(url + "/", timeout=10).status_code == 401
         assert session.get(url + "/", auth=(user, password), timeout=10).status_code == 200
+
+        # the intake serves the demo's store with the token the banner printed (and the token is not on any command line)
+        intake = re.search(r"serve\s+(http://\S+)\s+token (\S+) \(store (\S+)\)", result.stdout)
+        assert intake is not None, result.stdout
+        serve_url, token, store = intake.groups()
+        assert token not in commands
+        job = {"operation": "cancel", "storeId": store, "shoppingTripId": "from-the-banner"}
+        answer = session.post(serve_url + "/v1/jobs", json=job, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert (answer.status_code, answer.json()) == (202, {"jobId": f"cancel:{store}:from-the-banner", "created": True})
 
         # supervised after the demo has exited: a killed worker comes back
         worker = service_pids["worker-2"]

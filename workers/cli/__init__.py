@@ -14,7 +14,7 @@ from workers.cli.enqueue import enqueue
 from workers.cli.metrics import metrics
 from workers.cli.notify import notify
 from workers.cli.operator import dlq, job, stats, trip
-from workers.serve.command import serve_command
+from workers.serve.command import serve_command, token_group
 from workers.stack.demo import demo_command
 
 
@@ -29,3 +29,4 @@ for command in (enqueue, dlq, job, trip, stats, metrics, notify):
 main.add_command(sandbox_command, name="sandbox")
 main.add_command(demo_command, name="demo")
 main.add_command(serve_command, name="serve")
+main.add_command(token_group, name="token")

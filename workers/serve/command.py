@@ -1,13 +1,22 @@
-"""``payq serve``: run the HTTP intake and the console with uvicorn."""
+"""``payq serve``: run the HTTP intake and the console with uvicorn; ``payq token new``: a token for a store backend.
+
+Neither imports the web stack at the top: every other ``payq`` command loads this module.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import sys
 
 import click
 
-from workers.cli.support import EXIT_FAULT, settings_from_env
+from payapi.models import STORE_ID_PATTERN
+from workers.cli.support import EXIT_FAULT, EXIT_INVALID, settings_from_env
+from workers.serve.access import digest, new_token
+
+log = logging.getLogger("payq.serve")
 
 
 @click.command("serve")
@@ -22,6 +31,8 @@ def serve_command(host: str | None, port: int | None) -> None:
 
     settings = settings_from_env()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not settings.intake_tokens:
+        log.warning("PAYQ_INTAKE_TOKENS is empty: every /v1 request will be refused 401 (payq token new --store S makes a token)")
     config = uvicorn.Config(
         create_app(settings), host=host or settings.serve_host, port=settings.serve_port if port is None else port,
         # the access log would print every request's path: job ids, store and trip ids, no secrets, but a line per job
@@ -32,3 +43,35 @@ def serve_command(host: str | None, port: int | None) -> None:
     except OSError as exc:
         click.echo(f"error: cannot listen on {config.host}:{config.port}: {exc.strerror or exc}", err=True)
         sys.exit(EXIT_FAULT)
+
+
+@click.group("token")
+def token_group() -> None:
+    """Tokens for the HTTP intake (payq serve): each lets a store backend use the storeIds it was made for."""
+
+
+@token_group.command("new")
+@click.option("--store", "stores", multiple=True, required=True, metavar="STORE_ID",
+              help="A storeId the token may use; repeat for more.")
+@click.option("--json", "as_json", is_flag=True, help='Print {"token", "sha256", "stores"} as JSON.')
+def token_new(stores: tuple[str, ...], as_json: bool) -> None:
+    """Print a new random token (once: payq keeps only its SHA-256) and its PAYQ_INTAKE_TOKENS entry.
+
+    The first line is the token, for the store backend's secret store; the
+    second the JSON entry to merge into PAYQ_INTAKE_TOKENS (a JSON object:
+    SHA-256 hex -> storeIds). payq serve reads it at start.
+    """
+    bad = [store for store in stores if not (0 < len(store) <= 255 and re.fullmatch(STORE_ID_PATTERN, store))]
+    if bad:
+        for store in bad:
+            click.echo(f"invalid: --store: {store!r} must match {STORE_ID_PATTERN} and be 1 to 255 characters", err=True)
+        sys.exit(EXIT_INVALID)
+    token = new_token()
+    unique = list(dict.fromkeys(stores))
+    if as_json:
+        click.echo(json.dumps({"token": token, "sha256": digest(token), "stores": unique}))
+        return
+    click.echo(token)
+    click.echo(json.dumps({digest(token): unique}))
+    click.echo("The token (first line) is shown only now: hand it to the store backend, to send as 'Authorization: Bearer <token>'. "
+               "Merge the entry (second line) into PAYQ_INTAKE_TOKENS and restart payq serve.", err=True)

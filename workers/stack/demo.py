@@ -2,7 +2,7 @@
 
 Redis (``PAYQ_REDIS_URL`` if it answers, else a private ``redis-server`` with
 the append-only file on), the sandbox with a fault script (429, 503, 500, an
-unknown trip), a supervised worker and Flower all run under one supervisor
+unknown trip), supervised workers, ``payq serve`` (the HTTP intake) and Flower all run under one supervisor
 (:mod:`workers.stack.supervisor`). The demo enqueues through the producer API, shows
 progress until every job has settled, prints a summary and the commands to
 look closer, and stops everything it started, on Ctrl-C too. ``--keep``
@@ -33,6 +33,7 @@ from tasks.producer import Producer
 from tasks.runtime import Runtime
 from tasks.states import JobState
 from workers.cli.support import EXIT_FAULT, exits_cleanly, settings_from_env
+from workers.serve.access import digest, new_token
 from workers.stack.launcher import StackHandle, is_supervisor, stop_supervisor
 from workers.stack.plan import DemoPlan, fault_script
 from workers.stack.report import Summary, Tracker, progress_line
@@ -128,8 +129,8 @@ class Progress:
 
 def _services(run_dir: Path, redis_url: str, private_redis_port: int | None, sandbox_port: int,
               flower_port: int, flower_auth: str, pool: str, concurrency: int, processes: int, run_id: str,
-              startup_timeout: float) -> list[Service]:
-    """The processes of the demo stack, in start order."""
+              startup_timeout: float, serve_port: int, intake_tokens: dict[str, list[str]]) -> list[Service]:
+    """The processes of the demo stack, in start order; ``intake_tokens`` is what ``payq serve`` accepts (digests only)."""
     python = sys.executable
     sandbox_url = f"http://127.0.0.1:{sandbox_port}"
     # the demo's workers call the sandbox, whatever PAYQ_API_* says in the environment or .env
@@ -158,6 +159,13 @@ def _services(run_dir: Path, redis_url: str, private_redis_port: int | None, san
               "--loglevel", "INFO", "--hostname", f"demo-{run_id}-{i}@%h", "--without-mingle", "--without-gossip"],
         env=payq_env, ready=Probe(kind="log", target=" ready."), startup_timeout=startup_timeout, stop_timeout=25,
     ) for i in range(1, processes + 1))
+    serve_url = f"http://127.0.0.1:{serve_port}"
+    services.append(Service(
+        name="serve",
+        argv=[python, "-m", "workers.serve", "--host", "127.0.0.1", "--port", str(serve_port)],
+        env={**payq_env, "PAYQ_INTAKE_TOKENS": json.dumps(intake_tokens)},
+        ready=Probe(kind="http", target=f"{serve_url}/healthz"), url=serve_url, startup_timeout=startup_timeout, stop_timeout=10,
+    ))
     flower_url = f"http://127.0.0.1:{flower_port}"
     services.append(Service(
         name="flower",
@@ -209,6 +217,8 @@ def _kept_stack_running(state_dir: Path) -> int | None:
 @click.option("--sandbox-port", type=click.IntRange(0, 65535), default=0, show_default=True, help="Sandbox port (0: a free one).")
 @click.option("--flower-port", type=click.IntRange(0, 65535), default=None,
               help=f"Flower port (0: a free one)  [default: {FLOWER_PORT}, or a free one if it is taken]")
+@click.option("--serve-port", type=click.IntRange(0, 65535), default=None,
+              help="Port of payq serve, the HTTP intake (0: a free one)  [default: PAYQ_SERVE_PORT, or a free one if it is taken]")
 @click.option("--timeout", "settle_timeout", type=click.FloatRange(min=1), default=100.0, show_default=True,
               help="Seconds to wait for every job to settle.")
 @click.option("--startup-timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
@@ -216,7 +226,7 @@ def _kept_stack_running(state_dir: Path) -> int | None:
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".payq"), show_default=True,
               help="Where --keep records the running stack for --stop.")
 def demo_command(trips: int, keep: bool, stop: bool, pool: str | None, concurrency: int | None, processes: int | None, redis_port: int,
-                 sandbox_port: int, flower_port: int | None, settle_timeout: float, startup_timeout: float,
+                 sandbox_port: int, flower_port: int | None, serve_port: int | None, settle_timeout: float, startup_timeout: float,
                  state_dir: Path) -> None:
     """Run the local stack and about 100 trips through it, with faults; summarise what happened."""
     if stop:
@@ -247,6 +257,12 @@ def demo_command(trips: int, keep: bool, stop: bool, pool: str | None, concurren
     if flower_port is None:
         flower_port = FLOWER_PORT if _port_is_free(FLOWER_PORT) else 0
     flower_port = flower_port or free_port()
+    if serve_port is None:
+        serve_port = settings.serve_port if settings.serve_port and _port_is_free(settings.serve_port) else 0
+    serve_port = serve_port or free_port()
+    # a token for the demo's store, beside any configured ones: with --keep, curl can enqueue into the stack
+    intake_token = new_token()
+    intake_tokens = {**settings.intake_tokens, digest(intake_token): [plan.store_id]}
     if settings.flower_basic_auth is not None:
         flower_auth, generated = settings.flower_basic_auth.get_secret_value(), False
     else:
@@ -255,7 +271,7 @@ def demo_command(trips: int, keep: bool, stop: bool, pool: str | None, concurren
     concurrency = concurrency or settings.worker_concurrency
     processes = processes or settings.worker_processes
     services = _services(run_dir, redis_url, private_redis_port, sandbox_port or free_port(), flower_port,
-                         flower_auth, pool, concurrency, processes, run_id, startup_timeout)
+                         flower_auth, pool, concurrency, processes, run_id, startup_timeout, serve_port, intake_tokens)
     spec = StackSpec(run_dir=run_dir, services=services, detached=keep)
 
     started = time.monotonic()
@@ -278,7 +294,7 @@ def demo_command(trips: int, keep: bool, stop: bool, pool: str | None, concurren
             if keep:
                 _record_kept_stack(state_dir, handle, redis_url, state)
                 leave_running = True
-                click.echo(_kept_banner(state, flower_auth, generated, handle.process.pid))
+                click.echo(_kept_banner(state, flower_auth, generated, handle.process.pid, plan.store_id, intake_token))
             if summary.unsettled():
                 _say(f"timed out after {settle_timeout:g}s with jobs still unsettled")
                 sys.exit(EXIT_FAULT)
@@ -356,6 +372,7 @@ def _stack_banner(state: dict[str, Any], redis_url: str, private: bool, pool: st
     lines.append(f"  redis    {redact_url(redis_url)}" + (" (private, append-only file on)" if private else " (yours)"))
     lines.append(f"  sandbox  {services['sandbox']['url']} (faults: 429, 503, 500, an unknown trip)")
     lines.append(f"  workers  {processes} x {pool} pool, concurrency {concurrency}, each restarted if it dies")
+    lines.append(f"  serve    {services['serve']['url']} (the HTTP intake: POST /v1/jobs; with --keep, a token is printed at the end)")
     lines.append(f"  flower   {services['flower']['url']}")
     return "\n".join(lines)
 
@@ -380,14 +397,18 @@ def _next_steps(summary: Summary, redis_url: str, state: dict[str, Any], private
     ])
 
 
-def _kept_banner(state: dict[str, Any], flower_auth: str, generated: bool, supervisor_pid: int) -> str:
+def _kept_banner(state: dict[str, Any], flower_auth: str, generated: bool, supervisor_pid: int, store_id: str, intake_token: str) -> str:
     user, _, password = flower_auth.partition(":")
     shown = password if generated else "(from PAYQ_FLOWER_BASIC_AUTH)"
+    serve_url = state["services"]["serve"]["url"]
+    job = json.dumps({"operation": "capture", "storeId": store_id, "shoppingTripId": "curl-1", "amount": {"amount": 19.99, "code": "USD"}})
     return "\n".join([
         "",
         f"the stack is left running (supervisor pid {supervisor_pid}):",
         f"  Flower   {state['services']['flower']['url']}   user {user}   password {shown}",
         f"  sandbox  {state['services']['sandbox']['url']}",
+        f"  serve    {serve_url}   token {intake_token} (store {store_id})",
+        f"    curl -H 'Authorization: Bearer {intake_token}' -d '{job}' {serve_url}/v1/jobs",
         "  stop it with: payq demo --stop",
     ])
 

@@ -1,0 +1,135 @@
+"""Every refusal of the intake as an RFC 9457 problem (``application/problem+json``).
+
+A problem has ``type`` (a URN naming the kind, which clients switch on),
+``title`` (the same for every problem of that type), ``status``, ``detail``
+(this occurrence, in words) and, where input was at fault, ``errors``: one
+``{field, rule}`` per broken rule, with ``index`` (the job's position) in a
+batch and, for a trip's rules, the rule's name in ``rule`` and the sentence in
+``detail``. Routes raise :class:`Problem`; the intake's routes answer it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from payapi.errors import FieldProblem
+from tasks.books import TripRuleViolation
+
+PROBLEM_JSON = "application/problem+json"
+RETRY_AFTER_SECONDS = 5  # what a 503 asks for: Redis restarts or fails over in about that long
+
+
+class ProblemResponse(JSONResponse):
+    """A JSON response sent as ``application/problem+json``."""
+
+    media_type = PROBLEM_JSON
+
+
+class ProblemItem(BaseModel):
+    """One broken rule: the job (``index``, in a batch), the field (a dotted wire path) and the rule."""
+
+    index: int | None = Field(None, description="The job's position in the batch (0-based); absent for POST /v1/jobs.")
+    field: str = Field(description="Dotted wire path of the field, e.g. `amount.amount`; `(body)` for the job as a whole.")
+    rule: str = Field(description="The rule broken: a sentence (422, 403), or a trip rule's name such as `over-refund` (409).")
+    detail: str | None = Field(None, description="For a trip rule (409): the facts, e.g. the captured and refunded amounts.")
+
+
+class ProblemBody(BaseModel):
+    """An RFC 9457 problem document (for the OpenAPI description; :class:`Problem` writes them)."""
+
+    type: str = Field(description="The kind of problem, a URN such as `urn:payq:problem:invalid-job`.")
+    title: str
+    status: int
+    detail: str
+    errors: list[ProblemItem] | None = None
+
+
+@dataclass(eq=False)  # an exception compares by identity and stays hashable
+class Problem(Exception):
+    """A refusal: raise it in a route and the client gets it as problem JSON with ``status`` and ``headers``."""
+
+    status: int
+    kind: str
+    title: str
+    detail: str
+    errors: list[dict[str, Any]] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.detail)
+
+    def body(self) -> dict[str, Any]:
+        """The problem document."""
+        doc: dict[str, Any] = {"type": f"urn:payq:problem:{self.kind}", "title": self.title, "status": self.status, "detail": self.detail}
+        if self.errors is not None:
+            doc["errors"] = self.errors
+        return doc
+
+    def response(self) -> ProblemResponse:
+        """The HTTP answer."""
+        return ProblemResponse(self.body(), status_code=self.status, headers=self.headers)
+
+
+def item(problem: FieldProblem, index: int | None = None) -> dict[str, Any]:
+    """A field problem as an ``errors`` entry."""
+    entry: dict[str, Any] = {"index": index} if index is not None else {}
+    entry.update(field=problem.field, rule=problem.rule)
+    return entry
+
+
+def unauthorized(detail: str, *, invalid_token: bool) -> Problem:
+    """401: no usable bearer token (``invalid_token``: one was given and payq does not know it)."""
+    challenge = 'Bearer realm="payq"' + (', error="invalid_token"' if invalid_token else "")
+    return Problem(401, "unauthorized", "Unauthorized", detail, headers={"WWW-Authenticate": challenge})
+
+
+def forbidden(detail: str, errors: list[dict[str, Any]] | None = None) -> Problem:
+    """403: the token may not use the store this names."""
+    return Problem(403, "forbidden-store", "Store not allowed for this token", detail, errors)
+
+
+def not_found(detail: str) -> Problem:
+    """404: no such job or trip (for this token)."""
+    return Problem(404, "not-found", "Not found", detail)
+
+
+def too_large(limit: int) -> Problem:
+    """413: the body is longer than ``limit`` bytes; the connection is closed, the rest left unread."""
+    return Problem(413, "body-too-large", "Request body too large", f"the body must be at most {limit} bytes",
+                   headers={"Connection": "close"})
+
+
+def malformed(detail: str) -> Problem:
+    """400: the body is not JSON (or not UTF-8, or its Content-Length is not a number)."""
+    return Problem(400, "malformed-body", "Malformed request body", detail, [{"field": "(body)", "rule": detail}])
+
+
+def invalid(errors: list[dict[str, Any]]) -> Problem:
+    """422: jobs that break the models' rules; nothing was written."""
+    return Problem(422, "invalid-job", "Invalid job", f"{len(errors)} problem(s); nothing was enqueued", errors)
+
+
+def trip_rules(violation: TripRuleViolation, batch: bool) -> Problem:
+    """409: jobs that break their trip's rules (over-refund, capture after cancel, ...); nothing was written."""
+    errors = []
+    for breach in violation.breaches:
+        problem = breach.problem()
+        entry: dict[str, Any] = {"index": breach.index} if batch else {}
+        entry.update(field=problem.field, rule=breach.rule.value, detail=problem.rule)
+        errors.append(entry)
+    rules = ", ".join(dict.fromkeys(b.rule.value for b in violation.breaches))
+    return Problem(409, "trip-rule", "Refused by the trip's rules", f"{rules}; nothing was enqueued", errors)
+
+
+def unavailable(detail: str) -> Problem:
+    """503: Redis cannot be reached (or refuses writes); nothing was written, try again after ``Retry-After``."""
+    return Problem(503, "unavailable", "Service unavailable", detail, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+def internal() -> Problem:
+    """500: a fault of payq's own (logged with its traceback)."""
+    return Problem(500, "internal", "Internal server error", "payq failed to handle the request; it is logged")
