@@ -22,7 +22,7 @@ from tasks.deadletters import DeadLetter
 from tasks.decide import DeadLetterJob, Decision, Defer, Succeed, decide, wait_for_turn, wait_out_pause
 from tasks.jobstore import Call, Deferral
 from tasks.notify import BUSY_PAUSE
-from tasks.pace import TURN_LEAD, TURN_WAIT_IN_PLACE
+from tasks.pace import TURN_LATE, TURN_LEAD, TURN_WAIT_IN_PLACE
 from tasks.producer import prepare
 from tasks.runtime import Runtime
 from tasks.states import DeadLetterReason, Verdict
@@ -100,6 +100,9 @@ def execute(rt: Runtime, job: Job) -> Ending:
         return Skipped(begin.verdict)
     if begin.until is not None and (wait := begin.until - time.time()) > 0:
         time.sleep(min(wait, TURN_WAIT_IN_PLACE))  # the job's turn at the endpoint's pace: close enough to wait for here
+    if pace is not None and begin.until is not None and time.time() - begin.until > TURN_LATE:
+        # too late for this turn: calling now could crowd the turns after it; no call, the attempt is given back
+        return carry_out(rt, job, request, wait_for_turn(time.time(), pace, 0.0), begin.attempts - 1, released=True)
     outcome = rt.client.call(job.operation, request)
     call = Call(job.operation, status_of(outcome), time.time())
     decision = decide(outcome, begin.attempts, rt.policy, call.at, rt.rng.random)
@@ -135,11 +138,14 @@ def _notify(rt: Runtime, job: Job, event: NotificationEvent, now: float) -> Endi
             notifier.release_slot()
 
 
-def carry_out(rt: Runtime, job: Job, request: Any, decision: Decision, attempt: int, call: Call | None = None) -> Ending:
+def carry_out(
+    rt: Runtime, job: Job, request: Any, decision: Decision, attempt: int, call: Call | None = None, *, released: bool = False,
+) -> Ending:
     """Write ``decision`` to Redis: pause the endpoint and learn its pace if asked, then record the success, park or bury the job.
 
     ``call``, the API call the decision is about, is counted in the same step
     as the outcome (it feeds ``payq_api_calls_total`` and the pace's measure).
+    ``released``: the attempt BEGIN claimed was not used (a lost turn) and is given back as the job is parked.
     """
     now = time.time()
     if not isinstance(decision, Succeed):
@@ -159,7 +165,7 @@ def carry_out(rt: Runtime, job: Job, request: Any, decision: Decision, attempt: 
     if isinstance(decision, Defer):
         deferral = Deferral(decision.cause, decision.until, job.operation, attempt, decision.delay, decision.failure,
                             decision.paused_until, decision.turn, decision.pace)
-        rt.jobs.defer(job.job_id, deferral, now, call)
+        rt.jobs.defer(job.job_id, deferral, now, call, release_attempt=released)
         return Parked(deferral)
     if call is not None:
         rt.jobs.count(call)

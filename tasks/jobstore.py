@@ -239,10 +239,11 @@ class JobStore:
         )
         return Begin(Verdict(verdict), int(attempts), float(until) if until else None)
 
-    def defer(self, job_id: str, deferral: Deferral, now: float, call: Call | None = None) -> None:
+    def defer(self, job_id: str, deferral: Deferral, now: float, call: Call | None = None, *, release_attempt: bool = False) -> None:
         """Park the job in the deferred set until ``deferral.until``; the mover publishes it again then.
 
         ``call``: the API call that led here, counted in the same step.
+        ``release_attempt``: give back the attempt BEGIN claimed, which made no call (a turn lost to a late wake).
         """
         fields: dict[Any, Any] = {
             "state": JobState.DEFERRED.value, "deferred_until": deferral.until, "defer": deferral.to_json(), "updated_at": now,
@@ -259,6 +260,8 @@ class JobStore:
         pipe.expire(keys.deferrals(job_id), self._ttl)
         if call is not None:
             count_call(pipe, call.operation, call.status, call.at)
+        if release_attempt:
+            pipe.hincrby(keys.job(job_id), "attempts", -1)
         pipe.execute()
 
     def finish_capture(

@@ -35,6 +35,10 @@ TURN_WAIT_IN_PLACE = 0.5
 # A job waiting in the deferred set for its turn is due this much before it: the mover's poll and a
 # worker's pick-up fit in it, and the worker waits out the rest, so calls go out on their turns.
 TURN_LEAD = 0.25
+# A worker that wakes for a turn later than this (a busy host, a stalled thread) gives the turn up and
+# takes a new one instead of calling late: turns are 1/pace apart, and at 95% of a limit a call more
+# than ~52 ms late could land in the same one-second window as the limit's worth of punctual ones.
+TURN_LATE = 0.05
 MEASURE_WINDOW = 3.0       # seconds of successful calls looked at when a 429 arrives
 MIN_MEASURED_SPAN = 1.0    # seconds: a burst accepted within less than this counts as spread over it
 
