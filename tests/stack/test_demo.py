@@ -74,6 +74,9 @@ def test_the_demo_settles_every_job_prints_its_summary_and_leaves_no_process(red
                   "HTTP 503 Service Unavailable: retried after the 2s the API asked for",
                   "HTTP 500 Internal Server Error: exponential backoff"):
         assert cause in out
+    notified = re.search(r"notified\s+(\d+)\s+of (\d+) settled jobs: (\d+) events at the sandbox's receiver .*, (\d+) with a valid signature", out)
+    assert notified is not None, out
+    assert [int(g) for g in notified.groups()] == [jobs] * 4, "one signed event for every job, at the sandbox's receiver"
     assert re.search(r"dead-lettered\s+1\s+jobs:\n\s+1\s+permanent \(HTTP 400\): UnknownShoppingTrip", out), out
     for command in ("payq dlq list", "payq dlq replay capture:", "payq job ", "Flower: http://127.0.0.1:"):
         assert command in out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from decimal import Decimal
 
@@ -35,12 +36,14 @@ def test_a_hundred_trips_are_captures_a_few_cancels_and_refunds_and_one_unknown_
             assert trip.kind == "capture" and trip.amount is not None and Decimal("0.01") <= trip.refund < trip.amount
 
 
-def test_every_demo_job_passes_the_producers_validation() -> None:
+def test_every_demo_job_passes_the_producers_validation_each_refund_right_after_its_capture() -> None:
     plan = DemoPlan.build(100, "abc123")
     jobs = [prepare(op, fields) for op, fields in plan.first_jobs()]
-    jobs += [prepare("refund", plan.refund_fields(t)) for t in plan.trips if t.refund is not None]
 
     assert len({job.job_id for job in jobs}) == len(jobs) == 100 + 6
+    for before, refund in itertools.pairwise(jobs):
+        if refund.operation == "refund":
+            assert (before.operation, before.kwargs["shoppingTripId"]) == ("capture", refund.kwargs["shoppingTripId"])
     assert f"capture:demo-abc123:{UNKNOWN_TRIP}" in {job.job_id for job in jobs}
 
 

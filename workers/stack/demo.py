@@ -11,6 +11,7 @@ leaves the stack running (still supervised); ``payq demo --stop`` ends it.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import secrets
@@ -27,16 +28,17 @@ from typing import Any
 
 import click
 import redis
+import requests
 
 from config.settings import Settings, redact_url
 from tasks.producer import Producer
 from tasks.runtime import Runtime
-from tasks.states import JobState
+from tasks.states import SETTLED_STATES
 from workers.cli.support import EXIT_FAULT, exits_cleanly, settings_from_env
 from workers.serve.access import digest, new_token
 from workers.stack.launcher import StackHandle, is_supervisor, stop_supervisor
 from workers.stack.plan import DemoPlan, fault_script
-from workers.stack.report import Summary, Tracker, progress_line
+from workers.stack.report import Notifications, Snapshot, Summary, Tracker, progress_line
 from workers.stack.supervisor import Probe, Service, StackError, StackSpec, log_tail
 
 KEPT_STACK_FILE = "demo.json"
@@ -129,12 +131,19 @@ class Progress:
 
 def _services(run_dir: Path, redis_url: str, private_redis_port: int | None, sandbox_port: int,
               flower_port: int, flower_auth: str, pool: str, concurrency: int, processes: int, run_id: str,
-              startup_timeout: float, serve_port: int, intake_tokens: dict[str, list[str]]) -> list[Service]:
-    """The processes of the demo stack, in start order; ``intake_tokens`` is what ``payq serve`` accepts (digests only)."""
+              startup_timeout: float, serve_port: int, intake_tokens: dict[str, list[str]], notify_secret: str) -> list[Service]:
+    """The processes of the demo stack, in start order; ``intake_tokens`` is what ``payq serve`` accepts (digests only).
+
+    Outcome notifications go to the sandbox's receiver, signed with
+    ``notify_secret``, which the sandbox checks; secrets travel by
+    environment, never argv.
+    """
     python = sys.executable
     sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+    flower_url = f"http://127.0.0.1:{flower_port}"
     # the demo's workers call the sandbox, whatever PAYQ_API_* says in the environment or .env
-    payq_env = {"PAYQ_REDIS_URL": redis_url, "PAYQ_API_BASE_URL": sandbox_url, "PAYQ_API_AUTH": "none", "PYTHONUNBUFFERED": "1"}
+    payq_env = {"PAYQ_REDIS_URL": redis_url, "PAYQ_API_BASE_URL": sandbox_url, "PAYQ_API_AUTH": "none", "PYTHONUNBUFFERED": "1",
+                "PAYQ_NOTIFY_URL": f"{sandbox_url}/admin/notifications", "PAYQ_NOTIFY_SECRET": notify_secret}
     services: list[Service] = []
     if private_redis_port is not None:
         data = run_dir / "redis"
@@ -150,7 +159,7 @@ def _services(run_dir: Path, redis_url: str, private_redis_port: int | None, san
     services.append(Service(
         name="sandbox",
         argv=[python, "-m", "sandbox", "--host", "127.0.0.1", "--port", str(sandbox_port), "--auto-register", "--faults", str(faults)],
-        env=payq_env, ready=Probe(kind="http", target=f"{sandbox_url}/admin/health"), url=sandbox_url,
+        env={**payq_env, "PAYQ_SANDBOX_NOTIFY_SECRET": notify_secret}, ready=Probe(kind="http", target=f"{sandbox_url}/admin/health"), url=sandbox_url,
         startup_timeout=startup_timeout, stop_timeout=5,
     ))
     services.extend(Service(
@@ -163,10 +172,11 @@ def _services(run_dir: Path, redis_url: str, private_redis_port: int | None, san
     services.append(Service(
         name="serve",
         argv=[python, "-m", "workers.serve", "--host", "127.0.0.1", "--port", str(serve_port)],
-        env={**payq_env, "PAYQ_INTAKE_TOKENS": json.dumps(intake_tokens)},
+        # the console beside the intake, behind Flower's credentials, linking to this Flower
+        env={**payq_env, "PAYQ_INTAKE_TOKENS": json.dumps(intake_tokens), "PAYQ_CONSOLE_BASIC_AUTH": flower_auth,
+             "PAYQ_FLOWER_URL": flower_url},
         ready=Probe(kind="http", target=f"{serve_url}/healthz"), url=serve_url, startup_timeout=startup_timeout, stop_timeout=10,
     ))
-    flower_url = f"http://127.0.0.1:{flower_port}"
     services.append(Service(
         name="flower",
         argv=[python, "-m", "celery", "-A", "workers.app", "flower", "--address=127.0.0.1", f"--port={flower_port}"],
@@ -271,7 +281,8 @@ def demo_command(trips: int, keep: bool, stop: bool, pool: str | None, concurren
     concurrency = concurrency or settings.worker_concurrency
     processes = processes or settings.worker_processes
     services = _services(run_dir, redis_url, private_redis_port, sandbox_port or free_port(), flower_port,
-                         flower_auth, pool, concurrency, processes, run_id, startup_timeout, serve_port, intake_tokens)
+                         flower_auth, pool, concurrency, processes, run_id, startup_timeout, serve_port, intake_tokens,
+                         "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode())
     spec = StackSpec(run_dir=run_dir, services=services, detached=keep)
 
     started = time.monotonic()
@@ -326,34 +337,53 @@ def _run(settings: Settings, redis_url: str, plan: DemoPlan, handle: StackHandle
     for operation, fields in plan.first_jobs():
         if operation == "cancel":
             tracker.track([producer.enqueue_cancel(**fields)])
+        elif operation == "refund":
+            tracker.track([producer.enqueue_refund(**fields)])
         else:
             tracker.track([producer.enqueue_capture(**fields)])
     _say(f"enqueued {len(tracker.ids)} jobs for {len(plan.trips)} trips in store {plan.store_id} "
-         f"({plan.count('capture') + plan.count('unknown')} captures, {plan.count('cancel')} cancels; "
-         f"{plan.count('refund')} refunds follow their captures)")
-    refunds_due = {t.trip_id: t for t in plan.trips if t.refund is not None}
+         f"({plan.count('capture') + plan.count('unknown')} captures, {plan.count('cancel')} cancels, "
+         f"{plan.count('refund')} refunds enqueued with their captures: each waits until its capture has succeeded)")
     progress = Progress()
     deadline = started + settle_timeout
     try:
         while True:
             snapshot = tracker.poll()
-            for trip_id, trip in list(refunds_due.items()):
-                if snapshot.state(f"capture:{plan.store_id}:{trip_id}") is JobState.SUCCEEDED:
-                    tracker.track([producer.enqueue_refund(**plan.refund_fields(trip))])
-                    del refunds_due[trip_id]
             restarts = _restarts(handle)
             progress.show(progress_line(snapshot, _worker_restarts(restarts), time.monotonic() - started))
             if handle.process.poll() is not None:
                 error = (handle.state() or {}).get("error") or log_tail(handle.spec.run_dir / "supervisor.log")
                 raise StackError(f"the stack stopped: {error}")
-            settled = snapshot.all_settled() and not refunds_due and len(snapshot.records) == len(tracker.ids)
+            settled = snapshot.all_settled() and len(snapshot.records) == len(tracker.ids)
             if settled or time.monotonic() > deadline:
                 break
             time.sleep(_POLL_SECONDS)
         progress.show(progress_line(snapshot, _worker_restarts(restarts), time.monotonic() - started), final=True)
     finally:
         progress.clear()
-    return Summary.gather(len(plan.trips), time.monotonic() - started, snapshot, tracker, rt.dead_letters, _restarts(handle))
+    elapsed = time.monotonic() - started
+    notifications = _notifications(handle, snapshot, deadline)
+    return Summary.gather(len(plan.trips), elapsed, snapshot, tracker, rt.dead_letters, _restarts(handle), notifications)
+
+
+def _notifications(handle: StackHandle, snapshot: Snapshot, deadline: float) -> Notifications:
+    """What the sandbox's receiver got for this run's settled jobs, once each has its event (or the deadline passes)."""
+    url = (handle.state() or {}).get("services", {}).get("sandbox", {}).get("url")
+    settled = {job_id for job_id in snapshot.records if snapshot.state(job_id) in SETTLED_STATES}
+    session = requests.Session()
+    session.trust_env = False
+    seen: list[dict[str, Any]] = []
+    while url:
+        try:
+            arrived = session.get(f"{url}/admin/notifications", timeout=5).json()["notifications"]
+        except (requests.RequestException, ValueError, KeyError):
+            break
+        seen = [n for n in arrived if isinstance(n.get("event"), dict) and n["event"].get("data", {}).get("jobId") in settled]
+        if {n["event"]["data"]["jobId"] for n in seen} >= settled or time.monotonic() > deadline + 10:
+            break
+        time.sleep(_POLL_SECONDS)
+    session.close()
+    return Notifications.of(seen, len(settled))
 
 
 def _restarts(handle: StackHandle) -> dict[str, int]:

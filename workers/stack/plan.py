@@ -79,14 +79,19 @@ class DemoPlan:
         return sum(1 for t in self.trips if t.kind == kind)
 
     def first_jobs(self) -> list[tuple[str, dict[str, Any]]]:
-        """(operation, wire fields) of what is enqueued at once: every capture and cancel; refunds wait for their capture."""
+        """(operation, wire fields) of what is enqueued at once: every capture and cancel, and each refund right after its capture.
+
+        A refund waits (state ``waiting``) until its trip's capture has succeeded, and is sent then.
+        """
         jobs: list[tuple[str, dict[str, Any]]] = []
         for trip in self.trips:
             base = {"storeId": self.store_id, "shoppingTripId": trip.trip_id}
             if trip.kind == "cancel":
                 jobs.append(("cancel", base))
-            else:
-                jobs.append(("capture", {**base, "amount": {"amount": str(trip.amount), "code": CURRENCY}}))
+                continue
+            jobs.append(("capture", {**base, "amount": {"amount": str(trip.amount), "code": CURRENCY}}))
+            if trip.refund is not None:
+                jobs.append(("refund", self.refund_fields(trip)))
         return jobs
 
     def refund_fields(self, trip: Trip) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis
 
@@ -113,9 +114,28 @@ def progress_line(snapshot: Snapshot, restarts: int, elapsed: float) -> str:
     settled = states[JobState.SUCCEEDED] + states[JobState.DEAD]
     return (
         f"settled {settled}/{len(snapshot.records)}  succeeded {states[JobState.SUCCEEDED]}  "
-        f"dead-lettered {states[JobState.DEAD]}  deferred {states[JobState.DEFERRED]}  running {states[JobState.RUNNING]}  "
+        f"dead-lettered {states[JobState.DEAD]}  deferred {states[JobState.DEFERRED]}  waiting {states[JobState.WAITING]}  "
+        f"running {states[JobState.RUNNING]}  "
         f"queued {states[JobState.QUEUED]}  retries {sum(snapshot.retries.values())}  worker restarts {restarts}  {elapsed:.0f}s"
     )
+
+
+@dataclass(frozen=True)
+class Notifications:
+    """What the sandbox's webhook receiver got for the run's settled jobs: events, those with a valid signature, jobs covered."""
+
+    expected: int
+    received: int
+    signed: int
+    jobs: int
+    types: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, deliveries: list[dict[str, Any]], expected: int) -> Notifications:
+        """From ``GET /admin/notifications`` entries (already narrowed to the run's jobs)."""
+        events = [d["event"] for d in deliveries]
+        return cls(expected, len(deliveries), sum(1 for d in deliveries if d.get("signatureValid") is True),
+                   len({e["data"]["jobId"] for e in events}), dict(Counter(str(e.get("type")) for e in events)))
 
 
 @dataclass
@@ -128,14 +148,15 @@ class Summary:
     retries: list[tuple[str, Deferral]]
     dead_letters: list[DeadLetter]
     restarts: dict[str, int] = field(default_factory=dict)
+    notifications: Notifications | None = None
 
     @classmethod
     def gather(cls, trips: int, elapsed: float, snapshot: Snapshot, tracker: Tracker, dead_letters: DeadLetterStore,
-               restarts: dict[str, int]) -> Summary:
+               restarts: dict[str, int], notifications: Notifications | None = None) -> Summary:
         """Collect the run's figures: retries from the jobs' deferral histories, dead letters from the store."""
         dead_ids = [job_id for job_id in snapshot.records if snapshot.state(job_id) is JobState.DEAD]
         entries = [entry for entry in (dead_letters.get(job_id) for job_id in dead_ids) if entry is not None]
-        return cls(trips, elapsed, snapshot, tracker.deferrals(snapshot.records), entries, restarts)
+        return cls(trips, elapsed, snapshot, tracker.deferrals(snapshot.records), entries, restarts, notifications)
 
     def succeeded_by_operation(self) -> Counter[str]:
         """Succeeded jobs per operation."""
@@ -178,6 +199,11 @@ class Summary:
             lines.append(f"                        {shown}")
         if unsettled:
             lines.append(f"  not settled    {len(unsettled):>4}   " + ", ".join(f"{k} ({v})" for k, v in list(unsettled.items())[:5]))
+        if self.notifications is not None:
+            got = self.notifications
+            kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(got.types.items()))
+            lines.append(f"  notified       {got.jobs:>4}   of {got.expected} settled jobs: {got.received} events at the sandbox's receiver "
+                         f"({kinds or 'none'}), {got.signed} with a valid signature")
         restarts = ", ".join(f"{name} {n}" for name, n in self.restarts.items() if n) or "none"
         lines.append(f"  restarts             {restarts}")
         return "\n".join(lines)
