@@ -1,8 +1,11 @@
-"""Scenario 8, secrets: a Redis password, an AWS secret key and Flower's password appear nowhere an operator or a log reads.
+"""Scenario 8, secrets: no password, key, token or signing secret appears anywhere an operator, a store backend or a log reads.
 
 Redis requires a password (it is in ``PAYQ_REDIS_URL``), the worker signs
-every API call with SigV4 (``AWS_SECRET_ACCESS_KEY``, checked by the sandbox),
-and ``PAYQ_FLOWER_BASIC_AUTH`` is set in its environment, as in production. Jobs
+every API call with SigV4 (``AWS_SECRET_ACCESS_KEY``, checked by the sandbox)
+and every outcome notification with ``PAYQ_NOTIFY_SECRET`` (the sandbox is the
+receiver and checks them), ``PAYQ_FLOWER_BASIC_AUTH`` is set in its
+environment, and ``payq serve`` runs with a store's intake token and the
+console's password, as in production. Jobs
 succeed, retry, wait deferred and are dead-lettered; then every place their
 data shows up is searched for each secret and for its first and last 12
 characters (a truncated secret has leaked too).
@@ -11,6 +14,7 @@ characters (a truncated secret has leaked too).
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import re
@@ -35,13 +39,18 @@ from tests.support.payq_cli import run_payq
 from tests.support.polling import wait_for
 from tests.support.ports import free_port
 from tests.support.sandbox import SandboxProcess
+from tests.support.serve import ServeProcess
 
 REDIS_PASSWORD = "payq-redis-pw-Vq8Lr2Nc6Tz4Hs1K"
 AWS_ACCESS_KEY = "AKIDPAYQFAULTS000001"
 AWS_SECRET = "payq-aws-secret-Jm5Xw9Pd3Bq7Yt2G"
 FLOWER_USER, FLOWER_PASSWORD = "ops", "payq-flower-pw-Rk4Fz8Uc1Wn6Ee3S"
+NOTIFY_SECRET = "whsec_" + base64.b64encode(b"payq-notify-secret-Hq3Lz7Ks2Vd9Pw4").decode()
+INTAKE_TOKEN = "payq-intake-token-Xc5Nf8Rb1Mt6Gy3J"
+CONSOLE_USER, CONSOLE_PASSWORD = "console", "payq-console-pw-Ta7Jm2Qe9Lx4Bv6D"
 REGION = "eu-west-1"
-SECRETS = {"Redis password": REDIS_PASSWORD, "AWS secret key": AWS_SECRET, "Flower password": FLOWER_PASSWORD}
+SECRETS = {"Redis password": REDIS_PASSWORD, "AWS secret key": AWS_SECRET, "Flower password": FLOWER_PASSWORD,
+           "notification secret": NOTIFY_SECRET, "intake token": INTAKE_TOKEN, "console password": CONSOLE_PASSWORD}
 USD = {"amount": "42.00", "code": "USD"}
 STORE = "s-secret"
 
@@ -138,10 +147,17 @@ def test_no_secret_reaches_logs_messages_events_flower_dead_letters_or_operator_
     server = FaultRedis(password=REDIS_PASSWORD)
     flower: FlowerProcess | None = None
     tap: EventTap | None = None
+    serve: ServeProcess | None = None
     try:
         with monkeypatch.context() as env:
             env.setenv("PAYQ_SANDBOX_SECRET_KEY", AWS_SECRET)  # the sandbox verifies with the same secret, from its environment
+            env.setenv("PAYQ_SANDBOX_NOTIFY_SECRET", NOTIFY_SECRET)  # and receives the notifications, checking their signatures
             api = make_sandbox("--auto-register", "--require-sigv4", "--access-key", AWS_ACCESS_KEY, "--region", REGION)
+        notify_env = {"PAYQ_NOTIFY_URL": f"{api.url}/admin/notifications", "PAYQ_NOTIFY_SECRET": NOTIFY_SECRET}
+        serve = ServeProcess(server.url, env={
+            "PAYQ_INTAKE_TOKENS": json.dumps({hashlib.sha256(INTAKE_TOKEN.encode()).hexdigest(): [STORE]}),
+            "PAYQ_CONSOLE_BASIC_AUTH": f"{CONSOLE_USER}:{CONSOLE_PASSWORD}", **notify_env,
+        })
         api.set_faults({"rules": [
             {"endpoint": "cancel", "fault": {"status": 400, "body": {"errorMsg": "BadRequestException: refused"}}},  # dead letter
             {"endpoint": "capture", "shoppingTripId": "t-retry", "sequence": ["reset", "500"]},                    # retries, then success
@@ -159,7 +175,7 @@ def test_no_secret_reaches_logs_messages_events_flower_dead_letters_or_operator_
             producer.enqueue_cancel(storeId=STORE, shoppingTripId="t-dead"),
         ]
         queued = redis_dump(rdb)  # the raw messages, before any worker takes them
-        worker = make_worker(server.url, api.url, env=isolated_aws, concurrency=4)
+        worker = make_worker(server.url, api.url, env={**isolated_aws, **notify_env}, concurrency=4)
         wait_for(lambda: re.search(rf'flower_worker_online\{{worker="{worker.name}@[^"]+"\}} 1\.0',
                                    flower.get("/metrics", login=False).text), timeout=60, what="Flower to see the worker")
 
@@ -176,6 +192,21 @@ def test_no_secret_reaches_logs_messages_events_flower_dead_letters_or_operator_
         wait_for(lambda: all(flower.get(f"/api/task/info/{j}").ok for j in job_ids), what="Flower to know every job")
 
         dead = job_ids[2]
+        wait_for(lambda: len(api.notifications()) >= 5, what="the notifications of the 4 successes and the dead letter")
+        bearer = {"Authorization": f"Bearer {INTAKE_TOKEN}"}
+        console = (CONSOLE_USER, CONSOLE_PASSWORD)
+        served = {
+            "intake GET job": serve.request("GET", f"/v1/jobs/{dead}", headers=bearer),
+            "intake GET trip": serve.request("GET", f"/v1/trips/{STORE}/t-ok", headers=bearer),
+            "intake POST job": serve.request("POST", "/v1/jobs", headers=bearer, json={
+                "operation": "cancel", "storeId": STORE, "shoppingTripId": "t-http"}),
+            "intake refusal (a wrong token)": serve.request("GET", f"/v1/jobs/{dead}", headers={"Authorization": "Bearer nope"}),
+            "console overview": serve.request("GET", "/console/", auth=console),
+            "console dead letters": serve.request("GET", "/console/dead-letters", auth=console),
+            "console dead letter": serve.request("GET", f"/console/dead-letters/{dead}", auth=console),
+            "console trip": serve.request("GET", "/console/trips", params={"store": STORE, "trip": "t-ok"}, auth=console),
+            "console refusal (a wrong password)": serve.request("GET", "/console/", auth=(CONSOLE_USER, "wrong")),
+        }
         unreachable = f"redis://:{REDIS_PASSWORD}@127.0.0.1:{free_port()}/0"
         operator = {
             f"payq {' '.join(args)}": payq(server.url, tmp_path, *args)
@@ -196,20 +227,26 @@ def test_no_secret_reaches_logs_messages_events_flower_dead_letters_or_operator_
             "Flower /metrics": flower.get("/metrics", login=False).text,
             "Flower output": flower.output(),
             "sandbox request log": json.dumps(api.requests()),
+            "notifications received (bodies and headers)": json.dumps(api.notifications()),
+            **{f"{name} ({response.status_code})": f"{response.headers}\n{response.text}" for name, response in served.items()},
             **{f"{name} (stdout+stderr)": ran.stdout + ran.stderr for name, ran in {**operator, **refused}.items()},
         }
+        places["payq serve output"] = serve.output()
     finally:
         if tap is not None:
             tap.stop()
         if flower is not None:
             flower.stop()
+        if serve is not None:
+            serve.stop()
         server.close()
 
     found = leaks(places)
     fault_report.add(Figures(
         scenario=8, title="secrets", jobs=len(job_ids) + len(reports),
         jobs_detail="2 captures (1 after a reset and a 500) + reports, 1 cancel dead-lettered, 1 refund deferred",
-        faults=f"{len(SECRETS)} secrets configured (Redis password in PAYQ_REDIS_URL, AWS secret key for SigV4, Flower password); "
+        faults=f"{len(SECRETS)} secrets configured (Redis password in PAYQ_REDIS_URL, AWS secret key for SigV4, Flower password, "
+               "notification signing secret, a store's intake token, the console password); "
                f"searched whole and by 12-character ends in {len(places)} places",
         lost=0, duplicates=0, notes=f"{len(found)} leaks", seconds=time.monotonic() - started,
     ))
@@ -225,3 +262,10 @@ def test_no_secret_reaches_logs_messages_events_flower_dead_letters_or_operator_
     assert all("cannot reach Redis at redis://:***@127.0.0.1:" in ran.stderr for ran in refused.values())
     assert dead in operator["payq dlq list"].stdout and "BadRequestException: refused" in operator[f"payq dlq show {dead}"].stdout
     assert all(e["status"] != 403 for e in api.requests()), "every call was signed with the right secret"
+    assert {name: r.status_code for name, r in served.items()} == {
+        "intake GET job": 200, "intake GET trip": 200, "intake POST job": 202, "intake refusal (a wrong token)": 401,
+        "console overview": 200, "console dead letters": 200, "console dead letter": 200, "console trip": 200,
+        "console refusal (a wrong password)": 401,
+    }
+    assert dead in places["console dead letters (200)"]
+    assert all(n["signatureValid"] for n in api.notifications()), "the notifications were signed with the secret that never leaked"

@@ -109,6 +109,11 @@ class SandboxProcess:
         answer: dict[str, Any] = self._admin("GET", "/admin/rate-limits")
         return answer
 
+    def notifications(self) -> list[dict[str, Any]]:
+        """The outcome notifications the sandbox received as a webhook receiver (``GET /admin/notifications``), oldest first."""
+        found: list[dict[str, Any]] = self._admin("GET", "/admin/notifications")["notifications"]
+        return found
+
     def requests(self, path: str | None = None, since: float | None = None) -> list[dict[str, Any]]:
         """The request log, oldest first, optionally only one path or since an epoch time.
 
