@@ -40,7 +40,7 @@ TURN_LEAD = 0.25
 # than ~52 ms late could land in the same one-second window as the limit's worth of punctual ones.
 TURN_LATE = 0.05
 MEASURE_WINDOW = 3.0       # seconds of successful calls looked at when a 429 arrives
-MIN_MEASURED_SPAN = 1.0    # seconds: a burst accepted within less than this counts as spread over it
+MIN_MEASURED_SPAN = 1.0    # seconds: the window an API counts its calls in
 
 
 @dataclass(frozen=True)
@@ -74,18 +74,22 @@ def pace_at(learned: Learned | None, configured: float | None, now: float) -> fl
     return min(limits) if limits else None
 
 
-def measure(successes: Sequence[tuple[float, int]], now: float) -> float | None:
-    """Successful calls per second from ``(bucket start, count)`` pairs of the last :data:`MEASURE_WINDOW` seconds.
+def measure(successes: Sequence[tuple[int, int]], now: float) -> float | None:
+    """Calls per second the API accepted: the most successes in any one-second window of the last :data:`MEASURE_WINDOW` seconds.
 
-    The span runs from the first bucket with a success to ``now``, and is at
-    least :data:`MIN_MEASURED_SPAN`: a burst the API let through in a fraction
-    of a second says it accepts that many per second, not ten times more.
+    ``successes`` are ``(tenth of a second since the epoch, count)`` pairs. An
+    API's limit is a number of calls per second window; summing over a longer
+    span would count two windows' worth at its edges (ten calls just before a
+    second turns and ten just after are not twenty a second). A burst let
+    through in a fraction of a second counts as that second's calls.
     """
-    seen = [(start, count) for start, count in successes if count > 0 and start >= now - MEASURE_WINDOW]
-    if not seen:
+    oldest = int((now - MEASURE_WINDOW) * 10)
+    counts = {tenth: count for tenth, count in successes if count > 0 and tenth >= oldest}
+    if not counts:
         return None
-    first = min(start for start, _ in seen)
-    return sum(count for _, count in seen) / max(MIN_MEASURED_SPAN, now - first)
+    window = int(MIN_MEASURED_SPAN * 10)
+    most = max(sum(counts.get(t, 0) for t in range(first, first + window)) for first in counts)
+    return most / MIN_MEASURED_SPAN
 
 
 def cut(

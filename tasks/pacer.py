@@ -79,11 +79,11 @@ class Pacer:
         self._cut(keys=[keys.pace(operation)], args=[now, repr(lesson.accepted), repr(lesson.since), repr(lesson.climb)])
         return self.learned(operation)
 
-    def _successes(self, operation: Operation, now: float) -> list[tuple[float, int]]:
+    def _successes(self, operation: Operation, now: float) -> list[tuple[int, int]]:
         last = int(now * 10)
         tenths = list(range(last - int(MEASURE_WINDOW * 10), last + 1))
         counts = self._redis.mget([keys.successes(operation, t) for t in tenths])
-        return [(t / 10, int(n)) for t, n in zip(tenths, counts, strict=True) if n]
+        return [(t, int(n)) for t, n in zip(tenths, counts, strict=True) if n]
 
     def forget(self, operation: Operation) -> None:
         """Drop what the endpoint's 429s taught (an operator's reset); the configured limit stays."""

@@ -65,19 +65,30 @@ def test_the_pace_is_the_lower_of_configured_and_learned(
     assert got == pytest.approx(pace) if pace is not None else got is None
 
 
+NOW_TENTH = int(T0 * 10)
+
+
+def spread(first_second_ago: float, seconds: float, per_tenth: int) -> list[tuple[int, int]]:
+    """``per_tenth`` successes in every tenth of a second for ``seconds``, starting that long ago."""
+    start = NOW_TENTH - round(first_second_ago * 10)
+    return [(start + i, per_tenth) for i in range(round(seconds * 10))]
+
+
 @pytest.mark.parametrize(
-    ("successes", "now", "rate"),
+    ("successes", "rate"),
     [
-        pytest.param([], T0, None, id="no-successes-nothing-measured"),
-        pytest.param([(T0 - 0.3, 30)], T0, 30.0, id="a-burst-within-a-second-counts-as-one-second"),
-        pytest.param([(T0 - 2.0, 30), (T0 - 1.0, 30), (T0 - 0.1, 28)], T0, 44.0, id="spread-over-two-seconds"),
-        pytest.param([(T0 - 2.9, 10), (T0 - 0.5, 20)], T0, 30 / 2.9, id="from-the-first-success-to-now"),
-        pytest.param([(T0 - 10, 500), (T0 - 0.5, 25)], T0, 25.0, id="older-than-the-window-ignored"),
-        pytest.param([(T0 - 1.5, 0), (T0 - 0.5, 25)], T0, 25.0, id="empty-buckets-do-not-start-the-span"),
+        pytest.param([], None, id="no-successes-nothing-measured"),
+        pytest.param([(NOW_TENTH - 3, 30)], 30.0, id="a-burst-within-a-second-counts-as-that-seconds-calls"),
+        pytest.param(spread(2.5, 2.5, 3), 30.0, id="steady-at-the-limit"),
+        pytest.param([(NOW_TENTH - 11, 8), (NOW_TENTH - 1, 8)], 8.0, id="two-windows-edges-are-not-one-second"),
+        pytest.param([(NOW_TENTH - 10, 8), (NOW_TENTH - 1, 8)], 16.0, id="within-one-second-they-add-up"),
+        pytest.param(spread(2.9, 0.5, 2) + spread(0.8, 0.5, 4), 20.0, id="the-busiest-second"),
+        pytest.param([(NOW_TENTH - 100, 500), (NOW_TENTH - 5, 25)], 25.0, id="older-than-the-window-ignored"),
+        pytest.param([(NOW_TENTH - 15, 0), (NOW_TENTH - 5, 25)], 25.0, id="empty-buckets-count-nothing"),
     ],
 )
-def test_the_accepted_rate_is_measured_over_the_last_seconds(successes: list[tuple[float, int]], now: float, rate: float | None) -> None:
-    got = measure(successes, now)
+def test_the_accepted_rate_is_the_busiest_second_of_the_last_seconds(successes: list[tuple[int, int]], rate: float | None) -> None:
+    got = measure(successes, T0)
 
     assert got == pytest.approx(rate) if rate is not None else got is None
 
