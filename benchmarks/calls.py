@@ -16,6 +16,8 @@ import requests
 
 from payapi.operations import Operation, api_path
 
+UNANSWERED_FINAL = 30.0  # seconds after its arrival a call without an answer is taken as never answered
+
 CAPTURE = api_path(Operation.CAPTURE)
 CANCEL = api_path(Operation.CANCEL)
 FEEDBACK = api_path(Operation.FEEDBACK)
@@ -41,6 +43,7 @@ class CallLog:
         self.calls: list[Call] = []
         self._since = 0.0
         self._seen_at_since = 0
+        self._open_from = 0  # no call before this index is waiting for its status
 
     def reset(self) -> None:
         """Clear the sandbox's ledger, faults and log, and forget what was read."""
@@ -48,18 +51,33 @@ class CallLog:
         self.calls = []
         self._since = 0.0
         self._seen_at_since = 0
+        self._open_from = 0
 
     def set_faults(self, script: dict[str, object]) -> None:
         """Replace the sandbox's fault script."""
         self.session.post(self.url + "/admin/faults", data=json.dumps(script), timeout=10).raise_for_status()
 
     def poll(self) -> int:
-        """Fetch entries logged since the last poll; returns how many are known now."""
-        response = self.session.get(self.url + "/admin/requests", params={"since": repr(self._since)}, timeout=60)
+        """Fetch entries logged since the last poll; returns how many are known now.
+
+        An entry is logged when its call arrives and gets its status once answered: a call read
+        while still unanswered (``status`` None) is read again, with everything after it, on the
+        next poll, until it has its status or has gone unanswered for :data:`UNANSWERED_FINAL` seconds.
+        """
+        since, keep = self._since, None
+        first_open = self._first_open()
+        if first_open is not None:
+            since = self.calls[first_open].time
+            keep = first_open
+            while keep > 0 and self.calls[keep - 1].time >= since:  # ``since`` is inclusive: those are read again too
+                keep -= 1
+        response = self.session.get(self.url + "/admin/requests", params={"since": repr(since)}, timeout=60)
         response.raise_for_status()
         entries = response.json()["requests"]
         fresh = entries
-        if entries and entries[0]["time"] == self._since:
+        if keep is not None:
+            del self.calls[keep:]
+        elif entries and entries[0]["time"] == self._since:
             # ``since`` is inclusive: skip the ones at that instant read last time
             fresh = entries[self._seen_at_since:]
         for entry in fresh:
@@ -73,6 +91,18 @@ class CallLog:
             self._seen_at_since = sum(1 for e in entries if e["time"] == last)
             self._since = last
         return len(self.calls)
+
+    def _first_open(self) -> int | None:
+        """The index of the first call read before it was answered, if one arrived less than UNANSWERED_FINAL s ago."""
+        cutoff = time.time() - UNANSWERED_FINAL
+        index = self._open_from
+        while index < len(self.calls):
+            call = self.calls[index]
+            if call.status is None and call.time >= cutoff:
+                break
+            index += 1
+        self._open_from = index
+        return index if index < len(self.calls) else None
 
     def wait_for(self, count: int, timeout: float, *, interval: float = 0.5, stall: float = 60.0,
                  progress: Callable[[int], None] | None = None, paths: tuple[str, ...] = ()) -> bool:

@@ -22,6 +22,8 @@ from benchmarks.deferred import run_deferred
 from benchmarks.drain import DrainResult, run_drain
 from benchmarks.enqueue import run_enqueue
 from benchmarks.latency import run_latency
+from benchmarks.pacing import SYSTEMS as PACING_SYSTEMS
+from benchmarks.pacing import run_pacing
 from benchmarks.pools import parse_shape, run_pools
 from benchmarks.processes import LoadMeter, stop_all
 from benchmarks.profiling import run_profile
@@ -30,8 +32,10 @@ from benchmarks.stack import Stack
 from benchmarks.storm import run_storm
 from benchmarks.workers import Shape
 from config.settings import Settings
+from tasks.pace import BETA as PACE_BETA
+from tasks.pace import CONFIGURED_SHARE as PACE_CONFIGURED_SHARE
 
-SCENARIOS = ("drain", "enqueue", "latency", "storm", "deferred", "console")
+SCENARIOS = ("drain", "enqueue", "latency", "storm", "deferred", "console", "pacing")
 LATENCIES = (0.0, 50.0)
 # Dramatiq's fastest shapes measured here: 2 processes x 8 threads at 0 ms; at 50 ms 8 threads a process cap it
 # at 2 x 8 / 0.05 s = 320 calls/s, and 2 x 32 drained fastest.
@@ -51,13 +55,16 @@ class Sizes:
     short_delay: float
     deferred_run: int
     pool_captures: int
+    pacing: int
     console_entries: int = 10_000  # the issue's figure: the console's list stays fast with this many dead letters
 
 
 FULL = Sizes(captures=20_000, enqueue_single=5_000, enqueue_bulk=20_000, latency_seconds=20, storm=10_000,
-             deferred=100_000, short_delay=60, deferred_run=10_000, pool_captures=4_000)
+             deferred=100_000, short_delay=60, deferred_run=10_000, pool_captures=4_000,
+             pacing=1_200)
 QUICK = Sizes(captures=1_200, enqueue_single=2_000, enqueue_bulk=10_000, latency_seconds=6, storm=1_200,
-              deferred=2_000, short_delay=10, deferred_run=2_000, pool_captures=1_000)
+              deferred=2_000, short_delay=10, deferred_run=2_000, pool_captures=1_000,
+              pacing=300)
 
 
 def payq_default_shape(processes: int | None = None) -> Shape:
@@ -70,7 +77,7 @@ def payq_default_shape(processes: int | None = None) -> Shape:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; 0 when it completed (targets missed or not), 1 if it could not run."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller counts: finishes in under 3 minutes")
+    parser.add_argument("--quick", action="store_true", help="smaller counts: finishes in under 5 minutes")
     parser.add_argument("--processes", type=int, help="payq (and bare Celery) worker processes (default PAYQ_WORKER_PROCESSES's default)")
     parser.add_argument("--storm", type=int, help="captures in the 429 storm (default 10000; --quick 1200)")
     parser.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated subset of {','.join(SCENARIOS)}")
@@ -82,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--captures", type=int, help="captures per drain run (default 20000; --quick 1200)")
     parser.add_argument("--deferred", type=int, help="jobs deferred in scenario 5 (default 100000; --quick 2000)")
     parser.add_argument("--deferred-run", type=int, help="of those, how many are then run (default 10000; --quick all)")
+    parser.add_argument("--pacing", type=int, help="captures in the pacing scenario (default 1200; --quick 300)")
     parser.add_argument("--out", type=Path, help="where to write the JSON (default benchmarks/results/latest.json)")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
@@ -93,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         sizes = _replace(sizes, storm=args.storm)
     if args.deferred_run:
         sizes = _replace(sizes, deferred_run=args.deferred_run)
+    if args.pacing:
+        sizes = _replace(sizes, pacing=args.pacing)
     only = [s for s in args.only.split(",") if s]
     tweaks = tuple(t for t in args.tweaks.split(",") if t)
 
@@ -136,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             meter = LoadMeter().start()
             results["console"] = run_console(stack, sizes.console_entries, say=say)
             results["console"]["other_load_cores"] = meter.cores()
+        if "pacing" in only:
+            results["pacing"] = run_pacing(stack, shape, DRAMATIQ_SHAPES[0.0], sizes.pacing, tweaks=tweaks, say=say)
         if args.compare_tweaks:
             results["tweaks"] = _compare_tweaks(stack, shape, sizes.pool_captures, args.compare_tweaks)
         if args.pools:
@@ -278,6 +290,8 @@ def _rows(results: dict[str, Any]) -> list[Row]:
             rows.append(Row(section, f"{label} p50 / p99", f"{fmt(c[name]['p50_ms'], '', 1)} / {fmt(c[name]['p99_ms'], 'ms', 1)}",
                             "p99 < 1,000 ms", c[name]["p99_ms"] < 1000))
         rows.append(_load_row(section, c))
+    if "pacing" in results:
+        rows += _pacing_rows(results["pacing"])
     for extra in ("tweaks", "pools"):
         if extra in results:
             section = "Tweaks (payq, 0 ms)" if extra == "tweaks" else "Pools: payq drain by shape"
@@ -327,3 +341,81 @@ def _drain_rows(drains: list[dict[str, Any]]) -> list[Row]:
             others = max(d["other_load_cores"] for d in (payq, bare, dram) if d)
             rows.append(Row(section, "others' CPU load on this shared machine meanwhile (max)", f"{others:.2f} cores"))
     return rows
+
+
+def _pacing_rows(p: dict[str, Any]) -> list[Row]:
+    runs = p["runs"]
+    rate, retry_after = p["rate_per_s"], p["retry_after_s"]
+    section = (f"6. Pacing: {p['captures']:,} captures + their reports; the API takes {rate} calls/s on capture and on feedback "
+               f"(429 Retry-After: {retry_after}); cancels {p['fresh_per_s']:g}/s beside them")
+    rows: list[Row] = []
+
+    def settle(r: dict[str, Any], ideal: str) -> str:
+        return f"{r['settle_s']:.1f} s = {r['ratio']:.2f}× {ideal}"
+
+    def throttled(r: dict[str, Any]) -> str:
+        return f"{r['throttled']:,} / {r['calls']:,} = {100 * r['throttled_share']:.1f}%"
+
+    def fresh(r: dict[str, Any]) -> str:
+        never = f", {r['fresh_never_called']} never called" if r["fresh_never_called"] else ""
+        return f"{fmt(r['fresh_wait']['p50_ms'])} / {fmt(r['fresh_wait']['p99_ms'], 'ms')}{never}"
+
+    def per_s(value: float | None) -> str:
+        return "—" if value is None else f"{value:.1f}/s"
+
+    def bursts(r: dict[str, Any]) -> str:
+        return f"{r['bursts_429']['capture']} / {r['bursts_429']['feedback']}"
+
+    learned = runs.get("payq-learned")
+    if learned:
+        ideal = f"(N/R + T = {p['ideal_learned_s']:g} s)"
+        taught = ", ".join(f"{op} {v['accepted']:g}/s → paced {v['accepted'] * PACE_BETA:.1f}/s"
+                           for op, v in learned.get("pace", {}).items()) or "nothing"
+        rows += [
+            Row(section, f"payq, limit learned ({learned['shape']}): time to settle ÷ ideal", settle(learned, ideal), "≤ 1.25×",
+                learned["complete"] and learned["ratio"] <= 1.25),
+            Row(section, "  429s / capture and report calls", throttled(learned), "< 5%", learned["throttled_share"] < 0.05),
+            Row(section, "  429 bursts (lessons), capture / feedback; what they taught: accepted → paced", f"{bursts(learned)}; {taught}"),
+            Row(section, "  captures accepted per second, steady (10th–90th percentile)", per_s(learned["steady_capture_rate"])),
+            Row(section, "  fresh cancels' wait p50 / p99 while the backlog drains", fresh(learned), "p99 < 2,000 ms",
+                learned["fresh_wait"]["p99_ms"] < 2000 and not learned["fresh_never_called"]),
+        ]
+    configured = runs.get("payq-configured")
+    if configured:
+        rows += [
+            Row(section, f"payq, PAYQ_RATE_LIMITS = {rate}, paced at {rate * PACE_CONFIGURED_SHARE:g}/s ({configured['shape']}): "
+                         "time to settle ÷ N/R",
+                settle(configured, f"({p['ideal_s']:g} s)"), "≤ 1.1×", configured["complete"] and configured["ratio"] <= 1.1),
+            Row(section, "  429s / capture and report calls", throttled(configured), "0", configured["throttled"] == 0),
+            Row(section, "  captures accepted per second, steady (10th–90th percentile)", per_s(configured["steady_capture_rate"])),
+            Row(section, "  fresh cancels' wait p50 / p99 while the backlog drains", fresh(configured), "p99 < 2,000 ms",
+                configured["fresh_wait"]["p99_ms"] < 2000 and not configured["fresh_never_called"]),
+        ]
+    peers = (("bare-celery", "bare Celery, rate_limit {rate_limit_per_process} per process ({shape}); 429: retry(countdown=T)"),
+             ("dramatiq", "Dramatiq, WindowRateLimiter {rate}/1 s in Redis ({shape}); backoff 1–5 s; 429: Retry(delay=T)"))
+    for system, label in peers:
+        r = runs.get(system)
+        if not r:
+            continue
+        rows += [
+            Row(section, label.format(rate=rate, **r) + ": time to settle ÷ N/R", settle(r, f"({p['ideal_s']:g} s)")),
+            Row(section, "  429s / capture and report calls; 429 bursts capture / feedback", f"{throttled(r)}; {bursts(r)}"),
+            Row(section, "  captures accepted per second, steady (10th–90th percentile)", per_s(r["steady_capture_rate"])),
+            Row(section, "  fresh cancels' wait p50 / p99 while the backlog drains", fresh(r)),
+        ]
+    present = [runs[s] for s in PACING_SYSTEMS if s in runs]
+    names = " / ".join(r["system"] for r in present)
+    payq_runs = [r for r in present if r["system"].startswith("payq")]
+    rows += [
+        Row(section, f"duplicate calls ({names})", " / ".join(str(r["duplicates"]) for r in present), "0 (payq)",
+            all(r["duplicates"] == 0 for r in payq_runs) if payq_runs else None),
+        Row(section, "trips without an accepted capture or report at the end",
+            " / ".join(str(r["lost"]["captures"] + r["lost"]["reports"]) for r in present), "0 (payq)",
+            all(r["lost"]["captures"] + r["lost"]["reports"] == 0 for r in payq_runs) if payq_runs else None),
+        Row(section, "most calls let through in any second, capture (the API's limit holds)",
+            " / ".join(str(r["max_accepted_in_1s"]["capture"]) for r in present)),
+        Row(section, "worker CPU, whole run", " / ".join(f"{r['worker_cpu_s']:.1f}" for r in present) + " s"),
+        Row(section, "others' CPU load on this shared machine meanwhile (max)", f"{max(r['other_load_cores'] for r in present):.2f} cores"),
+    ]
+    return rows
+

@@ -11,14 +11,14 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import redis
 
 from benchmarks.calls import CAPTURE, FEEDBACK
 from payapi import wire
-from payapi.models import CaptureRequest, FeedbackRequest, parse_request
+from payapi.models import CancelRequest, CaptureRequest, FeedbackRequest, parse_request
 from tasks.jobstore import NewJob
 from tasks.producer import Producer, prepare
 
@@ -58,6 +58,11 @@ def api_bodies(trip: str, settled_at: int) -> list[tuple[str, str]]:
     return [(CAPTURE, wire.dumps(capture)), (FEEDBACK, wire.dumps(report))]
 
 
+def cancel_body(trip: str) -> str:
+    """The body of payq's cancel of ``trip``, with payq's exact bytes."""
+    return wire.dumps(parse_request(CancelRequest, {"storeId": STORE, "shoppingTripId": trip}))
+
+
 def celery_message(task: str, queue: str, args: list[Any]) -> str:
     """A Celery protocol-2 message for ``task(*args)`` as kombu's Redis transport stores it."""
     task_id = str(uuid.uuid4())
@@ -80,22 +85,28 @@ def celery_message(task: str, queue: str, args: list[Any]) -> str:
     })
 
 
-def celery_publish(client: redis.Redis, task: str, queue: str, posts: list[tuple[str, str]]) -> None:
-    """LPUSH one message per (path, body), pipelined; kombu's workers BRPOP, so the first pushed runs first."""
+def celery_publish(client: redis.Redis, task: str, queue: str, posts: Sequence[tuple[str, ...]]) -> None:
+    """LPUSH one message per (path, body), pipelined; kombu's workers BRPOP, so the first pushed runs first.
+
+    Each tuple is the task's positional arguments: (path, body) for :mod:`benchmarks.bare_celery`.
+    """
     pipe = client.pipeline(transaction=False)
     for start in range(0, len(posts), _CHUNK):
-        pipe.lpush(queue, *[celery_message(task, queue, [path, body]) for path, body in posts[start:start + _CHUNK]])
+        pipe.lpush(queue, *[celery_message(task, queue, list(args)) for args in posts[start:start + _CHUNK]])
     pipe.execute()
 
 
-def dramatiq_publish(client: redis.Redis, queue: str, actor: str, posts: list[tuple[str, str]], namespace: str = "dramatiq") -> None:
-    """What Dramatiq's enqueue script does per message (HSET payload, RPUSH id), pipelined."""
+def dramatiq_publish(client: redis.Redis, queue: str, actor: str, posts: Sequence[tuple[str, ...]], namespace: str = "dramatiq") -> None:
+    """What Dramatiq's enqueue script does per message (HSET payload, RPUSH id), pipelined.
+
+    Each tuple is the actor's positional arguments: (path, body) for :mod:`benchmarks.bare_dramatiq`.
+    """
     from dramatiq import Message
 
     pipe = client.pipeline(transaction=False)
-    for index, (path, body) in enumerate(posts):
+    for index, args in enumerate(posts):
         redis_id = str(uuid.uuid4())
-        message: Message[Any] = Message(queue_name=queue, actor_name=actor, args=(path, body), kwargs={}, options={"redis_message_id": redis_id})
+        message: Message[Any] = Message(queue_name=queue, actor_name=actor, args=tuple(args), kwargs={}, options={"redis_message_id": redis_id})
         pipe.hset(f"{namespace}:{queue}.msgs", redis_id, message.encode())
         pipe.rpush(f"{namespace}:{queue}", redis_id)
         if index % _CHUNK == _CHUNK - 1:

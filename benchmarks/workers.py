@@ -111,10 +111,11 @@ class Fleet:
             proc.stop(timeout=timeout)
 
 
-def _celery_args(app: str, shape: Shape, name: str, loglevel: str) -> list[str]:
+def _celery_args(app: str, shape: Shape, name: str, loglevel: str, queues: tuple[str, ...] = ()) -> list[str]:
     return [
         sys.executable, "-m", "celery", "-A", app, "worker", "--pool", shape.pool, "--concurrency", str(shape.concurrency),
         "--without-gossip", "--without-mingle", "--loglevel", loglevel, "--hostname", f"{name}@%h",
+        *(["--queues", ",".join(queues)] if queues else []),
     ]
 
 
@@ -141,22 +142,26 @@ def start_payq(
 
 def start_bare_celery(
     shape: Shape, redis_url: str, api_url: str, *, payq_config: bool = False, tweaks: tuple[str, ...] = (),
+    app: str = "benchmarks.bare_celery", queues: tuple[str, ...] = (), env: dict[str, str] | None = None,
 ) -> Fleet:
-    """``celery -A benchmarks.bare_celery worker`` × ``shape.processes``."""
-    env = clean_env(BENCH_REDIS_URL=redis_url, BENCH_API_URL=api_url, BENCH_HTTP_POOL=str(max(shape.concurrency, 10)),
-                    BENCH_TWEAKS=",".join(tweaks))
+    """``celery -A benchmarks.bare_celery worker`` × ``shape.processes`` (or another bare ``app``, consuming ``queues``)."""
+    worker_env = clean_env(BENCH_REDIS_URL=redis_url, BENCH_API_URL=api_url, BENCH_HTTP_POOL=str(max(shape.concurrency, 10)),
+                           BENCH_TWEAKS=",".join(tweaks), **(env or {}))
     if payq_config:
-        env.update(BENCH_PAYQ_CELERY_CONFIG="1", PAYQ_WORKER_CONCURRENCY=str(shape.concurrency))
+        worker_env.update(BENCH_PAYQ_CELERY_CONFIG="1", PAYQ_WORKER_CONCURRENCY=str(shape.concurrency))
     names = [f"bare{uuid.uuid4().hex[:4]}-{i}" for i in range(shape.processes)]
-    procs = [Managed(f"celery-{i}", _celery_args("benchmarks.bare_celery", shape, name, "WARNING"), env) for i, name in enumerate(names)]
+    procs = [Managed(f"celery-{i}", _celery_args(app, shape, name, "WARNING", queues), worker_env) for i, name in enumerate(names)]
     return Fleet("bare-celery", shape, procs, redis_url, names)
 
 
-def start_dramatiq(shape: Shape, redis_url: str, api_url: str) -> Fleet:
-    """``dramatiq benchmarks.bare_dramatiq -p P -t T`` (one parent, ``P`` worker processes)."""
-    env = clean_env(BENCH_REDIS_URL=redis_url, BENCH_API_URL=api_url, BENCH_HTTP_POOL=str(max(shape.concurrency, 10)))
+def start_dramatiq(
+    shape: Shape, redis_url: str, api_url: str, *, module: str = "benchmarks.bare_dramatiq", env: dict[str, str] | None = None,
+) -> Fleet:
+    """``dramatiq benchmarks.bare_dramatiq -p P -t T`` (one parent, ``P`` worker processes; or another bare ``module``)."""
+    worker_env = clean_env(BENCH_REDIS_URL=redis_url, BENCH_API_URL=api_url, BENCH_HTTP_POOL=str(max(shape.concurrency, 10)),
+                           **(env or {}))
     args = [
-        sys.executable, "-m", "dramatiq", "benchmarks.bare_dramatiq", "--processes", str(shape.processes),
+        sys.executable, "-m", "dramatiq", module, "--processes", str(shape.processes),
         "--threads", str(shape.concurrency), "--skip-logging",
     ]
-    return Fleet("dramatiq", shape, [Managed("dramatiq", args, env)], redis_url, [])
+    return Fleet("dramatiq", shape, [Managed("dramatiq", args, worker_env)], redis_url, [])
