@@ -10,7 +10,7 @@ each with its own workers and a fresh Redis and sandbox:
 - **payq, learned**: payq is not told the limit (no ``PAYQ_RATE_LIMITS``); it learns it from the
   first 429 (a shared pause of ``Retry-After``, then 90% of the rate the API accepted, growing back
   along its cubic curve). payq's default workers (threads 4×32).
-- **payq, configured**: ``PAYQ_RATE_LIMITS='{"capture": R, "feedback": R}'`` (paced at 95% of it).
+- **payq, configured**: ``PAYQ_RATE_LIMITS='{"capture": R, "feedback": R}'`` (paced at 93% of it).
 - **bare Celery** (:mod:`benchmarks.paced_celery`, threads 4×32 like payq): Celery's ``rate_limit``
   task option on the capture and report tasks. It is a token bucket in each worker process, so
   each of the P processes gets R / P (``7.5/s`` with 4). A 429 is retried with

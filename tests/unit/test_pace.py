@@ -52,9 +52,9 @@ def test_a_learned_pace_never_falls_below_the_minimum() -> None:
         pytest.param(None, None, T0, None, id="nothing-known-unpaced"),
         pytest.param(None, 30.0, T0, 30 * CONFIGURED_SHARE, id="configured-only-paced-just-below-it"),
         pytest.param(LEARNED, None, T0, 27.0, id="learned-only"),
-        pytest.param(LEARNED, 20.0, T0, 19.0, id="configured-is-a-ceiling-for-the-learned"),
+        pytest.param(LEARNED, 20.0, T0, 20 * CONFIGURED_SHARE, id="configured-is-a-ceiling-for-the-learned"),
         pytest.param(LEARNED, 100.0, T0 + 40, 33.0, id="learned-below-a-generous-ceiling"),
-        pytest.param(Learned(30, T0, 20), 100.0, T0 + 1000, 95.0, id="forgotten-learned-leaves-the-ceiling"),
+        pytest.param(Learned(30, T0, 20), 100.0, T0 + 1000, 100 * CONFIGURED_SHARE, id="forgotten-learned-leaves-the-ceiling"),
     ],
 )
 def test_the_pace_is_the_lower_of_configured_and_learned(
