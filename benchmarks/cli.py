@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks import report
+from benchmarks import intake, notify, report
 from benchmarks.console import run_console
 from benchmarks.deferred import run_deferred
 from benchmarks.drain import DrainResult, run_drain
@@ -35,7 +35,7 @@ from config.settings import Settings
 from tasks.pace import BETA as PACE_BETA
 from tasks.pace import CONFIGURED_SHARE as PACE_CONFIGURED_SHARE
 
-SCENARIOS = ("drain", "enqueue", "latency", "storm", "deferred", "console", "pacing")
+SCENARIOS = ("drain", "enqueue", "latency", "storm", "deferred", "console", "pacing", "intake", "notify")
 LATENCIES = (0.0, 50.0)
 # Dramatiq's fastest shapes measured here: 2 processes x 8 threads at 0 ms; at 50 ms 8 threads a process cap it
 # at 2 x 8 / 0.05 s = 320 calls/s, and 2 x 32 drained fastest.
@@ -77,7 +77,7 @@ def payq_default_shape(processes: int | None = None) -> Shape:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; 0 when it completed (targets missed or not), 1 if it could not run."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller counts: finishes in under 5 minutes")
+    parser.add_argument("--quick", action="store_true", help="smaller counts: a few minutes")
     parser.add_argument("--processes", type=int, help="payq (and bare Celery) worker processes (default PAYQ_WORKER_PROCESSES's default)")
     parser.add_argument("--storm", type=int, help="captures in the 429 storm (default 10000; --quick 1200)")
     parser.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated subset of {','.join(SCENARIOS)}")
@@ -148,6 +148,14 @@ def main(argv: list[str] | None = None) -> int:
             results["console"]["other_load_cores"] = meter.cores()
         if "pacing" in only:
             results["pacing"] = run_pacing(stack, shape, DRAMATIQ_SHAPES[0.0], sizes.pacing, tweaks=tweaks, say=say)
+        if "intake" in only:  # the HTTP intake beside the producer (scenario 2's figures, measured then if it did not run)
+            meter = LoadMeter().start()
+            results["intake"] = intake.run_intake(stack, intake.QUICK if args.quick else intake.FULL, enqueue=results.get("enqueue"), say=say)
+            results["intake"]["other_load_cores"] = meter.cores()
+        if "notify" in only:  # scenario 1's payq drain at 0 ms, notifications off and on; four drains, so 10,000 captures at most
+            meter = LoadMeter().start()
+            results["notify"] = notify.run_notify(stack, shape, min(sizes.captures, 10_000), tweaks=tweaks, say=say)
+            results["notify"]["other_load_cores"] = meter.cores()
         if args.compare_tweaks:
             results["tweaks"] = _compare_tweaks(stack, shape, sizes.pool_captures, args.compare_tweaks)
         if args.pools:
@@ -292,6 +300,8 @@ def _rows(results: dict[str, Any]) -> list[Row]:
         rows.append(_load_row(section, c))
     if "pacing" in results:
         rows += _pacing_rows(results["pacing"])
+    rows += intake.rows(results["intake"]) if "intake" in results else []
+    rows += notify.rows(results["notify"]) if "notify" in results else []
     for extra in ("tweaks", "pools"):
         if extra in results:
             section = "Tweaks (payq, 0 ms)" if extra == "tweaks" else "Pools: payq drain by shape"

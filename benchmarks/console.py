@@ -8,16 +8,13 @@ filtered by reason (every entry read and filtered), and a search for one trip.
 
 from __future__ import annotations
 
-import contextlib
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import requests
 
 from benchmarks.figures import summary_ms
-from benchmarks.processes import Managed, free_port
+from benchmarks.processes import ServeProc
 from benchmarks.stack import Stack
 from config.settings import Settings
 from payapi.operations import OPERATIONS, Operation
@@ -77,32 +74,12 @@ def run_console(stack: Stack, entries: int, requests_each: int = 40, say: Any = 
     return {"entries": entries, "seed_s": round(seed_s, 2), **{name: summary_ms(values) for name, values in timings.items()}}
 
 
-class _Serve(Managed):
-    """``payq serve`` with the console on, against the benchmark's Redis, ready once ``/healthz`` answers."""
+class _Serve(ServeProc):
+    """``payq serve`` with the console on, against the benchmark's Redis."""
 
     def __init__(self, redis_url: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        payq = Path(sys.executable).with_name("payq")
-        super().__init__("serve", [str(payq), "serve", "--host", "127.0.0.1", "--port", str(self.port)], env={
-            "PAYQ_REDIS_URL": redis_url, "PAYQ_CONSOLE_BASIC_AUTH": ":".join(_AUTH),
-        })
-        self.session = requests.Session()
-        self.session.trust_env = False  # all traffic stays on 127.0.0.1, never through a proxy
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(requests.ConnectionError):
-                if self.session.get(self.url + "/healthz", timeout=1).ok:
-                    return
-            if not self.alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"payq serve did not start: {self.text()}")
-            time.sleep(0.05)
+        super().__init__(redis_url, {"PAYQ_CONSOLE_BASIC_AUTH": ":".join(_AUTH)})
 
     def get(self, path: str) -> requests.Response:
         """One GET with the console's credentials, on a fresh connection as a browser's first request would be."""
         return self.session.get(self.url + path, auth=_AUTH, timeout=30, headers={"Connection": "close"})
-
-    def stop(self, sig: int = 15, timeout: float = 15.0) -> None:
-        """Stop the server and close the session."""
-        self.session.close()
-        super().stop(sig, timeout)

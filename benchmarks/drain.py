@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from benchmarks import bare_celery, bare_dramatiq, publish
-from benchmarks.calls import CAPTURE, FEEDBACK, drain_rate, missing, repeats
+from benchmarks.calls import CAPTURE, FEEDBACK, Call, drain_rate, missing, repeats
 from benchmarks.processes import cpu_seconds, machine_busy_seconds
 from benchmarks.stack import Stack
 from benchmarks.workers import Fleet, Shape, start_bare_celery, start_dramatiq, start_payq
@@ -76,9 +76,14 @@ def _start(stack: Stack, system: str, shape: Shape, api_url: str, env: dict[str,
 def run_drain(
     stack: Stack, system: str, shape: Shape, captures: int, latency_ms: float, *,
     env: dict[str, str] | None = None, tweaks: tuple[str, ...] = (), timeout: float | None = None,
-    on_start: Callable[[Fleet], None] | None = None, say: Any = print,
+    on_start: Callable[[Fleet], None] | None = None, after_calls: Callable[[Fleet, list[Call]], dict[str, Any]] | None = None,
+    say: Any = print,
 ) -> DrainResult:
-    """Start ``system``'s workers, wait until each consumes, queue ``captures`` trips' work, wait for every call; the figures."""
+    """Start ``system``'s workers, wait until each consumes, queue ``captures`` trips' work, wait for every call; the figures.
+
+    ``after_calls``, if given, runs once every call has arrived, before the
+    workers stop (the figures above are taken already); what it returns goes in ``extra``.
+    """
     sandbox, log = stack.fresh(latency_ms)
     trip_ids = publish.trips(f"d{uuid.uuid4().hex[:6]}", captures)
     expected = 2 * captures
@@ -90,7 +95,7 @@ def run_drain(
             on_start(fleet)
         # CPU from here on: worker start-up (imports, forks) is not the drain
         state: dict[str, float] = {
-            "cpu0": cpu_seconds(_all_pids(fleet)), "sb0": cpu_seconds([others[0]]), "rd0": cpu_seconds([others[1]]),
+            "cpu0": cpu_seconds(fleet_pids(fleet)), "sb0": cpu_seconds([others[0]]), "rd0": cpu_seconds([others[1]]),
             "me0": cpu_seconds([os.getpid()]), "busy0": machine_busy_seconds(), "t0": time.monotonic(),
         }
         # idle, warm workers; then the whole burst as fast as each system's own client can write it
@@ -110,11 +115,12 @@ def run_drain(
     limit = timeout if timeout is not None else 120 + expected / 100
     try:
         complete = log.wait_for(expected, limit, progress=progress)
-        cpu1 = cpu_seconds(_all_pids(fleet))
+        cpu1 = cpu_seconds(fleet_pids(fleet))
         sb1, rd1 = cpu_seconds([others[0]]), cpu_seconds([others[1]])
         me1, busy1, t1 = cpu_seconds([os.getpid()]), machine_busy_seconds(), time.monotonic()
         log.settle(quiet=1.5)
         processes = fleet.process_count()
+        after = after_calls(fleet, log.calls) if after_calls is not None else {}
     except BaseException:
         fleet.stop(timeout=2)
         raise
@@ -132,7 +138,7 @@ def run_drain(
         sandbox_cpu_ms_per_job=round((sb1 - state["sb0"]) * 1000 / jobs, 3),
         redis_cpu_ms_per_job=round((rd1 - state["rd0"]) * 1000 / jobs, 3),
         worker_rss_mib=round(state.get("rss", 0) / 1024, 1), worker_processes=processes,
-        extra={"ready_s": round(ready_s, 1), **({"tweaks": list(tweaks)} if tweaks else {})},
+        extra={"ready_s": round(ready_s, 1), **({"tweaks": list(tweaks)} if tweaks else {}), **after},
     )
     if t1 > state["t0"]:
         ours = (cpu1 - state["cpu0"]) + (sb1 - state["sb0"]) + (rd1 - state["rd0"]) + (me1 - state["me0"])
@@ -144,5 +150,6 @@ def run_drain(
     return result
 
 
-def _all_pids(fleet: Fleet) -> list[int]:
+def fleet_pids(fleet: Fleet) -> list[int]:
+    """Every process of the fleet: main processes and their pool children."""
     return [pid for proc in fleet.procs for pid in proc.pids()]

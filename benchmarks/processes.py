@@ -158,16 +158,19 @@ class RedisProc(Managed):
 
 
 class SandboxProc(Managed):
-    """``python -m sandbox --auto-register`` on a free port, ready once ``/admin/health`` answers."""
+    """``python -m sandbox --auto-register`` on a free port, ready once ``/admin/health`` answers.
 
-    def __init__(self, latency_ms: float = 0.0, log_limit: int = 1_000_000) -> None:
+    With ``notify_secret`` it checks the signature of each outcome notification ``/admin/notifications`` receives.
+    """
+
+    def __init__(self, latency_ms: float = 0.0, log_limit: int = 1_000_000, notify_secret: str | None = None) -> None:
         self.latency_ms = latency_ms
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         super().__init__(f"sandbox-{latency_ms:g}ms", [
             sys.executable, "-m", "sandbox", "--host", "127.0.0.1", "--port", str(self.port), "--auto-register",
             "--latency-ms", str(latency_ms), "--log-limit", str(log_limit),
-        ])
+        ], env={"PAYQ_SANDBOX_NOTIFY_SECRET": notify_secret} if notify_secret else None)
         self.session = requests.Session()
         self.session.trust_env = False  # all traffic stays on 127.0.0.1, never through a proxy
         deadline = time.monotonic() + 15
@@ -181,6 +184,32 @@ class SandboxProc(Managed):
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
         """Stop the sandbox and close the admin session."""
+        self.session.close()
+        super().stop(sig, timeout)
+
+
+class ServeProc(Managed):
+    """``payq serve`` on a free port against ``redis_url``, with ``env`` (``PAYQ_*`` settings), ready once ``/healthz`` answers."""
+
+    def __init__(self, redis_url: str, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        payq = Path(sys.executable).with_name("payq")
+        super().__init__("serve", [str(payq), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                         env={"PAYQ_REDIS_URL": redis_url, **(env or {})})
+        self.session = requests.Session()
+        self.session.trust_env = False  # all traffic stays on 127.0.0.1, never through a proxy
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(requests.ConnectionError):
+                if self.session.get(self.url + "/healthz", timeout=1).ok:
+                    return
+            if not self.alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"payq serve did not start: {self.text()}")
+            time.sleep(0.05)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
+        """Stop the server and close the session."""
         self.session.close()
         super().stop(sig, timeout)
 

@@ -14,6 +14,7 @@ TWEAKS: dict[str, str] = {
     "events-off": "worker_send_task_events=False (Flower re-enables events while it runs)",
     "prefetch-4": "worker_prefetch_multiplier=4",
     "kombu-client-reuse": "kombu's Redis channel reuses one redis.Redis per channel instead of building one per ack/event (~100 µs each)",
+    "notify-slots-all": "every worker thread may deliver a notification (slots = concurrency): no 'all slots busy' pause of the notify endpoint",
 }
 
 
@@ -28,6 +29,8 @@ def apply(app: Celery, names: list[str]) -> None:
         app.conf.worker_prefetch_multiplier = 4
     if "kombu-client-reuse" in names:
         reuse_kombu_clients()
+    if "notify-slots-all" in names:
+        notify_slots_for_all()
 
 
 def reuse_kombu_clients() -> None:
@@ -35,3 +38,16 @@ def reuse_kombu_clients() -> None:
     from workers import redis_transport
 
     redis_transport.install()
+
+
+def notify_slots_for_all() -> None:
+    """Build each process's notifier with one delivery slot per worker thread, so a delivery never finds them all busy."""
+    from config.settings import Settings
+    from tasks import notify, runtime
+
+    def notifier(settings: Settings) -> notify.Notifier | None:
+        if settings.notify_url is None or settings.notify_secret is None:
+            return None
+        return notify.Notifier(settings.notify_url, settings.notify_secret.get_secret_value(), slots=settings.worker_concurrency)
+
+    runtime.notifier = notifier  # type: ignore[attr-defined]  # the name Runtime.build calls

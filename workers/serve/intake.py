@@ -83,7 +83,7 @@ TokenStores = Annotated[frozenset[str], Depends(token_stores)]
 
 
 def _jobs(request: Request) -> IntakeJobs:
-    return IntakeJobs(serve_app.redis_of(request), serve_app.settings_of(request))
+    return serve_app.intake_jobs_of(request)
 
 
 def _check_stores(jobs: Sequence[NewJob], stores: frozenset[str], *, in_batch: bool) -> None:
