@@ -356,7 +356,7 @@ def _drain_rows(drains: list[dict[str, Any]]) -> list[Row]:
 def _pacing_rows(p: dict[str, Any]) -> list[Row]:
     runs = p["runs"]
     rate, retry_after = p["rate_per_s"], p["retry_after_s"]
-    section = (f"6. Pacing: {p['captures']:,} captures + their reports; the API takes {rate} calls/s on capture and on feedback "
+    section = (f"9. Pacing: {p['captures']:,} captures + their reports; the API takes {rate} calls/s on capture and on feedback "
                f"(429 Retry-After: {retry_after}); cancels {p['fresh_per_s']:g}/s beside them")
     rows: list[Row] = []
 

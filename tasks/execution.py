@@ -19,9 +19,9 @@ from payapi.operations import OPERATIONS, Operation
 from payapi.outcomes import Failure, FailureKind, status_of
 from tasks import notify
 from tasks.deadletters import DeadLetter
-from tasks.decide import DeadLetterJob, Decision, Defer, Succeed, decide, wait_for_turn, wait_out_pause
+from tasks.decide import DeadLetterJob, Decision, Defer, Succeed, decide, wait_for_slot, wait_for_turn, wait_out_pause
 from tasks.jobstore import Call, Deferral
-from tasks.notify import BUSY_PAUSE
+from tasks.notify import BUSY_WAIT
 from tasks.pace import TURN_LATE, TURN_LEAD, TURN_WAIT_IN_PLACE
 from tasks.producer import prepare
 from tasks.runtime import Runtime
@@ -112,9 +112,11 @@ def execute(rt: Runtime, job: Job) -> Ending:
 def _notify(rt: Runtime, job: Job, event: NotificationEvent, now: float) -> Ending:
     """Deliver an outcome notification: a job like any other, but to the store backends' URL, and never at a payment job's expense.
 
-    When every delivery slot of this process is taken (a slow receiver), the
-    notify endpoint pauses for a moment: this and the next deliveries wait in
-    the deferred set without an attempt instead of holding worker threads.
+    When every delivery slot of this process is taken (a slow receiver), this
+    delivery waits a moment in the deferred set, its attempt given back,
+    instead of holding a worker thread. Only it: pausing the whole endpoint
+    would turn away the deliveries that did get a slot, and bring them all
+    back at once.
     """
     notifier = rt.notifier
     if notifier is None:
@@ -122,14 +124,14 @@ def _notify(rt: Runtime, job: Job, event: NotificationEvent, now: float) -> Endi
         return _bury(rt, job, DeadLetterJob(DeadLetterReason.NOTIFY_FAILED, failure))
     slot = notifier.try_slot()
     try:
-        if not slot:
-            rt.jobs.pause(job.operation, now + BUSY_PAUSE, now)
         begin = rt.jobs.begin(job.job_id, job.operation, job.kwargs, job.worker, now, job.delivery, rt.settings.task_time_limit + 5)
         if begin.verdict is Verdict.PAUSED:
             assert begin.until is not None
             return carry_out(rt, job, event, wait_out_pause(begin.until, rt.notify_policy, rt.rng.random), 0)
         if begin.verdict is not Verdict.RUN:
             return Skipped(begin.verdict)
+        if not slot:
+            return carry_out(rt, job, event, wait_for_slot(now, BUSY_WAIT, rt.rng.random), begin.attempts - 1, released=True)
         outcome = notifier.deliver(event)
         decision = decide(outcome, begin.attempts, rt.notify_policy, time.time(), rt.rng.random)
         return carry_out(rt, job, event, decision, begin.attempts)

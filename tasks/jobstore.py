@@ -95,6 +95,8 @@ class Deferral:
         """Why the job waits, as a person reads it (Flower's RETRY, logs, ``payq job``)."""
         if self.cause is DeferCause.PAUSED:
             return f"{self.operation.value} endpoint paused until {_iso(self.paused_until or self.until)} after HTTP 429"
+        if self.cause is DeferCause.BUSY:
+            return "the notification receiver is slow: every delivery slot of the worker was taken; waiting a moment"
         if self.cause is DeferCause.PACED:
             return f"{self.operation.value} endpoint paced at {self.pace or 0:.3g} calls/s: its turn is at {_iso(self.turn or self.until)}"
         failure = self.failure.describe() if self.failure is not None else "failed"

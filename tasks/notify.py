@@ -12,8 +12,8 @@ or backoff for hours (``PAYQ_NOTIFY_MAX_ATTEMPTS``), then dead-lettered as
 
 A slow or dead receiver must never delay a payment job: each worker process
 delivers at most a few notifications at once, with short timeouts, and a
-delivery that finds them all busy pauses the ``notify`` endpoint for a moment
-(it waits in the deferred set, without an attempt) instead of taking a thread.
+delivery that finds them all busy waits a moment in the deferred set (its
+attempt given back) instead of taking a thread.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ log = logging.getLogger("payq.notify")
 
 SUCCEEDED = "job.succeeded"
 DEAD_LETTERED = "job.dead_lettered"
-BUSY_PAUSE = 1.0         # seconds the notify endpoint pauses when a worker's delivery slots are all taken
+BUSY_WAIT = 1.0          # seconds (0.5 to 1.5, spread) a delivery waits when its worker's delivery slots are all taken
 CONNECT_TIMEOUT = 3.0
 READ_TIMEOUT = 5.0       # a receiver should answer at once and do its work later (Standard Webhooks' advice)
 BACKOFF_BASE = 2.0

@@ -49,6 +49,7 @@ class DeferCause(StrEnum):
 
     PAUSED = "paused"            # its endpoint was paused by a 429; it made no call
     PACED = "paced"              # its turn at the endpoint's pace is later; it made no call
+    BUSY = "busy"                # a notification whose worker had every delivery slot taken (a slow receiver); no call
     RETRY_AFTER = "retry-after"  # the API said when to come back (429 or 503)
     BACKOFF = "backoff"          # a transient fault without a delay: exponential backoff
 

@@ -180,3 +180,18 @@ def test_payq_notify_test_sends_a_signed_event_the_sandbox_receiver_verifies(pay
 
     ran = payq("notify", "test")
     assert ran.returncode == 2 and "PAYQ_NOTIFY_URL" in ran.stderr
+
+
+def test_a_burst_of_notifications_to_a_slow_receiver_is_all_delivered(
+    api: SandboxProcess, producer: Producer, rdb: redis.Redis, start_worker: Callable[..., WorkerProcess],
+) -> None:
+    # two delivery slots for eight threads: most deliveries find them taken, wait a moment and come back
+    with receiving(then=Answer(200, hold=0.2)) as receiver:
+        start_worker(env=notify_env(receiver.url), concurrency=8)
+        cancels = [producer.enqueue_cancel(storeId="s1", shoppingTripId=f"b{i}") for i in range(40)]
+        wait_for(lambda: len(receiver.delivered()) >= 40, timeout=90, interval=0.2, what="every cancel's notification")
+
+        assert sorted(e["data"]["jobId"] for e in events(receiver.delivered())) == sorted(cancels)
+        waited = [json.loads(item)["cause"] for c in cancels for item in rdb.lrange(keys.deferrals(f"notify:{c}:succeeded"), 0, -1)]
+        assert set(waited) <= {"busy"}
+        assert all(record(rdb, f"notify:{c}:succeeded")["attempts"] == "1" for c in cancels), "waiting for a slot is not an attempt"

@@ -30,6 +30,8 @@ def retry_cause(deferral: Deferral) -> str:
     """
     if deferral.cause is DeferCause.PAUSED:
         return f"{deferral.operation.value} endpoint paused after a 429: waited without calling the API"
+    if deferral.cause is DeferCause.BUSY:
+        return "notification receiver slow: waited for a delivery slot"
     if deferral.cause is DeferCause.PACED:
         return f"{deferral.operation.value} endpoint paced: waited its turn without calling the API"
     label = deferral.failure.headline() if deferral.failure is not None else "failed"
