@@ -51,6 +51,8 @@ def test_an_amount_sent_as_the_json_number_19_99_reaches_the_api_as_19_99(
     assert re.search(r'"amount":\{"amount":19\.99,"code":"USD"\}', sent["body"]), sent["body"]
     assert json.loads(sent["body"], parse_float=Decimal)["amount"]["amount"] == Decimal("19.99")
     assert json.loads(record(rdb, "capture:store-a:t1")["kwargs"])["amount"] == {"amount": "19.99", "code": "USD"}
+    # the report is chained when the capture succeeds, and called after: wait for it, not just for the capture
+    wait_for_state(rdb, json.loads(record(rdb, "capture:store-a:t1")["result"])["reportJobId"], "succeeded")
     report = body(calls(api, Operation.FEEDBACK)[0])
     assert report["totalAmount"]["amount"] == report["settledAmount"]["amount"] == 19.99
 
