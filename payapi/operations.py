@@ -109,7 +109,6 @@ OPERATIONS: Mapping[Operation, OperationSpec] = MappingProxyType({row.operation:
     ),
 )})
 
-BY_TASK: Mapping[str, OperationSpec] = MappingProxyType({row.task: row for row in OPERATIONS.values()})
 # the payment API's operations: what the sandbox serves, what is paced and counted per endpoint
 API_OPERATIONS: tuple[Operation, ...] = tuple(row.operation for row in OPERATIONS.values() if row.path is not None)
 QUEUES: tuple[str, ...] = tuple(row.queue for row in OPERATIONS.values())

@@ -23,6 +23,9 @@ END = "<!-- END config table -->"
 
 
 def _default(field: Any) -> str:
+    if field.default_factory is not None:
+        value = field.default_factory()
+        return "(none)" if not value else f"`{value}`"
     value = field.default
     if value is None:
         return "(unset)"

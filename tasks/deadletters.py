@@ -27,7 +27,7 @@ from payapi.operations import OPERATIONS, Operation
 from payapi.outcomes import Failure, FailureKind
 from tasks import keys, notify, scripts
 from tasks.jobstore import NewJob, event_args, failure_json
-from tasks.messages import build_message, build_sent_event, sent_event_channel
+from tasks.messages import build_message, build_sent_event, sent_event_channel_of
 from tasks.states import DeadLetterReason
 
 _REREADS = 5  # an entry rewritten this often while being replayed is left for the operator to retry
@@ -94,7 +94,7 @@ class DeadLetterStore:
         self._notify = notify  # outcome notifications are on: a capture-failed refund gets its event
         self._job_ttl = job_retention_seconds
         self._retention = retention_seconds
-        self._events = sent_event_channel(int(client.connection_pool.connection_kwargs.get("db", 0)))
+        self._events = sent_event_channel_of(client)
         self._add = scripts.register(client, "dlq_add")
         self._replay = scripts.register(client, "dlq_replay")
         self._purge = scripts.register(client, "dlq_purge")

@@ -30,7 +30,7 @@ from payapi.operations import OPERATIONS, Operation
 from payapi.outcomes import Failure, FailureKind
 from tasks import keys, scripts
 from tasks.books import REFUND_WINDOW_SECONDS, TripRuleViolation, breach_from, cents
-from tasks.messages import build_message, build_sent_event, sent_event_channel
+from tasks.messages import build_message, build_sent_event, sent_event_channel_of
 from tasks.pacer import count_call
 from tasks.states import DeferCause, JobState, Verdict
 
@@ -184,7 +184,7 @@ class JobStore:
     def __init__(self, client: redis.Redis, retention_seconds: int) -> None:
         self._redis = client
         self._ttl = retention_seconds
-        self._events = sent_event_channel(int(client.connection_pool.connection_kwargs.get("db", 0)))
+        self._events = sent_event_channel_of(client)
         self._enqueue = scripts.register(client, "enqueue")
         self._begin = scripts.register(client, "begin")
         self._move = scripts.register(client, "move_due")

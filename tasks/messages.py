@@ -66,6 +66,11 @@ def build_message(operation: Operation, task_id: str, kwargs: dict[str, Any]) ->
     return json.dumps(message)
 
 
+def sent_event_channel_of(client: Any) -> str:
+    """:func:`sent_event_channel` for the database ``client`` (sync or async redis-py) talks to."""
+    return sent_event_channel(int(client.connection_pool.connection_kwargs.get("db", 0)))
+
+
 def sent_event_channel(db: int) -> str:
     """The Redis pub/sub channel kombu's fanout uses for Celery's ``task-sent`` events on database ``db``."""
     return f"/{db}.celeryev/task.sent"

@@ -85,12 +85,6 @@ class Pacer:
         counts = self._redis.mget([keys.successes(operation, t) for t in tenths])
         return [(t, int(n)) for t, n in zip(tenths, counts, strict=True) if n]
 
-    def forget(self, operation: Operation) -> None:
-        """Drop what the endpoint's 429s taught (an operator's reset); the configured limit stays."""
-        self._redis.hdel(keys.pace(operation), "accepted", "since", "climb")
-        with self._lock:
-            self._cache.pop(operation, None)
-
 
 def count_call(pipe: Any, operation: Operation, status: int | None, at: float) -> None:
     """Add to ``pipe`` the counting of one API call: its status for ``payq_api_calls_total``, a success for the pace's measure."""

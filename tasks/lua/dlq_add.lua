@@ -2,6 +2,7 @@
 -- refund out of its trip's refunded amount, and publish the outcome's notification.
 --#include lib/publish.lua
 --#include lib/dlq_remove.lua
+--#include lib/books.lua
 local entries_key = KEYS[1]
 local index_key = KEYS[2]
 local counts_key = KEYS[3]
@@ -26,13 +27,6 @@ redis.call('HDEL', job_key, 'deferred_until', 'defer')
 -- the record is the job's idempotency key: it must outlive the entry
 redis.call('EXPIRE', job_key, job_ttl)
 -- a dead-lettered refund no longer counts against what is left to refund (replaying it puts it back)
-if trip_key ~= '' then
-  local cents = redis.call('HGET', trip_key, 'r:' .. job_id)
-  if cents then
-    redis.call('HDEL', trip_key, 'r:' .. job_id)
-    redis.call('HSET', trip_key, 'd:' .. job_id, cents)
-    redis.call('HINCRBY', trip_key, 'refunded', -tonumber(cents))
-  end
-end
+if trip_key ~= '' then refund_dead(trip_key, job_id) end
 publish_event(EVENT, active_key, dead_at, job_ttl, events_channel)
 return 1

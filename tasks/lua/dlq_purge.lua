@@ -8,6 +8,7 @@
 -- (refund id, its notification's six values), then job ids. Returns how many entries were purged.
 --#include lib/publish.lua
 --#include lib/dlq_remove.lua
+--#include lib/books.lua
 local entries_key = KEYS[1]
 local index_key = KEYS[2]
 local counts_key = KEYS[3]
@@ -51,12 +52,7 @@ local function fail_waiting_refunds(trip_key, capture_id)
       redis.call('HDEL', refund_key, 'waiting_for', 'held_message', 'held_event')
       redis.call('EXPIRE', refund_key, job_ttl)
       if notify then publish_event(event_at[refund_id], active_key, now, job_ttl, events_channel) end
-      local cents = redis.call('HGET', trip_key, 'r:' .. refund_id)
-      if cents then
-        redis.call('HDEL', trip_key, 'r:' .. refund_id)
-        redis.call('HSET', trip_key, 'd:' .. refund_id, cents)
-        redis.call('HINCRBY', trip_key, 'refunded', -tonumber(cents))
-      end
+      refund_dead(trip_key, refund_id)
     end
     redis.call('ZREM', waiting_key, refund_id)
   end

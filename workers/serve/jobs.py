@@ -23,7 +23,7 @@ from payapi.errors import BrokerUnavailable
 from tasks import keys, scripts
 from tasks.deadletters import DeadLetter
 from tasks.jobstore import ENQUEUE_CHUNK, NewJob, enqueue_call, read_enqueue_reply
-from tasks.messages import sent_event_channel
+from tasks.messages import sent_event_channel_of
 from workers.views import job_view, report_job_id, trip_job_ids, trip_view
 
 T = TypeVar("T")
@@ -55,7 +55,7 @@ class IntakeJobs:
         self._redis = client
         self._settings = settings
         self._ttl = int(settings.job_retention_days * _DAY)
-        self._events = sent_event_channel(int(client.connection_pool.connection_kwargs.get("db", 0)))
+        self._events = sent_event_channel_of(client)
         self._enqueue = client.register_script(scripts.source("enqueue"))
 
     async def enqueue(self, jobs: Sequence[NewJob]) -> list[bool]:
