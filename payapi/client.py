@@ -54,11 +54,21 @@ class PaymentClient:
 
     def call(self, operation: Operation, request: RequestModel) -> Outcome:
         """POST ``request`` to ``operation``'s endpoint and classify what came back."""
-        # Serialized once: the bytes signed are the bytes sent.
+        return self.send(operation, request, self.prepare(operation, request))
+
+    def prepare(self, operation: Operation, request: RequestModel) -> requests.PreparedRequest:
+        """``request`` as it will go out, serialized once (the bytes signed are the bytes sent).
+
+        Made ahead of :meth:`send` by a job waiting for its turn at a paced
+        endpoint, so that on the turn only the sending is left to do.
+        """
         body = wire.dumps(request).encode()
-        prepared = requests.Request(
+        return requests.Request(
             "POST", self._base + api_path(operation), data=body, headers={"Content-Type": "application/json"}
         ).prepare()
+
+    def send(self, operation: Operation, request: RequestModel, prepared: requests.PreparedRequest) -> Outcome:
+        """Sign (if configured) and send ``prepared``, made by :meth:`prepare` from ``request``, and classify the answer."""
         started = time.perf_counter()
         status: int | None = None
         try:

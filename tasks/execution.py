@@ -98,12 +98,13 @@ def execute(rt: Runtime, job: Job) -> Ending:
         return carry_out(rt, job, request, wait_for_turn(begin.until, pace, TURN_LEAD), 0)
     if begin.verdict is not Verdict.RUN:
         return Skipped(begin.verdict)
+    prepared = rt.client.prepare(job.operation, request)  # before the wait: on the turn, only the sending is left
     if begin.until is not None and (wait := begin.until - time.time()) > 0:
         time.sleep(min(wait, TURN_WAIT_IN_PLACE))  # the job's turn at the endpoint's pace: close enough to wait for here
     if pace is not None and begin.until is not None and time.time() - begin.until > TURN_LATE:
         # too late for this turn: calling now could crowd the turns after it; no call, the attempt is given back
         return carry_out(rt, job, request, wait_for_turn(time.time(), pace, 0.0), begin.attempts - 1, released=True)
-    outcome = rt.client.call(job.operation, request)
+    outcome = rt.client.send(job.operation, request, prepared)
     call = Call(job.operation, status_of(outcome), time.time())
     decision = decide(outcome, begin.attempts, rt.policy, call.at, rt.rng.random)
     return carry_out(rt, job, request, decision, begin.attempts, call)
