@@ -67,6 +67,7 @@ from benchmarks.live import LivePayq
 from benchmarks.processes import LoadMeter, cpu_seconds
 from benchmarks.stack import Stack
 from benchmarks.workers import Fleet, Shape, start_bare_celery, start_dramatiq
+from sandbox.ratelimit import most_in_one_second
 from tasks import keys
 from tasks.pace import Learned, pace_at
 
@@ -274,7 +275,7 @@ def _measure(system: str, log: CallLog, fleet: Fleet, backlog: Callable[[], None
         "bursts_429": {_name(path): _bursts([c.time for c in limited if c.path == path and c.status == 429]) for path in LIMITED},
         "first_429_after_ms": {_name(path): ms(min(t) - started) if (t := [c.time for c in limited if c.path == path and c.status == 429])
                                else None for path in LIMITED},
-        "max_accepted_in_1s": {_name(path): _max_in_window([c.time for c in limited if c.path == path and c.status == 200])
+        "max_accepted_in_1s": {_name(path): most_in_one_second([c.time for c in limited if c.path == path and c.status == 200])
                                for path in LIMITED},
         "steady_capture_rate": _middle_rate(captured),
         "timeline": _timeline(limited, started),
@@ -319,17 +320,6 @@ def _bursts(times: list[float], gap: float = 1.0) -> int:
     """Runs of 429s, each less than ``gap`` seconds after the one before."""
     ordered = sorted(times)
     return sum(1 for i, t in enumerate(ordered) if i == 0 or t - ordered[i - 1] >= gap)
-
-
-def _max_in_window(times: list[float], window: float = 1.0) -> int:
-    """The most calls in any ``window``-second span [t, t + window)."""
-    ordered = sorted(times)
-    best, first = 0, 0
-    for last, t in enumerate(ordered):
-        while t - ordered[first] >= window:
-            first += 1
-        best = max(best, last - first + 1)
-    return best
 
 
 def _middle_rate(times: list[float]) -> float | None:

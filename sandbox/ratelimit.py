@@ -19,7 +19,7 @@ The limits are written ``capture=30`` or ``feedback=30:2`` on the command line
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,3 +153,19 @@ def parse_limits(data: Any, where: str = "rate_limits") -> dict[Operation, RateL
         else:
             raise RateLimitError(f'{here}: a limit is an object {{"per_second": R, "retry_after": N}} or a number R')
     return limits
+
+
+def most_in_one_second(times: Iterable[float]) -> int:
+    """The most calls in any one-second window: the largest group of ``times`` all less than a second apart.
+
+    The measure :class:`RateLimiter` keeps at or under R for the calls it
+    accepted (request log entries with ``rateLimited`` false); tests and
+    benchmarks read it off a request log.
+    """
+    ordered = sorted(times)
+    most, first = 0, 0
+    for last, now in enumerate(ordered):
+        while now - ordered[first] >= WINDOW_SECONDS:
+            first += 1
+        most = max(most, last - first + 1)
+    return most

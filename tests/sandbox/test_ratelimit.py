@@ -12,10 +12,9 @@ from payapi.operations import Operation
 from sandbox.cli import sandbox_command
 from sandbox.faults import FaultScriptError, parse_script, too_many_requests
 from sandbox.ledger import Ledger
-from sandbox.ratelimit import RateLimit, RateLimiter, RateLimitError, limits_to_json, parse_limits, parse_spec
+from sandbox.ratelimit import RateLimit, RateLimiter, RateLimitError, limits_to_json, most_in_one_second, parse_limits, parse_spec
 from sandbox.requestlog import RequestLog
 from sandbox.state import SandboxState
-from tests.support.sandbox import most_in_one_second
 
 CAPTURE, CANCEL, REFUND, FEEDBACK = Operation.CAPTURE, Operation.CANCEL, Operation.REFUND, Operation.FEEDBACK
 

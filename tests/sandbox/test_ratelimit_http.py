@@ -12,9 +12,9 @@ from typing import Any
 import requests
 
 from payapi.operations import Operation
-from sandbox.ratelimit import RateLimit
+from sandbox.ratelimit import RateLimit, most_in_one_second
 from sandbox.server import make_app, state_of
-from tests.support.sandbox import SandboxProcess, most_in_one_second
+from tests.support.sandbox import SandboxProcess
 from tests.support.sandbox_thread import served_in_a_thread
 
 CAPTURE = "/v1/capture/charge"

@@ -1,4 +1,4 @@
-"""``HttpProcess``: a server the tests start on a free port, ready once a health URL answers (Flower, ``payq serve``)."""
+"""``HttpProcess``: a server the tests start on a free port, ready once a health URL answers (the sandbox, Flower, ``payq serve``)."""
 
 from __future__ import annotations
 
@@ -41,7 +41,9 @@ class HttpProcess:
                 return
             self.kill()
             if attempt == _START_ATTEMPTS or "address already in use" not in self.output().lower():
-                raise RuntimeError(f"{self.name} did not start:\n{self.output()[-3000:]}")
+                output = self.output()
+                self.stop()
+                raise RuntimeError(f"{self.name} did not start (exit code {self.process.returncode}):\n{output[-3000:]}")
 
     def _wait_ready(self, health_path: str, deadline: float) -> bool:
         while self.process.poll() is None and time.monotonic() < deadline:
@@ -67,8 +69,8 @@ class HttpProcess:
             self.process.kill()
         self.process.wait(timeout=10)
 
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL after ``stop_timeout``, and release its files."""
+    def stop(self) -> int:
+        """SIGTERM, then SIGKILL after ``stop_timeout``, and release its files; returns the exit code."""
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -77,6 +79,7 @@ class HttpProcess:
                 self.kill()
         self.session.close()
         self._output.close()
+        return self.process.returncode
 
     def __enter__(self) -> Self:
         return self
