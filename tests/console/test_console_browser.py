@@ -14,16 +14,16 @@ from collections.abc import Callable
 from playwright.sync_api import Page
 
 from config.settings import Settings
+from payq.serve.console.guard import csrf_token
 from tasks.producer import Producer
 from tasks.runtime import Runtime
 from tests.console.conftest import FLOWER, PASSWORD, USER
-from tests.operators.test_dlq_replay import queued
 from tests.support.deadletters import Spec, seed
+from tests.support.jobs import queued
 from tests.support.polling import wait_for
 from tests.support.sandbox import SandboxProcess
 from tests.support.serve import ServeProcess
 from tests.support.worker import WorkerProcess
-from workers.serve.console.guard import csrf_token
 
 CANCEL_PATH = "/v1/cancel/charge"
 

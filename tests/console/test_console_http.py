@@ -10,15 +10,15 @@ import pytest
 import requests
 
 from config.settings import Settings
+from payq.serve.console.guard import csrf_token
 from tasks import keys
 from tasks.runtime import Runtime
 from tests.console.conftest import PASSWORD, USER
-from tests.operators.test_dlq_replay import queued
 from tests.support.deadletters import Spec, seed
+from tests.support.jobs import queued
 from tests.support.payq_cli import Ran, invoke
 from tests.support.ports import free_port
 from tests.support.serve import ServeProcess
-from workers.serve.console.guard import csrf_token
 
 AUTH = (USER, PASSWORD)
 PATHS = ["/console", "/console/", "/console/dead-letters", "/console/dead-letters/cancel:s1:t1", "/console/dead-letters/replay-all",

@@ -7,13 +7,13 @@ from collections.abc import Callable
 
 import redis
 
-from tests.jobs.helpers import wait_for_state
+from payq.serve.schemas import JobView, TripView
 from tests.serve.helpers import REFUND_ID, capture, get, post, problem, refund
+from tests.support.jobs import wait_for_state
 from tests.support.payq_cli import invoke
 from tests.support.sandbox import SandboxProcess
 from tests.support.serve import ServeProcess
 from tests.support.worker import WorkerProcess
-from workers.serve.schemas import JobView, TripView
 
 
 def test_a_trip_and_its_jobs_read_over_http_as_payq_job_and_payq_trip_print_them(

@@ -143,7 +143,7 @@ def _resolve(argv: list[str]) -> list[str]:
     if argv[0] == "celery":
         return [sys.executable, "-m", "celery", *argv[1:]]
     if argv[0] == "payq":
-        return [sys.executable, "-c", "from workers.cli import main; main()", *argv[1:]]
+        return [sys.executable, "-c", "from payq.cli import main; main()", *argv[1:]]
     return argv
 
 

@@ -7,10 +7,10 @@ from pydantic import ValidationError
 
 from config.settings import Settings
 from payapi.operations import Operation
+from payq.serve.console.guard import csrf_token, same_origin
+from payq.serve.console.listing import DeadLetterQuery, Page
 from tasks.deadletters import DeadLetter
 from tasks.states import DeadLetterReason
-from workers.serve.console.guard import csrf_token, same_origin
-from workers.serve.console.listing import DeadLetterQuery, Page
 
 
 def entry(job_id: str = "cancel:s1:t1", *, store: str = "s1", trip: str = "t1", reason: str = "permanent",

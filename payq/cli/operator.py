@@ -1,6 +1,6 @@
 """Operator commands: ``payq dlq …``, ``payq job``, ``payq stats``.
 
-Same exit codes as every ``payq`` command (:mod:`workers.cli.support`): 0 done,
+Same exit codes as every ``payq`` command (:mod:`payq.exits`): 0 done,
 2 invalid input (a bad option, an unknown id: nothing was changed), 1 a system
 fault such as Redis unreachable, with one line naming the cause.
 """
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import re
 import socket
 import sys
 import time
@@ -21,40 +20,21 @@ import click
 
 from payapi.errors import FieldProblem, InvalidRequest
 from payapi.operations import Operation
+from payq.durations import age, parse_duration
+from payq.exits import EXIT_INVALID, exits_cleanly, stores_from_env
+from payq.views import iso, job_view, read_trip
 from tasks.deadletters import DeadLetter, Replayed
 from tasks.jobstore import failure_from
 from tasks.redis_conn import with_retry
-from tasks.runtime import Runtime
 from tasks.states import DeadLetterReason
 from tasks.stats import collect
-from workers.cli.support import EXIT_INVALID, exits_cleanly, runtime_from_env
-from workers.views import iso, job_view, read_trip
+from tasks.stores import Stores
 
 T = TypeVar("T")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _REPLAY_CHUNK = 200  # entries per pipelined round trip; also how often the progress bar moves
 
 
-def parse_duration(value: str, option: str) -> float:
-    """Seconds from ``90``, ``90s``, ``15m``, ``2h``, ``7d`` or ``1w``; ``InvalidRequest`` naming ``option`` otherwise."""
-    match = _DURATION.match(value)
-    if not match:
-        raise InvalidRequest([FieldProblem(option, f"must be a duration like 90s, 15m, 2h or 7d, got {value!r}")])
-    return float(match.group(1)) * _UNITS[match.group(2)]
-
-
-def _age(epoch: float | None, now: float) -> str:
-    if epoch is None:
-        return "-"
-    seconds = max(0.0, now - epoch)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size:.0f}{unit}"
-    return f"{seconds:.0f}s"
-
-
-def _redis(rt: Runtime, action: Callable[[], T]) -> T:
+def _redis(rt: Stores, action: Callable[[], T]) -> T:
     """Run one Redis read or write with the short bounded retry; unreachable → exit 1 via ``exits_cleanly``."""
     return with_retry(rt.settings, action)
 
@@ -83,7 +63,7 @@ class _Filters:
     def given(self) -> bool:
         return any(v is not None for v in (self.operation, self.store_id, self.reason, self.since))
 
-    def select(self, rt: Runtime, older_than: float | None = None) -> list[DeadLetter]:
+    def select(self, rt: Stores, older_than: float | None = None) -> list[DeadLetter]:
         now = time.time()
         return _redis(rt, lambda: rt.dead_letters.list(
             operation=self.operation, store_id=self.store_id, reason=self.reason,
@@ -103,7 +83,7 @@ def _filter_options(func: Any) -> Any:
     return func
 
 
-def _existing(rt: Runtime, entry_ids: tuple[str, ...]) -> list[DeadLetter]:
+def _existing(rt: Stores, entry_ids: tuple[str, ...]) -> list[DeadLetter]:
     """The entries for explicit ids, in the order given; any unknown id is invalid input and nothing is done."""
     unique = list(dict.fromkeys(entry_ids))
     found = _redis(rt, lambda: [rt.dead_letters.get(i) for i in unique])
@@ -134,7 +114,7 @@ def dlq_list(operation: str | None, store_id: str | None, reason: str | None, si
     """Dead letters, newest first: id, operation, store, trip, reason, HTTP status, attempts, age."""
     with exits_cleanly():
         filters = _Filters(operation, store_id, reason, since)
-        entries = filters.select(runtime_from_env())
+        entries = filters.select(stores_from_env())
         if as_json:
             click.echo(json.dumps([e.model_dump(mode="json") for e in entries], indent=2))
             return
@@ -143,7 +123,7 @@ def dlq_list(operation: str | None, store_id: str | None, reason: str | None, si
         for e in entries:
             click.echo(
                 f"{e.id:<48} {e.operation:<9} {e.store_id[:14]:<14} {e.trip_id[:24]:<24} {e.reason:<18} "
-                f"{e.status if e.status is not None else '-':<6} {e.attempts:>3} {_age(e.dead_at, now):>5}"
+                f"{e.status if e.status is not None else '-':<6} {e.attempts:>3} {age(e.dead_at, now):>5}"
             )
         click.echo(f"{len(entries)} dead letter(s)", err=True)
 
@@ -154,7 +134,7 @@ def dlq_list(operation: str | None, store_id: str | None, reason: str | None, si
 def dlq_show(entry_id: str, as_json: bool) -> None:
     """Everything stored for one dead letter, with its history of replays."""
     with exits_cleanly():
-        entry = _existing(runtime_from_env(), (entry_id,))[0]
+        entry = _existing(stores_from_env(), (entry_id,))[0]
         if as_json:
             click.echo(json.dumps(entry.model_dump(mode="json"), indent=2))
             return
@@ -194,7 +174,7 @@ def dlq_replay(entry_ids: tuple[str, ...], replay_all: bool, operation: str | No
             raise InvalidRequest([FieldProblem("ID", "give IDs, or --all with filters, not both")])
         if not entry_ids and not replay_all:
             raise InvalidRequest([FieldProblem("ID", "give one or more IDs, or --all")])
-        rt = runtime_from_env()
+        rt = stores_from_env()
         entries = _existing(rt, entry_ids) if entry_ids else filters.select(rt)
         if dry_run:
             for e in entries:
@@ -239,7 +219,7 @@ def dlq_purge(entry_ids: tuple[str, ...], purge_all: bool, older_than: str | Non
             raise InvalidRequest([FieldProblem("ID", "give one or more IDs, or --all")])
         if not yes:
             raise InvalidRequest([FieldProblem("--yes", "is required: purged entries cannot be replayed")])
-        rt = runtime_from_env()
+        rt = stores_from_env()
         if entry_ids:
             ids = [e.id for e in _existing(rt, entry_ids)]
             purged = _redis(rt, lambda: rt.dead_letters.purge(ids))
@@ -265,7 +245,7 @@ def job(job_id: str, as_json: bool) -> None:
     why the job waited before (the latest 20).
     """
     with exits_cleanly():
-        rt = runtime_from_env()
+        rt = stores_from_env()
         record, in_dlq, deferrals = _redis(
             rt, lambda: (rt.jobs.get(job_id), rt.dead_letters.get(job_id) is not None, rt.jobs.deferrals(job_id)),
         )
@@ -304,7 +284,7 @@ def trip(store_id: str, trip_id: str, as_json: bool) -> None:
     refundable, in the capture's currency.
     """
     with exits_cleanly():
-        rt = runtime_from_env()
+        rt = stores_from_env()
         view = _redis(rt, lambda: read_trip(rt.jobs, rt.dead_letters, store_id, trip_id))
         if view is None:
             raise InvalidRequest([FieldProblem("TRIP_ID", f"payq has no jobs for trip {store_id}/{trip_id} (or they are past their retention)")])
@@ -342,7 +322,7 @@ def stats(as_json: bool) -> None:
     with the calls made and how many were answered 429.
     """
     with exits_cleanly():
-        rt = runtime_from_env()
+        rt = stores_from_env()
         snapshot = _redis(rt, lambda: collect(rt.redis, rt.jobs, rt.dead_letters, rt.pacer))
         if as_json:
             click.echo(json.dumps(snapshot.as_dict(), indent=2))

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from workers.serve.console import actions, pages
-from workers.serve.console.guard import operator
+from payq.serve.console import actions, pages
+from payq.serve.console.guard import operator
 
 router = APIRouter(prefix="/console", include_in_schema=False, dependencies=[Depends(operator)])
 # "/console" itself too, not only "/console/": a redirect would answer even while the console is off

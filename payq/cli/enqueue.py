@@ -14,10 +14,10 @@ import click
 
 from payapi import wire
 from payapi.errors import InvalidRequest
+from payq.exits import EXIT_INVALID, exits_cleanly, settings_from_env
 from tasks.books import TripRuleViolation
 from tasks.jobstore import NewJob
 from tasks.producer import Producer, prepare
-from workers.cli.support import EXIT_INVALID, exits_cleanly, settings_from_env
 
 _BULK_CHUNK = 2000
 

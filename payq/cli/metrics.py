@@ -26,9 +26,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from payapi.errors import BrokerUnavailable
 from payapi.operations import API_OPERATIONS
+from payq.exits import EXIT_FAULT, exits_cleanly, stores_from_env
 from tasks.states import DeadLetterReason
 from tasks.stats import Stats, collect
-from workers.cli.support import EXIT_FAULT, exits_cleanly, runtime_from_env
 
 log = logging.getLogger("payq.metrics")
 
@@ -158,11 +158,11 @@ def metrics(port: int, host: str) -> None:
     """Serve payq's gauges to Prometheus at /metrics.
 
     Queue depths, deferred jobs, dead letters by reason, endpoint pauses: see
-    workers/cli/metrics.py for every name. Each scrape reads Redis afresh; while Redis is unreachable a scrape answers 503.
+    payq/cli/metrics.py for every name. Each scrape reads Redis afresh; while Redis is unreachable a scrape answers 503.
     """
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     with exits_cleanly():
-        rt = runtime_from_env()
+        rt = stores_from_env()
         registry = make_registry(lambda: collect(rt.redis, rt.jobs, rt.dead_letters, rt.pacer))
         try:
             server = make_server(host, port, registry)

@@ -1,7 +1,7 @@
 """The launcher's side of the local stack: start a supervisor, wait until it is ready, stop it.
 
-The supervisor itself (:mod:`workers.stack.supervisor`) runs as ``python -m workers.stack``
-and reads its :class:`~workers.stack.supervisor.StackSpec` from stdin; see that module for
+The supervisor itself (:mod:`payq.stack.supervisor`) runs as ``python -m payq.stack``
+and reads its :class:`~payq.stack.supervisor.StackSpec` from stdin; see that module for
 how the pipe doubles as a "my launcher is gone" signal.
 """
 
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from workers.stack.supervisor import SUPERVISOR_LOG, StackError, StackSpec, log_tail, read_state
+from payq.stack.supervisor import SUPERVISOR_LOG, StackError, StackSpec, log_tail, read_state
 
 
 class StackHandle:
@@ -33,7 +33,7 @@ class StackHandle:
         spec.run_dir.mkdir(parents=True, exist_ok=True)
         with (spec.run_dir / SUPERVISOR_LOG).open("ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "workers.stack"],
+                [sys.executable, "-m", "payq.stack"],
                 stdin=subprocess.PIPE,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -93,11 +93,11 @@ def _pid_alive(pid: int) -> bool:
 
 
 def is_supervisor(pid: int) -> bool:
-    """Whether ``pid`` is a live ``workers.stack`` supervisor (not a stranger that inherited a stale pid)."""
+    """Whether ``pid`` is a live ``payq.stack`` supervisor (not a stranger that inherited a stale pid)."""
     if not _pid_alive(pid):
         return False
     try:
-        return b"workers.stack" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        return b"payq.stack" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return True  # no /proc (not Linux): trust the pid
 

@@ -1,7 +1,7 @@
 """What ``/openapi.json`` says of the intake's bodies: models for the description, never used to parse.
 
 The routes read the raw bytes and validate with the payment API's own models
-(:mod:`workers.serve.bodies`), so an amount is never a float on the way; these
+(:mod:`payq.serve.bodies`), so an amount is never a float on the way; these
 models give the same shapes to the OpenAPI document. A request body's schema
 is inlined (no ``$ref``), since it travels in ``openapi_extra``.
 """
@@ -13,9 +13,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from payapi.models import CancelRequest, CaptureRequest, FeedbackRequest, RefundRequest
+from payq.serve.bodies import BATCH_MAX_JOBS
+from payq.serve.problems import PROBLEM_JSON, ProblemBody
 from tasks.deadletters import DeadLetter
-from workers.serve.bodies import BATCH_MAX_JOBS
-from workers.serve.problems import PROBLEM_JSON, ProblemBody
 
 
 class CaptureJob(CaptureRequest):

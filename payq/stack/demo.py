@@ -3,7 +3,7 @@
 Redis (``PAYQ_REDIS_URL`` if it answers, else a private ``redis-server`` with
 the append-only file on), the sandbox with a fault script (429, 503, 500, an
 unknown trip), supervised workers, ``payq serve`` (the HTTP intake) and Flower all run under one supervisor
-(:mod:`workers.stack.supervisor`). The demo enqueues through the producer API, shows
+(:mod:`payq.stack.supervisor`). The demo enqueues through the producer API, shows
 progress until every job has settled, prints a summary and the commands to
 look closer, and stops everything it started, on Ctrl-C too. ``--keep``
 leaves the stack running (still supervised); ``payq demo --stop`` ends it.
@@ -31,15 +31,15 @@ import redis
 import requests
 
 from config.settings import Settings, redact_url
+from payq.exits import EXIT_FAULT, exits_cleanly, settings_from_env
+from payq.serve.access import digest, new_token
+from payq.stack.launcher import StackHandle, is_supervisor, stop_supervisor
+from payq.stack.plan import DemoPlan, fault_script
+from payq.stack.report import Notifications, Snapshot, Summary, Tracker, progress_line
+from payq.stack.supervisor import Probe, Service, StackError, StackSpec, log_tail
 from tasks.producer import Producer
-from tasks.runtime import Runtime
 from tasks.states import SETTLED_STATES
-from workers.cli.support import EXIT_FAULT, exits_cleanly, settings_from_env
-from workers.serve.access import digest, new_token
-from workers.stack.launcher import StackHandle, is_supervisor, stop_supervisor
-from workers.stack.plan import DemoPlan, fault_script
-from workers.stack.report import Notifications, Snapshot, Summary, Tracker, progress_line
-from workers.stack.supervisor import Probe, Service, StackError, StackSpec, log_tail
+from tasks.stores import Stores
 
 KEPT_STACK_FILE = "demo.json"
 FLOWER_PORT = 5555
@@ -171,7 +171,7 @@ def _services(run_dir: Path, redis_url: str, private_redis_port: int | None, san
     serve_url = f"http://127.0.0.1:{serve_port}"
     services.append(Service(
         name="serve",
-        argv=[python, "-m", "workers.serve", "--host", "127.0.0.1", "--port", str(serve_port)],
+        argv=[python, "-m", "payq.serve", "--host", "127.0.0.1", "--port", str(serve_port)],
         # the console beside the intake, behind Flower's credentials, linking to this Flower
         env={**payq_env, "PAYQ_INTAKE_TOKENS": json.dumps(intake_tokens), "PAYQ_CONSOLE_BASIC_AUTH": flower_auth,
              "PAYQ_FLOWER_URL": flower_url},
@@ -330,7 +330,7 @@ def demo_command(trips: int, keep: bool, stop: bool, pool: str | None, concurren
 def _run(settings: Settings, redis_url: str, plan: DemoPlan, handle: StackHandle, settle_timeout: float) -> Summary:
     """Enqueue the plan, follow it until every job has settled (or the timeout), and gather the summary."""
     run_settings = Settings(redis_url=redis_url)
-    rt = Runtime.build(run_settings)
+    rt = Stores.build(run_settings)
     producer = Producer(run_settings, rt.redis)
     tracker = Tracker(rt.redis)
     started = time.monotonic()

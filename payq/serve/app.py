@@ -7,13 +7,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import redis.asyncio as aioredis
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from redis.connection import HiredisRespSerializer
 from redis.utils import HIREDIS_AVAILABLE
 
 from config.settings import Settings
-from workers.serve import console, intake
-from workers.serve.jobs import IntakeJobs
+from payq.serve import console, intake
+from payq.serve.jobs import IntakeJobs
 
 
 def connect(settings: Settings) -> aioredis.Redis:
@@ -70,21 +70,3 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(intake.router)
     app.include_router(console.router)
     return app
-
-
-def settings_of(request: Request) -> Settings:
-    """The settings the application was built with."""
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-def intake_jobs_of(request: Request) -> IntakeJobs:
-    """The application's :class:`IntakeJobs`, on its Redis client."""
-    jobs: IntakeJobs = request.app.state.intake_jobs
-    return jobs
-
-
-def redis_of(request: Request) -> aioredis.Redis:
-    """The application's asynchronous Redis client."""
-    client: aioredis.Redis = request.app.state.redis
-    return client

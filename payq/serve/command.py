@@ -13,8 +13,8 @@ import sys
 import click
 
 from payapi.models import STORE_ID_PATTERN
-from workers.cli.support import EXIT_FAULT, EXIT_INVALID, settings_from_env
-from workers.serve.access import digest, new_token
+from payq.exits import EXIT_FAULT, EXIT_INVALID, settings_from_env
+from payq.serve.access import digest, new_token
 
 log = logging.getLogger("payq.serve")
 
@@ -27,7 +27,7 @@ def serve_command(host: str | None, port: int | None) -> None:
     # imported here, not at the top: every other payq command would pay for loading the web stack
     import uvicorn
 
-    from workers.serve.app import create_app
+    from payq.serve.app import create_app
 
     settings = settings_from_env()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

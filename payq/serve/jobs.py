@@ -4,7 +4,7 @@ The same script as :class:`tasks.jobstore.JobStore` (``tasks/lua/enqueue.lua``,
 all or nothing per call, up to :data:`~tasks.jobstore.ENQUEUE_CHUNK` jobs a
 call), called on the application's asynchronous client so the event loop never
 waits on Redis; the same views as ``payq job --json`` and ``payq trip --json``
-(:mod:`workers.views`), read the way those commands read them.
+(:mod:`payq.views`), read the way those commands read them.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ import redis.asyncio as aioredis
 
 from config.settings import Settings, redact_url
 from payapi.errors import BrokerUnavailable
+from payq.views import job_view, report_job_id, trip_job_ids, trip_view
 from tasks import keys, scripts
 from tasks.deadletters import DeadLetter
 from tasks.jobstore import ENQUEUE_CHUNK, NewJob, enqueue_call, read_enqueue_reply
 from tasks.messages import sent_event_channel_of
-from workers.views import job_view, report_job_id, trip_job_ids, trip_view
 
 T = TypeVar("T")
 _DAY = 86400

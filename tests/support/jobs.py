@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -80,3 +81,12 @@ def wait_for_value(read: Callable[[], T], expected: T, timeout: float = 30.0, in
         wait_for(check, timeout=timeout, interval=interval, what=what)
     except AssertionError:
         raise AssertionError(f"timed out after {timeout:g}s waiting for {what} to be {expected!r}; last {seen[0]!r}") from None
+
+def queued(client: redis.Redis, queue: str) -> list[dict[str, Any]]:
+    """The Celery messages on ``queue``, oldest first: task id, task name and kwargs."""
+    found = []
+    for raw in reversed(client.lrange(queue, 0, -1)):
+        message = json.loads(raw)
+        _args, kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+        found.append({"id": message["headers"]["id"], "task": message["headers"]["task"], "kwargs": kwargs})
+    return found

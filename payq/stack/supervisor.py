@@ -2,10 +2,10 @@
 
 ``payq demo`` describes the processes it wants (a :class:`StackSpec`: Redis,
 the sandbox, a worker, Flower) and hands it to a supervisor that runs as its
-own process, ``python -m workers.stack``. A separate process, not a thread of
+own process, ``python -m payq.stack``. A separate process, not a thread of
 the demo, so that ``payq demo --keep`` can leave the stack running *and still
 supervised* after the demo has exited. The launching side (start it, wait
-until ready, stop it) is :mod:`workers.stack.launcher`.
+until ready, stop it) is :mod:`payq.stack.launcher`.
 
 How nothing is left behind:
 
@@ -383,9 +383,9 @@ def supervise(spec: StackSpec, stdin_fd: int) -> int:
 
 
 def main() -> int:
-    """``python -m workers.stack``: read a :class:`StackSpec` (one JSON line) from stdin and supervise it."""
+    """``python -m payq.stack``: read a :class:`StackSpec` (one JSON line) from stdin and supervise it."""
     line = _read_spec_line(sys.stdin.fileno())
     if not line.strip():
-        print("workers.stack: expected a stack spec (one JSON line) on stdin", file=sys.stderr)
+        print("payq.stack: expected a stack spec (one JSON line) on stdin", file=sys.stderr)
         return 2
     return supervise(StackSpec.model_validate_json(line), sys.stdin.fileno())

@@ -9,8 +9,8 @@ import click
 
 from payapi.errors import FieldProblem, InvalidRequest
 from payapi.outcomes import Success
+from payq.exits import EXIT_FAULT, exits_cleanly, settings_from_env
 from tasks.notify import notifier, test_event
-from workers.cli.support import EXIT_FAULT, exits_cleanly, settings_from_env
 
 
 @click.group("notify")

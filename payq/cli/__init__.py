@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import click
 
+from payq.cli.enqueue import enqueue
+from payq.cli.metrics import metrics
+from payq.cli.notify import notify
+from payq.cli.operator import dlq, job, stats, trip
+from payq.serve.command import serve_command, token_group
+from payq.stack.demo import demo_command
 from sandbox.cli import sandbox_command
-from workers.cli.enqueue import enqueue
-from workers.cli.metrics import metrics
-from workers.cli.notify import notify
-from workers.cli.operator import dlq, job, stats, trip
-from workers.serve.command import serve_command, token_group
-from workers.stack.demo import demo_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})

@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass, field
 
 from payapi.errors import InvalidRequest
 from payapi.operations import Operation
+from payq.durations import parse_duration
 from tasks.deadletters import DeadLetter, DeadLetterStore
 from tasks.states import DeadLetterReason
-from workers.cli.operator import parse_duration
 
 PAGE_SIZE = 50
 

@@ -9,12 +9,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
 from payapi.operations import Operation
+from payq.serve.console.listing import DeadLetterQuery, page_of
+from payq.serve.console.state import Console, console_of
+from payq.views import read_trip
 from tasks.jobstore import failure_from
 from tasks.states import DeadLetterReason
 from tasks.stats import collect
-from workers.serve.console.listing import DeadLetterQuery, page_of
-from workers.serve.console.state import Console, console_of
-from workers.views import read_trip
 
 router = APIRouter()
 ConsoleDep = Annotated[Console, Depends(console_of)]
@@ -25,7 +25,7 @@ REPLAY_ALL_SAMPLE = 20  # entries the replay-all confirmation lists before "and 
 @router.get("/")
 def overview(request: Request, console: ConsoleDep) -> HTMLResponse:
     """Queue depths, running, deferred, held refunds, dead letters by reason, pauses and paces; the page reloads itself."""
-    rt = console.runtime
+    rt = console.stores
     stats = console.redis(lambda: collect(rt.redis, rt.jobs, rt.dead_letters, rt.pacer))
     reasons = {reason.value: stats.dead_letters.get(reason.value, 0) for reason in DeadLetterReason}
     reasons.update(stats.dead_letters)  # a reason this payq does not know yet is still shown
@@ -43,7 +43,7 @@ def dead_letters(request: Request, console: ConsoleDep) -> HTMLResponse:
     """The list, newest first, filtered by reason, operation, store and age, searchable by job id or trip, a page at a time."""
     query = DeadLetterQuery.parse(request.query_params)
     number = _page_number(request.query_params.get("page"))
-    page = console.redis(lambda: page_of(console.runtime.dead_letters, query, number, time.time()))
+    page = console.redis(lambda: page_of(console.stores.dead_letters, query, number, time.time()))
     return console.render(request, "dead_letters.html", 400 if query.problems else 200, query=query, page=page,
                           reasons=list(DeadLetterReason), operations=list(Operation))
 
@@ -54,7 +54,7 @@ def confirm_replay_all(request: Request, console: ConsoleDep) -> HTMLResponse:
     query = DeadLetterQuery.parse(request.query_params)
     as_of = time.time()
     since, older_than = query.frozen_bounds(as_of)
-    entries = console.redis(lambda: query.select(console.runtime.dead_letters, since, older_than))
+    entries = console.redis(lambda: query.select(console.stores.dead_letters, since, older_than))
     return console.render(request, "confirm_replay_all.html", 400 if query.problems else 200, query=query, entries=entries,
                           sample=entries[:REPLAY_ALL_SAMPLE], as_of=repr(as_of))
 
@@ -62,7 +62,7 @@ def confirm_replay_all(request: Request, console: ConsoleDep) -> HTMLResponse:
 @router.get("/dead-letters/{entry_id:path}")
 def dead_letter(request: Request, entry_id: str, console: ConsoleDep) -> HTMLResponse:
     """Everything stored for one entry, its replay history, a link to its job in Flower, and its actions."""
-    entry = console.redis(lambda: console.runtime.dead_letters.get(entry_id))
+    entry = console.redis(lambda: console.stores.dead_letters.get(entry_id))
     if entry is None:
         return console.render(request, "gone.html", 404, entry_id=entry_id)
     history = [{**item, "failure_line": _history_failure(item)} for item in entry.history]
@@ -75,7 +75,7 @@ def trips(request: Request, console: ConsoleDep, store: str = "", trip: str = ""
     store, trip = store.strip(), trip.strip()
     view = None
     if store and trip:
-        rt = console.runtime
+        rt = console.stores
         view = console.redis(lambda: read_trip(rt.jobs, rt.dead_letters, store, trip))
     status = 404 if store and trip and view is None else 200
     return console.render(request, "trips.html", status, store=store, trip=trip, view=view)

@@ -1,6 +1,6 @@
 """The console's actions: replay one, replay selected, replay all that match, purge selected.
 
-Each is a POST that :func:`~workers.serve.console.guard.checked_form` let
+Each is a POST that :func:`~payq.serve.console.guard.checked_form` let
 through (not read-only, same origin, the right CSRF token), and each calls
 exactly the store methods ``payq dlq replay`` and ``payq dlq purge`` call:
 ``DeadLetterStore.replay_entries`` removes an entry in the same atomic script
@@ -21,10 +21,10 @@ from fastapi.responses import HTMLResponse
 from starlette.datastructures import FormData
 
 from payapi.operations import OPERATIONS
+from payq.serve.console.guard import Operator, checked_form, operator
+from payq.serve.console.listing import DeadLetterQuery
+from payq.serve.console.state import Console, console_of, query_string
 from tasks.deadletters import DeadLetter, Replayed
-from workers.serve.console.guard import Operator, checked_form, operator
-from workers.serve.console.listing import DeadLetterQuery
-from workers.serve.console.state import Console, console_of, query_string
 
 router = APIRouter()
 ConsoleDep = Annotated[Console, Depends(console_of)]
@@ -60,7 +60,7 @@ def replay_selected(request: Request, form: FormDep, who: OperatorDep, console: 
     ids = _ids(form)
     if not ids:
         return _nothing(request, console, "Select at least one dead letter to replay.")
-    found = console.redis(lambda: [console.runtime.dead_letters.get(i) for i in ids])
+    found = console.redis(lambda: [console.stores.dead_letters.get(i) for i in ids])
     entries = [e for e in found if e is not None]
     outcomes = dict(zip((e.id for e in entries), _replay(console, entries, who), strict=True))
     rows = [Row(i, e, outcomes.get(i, Replayed.GONE)) for i, e in zip(ids, found, strict=True)]
@@ -75,7 +75,7 @@ def replay_all(request: Request, form: FormDep, who: OperatorDep, console: Conso
     if query.problems or as_of is None:
         return _nothing(request, console, "; ".join(query.problems) or "The confirmation's time is missing: confirm again from the list.")
     since, older_than = query.frozen_bounds(as_of)
-    entries = console.redis(lambda: query.select(console.runtime.dead_letters, since, older_than))
+    entries = console.redis(lambda: query.select(console.stores.dead_letters, since, older_than))
     rows = [Row(e.id, e, outcome) for e, outcome in zip(entries, _replay(console, entries, who), strict=True)]
     return _replayed(request, console, rows, back=f"/console/dead-letters{query_string(query.params())}")
 
@@ -92,14 +92,14 @@ def purge_selected(request: Request, form: FormDep, console: ConsoleDep) -> HTML
     if not ids:
         return _nothing(request, console, "Select at least one dead letter to purge.")
     if form.get("confirm") != "yes":
-        found = console.redis(lambda: [console.runtime.dead_letters.get(i) for i in ids])
+        found = console.redis(lambda: [console.stores.dead_letters.get(i) for i in ids])
         rows = [Row(i, e) for i, e in zip(ids, found, strict=True)]
         return console.render(request, "confirm_purge.html", rows=rows, present=sum(1 for r in rows if r.entry is not None),
                               as_of=repr(time.time()), back=_back(form))
     as_of = _as_of(form)
     if as_of is None:
         return _nothing(request, console, "The confirmation's time is missing: confirm again from the list.")
-    purged = console.redis(lambda: console.runtime.dead_letters.purge(ids, dead_before=as_of))
+    purged = console.redis(lambda: console.stores.dead_letters.purge(ids, dead_before=as_of))
     return console.render(request, "purged.html", purged=purged, asked=len(ids))
 
 
@@ -111,7 +111,7 @@ def _replay(console: Console, entries: list[DeadLetter], who: Operator) -> list[
         chunk = entries[start : start + REPLAY_CHUNK]
         # A retry after a lost reply finds the entries it already replayed gone and skips them:
         # they are then reported as "gone", but never published twice.
-        done += console.redis(lambda chunk=chunk: console.runtime.dead_letters.replay_entries(chunk, by))  # type: ignore[misc]
+        done += console.redis(lambda chunk=chunk: console.stores.dead_letters.replay_entries(chunk, by))  # type: ignore[misc]
     return done
 
 

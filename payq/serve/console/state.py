@@ -23,8 +23,9 @@ from fastapi.responses import HTMLResponse
 
 from config.settings import Settings
 from payapi.errors import BrokerUnavailable
+from payq.durations import age
 from tasks.redis_conn import with_retry
-from tasks.runtime import Runtime
+from tasks.stores import Stores
 
 T = TypeVar("T")
 
@@ -42,10 +43,10 @@ _lock = threading.Lock()
 
 @dataclass
 class Console:
-    """The console of one ``payq serve`` process: its settings, a :class:`Runtime` (the CLI's stores) and the templates."""
+    """The console of one ``payq serve`` process: its settings, the CLI's :class:`Stores` and the templates."""
 
     settings: Settings
-    runtime: Runtime
+    stores: Stores
     templates: jinja2.Environment
     stylesheet: bytes
 
@@ -53,13 +54,13 @@ class Console:
     def build(cls, settings: Settings) -> Console:
         """Wire the console for ``settings``; Redis is connected on first use."""
         env = jinja2.Environment(
-            loader=jinja2.PackageLoader("workers.serve.console", "templates"),
+            loader=jinja2.PackageLoader("payq.serve.console", "templates"),
             autoescape=True,  # every value shown is escaped: kwargs and error messages come from outside
             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
         )
         env.filters.update(when=when, ago=ago, query=query_string, quoted=lambda value: quote(str(value), safe=":"))
-        stylesheet = resources.files("workers.serve.console").joinpath("static/console.css").read_bytes()
-        return cls(settings, Runtime.build(settings), env, stylesheet)
+        stylesheet = resources.files("payq.serve.console").joinpath("static/console.css").read_bytes()
+        return cls(settings, Stores.build(settings), env, stylesheet)
 
     def redis(self, action: Callable[[], T]) -> T:
         """Run Redis reads or writes with the CLI's short retry; unreachable → 503 (the cause is logged, not shown)."""
@@ -95,14 +96,8 @@ def when(epoch: float | None) -> str:
 
 
 def ago(epoch: float | None, now: float | None = None) -> str:
-    """How long ago ``epoch`` was, coarsely: ``42s``, ``5m``, ``3h``, ``2d`` (``-`` for none)."""
-    if epoch is None:
-        return "-"
-    seconds = max(0.0, (time.time() if now is None else now) - epoch)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size:.0f}{unit}"
-    return f"{seconds:.0f}s"
+    """How long ago ``epoch`` was (:func:`payq.durations.age`), by the clock unless ``now`` is given."""
+    return age(epoch, time.time() if now is None else now)
 
 
 def query_string(params: dict[str, Any], **changes: Any) -> str:

@@ -1,4 +1,4 @@
-"""What every ``payq`` command shares: exit codes, error reporting, settings."""
+"""What every ``payq`` command shares (the CLI's, ``payq serve``'s and ``payq demo``'s): exit codes, error reporting, settings."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from config.settings import Settings
 from payapi.errors import InvalidRequest, PayqError, PermanentError
-from tasks.runtime import Runtime
+from tasks.stores import Stores
 
 EXIT_FAULT = 1
 EXIT_INVALID = 2
@@ -51,6 +51,6 @@ def settings_from_env() -> Settings:
     raise AssertionError("unreachable")  # exits_cleanly exits on every error
 
 
-def runtime_from_env() -> Runtime:
-    """A runtime for an operator command."""
-    return Runtime.build(settings_from_env())
+def stores_from_env() -> Stores:
+    """The stores an operator command reads and changes."""
+    return Stores.build(settings_from_env())

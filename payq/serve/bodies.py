@@ -18,9 +18,9 @@ from fastapi import Request
 from payapi import wire
 from payapi.errors import FieldProblem, InvalidRequest
 from payapi.operations import lookup
+from payq.serve.problems import invalid, item, malformed, too_large
 from tasks.jobstore import NewJob
 from tasks.producer import prepare
-from workers.serve.problems import invalid, item, malformed, too_large
 
 JOB_BODY_LIMIT = 64 * 1024            # bytes of one job: a job is a few hundred
 BATCH_BODY_LIMIT = 4 * 1024 * 1024    # bytes of a batch: 1,000 jobs of up to 4 KiB each

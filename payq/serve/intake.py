@@ -1,11 +1,11 @@
 """The store backends' HTTP API: ``/v1/jobs``, ``/v1/jobs/batch``, ``/v1/jobs/{jobId}``, ``/v1/trips/{storeId}/{shoppingTripId}``.
 
-Every route asks for ``Authorization: Bearer <token>`` (:mod:`workers.serve.access`)
+Every route asks for ``Authorization: Bearer <token>`` (:mod:`payq.serve.access`)
 and touches only the stores the token may use. A POST reads its raw body
-(bounded: :mod:`workers.serve.bodies`), validates every job before anything
+(bounded: :mod:`payq.serve.bodies`), validates every job before anything
 is written, and enqueues with the producer's atomic script, so a refused
 request writes nothing. Refusals are RFC 9457 problems
-(:mod:`workers.serve.problems`); the README's "HTTP intake" section lists them.
+(:mod:`payq.serve.problems`); the README's "HTTP intake" section lists them.
 """
 
 from __future__ import annotations
@@ -27,16 +27,16 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from payapi.errors import BrokerUnavailable
-from tasks.books import TripRuleViolation
-from tasks.jobstore import NewJob
 
 # the module, not its names: app.py imports this module while it is being built
-from workers.serve import app as serve_app
-from workers.serve.access import store_named_by, stores_of
-from workers.serve.bodies import BATCH_BODY_LIMIT, BATCH_MAX_JOBS, JOB_BODY_LIMIT, batch, one_job, read_body
-from workers.serve.jobs import IntakeJobs
-from workers.serve.problems import Problem, forbidden, internal, not_found, trip_rules, unauthorized, unavailable
-from workers.serve.schemas import Accepted, BatchAccepted, JobBatch, JobRequest, JobView, TripView, problems, request_body
+from payq.serve.access import store_named_by, stores_of
+from payq.serve.bodies import BATCH_BODY_LIMIT, BATCH_MAX_JOBS, JOB_BODY_LIMIT, batch, one_job, read_body
+from payq.serve.jobs import IntakeJobs
+from payq.serve.problems import Problem, forbidden, internal, not_found, trip_rules, unauthorized, unavailable
+from payq.serve.schemas import Accepted, BatchAccepted, JobBatch, JobRequest, JobView, TripView, problems, request_body
+from payq.serve.shared import intake_jobs_of, settings_of
+from tasks.books import TripRuleViolation
+from tasks.jobstore import NewJob
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ async def token_stores(request: Request, credentials: Annotated[HTTPAuthorizatio
     """The storeIds the request's bearer token may use; 401 without a token or with one payq does not know."""
     if credentials is None:
         raise unauthorized("send Authorization: Bearer <token> (payq token new makes one)", invalid_token=False)
-    stores = stores_of(credentials.credentials, serve_app.settings_of(request).intake_tokens)
+    stores = stores_of(credentials.credentials, settings_of(request).intake_tokens)
     if stores is None:
         # never echo the token: it would land in a client's logs beside the refusal
         raise unauthorized("the bearer token is not one payq knows (mistyped, or removed from PAYQ_INTAKE_TOKENS)", invalid_token=True)
@@ -83,7 +83,7 @@ TokenStores = Annotated[frozenset[str], Depends(token_stores)]
 
 
 def _jobs(request: Request) -> IntakeJobs:
-    return serve_app.intake_jobs_of(request)
+    return intake_jobs_of(request)
 
 
 def _check_stores(jobs: Sequence[NewJob], stores: frozenset[str], *, in_batch: bool) -> None:
