@@ -12,6 +12,7 @@ from typing import Any
 
 from kombu.entity import Queue
 
+from config.redis_address import sentinel_client_options
 from config.settings import Settings
 
 # kombu looks for a killed worker's unacknowledged messages every this many seconds (see celery_config).
@@ -50,11 +51,27 @@ def lost_after(settings: Settings) -> int:
     return settings.visibility_timeout + UNACKED_MUTEX_EXPIRE + UNACKED_RESTORE_INTERVAL + 3
 
 
+def sentinel_transport_options(settings: Settings) -> dict[str, Any]:
+    """kombu's Sentinel transport options for a ``sentinel://`` URL (none for one server).
+
+    The primary's service name, and how to talk to the Sentinels themselves
+    (the URL's own password is the primary's).
+    """
+    if not settings.uses_sentinel:
+        return {}
+    password = settings.redis_sentinel_password
+    return {
+        "master_name": settings.redis_sentinel_master,
+        "sentinel_kwargs": sentinel_client_options(password.get_secret_value() if password is not None else None),
+    }
+
+
 def celery_config(settings: Settings, queues: Sequence[str], routes: Mapping[str, str]) -> dict[str, Any]:
     """The ``app.conf`` mapping for a payq worker; ``routes`` maps each task name to its queue (the first queue is the default)."""
     return {
         "broker_url": settings.redis_url,
         "broker_transport_options": {
+            **sentinel_transport_options(settings),
             # A killed worker's unacknowledged jobs go back on their queue after
             # this long. Deferred jobs wait in payq's own sorted set, never as
             # Celery countdowns, so this can stay short: above the longest job

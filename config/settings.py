@@ -9,10 +9,12 @@ from __future__ import annotations
 import math
 import re
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from config.redis_address import check_url, is_sentinel, redact_url
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 # Seconds a job may spend beyond its API call (BEGIN, recording the outcome) and still end before the
@@ -25,7 +27,22 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="PAYQ_", env_file=".env", extra="ignore", frozen=True)
 
-    redis_url: str = Field("redis://localhost:6379/0", description="Redis for queues, deferred jobs, dead letters and job records.")
+    redis_url: str = Field("redis://localhost:6379/0", description=(
+        "Redis for queues, deferred jobs, dead letters and job records: `redis://`, `rediss://`, `unix://`, or Sentinels in"
+        " Celery's form `sentinel://HOST:PORT;sentinel://HOST:PORT` (`sentinel://:PASSWORD@HOST:PORT/DB`: the primary's"
+        " password and database), with `PAYQ_REDIS_SENTINEL_MASTER`."
+    ))
+    redis_sentinel_master: str | None = Field(
+        None, description="With a `sentinel://` URL: the primary's service name the Sentinels watch (`sentinel monitor NAME …`).",
+    )
+    redis_sentinel_password: SecretStr | None = Field(None, description="With a `sentinel://` URL: the Sentinels' own password, if they need one.")
+    redis_min_replicas: int | None = Field(None, ge=0, description=(
+        "Replicas that must hold a write (Redis `WAIT`) before payq reports it: an enqueue's answer, a claim before its API"
+        " call, an outcome before its message is acknowledged. Unset: 1 with a `sentinel://` URL, 0 otherwise (no `WAIT`)."
+    ))
+    redis_replicas_timeout: float = Field(1.0, gt=0, description=(
+        "Seconds one `WAIT` waits for `PAYQ_REDIS_MIN_REPLICAS` replicas; an enqueue not confirmed by then fails (exit 75, HTTP 503)."
+    ))
     api_base_url: str = Field("http://127.0.0.1:8080", description="Base URL of the payment API (the sandbox locally).")
     api_auth: Literal["none", "sigv4"] = Field("none", description="`sigv4` signs every API request with AWS Signature Version 4; `none` is for the sandbox.")
     aws_region: str | None = Field(None, description="AWS region for SigV4 signing (required when api_auth=sigv4).")
@@ -88,6 +105,36 @@ class Settings(BaseSettings):
         None, description="Flower's address as operators' browsers reach it (e.g. `https://ops.example.com/flower`); the console links "
                           "each dead letter's job to its task page there. Unset: no link. Without credentials in it.",
     )
+
+    @field_validator("redis_url")
+    @classmethod
+    def _usable_redis_url(cls, value: str) -> str:
+        try:
+            return check_url(value)
+        except ValueError as exc:
+            raise ValueError(f"PAYQ_REDIS_URL {exc}") from None
+
+    @model_validator(mode="after")
+    def _sentinel_needs_master(self) -> Settings:
+        sentinel = is_sentinel(self.redis_url)
+        if sentinel and not self.redis_sentinel_master:
+            raise ValueError("PAYQ_REDIS_SENTINEL_MASTER is required with a sentinel:// PAYQ_REDIS_URL: the primary's service name")
+        if not sentinel and (self.redis_sentinel_master or self.redis_sentinel_password):
+            raise ValueError("PAYQ_REDIS_SENTINEL_MASTER and PAYQ_REDIS_SENTINEL_PASSWORD go with a sentinel:// PAYQ_REDIS_URL only")
+        if self.redis_min_replicas is None:
+            # frozen: set once, here, where the URL is known
+            object.__setattr__(self, "redis_min_replicas", 1 if sentinel else 0)
+        return self
+
+    @property
+    def min_replicas(self) -> int:
+        """Replicas a write must reach before payq reports it (``PAYQ_REDIS_MIN_REPLICAS`` resolved)."""
+        return self.redis_min_replicas or 0
+
+    @property
+    def uses_sentinel(self) -> bool:
+        """Whether payq finds its primary through Sentinel."""
+        return is_sentinel(self.redis_url)
 
     @field_validator("rate_limits")
     @classmethod
@@ -176,11 +223,4 @@ class Settings(BaseSettings):
         return int(min(self.visibility_timeout - _JOB_MARGIN, self.http_connect_timeout + self.http_read_timeout + 30))
 
 
-def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``, for logs and error messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    userinfo, _, hostport = parts.netloc.rpartition("@")
-    username = userinfo.partition(":")[0]
-    return urlunsplit(parts._replace(netloc=f"{username}:***@{hostport}"))
+__all__ = ["Settings", "redact_url"]

@@ -3,6 +3,7 @@
     PayqError
     ├── RetryableError          the same thing may work later
     │   ├── BrokerUnavailable   Redis did not answer
+    │   ├── NotReplicated       a write reached the primary but not enough replicas in time
     │   └── Deferred            a job was parked in the deferred set (Flower shows it as RETRY)
     └── PermanentError          trying again cannot help
         ├── InvalidRequest      input broke a rule; names each field and rule
@@ -44,6 +45,14 @@ class PermanentError(PayqError):
 
 class BrokerUnavailable(RetryableError):
     """Redis could not be reached after a short bounded retry."""
+
+
+class NotReplicated(RetryableError):
+    """A write reached Redis's primary, but fewer replicas than ``PAYQ_REDIS_MIN_REPLICAS`` confirmed it in time.
+
+    Not yet safe from a failover, so not reported as done: it may still take
+    effect, and sending it again is safe (enqueueing is idempotent).
+    """
 
 
 class Deferred(RetryableError):

@@ -10,11 +10,12 @@ import click
 from pydantic import ValidationError
 
 from config.settings import Settings
-from payapi.errors import InvalidRequest, PayqError, PermanentError
+from payapi.errors import InvalidRequest, NotReplicated, PayqError, PermanentError
 from tasks.stores import Stores
 
 EXIT_FAULT = 1
 EXIT_INVALID = 2
+EXIT_TEMPFAIL = 75  # EX_TEMPFAIL: written, but not yet on enough replicas; send it again
 
 
 @contextmanager
@@ -23,6 +24,7 @@ def exits_cleanly() -> Iterator[None]:
 
     2: invalid input, each problem on its own line naming the field and rule.
     1: a system fault (Redis unreachable …), one line naming the cause.
+    75: too few Redis replicas confirmed a write in time (``PAYQ_REDIS_MIN_REPLICAS``): send it again.
     """
     try:
         yield
@@ -39,6 +41,9 @@ def exits_cleanly() -> Iterator[None]:
     except PermanentError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_INVALID)
+    except NotReplicated as exc:
+        click.echo(f"error: {exc}; it may still run: send it again (the same job, never twice)", err=True)
+        sys.exit(EXIT_TEMPFAIL)
     except PayqError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_FAULT)

@@ -74,8 +74,13 @@ Ending = Finished | Parked | Buried | Skipped
 
 
 def execute(rt: Runtime, job: Job) -> Ending:
-    """Run one delivery of ``job`` to its ending."""
+    """Run one delivery of ``job`` to its ending.
+
+    Its Redis steps wait out a failover, up to the task time limit (below the
+    visibility timeout: no other delivery gets the message meanwhile).
+    """
     now = time.time()
+    rt = rt.patient(now + rt.settings.task_time_limit)
     try:
         request = parse_request(OPERATIONS[job.operation].request, job.kwargs)
     except InvalidRequest as exc:  # only a message published around the producer gets here

@@ -13,6 +13,8 @@ DEAD_LETTER_INDEX = f"{PREFIX}:dlq:index"  # ZSET job id -> time dead-lettered
 # HASH reason -> number of entries; kept by the dead-letter scripts so ``payq stats``
 # and every metrics scrape read a few counters instead of parsing every entry.
 DEAD_LETTER_REASONS = f"{PREFIX}:dlq:reasons"
+# STRING: a counter every `WAIT` for replicas writes first, so the wait covers whatever any client wrote before it
+REPLICA_PROBE = f"{PREFIX}:replicas:probe"
 # kombu's Redis transport keeps delivered, not yet acknowledged messages in this HASH (not payq's name)
 UNACKED = "unacked"
 

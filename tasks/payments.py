@@ -17,7 +17,7 @@ from celery import Celery, Task
 from celery.exceptions import Ignore, Reject, Retry
 from celery.signals import task_retry
 
-from payapi.errors import DeadLettered, Deferred
+from payapi.errors import DeadLettered, Deferred, NotReplicated
 from payapi.operations import OPERATIONS, Operation, OperationSpec
 from tasks.execution import Buried, Ending, Finished, Job, Parked, Skipped, bury_internal_error, execute
 from tasks.runtime import RuntimeHolder
@@ -36,9 +36,10 @@ def run(task: Task, holder: RuntimeHolder, operation: Operation, kwargs: dict[st
     ending: Ending
     try:
         ending = execute(rt, job)
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
+    except (redis.ConnectionError, redis.TimeoutError, NotReplicated) as exc:
         # Redis is where the job's state lives: hand the message back rather
-        # than acknowledge a job whose outcome could not be recorded.
+        # than acknowledge a job whose outcome could not be recorded (or not on
+        # enough replicas to survive a failover), after waiting up to the task time limit.
         log.warning("%s %s: Redis unavailable (%s); message requeued", operation.value, job.job_id, exc)
         raise Reject(str(exc), requeue=True) from None
     except Exception as exc:

@@ -23,7 +23,7 @@ from payapi import wire
 from payapi.models import parse_request
 from payapi.operations import lookup, with_defaults
 from tasks.jobstore import JobStore, NewJob
-from tasks.redis_conn import connect, with_retry
+from tasks.redis_conn import connect, replicas, with_retry
 
 
 def prepare(operation: str, fields: dict[str, Any], now: float | None = None) -> NewJob:
@@ -46,6 +46,7 @@ class Producer:
         self._settings = settings
         self._redis = client if client is not None else connect(settings)
         self._jobs = JobStore(self._redis, int(settings.job_retention_days * 86400))
+        self._replicas = replicas(settings)
 
     def enqueue(self, operation: str, fields: dict[str, Any]) -> str:
         """Validate and publish one job; returns its id (the existing id if it was enqueued before)."""
@@ -57,12 +58,18 @@ class Producer:
         Raises :class:`~tasks.books.TripRuleViolation` (an ``InvalidRequest``)
         naming each job that breaks its trip's rules, with nothing written;
         :class:`~payapi.errors.BrokerUnavailable` if Redis cannot be reached
-        within ``redis_retry_seconds``. Publishing is idempotent, so a retry
-        after a fault part-way never publishes a job twice.
+        within ``redis_retry_seconds``; :class:`~payapi.errors.NotReplicated`
+        if fewer than ``PAYQ_REDIS_MIN_REPLICAS`` replicas confirmed the jobs
+        in time (they may still run: send them again). Publishing is
+        idempotent, so a retry after a fault part-way never publishes a job twice.
         """
         batch = list(jobs)
         if batch:
-            with_retry(self._settings, lambda: self._jobs.enqueue(batch))
+            def enqueue_confirmed() -> None:
+                self._jobs.enqueue(batch)
+                self._replicas.confirm(self._redis)
+
+            with_retry(self._settings, enqueue_confirmed)
         return [job.job_id for job in batch]
 
     def check(self, jobs: Iterable[NewJob]) -> None:

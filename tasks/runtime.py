@@ -6,7 +6,8 @@ import os
 import random
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import cast
 
 import redis
 
@@ -18,7 +19,11 @@ from tasks.jobstore import JobStore
 from tasks.notify import Notifier, notifier
 from tasks.notify import policy as notify_policy
 from tasks.pacer import Pacer
+from tasks.replicas import Patient, Replicas
 from tasks.stores import Stores
+
+# a claim (before the call) and the outcomes (before the acknowledgement)
+_CONFIRMED_JOBS = frozenset({"begin", "succeed", "finish_capture", "defer"})
 
 
 @dataclass
@@ -35,6 +40,24 @@ class Runtime:
     notifier: Notifier | None = None  # None: outcome notifications are off
     notify_policy: RetryPolicy = field(default_factory=RetryPolicy)
     rng: random.Random = field(default_factory=random.Random)
+    replicas: Replicas = field(default_factory=lambda: Replicas(0, 1.0))
+
+    def patient(self, deadline: float) -> Runtime:
+        """This runtime with stores that outlast a failover until ``deadline`` (:class:`~tasks.replicas.Patient`).
+
+        A claim and every outcome return only once ``PAYQ_REDIS_MIN_REPLICAS``
+        replicas hold them: no API call on a claim a failover could forget, no
+        acknowledgement of an outcome it could.
+        """
+        def wrap(store: object, confirmed: frozenset[str]) -> Patient:
+            return Patient(store, self.redis, self.replicas, deadline, confirmed)
+
+        return replace(
+            self,
+            jobs=cast(JobStore, wrap(self.jobs, _CONFIRMED_JOBS)),
+            dead_letters=cast(DeadLetterStore, wrap(self.dead_letters, frozenset({"add"}))),
+            pacer=cast(Pacer, wrap(self.pacer, frozenset())),
+        )
 
     @classmethod
     def build(cls, settings: Settings, signer: Signer | None = None) -> Runtime:
@@ -50,6 +73,7 @@ class Runtime:
             pacer=stores.pacer,
             notifier=notifier(settings),
             notify_policy=notify_policy(settings),
+            replicas=stores.replicas,
         )
 
 

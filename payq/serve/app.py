@@ -8,24 +8,31 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from fastapi import FastAPI
+from redis.asyncio.sentinel import Sentinel
 from redis.connection import HiredisRespSerializer
 from redis.utils import HIREDIS_AVAILABLE
 
 from config.settings import Settings
 from payq.serve import console, intake
 from payq.serve.jobs import IntakeJobs
+from tasks.redis_conn import CLIENT_OPTIONS, sentinel_options
 
 
 def connect(settings: Settings) -> aioredis.Redis:
-    """An asynchronous client for ``settings.redis_url``, as impatient as the producer's with an unreachable Redis.
+    """An asynchronous client for ``settings.redis_url`` (or its Sentinels' primary), as impatient as the producer's with an unreachable Redis.
 
     Its connections pack commands with hiredis, as the synchronous client's
     do: redis-py's asynchronous connection packs every argument in Python,
     and a batch's enqueue script has eleven per job.
     """
-    client = aioredis.Redis.from_url(
-        settings.redis_url, socket_connect_timeout=2.0, socket_timeout=10.0, health_check_interval=30, decode_responses=True,
-    )
+    client: aioredis.Redis
+    if settings.uses_sentinel:
+        # the primary the Sentinels name, asked again on every new connection: after a failover, the new one
+        sentinels, sentinel_kwargs, primary = sentinel_options(settings)
+        manager = Sentinel(sentinels, sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
+        client = manager.master_for(str(settings.redis_sentinel_master), **primary, **CLIENT_OPTIONS)
+    else:
+        client = aioredis.Redis.from_url(settings.redis_url, **CLIENT_OPTIONS)
     pool = client.connection_pool
     if HIREDIS_AVAILABLE:
         # the URL's scheme chose the class (TCP, TLS or a Unix socket): keep it, change only how it packs

@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
-from payapi.errors import BrokerUnavailable
+from payapi.errors import BrokerUnavailable, NotReplicated
 
 # the module, not its names: app.py imports this module while it is being built
 from payq.serve.access import store_named_by, stores_of
@@ -97,11 +97,17 @@ def _check_stores(jobs: Sequence[NewJob], stores: frozenset[str], *, in_batch: b
 
 @contextmanager
 def _redis_refusals(*, in_batch: bool = False) -> Iterator[None]:
-    """A trip's rules as 409; Redis unreachable, read-only or out of memory as 503. In each case nothing was written."""
+    """A trip's rules as 409; Redis unreachable, read-only or out of memory as 503 (nothing was written); too few replicas as 503."""
     try:
         yield
     except TripRuleViolation as exc:
         raise trip_rules(exc, in_batch) from None
+    except NotReplicated as exc:
+        log.warning("answering 503: %s", exc)
+        raise unavailable(
+            "Redis's replicas did not confirm the jobs in time (PAYQ_REDIS_MIN_REPLICAS): they are not yet safe from a failover and"
+            " may or may not run. Send them again after Retry-After seconds: the same jobs, never twice.",
+        ) from None
     except (BrokerUnavailable, redis.ConnectionError, redis.TimeoutError) as exc:
         log.warning("answering 503: %s", exc)
         raise unavailable("Redis cannot be reached; nothing was written. Try again after Retry-After seconds.") from None
@@ -121,7 +127,8 @@ _POST_PROBLEMS = {
          "cancel-after-capture); nothing was enqueued.",
     413: "The body is too large.",
     422: "A job breaks a rule; `errors` names every field and rule; nothing was enqueued.",
-    503: "Redis cannot be reached; nothing was written. Try again after `Retry-After` seconds.",
+    503: "Redis cannot be reached (nothing was written), or its replicas did not confirm the jobs in time (`PAYQ_REDIS_MIN_REPLICAS`: they"
+         " may still run). Send them again after `Retry-After` seconds: enqueueing is idempotent.",
 }
 
 

@@ -25,6 +25,7 @@ from tasks import keys, scripts
 from tasks.deadletters import DeadLetter
 from tasks.jobstore import ENQUEUE_CHUNK, NewJob, enqueue_call, read_enqueue_reply
 from tasks.messages import sent_event_channel_of
+from tasks.redis_conn import replicas
 
 T = TypeVar("T")
 _DAY = 86400
@@ -57,6 +58,7 @@ class IntakeJobs:
         self._ttl = int(settings.job_retention_days * _DAY)
         self._events = sent_event_channel_of(client)
         self._enqueue = client.register_script(scripts.source("enqueue"))
+        self._replicas = replicas(settings)
 
     async def enqueue(self, jobs: Sequence[NewJob]) -> list[bool]:
         """Record and publish each job unless it has a record already; True where it was new.
@@ -65,7 +67,7 @@ class IntakeJobs:
         :data:`ENQUEUE_CHUNK` jobs in one script; a larger batch is checked
         whole first (a dry run of the same script), then written a chunk at a
         time. Raises :class:`~tasks.books.TripRuleViolation` (nothing
-        written) or :class:`BrokerUnavailable`.
+        written), :class:`BrokerUnavailable` or :class:`~payapi.errors.NotReplicated`.
         """
         now = time.time()
         if len(jobs) > ENQUEUE_CHUNK:
@@ -81,6 +83,8 @@ class IntakeJobs:
 
         async def run() -> list[Any]:
             reply: list[Any] = await self._enqueue(keys=call_keys, args=args)
+            if not dry_run:
+                await self._replicas.confirm_async(self._redis)
             return reply
 
         # a retry after the script ran but its answer was lost finds the records: the jobs read as not new, never twice
