@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import redis
-from redis.sentinel import Sentinel
+from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from config.redis_address import parse_sentinel, sentinel_client_options
 from config.settings import Settings, redact_url
@@ -41,6 +41,16 @@ def connect(settings: Settings) -> redis.Redis:
         client: redis.Redis = manager.master_for(str(settings.redis_sentinel_master), **primary, **CLIENT_OPTIONS)  # type: ignore[no-untyped-call]
         return client
     return redis.Redis.from_url(settings.redis_url, **CLIENT_OPTIONS)
+
+
+def primary_address(client: redis.Redis) -> str:
+    """``host:port`` of the server ``client`` writes to: the primary its Sentinels name now, or the one in its URL."""
+    pool = client.connection_pool
+    if isinstance(pool, SentinelConnectionPool):
+        host, port = pool.get_master_address()  # type: ignore[no-untyped-call]
+        return f"{host}:{port}"
+    options = pool.connection_kwargs
+    return str(options["path"]) if "path" in options else f"{options.get('host', 'localhost')}:{options.get('port', 6379)}"
 
 
 def replicas(settings: Settings) -> Replicas:

@@ -14,6 +14,7 @@ from tasks.deadletters import DeadLetterStore
 from tasks.jobstore import JobStore
 from tasks.pace import learned_pace, pace_at
 from tasks.pacer import Pacer
+from tasks.redis_conn import primary_address
 
 
 @dataclass
@@ -23,6 +24,23 @@ class Pace:
     configured: float | None
     learned: float | None
     pace: float | None
+
+
+@dataclass
+class Replication:
+    """Which Redis answers as primary, and its replicas: connected, and in sync (online, acknowledged within the last second)."""
+
+    primary: str
+    replicas: int
+    in_sync: int
+
+
+def replication(info: dict[str, Any], primary: str) -> Replication:
+    """:class:`Replication` from the primary's ``INFO replication`` (``slaveN`` entries: state, offset, lag in seconds)."""
+    replicas = [value for name, value in info.items() if name.startswith("slave") and isinstance(value, dict)]
+    # replicas acknowledge every second: a lag above 1 s means one has fallen behind (Redis's min-replicas-max-lag measure)
+    in_sync = sum(1 for r in replicas if r.get("state") == "online" and int(r.get("lag", 0)) <= 1)
+    return Replication(primary=primary, replicas=len(replicas), in_sync=in_sync)
 
 
 @dataclass
@@ -43,6 +61,7 @@ class Stats:
     pauses: dict[str, float] = field(default_factory=dict)
     paces: dict[str, Pace] = field(default_factory=dict)
     api_calls: dict[str, dict[str, int]] = field(default_factory=dict)
+    redis: Replication | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -59,7 +78,8 @@ def collect(client: redis.Redis, jobs: JobStore, dead_letters: DeadLetterStore, 
     pipe.zrange(keys.DEFERRED, 0, 0, withscores=True)
     pipe.hgetall(keys.API_CALLS)
     pipe.zcard(keys.WAITING)
-    *depths, unacked, deferred, first, calls, waiting = pipe.execute()
+    pipe.info("replication")
+    *depths, unacked, deferred, first, calls, waiting, replication_info = pipe.execute()
     now = time.time()
     api_calls: dict[str, dict[str, int]] = {op.value: {} for op in API_OPERATIONS}
     for name, count in calls.items():
@@ -80,4 +100,5 @@ def collect(client: redis.Redis, jobs: JobStore, dead_letters: DeadLetterStore, 
         pauses={op.value: until for op, until in jobs.pauses(API_OPERATIONS).items() if until > now},
         paces=paces,
         api_calls=api_calls,
+        redis=replication(replication_info, primary_address(client)),
     )

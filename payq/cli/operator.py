@@ -314,7 +314,7 @@ def _rate(value: float | None) -> str:
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (times as epoch seconds).")
 def stats(as_json: bool) -> None:
-    """Queue depths, deferred jobs, dead letters, endpoint pauses and paces, API calls.
+    """Which Redis is primary and its replicas in sync; queue depths, deferred jobs, dead letters, endpoint pauses and paces, API calls.
 
     Deferred jobs show their count and when the next is due; dead letters are
     counted by reason; pauses are the active ones, with their end; each
@@ -327,6 +327,11 @@ def stats(as_json: bool) -> None:
         if as_json:
             click.echo(json.dumps(snapshot.as_dict(), indent=2))
             return
+        if snapshot.redis is not None:
+            wanted = rt.settings.min_replicas
+            click.echo(f"redis: primary {snapshot.redis.primary}, replicas in sync {snapshot.redis.in_sync} of {snapshot.redis.replicas}"
+                       + (f" (PAYQ_REDIS_MIN_REPLICAS {wanted}" + ("" if snapshot.redis.in_sync >= wanted else ": NOT MET, enqueues are refused")
+                          + ")" if wanted else ""))
         click.echo("queues:")
         for queue, depth in snapshot.queues.items():
             click.echo(f"  {queue:<20} {depth}")

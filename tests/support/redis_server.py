@@ -16,10 +16,11 @@ from tests.support.ports import free_port
 class RedisServer:
     """``redis-server`` in a temporary directory; ``appendonly`` keeps data across :meth:`restart`."""
 
-    def __init__(self, *, appendonly: bool = False) -> None:
+    def __init__(self, *, appendonly: bool = False, args: tuple[str, ...] = ()) -> None:
         if shutil.which("redis-server") is None:
             raise RuntimeError("redis-server is not on PATH: apt-get install -y redis-server")
         self.appendonly = appendonly
+        self.args = args  # more redis-server options, e.g. ("--replicaof", host, port)
         self.dir = Path(tempfile.mkdtemp(prefix="payq-redis-"))
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
@@ -31,7 +32,7 @@ class RedisServer:
         args = [
             "redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
             "--save", "", "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", "everysec",
-            "--maxmemory-policy", "noeviction", "--logfile", str(self.dir / "redis.log"),
+            "--maxmemory-policy", "noeviction", "--logfile", str(self.dir / "redis.log"), *self.args,
         ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10

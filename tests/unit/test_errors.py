@@ -17,11 +17,11 @@ from payapi import errors
 from payapi.errors import (
     BrokerUnavailable,
     ConfigurationError,
-    NotReplicated,
     DeadLettered,
     Deferred,
     FieldProblem,
     InvalidRequest,
+    NotReplicated,
     PayqError,
     PermanentError,
     RetryableError,
