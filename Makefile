@@ -15,7 +15,7 @@ install: $(BIN)/.installed
 
 test: install
 	bash scripts/system-deps.sh
-	$(BIN)/pytest -n 4
+	$(BIN)/pytest -n 4 --dist loadgroup
 
 demo: install
 	PAYQ_SKIP_BROWSER=1 bash scripts/system-deps.sh

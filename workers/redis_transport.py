@@ -19,14 +19,44 @@ from __future__ import annotations
 from typing import Any
 
 import kombu.transport
+import redis
+from celery.worker import state as worker_state
 from kombu.transport import redis as kombu_redis
 
 
 class _OneClientPerPool:
-    """Reuse the synchronous client while the pool is the same (mixed into kombu's channels)."""
+    """Reuse the synchronous client while the pool is the same, and close safely after a lost connection (mixed into kombu's channels)."""
 
     _payq_client: Any = None
     pool: Any
+    connection: Any
+    qos: Any
+
+    def close(self) -> None:
+        """Close, leaving the messages this channel delivered where they are unless the worker is shutting down.
+
+        Celery closes its channels when the broker connection is lost (a Redis
+        restart, a Sentinel failover) but lets the jobs it received run on; and
+        kombu, closing a channel, puts every message it delivered and has not
+        seen acknowledged back on its queue (at once, or on a later close once
+        Redis answers again), where another worker would run it a second time
+        beside this one. They stay in the unacknowledged index instead:
+        acknowledged when their job ends, or handed back after the visibility
+        timeout if this worker dies first. Only while the worker is shutting
+        down does kombu put them back (their jobs are over or stopping).
+        """
+        if not (worker_state.should_stop or worker_state.should_terminate):
+            self.qos._delivered.clear()
+        super().close()  # type: ignore[misc]
+
+    def _connparams(self, asynchronous: bool = False) -> Any:
+        if self.connection is None or self.connection.client is None:
+            # the channel or its broker connection was closed (after a connection error Celery closes both, while
+            # jobs still run and will acknowledge through it): say so as a connection error, which kombu and Celery
+            # log and get past (the message is handed back after the visibility timeout, and finds its job done);
+            # an AttributeError here stops the worker
+            raise redis.ConnectionError("the broker connection is closed")
+        return super()._connparams(asynchronous)  # type: ignore[misc]
 
     def _create_client(self, asynchronous: bool = False) -> Any:
         if asynchronous:
