@@ -124,6 +124,20 @@ def test_the_sandbox_runs_only_in_the_dev_profile() -> None:
     assert all("profiles" not in services[name] for name in ("redis", "worker", "serve", "flower"))
 
 
+def test_the_ha_profile_adds_a_replica_and_three_sentinels_a_quorum_of_two_watching_redis() -> None:
+    services = compose()["services"]
+    ha = sorted(name for name, service in services.items() if service.get("profiles") == ["ha"])
+    assert ha == ["redis-replica", "sentinel-1", "sentinel-2", "sentinel-3"]
+    assert services["redis-replica"]["command"][1:4] == ["--replicaof", "redis", "6379"]
+    for name in ("sentinel-1", "sentinel-2", "sentinel-3"):
+        script = services[name]["command"][-1]
+        assert "sentinel monitor payq redis 6379 2" in script and script.rstrip().endswith("--sentinel")
+    # payq's services take the Sentinels' settings from the host (PAYQ_REDIS_URL=sentinel://...)
+    for name in ("worker", "serve", "flower"):
+        env = services[name]["environment"]
+        assert "PAYQ_REDIS_SENTINEL_MASTER" in env and "PAYQ_REDIS_MIN_REPLICAS" in env
+
+
 def _commands() -> list[Any]:
     params = []
     for name in PAYQ_SERVICES:
