@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks import intake, notify, report
+from benchmarks import failover, intake, notify, report
 from benchmarks.console import run_console
 from benchmarks.deferred import run_deferred
 from benchmarks.drain import DrainResult, run_drain
@@ -35,7 +35,7 @@ from config.settings import Settings
 from tasks.pace import BETA as PACE_BETA
 from tasks.pace import CONFIGURED_SHARE as PACE_CONFIGURED_SHARE
 
-SCENARIOS = ("drain", "enqueue", "latency", "storm", "deferred", "console", "pacing", "intake", "notify")
+SCENARIOS = ("drain", "enqueue", "latency", "storm", "deferred", "console", "pacing", "intake", "notify", "failover")
 LATENCIES = (0.0, 50.0)
 # Dramatiq's fastest shapes measured here: 2 processes x 8 threads at 0 ms; at 50 ms 8 threads a process cap it
 # at 2 x 8 / 0.05 s = 320 calls/s, and 2 x 32 drained fastest.
@@ -156,6 +156,10 @@ def main(argv: list[str] | None = None) -> int:
             meter = LoadMeter().start()
             results["notify"] = notify.run_notify(stack, shape, min(sizes.captures, 10_000), tweaks=tweaks, say=say)
             results["notify"]["other_load_cores"] = meter.cores()
+        if "failover" in only:  # its own Redis: a primary, a replica and three Sentinels
+            meter = LoadMeter().start()
+            results["failover"] = failover.run_failover(shape, say=say)
+            results["failover"]["other_load_cores"] = meter.cores()
         if args.compare_tweaks:
             results["tweaks"] = _compare_tweaks(stack, shape, sizes.pool_captures, args.compare_tweaks)
         if args.pools:
@@ -302,6 +306,7 @@ def _rows(results: dict[str, Any]) -> list[Row]:
         rows += _pacing_rows(results["pacing"])
     rows += intake.rows(results["intake"]) if "intake" in results else []
     rows += notify.rows(results["notify"]) if "notify" in results else []
+    rows += failover.rows(results["failover"]) if "failover" in results else []
     for extra in ("tweaks", "pools"):
         if extra in results:
             section = "Tweaks (payq, 0 ms)" if extra == "tweaks" else "Pools: payq drain by shape"
