@@ -34,6 +34,7 @@ from benchmarks.calls import CAPTURE, FEEDBACK, CallLog, drain_rate
 from benchmarks.processes import Managed, SandboxProc, free_port
 from benchmarks.report import Row, fmt
 from benchmarks.workers import Fleet, Shape, start_payq
+from config.celery import lost_after
 from config.settings import Settings
 from payapi.errors import PayqError
 from tasks.producer import Producer
@@ -41,6 +42,8 @@ from tasks.producer import Producer
 MASTER = "payq"
 DOWN_AFTER_MS = 5000
 LATENCY_MS = 20.0
+# shorter than the default 60 s, so that a message lost in the kill comes back within the run (config.celery.lost_after)
+VISIBILITY_TIMEOUT = 20
 
 
 class Node(Managed):
@@ -119,8 +122,8 @@ class Group:
     def fail_over(self) -> dict[str, float]:
         """SIGKILL the primary, wait for the promotion, start it again as a replica; seconds from the kill to each."""
         old = self.primary()
-        killed = time.time()
         old.stop(signal.SIGKILL, timeout=5)
+        killed = time.time()  # once it is gone: nothing acknowledged after this came from it
         self._wait(lambda: self.primary_port() != old.port, 60, "the promotion")
         promoted = time.time()
         new = self.primary()
@@ -207,7 +210,8 @@ def _enqueue_rates(group: Group, wanted: int, single: int = 1000, bulk: int = 10
 
 
 def _start(group: Group, sandbox: SandboxProc, shape: Shape, wanted: int) -> Fleet:
-    fleet = start_payq(shape, group.url, sandbox.url, env={**group.env, "PAYQ_REDIS_MIN_REPLICAS": str(wanted)})
+    fleet = start_payq(shape, group.url, sandbox.url, env={**group.env, "PAYQ_REDIS_MIN_REPLICAS": str(wanted),
+                                                          "PAYQ_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT)})
     fleet.redis_url = f"redis://127.0.0.1:{group.primary_port()}/0"  # the readiness ping goes to the primary itself
     fleet.wait_ready()
     return fleet
@@ -241,13 +245,17 @@ def _failover(group: Group, sandbox: SandboxProc, log: CallLog, shape: Shape, wa
         enqueuer.stop.set()
         thread.join(timeout=30)
         acknowledged = dict(enqueuer.acknowledged)
-        log.wait_for(2 * len(acknowledged), 120, stall=30)
+        # a message kombu popped just before the kill comes back after the visibility timeout, or is revived after lost_after
+        deadline = time.monotonic() + lost_after(group.settings(wanted).model_copy(update={"visibility_timeout": VISIBILITY_TIMEOUT})) + 20
+        while _unfinished(log, acknowledged) and time.monotonic() < deadline and fleet.alive():
+            time.sleep(0.5)
         log.settle(quiet=2.0)
     finally:
         fleet.stop()
     calls = log.calls
     captured = Counter(c.trip for c in calls if c.path == CAPTURE and c.status == 200)
     reported = Counter(c.trip for c in calls if c.path == FEEDBACK and c.status == 200)
+    last_done = max((c.time for c in calls if c.path == FEEDBACK), default=killed)
     after = [at for at in acknowledged.values() if at > killed]
     first_ack = min(after, default=None)
     new_trips = {trip for trip, at in acknowledged.items() if at > killed}
@@ -256,10 +264,16 @@ def _failover(group: Group, sandbox: SandboxProc, log: CallLog, shape: Shape, wa
         **times, "acknowledged": len(acknowledged), "refused": enqueuer.refused,
         "acknowledged_again_s": round(first_ack - killed, 2) if first_ack else None,
         "flowing_again_s": round(first_call - killed, 2) if first_call else None,
+        "last_job_done_s": round(last_done - killed, 1),
         "lost": sum(1 for trip in acknowledged if not captured[trip] or not reported[trip]),
-        "twice": sum(n - 1 for n in (Counter(c.trip for c in calls if c.path == CAPTURE)
-                                     + Counter(c.trip for c in calls if c.path == FEEDBACK)).values() if n > 1),
+        "twice": sum(n - 1 for path in (CAPTURE, FEEDBACK) for n in Counter(c.trip for c in calls if c.path == path).values() if n > 1),
     }
+
+
+def _unfinished(log: CallLog, acknowledged: dict[str, float]) -> int:
+    log.poll()
+    done = {c.trip for c in log.calls if c.path == FEEDBACK and c.status == 200}
+    return len(acknowledged.keys() - done)
 
 
 def rows(figures: dict[str, Any]) -> list[Row]:
@@ -274,8 +288,8 @@ def rows(figures: dict[str, Any]) -> list[Row]:
             Row(section, f"{label}: enqueue single / bulk", f"{fmt(run['enqueue']['single_rate'], '')} / "
                 f"{fmt(run['enqueue']['bulk_rate'], 'jobs/s')}"),
             Row(section, f"{label}: drain ({run['drain']['captures']:,} captures + reports)", fmt(run["drain"]["rate"], "jobs/s")),
-            Row(section, f"{label}: kill → promoted / enqueues acknowledged again / API calls again",
-                f"{f['promoted_s']} / {f['acknowledged_again_s']} / {f['flowing_again_s']} s"),
+            Row(section, f"{label}: kill → promoted / enqueues acknowledged again / API calls again / last job done",
+                f"{f['promoted_s']} / {f['acknowledged_again_s']} / {f['flowing_again_s']} / {f['last_job_done_s']} s"),
             Row(section, f"{label}: acknowledged jobs lost ({f['acknowledged']:,} acknowledged, {f['refused']} refusals)",
                 fmt(f["lost"]), "0", f["lost"] == 0 if wanted != "0" else None),
             Row(section, f"{label}: API calls made twice", fmt(f["twice"]), "0", f["twice"] == 0 if wanted != "0" else None),

@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from config.celery import UNACKED_MUTEX_EXPIRE, UNACKED_RESTORE_INTERVAL, lost_after
+from config.celery import UNACKED_MUTEX_EXPIRE, UNACKED_RESTORE_INTERVAL, celery_config, lost_after
+from config.redis_address import SentinelAddress, parse_sentinel
 from config.settings import Settings, redact_url
+from tasks.stats import Replication, replication
 from workers.housekeeping import HOUSEKEEPING_EVERY
 
 
@@ -313,3 +315,82 @@ def test_redact_url_keeps_the_host_and_port_exactly_as_written(url: str, shown: 
 def test_redact_url_never_contains_the_password() -> None:
     for url in ("redis://:hunter2@redis:6379/0", "redis://payq:hunter2@redis/1", "rediss://a:hunter2@h:1/2?x=1"):
         assert "hunter2" not in redact_url(url)
+
+
+# --- Redis through Sentinel: Celery's sentinel:// form, and how replicas are counted ------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "address"),
+    [
+        ("sentinel://s1:26379;sentinel://s2:26380", SentinelAddress((("s1", 26379), ("s2", 26380)), 0, None)),
+        ("sentinel://s1", SentinelAddress((("s1", 26379),), 0, None)),  # Sentinel's own port by default
+        ("sentinel://:pw@s1:1/3;sentinel://:pw@s2:2/3", SentinelAddress((("s1", 1), ("s2", 2)), 3, "pw")),
+        ("sentinel://:p%40ss@s1:1/2;sentinel://s2:2", SentinelAddress((("s1", 1), ("s2", 2)), 2, "p@ss")),  # given once is enough
+        ("sentinel://s1:1;", SentinelAddress((("s1", 1),), 0, None)),  # a trailing separator
+    ],
+)
+def test_a_sentinel_url_names_each_sentinel_and_the_primarys_database_and_password(url: str, address: SentinelAddress) -> None:
+    assert parse_sentinel(url) == address
+
+
+@pytest.mark.parametrize(
+    ("url", "rule"),
+    [
+        ("sentinel://s1:1;redis://r:6379", "every address must be sentinel://HOST:PORT"),
+        ("sentinel://s1:1/x", "must be a number"),
+        ("sentinel://s1:1/1;sentinel://s2:2/2", "disagree"),
+        ("sentinel://:a@s1:1;sentinel://:b@s2:2", "disagree"),
+        ("sentinel://s1:99999", "no valid port"),
+    ],
+)
+def test_a_bad_sentinel_url_is_refused_naming_the_rule(url: str, rule: str) -> None:
+    with pytest.raises(ValueError, match=rule):
+        parse_sentinel(url)
+
+
+def test_a_sentinel_url_is_redacted_address_by_address() -> None:
+    assert redact_url("sentinel://:pw@s1:1/0;sentinel://:pw@s2:2/0") == "sentinel://:***@s1:1/0;sentinel://:***@s2:2/0"
+
+
+def test_sentinel_needs_the_primarys_name_and_the_error_names_the_variable() -> None:
+    with pytest.raises(ValidationError, match="PAYQ_REDIS_SENTINEL_MASTER is required"):
+        build_settings(redis_url="sentinel://s1:26379")
+
+
+@pytest.mark.parametrize(("url", "master", "default"), [("redis://r:6379/0", None, 0), ("sentinel://s1:26379", "payq", 1)])
+def test_min_replicas_defaults_to_one_with_sentinel_and_zero_without(url: str, master: str | None, default: int) -> None:
+    assert build_settings(redis_url=url, redis_sentinel_master=master).min_replicas == default
+    assert build_settings(redis_url=url, redis_sentinel_master=master, redis_min_replicas=2).min_replicas == 2
+
+
+def test_the_sentinel_settings_without_a_sentinel_url_are_refused() -> None:
+    with pytest.raises(ValidationError, match="go with a sentinel:// PAYQ_REDIS_URL only"):
+        build_settings(redis_sentinel_master="payq")
+
+
+def test_an_unknown_scheme_is_refused_naming_the_variable() -> None:
+    with pytest.raises(ValidationError, match="PAYQ_REDIS_URL must be redis://"):
+        build_settings(redis_url="http://r:6379")
+
+
+def test_the_broker_gets_kombus_sentinel_options_and_the_sentinels_password() -> None:
+    settings = build_settings(redis_url="sentinel://:pw@s1:1;sentinel://s2:2", redis_sentinel_master="payq", redis_sentinel_password="sp")
+    options = celery_config(settings, ["q"], {})["broker_transport_options"]
+
+    assert options["master_name"] == "payq"
+    assert options["sentinel_kwargs"]["password"] == "sp"
+    assert "master_name" not in celery_config(build_settings(), ["q"], {})["broker_transport_options"]
+
+
+@pytest.mark.parametrize(
+    ("info", "expected"),
+    [
+        ({"role": "master", "connected_slaves": 0}, Replication("p:1", 0, 0)),
+        ({"role": "master", "slave0": {"state": "online", "lag": 0}, "slave1": {"state": "online", "lag": 1}}, Replication("p:1", 2, 2)),
+        ({"role": "master", "slave0": {"state": "online", "lag": 3}}, Replication("p:1", 1, 0)),  # fallen behind
+        ({"role": "master", "slave0": {"state": "wait_bgsave", "lag": 0}}, Replication("p:1", 1, 0)),  # still syncing
+    ],
+)
+def test_replicas_in_sync_are_online_and_acknowledged_within_a_second(info: dict[str, Any], expected: Replication) -> None:
+    assert replication(info, "p:1") == expected
