@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -35,6 +36,7 @@ class Runtime:
     notifier: Notifier | None = None  # None: outcome notifications are off
     notify_policy: RetryPolicy = field(default_factory=RetryPolicy)
     rng: random.Random = field(default_factory=random.Random)
+    clock: Callable[[], float] = time.time  # injected, like the random source, so a test can pin when things happen
 
     @classmethod
     def build(cls, settings: Settings, signer: Signer | None = None) -> Runtime:
