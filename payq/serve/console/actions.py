@@ -1,4 +1,4 @@
-"""The console's actions: replay one, replay selected, replay all that match, purge selected.
+"""The console's actions: replay or purge one, those selected, or all that match; lift an endpoint's pause and learned pace.
 
 Each is a POST that :func:`~payq.serve.console.guard.checked_form` let
 through (not read-only, same origin, the right CSRF token), and each calls
@@ -80,6 +80,24 @@ def replay_all(request: Request, form: FormDep, who: OperatorDep, console: Conso
     return _replayed(request, console, rows, back=f"/console/dead-letters{query_string(query.params())}")
 
 
+@router.post("/dead-letters/purge-all")
+def purge_all(request: Request, form: FormDep, console: ConsoleDep) -> HTMLResponse:
+    """Purge every entry the filter matched when the confirmation was shown (``as_of``); those dead-lettered since are left.
+
+    The store checks each entry's time again as it deletes (``dead_before``):
+    one replayed and dead-lettered anew meanwhile is a failure the operator
+    has not seen, and stays.
+    """
+    query = DeadLetterQuery.parse(form)  # type: ignore[arg-type]  # FormData maps names to str (or files: not sent here)
+    as_of = _as_of(form)
+    if query.problems or as_of is None:
+        return _nothing(request, console, "; ".join(query.problems) or "The confirmation's time is missing: confirm again from the list.")
+    since, older_than = query.frozen_bounds(as_of)
+    ids = [e.id for e in console.redis(lambda: query.select(console.stores.dead_letters, since, older_than))]
+    purged = console.redis(lambda: console.stores.dead_letters.purge(ids, dead_before=older_than))
+    return console.render(request, "purged.html", purged=purged, asked=len(ids), back=f"/console/dead-letters{query_string(query.params())}")
+
+
 @router.post("/dead-letters/purge")
 def purge_selected(request: Request, form: FormDep, console: ConsoleDep) -> HTMLResponse:
     """Without ``confirm``: the confirmation page. With it: delete those entries for good (``payq dlq purge ID...``).
@@ -100,7 +118,7 @@ def purge_selected(request: Request, form: FormDep, console: ConsoleDep) -> HTML
     if as_of is None:
         return _nothing(request, console, "The confirmation's time is missing: confirm again from the list.")
     purged = console.redis(lambda: console.stores.dead_letters.purge(ids, dead_before=as_of))
-    return console.render(request, "purged.html", purged=purged, asked=len(ids))
+    return console.render(request, "purged.html", purged=purged, asked=len(ids), back=_back(form))
 
 
 def _replay(console: Console, entries: list[DeadLetter], who: Operator) -> list[Replayed]:
