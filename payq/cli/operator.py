@@ -39,13 +39,13 @@ def _redis(rt: Stores, action: Callable[[], T]) -> T:
     return with_retry(rt.settings, action)
 
 
-def _operator() -> str:
-    """Who is replaying, for the entry's history."""
+def who(command: str = "payq dlq replay") -> str:
+    """Who is acting, and with which command: for a replay's history, or the endpoint log."""
     try:
         user = getpass.getuser()
     except (KeyError, OSError):  # a container user without a passwd entry
         user = "unknown"
-    return f"{user}@{socket.gethostname()} (payq dlq replay)"
+    return f"{user}@{socket.gethostname()} ({command})"
 
 
 # --- dead letters -----------------------------------------------------------
@@ -182,7 +182,7 @@ def dlq_replay(entry_ids: tuple[str, ...], replay_all: bool, operation: str | No
                 click.echo(f"would replay {_describe(e)}")
             click.echo(f"{len(entries)} would be replayed (dry run: nothing changed)", err=True)
             return
-        by = _operator()
+        by = who()
         outcomes: Counter[Replayed] = Counter()
         with click.progressbar(length=len(entries), label="replaying", file=sys.stderr) as bar:
             for start in range(0, len(entries), _REPLAY_CHUNK):

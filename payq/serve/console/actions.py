@@ -20,11 +20,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from starlette.datastructures import FormData
 
-from payapi.operations import OPERATIONS
+from payapi.operations import API_OPERATIONS, OPERATIONS, Operation
 from payq.serve.console.guard import Operator, checked_form, operator
 from payq.serve.console.listing import DeadLetterQuery
 from payq.serve.console.state import Console, console_of, query_string
 from tasks.deadletters import DeadLetter, Replayed
+from tasks.endpoints import EndpointLog
 
 router = APIRouter()
 ConsoleDep = Annotated[Console, Depends(console_of)]
@@ -121,6 +122,17 @@ def purge_selected(request: Request, form: FormDep, console: ConsoleDep) -> HTML
     return console.render(request, "purged.html", purged=purged, asked=len(ids), back=_back(form))
 
 
+@router.post("/endpoints/lift")
+def lift_endpoint(request: Request, form: FormDep, who: OperatorDep, console: ConsoleDep) -> HTMLResponse:
+    """End an endpoint's pause and forget its learned pace (``payq pace reset OP``), recorded in the endpoint log as this operator."""
+    name = str(form.get("operation", ""))
+    if name not in {op.value for op in API_OPERATIONS}:
+        return _nothing(request, console, f"operation: must be one of {', '.join(op.value for op in API_OPERATIONS)}", back="/console/")
+    log = EndpointLog(console.stores.redis)
+    lifted = console.redis(lambda: log.lift(Operation(name), f"{who.user} (payq console)", time.time()))
+    return console.render(request, "lifted.html", lifted=lifted)
+
+
 def _replay(console: Console, entries: list[DeadLetter], who: Operator) -> list[Replayed]:
     """``replay_entries`` a chunk at a time, as ``payq dlq replay`` does; the history records who replayed from where."""
     by = f"{who.user} (payq console)"
@@ -140,9 +152,9 @@ def _replayed(request: Request, console: Console, rows: list[Row], back: str) ->
                           replayed=counts[Replayed.REPLAYED], refused=counts[Replayed.OVER_REFUND], back=back)
 
 
-def _nothing(request: Request, console: Console, message: str) -> HTMLResponse:
+def _nothing(request: Request, console: Console, message: str, back: str = "/console/dead-letters") -> HTMLResponse:
     """A 400 page: the form asked for nothing that can be done."""
-    return console.render(request, "problem.html", 400, message=message)
+    return console.render(request, "problem.html", 400, message=message, back=back)
 
 
 def _back(form: FormData) -> str:

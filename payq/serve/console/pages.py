@@ -12,6 +12,7 @@ from payapi.operations import Operation
 from payq.serve.console.listing import DeadLetterQuery, page_of
 from payq.serve.console.state import Console, Refusal, console_of
 from payq.views import read_trip
+from tasks.endpoints import EndpointLog
 from tasks.jobstore import failure_from
 from tasks.states import DeadLetterReason
 from tasks.stats import collect
@@ -19,17 +20,19 @@ from tasks.stats import collect
 router = APIRouter()
 ConsoleDep = Annotated[Console, Depends(console_of)]
 OVERVIEW_REFRESH_SECONDS = 5
+LIFTS_SHOWN = 10  # the latest lifts of a pause or learned pace the overview lists
 CONFIRM_SAMPLE = 20  # entries an all-that-match confirmation lists before "and N more"
 
 
 @router.get("/")
 def overview(request: Request, console: ConsoleDep) -> HTMLResponse:
-    """Queue depths, running, deferred, held refunds, dead letters by reason, pauses and paces; the page reloads itself."""
+    """Queue depths, running, deferred, held refunds, dead letters by reason, pauses and paces (each liftable), the endpoint log; it reloads itself."""
     rt = console.stores
-    stats = console.redis(lambda: collect(rt.redis, rt.jobs, rt.dead_letters, rt.pacer))
+    log = EndpointLog(rt.redis)
+    stats, lifts = console.redis(lambda: (collect(rt.redis, rt.jobs, rt.dead_letters, rt.pacer), log.recent(LIFTS_SHOWN)))
     reasons = {reason.value: stats.dead_letters.get(reason.value, 0) for reason in DeadLetterReason}
     reasons.update(stats.dead_letters)  # a reason this payq does not know yet is still shown
-    return console.render(request, "overview.html", stats=stats, reasons=reasons, refresh=OVERVIEW_REFRESH_SECONDS)
+    return console.render(request, "overview.html", stats=stats, reasons=reasons, lifts=lifts, refresh=OVERVIEW_REFRESH_SECONDS)
 
 
 @router.get("/static/console.css")
