@@ -12,6 +12,7 @@ from payapi.operations import Operation
 from payq.serve.console.guard import csrf_token, same_origin
 from payq.serve.console.listing import DeadLetterQuery, Page
 from payq.serve.console.live import JobQuery, LiveState, waits_for
+from payq.stack.demo import _kept_banner
 from payq.views import subject_of, trip_view
 from tasks import keys
 from tasks.deadletters import DeadLetter
@@ -211,3 +212,11 @@ def test_nothing_is_refundable_beyond_what_was_captured(capture_state: str, capt
               "kwargs": json.dumps({"storeId": "s1", "shoppingTripId": "t1", "amount": {"amount": "0.03", "code": "USD"}})}
     view = trip_view("s1", "t1", books, {"capture:s1:t1": capture, "refund:r1": refund}, {})
     assert (view["captured"], view["refundable"]) == (captured, refundable)
+
+
+def test_a_kept_demo_prints_the_console_s_address_and_its_login() -> None:
+    state = {"services": {name: {"url": f"http://127.0.0.1:{port}"} for name, port in (("flower", 5555), ("sandbox", 8081), ("serve", 8088))}}
+    banner = _kept_banner(state, "payq:s3cret", True, 4242, "demo-store", "tok")
+    assert "  console  http://127.0.0.1:8088/console/   user payq   password s3cret" in banner
+    configured = _kept_banner(state, "payq:s3cret", False, 4242, "demo-store", "tok")
+    assert "s3cret" not in configured and "console  http://127.0.0.1:8088/console/   user payq   password (from PAYQ_FLOWER_BASIC_AUTH)" in configured
