@@ -155,10 +155,14 @@ def test_an_unreachable_redis_is_a_503_that_names_no_address() -> None:
         assert "Redis is unreachable" in answer.text and dead.split("//")[1] not in answer.text
 
 
-@pytest.mark.parametrize("path", ["/console/dead-letters/replay", "/console/dead-letters/purge"])
-def test_an_action_without_a_selection_is_refused(console: ServeProcess, path: str) -> None:
+@pytest.mark.parametrize("path", ["/console/dead-letters/replay", "/console/dead-letters/purge", "/console/dead-letters/replay-all",
+                                  "/console/dead-letters/purge-all", "/console/endpoints/lift"])
+def test_an_action_without_a_selection_or_a_confirmation_is_refused(console: ServeProcess, op_settings: Settings, path: str) -> None:
+    [entry] = seed(op_settings, [Spec(trip="s1")])
     answer = console.request("POST", path, auth=AUTH, data={"csrf": csrf_token(f"{USER}:{PASSWORD}", USER)})
     assert answer.status_code == 400
+    assert answer.headers["Content-Type"].startswith("text/html")
+    assert Runtime.build(op_settings).dead_letters.get(entry.id) is not None, "nothing was done"
 
 
 def test_an_action_s_address_opened_as_a_page_is_a_405_not_a_dead_letter_named_after_it(console: ServeProcess) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
@@ -99,7 +99,7 @@ def trips(request: Request, console: ConsoleDep, store: str = "", trip: str = ""
     return console.render(request, "trips.html", status, store=store, trip=trip, view=view)
 
 
-def _confirm_all(request: Request, console: Console, action: str) -> HTMLResponse:
+def _confirm_all(request: Request, console: Console, action: Literal["replay", "purge"]) -> HTMLResponse:
     """The confirmation of an action on every entry the filter matches: their count, the first few, and the button."""
     query = DeadLetterQuery.parse(request.query_params)
     as_of = time.time()
