@@ -1,4 +1,4 @@
-"""Against a private Redis: a Jobs page reads a bounded part of its index however narrow the filter; ``payq pace reset OP``."""
+"""Against a private Redis: a Jobs page reads a bounded part of its index however narrow the filter; ``payq pace reset OP``; throughput."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import time
 from config.settings import Settings
 from payapi.operations import Operation
 from payq.serve.console.live import JobQuery, page_of
+from payq.serve.console.throughput import recent
 from tasks import keys
 from tasks.jobstore import Deferral
+from tasks.pacer import count_call
 from tasks.producer import prepare
 from tasks.runtime import Runtime
 from tasks.states import DeferCause
@@ -68,3 +70,16 @@ def test_payq_pace_reset_lifts_the_pause_and_learned_pace_releases_the_held_jobs
 
     unknown = invoke(redis_url, "pace", "reset", "notify")
     assert unknown.code == 2 and "'notify' is not one of" in unknown.stderr
+
+
+def test_the_overview_s_throughput_counts_the_successes_workers_recorded_in_the_last_five_seconds(op_settings: Settings) -> None:
+    rt = Runtime.build(op_settings)
+    now = 1_800_000_000.0
+    pipe = rt.redis.pipeline(transaction=False)
+    for at, status in ((now - 4.9, 200), (now - 1.0, 200), (now - 1.0, 204), (now - 0.5, 429), (now - 6.0, 200), (now, 200)):
+        count_call(pipe, Operation.CAPTURE, status, at)  # what a worker records with each call
+    count_call(pipe, Operation.REFUND, 200, now - 2.0)
+    pipe.execute()
+    rates = recent(rt.redis, [Operation.CAPTURE, Operation.REFUND, Operation.CANCEL], now)
+    # 3 successes inside the window; the 429, the one 6 s ago and the one in the tenth still being counted are not
+    assert rates == {"capture": 3 / 5, "refund": 1 / 5, "cancel": 0.0}

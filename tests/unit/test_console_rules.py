@@ -12,6 +12,7 @@ from payapi.operations import Operation
 from payq.serve.console.guard import csrf_token, same_origin
 from payq.serve.console.listing import DeadLetterQuery, Page
 from payq.serve.console.live import JobQuery, LiveState, waits_for
+from payq.serve.console.throughput import per_second, tenths
 from payq.stack.demo import _kept_banner
 from payq.views import subject_of, trip_view
 from tasks import keys
@@ -220,3 +221,10 @@ def test_a_kept_demo_prints_the_console_s_address_and_its_login() -> None:
     assert "  console  http://127.0.0.1:8088/console/   user payq   password s3cret" in banner
     configured = _kept_banner(state, "payq:s3cret", False, 4242, "demo-store", "tok")
     assert "s3cret" not in configured and "console  http://127.0.0.1:8088/console/   user payq   password (from PAYQ_FLOWER_BASIC_AUTH)" in configured
+
+
+def test_throughput_is_the_successes_of_the_whole_tenths_of_the_last_five_seconds_per_second() -> None:
+    span = tenths(1000.05)
+    assert (len(span), span[0], span[-1]) == (50, 9950, 9999), "the tenth still being counted is left out"
+    assert per_second(["3", None, "7"] + [None] * 47) == 2.0
+    assert per_second([None] * 50) == 0.0

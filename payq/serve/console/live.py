@@ -36,7 +36,7 @@ from tasks.jobstore import Deferral
 PAGE_SIZE = 50
 SCAN_BATCH = 200    # index entries read per round trip
 SCAN_BUDGET = 2000  # index entries one page looks at, at most, before it offers the next
-FIELDS = ("op", "state", "kwargs", "attempts", "worker", "last_attempt_at", "defer", "deferred_until", "waiting_for", "replays")
+FIELDS = ("op", "state", "kwargs", "attempts", "worker", "last_attempt_at", "defer", "waiting_for")
 
 
 class LiveState(StrEnum):

@@ -8,7 +8,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
-from payapi.operations import Operation
+from payapi.operations import API_OPERATIONS, Operation
+from payq.serve.console import throughput
 from payq.serve.console.listing import DeadLetterQuery, page_of
 from payq.serve.console.state import Console, Refusal, console_of
 from payq.views import read_trip
@@ -26,13 +27,16 @@ CONFIRM_SAMPLE = 20  # entries an all-that-match confirmation lists before "and 
 
 @router.get("/")
 def overview(request: Request, console: ConsoleDep) -> HTMLResponse:
-    """Queue depths, running, deferred, held refunds, dead letters by reason, pauses and paces (each liftable), the endpoint log; it reloads itself."""
+    """Queue depths, running, deferred, held refunds, dead letters by reason; per endpoint its pause and pace (liftable) and
+    throughput; the endpoint log. The page reloads itself."""
     rt = console.stores
     log = EndpointLog(rt.redis)
-    stats, lifts = console.redis(lambda: (collect(rt.redis, rt.jobs, rt.dead_letters, rt.pacer), log.recent(LIFTS_SHOWN)))
+    stats, lifts, rates = console.redis(lambda: (collect(rt.redis, rt.jobs, rt.dead_letters, rt.pacer), log.recent(LIFTS_SHOWN),
+                                                 throughput.recent(rt.redis, API_OPERATIONS, time.time())))
     reasons = {reason.value: stats.dead_letters.get(reason.value, 0) for reason in DeadLetterReason}
     reasons.update(stats.dead_letters)  # a reason this payq does not know yet is still shown
-    return console.render(request, "overview.html", stats=stats, reasons=reasons, lifts=lifts, refresh=OVERVIEW_REFRESH_SECONDS)
+    return console.render(request, "overview.html", stats=stats, reasons=reasons, lifts=lifts, rates=rates,
+                          window=throughput.WINDOW, refresh=OVERVIEW_REFRESH_SECONDS)
 
 
 @router.get("/static/console.css")

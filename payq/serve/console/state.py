@@ -43,7 +43,7 @@ _lock = threading.Lock()
 
 
 class Refusal(Exception):
-    """A console request answered with an HTML page, not done: 401 (login), 403 (read-only, CSRF, Origin), 405, 503.
+    """A console request answered with an HTML page, not done: 400 (not a confirmation), 401 (login), 403 (read-only, CSRF, Origin), 405, 503.
 
     Raised instead of FastAPI's ``HTTPException``, whose JSON body is for API
     clients: an operator's browser shows this page, and a 401 keeps its
