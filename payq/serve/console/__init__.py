@@ -1,4 +1,4 @@
-"""The operators' console at ``/console/``: dead letters and trips in a browser, beside Flower.
+"""The operators' console at ``/console/``: dead letters, live jobs, trips and endpoints in a browser, beside Flower.
 
 Server-rendered pages (Jinja2 templates in ``templates/``, one stylesheet, no
 scripts): ``pages`` reads (overview, dead letters, one dead letter, trips),
@@ -6,7 +6,9 @@ scripts): ``pages`` reads (overview, dead letters, one dead letter, trips),
 (replay, purge, each one, selected or all that match; lifting an endpoint's
 pause), each with the CLI's own store methods; ``guard`` decides who may
 (basic auth, read-only, CSRF); ``listing`` and ``live`` page through the dead
-letters and the live jobs; ``state`` holds what the requests share.
+letters and the live jobs; ``throughput`` reads each endpoint's recent
+successes; ``state`` holds what the requests share and answers refusals
+(401, 403, 405, 503) with HTML pages.
 """
 
 from __future__ import annotations
