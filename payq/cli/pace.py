@@ -1,15 +1,18 @@
-"""``payq pace reset OP``: lift an endpoint's pause and forget what its 429s taught (:mod:`tasks.endpoints`)."""
+"""``payq pace reset OP``: lift an endpoint's pause and forget what its 429s taught (:mod:`tasks.endpoints`); ``payq pace log``: who did."""
 
 from __future__ import annotations
 
+import json
 import time
+from dataclasses import asdict
 
 import click
 
 from payapi.operations import API_OPERATIONS, Operation
 from payq.cli.operator import who
 from payq.exits import exits_cleanly, stores_from_env
-from tasks.endpoints import EndpointLog
+from payq.views import iso
+from tasks.endpoints import LOG_KEPT, EndpointLog
 from tasks.redis_conn import with_retry
 
 
@@ -35,3 +38,21 @@ def pace_reset(operation: str) -> None:
         log = EndpointLog(rt.redis)
         lifted = with_retry(rt.settings, lambda: log.lift(Operation(operation), who("payq pace reset"), time.time()))
         click.echo(lifted.describe())
+
+
+@pace.command("log")
+@click.option("--limit", type=click.IntRange(1, LOG_KEPT), default=10, show_default=True, help="How many of the latest lifts.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array (times as epoch seconds).")
+def pace_log(limit: int, as_json: bool) -> None:
+    """The latest lifts of a pause and learned pace, newest first: when, by whom, what was lifted."""
+    with exits_cleanly():
+        rt = stores_from_env()
+        log = EndpointLog(rt.redis)
+        lifts = with_retry(rt.settings, lambda: log.recent(limit))
+        if as_json:
+            click.echo(json.dumps([asdict(lift) for lift in lifts], indent=2))
+            return
+        for lift in lifts:
+            click.echo(f"{iso(lift.at)}  {lift.by}: {lift.describe()}")
+        if not lifts:
+            click.echo("no pause or learned pace has been lifted by hand", err=True)

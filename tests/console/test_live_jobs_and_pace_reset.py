@@ -68,6 +68,10 @@ def test_payq_pace_reset_lifts_the_pause_and_learned_pace_releases_the_held_jobs
     assert (rt.redis.zscore(keys.DEFERRED, paced.job_id) or until) <= time.time()
     assert rt.redis.llen(keys.ENDPOINT_LOG) == 2
 
+    log = invoke(redis_url, "pace", "log")
+    assert log.code == 0 and [line.split("): ")[1] for line in log.stdout.splitlines()] == [again.stdout.strip(), ran.stdout.strip()]
+    assert [lift["operation"] for lift in invoke(redis_url, "pace", "log", "--json", "--limit", "1").json()] == ["feedback"]
+
     unknown = invoke(redis_url, "pace", "reset", "notify")
     assert unknown.code == 2 and "'notify' is not one of" in unknown.stderr
 
