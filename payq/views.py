@@ -7,6 +7,7 @@ and the console both do; the views themselves only shape what was read.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -94,8 +95,9 @@ def trip_view(store_id: str, trip_id: str, books: dict[str, str], records: dict[
     ``captured`` counts once the capture has succeeded; ``refunded`` is what
     succeeded refunds returned; ``refunding`` what refunds on their way
     (queued, waiting for the capture, retrying) will; ``refundable`` what is
-    left to enqueue refunds for (the captured amount less every refund that
-    is not dead-lettered). Amounts are exact strings, in the capture's currency.
+    left of the captured amount once every refund that is not dead-lettered
+    is taken off (0.00 until the capture has succeeded: refunds enqueued
+    meanwhile wait for it). Amounts are exact strings, in the capture's currency.
     """
     capture_id, cancel_id = books.get("capture"), books.get("cancel")
     refund_ids = [name[2:] for name in books if name.startswith(("r:", "d:"))]
@@ -132,7 +134,8 @@ def trip_view(store_id: str, trip_id: str, books: dict[str, str], records: dict[
         "captured": money(captured_cents) if succeeded else "0.00",
         "refunded": money(refunded),
         "refunding": money(live - refunded),
-        "refundable": money(captured_cents - live) if capture_id else None,
+        # what the capture took can be refunded; before it succeeds (or once it is dead) nothing was taken
+        "refundable": (money(captured_cents - live) if succeeded else "0.00") if capture_id else None,
         "captured_at": iso(float(books["captured_at"])) if "captured_at" in books else None,
         "dead_letters": [entry.model_dump(mode="json") for entry in dead_letters.values()],
     }
@@ -149,3 +152,29 @@ def read_trip(jobs: JobStore, dead_letters: DeadLetterStore, store_id: str, trip
         records.update(jobs.records([report]))
     entries = {job_id: e for job_id in records if (e := dead_letters.get(job_id)) is not None}
     return trip_view(store_id, trip_id, books, records, entries)
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What a job is about, from its kwargs: its store and trip, and for a notification the event and the job it tells of."""
+
+    store: str
+    trip: str
+    event: str | None = None
+    about: str | None = None
+
+    def describe(self) -> str:
+        """``store s1, trip t1``; a notification: ``job.succeeded of capture:s1:t1 (store s1, trip t1)``."""
+        where = ", ".join(part for part in (f"store {self.store}" if self.store else "", f"trip {self.trip}" if self.trip else "") if part)
+        if self.event is None:
+            return where or "no store or trip"
+        return f"{self.event} of {self.about or '-'}" + (f" ({where})" if where else "")
+
+
+def subject_of(kwargs: dict[str, Any]) -> Subject:
+    """A job's :class:`Subject`: a payment job names its store and trip; a notification's are in its ``data``, with the job it tells of."""
+    if "data" in kwargs and isinstance(kwargs["data"], dict):
+        data = kwargs["data"]
+        return Subject(str(data.get("storeId") or ""), str(data.get("shoppingTripId") or ""), str(kwargs.get("type") or "event"),
+                       str(data.get("jobId") or "") or None)
+    return Subject(str(kwargs.get("storeId") or ""), str(kwargs.get("shoppingTripId") or ""))

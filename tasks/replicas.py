@@ -85,8 +85,10 @@ class Patient:
     first; one only short of replicas is waited for again, not repeated.
     """
 
-    def __init__(self, store: Any, client: redis.Redis, replicas: Replicas, deadline: float, confirmed: frozenset[str]) -> None:
+    def __init__(self, store: Any, client: redis.Redis, replicas: Replicas, deadline: float, confirmed: frozenset[str],
+                 clock: Callable[[], float] = time.time) -> None:
         self._store = store
+        self._clock = clock
         self._client = client
         self._replicas = replicas
         self._deadline = deadline
@@ -115,7 +117,7 @@ class Patient:
             except FAULTS as exc:
                 if not isinstance(exc, NotReplicated):
                     result = None  # the primary may have changed: write again
-                if time.time() + delay > self._deadline:
+                if self._clock() + delay > self._deadline:
                     raise
                 log.warning("%s: %s; trying again", name, exc)
                 time.sleep(delay)

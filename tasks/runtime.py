@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import cast
@@ -41,6 +42,7 @@ class Runtime:
     notify_policy: RetryPolicy = field(default_factory=RetryPolicy)
     rng: random.Random = field(default_factory=random.Random)
     replicas: Replicas = field(default_factory=lambda: Replicas(0, 1.0))
+    clock: Callable[[], float] = time.time  # injected, like the random source, so a test can pin when things happen
 
     def patient(self, deadline: float) -> Runtime:
         """This runtime with stores that outlast a failover until ``deadline`` (:class:`~tasks.replicas.Patient`).
@@ -50,7 +52,7 @@ class Runtime:
         acknowledgement of an outcome it could.
         """
         def wrap(store: object, confirmed: frozenset[str]) -> Patient:
-            return Patient(store, self.redis, self.replicas, deadline, confirmed)
+            return Patient(store, self.redis, self.replicas, deadline, confirmed, self.clock)
 
         return replace(
             self,

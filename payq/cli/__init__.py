@@ -13,6 +13,7 @@ from payq.cli.enqueue import enqueue
 from payq.cli.metrics import metrics
 from payq.cli.notify import notify
 from payq.cli.operator import dlq, job, stats, trip
+from payq.cli.pace import pace
 from payq.serve.command import serve_command, token_group
 from payq.stack.demo import demo_command
 from sandbox.cli import sandbox_command
@@ -24,7 +25,7 @@ def main() -> None:
     """payq: durable payment jobs between store backends and the payment API."""
 
 
-for command in (enqueue, dlq, job, trip, stats, metrics, notify):
+for command in (enqueue, dlq, job, trip, stats, pace, metrics, notify):
     main.add_command(command)
 main.add_command(sandbox_command, name="sandbox")
 main.add_command(demo_command, name="demo")

@@ -32,7 +32,7 @@ from tasks.stats import Stats, collect
 
 log = logging.getLogger("payq.metrics")
 
-# name -> help text; the README's metrics table is this list
+# name -> help text; docs/operating.md's metrics table is this list (tests/stack/test_readme.py checks it)
 METRICS: dict[str, str] = {
     "payq_queue_depth": "Jobs waiting on each queue (Redis list length).",
     "payq_unacked_jobs": "Jobs delivered to a worker and not yet acknowledged (running, or held by a dead worker until the visibility timeout).",

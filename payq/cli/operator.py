@@ -22,7 +22,7 @@ from payapi.errors import FieldProblem, InvalidRequest
 from payapi.operations import Operation
 from payq.durations import age, parse_duration
 from payq.exits import EXIT_INVALID, exits_cleanly, stores_from_env
-from payq.views import iso, job_view, read_trip
+from payq.views import iso, job_view, read_trip, subject_of
 from tasks.deadletters import DeadLetter, Replayed
 from tasks.jobstore import failure_from
 from tasks.redis_conn import with_retry
@@ -39,13 +39,13 @@ def _redis(rt: Stores, action: Callable[[], T]) -> T:
     return with_retry(rt.settings, action)
 
 
-def _operator() -> str:
-    """Who is replaying, for the entry's history."""
+def who(command: str = "payq dlq replay") -> str:
+    """Who is acting, and with which command: for a replay's history, or the endpoint log."""
     try:
         user = getpass.getuser()
     except (KeyError, OSError):  # a container user without a passwd entry
         user = "unknown"
-    return f"{user}@{socket.gethostname()} (payq dlq replay)"
+    return f"{user}@{socket.gethostname()} ({command})"
 
 
 # --- dead letters -----------------------------------------------------------
@@ -94,7 +94,7 @@ def _existing(rt: Stores, entry_ids: tuple[str, ...]) -> list[DeadLetter]:
 
 
 def _describe(e: DeadLetter) -> str:
-    return f"{e.id} ({e.operation}, {e.reason}, store {e.store_id}, trip {e.trip_id})"
+    return f"{e.id} ({e.operation}, {e.reason}, {subject_of(e.kwargs).describe()})"
 
 
 def _history_failure(item: dict[str, Any]) -> str:
@@ -121,8 +121,9 @@ def dlq_list(operation: str | None, store_id: str | None, reason: str | None, si
         now = time.time()
         click.echo(f"{'ID':<48} {'OPERATION':<9} {'STORE':<14} {'TRIP':<24} {'REASON':<18} {'STATUS':<6} {'ATT':>3} {'AGE':>5}")
         for e in entries:
+            about = subject_of(e.kwargs)  # a notification's are those of the job it tells of
             click.echo(
-                f"{e.id:<48} {e.operation:<9} {e.store_id[:14]:<14} {e.trip_id[:24]:<24} {e.reason:<18} "
+                f"{e.id:<48} {e.operation:<9} {about.store[:14]:<14} {about.trip[:24]:<24} {e.reason:<18} "
                 f"{e.status if e.status is not None else '-':<6} {e.attempts:>3} {age(e.dead_at, now):>5}"
             )
         click.echo(f"{len(entries)} dead letter(s)", err=True)
@@ -181,7 +182,7 @@ def dlq_replay(entry_ids: tuple[str, ...], replay_all: bool, operation: str | No
                 click.echo(f"would replay {_describe(e)}")
             click.echo(f"{len(entries)} would be replayed (dry run: nothing changed)", err=True)
             return
-        by = _operator()
+        by = who()
         outcomes: Counter[Replayed] = Counter()
         with click.progressbar(length=len(entries), label="replaying", file=sys.stderr) as bar:
             for start in range(0, len(entries), _REPLAY_CHUNK):

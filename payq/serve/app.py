@@ -75,5 +75,5 @@ def create_app(settings: Settings) -> FastAPI:
         return {"ok": True}
 
     app.include_router(intake.router)
-    app.include_router(console.router)
+    console.install(app)
     return app

@@ -5,7 +5,7 @@ and touches only the stores the token may use. A POST reads its raw body
 (bounded: :mod:`payq.serve.bodies`), validates every job before anything
 is written, and enqueues with the producer's atomic script, so a refused
 request writes nothing. Refusals are RFC 9457 problems
-(:mod:`payq.serve.problems`); the README's "HTTP intake" section lists them.
+(:mod:`payq.serve.problems`); docs/store-backends.md, "Errors", lists them.
 """
 
 from __future__ import annotations

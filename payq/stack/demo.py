@@ -216,7 +216,8 @@ def _kept_stack_running(state_dir: Path) -> int | None:
 
 @click.command("demo")
 @click.option("--trips", type=click.IntRange(3, 10_000), default=100, show_default=True, help="Shopping trips to enqueue.")
-@click.option("--keep", is_flag=True, help="Leave the stack running (still supervised) and print Flower's URL and credentials.")
+@click.option("--keep", is_flag=True, help="Leave the stack running (still supervised) and print the addresses and credentials "
+                                         "of Flower, the intake and the console.")
 @click.option("--stop", "stop", is_flag=True, help="Stop the stack a previous --keep left running, and exit.")
 @click.option("--pool", type=click.Choice(["threads", "prefork", "gevent", "solo"]), default=None,
               help="Worker pool  [default: PAYQ_WORKER_POOL]")
@@ -402,7 +403,8 @@ def _stack_banner(state: dict[str, Any], redis_url: str, private: bool, pool: st
     lines.append(f"  redis    {redact_url(redis_url)}" + (" (private, append-only file on)" if private else " (yours)"))
     lines.append(f"  sandbox  {services['sandbox']['url']} (faults: 429, 503, 500, an unknown trip)")
     lines.append(f"  workers  {processes} x {pool} pool, concurrency {concurrency}, each restarted if it dies")
-    lines.append(f"  serve    {services['serve']['url']} (the HTTP intake: POST /v1/jobs; with --keep, a token is printed at the end)")
+    lines.append(f"  serve    {services['serve']['url']} (the HTTP intake: POST /v1/jobs, and the console at /console/; "
+                 "with --keep, a token and the console's login are printed at the end)")
     lines.append(f"  flower   {services['flower']['url']}")
     return "\n".join(lines)
 
@@ -439,6 +441,7 @@ def _kept_banner(state: dict[str, Any], flower_auth: str, generated: bool, super
         f"  sandbox  {state['services']['sandbox']['url']}",
         f"  serve    {serve_url}   token {intake_token} (store {store_id})",
         f"    curl -H 'Authorization: Bearer {intake_token}' -d '{job}' {serve_url}/v1/jobs",
+        f"  console  {serve_url}/console/   user {user}   password {shown}   (dead letters, jobs, trips, endpoint pauses)",
         "  stop it with: payq demo --stop",
     ])
 

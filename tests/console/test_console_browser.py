@@ -162,7 +162,7 @@ def test_a_post_without_its_csrf_token_is_refused(
     with page.expect_response(lambda r: r.request.method == "POST") as answer:
         page.click("#replay")
     assert answer.value.status == 403
-    assert "CSRF" in page.content()
+    assert page.locator("h1").inner_text() == "Refused" and "CSRF" in page.locator("#problem").inner_text()
 
     wrong = page.request.post(console.url + "/console/dead-letters/replay", form={"id": entry.id, "csrf": "0" * 64})
     assert wrong.status == 403
@@ -177,5 +177,7 @@ def test_wrong_credentials_are_refused(console: ServeProcess, signed_in: Callabl
         page = signed_in(console, user, password)
         answer = page.goto(f"/console/dead-letters/{entry.id}")
         assert answer is not None and answer.status == 401
+        assert answer.headers["www-authenticate"].startswith("Basic realm=")
+        assert page.locator("h1").inner_text() == "Sign in", "a page for the browser, not JSON"
         assert entry.id not in page.content()
     assert signed_in(console).goto(f"/console/dead-letters/{entry.id}").status == 200

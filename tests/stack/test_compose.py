@@ -1,4 +1,4 @@
-"""docker-compose.yml: valid against the Compose specification, and the choices the README promises.
+"""docker-compose.yml: valid against the Compose specification, and the choices docs/operating.md promises.
 
 Every command a service runs from payq's image (and its health check) must exist in the
 package: each is run here with ``--help``, so a renamed command or option fails this test,

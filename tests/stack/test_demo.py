@@ -117,6 +117,10 @@ def test_keep_leaves_a_supervised_stack_with_flower_behind_basic_auth_and_stop_e
         session.trust_env = False
         assert session.get(url + "/", timeout=10).status_code == 401
         assert session.get(url + "/", auth=(user, password), timeout=10).status_code == 200
+        console = re.search(r"console\s+(http://\S+/console/)\s+user (\S+)\s+password (\S+)", result.stdout)
+        assert console is not None, result.stdout
+        assert session.get(console.group(1), timeout=10).status_code == 401
+        assert session.get(console.group(1), auth=(console.group(2), console.group(3)), timeout=10).status_code == 200
 
         # the intake serves the demo's store with the token the banner printed (and the token is not on any command line)
         intake = re.search(r"serve\s+(http://\S+)\s+token (\S+) \(store (\S+)\)", result.stdout)

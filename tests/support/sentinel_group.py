@@ -77,7 +77,7 @@ class SentinelGroup:
 
     def __init__(self) -> None:
         first = RedisServer(appendonly=True)
-        second = RedisServer(appendonly=True, args=("--replicaof", "127.0.0.1", str(first.port)))
+        second = RedisServer(appendonly=True, extra_args=("--replicaof", "127.0.0.1", str(first.port)))
         self.servers = [first, second]
         self.sentinels = [SentinelProcess(first.port) for _ in range(3)]
         self.url = ";".join(f"sentinel://127.0.0.1:{s.port}" for s in self.sentinels)
@@ -116,7 +116,7 @@ class SentinelGroup:
     def bring_back(self, server: RedisServer, *, as_replica: bool) -> None:
         """Start ``server`` again on its files: told at once to follow the primary, or (``as_replica=False``) as it was,
         a primary with what it held, for the Sentinels to demote."""
-        server.args = ("--replicaof", "127.0.0.1", str(self.primary().port)) if as_replica else ()
+        server.extra_args = ("--replicaof", "127.0.0.1", str(self.primary().port)) if as_replica else ()
         server.start()
 
     def wait_in_sync(self, timeout: float = DEMOTED_WITHIN) -> None:

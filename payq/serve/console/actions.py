@@ -1,4 +1,4 @@
-"""The console's actions: replay one, replay selected, replay all that match, purge selected.
+"""The console's actions: replay or purge one, those selected, or all that match; lift an endpoint's pause and learned pace.
 
 Each is a POST that :func:`~payq.serve.console.guard.checked_form` let
 through (not read-only, same origin, the right CSRF token), and each calls
@@ -20,11 +20,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from starlette.datastructures import FormData
 
-from payapi.operations import OPERATIONS
+from payapi.operations import API_OPERATIONS, OPERATIONS, Operation
 from payq.serve.console.guard import Operator, checked_form, operator
 from payq.serve.console.listing import DeadLetterQuery
-from payq.serve.console.state import Console, console_of, query_string
+from payq.serve.console.state import Console, Refusal, console_of, query_string
 from tasks.deadletters import DeadLetter, Replayed
+from tasks.endpoints import EndpointLog
 
 router = APIRouter()
 ConsoleDep = Annotated[Console, Depends(console_of)]
@@ -70,14 +71,23 @@ def replay_selected(request: Request, form: FormDep, who: OperatorDep, console: 
 @router.post("/dead-letters/replay-all")
 def replay_all(request: Request, form: FormDep, who: OperatorDep, console: ConsoleDep) -> HTMLResponse:
     """Replay every entry the filter matched when the confirmation was shown (``as_of``); those dead-lettered since are left."""
-    query = DeadLetterQuery.parse(form)  # type: ignore[arg-type]  # FormData maps names to str (or files: not sent here)
-    as_of = _as_of(form)
-    if query.problems or as_of is None:
-        return _nothing(request, console, "; ".join(query.problems) or "The confirmation's time is missing: confirm again from the list.")
-    since, older_than = query.frozen_bounds(as_of)
-    entries = console.redis(lambda: query.select(console.stores.dead_letters, since, older_than))
-    rows = [Row(e.id, e, outcome) for e, outcome in zip(entries, _replay(console, entries, who), strict=True)]
-    return _replayed(request, console, rows, back=f"/console/dead-letters{query_string(query.params())}")
+    matched = _confirmed(form, console)
+    rows = [Row(e.id, e, outcome) for e, outcome in zip(matched.entries, _replay(console, matched.entries, who), strict=True)]
+    return _replayed(request, console, rows, back=matched.back)
+
+
+@router.post("/dead-letters/purge-all")
+def purge_all(request: Request, form: FormDep, console: ConsoleDep) -> HTMLResponse:
+    """Purge every entry the filter matched when the confirmation was shown (``as_of``); those dead-lettered since are left.
+
+    The store checks each entry's time again as it deletes (``dead_before``):
+    one replayed and dead-lettered anew meanwhile is a failure the operator
+    has not seen, and stays.
+    """
+    matched = _confirmed(form, console)
+    ids = [e.id for e in matched.entries]
+    purged = console.redis(lambda: console.stores.dead_letters.purge(ids, dead_before=matched.dead_before))
+    return console.render(request, "purged.html", purged=purged, asked=len(ids), back=matched.back)
 
 
 @router.post("/dead-letters/purge")
@@ -100,7 +110,38 @@ def purge_selected(request: Request, form: FormDep, console: ConsoleDep) -> HTML
     if as_of is None:
         return _nothing(request, console, "The confirmation's time is missing: confirm again from the list.")
     purged = console.redis(lambda: console.stores.dead_letters.purge(ids, dead_before=as_of))
-    return console.render(request, "purged.html", purged=purged, asked=len(ids))
+    return console.render(request, "purged.html", purged=purged, asked=len(ids), back=_back(form))
+
+
+@router.post("/endpoints/lift")
+def lift_endpoint(request: Request, form: FormDep, who: OperatorDep, console: ConsoleDep) -> HTMLResponse:
+    """End an endpoint's pause and forget its learned pace (``payq pace reset OP``), recorded in the endpoint log as this operator."""
+    name = str(form.get("operation", ""))
+    if name not in {op.value for op in API_OPERATIONS}:
+        return _nothing(request, console, f"operation: must be one of {', '.join(op.value for op in API_OPERATIONS)}", back="/console/")
+    log = EndpointLog(console.stores.redis)
+    lifted = console.redis(lambda: log.lift(Operation(name), f"{who.user} (payq console)", time.time()))
+    return console.render(request, "lifted.html", lifted=lifted)
+
+
+@dataclass(frozen=True)
+class Matched:
+    """What an "all that match" confirmation covered: the entries, the latest dead-lettering time among them, where to go back."""
+
+    entries: list[DeadLetter]
+    dead_before: float
+    back: str
+
+
+def _confirmed(form: FormData, console: Console) -> Matched:
+    """The entries the confirmed filter matches as of the confirmation (``as_of``); a 400 page if the form is not a confirmation."""
+    query = DeadLetterQuery.parse(form)  # type: ignore[arg-type]  # FormData maps names to str (or files: not sent here)
+    as_of = _as_of(form)
+    if query.problems or as_of is None:
+        raise Refusal(400, "Nothing was done", "; ".join(query.problems) or "The confirmation's time is missing: confirm again from the list.")
+    since, older_than = query.frozen_bounds(as_of)
+    entries = console.redis(lambda: query.select(console.stores.dead_letters, since, older_than))
+    return Matched(entries, older_than, f"/console/dead-letters{query_string(query.params())}")
 
 
 def _replay(console: Console, entries: list[DeadLetter], who: Operator) -> list[Replayed]:
@@ -122,9 +163,9 @@ def _replayed(request: Request, console: Console, rows: list[Row], back: str) ->
                           replayed=counts[Replayed.REPLAYED], refused=counts[Replayed.OVER_REFUND], back=back)
 
 
-def _nothing(request: Request, console: Console, message: str) -> HTMLResponse:
+def _nothing(request: Request, console: Console, message: str, back: str = "/console/dead-letters") -> HTMLResponse:
     """A 400 page: the form asked for nothing that can be done."""
-    return console.render(request, "problem.html", 400, message=message)
+    return console.render(request, "problem.html", 400, message=message, back=back)
 
 
 def _back(form: FormData) -> str:

@@ -29,6 +29,7 @@ from fastapi import Depends, HTTPException, Request
 from starlette.datastructures import FormData
 
 from config.settings import Settings
+from payq.serve.console.state import Refusal
 
 CSRF_FIELD = "csrf"
 _CHALLENGE = {"WWW-Authenticate": 'Basic realm="payq console", charset="UTF-8"'}
@@ -50,7 +51,8 @@ def operator(request: Request) -> Operator:
     expected = settings.console_basic_auth.get_secret_value()
     given = _credentials(request.headers.get("authorization", ""))
     if given is None or not hmac.compare_digest(_digest(given), _digest(expected)):
-        raise HTTPException(401, "the console needs the operators' login", headers=_CHALLENGE)
+        raise Refusal(401, "Sign in", "The console needs the operators' login (the user:password of PAYQ_CONSOLE_BASIC_AUTH). "
+                      "Reload the page to be asked again.", headers=_CHALLENGE)
     user = given.partition(":")[0]
     found = Operator(user, csrf_token(expected, user))
     request.state.operator = found
@@ -61,13 +63,13 @@ async def checked_form(request: Request, who: Annotated[Operator, Depends(operat
     """The dependency on every action: the POSTed form, once read-only mode, the Origin and the CSRF token allow it (403 otherwise)."""
     settings: Settings = request.app.state.settings
     if settings.console_read_only:
-        raise HTTPException(403, "the console is read-only (PAYQ_CONSOLE_READ_ONLY): nothing can be changed from it")
+        raise Refusal(403, "Read-only", "the console is read-only (PAYQ_CONSOLE_READ_ONLY): nothing can be changed from it")
     if not same_origin(request.headers.get("origin"), request.headers.get("referer"), _hosts(request)):
-        raise HTTPException(403, "refused: this form was not sent from the console's own pages")
+        raise Refusal(403, "Refused", "refused: this form was not sent from the console's own pages")
     form = await request.form()
     token = form.get(CSRF_FIELD)
     if not isinstance(token, str) or not hmac.compare_digest(token.encode(), who.csrf.encode()):
-        raise HTTPException(403, "refused: the form's CSRF token is missing or wrong (reload the page and try again)")
+        raise Refusal(403, "Refused", "refused: the form's CSRF token is missing or wrong (reload the page and try again)")
     return form
 
 

@@ -16,10 +16,12 @@ from dataclasses import asdict, dataclass, field
 from payapi.errors import InvalidRequest
 from payapi.operations import Operation
 from payq.durations import parse_duration
+from payq.views import subject_of
 from tasks.deadletters import DeadLetter, DeadLetterStore
 from tasks.states import DeadLetterReason
 
 PAGE_SIZE = 50
+ORDERS = ("newest", "oldest")  # by when an entry was dead-lettered; newest first unless asked
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class DeadLetterQuery:
     since: str | None = None       # dead-lettered within this long
     older_than: str | None = None  # dead-lettered longer ago than this
     q: str | None = None           # part of a job id or a shoppingTripId
+    order: str | None = None       # "oldest" for oldest first; None: newest first
     problems: tuple[str, ...] = field(default=(), compare=False)
 
     @classmethod
@@ -61,14 +64,23 @@ class DeadLetterQuery:
             return value
 
         reason, operation = choice("reason", DeadLetterReason), choice("operation", Operation)
+        order = text("order")
+        if order is not None and order not in ORDERS:
+            problems.append(f"order: must be one of {', '.join(ORDERS)}")
         return cls(
             reason=DeadLetterReason(reason) if reason else None, operation=Operation(operation) if operation else None,
-            store=text("store"), since=duration("since"), older_than=duration("older_than"), q=text("q"), problems=tuple(problems),
+            store=text("store"), since=duration("since"), older_than=duration("older_than"), q=text("q"),
+            order="oldest" if order == "oldest" else None, problems=tuple(problems),
         )
 
     def params(self) -> dict[str, str]:
-        """The filters that are set, by name: for links and hidden fields."""
+        """The filters (and the order) that are set, by name: for links and hidden fields."""
         return {name: str(value) for name, value in asdict(self).items() if value is not None and name != "problems"}
+
+    @property
+    def oldest_first(self) -> bool:
+        """Whether the list runs oldest first."""
+        return self.order == "oldest"
 
     @property
     def narrows(self) -> bool:
@@ -88,17 +100,19 @@ class DeadLetterQuery:
 
     def admits(self, entry: DeadLetter) -> bool:
         """Whether ``entry`` passes every filter but the age (the index answers that)."""
+        about = subject_of(entry.kwargs)  # a notification's store and trip are those of the job it tells of
         if self.q is not None:
             needle = self.q.casefold()
-            if needle not in entry.id.casefold() and needle not in entry.trip_id.casefold():
+            if needle not in entry.id.casefold() and needle not in about.trip.casefold():
                 return False
         return ((self.reason is None or entry.reason == self.reason) and (self.operation is None or entry.operation == self.operation)
-                and (self.store is None or entry.store_id == self.store))
+                and (self.store is None or about.store == self.store))
 
     def select(self, store: DeadLetterStore, since: float | None, older_than: float | None) -> list[DeadLetter]:
-        """Every matching entry dead-lettered between ``since`` and ``older_than``, newest first: the store's ``list``, then the search."""
-        entries = store.list(operation=self.operation, store_id=self.store, reason=self.reason, since=since, older_than=older_than)
-        return [e for e in entries if self.admits(e)]
+        """Every matching entry dead-lettered between ``since`` and ``older_than``, in the query's order: the store's ``list``, then the search."""
+        entries = store.list(operation=self.operation, reason=self.reason, since=since, older_than=older_than)
+        found = [e for e in entries if self.admits(e)]
+        return found[::-1] if self.oldest_first else found
 
 
 @dataclass(frozen=True)
@@ -127,11 +141,11 @@ class Page:
 
 
 def page_of(store: DeadLetterStore, query: DeadLetterQuery, number: int, now: float, size: int = PAGE_SIZE) -> Page:
-    """Page ``number`` of the entries ``query`` admits, newest first."""
+    """Page ``number`` of the entries ``query`` admits, in its order."""
     since, older_than = query.bounds(now)
     offset = (number - 1) * size
     if not query.narrows:
-        return Page(store.page(since=since, older_than=older_than, offset=offset, count=size),
+        return Page(store.page(since=since, older_than=older_than, offset=offset, count=size, oldest_first=query.oldest_first),
                     store.count(since=since, older_than=older_than), number, size)
     found = query.select(store, since, older_than)
     return Page(found[offset : offset + size], len(found), number, size)

@@ -18,12 +18,13 @@ from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
 import jinja2
-from fastapi import HTTPException, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse
 
 from config.settings import Settings
 from payapi.errors import BrokerUnavailable
 from payq.durations import age
+from payq.views import subject_of
 from tasks.redis_conn import with_retry
 from tasks.stores import Stores
 
@@ -39,6 +40,22 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
 }
 _lock = threading.Lock()
+
+
+class Refusal(Exception):
+    """A console request answered with an HTML page, not done: 400 (not a confirmation), 401 (login), 403 (read-only, CSRF, Origin), 405, 503.
+
+    Raised instead of FastAPI's ``HTTPException``, whose JSON body is for API
+    clients: an operator's browser shows this page, and a 401 keeps its
+    ``WWW-Authenticate`` challenge in ``headers``.
+    """
+
+    def __init__(self, status: int, title: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.title = title
+        self.message = message
+        self.headers = headers or {}
 
 
 @dataclass
@@ -58,7 +75,7 @@ class Console:
             autoescape=True,  # every value shown is escaped: kwargs and error messages come from outside
             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
         )
-        env.filters.update(when=when, ago=ago, query=query_string, quoted=lambda value: quote(str(value), safe=":"))
+        env.filters.update(when=when, ago=ago, query=query_string, quoted=lambda value: quote(str(value), safe=":"), subject=subject_of)
         stylesheet = resources.files("payq.serve.console").joinpath("static/console.css").read_bytes()
         return cls(settings, Stores.build(settings), env, stylesheet)
 
@@ -67,15 +84,21 @@ class Console:
         try:
             return with_retry(self.settings, action)
         except BrokerUnavailable:
-            raise HTTPException(503, "Redis is unreachable: see payq serve's log, and retry") from None
+            raise Refusal(503, "Redis is unreachable", "Redis is unreachable: see payq serve's log, and retry") from None
 
     def render(self, request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         """``template`` rendered with ``context`` and what every page shows (who is signed in, read-only, Flower)."""
         page = self.templates.get_template(template).render(
-            operator=request.state.operator, read_only=self.settings.console_read_only, flower_url=self.settings.flower_url,
+            operator=getattr(request.state, "operator", None), read_only=self.settings.console_read_only, flower_url=self.settings.flower_url,
             now=time.time(), path=request.url.path, **context,
         )
         return HTMLResponse(page, status, headers=SECURITY_HEADERS)
+
+    def refused(self, request: Request, refusal: Refusal) -> HTMLResponse:
+        """The page for ``refusal``, with its status and headers (a 401's challenge)."""
+        response = self.render(request, "refused.html", refusal.status, refusal=refusal)
+        response.headers.update(refusal.headers)
+        return response
 
 
 def console_of(request: Request) -> Console:
@@ -88,6 +111,12 @@ def console_of(request: Request) -> Console:
                 console = Console.build(request.app.state.settings)
                 request.app.state.console = console
     return console
+
+
+def refusal_page(request: Request, exc: Exception) -> HTMLResponse:
+    """The application's handler for :class:`Refusal`: an HTML page, as the rest of the console."""
+    assert isinstance(exc, Refusal)  # registered for Refusal only
+    return console_of(request).refused(request, exc)
 
 
 def when(epoch: float | None) -> str:
