@@ -178,6 +178,7 @@ def dead_letters(rdb: redis.Redis, *stores: str) -> list[str]:
 def test_a_primary_killed_mid_run_loses_no_acknowledged_capture_and_calls_none_twice(
     group: SentinelGroup, sandbox: SandboxProcess, stack: ServeProcess, tmp_path: Path,
 ) -> None:
+    failovers = group.failovers()
     enqueuer = Enqueuer(group, stack, tmp_path)
     thread = threading.Thread(target=enqueuer.run, daemon=True)
     thread.start()
@@ -199,6 +200,7 @@ def test_a_primary_killed_mid_run_loses_no_acknowledged_capture_and_calls_none_t
     for store in ("s-cli", "s-http"):
         audit = settled(sandbox, rdb, store, {trip: amount for (s, trip), amount in enqueuer.amounts.items() if s == store})
         assert audit.duplicates == 0, f"{store}: called twice: {audit.repeated('capture')} {audit.repeated('feedback')}"
+    assert group.failovers() == failovers + 1, "the Sentinels failed over more than once (the machine too loaded?)"
     assert enqueuer.bad_refusals == []
     assert enqueuer.refusals, "no enqueue was refused while no replica could confirm it"
     assert dead_letters(rdb, "s-cli", "s-http") == []
@@ -222,10 +224,12 @@ def test_a_replayed_dead_letter_and_a_waiting_refund_across_a_failover_leave_boo
              what="one capture dead-lettered, the other deferred")
     assert rdb.hget(keys.job(refund_id), "state") == "waiting"  # for its trip's capture
 
+    failovers = group.failovers()
     old = group.kill_primary()
     group.wait_promoted(old)
     group.bring_back(old, as_replica=True)
     group.wait_in_sync()
+    assert group.failovers() == failovers + 1
     sandbox.set_faults({"rules": []})
     replayed = payq(group, "dlq", "replay", f"capture:{store}:dead")
     assert replayed.returncode == 0, replayed.stderr
@@ -267,6 +271,7 @@ def test_what_the_old_primary_held_alone_never_runs_when_it_comes_back_as_a_repl
     rdb = primary_client(group)
     wait_for(lambda: all(rdb.hget(keys.job(f"capture:{store}:{t}"), "state") == "deferred" for t in acknowledged), what="the captures deferred")
 
+    failovers = group.failovers()
     old = group.kill_primary()
     group.wait_promoted(old)
     group.bring_back(old, as_replica=False)  # on its append-only file, as the primary it was, until the Sentinels demote it
@@ -281,6 +286,7 @@ def test_what_the_old_primary_held_alone_never_runs_when_it_comes_back_as_a_repl
 
     rdb = primary_client(group)
     audit = settled(sandbox, rdb, store, acknowledged)
+    assert group.failovers() == failovers + 1, "the Sentinels failed over more than once (the machine too loaded?)"
     assert old.client().execute_command("ROLE")[0] == "slave"
     assert {trip: [c["status"] for c in calls] for trip, calls in audit.capture_calls.items()} == {t: [503, 200] for t in acknowledged}
     assert audit.repeated("feedback") == {}

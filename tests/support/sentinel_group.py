@@ -20,7 +20,9 @@ from tests.support.ports import free_port
 from tests.support.redis_server import RedisServer
 
 MASTER = "payq"
-DOWN_AFTER_MS = 1000
+# Short, so a test's failover takes seconds; not shorter, or a primary busy for a moment on a loaded machine
+# (a fork for a replica's sync) is taken for dead and failed over a second time
+DOWN_AFTER_MS = 2000
 FAILOVER_TIMEOUT_MS = 2000
 # Sentinel turns a primary that came back into a replica only after it has reported itself a primary
 # for 4 of its 2 s publish periods: ~8 s, plus its 1 s look at an instance that was down.
@@ -65,6 +67,10 @@ class SentinelProcess:
         _, port = self.client().execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER)
         return int(port)
 
+    def switches(self) -> int:
+        """Failovers this Sentinel has seen complete (``+switch-master`` in its log)."""
+        return (self.dir / "sentinel.log").read_text().count("+switch-master")
+
     def close(self) -> None:
         """Kill the process and remove its files."""
         self.process.kill()
@@ -96,6 +102,10 @@ class SentinelGroup:
         """The other server."""
         primary = self.primary()
         return next(s for s in self.servers if s is not primary)
+
+    def failovers(self) -> int:
+        """Failovers so far, as the Sentinels saw them (the most any one saw)."""
+        return max(sentinel.switches() for sentinel in self.sentinels)
 
     def kill_primary(self) -> RedisServer:
         """SIGKILL the primary (a crash: nothing flushed, no goodbye to its replica); returns it."""
