@@ -39,6 +39,8 @@ METRICS: dict[str, str] = {
     "payq_deferred_jobs": "Jobs parked in the deferred set until their retry is due.",
     "payq_deferred_next_due_seconds": "When the earliest deferred job is due, epoch seconds; absent when none is deferred.",
     "payq_deferred_overdue_seconds": "How far past its due time the earliest deferred job is (0 when none is overdue); growing means no worker runs the mover.",
+    "payq_redis_replicas": "Replicas connected to Redis's primary.",
+    "payq_redis_replicas_in_sync": "Replicas online and acknowledged within the last second; below PAYQ_REDIS_MIN_REPLICAS, enqueues are refused.",
     "payq_waiting_jobs": "Refunds held until their trip's capture succeeds (a capture that is dead-lettered keeps them waiting).",
     "payq_dead_letters": "Dead-letter entries waiting for an operator, by reason.",
     "payq_endpoint_paused_until_seconds": "End of each endpoint's shared 429 pause, epoch seconds; 0 or in the past when not paused.",
@@ -81,6 +83,9 @@ class PayqCollector:
         yield next_due
         yield GaugeMetricFamily("payq_deferred_overdue_seconds", METRICS["payq_deferred_overdue_seconds"], value=overdue)
         yield GaugeMetricFamily("payq_waiting_jobs", METRICS["payq_waiting_jobs"], value=stats.waiting)
+        if stats.redis is not None:
+            yield GaugeMetricFamily("payq_redis_replicas", METRICS["payq_redis_replicas"], value=stats.redis.replicas)
+            yield GaugeMetricFamily("payq_redis_replicas_in_sync", METRICS["payq_redis_replicas_in_sync"], value=stats.redis.in_sync)
         dead = GaugeMetricFamily("payq_dead_letters", METRICS["payq_dead_letters"], labels=["reason"])
         # every known reason, zeros included, so an alert on one reason has a series to watch from the start
         for reason in sorted({r.value for r in DeadLetterReason} | set(stats.dead_letters)):

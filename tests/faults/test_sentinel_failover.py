@@ -315,6 +315,7 @@ def test_with_the_replica_stopped_an_enqueue_is_refused_whole_and_nothing_is_cal
         # the workers took every job and claimed it on the primary, but no replica confirmed the claims
         wait_for(lambda: all(rdb.hget(keys.job(job_id), "state") == "running" for job_id in ids), what="the jobs claimed")
         calls_while_down = sandbox.requests(path_of("capture"))
+        stats_while_down = payq(group, "stats").stdout
     finally:
         group.bring_back(replica, as_replica=True)
 
@@ -327,6 +328,9 @@ def test_with_the_replica_stopped_an_enqueue_is_refused_whole_and_nothing_is_cal
     assert calls_while_down == []
 
     group.wait_in_sync()
+    primary = f"127.0.0.1:{group.primary().port}"
+    assert f"redis: primary {primary}, replicas in sync 0 of 0 (PAYQ_REDIS_MIN_REPLICAS 1: NOT MET" in stats_while_down
+    assert f"redis: primary {primary}, replicas in sync 1 of 1 (PAYQ_REDIS_MIN_REPLICAS 1)" in payq(group, "stats").stdout
     resent = payq(group, "enqueue", "--file", "-", stdin="\n".join(json.dumps(capture(store, f"c{i}", Decimal("3.00"))) for i in range(3)))
     assert resent.returncode == 0, resent.stderr
     assert stack.request("POST", "/v1/jobs", json=capture(store, "h0", Decimal("3.00")),
