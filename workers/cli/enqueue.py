@@ -116,7 +116,7 @@ def _enqueue_file(stream: IO[bytes]) -> None:
         if not line.strip():
             continue
         try:
-            data = wire.loads(line)
+            data = wire.loads_input(line)
         except RecursionError:
             problems.append(f"line {number}: (line): is not valid JSON (nested too deep)")
             continue

@@ -53,7 +53,7 @@ def parse_json(raw: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise malformed(f"the body is not valid UTF-8 (byte {exc.start + 1})") from None
     try:
-        return wire.loads(text)
+        return wire.loads_input(text)
     except RecursionError:
         raise malformed("the body is not valid JSON (nested too deep)") from None
     except ValueError as exc:
