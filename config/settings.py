@@ -6,13 +6,16 @@ README's configuration table is generated from the field descriptions here.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import math
 import re
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 # Seconds a job may spend beyond its API call (BEGIN, recording the outcome) and still end before the
@@ -23,12 +26,13 @@ _JOB_MARGIN = 5
 class Settings(BaseSettings):
     """payq's configuration; each field is ``PAYQ_<NAME>`` in the environment."""
 
-    model_config = SettingsConfigDict(env_prefix="PAYQ_", env_file=".env", extra="ignore", frozen=True)
+    # env_ignore_empty: `PAYQ_X=` means unset (its default), as a shell, compose's `${X:-}` or an empty .env line write it
+    model_config = SettingsConfigDict(env_prefix="PAYQ_", env_file=".env", extra="ignore", frozen=True, env_ignore_empty=True)
 
     redis_url: str = Field("redis://localhost:6379/0", description="Redis for queues, deferred jobs, dead letters and job records.")
     api_base_url: str = Field("http://127.0.0.1:8080", description="Base URL of the payment API (the sandbox locally).")
     api_auth: Literal["none", "sigv4"] = Field("none", description="`sigv4` signs every API request with AWS Signature Version 4; `none` is for the sandbox.")
-    aws_region: str | None = Field(None, description="AWS region for SigV4 signing (required when api_auth=sigv4).")
+    aws_region: str | None = Field(None, description="AWS region for SigV4 signing (required when `PAYQ_API_AUTH=sigv4`).")
     aws_service: str = Field("execute-api", description="AWS service name in the SigV4 scope (API Gateway's name, an assumption).")
     aws_profile: str | None = Field(None, description="Named profile from the shared AWS config files; unset uses the standard credential chain.")
     http_connect_timeout: float = Field(3.0, gt=0, description="Seconds to wait for a TCP connection to the API.")
@@ -78,7 +82,10 @@ class Settings(BaseSettings):
                     "(`payq token new` prints both). Tokens themselves are never stored.",
     )
     notify_url: str | None = Field(None, description="Where outcome notifications are POSTed (Standard Webhooks); unset: none are sent.")
-    notify_secret: SecretStr | None = Field(None, description="`whsec_…` secret that signs outcome notifications (required with notify_url).")
+    notify_secret: SecretStr | None = Field(None, description=(
+        "`whsec_…` secret that signs outcome notifications (required with `PAYQ_NOTIFY_URL`): `whsec_` and the base64 of"
+        " a random key (24 to 64 bytes recommended); `payq notify secret` prints a new one."
+    ))
     notify_max_attempts: int = Field(20, ge=1, description="Deliveries of one notification before it is dead-lettered as `notify-failed`.")
     console_basic_auth: SecretStr | None = Field(
         None, description="`user:password` for the operators' console at `/console/` on `payq serve`; unset: the console is off.",
@@ -134,8 +141,10 @@ class Settings(BaseSettings):
     def _notify_needs_both(self) -> Settings:
         if (self.notify_url is None) != (self.notify_secret is None):
             raise ValueError("PAYQ_NOTIFY_URL and PAYQ_NOTIFY_SECRET go together: set both, or neither")
-        if self.notify_secret is not None and not self.notify_secret.get_secret_value().startswith("whsec_"):
-            raise ValueError("PAYQ_NOTIFY_SECRET must be a Standard Webhooks secret, whsec_ followed by base64")
+        if self.notify_secret is not None and not _is_webhook_secret(self.notify_secret.get_secret_value()):
+            # never the value: it is a secret, and the message goes to logs
+            raise ValueError("PAYQ_NOTIFY_SECRET must be a Standard Webhooks secret: whsec_ followed by the base64 of a key"
+                             " (payq notify secret prints a new one)")
         return self
 
     @field_validator("visibility_timeout")
@@ -174,6 +183,57 @@ class Settings(BaseSettings):
         The longest API call + 30 s, at most the visibility timeout - 5 s: 43 s with the defaults.
         """
         return int(min(self.visibility_timeout - _JOB_MARGIN, self.http_connect_timeout + self.http_read_timeout + 30))
+
+
+def _is_webhook_secret(secret: str) -> bool:
+    """``whsec_`` and standard base64 of a key: what the Standard Webhooks libraries decode (a wrong one fails there, mid-delivery)."""
+    prefix, _, key = secret.partition("_")
+    try:
+        raw = base64.b64decode(key, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return prefix == "whsec" and len(raw) > 0
+
+
+def env_name(field: str) -> str:
+    """The environment variable of a setting: ``notify_secret`` is ``PAYQ_NOTIFY_SECRET``."""
+    return f"PAYQ_{field.upper()}"
+
+
+class InvalidSettings(Exception):
+    """The settings in the environment break a rule; ``problems`` names each variable and its rule (``PAYQ_X: rule``)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """``Settings()`` from ``PAYQ_*`` and ``.env``; :class:`InvalidSettings` naming every bad variable, never pydantic's field names."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise InvalidSettings(_problems(exc)) from None
+    except SettingsError as exc:
+        # pydantic-settings could not decode a JSON setting: it names the field in its own words
+        found = re.search(r'field "(\w+)"', str(exc))
+        name = env_name(found.group(1)) if found else "a PAYQ_ variable"
+        cause = exc.__cause__
+        reason = f" ({str(cause).split(':')[0]})" if isinstance(cause, json.JSONDecodeError) else ""
+        raise InvalidSettings([f"{name}: must be JSON{reason}, or unset"]) from None
+
+
+def _problems(error: ValidationError) -> list[str]:
+    problems = []
+    for item in error.errors(include_url=False):
+        loc = [str(part) for part in item["loc"]]
+        message = item["msg"].removeprefix("Value error, ")
+        if not loc:  # a rule across settings: its message names the variables itself
+            problems.append(message)
+            continue
+        inner = f" ({'.'.join(loc[1:])})" if len(loc) > 1 else ""
+        problems.append(f"{env_name(loc[0])}{inner}: {message[0].lower()}{message[1:]}")
+    return problems
 
 
 def redact_url(url: str) -> str:

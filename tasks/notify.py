@@ -18,8 +18,10 @@ attempt given back) instead of taking a thread.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -117,6 +119,11 @@ def classify_receiver(status: int, headers: Mapping[str, str], body: bytes, now:
         if delay is not None:
             return RetryAfter(delay, failure)
     return Transient(failure)
+
+
+def new_secret() -> str:
+    """A new Standard Webhooks signing secret: ``whsec_`` and the base64 of 32 random bytes (the spec asks for 24 to 64)."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
 
 
 class Notifier:

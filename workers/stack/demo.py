@@ -11,7 +11,6 @@ leaves the stack running (still supervised); ``payq demo --stop`` ends it.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import secrets
@@ -31,6 +30,7 @@ import redis
 import requests
 
 from config.settings import Settings, redact_url
+from tasks.notify import new_secret
 from tasks.producer import Producer
 from tasks.runtime import Runtime
 from tasks.states import SETTLED_STATES
@@ -282,7 +282,7 @@ def demo_command(trips: int, keep: bool, stop: bool, pool: str | None, concurren
     processes = processes or settings.worker_processes
     services = _services(run_dir, redis_url, private_redis_port, sandbox_port or free_port(), flower_port,
                          flower_auth, pool, concurrency, processes, run_id, startup_timeout, serve_port, intake_tokens,
-                         "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode())
+                         new_secret())
     spec = StackSpec(run_dir=run_dir, services=services, detached=keep)
 
     started = time.monotonic()
