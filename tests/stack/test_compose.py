@@ -111,7 +111,7 @@ def test_the_intake_takes_its_tokens_from_the_environment_and_is_published_on_lo
     assert serve["ports"] == ["127.0.0.1:${PAYQ_SERVE_PORT:-8088}:8088"], "bearer tokens stay off public interfaces without TLS"
     command = serve["command"]
     assert command[:2] == ["payq", "serve"] and command[command.index("--port") + 1] == "8088"
-    assert "8088/healthz" in serve["healthcheck"]["test"][-1]
+    assert "8088/readyz" in serve["healthcheck"]["test"][-1]
     assert serve["depends_on"]["redis"]["condition"] == "service_healthy"
     assert serve["restart"] == "unless-stopped"
     assert Settings.model_fields["serve_port"].default == 8088, "the host port's default is the setting's"

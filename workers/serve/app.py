@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import redis
 import redis.asyncio as aioredis
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from redis.connection import HiredisRespSerializer
 from redis.utils import HIREDIS_AVAILABLE
+from starlette.exceptions import HTTPException
 
 from config.settings import Settings
 from workers.serve import console, intake
 from workers.serve.jobs import IntakeJobs
+from workers.serve.problems import from_http_error, invalid, not_ready
+
+log = logging.getLogger(__name__)
+READY_TIMEOUT = 2.0  # seconds /readyz waits for Redis's PONG: a load balancer's check is a few seconds long
 
 
 def connect(settings: Settings) -> aioredis.Redis:
@@ -64,8 +74,29 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, bool]:
-        """For load balancers: the process serves (Redis is not asked; a 503 from the API says when it is down)."""
+        """Liveness: the process serves (Redis is not asked). Restart the process only if this fails."""
         return {"ok": True}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> Response:
+        """Readiness, for load balancers: 200 while Redis answers, 503 (a problem) while it does not, so no request is sent here to be refused."""
+        try:
+            await asyncio.wait_for(app.state.redis.ping(), READY_TIMEOUT)
+        except (redis.ConnectionError, redis.TimeoutError, TimeoutError) as exc:
+            log.warning("/readyz: not ready: %s", exc)
+            return not_ready(f"Redis does not answer within {READY_TIMEOUT:g} s; every /v1 request would be refused 503").response()
+        return JSONResponse({"ready": True})
+
+    @app.exception_handler(HTTPException)
+    async def http_problem(request: Request, exc: HTTPException) -> Response:
+        # every refusal is a problem, the framework's own too (no such route, a method a route does not take)
+        return from_http_error(exc.status_code, exc.detail, request.method, request.url.path, exc.headers).response()
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_problem(request: Request, exc: RequestValidationError) -> Response:
+        errors = [{"field": ".".join(str(p) for p in e["loc"][1:]) or "(request)", "rule": e["msg"][0].lower() + e["msg"][1:]}
+                  for e in exc.errors()]
+        return invalid(errors).response()
 
     app.include_router(intake.router)
     app.include_router(console.router)

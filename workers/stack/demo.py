@@ -175,7 +175,7 @@ def _services(run_dir: Path, redis_url: str, private_redis_port: int | None, san
         # the console beside the intake, behind Flower's credentials, linking to this Flower
         env={**payq_env, "PAYQ_INTAKE_TOKENS": json.dumps(intake_tokens), "PAYQ_CONSOLE_BASIC_AUTH": flower_auth,
              "PAYQ_FLOWER_URL": flower_url},
-        ready=Probe(kind="http", target=f"{serve_url}/healthz"), url=serve_url, startup_timeout=startup_timeout, stop_timeout=10,
+        ready=Probe(kind="http", target=f"{serve_url}/readyz"), url=serve_url, startup_timeout=startup_timeout, stop_timeout=10,
     ))
     services.append(Service(
         name="flower",
