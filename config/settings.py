@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     flower_basic_auth: SecretStr | None = Field(None, description="`user:password` for Flower's basic auth in the local stack and docker-compose.")
     serve_host: str = Field("127.0.0.1", description="Address `payq serve` (the HTTP intake and the console) listens on.")
     serve_port: int = Field(8088, ge=0, le=65535, description="Port `payq serve` listens on (0 picks a free one).")
+    serve_public_url: str | None = Field(None, description=(
+        "The intake's address as store backends reach it (e.g. `https://payq.example.com`, behind the TLS proxy), the server"
+        " `/openapi.json` names. Unset: `http://PAYQ_SERVE_HOST:PAYQ_SERVE_PORT`."
+    ))
     intake_tokens: dict[str, list[str]] = Field(
         default_factory=dict,
         description="Store backends' tokens for the HTTP intake, as JSON: the SHA-256 hex of each token -> the storeIds it may use "
@@ -124,7 +128,7 @@ class Settings(BaseSettings):
                 raise ValueError("must be user:password, both non-empty")
         return value
 
-    @field_validator("flower_url")
+    @field_validator("flower_url", "serve_public_url")
     @classmethod
     def _plain_web_address(cls, value: str | None) -> str | None:
         if value is None:
@@ -133,8 +137,8 @@ class Settings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an http:// or https:// address")
         if parts.username is not None or parts.password is not None:
-            # the console shows this address in every dead letter's page: a password in it would be shown too
-            raise ValueError("must not contain credentials: Flower asks the browser for its own login")
+            # the console shows Flower's address in every dead letter's page, /openapi.json shows the intake's: a password would be shown too
+            raise ValueError("must not contain credentials: it is shown to whoever reads the page")
         return value.rstrip("/")
 
     @model_validator(mode="after")

@@ -191,9 +191,7 @@ class FeedbackRequest(_TripRequest):
 
     totalAmount: Amount
     settledAmount: Amount
-    paymentStatusTime: Annotated[
-        int, BeforeValidator(_not_bool), Field(ge=0, le=LATEST_PAYMENT_STATUS_TIME, strict=False, description="Epoch seconds (UTC).")
-    ]
+    paymentStatusTime: Annotated[int, Field(ge=0, le=LATEST_PAYMENT_STATUS_TIME, description="Epoch seconds (UTC)."), BeforeValidator(_not_bool)]
 
     @model_validator(mode="after")
     def _consistent(self) -> FeedbackRequest:

@@ -138,6 +138,53 @@ def trip_view(store_id: str, trip_id: str, books: dict[str, str], records: dict[
     }
 
 
+def public_job(view: dict[str, Any]) -> dict[str, Any]:
+    """A job's view as the HTTP API shows it to a store backend: camelCase, UTC ISO 8601 times, and no operators' internals.
+
+    The worker that ran it is left out (a host name is the operators'); the
+    job's wire fields are ``request`` (``kwargs`` is the task's word).
+    """
+    public = {
+        "id": view["id"], "operation": view["operation"], "state": view["state"], "deferredUntil": view["deferred_until"],
+        "why": view["why"], "deadLetter": view["dead_letter"], "attempts": view["attempts"], "replays": view["replays"],
+        "lastOutcome": view["last_outcome"], "result": view["result"], "reportJobId": view["report_job_id"],
+        "enqueuedAt": view["enqueued_at"], "firstAttemptAt": view["first_attempt_at"], "lastAttemptAt": view["last_attempt_at"],
+        "updatedAt": view["updated_at"], "request": view["kwargs"], "waitingFor": view["waiting_for"],
+    }
+    if "deferrals" in view:
+        public["deferrals"] = view["deferrals"]
+    return public
+
+
+def _public_trip_job(summary: dict[str, Any] | None) -> dict[str, Any] | None:
+    if summary is None:
+        return None
+    return {
+        "id": summary["id"], "state": summary["state"], "amount": summary["amount"], "attempts": summary["attempts"],
+        "lastOutcome": summary["last_outcome"], "why": summary["why"], "reconciliationId": summary["reconciliationId"],
+        "deadLetter": summary["dead_letter"],
+    }
+
+
+def _public_dead_letter(entry: dict[str, Any]) -> dict[str, Any]:
+    # what the store backend's job came to, not how operators handled it: no task name, worker or replay history
+    return {
+        "jobId": entry["id"], "operation": entry["operation"], "reason": entry["reason"], "error": entry["error"],
+        "status": entry.get("status"), "attempts": entry["attempts"], "deadAt": iso(entry["dead_at"]), "replays": entry.get("replays", 0),
+    }
+
+
+def public_trip(view: dict[str, Any]) -> dict[str, Any]:
+    """A trip's view as the HTTP API shows it to a store backend: camelCase, UTC ISO 8601 times, and no operators' internals."""
+    return {
+        "storeId": view["storeId"], "shoppingTripId": view["shoppingTripId"], "currency": view["currency"],
+        "capture": _public_trip_job(view["capture"]), "cancel": _public_trip_job(view["cancel"]),
+        "refunds": [_public_trip_job(r) for r in view["refunds"]], "report": _public_trip_job(view["report"]),
+        "captured": view["captured"], "refunded": view["refunded"], "refunding": view["refunding"], "refundable": view["refundable"],
+        "capturedAt": view["captured_at"], "deadLetters": [_public_dead_letter(e) for e in view["dead_letters"]],
+    }
+
+
 def read_trip(jobs: JobStore, dead_letters: DeadLetterStore, store_id: str, trip_id: str) -> dict[str, Any] | None:
     """The trip's view (:func:`trip_view`) read from the stores, or None when payq has no jobs for it (or they are past their retention)."""
     books = jobs.books(store_id, trip_id)

@@ -85,7 +85,7 @@ def test_another_store_refund_reads_as_unknown_since_its_id_names_no_store(serve
     assert post(serve, "/v1/jobs", capture(store=STORE_B), token=TOKEN_B).status_code == 202
     assert post(serve, "/v1/jobs", refund(store=STORE_B), token=TOKEN_B).status_code == 202
 
-    assert get(serve, f"/v1/jobs/refund:{REFUND_ID}", token=TOKEN_B).json()["kwargs"]["storeId"] == STORE_B
+    assert get(serve, f"/v1/jobs/refund:{REFUND_ID}", token=TOKEN_B).json()["request"]["storeId"] == STORE_B
     theirs = problem(get(serve, f"/v1/jobs/refund:{REFUND_ID}", token=TOKEN_A), 404)
     unknown = problem(get(serve, "/v1/jobs/refund:0e0c7d2a-1b3f-4a6e-8d9c-0f1e2d3c4b5a", token=TOKEN_A), 404)
     assert theirs["title"] == unknown["title"]

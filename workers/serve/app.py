@@ -12,6 +12,7 @@ import redis
 import redis.asyncio as aioredis
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from redis.connection import HiredisRespSerializer
 from redis.utils import HIREDIS_AVAILABLE
@@ -21,6 +22,7 @@ from config.settings import Settings
 from workers.serve import console, intake
 from workers.serve.jobs import IntakeJobs
 from workers.serve.problems import from_http_error, invalid, not_ready
+from workers.serve.schemas import component_schemas, problems
 
 log = logging.getLogger(__name__)
 READY_TIMEOUT = 2.0  # seconds /readyz waits for Redis's PONG: a load balancer's check is a few seconds long
@@ -72,12 +74,19 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
 
-    @app.get("/healthz", include_in_schema=False)
+    # no token: a load balancer or a supervisor asks, and nothing of any store is in the answer
+    no_token: dict[str, Any] = {"security": []}
+
+    @app.get("/healthz", tags=["health"], operation_id="getLiveness", summary="Liveness: the process serves", openapi_extra=no_token,
+             responses={200: {"content": {"application/json": {"schema": {"type": "object", "properties": {"ok": {"const": True}}}}}}})
     async def healthz() -> dict[str, bool]:
         """Liveness: the process serves (Redis is not asked). Restart the process only if this fails."""
         return {"ok": True}
 
-    @app.get("/readyz", include_in_schema=False)
+    @app.get("/readyz", tags=["health"], operation_id="getReadiness", summary="Readiness: Redis answers, /v1 can be served", openapi_extra=no_token,
+             responses={200: {"description": "Ready.", "content": {"application/json": {
+                                 "schema": {"type": "object", "properties": {"ready": {"const": True}}}}}},
+                        **problems({503: "Redis does not answer: take this instance out of rotation."})})
     async def readyz() -> Response:
         """Readiness, for load balancers: 200 while Redis answers, 503 (a problem) while it does not, so no request is sent here to be refused."""
         try:
@@ -100,7 +109,34 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.include_router(intake.router)
     app.include_router(console.router)
+    app.openapi = lambda: _openapi(app, settings)  # type: ignore[method-assign]
     return app
+
+
+def _openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
+    """The OpenAPI document, made once: FastAPI's, with ``servers`` from the settings and the bodies the routes read themselves as named schemas."""
+    if app.openapi_schema is None:
+        doc = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes,
+                          servers=[{"url": public_url(settings), "description": "payq serve"}])
+        schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+        schemas.update(component_schemas())
+        for schema in schemas.values():
+            _drop_field_titles(schema)
+        app.openapi_schema = doc
+    return app.openapi_schema
+
+
+def public_url(settings: Settings) -> str:
+    """Where store backends reach the intake: ``PAYQ_SERVE_PUBLIC_URL``, else the address it listens on."""
+    return settings.serve_public_url or f"http://{settings.serve_host}:{settings.serve_port}"
+
+
+def _drop_field_titles(schema: dict[str, Any]) -> None:
+    # pydantic titles each field after its name ("Storeid"): noise a generated client turns into type names
+    for field in schema.get("properties", {}).values():
+        field.pop("title", None)
+        for variant in field.get("anyOf", []) + field.get("oneOf", []):
+            variant.pop("title", None)
 
 
 def settings_of(request: Request) -> Settings:

@@ -39,14 +39,14 @@ class ProblemItem(BaseModel):
     detail: str | None = Field(None, description="For a trip rule (409): the facts, e.g. the captured and refunded amounts.")
 
 
-class ProblemBody(BaseModel):
+class ProblemDetails(BaseModel):
     """An RFC 9457 problem document (for the OpenAPI description; :class:`Problem` writes them)."""
 
-    type: str = Field(description="The kind of problem, a URN such as `urn:payq:problem:invalid-job`.")
-    title: str
-    status: int
-    detail: str
-    errors: list[ProblemItem] | None = None
+    type: str = Field(description="The kind of problem, a URN such as `urn:payq:problem:invalid-job`; clients switch on it.")
+    title: str = Field(description="The same for every problem of this type.")
+    status: int = Field(description="The HTTP status.")
+    detail: str = Field(description="This occurrence, in words.")
+    errors: list[ProblemItem] | None = Field(None, description="Each broken rule, where input was at fault.")
 
 
 @dataclass(eq=False)  # an exception compares by identity and stays hashable
