@@ -52,6 +52,13 @@ def loads_input(text: str | bytes) -> Any:
     return json.loads(text, parse_float=_exact_number, parse_constant=NotPlainNumber)
 
 
+def json_error(exc: ValueError) -> str:
+    """Where text is not JSON, for a person who may not write Python: ``at line 1, column 12`` (not the parser's own wording)."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"at line {exc.lineno}, column {exc.colno}"
+    return "a number or constant it cannot read"
+
+
 def to_kwargs(model: BaseModel) -> dict[str, Any]:
     """A model as JSON-safe task kwargs: amounts as strings, so no broker serializer can round them."""
     def convert(value: Any) -> Any:

@@ -24,7 +24,8 @@ def amount(job: dict[str, Any], value: Any, field: str = "amount") -> str:
 
 # (id, body, status, field, the rule's words)
 CASES: list[tuple[str, Any, int, str, str]] = [
-    ("not-json", "{", 400, "(body)", "the body is not valid JSON"),
+    ("not-json", "{", 400, "(body)", "the body is not valid JSON (at line 1, column 2)"),
+    ("not-json-second-line", '{"operation": "cancel",\n "storeId": }', 400, "(body)", "the body is not valid JSON (at line 2, column 13)"),
     ("not-utf8", b'{"operation": "\xff"}', 400, "(body)", "the body is not valid UTF-8"),
     ("too-deep", "[" * 50_000, 400, "(body)", "nested too deep"),
     ("an-array", [cancel()], 422, "(body)", "must be a JSON object"),

@@ -121,7 +121,7 @@ def _enqueue_file(stream: IO[bytes]) -> None:
             problems.append(f"line {number}: (line): is not valid JSON (nested too deep)")
             continue
         except ValueError as exc:
-            problems.append(f"line {number}: (line): is not valid JSON ({exc.args[0].split(':')[0]})")
+            problems.append(f"line {number}: (line): is not valid JSON ({wire.json_error(exc)})")
             continue
         if not isinstance(data, dict):
             problems.append(f"line {number}: (line): must be a JSON object")

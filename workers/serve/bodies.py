@@ -57,7 +57,7 @@ def parse_json(raw: bytes) -> Any:
     except RecursionError:
         raise malformed("the body is not valid JSON (nested too deep)") from None
     except ValueError as exc:
-        raise malformed(f"the body is not valid JSON ({str(exc.args[0]).split(':')[0]})") from None
+        raise malformed(f"the body is not valid JSON ({wire.json_error(exc)})") from None
 
 
 def job_from(data: Any) -> NewJob:
