@@ -116,3 +116,35 @@ def test_redocly_lint_finds_no_errors(doc: dict[str, Any], tmp_path: Path) -> No
     report = json.loads(linted.stdout[linted.stdout.index("{"):])
     errors = [p for p in report["problems"] if p["severity"] == "error"]
     assert errors == [], json.dumps(errors, indent=1)[:3000]
+
+
+CLIENT_TS = """
+import type { components, paths } from "./api";
+
+type Job = components["schemas"]["JobRequest"];
+type View = paths["/v1/jobs/{jobId}"]["get"]["responses"]["200"]["content"]["application/json"];
+type Trip = components["schemas"]["TripView"];
+type Problem = components["schemas"]["ProblemDetails"];
+
+export const capture: Job = { operation: "capture", storeId: "s1", shoppingTripId: "t1", amount: { amount: "19.99", code: "USD" } };
+export const state = (v: View): string => v.state + (v.reportJobId ?? "") + (v.deferredUntil ?? "");
+export const refundable = (t: Trip): string | null => t.refundable ?? t.deadLetters[0]?.deadAt ?? null;
+export const fields = (p: Problem): string[] => (p.errors ?? []).map((e) => e.field);
+// @ts-expect-error an amount is a number or a string of digits, never a boolean
+export const bad: Job = { operation: "capture", storeId: "s", shoppingTripId: "t", amount: { amount: true, code: "USD" } };
+"""
+
+
+@pytest.mark.skipif(shutil.which("npx") is None, reason="node (npx) is not installed: the TypeScript tools run on node")
+def test_a_typescript_client_generated_from_the_document_compiles(doc: dict[str, Any], tmp_path: Path) -> None:
+    # what a Node.js store backend does: generate the types with openapi-typescript, and use them under tsc --strict
+    (tmp_path / "openapi.json").write_text(json.dumps(doc))
+    (tmp_path / "client.ts").write_text(CLIENT_TS)
+
+    def npx(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["npx", "--yes", *args], cwd=tmp_path, capture_output=True, text=True, timeout=240, check=False)
+
+    generated = npx("openapi-typescript@7.13.0", "openapi.json", "-o", "api.d.ts")
+    assert generated.returncode == 0, generated.stderr[-2000:]
+    compiled = npx("-p", "typescript@5.9.3", "tsc", "--noEmit", "--strict", "--module", "nodenext", "--moduleResolution", "nodenext", "client.ts")
+    assert compiled.returncode == 0, compiled.stdout[-3000:] + compiled.stderr[-1000:]
