@@ -153,3 +153,11 @@ def test_an_unreachable_redis_is_a_503_that_names_no_address() -> None:
 def test_an_action_without_a_selection_is_refused(console: ServeProcess, path: str) -> None:
     answer = console.request("POST", path, auth=AUTH, data={"csrf": csrf_token(f"{USER}:{PASSWORD}", USER)})
     assert answer.status_code == 400
+
+
+@pytest.mark.parametrize("path", ["/console/dead-letters/replay", "/console/dead-letters/purge"])
+def test_a_forms_action_opened_by_hand_is_405_not_a_job_named_after_it(console: ServeProcess, path: str) -> None:
+    answer = console.request("GET", f"{path}?id=cancel:s1:t1", auth=AUTH)
+
+    assert (answer.status_code, answer.headers["Allow"]) == (405, "POST")
+    assert "takes POST" in answer.json()["detail"]

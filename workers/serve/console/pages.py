@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 
 from payapi.operations import Operation
@@ -20,6 +20,7 @@ router = APIRouter()
 ConsoleDep = Annotated[Console, Depends(console_of)]
 OVERVIEW_REFRESH_SECONDS = 5
 REPLAY_ALL_SAMPLE = 20  # entries the replay-all confirmation lists before "and N more"
+_FORM_ACTIONS = ("replay", "purge")  # POST-only paths under /dead-letters/ (replay-all has a confirmation page)
 
 
 @router.get("/")
@@ -62,6 +63,9 @@ def confirm_replay_all(request: Request, console: ConsoleDep) -> HTMLResponse:
 @router.get("/dead-letters/{entry_id:path}")
 def dead_letter(request: Request, entry_id: str, console: ConsoleDep) -> HTMLResponse:
     """Everything stored for one entry, its replay history, a link to its job in Flower, and its actions."""
+    if entry_id in _FORM_ACTIONS:
+        # a form's address opened by hand (or a prefetch): not a job named "replay", and never the action itself
+        raise HTTPException(405, f"/console/dead-letters/{entry_id} is a form's action: it takes POST", headers={"Allow": "POST"})
     entry = console.redis(lambda: console.runtime.dead_letters.get(entry_id))
     if entry is None:
         return console.render(request, "gone.html", 404, entry_id=entry_id)
