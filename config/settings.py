@@ -204,7 +204,7 @@ def env_name(field: str) -> str:
     return f"PAYQ_{field.upper()}"
 
 
-class InvalidSettings(Exception):
+class InvalidSettings(ValueError):
     """The settings in the environment break a rule; ``problems`` names each variable and its rule (``PAYQ_X: rule``)."""
 
     def __init__(self, problems: list[str]) -> None:

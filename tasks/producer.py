@@ -18,7 +18,7 @@ from typing import Any
 
 import redis
 
-from config.settings import Settings
+from config.settings import Settings, load_settings
 from payapi import wire
 from payapi.models import parse_request
 from payapi.operations import lookup, with_defaults
@@ -111,7 +111,7 @@ class Producer:
 
 
 def _default_producer() -> Producer:
-    return Producer(Settings())
+    return Producer(load_settings())
 
 
 def enqueue_capture(*, storeId: str, shoppingTripId: str, amount: dict[str, Any], producer: Producer | None = None) -> str:
