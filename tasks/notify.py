@@ -65,6 +65,14 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def public_result(result: dict[str, Any]) -> dict[str, Any]:
+    """A job's result as a store backend reads it: a capture's ``settledAt`` (kept as epoch seconds, the report's time) in UTC ISO 8601."""
+    settled = result.get("settledAt")
+    if isinstance(settled, int | float) and not isinstance(settled, bool):
+        return {**result, "settledAt": datetime.fromtimestamp(settled, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    return result
+
+
 def _job(event: NotificationEvent) -> NewJob:
     kwargs = event.model_dump(mode="json", exclude_none=True)
     return NewJob(Operation.NOTIFY, OPERATIONS[Operation.NOTIFY].job_id(kwargs), kwargs)
@@ -73,7 +81,7 @@ def _job(event: NotificationEvent) -> NewJob:
 def succeeded(job_id: str, operation: Operation, kwargs: Mapping[str, Any], result: dict[str, Any], now: float) -> NewJob:
     """The event for ``job_id``'s success (one per job: it succeeds once)."""
     data = NotificationData(jobId=job_id, operation=operation.value, storeId=kwargs.get("storeId"),
-                            shoppingTripId=kwargs.get("shoppingTripId"), state="succeeded", result=result, status=200)
+                            shoppingTripId=kwargs.get("shoppingTripId"), state="succeeded", result=public_result(result), status=200)
     return _job(NotificationEvent(id=f"{job_id}:succeeded", type=SUCCEEDED, timestamp=_iso(now), data=data))
 
 

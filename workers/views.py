@@ -13,6 +13,7 @@ from typing import Any
 from tasks.books import cents, money
 from tasks.deadletters import DeadLetter, DeadLetterStore
 from tasks.jobstore import Deferral, JobStore, failure_from
+from tasks.notify import public_result
 from tasks.states import JobState
 
 
@@ -142,12 +143,14 @@ def public_job(view: dict[str, Any]) -> dict[str, Any]:
     """A job's view as the HTTP API shows it to a store backend: camelCase, UTC ISO 8601 times, and no operators' internals.
 
     The worker that ran it is left out (a host name is the operators'); the
-    job's wire fields are ``request`` (``kwargs`` is the task's word).
+    job's wire fields are ``request`` (``kwargs`` is the task's word); a
+    capture's ``result.settledAt`` is a time like the others, not epoch seconds.
     """
     public = {
         "id": view["id"], "operation": view["operation"], "state": view["state"], "deferredUntil": view["deferred_until"],
         "why": view["why"], "deadLetter": view["dead_letter"], "attempts": view["attempts"], "replays": view["replays"],
-        "lastOutcome": view["last_outcome"], "result": view["result"], "reportJobId": view["report_job_id"],
+        "lastOutcome": view["last_outcome"], "result": public_result(view["result"]) if view["result"] else view["result"],
+        "reportJobId": view["report_job_id"],
         "enqueuedAt": view["enqueued_at"], "firstAttemptAt": view["first_attempt_at"], "lastAttemptAt": view["last_attempt_at"],
         "updatedAt": view["updated_at"], "request": view["kwargs"], "waitingFor": view["waiting_for"],
     }

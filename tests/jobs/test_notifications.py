@@ -30,6 +30,7 @@ from tests.support.polling import wait_for
 from tests.support.receiver import Answer, Received, receiving
 from tests.support.sandbox import SandboxProcess
 from tests.support.worker import WorkerProcess
+from workers.views import iso
 
 SECRET = "whsec_" + base64.b64encode(b"payq-test-secret-of-thirty-two!!").decode()
 
@@ -70,7 +71,7 @@ def test_every_success_is_notified_once_signed_per_standard_webhooks(
         assert event["type"] == "job.succeeded"
         assert event["data"] == {
             "jobId": capture, "operation": "capture", "storeId": "s1", "shoppingTripId": "t1", "state": "succeeded",
-            "result": {"reportJobId": report, "settledAt": json.loads(record(rdb, capture)["result"])["settledAt"]}, "status": 200,
+            "result": {"reportJobId": report, "settledAt": iso(json.loads(record(rdb, capture)["result"])["settledAt"])}, "status": 200,
         }
         assert [d.headers["webhook-id"] for d in deliveries if d.json()["data"]["jobId"] == capture] == [event["id"]]
         assert event["timestamp"].endswith("Z")

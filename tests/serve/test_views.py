@@ -53,7 +53,9 @@ def test_a_trip_and_its_jobs_read_over_http_as_payq_job_and_payq_trip_print_them
         assert set(answer.json()) == set(JobView.model_fields), "the OpenAPI model names every field of the view"
         assert not [k for k in keys_of(answer.json()) if SNAKE.search(k)], "camelCase everywhere"
         assert ISO.fullmatch(answer.json()["enqueuedAt"]) and "worker" not in answer.json()
-    assert get(serve, "/v1/jobs/capture:store-a:t1").json()["reportJobId"] == report
+    settled = get(serve, "/v1/jobs/capture:store-a:t1").json()
+    assert settled["reportJobId"] == report == settled["result"]["reportJobId"]
+    assert ISO.fullmatch(settled["result"]["settledAt"]), "a time like the others, not epoch seconds"
 
     printed = invoke(redis_url, "trip", "store-a", "t1", "--json")
     answer = get(serve, "/v1/trips/store-a/t1")
