@@ -141,6 +141,16 @@ class Settings(BaseSettings):
             raise ValueError("must not contain credentials: it is shown to whoever reads the page")
         return value.rstrip("/")
 
+    @field_validator("notify_url")
+    @classmethod
+    def _web_address(cls, value: str | None) -> str | None:
+        # checked here, not at the first delivery (where requests said MissingSchema, job after job)
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("must be an http:// or https:// address")
+        return value
+
     @model_validator(mode="after")
     def _notify_needs_both(self) -> Settings:
         if (self.notify_url is None) != (self.notify_secret is None):

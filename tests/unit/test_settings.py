@@ -348,6 +348,8 @@ def test_an_empty_line_in_a_dotenv_file_means_unset(clean_environment: Path) -> 
         ("PAYQ_RATE_LIMITS", "[1, 2]", "PAYQ_RATE_LIMITS: input should be a valid dictionary"),
         ("PAYQ_RATE_LIMITS", '{"capture": 0}', "PAYQ_RATE_LIMITS: calls per second must be a number greater than 0"),
         ("PAYQ_FLOWER_URL", "ftp://x", "PAYQ_FLOWER_URL: must be an http:// or https:// address"),
+        ("PAYQ_NOTIFY_URL", "store.example/hooks", "PAYQ_NOTIFY_URL: must be an http:// or https:// address"),
+        ("PAYQ_SERVE_PUBLIC_URL", "payq.example.com", "PAYQ_SERVE_PUBLIC_URL: must be an http:// or https:// address"),
     ],
 )
 def test_a_bad_variable_is_named_by_its_environment_name(monkeypatch: pytest.MonkeyPatch, variable: str, raw: str, says: str) -> None:
