@@ -20,8 +20,8 @@ from config.settings import Settings
 from payapi.operations import OPERATIONS, Operation
 from payapi.outcomes import Failure, FailureKind
 from tasks.deadletters import DeadLetter
-from tasks.runtime import Runtime
 from tasks.states import DeadLetterReason
+from tasks.stores import Stores
 
 _AUTH = ("bench", "bench-console-pass")
 _REASONS = (DeadLetterReason.PERMANENT, DeadLetterReason.RETRIES_EXHAUSTED, DeadLetterReason.INTERNAL_ERROR)
@@ -36,7 +36,7 @@ def run_console(stack: Stack, entries: int, requests_each: int = 40, say: Any = 
     """Seed ``entries`` dead letters, start ``payq serve`` with the console on, time ``requests_each`` GETs of each page."""
     stack.client.flushall()
     settings = Settings(redis_url=stack.redis_url)
-    rt = Runtime.build(settings)
+    rt = Stores.build(settings)
     started = time.perf_counter()
     now = time.time()
     for i in range(entries):

@@ -72,7 +72,7 @@ def _time_cli(redis_url: str, count: int, tag: str) -> dict[str, Any]:
             for trip in publish.trips(tag, count):
                 out.write(json.dumps({"operation": "capture", **publish.capture_fields(trip)}) + "\n")
         env = clean_env(PAYQ_REDIS_URL=redis_url)
-        command = [sys.executable, "-c", "from workers.cli import main; main()"]
+        command = [sys.executable, "-c", "from payq.cli import main; main()"]
         started = time.perf_counter()
         subprocess.run([*command, "--version"], cwd=REPO_ROOT, env=env, check=True, stdout=subprocess.DEVNULL, timeout=60)
         startup = time.perf_counter() - started

@@ -39,7 +39,7 @@ from benchmarks.processes import REPO_ROOT, ServeProc, cpu_seconds
 from benchmarks.report import Row, fmt
 from benchmarks.stack import Stack
 from benchmarks.workers import clean_env
-from workers.serve.access import digest, new_token
+from payq.serve.access import digest, new_token
 
 BATCH = 1000             # jobs per batch POST: the most /v1/jobs/batch takes
 RATE = 200.0             # requests a second for the latency figures

@@ -25,7 +25,7 @@ from benchmarks.stack import Stack
 from benchmarks.workers import Fleet, Shape
 
 # (name, frame pattern), in priority order: a sample belongs to the first group with a frame matching its pattern,
-# so the groups are exclusive and add up to 100%. Frames look like "JobStore.begin (workers/jobs.py:150)".
+# so the groups are exclusive and add up to 100%. Frames look like "JobStore.begin (tasks/jobstore.py:150)".
 GROUPS: list[tuple[str, str]] = [
     ("payq: HTTP POST to the API (requests, urllib3, http.client)", r"^PaymentClient\.call \("),
     ("payq: BEGIN script (claim an attempt)", r"^JobStore\.begin \("),

@@ -1,4 +1,4 @@
-"""The table a run prints, the Markdown copy for the README, and ``results/latest.json``."""
+"""The table a run prints, the Markdown copy for docs/benchmarks.md, and ``results/latest.json``."""
 
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def render_text(title: str, rows: list[Row]) -> str:
 
 
 def render_markdown(title: str, rows: list[Row]) -> str:
-    """The same table in Markdown, for the README."""
+    """The same table in Markdown, for docs/benchmarks.md."""
     lines = [f"**{title}**", "", "| | measured | target | |", "| --- | ---: | --- | --- |"]
     section = None
     for row in rows:

@@ -1,7 +1,7 @@
 """Every payq setting, in one typed object read from ``PAYQ_*`` variables and ``.env``.
 
 Build it once at a process's entry point (``Settings()``) and pass it in; the
-README's configuration table is generated from the field descriptions here.
+settings table in docs/operating.md is generated from the field descriptions here.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from http import HTTPStatus
 import requests
 from pydantic import ValidationError
 
-from payapi.models import ErrorBody, ResponseModel
+from payapi.models import ErrorBody, FeedbackResponse, ResponseModel
 from payapi.operations import OPERATIONS, Operation
 
 _SNIPPET = 200
@@ -149,7 +149,19 @@ class Permanent:
         return False
 
 
-Outcome = Success | RetryAfter | Transient | Permanent
+@dataclass(frozen=True)
+class Rejected:
+    """The API took the call and answered no: fraud and abuse ``Rejected`` a payment-status report (``failure.error_type``: its reasonCode)."""
+
+    failure: Failure
+
+    @property
+    def throttled(self) -> bool:
+        """Never: an answer, not a rate limit."""
+        return False
+
+
+Outcome = Success | RetryAfter | Transient | Permanent | Rejected
 
 
 def status_of(outcome: Outcome) -> int | None:
@@ -260,6 +272,8 @@ def _classify_success(operation: Operation, status: int, body: bytes) -> Outcome
         where = ".".join(str(p) for p in first["loc"]) or "body"
         detail = f"{operation} {where}: {first['msg']}: {_snippet(body) or '(empty)'!r}"
         return Transient(Failure(FailureKind.UNUSABLE_BODY, status, detail=bounded(detail, 2 * _SNIPPET)))
+    if isinstance(parsed, FeedbackResponse) and parsed.status == "Rejected":
+        return Rejected(Failure(FailureKind.REJECTED, status, parsed.reasonCode))
     return Success(parsed, status)
 
 

@@ -157,15 +157,21 @@ class DeadLetterStore:
         """How many entries were dead-lettered between ``since`` and ``older_than`` (epoch seconds; None: no bound), from the index alone."""
         return int(self._redis.zcount(keys.DEAD_LETTER_INDEX, _low(since), _high(older_than)))
 
-    def page(self, *, since: float | None = None, older_than: float | None = None, offset: int = 0, count: int = 50) -> builtins.list[DeadLetter]:
-        """``count`` entries newest first from ``offset``, between ``since`` and ``older_than``: one index read and one HMGET.
+    def page(self, *, since: float | None = None, older_than: float | None = None, offset: int = 0, count: int = 50,
+             oldest_first: bool = False) -> builtins.list[DeadLetter]:
+        """``count`` entries newest first (or oldest first) from ``offset``, between ``since`` and ``older_than``: one index read and one HMGET.
 
         For showing a long list a page at a time without reading all of it;
         an entry replayed between the two reads is left out.
         """
-        ids = cast(builtins.list[str], self._redis.zrevrangebyscore(
-            keys.DEAD_LETTER_INDEX, _high(older_than), _low(since), start=offset, num=count,
-        ))
+        if oldest_first:
+            ids = cast(builtins.list[str], self._redis.zrangebyscore(
+                keys.DEAD_LETTER_INDEX, _low(since), _high(older_than), start=offset, num=count,
+            ))
+        else:
+            ids = cast(builtins.list[str], self._redis.zrevrangebyscore(
+                keys.DEAD_LETTER_INDEX, _high(older_than), _low(since), start=offset, num=count,
+            ))
         if not ids:
             return []
         return [DeadLetter.model_validate_json(raw) for raw in self._redis.hmget(keys.DEAD_LETTERS, ids) if raw]
@@ -213,7 +219,7 @@ class DeadLetterStore:
 
         A purged refund leaves its trip's books. A purged capture does too, and
         the refunds that waited for it are dead-lettered as ``capture-failed``
-        in the same step: they can never be sent now.
+        in the same step: they are not sent unless an operator replays them.
         """
         before, _, after = Failure(FailureKind.CAPTURE_FAILED, error_type="\0").describe().partition("\0")
         ttl = max(self._job_ttl, self._retention)

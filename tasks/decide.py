@@ -1,10 +1,16 @@
-"""What a job does after a call: the retry decision, a pure function of the outcome.
+"""What a job does: every rule that turns what a worker found into an action, as pure functions.
 
-The classifier (:mod:`payapi.outcomes`) says what an answer *is*; :func:`decide`
-says what the job *does*: succeed, wait in the deferred set (after pausing its
-endpoint, for a 429 with a delay), or go to the dead-letter store. It reads no
-clock and draws no random number of its own (both are arguments), so it is
-tested as a table; :mod:`tasks.execution` only carries its decisions out.
+- :func:`start`: what BEGIN's verdict means (call, settle, wait, or nothing to do);
+- :func:`on_turn`: whether a worker that woke for its turn at the pace may still call;
+- :func:`decide`: the retry decision after a call. The classifier
+  (:mod:`payapi.outcomes`) says what an answer *is*; this says what the job
+  *does*: succeed, wait in the deferred set (after pausing its endpoint, for a
+  429 with a delay), or go to the dead-letter store;
+- :func:`invalid_job` and :func:`on_error`: a job that cannot be read, and a
+  delivery whose handling raised.
+
+None reads a clock or draws a random number of its own (both are arguments),
+so each is tested as a table; :mod:`tasks.execution` only carries them out.
 """
 
 from __future__ import annotations
@@ -13,11 +19,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import redis
+
 from config.settings import Settings
 from payapi.models import FeedbackResponse, RefundResponse
-from payapi.outcomes import Failure, FailureKind, Outcome, Permanent, RetryAfter, Success, Transient
+from payapi.outcomes import Failure, FailureKind, Outcome, Permanent, Rejected, RetryAfter, Success, Transient
 from tasks.backoff import compute_backoff, retry_after_due
-from tasks.states import DeadLetterReason, DeferCause
+from tasks.pace import TURN_LATE, TURN_LEAD
+from tasks.states import DeadLetterReason, DeferCause, Verdict
 
 
 @dataclass(frozen=True)
@@ -93,11 +102,94 @@ class DeadLetterJob:
 Decision = Succeed | Defer | DeadLetterJob
 
 
+@dataclass(frozen=True)
+class Call:
+    """Call the API; at ``turn`` when the endpoint is paced (a worker waits that little in place, then calls)."""
+
+    turn: float | None = None
+
+
+@dataclass(frozen=True)
+class Settle:
+    """A capture the API already took: finish it (record it, chain its report) without calling again."""
+
+    settled_at: int
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A delivery with nothing to do (``verdict`` says why): the job is finished, parked, or another delivery runs it."""
+
+    verdict: Verdict
+
+
+Start = Call | Settle | Defer | Skip
+
+
+def start(verdict: Verdict, until: float | None, pace: float | None, policy: RetryPolicy, rand: Callable[[], float]) -> Start:
+    """What a delivery does with BEGIN's ``verdict`` (``until``: the verdict's time, ``pace``: the endpoint's pace in force).
+
+    - run: call, at the turn BEGIN gave it (``until``) when the endpoint is paced;
+    - settled: a capture that already succeeded (at ``until``) settles again without a call;
+    - paused: wait out the endpoint's pause (:func:`wait_out_pause`), no call and no attempt;
+    - paced: a turn later than a worker waits is waited for in the deferred set (:func:`wait_for_turn`);
+    - anything else: nothing to do.
+    """
+    if verdict is Verdict.RUN:
+        return Call(until)
+    if verdict is Verdict.SETTLED:
+        assert until is not None
+        return Settle(int(until))
+    if verdict is Verdict.PAUSED:
+        assert until is not None
+        return wait_out_pause(until, policy, rand)
+    if verdict is Verdict.PACED:
+        assert until is not None and pace is not None
+        return wait_for_turn(until, pace, TURN_LEAD)
+    return Skip(verdict)
+
+
+def on_turn(turn: float | None, pace: float | None, now: float) -> Defer | None:
+    """None: call now. A worker that woke more than ``TURN_LATE`` after its turn gives the turn up instead.
+
+    Calling that late could crowd the turns after it into one second; the job
+    takes a new turn in the deferred set, and its attempt is given back.
+    """
+    if pace is None or turn is None or now - turn <= TURN_LATE:
+        return None
+    return wait_for_turn(now, pace, 0.0)
+
+
+def invalid_job(problem: str) -> DeadLetterJob:
+    """A job whose fields break the models (only a message published around the producer): dead-lettered as ``invalid-job``."""
+    return DeadLetterJob(DeadLetterReason.INVALID_JOB, Failure(FailureKind.INVALID_JOB, detail=problem[:500]))
+
+
+@dataclass(frozen=True)
+class Requeue:
+    """Hand the message back unacknowledged: the job's outcome could not be recorded (``cause``)."""
+
+    cause: str
+
+
+def on_error(exc: BaseException) -> Requeue | DeadLetterJob:
+    """What a delivery whose handling raised ``exc`` does.
+
+    Redis unreachable: the message goes back to its queue, since Redis is where
+    the job's state lives and its outcome could not be recorded. Anything else
+    is unforeseen: the job is dead-lettered as ``internal-error``, kept for an
+    operator rather than dropped.
+    """
+    if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
+        return Requeue(str(exc))
+    return DeadLetterJob(DeadLetterReason.INTERNAL_ERROR, Failure(FailureKind.INTERNAL, error_type=type(exc).__name__, detail=str(exc)[:500]))
+
+
 def decide(outcome: Outcome, attempts: int, policy: RetryPolicy, now: float, rand: Callable[[], float]) -> Decision:
     """What the job does after its ``attempts``-th call came back as ``outcome``.
 
-    - Success: succeed, keeping what the body carries; a report ``Rejected``
-      by fraud and abuse is dead-lettered as ``feedback-rejected``.
+    - Success: succeed, keeping what the body carries.
+    - Rejected (fraud and abuse did not take a report): dead-lettered as ``feedback-rejected``.
     - Permanent: dead-lettered as ``permanent`` after this one call.
     - RetryAfter: runs again after the delay, clamped to [floor, cap], plus up
       to the jitter; a throttled one (429) pauses the endpoint for that long.
@@ -110,12 +202,12 @@ def decide(outcome: Outcome, attempts: int, policy: RetryPolicy, now: float, ran
     if isinstance(outcome, Success):
         body = outcome.body
         if isinstance(body, FeedbackResponse):
-            if body.status == "Rejected":
-                return DeadLetterJob(DeadLetterReason.FEEDBACK_REJECTED, Failure(FailureKind.REJECTED, 200, body.reasonCode))
             return Succeed({"status": body.status, "reasonCode": body.reasonCode})
         if isinstance(body, RefundResponse):
             return Succeed({"reconciliationId": body.reconciliationId})
         return Succeed({})
+    if isinstance(outcome, Rejected):
+        return DeadLetterJob(DeadLetterReason.FEEDBACK_REJECTED, outcome.failure)
     if isinstance(outcome, Permanent):
         return DeadLetterJob(DeadLetterReason.PERMANENT, outcome.failure)
     pause_until = None

@@ -19,10 +19,10 @@ from payapi.operations import OPERATIONS, Operation
 from payapi.outcomes import Failure, FailureKind, status_of
 from tasks import notify
 from tasks.deadletters import DeadLetter
-from tasks.decide import DeadLetterJob, Decision, Defer, Succeed, decide, wait_for_slot, wait_for_turn, wait_out_pause
+from tasks.decide import DeadLetterJob, Decision, Defer, Settle, Skip, Succeed, decide, invalid_job, on_turn, start, wait_for_slot, wait_out_pause
 from tasks.jobstore import Call, Deferral
 from tasks.notify import BUSY_WAIT
-from tasks.pace import TURN_LATE, TURN_LEAD, TURN_WAIT_IN_PLACE
+from tasks.pace import TURN_WAIT_IN_PLACE
 from tasks.producer import prepare
 from tasks.runtime import Runtime
 from tasks.states import DeadLetterReason, Verdict
@@ -75,37 +75,33 @@ Ending = Finished | Parked | Buried | Skipped
 
 def execute(rt: Runtime, job: Job) -> Ending:
     """Run one delivery of ``job`` to its ending."""
-    now = time.time()
+    now = rt.clock()
     try:
         request = parse_request(OPERATIONS[job.operation].request, job.kwargs)
-    except InvalidRequest as exc:  # only a message published around the producer gets here
-        failure = Failure(FailureKind.INVALID_JOB, detail=str(exc)[:500])
-        return _bury(rt, job, DeadLetterJob(DeadLetterReason.INVALID_JOB, failure))
+    except InvalidRequest as exc:
+        return _bury(rt, job, invalid_job(str(exc)))
     if isinstance(request, NotificationEvent):
         return _notify(rt, job, request, now)
     pace = rt.pacer.pace(job.operation, now)
     # a claim outlasts the longest a delivery may run: after that, its worker is gone
     begin = rt.jobs.begin(job.job_id, job.operation, job.kwargs, job.worker, now, job.delivery, rt.settings.task_time_limit + 5,
                           pace, TURN_WAIT_IN_PLACE)
-    if begin.verdict is Verdict.SETTLED:
-        assert isinstance(request, CaptureRequest) and begin.until is not None
-        return Finished(_settle_capture(rt, job.job_id, request, int(begin.until), now))
-    if begin.verdict is Verdict.PAUSED:
-        assert begin.until is not None
-        return carry_out(rt, job, request, wait_out_pause(begin.until, rt.policy, rt.rng.random), 0)
-    if begin.verdict is Verdict.PACED:
-        assert begin.until is not None and pace is not None
-        return carry_out(rt, job, request, wait_for_turn(begin.until, pace, TURN_LEAD), 0)
-    if begin.verdict is not Verdict.RUN:
-        return Skipped(begin.verdict)
+    action = start(begin.verdict, begin.until, pace, rt.policy, rt.rng.random)
+    if isinstance(action, Skip):
+        return Skipped(action.verdict)
+    if isinstance(action, Settle):
+        assert isinstance(request, CaptureRequest)
+        return Finished(_settle_capture(rt, job.job_id, request, action.settled_at, now))
+    if isinstance(action, Defer):
+        return carry_out(rt, job, request, action, 0)
     prepared = rt.client.prepare(job.operation, request)  # before the wait: on the turn, only the sending is left
-    if begin.until is not None and (wait := begin.until - time.time()) > 0:
+    if action.turn is not None and (wait := action.turn - rt.clock()) > 0:
         time.sleep(min(wait, TURN_WAIT_IN_PLACE))  # the job's turn at the endpoint's pace: close enough to wait for here
-    if pace is not None and begin.until is not None and time.time() - begin.until > TURN_LATE:
-        # too late for this turn: calling now could crowd the turns after it; no call, the attempt is given back
-        return carry_out(rt, job, request, wait_for_turn(time.time(), pace, 0.0), begin.attempts - 1, released=True)
+    late = on_turn(action.turn, pace, rt.clock())
+    if late is not None:
+        return carry_out(rt, job, request, late, begin.attempts - 1, released=True)
     outcome = rt.client.send(job.operation, request, prepared)
-    call = Call(job.operation, status_of(outcome), time.time())
+    call = Call(job.operation, status_of(outcome), rt.clock())
     decision = decide(outcome, begin.attempts, rt.policy, call.at, rt.rng.random)
     return carry_out(rt, job, request, decision, begin.attempts, call)
 
@@ -134,7 +130,7 @@ def _notify(rt: Runtime, job: Job, event: NotificationEvent, now: float) -> Endi
         if not slot:
             return carry_out(rt, job, event, wait_for_slot(now, BUSY_WAIT, rt.rng.random), begin.attempts - 1, released=True)
         outcome = notifier.deliver(event)
-        decision = decide(outcome, begin.attempts, rt.notify_policy, time.time(), rt.rng.random)
+        decision = decide(outcome, begin.attempts, rt.notify_policy, rt.clock(), rt.rng.random)
         return carry_out(rt, job, event, decision, begin.attempts)
     finally:
         if slot:
@@ -150,7 +146,7 @@ def carry_out(
     as the outcome (it feeds ``payq_api_calls_total`` and the pace's measure).
     ``released``: the attempt BEGIN claimed was not used (a lost turn) and is given back as the job is parked.
     """
-    now = time.time()
+    now = rt.clock()
     if not isinstance(decision, Succeed):
         if decision.pause_until is not None:
             # every worker stops calling this endpoint until the API's pause is over
@@ -200,7 +196,7 @@ def _settle_capture(
 def _bury(rt: Runtime, job: Job, decision: DeadLetterJob) -> Buried:
     """Write the dead letter (before the message is acknowledged) and log it."""
     record = rt.jobs.get(job.job_id) or {}
-    dead_at = time.time()
+    dead_at = rt.clock()
     event = None
     if _notifies(rt, job):
         event = notify.dead_lettered(job.job_id, job.operation, job.kwargs, decision.reason, decision.failure,
@@ -227,7 +223,6 @@ def _notifies(rt: Runtime, job: Job) -> bool:
     return rt.notifier is not None and job.operation is not Operation.NOTIFY
 
 
-def bury_internal_error(rt: Runtime, job: Job, exc: BaseException) -> Buried:
-    """Dead-letter a job whose handling raised something unforeseen, so it is kept for an operator, not dropped."""
-    failure = Failure(FailureKind.INTERNAL, error_type=type(exc).__name__, detail=str(exc)[:500])
-    return _bury(rt, job, DeadLetterJob(DeadLetterReason.INTERNAL_ERROR, failure))
+def bury(rt: Runtime, job: Job, decision: DeadLetterJob) -> Buried:
+    """Dead-letter ``job`` as ``decision`` says (a delivery whose handling raised: :func:`tasks.decide.on_error`)."""
+    return _bury(rt, job, decision)

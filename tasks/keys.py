@@ -64,6 +64,10 @@ def successes(operation: str, tenth: int) -> str:
 API_CALLS = f"{PREFIX}:api:calls"
 
 
+# LIST of JSON: the latest lifts of an endpoint's pause and learned pace by an operator, newest first (tasks/endpoints.py)
+ENDPOINT_LOG = f"{PREFIX}:endpoints:log"
+
+
 def pause(operation: str) -> str:
     """STRING: epoch second until which no worker calls ``operation``'s endpoint."""
     return f"{PREFIX}:pause:{operation}"

@@ -12,14 +12,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import redis
 from celery import Celery, Task
 from celery.exceptions import Ignore, Reject, Retry
 from celery.signals import task_retry
 
 from payapi.errors import DeadLettered, Deferred
 from payapi.operations import OPERATIONS, Operation, OperationSpec
-from tasks.execution import Buried, Ending, Finished, Job, Parked, Skipped, bury_internal_error, execute
+from tasks.decide import Requeue, on_error
+from tasks.execution import Buried, Ending, Finished, Job, Parked, Skipped, bury, execute
 from tasks.runtime import RuntimeHolder
 
 log = logging.getLogger("payq.jobs")
@@ -36,14 +36,13 @@ def run(task: Task, holder: RuntimeHolder, operation: Operation, kwargs: dict[st
     ending: Ending
     try:
         ending = execute(rt, job)
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        # Redis is where the job's state lives: hand the message back rather
-        # than acknowledge a job whose outcome could not be recorded.
-        log.warning("%s %s: Redis unavailable (%s); message requeued", operation.value, job.job_id, exc)
-        raise Reject(str(exc), requeue=True) from None
     except Exception as exc:
+        action = on_error(exc)
+        if isinstance(action, Requeue):
+            log.warning("%s %s: Redis unavailable (%s); message requeued", operation.value, job.job_id, action.cause)
+            raise Reject(action.cause, requeue=True) from None
         log.exception("%s %s: unexpected error", operation.value, job.job_id)
-        ending = bury_internal_error(rt, job, exc)
+        ending = bury(rt, job, action)
     if isinstance(ending, Finished):
         return ending.result
     if isinstance(ending, Parked):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -17,15 +18,13 @@ from tasks.decide import RetryPolicy
 from tasks.jobstore import JobStore
 from tasks.notify import Notifier, notifier
 from tasks.notify import policy as notify_policy
-from tasks.pacer import Pacer, configured_limits
-from tasks.redis_conn import connect
-
-_DAY = 86400
+from tasks.pacer import Pacer
+from tasks.stores import Stores
 
 
 @dataclass
 class Runtime:
-    """Settings, Redis, the API client and the stores, wired together."""
+    """Settings, Redis, the API client and the stores (:class:`~tasks.stores.Stores`), wired together."""
 
     settings: Settings
     redis: redis.Redis
@@ -37,20 +36,20 @@ class Runtime:
     notifier: Notifier | None = None  # None: outcome notifications are off
     notify_policy: RetryPolicy = field(default_factory=RetryPolicy)
     rng: random.Random = field(default_factory=random.Random)
+    clock: Callable[[], float] = time.time  # injected, like the random source, so a test can pin when things happen
 
     @classmethod
     def build(cls, settings: Settings, signer: Signer | None = None) -> Runtime:
         """Wire a runtime from ``settings``; nothing connects until first used."""
-        client = connect(settings)
+        stores = Stores.build(settings)
         return cls(
             settings=settings,
-            redis=client,
+            redis=stores.redis,
             client=PaymentClient(settings, signer=signer),
-            jobs=JobStore(client, int(settings.job_retention_days * _DAY)),
-            dead_letters=DeadLetterStore(client, int(settings.job_retention_days * _DAY), int(settings.dead_letter_retention_days * _DAY),
-                                         notify=settings.notify_url is not None),
+            jobs=stores.jobs,
+            dead_letters=stores.dead_letters,
             policy=RetryPolicy.from_settings(settings),
-            pacer=Pacer(client, configured_limits(settings.rate_limits)),
+            pacer=stores.pacer,
             notifier=notifier(settings),
             notify_policy=notify_policy(settings),
         )

@@ -2,6 +2,10 @@
 
 A script shares a fragment with ``--#include lib/<name>.lua`` on a line of its
 own; the fragment's text replaces that line (each at most once per script).
+``--#include names`` is generated instead of read: Lua tables of the strings
+Python owns (job states, BEGIN verdicts, deferral causes, dead-letter reasons,
+failure kinds, trip rules, operations), so a script writes ``STATE.DEAD``,
+never ``'dead'``; a name that does not exist raises when the script runs.
 Redis runs a script whole or not at all, and the append-only file logs it as
 one write, so every step of a job that must not be half-done is one script.
 """
@@ -9,14 +13,35 @@ one write, so every step of a job that must not be half-done is one script.
 from __future__ import annotations
 
 import re
+from enum import StrEnum
 from functools import cache
 from pathlib import Path
 
 import redis
 from redis.commands.core import Script
 
+from payapi.operations import Operation
+from payapi.outcomes import FailureKind
+from tasks.books import TripRule
+from tasks.states import DeadLetterReason, DeferCause, JobState, Verdict
+
 _DIR = Path(__file__).with_name("lua")
 _INCLUDE = re.compile(r"^--#include (\S+)\s*$", re.MULTILINE)
+NAMES: dict[str, type[StrEnum]] = {
+    "STATE": JobState, "VERDICT": Verdict, "CAUSE": DeferCause, "REASON": DeadLetterReason, "KIND": FailureKind,
+    "RULE": TripRule, "OP": Operation,
+}
+
+
+def names() -> str:
+    """The ``names`` fragment: one Lua table per enum in :data:`NAMES`, member name -> value; reading a missing name is an error."""
+    lines = ["local function payq_names(kind, t)",
+             "  return setmetatable(t, {__index = function(_, name) error('no ' .. kind .. '.' .. tostring(name)) end})",
+             "end"]
+    for table, enum in NAMES.items():
+        members = ", ".join(f"{member.name} = '{member.value}'" for member in enum)
+        lines.append(f"local {table} = payq_names('{table}', {{{members}}})")
+    return "\n".join(lines) + "\n"
 
 
 @cache
@@ -29,7 +54,7 @@ def source(name: str) -> str:
         if fragment in included:
             return ""
         included.add(fragment)
-        return _INCLUDE.sub(expand, (_DIR / fragment).read_text())
+        return names() if fragment == "names" else _INCLUDE.sub(expand, (_DIR / fragment).read_text())
 
     return _INCLUDE.sub(expand, (_DIR / f"{name}.lua").read_text())
 

@@ -55,7 +55,7 @@ class DeferCause(StrEnum):
 
 
 class DeadLetterReason(StrEnum):
-    """Why a job went to the dead-letter store; an operator's next step depends on it (README, "Inspecting and replaying")."""
+    """Why a job went to the dead-letter store; an operator's next step depends on it (docs/operating.md, "Inspecting and replaying dead letters")."""
 
     PERMANENT = "permanent"
     RETRIES_EXHAUSTED = "retries-exhausted"

@@ -4,6 +4,7 @@
 -- Returns {0, problem, ...} (nothing written; a problem is {index, rule, other job, captured cents,
 -- refunded cents, currency, captured at}), or {1, created?, ...} (1 where a job was new), or {1}
 -- for a dry run that found no problem.
+--#include names
 --#include lib/publish.lua
 local active_key = KEYS[1]
 local waiting_key = KEYS[2]
@@ -52,16 +53,16 @@ for i = FIRST, #ARGV, STRIDE do
     local problem = nil
     if job.trip_key ~= '' then
       local b = book(job.trip_key)
-      if job.operation == 'capture' then
-        if b.cancel then problem = breach(index, 'capture-after-cancel', b, b.cancel)
+      if job.operation == OP.CAPTURE then
+        if b.cancel then problem = breach(index, RULE.CAPTURE_AFTER_CANCEL, b, b.cancel)
         else b.capture, b.captured, b.currency = job.id, job.cents, job.currency end
-      elseif job.operation == 'cancel' then
-        if b.capture then problem = breach(index, 'cancel-after-capture', b, b.capture)
+      elseif job.operation == OP.CANCEL then
+        if b.capture then problem = breach(index, RULE.CANCEL_AFTER_CAPTURE, b, b.capture)
         else b.cancel = job.id end
-      elseif job.operation == 'refund' and b.capture then
-        if job.currency ~= b.currency then problem = breach(index, 'refund-currency', b)
-        elseif b.captured_at and tonumber(now) - b.captured_at > refund_window then problem = breach(index, 'refund-window', b)
-        elseif b.refunded + job.cents > b.captured then problem = breach(index, 'over-refund', b)
+      elseif job.operation == OP.REFUND and b.capture then
+        if job.currency ~= b.currency then problem = breach(index, RULE.REFUND_CURRENCY, b)
+        elseif b.captured_at and tonumber(now) - b.captured_at > refund_window then problem = breach(index, RULE.REFUND_WINDOW, b)
+        elseif b.refunded + job.cents > b.captured then problem = breach(index, RULE.OVER_REFUND, b)
         else b.refunded = b.refunded + job.cents end
       end
     end
@@ -80,18 +81,18 @@ for i = FIRST, #ARGV, STRIDE do
     table.insert(created, 0)
   else
     local b = job.trip_key ~= '' and book(job.trip_key) or nil
-    if b and job.operation == 'capture' then
+    if b and job.operation == OP.CAPTURE then
       redis.call('HSET', job.trip_key, 'capture', job.id, 'capture_cents', job.cents, 'currency', job.currency)
-    elseif b and job.operation == 'cancel' then
+    elseif b and job.operation == OP.CANCEL then
       redis.call('HSET', job.trip_key, 'cancel', job.id)
-    elseif b and job.operation == 'refund' then
+    elseif b and job.operation == OP.REFUND then
       redis.call('HINCRBY', job.trip_key, 'refunded', job.cents)
       redis.call('HSET', job.trip_key, 'r:' .. job.id, job.cents)
     end
     if b then redis.call('EXPIRE', job.trip_key, ttl) end
-    if b and job.operation == 'refund' and b.capture and not b.captured_at then
+    if b and job.operation == OP.REFUND and b.capture and not b.captured_at then
       redis.call('HSET', job.key, 'op', job.operation, 'kwargs', job.kwargs, 'attempts', 0, 'enqueued_at', now,
-                 'state', 'waiting', 'waiting_for', b.capture, 'held_message', job.message, 'held_event', job.sent_event,
+                 'state', STATE.WAITING, 'waiting_for', b.capture, 'held_message', job.message, 'held_event', job.sent_event,
                  'updated_at', now)
       redis.call('EXPIRE', job.key, ttl)
       redis.call('RPUSH', job.held_key, job.id)

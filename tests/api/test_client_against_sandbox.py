@@ -12,7 +12,7 @@ from config.settings import Settings
 from payapi.client import PaymentClient
 from payapi.models import Amount, CancelRequest, CaptureRequest, FeedbackRequest, FeedbackResponse, RefundRequest, RefundResponse
 from payapi.operations import Operation
-from payapi.outcomes import FailureKind, Permanent, RetryAfter, Success, Transient
+from payapi.outcomes import Failure, FailureKind, Permanent, Rejected, RetryAfter, Success, Transient
 from tests.support.ports import free_port
 from tests.support.sandbox import SandboxProcess
 
@@ -91,13 +91,12 @@ def test_refund_succeeds_with_the_reconciliation_id(sandbox: SandboxProcess, cli
     assert '"amount":{"amount":5.00,"code":"USD"}' in sandbox.requests("/v1/refund")[0]["body"]
 
 
-def test_feedback_succeeds_with_its_status(sandbox: SandboxProcess, client: PaymentClient) -> None:
+def test_feedback_accepted_succeeds_and_rejected_is_a_rejection(sandbox: SandboxProcess, client: PaymentClient) -> None:
     accepted = client.call(Operation.FEEDBACK, feedback_request("19.99", "19.99"))
     rejected = client.call(Operation.FEEDBACK, feedback_request("10.00", "12.00"))
     assert isinstance(accepted, Success) and isinstance(accepted.body, FeedbackResponse)
-    assert isinstance(rejected, Success) and isinstance(rejected.body, FeedbackResponse)
     assert (accepted.body.status, accepted.body.reasonCode) == ("Accepted", "OK")
-    assert (rejected.body.status, rejected.body.reasonCode) == ("Rejected", "SettledExceedsTotal")
+    assert rejected == Rejected(Failure(FailureKind.REJECTED, 200, "SettledExceedsTotal"))
 
 
 @pytest.mark.parametrize("operation", ["capture", "refund", "feedback"])

@@ -14,16 +14,16 @@ from collections.abc import Callable
 from playwright.sync_api import Page
 
 from config.settings import Settings
+from payq.serve.console.guard import csrf_token
 from tasks.producer import Producer
 from tasks.runtime import Runtime
 from tests.console.conftest import FLOWER, PASSWORD, USER
-from tests.operators.test_dlq_replay import queued
 from tests.support.deadletters import Spec, seed
+from tests.support.jobs import queued
 from tests.support.polling import wait_for
 from tests.support.sandbox import SandboxProcess
 from tests.support.serve import ServeProcess
 from tests.support.worker import WorkerProcess
-from workers.serve.console.guard import csrf_token
 
 CANCEL_PATH = "/v1/cancel/charge"
 
@@ -162,7 +162,7 @@ def test_a_post_without_its_csrf_token_is_refused(
     with page.expect_response(lambda r: r.request.method == "POST") as answer:
         page.click("#replay")
     assert answer.value.status == 403
-    assert "CSRF" in page.content()
+    assert page.locator("h1").inner_text() == "Refused" and "CSRF" in page.locator("#problem").inner_text()
 
     wrong = page.request.post(console.url + "/console/dead-letters/replay", form={"id": entry.id, "csrf": "0" * 64})
     assert wrong.status == 403
@@ -177,5 +177,7 @@ def test_wrong_credentials_are_refused(console: ServeProcess, signed_in: Callabl
         page = signed_in(console, user, password)
         answer = page.goto(f"/console/dead-letters/{entry.id}")
         assert answer is not None and answer.status == 401
+        assert answer.headers["www-authenticate"].startswith("Basic realm=")
+        assert page.locator("h1").inner_text() == "Sign in", "a page for the browser, not JSON"
         assert entry.id not in page.content()
     assert signed_in(console).goto(f"/console/dead-letters/{entry.id}").status == 200

@@ -4,25 +4,27 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
 import requests
 
 from config.settings import Settings
+from payapi.operations import Operation
+from payq.serve.console.guard import csrf_token
 from tasks import keys
 from tasks.runtime import Runtime
 from tests.console.conftest import PASSWORD, USER
-from tests.operators.test_dlq_replay import queued
 from tests.support.deadletters import Spec, seed
+from tests.support.jobs import queued
 from tests.support.payq_cli import Ran, invoke
 from tests.support.ports import free_port
 from tests.support.serve import ServeProcess
-from workers.serve.console.guard import csrf_token
 
 AUTH = (USER, PASSWORD)
 PATHS = ["/console", "/console/", "/console/dead-letters", "/console/dead-letters/cancel:s1:t1", "/console/dead-letters/replay-all",
-         "/console/trips", "/console/static/console.css"]
+         "/console/dead-letters/purge-all", "/console/jobs", "/console/jobs?state=deferred", "/console/trips", "/console/static/console.css"]
 
 
 def token(serve: ServeProcess, path: str = "/console/dead-letters") -> str:
@@ -47,6 +49,9 @@ def test_every_page_asks_for_the_login_and_refuses_wrong_credentials(console: Se
             answer = console.request("GET", path, auth=auth)
             assert answer.status_code == 401, (path, auth)
             assert answer.headers["WWW-Authenticate"].startswith("Basic realm=")
+            assert answer.headers["Content-Type"].startswith("text/html"), "a browser shows a page, not JSON"
+            assert '<h1 id="refused" data-status="401">Sign in</h1>' in answer.text
+            assert "signed in as" not in answer.text and answer.headers["Cache-Control"] == "no-store"
         # a dead letter that does not exist is a 404 page, once signed in
         assert console.request("GET", path, auth=AUTH).status_code == (404 if path == PATHS[3] else 200), path
     garbled = console.request("GET", "/console/", headers={"Authorization": "Basic !!not-base64"})
@@ -75,6 +80,7 @@ def test_the_pages_escape_what_they_show_and_hold_no_secret(start_console: Calla
     pages = [console.request("GET", path, auth=AUTH) for path in
              ("/console/", "/console/dead-letters", f"/console/dead-letters/{entry.id}", "/console/dead-letters/replay-all",
               "/console/trips?store=s1&trip=e1")]
+    pages += [console.request("GET", path, auth=AUTH) for path in (f"/console/jobs/{entry.id}", "/console/jobs?store=s1")]
     for page in pages:
         assert page.status_code == 200
         for secret in (PASSWORD, "whsec_", token_hash, op_settings.redis_url, "notify.internal"):
@@ -149,15 +155,31 @@ def test_an_unreachable_redis_is_a_503_that_names_no_address() -> None:
         assert "Redis is unreachable" in answer.text and dead.split("//")[1] not in answer.text
 
 
-@pytest.mark.parametrize("path", ["/console/dead-letters/replay", "/console/dead-letters/purge"])
-def test_an_action_without_a_selection_is_refused(console: ServeProcess, path: str) -> None:
+@pytest.mark.parametrize("path", ["/console/dead-letters/replay", "/console/dead-letters/purge", "/console/dead-letters/replay-all",
+                                  "/console/dead-letters/purge-all", "/console/endpoints/lift"])
+def test_an_action_without_a_selection_or_a_confirmation_is_refused(console: ServeProcess, op_settings: Settings, path: str) -> None:
+    [entry] = seed(op_settings, [Spec(trip="s1")])
     answer = console.request("POST", path, auth=AUTH, data={"csrf": csrf_token(f"{USER}:{PASSWORD}", USER)})
     assert answer.status_code == 400
+    assert answer.headers["Content-Type"].startswith("text/html")
+    assert Runtime.build(op_settings).dead_letters.get(entry.id) is not None, "nothing was done"
 
 
-@pytest.mark.parametrize("path", ["/console/dead-letters/replay", "/console/dead-letters/purge"])
-def test_a_forms_action_opened_by_hand_is_405_not_a_job_named_after_it(console: ServeProcess, path: str) -> None:
-    answer = console.request("GET", f"{path}?id=cancel:s1:t1", auth=AUTH)
+def test_an_action_s_address_opened_as_a_page_is_a_405_not_a_dead_letter_named_after_it(console: ServeProcess) -> None:
+    for path in ("/console/dead-letters/replay?id=cancel:s1:t1", "/console/dead-letters/purge", "/console/endpoints/lift"):
+        answer = console.request("GET", path, auth=AUTH)
+        assert answer.status_code == 405, path
+        assert "POST" in answer.headers["Allow"]
+    page = console.request("GET", "/console/dead-letters/replay?id=cancel:s1:t1", auth=AUTH)
+    assert "No dead letter" not in page.text and "Open the dead letter (cancel:s1:t1)" in page.text
 
-    assert (answer.status_code, answer.headers["Allow"]) == (405, "POST")
-    assert "takes POST" in answer.json()["detail"]
+
+def test_refusals_after_sign_in_are_html_pages_too(start_console: Callable[..., ServeProcess], op_settings: Settings) -> None:
+    console = start_console(read_only=True)
+    rt = Runtime.build(op_settings)
+    rt.jobs.pause(Operation.CAPTURE, time.time() + 600, time.time())
+    answer = console.request("POST", "/console/endpoints/lift", auth=AUTH, data={"operation": "capture", "csrf": csrf_token(f"{USER}:{PASSWORD}", USER)},
+                             headers={"Origin": console.url})
+    assert answer.status_code == 403 and answer.headers["Content-Type"].startswith("text/html")
+    assert "read-only" in answer.text and "signed in as <strong>ops</strong>" in answer.text
+    assert rt.redis.exists(keys.pause(Operation.CAPTURE)) == 1, "the pause is not lifted"

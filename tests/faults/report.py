@@ -84,6 +84,6 @@ def render(figures: list[Figures]) -> str:
 
 
 def write_last_run(figures: list[Figures]) -> None:
-    """Keep the summary for the README, stamped with when it ran."""
+    """Keep the summary for docs/reliability.md ("The fault-tolerance suite"), stamped with when it ran."""
     stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     LAST_RUN.write_text(f"# {stamp}\n{render(figures)}\n")

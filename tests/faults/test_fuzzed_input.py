@@ -32,12 +32,12 @@ from hypothesis import strategies as st
 from config.settings import Settings
 from payapi.errors import InvalidRequest
 from payapi.operations import Operation
+from payq.cli import main
 from tasks import keys
 from tasks.producer import Producer, prepare
 from tests.faults.report import Figures, Recorder
 from tests.support.fault_redis import FaultRedis
 from tests.support.payq_cli import run_payq
-from workers.cli import main
 
 OPERATIONS = [op.value for op in Operation]
 USD = {"amount": "12.34", "code": "USD"}

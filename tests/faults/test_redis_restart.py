@@ -2,7 +2,7 @@
 
 600 captures at 200 ms, a quarter of the calls answered ``503 retryAfter 3`` so
 that jobs wait in the deferred set; two workers under payq's supervisor
-(``python -m workers.stack``, the one ``payq demo`` uses). Redis is stopped
+(``python -m payq.stack``, the one ``payq demo`` uses). Redis is stopped
 (a clean SIGTERM: the append-only file is flushed) while captures are in
 flight and jobs are deferred, kept down for 3 s, and started again.
 """

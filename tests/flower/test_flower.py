@@ -91,7 +91,7 @@ def test_flower_shows_success_retry_deferral_and_dead_letter(
     assert flower.get("/api/tasks", login=False).status_code == 401
     assert flower.get("/tasks", login=False).status_code == 401
     # Flower's Prometheus endpoint answers without a login even with basic auth on:
-    # keep it on the internal network (the README and docker-compose say so).
+    # keep it on the internal network (docs/operating.md and docker-compose say so).
     unauthenticated = flower.get("/metrics", login=False)
     assert unauthenticated.status_code == 200 and "flower_events_total" in unauthenticated.text
 

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 import redis
 
-from tests.support.payq_cli import run_payq
-
-PayqRunner = Callable[..., subprocess.CompletedProcess[str]]
+from tests.support.payq_cli import PayqRunner, run_payq
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import redis
 
 from tasks import keys
 from tasks.producer import Producer, prepare
-from tests.jobs.helpers import USD_1, body, calls, queued_messages, record, wait_for_state, wait_for_value
+from tests.support.jobs import USD_1, body, calls, queued_messages, record, wait_for_state, wait_for_value
 from tests.support.polling import wait_for
 from tests.support.sandbox import SandboxProcess
 

@@ -11,7 +11,7 @@ from payapi.operations import Operation
 from tasks.jobstore import JobStore
 from tasks.messages import build_message
 from tasks.producer import Producer
-from tests.jobs.helpers import USD_1, body, calls, queued_messages, record, wait_for_state
+from tests.support.jobs import USD_1, body, calls, queued_messages, record, wait_for_state
 from tests.support.names import queue_of
 from tests.support.polling import wait_for
 from tests.support.sandbox import SandboxProcess

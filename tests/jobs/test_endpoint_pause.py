@@ -19,7 +19,7 @@ import redis
 
 from tasks.jobstore import JobStore
 from tasks.producer import Producer, prepare
-from tests.jobs.helpers import USD_1, body, calls, queued_messages, record, wait_for_state
+from tests.support.jobs import USD_1, body, calls, queued_messages, record, wait_for_state
 from tests.support.polling import wait_for
 from tests.support.sandbox import SandboxProcess
 

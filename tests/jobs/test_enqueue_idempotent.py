@@ -9,8 +9,8 @@ import redis
 
 from payapi.operations import QUEUES
 from tasks.producer import Producer
-from tests.jobs.conftest import PayqRunner
-from tests.jobs.helpers import USD_1, record
+from tests.support.jobs import USD_1, record
+from tests.support.payq_cli import PayqRunner
 
 REFUND_ID = "5e0c7d2a-1b3f-4a6e-8d9c-0f1e2d3c4b5a"
 

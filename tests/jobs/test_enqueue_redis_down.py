@@ -10,8 +10,8 @@ import pytest
 from config.settings import Settings
 from payapi.errors import BrokerUnavailable
 from tasks.producer import Producer
-from tests.jobs.conftest import PayqRunner
-from tests.jobs.helpers import USD_1
+from tests.support.jobs import USD_1
+from tests.support.payq_cli import PayqRunner
 from tests.support.ports import free_port
 
 RETRY_SECONDS = 0.5

@@ -10,8 +10,8 @@ import redis
 
 from payapi.errors import InvalidRequest
 from tasks.producer import Producer
-from tests.jobs.conftest import PayqRunner
-from tests.jobs.helpers import USD_1
+from tests.support.jobs import USD_1
+from tests.support.payq_cli import PayqRunner
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import redis
 from tasks import keys
 from tasks.jobstore import JobStore, NewJob
 from tasks.producer import Producer, prepare
-from tests.jobs.helpers import USD_1, record
+from tests.support.jobs import USD_1, record
 from tests.support.names import queue_of
 
 CUTOFF = 60.0

@@ -20,17 +20,17 @@ import redis
 import requests
 
 from payapi.operations import Operation
+from payq.views import iso
 from tasks import keys
 from tasks.messages import build_message
 from tasks.producer import Producer
-from tests.jobs.conftest import PayqRunner
-from tests.jobs.helpers import USD_1, record, wait_for_state
+from tests.support.jobs import USD_1, record, wait_for_state
 from tests.support.names import queue_of
+from tests.support.payq_cli import PayqRunner
 from tests.support.polling import wait_for
 from tests.support.receiver import Answer, Received, receiving
 from tests.support.sandbox import SandboxProcess
 from tests.support.worker import WorkerProcess
-from workers.views import iso
 
 SECRET = "whsec_" + base64.b64encode(b"payq-test-secret-of-thirty-two!!").decode()
 

@@ -16,7 +16,7 @@ import redis
 
 from sandbox.ratelimit import most_in_one_second
 from tasks.producer import Producer, prepare
-from tests.jobs.helpers import USD_1, calls, record, wait_for_state
+from tests.support.jobs import USD_1, calls, record, wait_for_state
 from tests.support.sandbox import SandboxProcess
 from tests.support.worker import WorkerProcess
 

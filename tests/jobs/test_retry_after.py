@@ -6,7 +6,7 @@ import pytest
 import redis
 
 from tasks.producer import Producer
-from tests.jobs.helpers import USD_1, calls, wait_for_state
+from tests.support.jobs import USD_1, calls, wait_for_state
 from tests.support.sandbox import SandboxProcess
 
 DELAY = 2.0

@@ -8,8 +8,8 @@ import redis
 
 from config.settings import Settings
 from tasks.producer import Producer
-from tests.jobs.conftest import PayqRunner
-from tests.jobs.helpers import USD_1, calls, capture_directly, wait_for_state
+from tests.support.jobs import USD_1, calls, capture_directly, wait_for_state
+from tests.support.payq_cli import PayqRunner
 from tests.support.sandbox import SandboxProcess
 
 

@@ -7,8 +7,8 @@ import json
 import redis
 
 from tasks.producer import Producer
-from tests.jobs.conftest import PayqRunner
-from tests.jobs.helpers import USD_1, calls, wait_for_state
+from tests.support.jobs import USD_1, calls, wait_for_state
+from tests.support.payq_cli import PayqRunner
 from tests.support.sandbox import SandboxProcess
 
 BACKOFF = {"PAYQ_BACKOFF_BASE": "0.3", "PAYQ_BACKOFF_CAP": "0.6"}

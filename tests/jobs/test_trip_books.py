@@ -21,9 +21,9 @@ from payapi.errors import InvalidRequest
 from tasks import keys
 from tasks.books import TripRule, TripRuleViolation
 from tasks.producer import Producer
-from tests.jobs.conftest import PayqRunner
-from tests.jobs.helpers import calls, record, wait_for_state
+from tests.support.jobs import calls, record, wait_for_state
 from tests.support.names import queue_of
+from tests.support.payq_cli import PayqRunner
 from tests.support.polling import wait_for
 from tests.support.sandbox import SandboxProcess
 from tests.support.worker import WorkerProcess

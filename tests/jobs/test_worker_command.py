@@ -16,7 +16,7 @@ import redis
 
 from config.settings import Settings
 from tasks.producer import Producer
-from tests.jobs.helpers import wait_for_state
+from tests.support.jobs import wait_for_state
 from tests.support.polling import wait_for
 from tests.support.worker import WorkerProcess
 from workers.app import create_app

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import subprocess
 import tempfile
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 import redis
@@ -20,19 +18,10 @@ from tasks.keys import DEAD_LETTER_REASONS
 from tasks.runtime import Runtime
 from tasks.states import DeadLetterReason
 from tests.support.deadletters import Spec, seed
+from tests.support.jobs import queued
 from tests.support.payq_cli import REPO_ROOT, Ran, cli_env, invoke, payq_command
 from tests.support.polling import wait_for
 from tests.support.redis_server import RedisServer
-
-
-def queued(client: redis.Redis, queue: str) -> list[dict[str, Any]]:
-    """The Celery messages on ``queue``, oldest first: task id, task name and kwargs."""
-    found = []
-    for raw in reversed(client.lrange(queue, 0, -1)):
-        message = json.loads(raw)
-        _args, kwargs, _embed = json.loads(base64.b64decode(message["body"]))
-        found.append({"id": message["headers"]["id"], "task": message["headers"]["task"], "kwargs": kwargs})
-    return found
 
 
 def everything(url: str) -> dict[bytes, bytes]:

@@ -8,8 +8,8 @@ from typing import Any
 
 import requests
 
+from payq.serve.access import digest, new_token
 from tests.support.serve import ServeProcess
-from workers.serve.access import digest, new_token
 
 STORE_A, STORE_B = "store-a", "store-b"
 TOKEN_A, TOKEN_B, TOKEN_AB = new_token(), new_token(), new_token()

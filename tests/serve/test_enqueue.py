@@ -11,8 +11,8 @@ import pytest
 import redis
 
 from payapi.operations import Operation
-from tests.jobs.helpers import body, calls, record, wait_for_state
 from tests.serve.helpers import cancel, capture, feedback, post, refund
+from tests.support.jobs import body, calls, record, wait_for_state
 from tests.support.sandbox import SandboxProcess
 from tests.support.serve import ServeProcess
 from tests.support.worker import WorkerProcess

@@ -12,8 +12,8 @@ import pytest
 from openapi_spec_validator import validate
 
 from config.settings import Settings
+from payq.serve.app import create_app
 from tests.support.serve import ServeProcess
-from workers.serve.app import create_app
 
 REDOCLY = "@redocly/cli@2.77.0"
 

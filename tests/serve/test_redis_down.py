@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from tests.jobs.helpers import record
 from tests.serve.helpers import cancel, capture, get, post, problem, serve_env
+from tests.support.jobs import record
 from tests.support.polling import wait_for
 from tests.support.redis_server import RedisServer
 from tests.support.serve import ServeProcess

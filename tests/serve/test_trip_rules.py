@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 import redis
 
-from tests.jobs.helpers import record
 from tests.serve.helpers import cancel, capture, get, post, problem, refund
+from tests.support.jobs import record
 from tests.support.serve import ServeProcess
 
 OTHER_REFUND = "0e0c7d2a-1b3f-4a6e-8d9c-0f1e2d3c4b5a"

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import redis
 
+from payq.serve.bodies import BATCH_BODY_LIMIT, JOB_BODY_LIMIT
 from tests.serve.helpers import REFUND_ID, TOKEN_A, bearer, cancel, capture, errors, feedback, post, problem, raw_exchange, refund
 from tests.support.serve import ServeProcess
-from workers.serve.bodies import BATCH_BODY_LIMIT, JOB_BODY_LIMIT
 
 
 def without(job: dict[str, Any], name: str) -> dict[str, Any]:

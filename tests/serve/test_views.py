@@ -11,15 +11,15 @@ from collections.abc import Callable
 
 import redis
 
-from tests.jobs.helpers import wait_for_state
+from payq.serve.schemas import JobView, TripDeadLetter, TripView
+from payq.views import public_job, public_trip
 from tests.serve.helpers import REFUND_ID, capture, get, post, problem, refund
+from tests.support.jobs import wait_for_state
 from tests.support.payq_cli import invoke
 from tests.support.polling import wait_for
 from tests.support.sandbox import SandboxProcess
 from tests.support.serve import ServeProcess
 from tests.support.worker import WorkerProcess
-from workers.serve.schemas import JobView, TripDeadLetter, TripView
-from workers.views import public_job, public_trip
 
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 SNAKE = re.compile(r"[a-z]_[a-z]")

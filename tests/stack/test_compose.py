@@ -1,4 +1,4 @@
-"""docker-compose.yml: valid against the Compose specification, and the choices the README promises.
+"""docker-compose.yml: valid against the Compose specification, and the choices docs/operating.md promises.
 
 Every command a service runs from payq's image (and its health check) must exist in the
 package: each is run here with ``--help``, so a renamed command or option fails this test,
@@ -170,7 +170,7 @@ def _resolve(argv: list[str]) -> list[str]:
     if argv[0] == "celery":
         return [sys.executable, "-m", "celery", *argv[1:]]
     if argv[0] == "payq":
-        return [sys.executable, "-c", "from workers.cli import main; main()", *argv[1:]]
+        return [sys.executable, "-c", "from payq.cli import main; main()", *argv[1:]]
     return argv
 
 

@@ -18,11 +18,11 @@ import pytest
 import redis
 import requests
 
+from payq.stack.plan import UNKNOWN_TRIP, DemoPlan
 from tests.stack.procs import MARKER_VARIABLE, alive, on_linux, processes_with
 from tests.support.payq_cli import payq_command
 from tests.support.polling import wait_for
 from tests.support.ports import free_port
-from workers.stack.plan import UNKNOWN_TRIP, DemoPlan
 
 pytestmark = pytest.mark.skipif(not on_linux(), reason="finds leftover processes through /proc")
 
@@ -109,7 +109,7 @@ def test_keep_leaves_a_supervised_stack_with_flower_behind_basic_auth_and_stop_e
         assert all(alive(pid) for pid in service_pids.values()), "the stack outlives the demo"
         # redis-server rewrites its argv and environ area, so the marker finds the others only
         commands = " | ".join(processes_with(marker).values())
-        for part in ("workers.stack", "-m sandbox", "workers.app worker", "workers.app flower", "-m workers.serve"):
+        for part in ("payq.stack", "-m sandbox", "workers.app worker", "workers.app flower", "-m payq.serve"):
             assert part in commands
         assert password not in commands, "Flower's credentials travel by environment, never argv"
 
@@ -117,6 +117,10 @@ def test_keep_leaves_a_supervised_stack_with_flower_behind_basic_auth_and_stop_e
         session.trust_env = False
         assert session.get(url + "/", timeout=10).status_code == 401
         assert session.get(url + "/", auth=(user, password), timeout=10).status_code == 200
+        console = re.search(r"console\s+(http://\S+/console/)\s+user (\S+)\s+password (\S+)", result.stdout)
+        assert console is not None, result.stdout
+        assert session.get(console.group(1), timeout=10).status_code == 401
+        assert session.get(console.group(1), auth=(console.group(2), console.group(3)), timeout=10).status_code == 200
 
         # the intake serves the demo's store with the token the banner printed (and the token is not on any command line)
         intake = re.search(r"serve\s+(http://\S+)\s+token (\S+) \(store (\S+)\)", result.stdout)

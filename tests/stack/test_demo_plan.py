@@ -10,13 +10,13 @@ import pytest
 
 from payapi.operations import Operation
 from payapi.outcomes import Failure, FailureKind, Outcome, Permanent, RetryAfter, Transient, classify
+from payq.stack.plan import UNKNOWN_TRIP, DemoPlan, fault_script
+from payq.stack.report import Snapshot, Summary, retry_cause
 from sandbox.faults import Fault, parse_script
 from tasks.deadletters import DeadLetter
 from tasks.jobstore import Deferral
 from tasks.producer import prepare
 from tasks.states import DeadLetterReason, DeferCause
-from workers.stack.plan import UNKNOWN_TRIP, DemoPlan, fault_script
-from workers.stack.report import Snapshot, Summary, retry_cause
 
 
 def answer(fault: Fault, operation: str = "capture") -> Outcome:

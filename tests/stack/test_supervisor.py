@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from payq.stack.launcher import StackHandle
+from payq.stack.supervisor import Probe, Service, StackError, StackSpec, Supervisor, read_state, restart_delay
 from tests.stack.procs import alive, on_linux
 from tests.support.polling import wait_for
-from workers.stack.launcher import StackHandle
-from workers.stack.supervisor import Probe, Service, StackError, StackSpec, Supervisor, read_state, restart_delay
 
 # A child that says it is up, then waits to be stopped.
 SLEEPER = "import time; print('up', flush=True); time.sleep(600)"

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from config.settings import Settings
-from payapi.operations import QUEUES
+from payapi.operations import QUEUES, Operation
 from payapi.outcomes import Failure, FailureKind
 from tasks.deadletters import DeadLetter
+from tasks.jobstore import NewJob
 from tasks.producer import prepare
 from tasks.runtime import Runtime
 from tasks.states import DeadLetterReason
@@ -45,6 +46,14 @@ class Spec:
         return Failure(kind, self.status, self.error_type)
 
 
+def notification(spec: Spec) -> NewJob:
+    """An outcome notification about the capture of ``spec``'s trip (``notify`` is payq's own job: ``prepare`` does not make it)."""
+    about = f"capture:{spec.store}:{spec.trip}"
+    kwargs = {"id": f"evt-{spec.trip}", "type": "job.dead_lettered", "timestamp": "2026-12-01T10:00:00Z",
+              "data": {"jobId": about, "operation": "capture", "storeId": spec.store, "shoppingTripId": spec.trip, "state": "dead-lettered"}}
+    return NewJob(Operation.NOTIFY, f"notify:evt-{spec.trip}", kwargs)
+
+
 def seed(settings: Settings, specs: list[Spec], now: float | None = None) -> list[DeadLetter]:
     """Enqueue each job (its record, its idempotency key), take it off its queue as a worker would, dead-letter it.
 
@@ -52,7 +61,8 @@ def seed(settings: Settings, specs: list[Spec], now: float | None = None) -> lis
     """
     rt = Runtime.build(settings)
     now = now if now is not None else time.time()
-    jobs = [prepare(s.operation, {"storeId": s.store, "shoppingTripId": s.trip, **_FIELDS[s.operation]}, now=now) for s in specs]
+    jobs = [notification(s) if s.operation == "notify" else
+            prepare(s.operation, {"storeId": s.store, "shoppingTripId": s.trip, **_FIELDS[s.operation]}, now=now) for s in specs]
     rt.jobs.enqueue(jobs, now=now - max((s.age for s in specs), default=0) - 1)
     rt.redis.delete(*QUEUES)
     entries = []

@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from payq.stack.launcher import StackHandle
+from payq.stack.supervisor import Probe, Service, StackSpec, log_tail
 from tests.support.polling import wait_for
 from tests.support.worker import REPO_ROOT, TEST_ENV, WorkerProcess
-from workers.stack.launcher import StackHandle
-from workers.stack.supervisor import Probe, Service, StackSpec, log_tail
 
 START_TIMEOUT = 120.0  # seconds for a worker to say " ready."; generous, for a machine other test runs keep busy
 
@@ -54,7 +54,7 @@ def worker_argv(name: str, *, concurrency: int = 8) -> list[str]:
 
 
 class SupervisedWorkers:
-    """Workers run by ``python -m workers.stack``, the supervisor of ``payq demo``, which restarts any that exits.
+    """Workers run by ``python -m payq.stack``, the supervisor of ``payq demo``, which restarts any that exits.
 
     Celery workers exit when Redis restarts while they hold unacknowledged
     messages; the supervisor starts them again after a short backoff.

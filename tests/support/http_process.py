@@ -50,8 +50,8 @@ class HttpProcess:
             try:
                 if self.session.get(self.url + health_path, timeout=1).ok:
                     return True
-            except requests.ConnectionError:
-                pass
+            except (requests.ConnectionError, requests.Timeout):
+                pass  # not listening yet, or listening and still starting (a loaded machine): ask again until the deadline
             time.sleep(0.05)  # poll interval, bounded by the deadline
         return False
 

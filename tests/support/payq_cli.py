@@ -12,17 +12,19 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner
 
-from workers.cli import main
+from payq.cli import main
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # the console script installed beside the interpreter running the tests (the venv's)
 PAYQ = Path(sys.executable).with_name("payq")
+PayqRunner = Callable[..., subprocess.CompletedProcess[str]]  # the ``payq`` fixture: run_payq bound to a test's Redis
 _EMPTY_DIR = Path(tempfile.mkdtemp(prefix="payq-cli-"))
 
 

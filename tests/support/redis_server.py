@@ -14,15 +14,23 @@ from tests.support.ports import free_port
 
 
 class RedisServer:
-    """``redis-server`` in a temporary directory; ``appendonly`` keeps data across :meth:`restart`."""
+    """``redis-server`` in a temporary directory; ``appendonly`` keeps data across :meth:`restart`.
 
-    def __init__(self, *, appendonly: bool = False) -> None:
+    ``password`` starts it with ``--requirepass`` (``url`` then carries it, as
+    ``PAYQ_REDIS_URL`` would in production, and :meth:`client` authenticates);
+    ``extra_args`` are more server options.
+    """
+
+    def __init__(self, *, appendonly: bool = False, password: str | None = None, extra_args: tuple[str, ...] = ()) -> None:
         if shutil.which("redis-server") is None:
             raise RuntimeError("redis-server is not on PATH: apt-get install -y redis-server")
         self.appendonly = appendonly
+        self.password = password
+        self.extra_args = extra_args
         self.dir = Path(tempfile.mkdtemp(prefix="payq-redis-"))
         self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{password}@" if password is not None else ""
+        self.url = f"redis://{auth}127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
         self.start()
 
@@ -31,21 +39,24 @@ class RedisServer:
         args = [
             "redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
             "--save", "", "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", "everysec",
-            "--maxmemory-policy", "noeviction", "--logfile", str(self.dir / "redis.log"),
+            "--maxmemory-policy", "noeviction", "--logfile", str(self.dir / "redis.log"), *self.extra_args,
         ]
+        if self.password is not None:
+            args += ["--requirepass", self.password]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         client = self.client()
-        while True:
-            try:
-                if client.ping():
-                    return
-            except redis.ConnectionError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"redis-server did not start: {(self.dir / 'redis.log').read_text()[-2000:]}") from None
-                time.sleep(0.05)
-            finally:
-                client.close()
+        try:
+            while True:
+                try:
+                    if client.ping():
+                        return
+                except redis.ConnectionError:
+                    if self.process.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"redis-server did not start: {(self.dir / 'redis.log').read_text()[-2000:]}") from None
+                    time.sleep(0.05)  # poll interval, bounded by the deadline
+        finally:
+            client.close()
 
     def stop(self) -> None:
         """SHUTDOWN cleanly (the append-only file is flushed) and wait for the process to exit."""
@@ -69,8 +80,14 @@ class RedisServer:
         self.start()
 
     def client(self) -> redis.Redis:
-        """A decoding client for assertions."""
-        return redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True, socket_connect_timeout=2)
+        """A decoding client for assertions (authenticated when the server has a password)."""
+        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password, decode_responses=True,
+                           socket_connect_timeout=2, socket_timeout=30)
+
+    @property
+    def running(self) -> bool:
+        """Whether the server process is up."""
+        return self.process is not None and self.process.poll() is None
 
     def close(self) -> None:
         """Stop and remove the files."""

@@ -1,16 +1,24 @@
-"""The console's pure rules as tables: its filters, its pages, the CSRF token, the Origin check, its settings."""
+"""The console's pure rules as tables: its filters and orders, its pages, the live jobs' filters, the CSRF token, the Origin check, its settings."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 from pydantic import ValidationError
 
 from config.settings import Settings
 from payapi.operations import Operation
+from payq.serve.console.guard import csrf_token, same_origin
+from payq.serve.console.listing import DeadLetterQuery, Page
+from payq.serve.console.live import JobQuery, LiveState, waits_for
+from payq.serve.console.throughput import per_second, tenths
+from payq.stack.demo import _kept_banner
+from payq.views import subject_of, trip_view
+from tasks import keys
 from tasks.deadletters import DeadLetter
-from tasks.states import DeadLetterReason
-from workers.serve.console.guard import csrf_token, same_origin
-from workers.serve.console.listing import DeadLetterQuery, Page
+from tasks.jobstore import Deferral
+from tasks.states import DeadLetterReason, DeferCause, JobState
 
 
 def entry(job_id: str = "cancel:s1:t1", *, store: str = "s1", trip: str = "t1", reason: str = "permanent",
@@ -102,3 +110,121 @@ def test_the_flower_address_is_a_plain_web_address() -> None:
         with pytest.raises(ValidationError) as raised:
             Settings(flower_url=bad)
         assert "secret" not in str(raised.value.errors(include_input=False))
+
+
+# --- the dead-letter list's order, and what a notification's entry is about ---------------------------
+
+NOTIFICATION = {"id": "evt-1", "type": "job.dead_lettered", "timestamp": "2026-12-01T10:00:00Z",
+                "data": {"jobId": "capture:s9:t9", "operation": "capture", "storeId": "s9", "shoppingTripId": "t9", "state": "dead-lettered"}}
+
+
+@pytest.mark.parametrize(("order", "oldest_first", "problem"), [(None, False, None), ("newest", False, None), ("oldest", True, None),
+                                                                 ("sideways", False, "order: must be one of newest, oldest")])
+def test_the_list_runs_newest_first_unless_asked_for_oldest_first(order: str | None, oldest_first: bool, problem: str | None) -> None:
+    query = DeadLetterQuery.parse({"order": order} if order else {})
+    assert query.oldest_first is oldest_first
+    assert list(query.problems) == ([problem] if problem else [])
+    assert ("order" in query.params()) is oldest_first, "newest first is the default, never spelled out in links"
+
+
+@pytest.mark.parametrize(("kwargs", "store", "trip", "described"), [
+    ({"storeId": "s1", "shoppingTripId": "t1"}, "s1", "t1", "store s1, trip t1"),
+    (NOTIFICATION, "s9", "t9", "job.dead_lettered of capture:s9:t9 (store s9, trip t9)"),
+    ({"id": "evt-2", "type": "test", "data": {"jobId": "", "operation": "test", "state": "succeeded"}}, "", "", "test of -"),
+    ({}, "", "", "no store or trip"),
+])
+def test_a_job_is_about_its_store_and_trip_and_a_notification_about_the_job_it_tells_of(
+    kwargs: dict[str, object], store: str, trip: str, described: str,
+) -> None:
+    about = subject_of(kwargs)
+    assert (about.store, about.trip, about.describe()) == (store, trip, described)
+
+
+def test_a_notification_s_dead_letter_is_found_by_the_store_and_trip_of_the_job_it_tells_of() -> None:
+    notification = DeadLetter(id="notify:evt-1", operation=Operation.NOTIFY, task="payments.notify", kwargs=NOTIFICATION,
+                              reason=DeadLetterReason.NOTIFY_FAILED, error="HTTP 500", attempts=8, dead_at=1.0)
+    assert DeadLetterQuery.parse({"store": "s9"}).admits(notification)
+    assert DeadLetterQuery.parse({"q": "t9"}).admits(notification)
+    assert not DeadLetterQuery.parse({"store": "s1"}).admits(notification)
+
+
+# --- the Jobs page ------------------------------------------------------------------------------------
+
+def test_the_live_states_are_job_states_spelled_the_same() -> None:
+    assert {s.value for s in LiveState} <= {s.value for s in JobState}
+    assert LiveState.QUEUED.index_key == LiveState.RUNNING.index_key == keys.ACTIVE
+    assert (LiveState.DEFERRED.index_key, LiveState.WAITING.index_key) == (keys.DEFERRED, keys.WAITING)
+
+
+def test_jobs_filters_are_parsed_and_each_bad_value_is_named() -> None:
+    query = JobQuery.parse({"state": "asleep", "operation": "teleport", "store": " s1 ", "cursor": "-3"})
+    assert (query.state, query.operation, query.store, query.cursor) == (LiveState.QUEUED, None, "s1", 0)
+    assert [p.split(":")[0] for p in query.problems] == ["state", "operation"]
+    deferred = JobQuery.parse({"state": "deferred", "operation": "refund", "cursor": "400"})
+    assert deferred.params() == {"state": "deferred", "operation": "refund", "cursor": "400"}
+    assert deferred.params(cursor=0) == {"state": "deferred", "operation": "refund"}, "the first page's links carry no cursor"
+    assert JobQuery.parse(deferred.params()) == deferred
+
+
+def live(state: str, op: str = "capture", store: str = "s1") -> dict[str, str | None]:
+    """A record as the Jobs page reads it (only the fields it asks for)."""
+    return {"state": state, "op": op, "kwargs": json.dumps({"storeId": store, "shoppingTripId": "t1"})}
+
+
+@pytest.mark.parametrize(("params", "record", "admitted"), [
+    ({"state": "queued"}, live("queued"), True),
+    ({"state": "queued"}, live("running"), False),           # queued and running share an index; the record tells them apart
+    ({"state": "running"}, live("running"), True),
+    ({"state": "deferred"}, live("succeeded"), False),       # it moved on between the index read and the record read
+    ({"state": "queued"}, {"state": None, "op": None, "kwargs": None}, False),  # its record expired
+    ({"operation": "capture"}, live("queued"), True),
+    ({"operation": "refund"}, live("queued"), False),
+    ({"store": "s1"}, live("queued"), True),
+    ({"store": "s2"}, live("queued"), False),
+    ({"store": "s9", "operation": "notify"}, {"state": "queued", "op": "notify", "kwargs": json.dumps(NOTIFICATION)}, True),
+])
+def test_a_live_job_is_listed_only_in_its_state_operation_and_store(params: dict[str, str], record: dict[str, str | None], admitted: bool) -> None:
+    assert JobQuery.parse(params).admits(record) is admitted
+
+
+def test_what_a_live_job_waits_for() -> None:
+    deferral = Deferral(DeferCause.PAUSED, until=1_800_000_000.0, operation=Operation.CAPTURE, paused_until=1_800_000_000.0)
+    assert waits_for(LiveState.QUEUED, live("queued"), 0.0) == "a worker to take it from payments.capture"
+    running = {**live("running"), "worker": "celery@w1", "last_attempt_at": "100"}
+    assert waits_for(LiveState.RUNNING, running, 142.0) == "its call to finish: running on celery@w1 for 42s"
+    assert waits_for(LiveState.DEFERRED, {**live("deferred"), "defer": deferral.to_json()}, 0.0) == deferral.describe()
+    assert "paused until 2027-01-15T08:00:00Z" in deferral.describe()
+    assert waits_for(LiveState.WAITING, {**live("waiting", "refund"), "waiting_for": "capture:s1:t1"}, 0.0) == (
+        "its trip's capture capture:s1:t1 to succeed")
+
+
+# --- a trip's amounts ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("capture_state", "captured", "refundable"), [
+    ("succeeded", "0.10", "0.07"), ("dead", "0.00", "0.00"), ("queued", "0.00", "0.00"),
+])
+def test_nothing_is_refundable_beyond_what_was_captured(capture_state: str, captured: str, refundable: str) -> None:
+    books = {"capture": "capture:s1:t1", "capture_cents": "10", "currency": "USD", "refunded": "3", "r:refund:r1": "3"}
+    capture = {"op": "capture", "state": capture_state, "attempts": "1",
+               "kwargs": json.dumps({"storeId": "s1", "shoppingTripId": "t1", "amount": {"amount": "0.10", "code": "USD"}})}
+    if capture_state == "succeeded":
+        capture["result"] = "{}"
+    refund = {"op": "refund", "state": "waiting" if capture_state != "succeeded" else "succeeded", "attempts": "0",
+              "kwargs": json.dumps({"storeId": "s1", "shoppingTripId": "t1", "amount": {"amount": "0.03", "code": "USD"}})}
+    view = trip_view("s1", "t1", books, {"capture:s1:t1": capture, "refund:r1": refund}, {})
+    assert (view["captured"], view["refundable"]) == (captured, refundable)
+
+
+def test_a_kept_demo_prints_the_console_s_address_and_its_login() -> None:
+    state = {"services": {name: {"url": f"http://127.0.0.1:{port}"} for name, port in (("flower", 5555), ("sandbox", 8081), ("serve", 8088))}}
+    banner = _kept_banner(state, "payq:s3cret", True, 4242, "demo-store", "tok")
+    assert "  console  http://127.0.0.1:8088/console/   user payq   password s3cret" in banner
+    configured = _kept_banner(state, "payq:s3cret", False, 4242, "demo-store", "tok")
+    assert "s3cret" not in configured and "console  http://127.0.0.1:8088/console/   user payq   password (from PAYQ_FLOWER_BASIC_AUTH)" in configured
+
+
+def test_throughput_is_the_successes_of_the_whole_tenths_of_the_last_five_seconds_per_second() -> None:
+    span = tenths(1000.05)
+    assert (len(span), span[0], span[-1]) == (50, 9950, 9999), "the tenth still being counted is left out"
+    assert per_second(["3", None, "7"] + [None] * 47) == 2.0
+    assert per_second([None] * 50) == 0.0

@@ -8,11 +8,31 @@ backoff waits half of min(cap, base * 2^(attempt-1)).
 from __future__ import annotations
 
 import pytest
+import redis
 
 from payapi.models import FeedbackResponse, RefundResponse
-from payapi.outcomes import Failure, FailureKind, Outcome, Permanent, RetryAfter, Success, Transient
-from tasks.decide import DeadLetterJob, Decision, Defer, RetryPolicy, Succeed, decide, wait_for_turn, wait_out_pause
-from tasks.states import DeadLetterReason, DeferCause
+from payapi.outcomes import Failure, FailureKind, Outcome, Permanent, Rejected, RetryAfter, Success, Transient
+from tasks.decide import (
+    Call,
+    DeadLetterJob,
+    Decision,
+    Defer,
+    Requeue,
+    RetryPolicy,
+    Settle,
+    Skip,
+    Start,
+    Succeed,
+    decide,
+    invalid_job,
+    on_error,
+    on_turn,
+    start,
+    wait_for_turn,
+    wait_out_pause,
+)
+from tasks.pace import TURN_LATE, TURN_LEAD
+from tasks.states import DeadLetterReason, DeferCause, Verdict
 
 NOW = 1_000_000.0
 POLICY = RetryPolicy(max_attempts=8, backoff_base=1.0, backoff_cap=300.0, retry_after_floor=1.0, retry_after_cap=900.0,
@@ -25,6 +45,7 @@ SERVER_ERROR = Failure(FailureKind.SERVER_ERROR, 500, error_msg="ServiceExceptio
 TIMEOUT = Failure(FailureKind.TIMEOUT, error_type="ReadTimeout")
 UNKNOWN_TRIP = Failure(FailureKind.REFUSED, 400, "UnknownShoppingTrip", "UnknownShoppingTrip: no shopping trip 't1'")
 UNUSABLE = Failure(FailureKind.UNUSABLE_BODY, 200, detail="refund reconciliationId: Field required")
+REJECTED = Failure(FailureKind.REJECTED, 200, "OUTSTANDING_BALANCE")
 
 
 def half(x: float) -> float:
@@ -48,8 +69,7 @@ for attempt in (FIRST, MIDDLE, LAST):
         (f"refund-200-attempt-{attempt}", Success(RefundResponse(reconciliationId="R1")), attempt, Succeed({"reconciliationId": "R1"})),
         (f"feedback-accepted-attempt-{attempt}", Success(FeedbackResponse(status="Accepted", reasonCode="OK")), attempt,
          Succeed({"status": "Accepted", "reasonCode": "OK"})),
-        (f"feedback-rejected-attempt-{attempt}", Success(FeedbackResponse(status="Rejected", reasonCode="OUTSTANDING_BALANCE")), attempt,
-         DeadLetterJob(DeadLetterReason.FEEDBACK_REJECTED, Failure(FailureKind.REJECTED, 200, "OUTSTANDING_BALANCE"))),
+        (f"feedback-rejected-attempt-{attempt}", Rejected(REJECTED), attempt, DeadLetterJob(DeadLetterReason.FEEDBACK_REJECTED, REJECTED)),
         (f"400-attempt-{attempt}", Permanent(UNKNOWN_TRIP), attempt, DeadLetterJob(DeadLetterReason.PERMANENT, UNKNOWN_TRIP)),
     ]
 for attempt, exhausted in ((FIRST, False), (MIDDLE, False), (LAST, True)):
@@ -122,3 +142,66 @@ def test_policy_from_settings_reads_every_field() -> None:
     settings = Settings(max_attempts=3, backoff_base=0.2, backoff_cap=5, retry_after_floor=0, retry_after_cap=60, retry_after_jitter=2)
 
     assert RetryPolicy.from_settings(settings) == RetryPolicy(3, 0.2, 5.0, 0.0, 60.0, 2.0)
+
+
+# --- what BEGIN's verdict means ------------------------------------------------------------------
+
+PACE = 27.0
+START_ROWS: list[tuple[str, Verdict, float | None, float | None, Start]] = [
+    ("run-unpaced", Verdict.RUN, None, None, Call(None)),
+    ("run-on-its-turn", Verdict.RUN, NOW + 0.3, PACE, Call(NOW + 0.3)),
+    ("settled-capture-settles-without-a-call", Verdict.SETTLED, 1_700_000_000.0, None, Settle(1_700_000_000)),
+    ("paused-waits-out-the-pause", Verdict.PAUSED, NOW + 600, None, Defer(NOW + 600 + half(POLICY.retry_after_jitter), DeferCause.PAUSED,
+                                                                         paused_until=NOW + 600)),
+    ("paced-waits-for-its-turn-in-the-deferred-set", Verdict.PACED, NOW + 20, PACE,
+     Defer(NOW + 20 - TURN_LEAD, DeferCause.PACED, turn=NOW + 20, pace=PACE)),
+] + [(f"{v.value}-has-nothing-to-do", v, None, None, Skip(v))
+     for v in (Verdict.SUCCEEDED, Verdict.DEAD, Verdict.DEFERRED, Verdict.BUSY, Verdict.WAITING)]
+
+
+@pytest.mark.parametrize(("verdict", "until", "pace", "action"), [pytest.param(v, u, p, a, id=i) for i, v, u, p, a in START_ROWS])
+def test_what_a_delivery_does_with_each_verdict(verdict: Verdict, until: float | None, pace: float | None, action: Start) -> None:
+    assert start(verdict, until, pace, POLICY, lambda: 0.5) == action
+
+
+def test_every_verdict_has_a_row() -> None:
+    assert {row[1] for row in START_ROWS} == set(Verdict)
+
+
+@pytest.mark.parametrize(
+    ("turn", "pace", "now", "gives_up"),
+    [
+        pytest.param(None, None, NOW, False, id="unpaced-calls"),
+        pytest.param(NOW, PACE, NOW, False, id="on-its-turn-calls"),
+        pytest.param(NOW, PACE, NOW + TURN_LATE / 2, False, id="within-the-lateness-calls"),
+        pytest.param(NOW, PACE, NOW + TURN_LATE + 0.001, True, id="later-gives-the-turn-up"),
+        pytest.param(NOW, PACE, NOW + 30, True, id="much-later-gives-the-turn-up"),
+        pytest.param(NOW, None, NOW + 30, False, id="no-pace-in-force-calls"),
+    ],
+)
+def test_a_worker_late_for_its_turn_gives_it_up_and_takes_a_new_one(turn: float | None, pace: float | None, now: float, gives_up: bool) -> None:
+    expected = Defer(now, DeferCause.PACED, turn=now, pace=pace) if gives_up else None
+    assert on_turn(turn, pace, now) == expected
+
+
+def test_a_job_that_breaks_the_models_is_dead_lettered_as_invalid_with_the_problem_bounded() -> None:
+    decision = invalid_job("amount: " + "x" * 1000)
+
+    assert decision.reason is DeadLetterReason.INVALID_JOB
+    assert decision.failure.kind is FailureKind.INVALID_JOB and decision.failure.detail == ("amount: " + "x" * 1000)[:500]
+
+
+@pytest.mark.parametrize(
+    ("exc", "action"),
+    [
+        pytest.param(redis.ConnectionError("Connection refused"), Requeue("Connection refused"), id="redis-unreachable-requeues"),
+        pytest.param(redis.TimeoutError("Timeout reading"), Requeue("Timeout reading"), id="redis-timeout-requeues"),
+        pytest.param(KeyError("storeId"), DeadLetterJob(DeadLetterReason.INTERNAL_ERROR, Failure(FailureKind.INTERNAL, error_type="KeyError",
+                                                                                                  detail="'storeId'")),
+                     id="anything-else-is-an-internal-error"),
+        pytest.param(redis.ResponseError("NOSCRIPT"), DeadLetterJob(DeadLetterReason.INTERNAL_ERROR, Failure(
+            FailureKind.INTERNAL, error_type="ResponseError", detail="NOSCRIPT")), id="a-redis-error-reply-is-not-unreachable"),
+    ],
+)
+def test_a_delivery_whose_handling_raised(exc: BaseException, action: Requeue | DeadLetterJob) -> None:
+    assert on_error(exc) == action

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from workers.serve.access import digest, new_token, store_named_by, stores_of
+from payq.serve.access import digest, new_token, store_named_by, stores_of
 
 
 @pytest.mark.parametrize(("job_id", "store"), [
@@ -46,9 +46,9 @@ def test_new_tokens_are_long_url_safe_and_never_repeat() -> None:
 
 
 def test_the_payq_command_does_not_load_the_web_stack() -> None:
-    # every payq command pays for what workers.cli imports; only `payq serve` needs FastAPI and uvicorn
+    # every payq command pays for what payq.cli imports; only `payq serve` needs FastAPI and uvicorn
     loaded = subprocess.run(
-        [sys.executable, "-c", "import sys, workers.cli; print(sorted(m for m in sys.modules if m.split('.')[0] in ('fastapi', 'starlette', 'uvicorn')))"],
+        [sys.executable, "-c", "import sys, payq.cli; print(sorted(m for m in sys.modules if m.split('.')[0] in ('fastapi', 'starlette', 'uvicorn')))"],
         capture_output=True, text=True, timeout=60, check=True,
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from config.settings import Settings
-from workers.serve.app import connect
+from payq.serve.app import connect
 
 ARGS = [
     ("EVALSHA", "0123abcd", 2, "payq:active", "payq:waiting", 1764000000.1234567, 7776000, "payq:events:0", "0", 0.1),

@@ -23,6 +23,7 @@ from payapi.outcomes import (
     FailureKind,
     Outcome,
     Permanent,
+    Rejected,
     RetryAfter,
     Success,
     Transient,
@@ -84,11 +85,6 @@ SUCCESS_ROWS = [
         id="feedback-200-accepted-with-reasonCode",
     ),
     pytest.param(
-        "feedback", 200, json_body(status="Rejected", reasonCode="OUTSTANDING_BALANCE"),
-        FeedbackResponse(status="Rejected", reasonCode="OUTSTANDING_BALANCE"),
-        id="feedback-200-rejected-with-reasonCode",
-    ),
-    pytest.param(
         "feedback", 200, json_body(status="Accepted"), FeedbackResponse(status="Accepted"),
         id="feedback-200-accepted-without-reasonCode",
     ),
@@ -105,6 +101,18 @@ def test_2xx_is_success_with_the_parsed_body(
     operation: str, status: int, body: bytes, parsed: RefundResponse | FeedbackResponse | None
 ) -> None:
     assert respond(operation, status, body) == Success(parsed, status)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason_code"),
+    [
+        pytest.param(json_body(status="Rejected", reasonCode="OUTSTANDING_BALANCE"), "OUTSTANDING_BALANCE", id="rejected-with-reasonCode"),
+        pytest.param(json_body(status="Rejected"), None, id="rejected-without-reasonCode"),
+        pytest.param(json_body(status="Rejected", reasonCode="DEBT", riskScore=0.9), "DEBT", id="rejected-unknown-attributes-ignored"),
+    ],
+)
+def test_a_report_answered_rejected_is_a_rejection_not_a_success(body: bytes, reason_code: str | None) -> None:
+    assert respond("feedback", 200, body) == Rejected(Failure(FailureKind.REJECTED, 200, reason_code))
 
 
 UNUSABLE_200_ROWS = [

@@ -1,0 +1,180 @@
+"""``payq metrics``: payq's own gauges in Prometheus text format, read from Redis on every scrape.
+
+Flower exports task events, not what waits in Redis: queue depths, deferred
+jobs, dead letters and endpoint pauses are only in payq's keys, so this small
+server reads them with :func:`workers.stats.collect` when Prometheus asks.
+
+Timestamps are seconds since the epoch (Prometheus' convention), so
+``payq_endpoint_paused_until_seconds > time()`` means "paused now" and
+``time() - payq_deferred_next_due_seconds`` is how late the mover is.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import click
+import redis
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from payapi.errors import BrokerUnavailable
+from payapi.operations import API_OPERATIONS
+from payq.exits import EXIT_FAULT, exits_cleanly, stores_from_env
+from tasks.states import DeadLetterReason
+from tasks.stats import Stats, collect
+
+log = logging.getLogger("payq.metrics")
+
+# name -> help text; docs/operating.md's metrics table is this list (tests/stack/test_readme.py checks it)
+METRICS: dict[str, str] = {
+    "payq_queue_depth": "Jobs waiting on each queue (Redis list length).",
+    "payq_unacked_jobs": "Jobs delivered to a worker and not yet acknowledged (running, or held by a dead worker until the visibility timeout).",
+    "payq_deferred_jobs": "Jobs parked in the deferred set until their retry is due.",
+    "payq_deferred_next_due_seconds": "When the earliest deferred job is due, epoch seconds; absent when none is deferred.",
+    "payq_deferred_overdue_seconds": "How far past its due time the earliest deferred job is (0 when none is overdue); growing means no worker runs the mover.",
+    "payq_waiting_jobs": "Refunds held until their trip's capture succeeds (a capture that is dead-lettered keeps them waiting).",
+    "payq_dead_letters": "Dead-letter entries waiting for an operator, by reason.",
+    "payq_endpoint_paused_until_seconds": "End of each endpoint's shared 429 pause, epoch seconds; 0 or in the past when not paused.",
+    "payq_endpoint_pace_per_second": "Calls per second each endpoint is paced at, all workers together (the lower of configured and learned); 0 when unpaced.",
+    "payq_endpoint_pace_configured_per_second": "Calls per second PAYQ_RATE_LIMITS allows each endpoint; 0 when none is configured.",
+    "payq_endpoint_pace_learned_per_second": "Calls per second each endpoint's 429s taught payq it may make now; 0 when nothing is learned.",
+    "payq_api_calls": "API calls made, by operation and HTTP status (none: no response); status 429 counts throttled calls.",
+    "payq_scrape_timestamp_seconds": "When this snapshot was read from Redis, epoch seconds.",
+}
+
+
+class PayqCollector:
+    """A Prometheus collector that takes a fresh :class:`Stats` snapshot on every scrape.
+
+    ``snapshot`` raises (Redis down) rather than returning stale figures; the
+    HTTP handler turns that into a 503 so Prometheus records the scrape as failed.
+    """
+
+    def __init__(self, snapshot: Callable[[], Stats]) -> None:
+        self._snapshot = snapshot
+
+    def describe(self) -> list[Metric]:
+        """Nothing up front: registering must not need Redis."""
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        """The gauges for one snapshot."""
+        stats = self._snapshot()
+        depth = GaugeMetricFamily("payq_queue_depth", METRICS["payq_queue_depth"], labels=["queue"])
+        for queue, n in stats.queues.items():
+            depth.add_metric([queue], n)
+        yield depth
+        yield GaugeMetricFamily("payq_unacked_jobs", METRICS["payq_unacked_jobs"], value=stats.unacked)
+        yield GaugeMetricFamily("payq_deferred_jobs", METRICS["payq_deferred_jobs"], value=stats.deferred)
+        next_due = GaugeMetricFamily("payq_deferred_next_due_seconds", METRICS["payq_deferred_next_due_seconds"])
+        overdue = 0.0
+        if stats.deferred_next_due is not None:
+            next_due.add_metric([], stats.deferred_next_due)
+            overdue = max(0.0, stats.taken_at - stats.deferred_next_due)
+        yield next_due
+        yield GaugeMetricFamily("payq_deferred_overdue_seconds", METRICS["payq_deferred_overdue_seconds"], value=overdue)
+        yield GaugeMetricFamily("payq_waiting_jobs", METRICS["payq_waiting_jobs"], value=stats.waiting)
+        dead = GaugeMetricFamily("payq_dead_letters", METRICS["payq_dead_letters"], labels=["reason"])
+        # every known reason, zeros included, so an alert on one reason has a series to watch from the start
+        for reason in sorted({r.value for r in DeadLetterReason} | set(stats.dead_letters)):
+            dead.add_metric([reason], stats.dead_letters.get(reason, 0))
+        yield dead
+        paused = GaugeMetricFamily("payq_endpoint_paused_until_seconds", METRICS["payq_endpoint_paused_until_seconds"], labels=["operation"])
+        for operation in API_OPERATIONS:
+            paused.add_metric([operation.value], stats.pauses.get(operation.value, 0.0))
+        yield paused
+        for name, part in (("payq_endpoint_pace_per_second", "pace"), ("payq_endpoint_pace_configured_per_second", "configured"),
+                           ("payq_endpoint_pace_learned_per_second", "learned")):
+            gauge = GaugeMetricFamily(name, METRICS[name], labels=["operation"])
+            for op_name, pace in stats.paces.items():
+                gauge.add_metric([op_name], getattr(pace, part) or 0.0)
+            yield gauge
+        calls = CounterMetricFamily("payq_api_calls", METRICS["payq_api_calls"], labels=["operation", "status"])
+        for op_name, by_status in stats.api_calls.items():
+            for status, count in sorted(by_status.items()):
+                calls.add_metric([op_name, status], count)
+        yield calls
+        yield GaugeMetricFamily("payq_scrape_timestamp_seconds", METRICS["payq_scrape_timestamp_seconds"], value=stats.taken_at)
+
+
+def make_registry(snapshot: Callable[[], Stats]) -> CollectorRegistry:
+    """A registry holding only payq's collector (no process metrics: they would describe this exporter, not payq)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(PayqCollector(snapshot))
+    return registry
+
+
+def make_server(host: str, port: int, registry: CollectorRegistry) -> ThreadingHTTPServer:
+    """An HTTP server answering ``GET /metrics`` from ``registry``; port 0 picks a free one."""
+
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "payq-metrics"
+
+        def do_GET(self) -> None:
+            """``/metrics``: the exposition, or 503 naming the cause when Redis cannot be read."""
+            path = self.path.split("?", 1)[0]
+            if path == "/":
+                self._send(200, "text/plain; charset=utf-8", b"payq metrics: GET /metrics\n")
+                return
+            if path != "/metrics":
+                self._send(404, "text/plain; charset=utf-8", b"not found; try /metrics\n")
+                return
+            started = time.monotonic()
+            try:
+                body = generate_latest(registry)
+            except (BrokerUnavailable, redis.RedisError) as exc:
+                log.warning("scrape failed after %.2fs: Redis unavailable: %s", time.monotonic() - started, exc)
+                self._send(503, "text/plain; charset=utf-8", f"payq metrics: Redis unavailable: {exc}\n".encode())
+                return
+            self._send(200, CONTENT_TYPE_LATEST, body)
+
+        def _send(self, status: int, content_type: str, body: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            # one line per scrape every 15 s is noise; failures are logged above
+            log.debug(format, *args)
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    return server
+
+
+@click.command()
+@click.option("--port", type=click.IntRange(0, 65535), required=True, help="Port to listen on (0 picks a free one, printed on stderr).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on; 0.0.0.0 inside a container.")
+def metrics(port: int, host: str) -> None:
+    """Serve payq's gauges to Prometheus at /metrics.
+
+    Queue depths, deferred jobs, dead letters by reason, endpoint pauses: see
+    payq/cli/metrics.py for every name. Each scrape reads Redis afresh; while Redis is unreachable a scrape answers 503.
+    """
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with exits_cleanly():
+        rt = stores_from_env()
+        registry = make_registry(lambda: collect(rt.redis, rt.jobs, rt.dead_letters, rt.pacer))
+        try:
+            server = make_server(host, port, registry)
+        except OSError as exc:
+            click.echo(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
+            sys.exit(EXIT_FAULT)
+        # SIGTERM (docker stop) ends the loop like Ctrl-C, closing the socket on the way out
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        click.echo(f"serving payq metrics on http://{host}:{server.server_address[1]}/metrics", err=True)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()

@@ -1,0 +1,59 @@
+"""What every ``payq`` command shares (the CLI's, ``payq serve``'s and ``payq demo``'s): exit codes, error reporting, settings."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import click
+
+from config.settings import InvalidSettings, Settings, load_settings
+from payapi.errors import ConfigurationError, InvalidRequest, PayqError, PermanentError
+from tasks.stores import Stores
+
+EXIT_FAULT = 1
+EXIT_INVALID = 2
+EXIT_CONFIG = os.EX_CONFIG  # 78: the configuration is wrong; running the command again as it is cannot help
+
+
+@contextmanager
+def exits_cleanly() -> Iterator[None]:
+    """Turn payq's errors into the documented exit codes and readable lines on stderr.
+
+    2: invalid input, each problem on its own line naming the field and rule.
+    78: invalid configuration, each problem naming its ``PAYQ_*`` variable.
+    1: a system fault (Redis unreachable …), one line naming the cause.
+    """
+    try:
+        yield
+    except InvalidRequest as exc:
+        for problem in exc.problems:
+            click.echo(f"invalid: {problem}", err=True)
+        sys.exit(EXIT_INVALID)
+    except InvalidSettings as exc:
+        for line in exc.problems:
+            click.echo(f"invalid configuration: {line}", err=True)
+        sys.exit(EXIT_CONFIG)
+    except ConfigurationError as exc:
+        click.echo(f"invalid configuration: {exc}", err=True)
+        sys.exit(EXIT_CONFIG)
+    except PermanentError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_INVALID)
+    except PayqError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_FAULT)
+
+
+def settings_from_env() -> Settings:
+    """The settings from ``PAYQ_*`` and ``.env``; a bad value exits 78 naming its variable."""
+    with exits_cleanly():
+        return load_settings()
+    raise AssertionError("unreachable")  # exits_cleanly exits on every error
+
+
+def stores_from_env() -> Stores:
+    """The stores an operator command reads and changes."""
+    return Stores.build(settings_from_env())

@@ -1,0 +1,79 @@
+"""``payq serve``: run the HTTP intake and the console with uvicorn; ``payq token new``: a token for a store backend.
+
+Neither imports the web stack at the top: every other ``payq`` command loads this module.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+
+import click
+
+from payapi.models import STORE_ID_PATTERN
+from payq.exits import EXIT_FAULT, EXIT_INVALID, settings_from_env
+from payq.serve.access import digest, new_token
+
+log = logging.getLogger("payq.serve")
+
+
+@click.command("serve")
+@click.option("--host", default=None, help="Address to listen on  [default: PAYQ_SERVE_HOST, 127.0.0.1]")
+@click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port to listen on  [default: PAYQ_SERVE_PORT, 8088]")
+def serve_command(host: str | None, port: int | None) -> None:
+    """Serve the HTTP intake for store backends (/v1/...) and the operators' console (/console/)."""
+    # imported here, not at the top: every other payq command would pay for loading the web stack
+    import uvicorn
+
+    from payq.serve.app import create_app
+
+    settings = settings_from_env()
+    # the address it listens on, as given: /openapi.json names it as the server when PAYQ_SERVE_PUBLIC_URL is unset
+    settings = settings.model_copy(update={"serve_host": host or settings.serve_host, "serve_port": settings.serve_port if port is None else port})
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not settings.intake_tokens:
+        log.warning("PAYQ_INTAKE_TOKENS is empty: every /v1 request will be refused 401 (payq token new --store S makes a token)")
+    config = uvicorn.Config(
+        create_app(settings), host=settings.serve_host, port=settings.serve_port,
+        # the access log would print every request's path: job ids, store and trip ids, no secrets, but a line per job
+        access_log=False, log_level="info", proxy_headers=False, server_header=False,
+    )
+    try:
+        uvicorn.Server(config).run()
+    except OSError as exc:
+        click.echo(f"error: cannot listen on {config.host}:{config.port}: {exc.strerror or exc}", err=True)
+        sys.exit(EXIT_FAULT)
+
+
+@click.group("token")
+def token_group() -> None:
+    """Tokens for the HTTP intake (payq serve): each lets a store backend use the storeIds it was made for."""
+
+
+@token_group.command("new")
+@click.option("--store", "stores", multiple=True, required=True, metavar="STORE_ID",
+              help="A storeId the token may use; repeat for more.")
+@click.option("--json", "as_json", is_flag=True, help='Print {"token", "sha256", "stores"} as JSON.')
+def token_new(stores: tuple[str, ...], as_json: bool) -> None:
+    """Print a new random token (once: payq keeps only its SHA-256) and its PAYQ_INTAKE_TOKENS entry.
+
+    The first line is the token, for the store backend's secret store; the
+    second the JSON entry to merge into PAYQ_INTAKE_TOKENS (a JSON object:
+    SHA-256 hex -> storeIds). payq serve reads it at start.
+    """
+    bad = [store for store in stores if not (0 < len(store) <= 255 and re.fullmatch(STORE_ID_PATTERN, store))]
+    if bad:
+        for store in bad:
+            click.echo(f"invalid: --store: {store!r} must match {STORE_ID_PATTERN} and be 1 to 255 characters", err=True)
+        sys.exit(EXIT_INVALID)
+    token = new_token()
+    unique = list(dict.fromkeys(stores))
+    if as_json:
+        click.echo(json.dumps({"token": token, "sha256": digest(token), "stores": unique}))
+        return
+    click.echo(token)
+    click.echo(json.dumps({digest(token): unique}))
+    click.echo("The token (first line) is shown only now: hand it to the store backend, to send as 'Authorization: Bearer <token>'. "
+               "Merge the entry (second line) into PAYQ_INTAKE_TOKENS and restart payq serve.", err=True)

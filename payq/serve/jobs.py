@@ -1,0 +1,136 @@
+"""The intake's Redis side, asynchronous: enqueue with the producer's script, read a job's and a trip's views.
+
+The same script as :class:`tasks.jobstore.JobStore` (``tasks/lua/enqueue.lua``,
+all or nothing per call, up to :data:`~tasks.jobstore.ENQUEUE_CHUNK` jobs a
+call), called on the application's asynchronous client so the event loop never
+waits on Redis; the same views as ``payq job --json`` and ``payq trip --json``
+(:mod:`payq.views`), read the way those commands read them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar, cast
+
+import redis
+import redis.asyncio as aioredis
+
+from config.settings import Settings, redact_url
+from payapi.errors import BrokerUnavailable
+from payq.views import job_view, report_job_id, trip_job_ids, trip_view
+from tasks import keys, scripts
+from tasks.deadletters import DeadLetter
+from tasks.jobstore import ENQUEUE_CHUNK, NewJob, enqueue_call, read_enqueue_reply
+from tasks.messages import sent_event_channel_of
+
+T = TypeVar("T")
+_DAY = 86400
+
+
+async def patiently(settings: Settings, action: Callable[[], Awaitable[T]]) -> T:
+    """Run ``action``; on a connection fault try again for ``redis_retry_seconds``, then raise :class:`BrokerUnavailable`.
+
+    The asynchronous twin of :func:`tasks.redis_conn.with_retry`: only
+    connection faults are retried (a command Redis refused is not a reason to wait).
+    """
+    deadline = time.monotonic() + settings.redis_retry_seconds
+    delay = 0.1
+    while True:
+        try:
+            return await action()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            if time.monotonic() + delay > deadline:
+                raise BrokerUnavailable(f"cannot reach Redis at {redact_url(settings.redis_url)}: {exc}") from None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+
+class IntakeJobs:
+    """Enqueue jobs and read their views through one asynchronous Redis client."""
+
+    def __init__(self, client: aioredis.Redis, settings: Settings) -> None:
+        self._redis = client
+        self._settings = settings
+        self._ttl = int(settings.job_retention_days * _DAY)
+        self._events = sent_event_channel_of(client)
+        self._enqueue = client.register_script(scripts.source("enqueue"))
+
+    async def enqueue(self, jobs: Sequence[NewJob]) -> list[bool]:
+        """Record and publish each job unless it has a record already; True where it was new.
+
+        All or nothing, as :meth:`tasks.jobstore.JobStore.enqueue`: up to
+        :data:`ENQUEUE_CHUNK` jobs in one script; a larger batch is checked
+        whole first (a dry run of the same script), then written a chunk at a
+        time. Raises :class:`~tasks.books.TripRuleViolation` (nothing
+        written) or :class:`BrokerUnavailable`.
+        """
+        now = time.time()
+        if len(jobs) > ENQUEUE_CHUNK:
+            read_enqueue_reply(await self._call(jobs, now, dry_run=True), jobs)
+        created: list[bool] = []
+        for start in range(0, len(jobs), ENQUEUE_CHUNK):
+            chunk = jobs[start : start + ENQUEUE_CHUNK]
+            created += read_enqueue_reply(await self._call(chunk, now, dry_run=False), chunk, offset=start)
+        return created
+
+    async def _call(self, jobs: Sequence[NewJob], now: float, *, dry_run: bool) -> list[Any]:
+        call_keys, args = enqueue_call(jobs, now, self._ttl, self._events, dry_run=dry_run)
+
+        async def run() -> list[Any]:
+            reply: list[Any] = await self._enqueue(keys=call_keys, args=args)
+            return reply
+
+        # a retry after the script ran but its answer was lost finds the records: the jobs read as not new, never twice
+        return await patiently(self._settings, run)
+
+    async def job(self, job_id: str) -> dict[str, Any] | None:
+        """What ``payq job ID --json`` prints, or None if there is no such job."""
+
+        async def read() -> tuple[dict[str, str], bool, list[str]]:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.hgetall(keys.job(job_id))
+                pipe.hexists(keys.DEAD_LETTERS, job_id)
+                pipe.lrange(keys.deferrals(job_id), 0, -1)
+                record, in_dead_letters, deferrals = await pipe.execute()
+            return record, bool(in_dead_letters), deferrals
+
+        record, in_dead_letters, deferrals = await patiently(self._settings, read)
+        if not record:
+            return None
+        return job_view(job_id, record, in_dead_letters, [json.loads(item) for item in deferrals])
+
+    async def trip(self, store_id: str, trip_id: str) -> dict[str, Any] | None:
+        """What ``payq trip STORE_ID TRIP_ID --json`` prints, or None if payq has no jobs for the trip."""
+
+        async def read() -> tuple[dict[str, str], dict[str, dict[str, str]], dict[str, DeadLetter]]:
+            books = cast(dict[str, str], await self._redis.hgetall(keys.trip(store_id, trip_id)))
+            if not books:
+                return books, {}, {}
+            records = await self._records(trip_job_ids(books))
+            report = report_job_id(books, records)
+            if report:
+                records.update(await self._records([report]))
+            entries: dict[str, DeadLetter] = {}
+            if records:
+                raw = await self._redis.hmget(keys.DEAD_LETTERS, list(records))
+                entries = {job_id: DeadLetter.model_validate_json(text) for job_id, text in zip(records, raw, strict=True) if text}
+            return books, records, entries
+
+        books, records, entries = await patiently(self._settings, read)
+        if not books:
+            return None
+        return trip_view(store_id, trip_id, books, records, entries)
+
+    async def _records(self, job_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        """The records of ``job_ids`` that exist, in one round trip (as :meth:`tasks.jobstore.JobStore.records`)."""
+        ids = list(dict.fromkeys(job_ids))
+        if not ids:
+            return {}
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hgetall(keys.job(job_id))
+            found = await pipe.execute()
+        return {job_id: record for job_id, record in zip(ids, found, strict=True) if record}

@@ -1,0 +1,39 @@
+"""Payq's records in Redis, wired once: what operators' tools read and change (no API client, no notifier)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+
+from config.settings import Settings
+from tasks.deadletters import DeadLetterStore
+from tasks.jobstore import JobStore
+from tasks.pacer import Pacer, configured_limits
+from tasks.redis_conn import connect
+
+_DAY = 86400
+
+
+@dataclass
+class Stores:
+    """Settings, Redis and the stores on it: jobs, dead letters and the endpoints' paces."""
+
+    settings: Settings
+    redis: redis.Redis
+    jobs: JobStore
+    dead_letters: DeadLetterStore
+    pacer: Pacer
+
+    @classmethod
+    def build(cls, settings: Settings) -> Stores:
+        """Wire the stores for ``settings``; nothing connects until first used."""
+        client = connect(settings)
+        return cls(
+            settings=settings,
+            redis=client,
+            jobs=JobStore(client, int(settings.job_retention_days * _DAY)),
+            dead_letters=DeadLetterStore(client, int(settings.job_retention_days * _DAY), int(settings.dead_letter_retention_days * _DAY),
+                                         notify=settings.notify_url is not None),
+            pacer=Pacer(client, configured_limits(settings.rate_limits)),
+        )

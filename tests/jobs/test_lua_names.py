@@ -1,0 +1,45 @@
+"""Lua takes the strings Python owns (states, verdicts, reasons, operations, ...) from one source: ``--#include names``.
+
+The fragment is generated from the enums (:data:`tasks.scripts.NAMES`); these
+tests show that every name a script uses exists, that a script using names
+includes them, and, on a real Redis, that a misspelt name fails the script
+instead of comparing against nil.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import redis
+
+from tasks.scripts import NAMES, names, source
+
+LUA = Path(__file__).resolve().parents[2] / "tasks" / "lua"
+USE = re.compile(r"\b(" + "|".join(NAMES) + r")\.([A-Z_]+)\b")
+SCRIPTS = sorted(p.stem for p in LUA.glob("*.lua"))
+
+
+@pytest.mark.parametrize("path", sorted(LUA.rglob("*.lua")), ids=lambda p: str(p.relative_to(LUA)))
+def test_every_name_a_script_uses_is_a_member_of_its_enum(path: Path) -> None:
+    missing = [f"{table}.{member}" for table, member in USE.findall(path.read_text()) if member not in NAMES[table].__members__]
+    assert missing == []
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_a_script_that_uses_names_includes_them_once(script: str) -> None:
+    text = source(script)
+    if USE.search(text):
+        assert text.count("local STATE = ") == 1
+
+
+def test_the_names_are_the_enums_values_in_redis_and_a_misspelt_one_fails_the_script(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        assert client.eval(names() + "return {STATE.DEAD, REASON.CAPTURE_FAILED, OP.FEEDBACK, VERDICT.RUN}", 0) == [
+            "dead", "capture-failed", "feedback", "run"]
+        with pytest.raises(redis.ResponseError, match=r"no STATE\.DEAD_LETTERED"):
+            client.eval(names() + "return STATE.DEAD_LETTERED", 0)
+    finally:
+        client.close()

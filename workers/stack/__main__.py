@@ -1,8 +1,0 @@
-"""``python -m workers.stack``: the supervisor, reading its stack spec from stdin."""
-
-import sys
-
-from workers.stack.supervisor import main
-
-if __name__ == "__main__":
-    sys.exit(main())
