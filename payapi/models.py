@@ -296,6 +296,19 @@ def describe(error: ValidationError) -> list[FieldProblem]:
     return problems
 
 
+def trip_id_problems(fields: dict[str, Any]) -> list[FieldProblem]:
+    """What is wrong with ``storeId`` and ``shoppingTripId`` in ``fields``: the same rules for every operation.
+
+    For a job whose operation is missing or unknown (so the rest of its rules
+    are unknown too), named in the same answer as the operation.
+    """
+    try:
+        CancelRequest.model_validate({name: fields[name] for name in ("storeId", "shoppingTripId") if name in fields})
+    except ValidationError as exc:
+        return describe(exc)
+    return []
+
+
 RequestModel = CaptureRequest | CancelRequest | RefundRequest | FeedbackRequest
 ResponseModel = RefundResponse | FeedbackResponse
 Body = TypeVar("Body", bound=BaseModel)

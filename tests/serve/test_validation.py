@@ -94,6 +94,17 @@ def test_every_problem_of_a_job_is_named_at_once(serve: ServeProcess, rdb: redis
     assert rdb.dbsize() == 0
 
 
+@pytest.mark.parametrize("operation", [None, "charge"], ids=["no-operation", "unknown-operation"])
+def test_a_job_without_a_known_operation_names_its_trip_ids_too(serve: ServeProcess, rdb: redis.Redis, operation: str | None) -> None:
+    job = {**cancel(store="a b"), "operation": operation} if operation else without(cancel(store="a b", trip=""), "operation")
+
+    refused = problem(post(serve, "/v1/jobs", job), 422)
+
+    named = sorted(f for _, f, _ in errors(refused))
+    assert named == (["operation", "shoppingTripId", "storeId"] if operation is None else ["operation", "storeId"])
+    assert rdb.dbsize() == 0
+
+
 def test_a_body_declared_larger_than_64_kib_is_413_before_it_is_read(serve: ServeProcess, rdb: redis.Redis) -> None:
     status, headers, answer = raw_exchange(serve, (
         f"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN_A}\r\nContent-Type: application/json\r\n"
