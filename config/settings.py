@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     serve_port: int = Field(8088, ge=0, le=65535, description="Port `payq serve` listens on (0 picks a free one).")
     serve_public_url: str | None = Field(None, description=(
         "The intake's address as store backends reach it (e.g. `https://payq.example.com`, behind the TLS proxy), the server"
-        " `/openapi.json` names. Unset: `http://PAYQ_SERVE_HOST:PAYQ_SERVE_PORT`."
+        " `/openapi.json` names. Unset: `/`, relative to wherever the document was read."
     ))
     intake_tokens: dict[str, list[str]] = Field(
         default_factory=dict,

@@ -127,8 +127,12 @@ def _openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
 
 
 def public_url(settings: Settings) -> str:
-    """Where store backends reach the intake: ``PAYQ_SERVE_PUBLIC_URL``, else the address it listens on."""
-    return settings.serve_public_url or f"http://{settings.serve_host}:{settings.serve_port}"
+    """Where store backends reach the intake: ``PAYQ_SERVE_PUBLIC_URL``, else ``/``, relative to wherever the document was read.
+
+    Not the address payq listens on: behind a proxy, or on ``0.0.0.0`` in a
+    container, that is not an address a store backend can use.
+    """
+    return settings.serve_public_url or "/"
 
 
 def _drop_field_titles(schema: dict[str, Any]) -> None:

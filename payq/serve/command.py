@@ -30,13 +30,11 @@ def serve_command(host: str | None, port: int | None) -> None:
     from payq.serve.app import create_app
 
     settings = settings_from_env()
-    # the address it listens on, as given: /openapi.json names it as the server when PAYQ_SERVE_PUBLIC_URL is unset
-    settings = settings.model_copy(update={"serve_host": host or settings.serve_host, "serve_port": settings.serve_port if port is None else port})
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not settings.intake_tokens:
         log.warning("PAYQ_INTAKE_TOKENS is empty: every /v1 request will be refused 401 (payq token new --store S makes a token)")
     config = uvicorn.Config(
-        create_app(settings), host=settings.serve_host, port=settings.serve_port,
+        create_app(settings), host=host or settings.serve_host, port=settings.serve_port if port is None else port,
         # the access log would print every request's path: job ids, store and trip ids, no secrets, but a line per job
         access_log=False, log_level="info", proxy_headers=False, server_header=False,
     )
