@@ -163,6 +163,14 @@ class PositiveAmount(Amount):
     amount: PositiveMoney
 
 
+def _amount_fields(value: Any) -> Any:
+    # an Amount built in Python is checked again as a PositiveAmount: its fields, not refused for its class
+    return value.model_dump() if isinstance(value, Amount) and not isinstance(value, PositiveAmount) else value
+
+
+AmountAboveZero = Annotated[PositiveAmount, BeforeValidator(_amount_fields)]
+
+
 class _TripRequest(_Request):
     storeId: StoreId
     shoppingTripId: TripId
@@ -171,7 +179,7 @@ class _TripRequest(_Request):
 class CaptureRequest(_TripRequest):
     """``POST /v1/capture/charge``: charge the cart total (greater than 0; an empty cart is cancelled)."""
 
-    amount: PositiveAmount
+    amount: AmountAboveZero
 
 
 class CancelRequest(_TripRequest):
@@ -181,7 +189,7 @@ class CancelRequest(_TripRequest):
 class RefundRequest(_TripRequest):
     """``POST /v1/refund``: refund part or all of a capture within 7 days; ``refundRequestId`` is the idempotency key."""
 
-    amount: PositiveAmount
+    amount: AmountAboveZero
     refundRequestId: Annotated[str, Field(max_length=36, pattern=REFUND_REQUEST_ID_PATTERN)]
     refundReasonCode: RefundReasonCode
 

@@ -19,6 +19,7 @@ from payapi import wire
 from payapi.errors import FieldProblem, InvalidRequest
 from payapi.models import (
     REFUND_REASON_CODES,
+    Amount,
     CancelRequest,
     CaptureRequest,
     ErrorBody,
@@ -543,3 +544,12 @@ def test_response_models_ignore_unknown_attributes(
 
     assert parsed == expected
     assert not hasattr(parsed, "processor") and parsed.model_extra in (None, {})
+
+
+def test_a_request_built_in_python_takes_an_amount_and_still_checks_its_sign() -> None:
+    built = CaptureRequest(storeId="s", shoppingTripId="t", amount=Amount(amount=Decimal("19.99"), code="USD"))
+
+    assert built.amount.amount == Decimal("19.99")
+    with pytest.raises(ValidationError) as raised:
+        CaptureRequest(storeId="s", shoppingTripId="t", amount=Amount(amount=Decimal("0"), code="USD"))
+    assert [e["loc"] for e in raised.value.errors()] == [("amount", "amount")]
