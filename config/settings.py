@@ -6,13 +6,16 @@ settings table in docs/operating.md is generated from the field descriptions her
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import math
 import re
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from config.redis_address import check_url, is_sentinel, redact_url
 
@@ -25,7 +28,8 @@ _JOB_MARGIN = 5
 class Settings(BaseSettings):
     """payq's configuration; each field is ``PAYQ_<NAME>`` in the environment."""
 
-    model_config = SettingsConfigDict(env_prefix="PAYQ_", env_file=".env", extra="ignore", frozen=True)
+    # env_ignore_empty: `PAYQ_X=` means unset (its default), as a shell, compose's `${X:-}` or an empty .env line write it
+    model_config = SettingsConfigDict(env_prefix="PAYQ_", env_file=".env", extra="ignore", frozen=True, env_ignore_empty=True)
 
     redis_url: str = Field("redis://localhost:6379/0", description=(
         "Redis for queues, deferred jobs, dead letters and job records: `redis://`, `rediss://`, `unix://`, or Sentinels in"
@@ -45,7 +49,7 @@ class Settings(BaseSettings):
     ))
     api_base_url: str = Field("http://127.0.0.1:8080", description="Base URL of the payment API (the sandbox locally).")
     api_auth: Literal["none", "sigv4"] = Field("none", description="`sigv4` signs every API request with AWS Signature Version 4; `none` is for the sandbox.")
-    aws_region: str | None = Field(None, description="AWS region for SigV4 signing (required when api_auth=sigv4).")
+    aws_region: str | None = Field(None, description="AWS region for SigV4 signing (required when `PAYQ_API_AUTH=sigv4`).")
     aws_service: str = Field("execute-api", description="AWS service name in the SigV4 scope (API Gateway's name, an assumption).")
     aws_profile: str | None = Field(None, description="Named profile from the shared AWS config files; unset uses the standard credential chain.")
     http_connect_timeout: float = Field(3.0, gt=0, description="Seconds to wait for a TCP connection to the API.")
@@ -89,13 +93,20 @@ class Settings(BaseSettings):
     flower_basic_auth: SecretStr | None = Field(None, description="`user:password` for Flower's basic auth in the local stack and docker-compose.")
     serve_host: str = Field("127.0.0.1", description="Address `payq serve` (the HTTP intake and the console) listens on.")
     serve_port: int = Field(8088, ge=0, le=65535, description="Port `payq serve` listens on (0 picks a free one).")
+    serve_public_url: str | None = Field(None, description=(
+        "The intake's address as store backends reach it (e.g. `https://payq.example.com`, behind the TLS proxy), the server"
+        " `/openapi.json` names. Unset: `/`, relative to wherever the document was read."
+    ))
     intake_tokens: dict[str, list[str]] = Field(
         default_factory=dict,
         description="Store backends' tokens for the HTTP intake, as JSON: the SHA-256 hex of each token -> the storeIds it may use "
                     "(`payq token new` prints both). Tokens themselves are never stored.",
     )
     notify_url: str | None = Field(None, description="Where outcome notifications are POSTed (Standard Webhooks); unset: none are sent.")
-    notify_secret: SecretStr | None = Field(None, description="`whsec_…` secret that signs outcome notifications (required with notify_url).")
+    notify_secret: SecretStr | None = Field(None, description=(
+        "`whsec_…` secret that signs outcome notifications (required with `PAYQ_NOTIFY_URL`): `whsec_` and the base64 of"
+        " a random key (24 to 64 bytes recommended); `payq notify secret` prints a new one."
+    ))
     notify_max_attempts: int = Field(20, ge=1, description="Deliveries of one notification before it is dead-lettered as `notify-failed`.")
     console_basic_auth: SecretStr | None = Field(
         None, description="`user:password` for the operators' console at `/console/` on `payq serve`; unset: the console is off.",
@@ -109,10 +120,7 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _usable_redis_url(cls, value: str) -> str:
-        try:
-            return check_url(value)
-        except ValueError as exc:
-            raise ValueError(f"PAYQ_REDIS_URL {exc}") from None
+        return check_url(value)  # its errors read after the variable's name: "PAYQ_REDIS_URL: must be …"
 
     @model_validator(mode="after")
     def _sentinel_needs_master(self) -> Settings:
@@ -164,7 +172,7 @@ class Settings(BaseSettings):
                 raise ValueError("must be user:password, both non-empty")
         return value
 
-    @field_validator("flower_url")
+    @field_validator("flower_url", "serve_public_url")
     @classmethod
     def _plain_web_address(cls, value: str | None) -> str | None:
         if value is None:
@@ -173,16 +181,28 @@ class Settings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an http:// or https:// address")
         if parts.username is not None or parts.password is not None:
-            # the console shows this address in every dead letter's page: a password in it would be shown too
-            raise ValueError("must not contain credentials: Flower asks the browser for its own login")
+            # the console shows Flower's address in every dead letter's page, /openapi.json shows the intake's: a password would be shown too
+            raise ValueError("must not contain credentials: it is shown to whoever reads the page")
         return value.rstrip("/")
+
+    @field_validator("notify_url")
+    @classmethod
+    def _web_address(cls, value: str | None) -> str | None:
+        # checked here, not at the first delivery (where requests said MissingSchema, job after job)
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("must be an http:// or https:// address")
+        return value
 
     @model_validator(mode="after")
     def _notify_needs_both(self) -> Settings:
         if (self.notify_url is None) != (self.notify_secret is None):
             raise ValueError("PAYQ_NOTIFY_URL and PAYQ_NOTIFY_SECRET go together: set both, or neither")
-        if self.notify_secret is not None and not self.notify_secret.get_secret_value().startswith("whsec_"):
-            raise ValueError("PAYQ_NOTIFY_SECRET must be a Standard Webhooks secret, whsec_ followed by base64")
+        if self.notify_secret is not None and not _is_webhook_secret(self.notify_secret.get_secret_value()):
+            # never the value: it is a secret, and the message goes to logs
+            raise ValueError("PAYQ_NOTIFY_SECRET must be a Standard Webhooks secret: whsec_ followed by the base64 of a key"
+                             " (payq notify secret prints a new one)")
         return self
 
     @field_validator("visibility_timeout")
@@ -223,4 +243,55 @@ class Settings(BaseSettings):
         return int(min(self.visibility_timeout - _JOB_MARGIN, self.http_connect_timeout + self.http_read_timeout + 30))
 
 
-__all__ = ["Settings", "redact_url"]
+def _is_webhook_secret(secret: str) -> bool:
+    """``whsec_`` and standard base64 of a key: what the Standard Webhooks libraries decode (a wrong one fails there, mid-delivery)."""
+    prefix, _, key = secret.partition("_")
+    try:
+        raw = base64.b64decode(key, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return prefix == "whsec" and len(raw) > 0
+
+
+def env_name(field: str) -> str:
+    """The environment variable of a setting: ``notify_secret`` is ``PAYQ_NOTIFY_SECRET``."""
+    return f"PAYQ_{field.upper()}"
+
+
+class InvalidSettings(ValueError):
+    """The settings in the environment break a rule; ``problems`` names each variable and its rule (``PAYQ_X: rule``)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """``Settings()`` from ``PAYQ_*`` and ``.env``; :class:`InvalidSettings` naming every bad variable, never pydantic's field names."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise InvalidSettings(_problems(exc)) from None
+    except SettingsError as exc:
+        # pydantic-settings could not decode a JSON setting: it names the field in its own words
+        found = re.search(r'field "(\w+)"', str(exc))
+        name = env_name(found.group(1)) if found else "a PAYQ_ variable"
+        cause = exc.__cause__
+        reason = f" ({str(cause).split(':')[0]})" if isinstance(cause, json.JSONDecodeError) else ""
+        raise InvalidSettings([f"{name}: must be JSON{reason}, or unset"]) from None
+
+
+def _problems(error: ValidationError) -> list[str]:
+    problems = []
+    for item in error.errors(include_url=False):
+        loc = [str(part) for part in item["loc"]]
+        message = item["msg"].removeprefix("Value error, ")
+        if not loc:  # a rule across settings: its message names the variables itself
+            problems.append(message)
+            continue
+        inner = f" ({'.'.join(loc[1:])})" if len(loc) > 1 else ""
+        problems.append(f"{env_name(loc[0])}{inner}: {message[0].lower()}{message[1:]}")
+    return problems
+
+
+__all__ = ["InvalidSettings", "Settings", "env_name", "load_settings", "redact_url"]

@@ -87,6 +87,11 @@ class InvalidRequest(PermanentError):
         super().__init__("; ".join(str(p) for p in problems))
         self.problems = problems
 
+    @property
+    def errors(self) -> list[FieldProblem]:
+        """Every problem, as the HTTP intake's ``errors`` names them (the same list as ``problems``)."""
+        return self.problems
+
 
 class DeadLettered(PermanentError):
     """A job was written to the dead-letter store with ``reason`` (a :class:`tasks.states.DeadLetterReason`).

@@ -7,13 +7,16 @@ end: a float is refused rather than rounded.
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+import re
+from collections.abc import Callable
+from decimal import Decimal
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema, model_validator
 from pydantic_core import PydanticCustomError
 
 from payapi.errors import FieldProblem, InvalidRequest
+from payapi.wire import NotPlainNumber
 
 STORE_ID_PATTERN = r"^[0-9a-zA-Z_-]*$"
 TRIP_ID_PATTERN = r"^[0-9a-zA-Z_-]+$"
@@ -24,26 +27,57 @@ REFUND_REASON_CODES = ("DAMAGED_ITEM", "EXPIRED_ITEM", "UNWANTED_ITEM", "JWO_TEC
 # payq's own sanity bound, not the spec's: a cart total of a trillion is a typo.
 MAX_AMOUNT = Decimal("1000000000000")
 _CENT = Decimal("0.01")
+# the one string form of an amount: ASCII digits, at most one point with a digit on each side (as a JSON number, unsigned)
+PLAIN_AMOUNT = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+PLAIN_AMOUNT_PATTERN = r"^[0-9]+(\.[0-9]+)?$"
+# epoch seconds up to the last second of year 9999: anything later is a unit mistake (ms, µs)
+LATEST_PAYMENT_STATUS_TIME = 253402300799
+
+
+def _kind(value: Any) -> str:
+    """What a value is, in JSON's words (a store backend may never have seen Python)."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if value is None:
+        return "null"
+    if isinstance(value, float):
+        return "a binary floating-point number (send a JSON number, a string or a Decimal)"
+    if isinstance(value, list | tuple):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return f"a {type(value).__name__}"
+
+
+def _shown(text: str) -> str:
+    # escaped: a lone surrogate from a command line cannot be rendered into a message as it is
+    return text[:40].encode("unicode_escape").decode("ascii")
 
 
 def _to_money(value: Any) -> Decimal:
-    """Parse an amount without ever passing through float, to at most 2 decimal places."""
-    if isinstance(value, bool | float):
-        raise PydanticCustomError(
-            "money_type", "must be a decimal number given as a string, int or Decimal, not {kind}",
-            {"kind": type(value).__name__},
-        )
+    """Parse an amount without ever passing through float, to at most 2 decimal places.
+
+    Only the plain forms the API documents: an integer, a ``Decimal`` (a JSON
+    number read exactly), or a string of digits with at most one point and a
+    digit on each side (``"19.99"``). Refused: an exponent (``"1e3"`` is a
+    typo far more often than a thousand), spaces, a sign, ``"1_000"``,
+    ``".5"``, ``"NaN"``, ``"Infinity"``, and a JSON number in exponent form.
+    """
+    if isinstance(value, NotPlainNumber):
+        raise PydanticCustomError("money_form", "must be a plain decimal number such as 19.99, not {value}", {"value": _shown(value)})
+    if isinstance(value, bool | float) or not isinstance(value, int | str | Decimal):
+        raise PydanticCustomError("money_type", "must be a JSON number or a string of digits such as \"19.99\", not {kind}",
+                                  {"kind": _kind(value)})
     if isinstance(value, int):
         value = Decimal(value)
     elif isinstance(value, str):
-        try:
-            value = Decimal(value.strip())
-        except InvalidOperation:
-            # escaped: a lone surrogate from a command line cannot be rendered into a message as it is
-            shown = value[:40].encode("unicode_escape").decode("ascii")
-            raise PydanticCustomError("money_parse", "must be a decimal number, got '{value}'", {"value": shown}) from None
-    if not isinstance(value, Decimal):
-        raise PydanticCustomError("money_type", "must be a decimal number, not {kind}", {"kind": type(value).__name__})
+        if not PLAIN_AMOUNT.fullmatch(value):
+            raise PydanticCustomError(
+                "money_form",
+                "must be digits with at most one decimal point, such as \"19.99\" (no sign, exponent, spaces or separators), got '{value}'",
+                {"value": _shown(value)},
+            )
+        value = Decimal(value)
     if not value.is_finite():
         raise PydanticCustomError("money_finite", "must be a finite number, got {value}", {"value": str(value)})
     if value and value.adjusted() >= MAX_AMOUNT.adjusted():  # by exponent: abs() of 1e999999999 overflows
@@ -67,14 +101,40 @@ def _to_money(value: Any) -> Decimal:
 def _not_bool(value: Any) -> Any:
     """Refuse true/false where an integer is meant; lax int validation would read them as 1/0."""
     if isinstance(value, bool):
-        raise PydanticCustomError("int_not_bool", "must be an integer, not bool", {})
+        raise PydanticCustomError("int_not_bool", "must be an integer, not a boolean", {})
     return value
 
 
-Money = Annotated[Decimal, BeforeValidator(_to_money)]
+def _greater_than_zero(value: Decimal) -> Decimal:
+    if value <= 0:
+        raise PydanticCustomError("money_positive", "must be greater than 0", {})
+    return value
+
+
+def _at_least_zero(value: Decimal) -> Decimal:
+    if value < 0:
+        raise PydanticCustomError("money_nonnegative", "must be at least 0", {})
+    return value
+
+
+def _money_schema(minimum: str) -> WithJsonSchema:
+    return WithJsonSchema({
+        "description": "A JSON number (read exactly, never as a binary float) or a string of digits with at most one "
+                       "point; at most 2 decimal places; no sign, exponent or spaces.",
+        "oneOf": [
+            {"type": "number", minimum: 0, "multipleOf": 0.01},
+            {"type": "string", "pattern": PLAIN_AMOUNT_PATTERN, "examples": ["19.99"]},
+        ],
+    })
+
+
+# each rule on the field itself, not on the model: a model's own rules run only once all its fields pass,
+# so an amount's sign would be named in a second round, after every other field was fixed
+Money = Annotated[Decimal, BeforeValidator(_to_money), AfterValidator(_at_least_zero), _money_schema("minimum")]
+PositiveMoney = Annotated[Decimal, BeforeValidator(_to_money), AfterValidator(_greater_than_zero), _money_schema("exclusiveMinimum")]
 StoreId = Annotated[str, Field(min_length=1, max_length=255, pattern=STORE_ID_PATTERN)]
 TripId = Annotated[str, Field(min_length=1, max_length=255, pattern=TRIP_ID_PATTERN)]
-CurrencyCode = Annotated[str, Field(pattern=CURRENCY_PATTERN)]
+CurrencyCode = Annotated[str, Field(pattern=CURRENCY_PATTERN, description="ISO 4217 code, three capital letters.", examples=["USD"])]
 RefundReasonCode = Literal["DAMAGED_ITEM", "EXPIRED_ITEM", "UNWANTED_ITEM", "JWO_TECH_ERROR", "OTHER"]
 
 
@@ -91,10 +151,24 @@ class _Response(BaseModel):
 
 
 class Amount(_Request):
-    """A sum of money in one currency, as the wire's ``{"amount": …, "code": …}``."""
+    """A sum of money in one currency, as the wire's ``{"amount": …, "code": …}``; at least 0."""
 
     amount: Money
     code: CurrencyCode
+
+
+class PositiveAmount(Amount):
+    """An amount greater than 0 (a capture's, a refund's)."""
+
+    amount: PositiveMoney
+
+
+def _amount_fields(value: Any) -> Any:
+    # an Amount built in Python is checked again as a PositiveAmount: its fields, not refused for its class
+    return value.model_dump() if isinstance(value, Amount) and not isinstance(value, PositiveAmount) else value
+
+
+AmountAboveZero = Annotated[PositiveAmount, BeforeValidator(_amount_fields)]
 
 
 class _TripRequest(_Request):
@@ -102,20 +176,10 @@ class _TripRequest(_Request):
     shoppingTripId: TripId
 
 
-def _must_be_positive(amount: Amount, name: str) -> None:
-    if amount.amount <= 0:
-        raise PydanticCustomError("money_positive", "{name}.amount must be greater than 0", {"name": name})
-
-
 class CaptureRequest(_TripRequest):
     """``POST /v1/capture/charge``: charge the cart total (greater than 0; an empty cart is cancelled)."""
 
-    amount: Amount
-
-    @model_validator(mode="after")
-    def _positive(self) -> CaptureRequest:
-        _must_be_positive(self.amount, "amount")
-        return self
+    amount: AmountAboveZero
 
 
 class CancelRequest(_TripRequest):
@@ -125,14 +189,9 @@ class CancelRequest(_TripRequest):
 class RefundRequest(_TripRequest):
     """``POST /v1/refund``: refund part or all of a capture within 7 days; ``refundRequestId`` is the idempotency key."""
 
-    amount: Amount
+    amount: AmountAboveZero
     refundRequestId: Annotated[str, Field(max_length=36, pattern=REFUND_REQUEST_ID_PATTERN)]
     refundReasonCode: RefundReasonCode
-
-    @model_validator(mode="after")
-    def _positive(self) -> RefundRequest:
-        _must_be_positive(self.amount, "amount")
-        return self
 
 
 class FeedbackRequest(_TripRequest):
@@ -140,17 +199,21 @@ class FeedbackRequest(_TripRequest):
 
     totalAmount: Amount
     settledAmount: Amount
-    # epoch seconds up to the last second of year 9999: anything later is a unit mistake (ms, µs)
-    paymentStatusTime: Annotated[int, BeforeValidator(_not_bool), Field(ge=0, le=253402300799, strict=False)]
+    paymentStatusTime: Annotated[int, Field(ge=0, le=LATEST_PAYMENT_STATUS_TIME, description="Epoch seconds (UTC)."), BeforeValidator(_not_bool)]
 
     @model_validator(mode="after")
     def _consistent(self) -> FeedbackRequest:
-        for name in ("totalAmount", "settledAmount"):
-            if getattr(self, name).amount < 0:
-                raise PydanticCustomError("money_nonnegative", "{name}.amount must be at least 0", {"name": name})
         if self.totalAmount.code != self.settledAmount.code:
             raise PydanticCustomError("currency_mismatch", "totalAmount.code and settledAmount.code must be the same currency", {})
         return self
+
+    @staticmethod
+    def cross_field_problems(data: dict[str, Any], named: set[str]) -> list[FieldProblem]:
+        """The model's own rule, read from raw ``data`` when other fields failed (pydantic skips it then); ``named``: fields already named."""
+        codes = [(data.get(name) or {}).get("code") if isinstance(data.get(name), dict) else None for name in ("totalAmount", "settledAmount")]
+        if {"totalAmount.code", "settledAmount.code"} & named or not all(isinstance(c, str) for c in codes) or codes[0] == codes[1]:
+            return []
+        return [FieldProblem("settledAmount.code", "must be the same currency as totalAmount.code")]
 
 
 class RefundResponse(_Response):
@@ -205,34 +268,53 @@ class ErrorBody(_Response):
     retryAfter: Annotated[str | None, BeforeValidator(lambda v: None if v is None else str(v))] = None
 
 
+_RULES: dict[str, Callable[[dict[str, Any]], str]] = {
+    # pydantic's error types, in the API's words: a store backend in any language reads these
+    "missing": lambda ctx: "is required",
+    "extra_forbidden": lambda ctx: "is not a known field",
+    "string_pattern_mismatch": lambda ctx: f"must match {ctx['pattern']}",
+    "string_too_long": lambda ctx: f"must be at most {ctx['max_length']} characters",
+    "string_too_short": lambda ctx: "must not be empty",
+    "string_type": lambda ctx: "must be a string",
+    "literal_error": lambda ctx: f"must be one of {ctx['expected']}",
+    "int_type": lambda ctx: "must be an integer",
+    "int_parsing": lambda ctx: "must be an integer",
+    "int_from_float": lambda ctx: "must be a whole number",
+    "greater_than_equal": lambda ctx: f"must be at least {ctx['ge']}",
+    "less_than_equal": lambda ctx: f"must be at most {ctx['le']}",
+    "model_type": lambda ctx: "must be a JSON object",
+    "model_attributes_type": lambda ctx: "must be a JSON object",
+    "dict_type": lambda ctx: "must be a JSON object",
+    "currency_mismatch": lambda ctx: "must be the same currency as totalAmount.code",
+}
+
+
 def describe(error: ValidationError) -> list[FieldProblem]:
-    """Turn pydantic's errors into (field, rule) pairs an operator can read."""
+    """Turn pydantic's errors into (field, rule) pairs in the API's words, each field by its dotted wire path."""
     problems = []
     for item in error.errors(include_url=False):
         field = ".".join(str(part) for part in item["loc"]) or "(body)"
-        rule = item["msg"]
         kind = item["type"]
-        if kind == "missing":
-            rule = "is required"
-        elif kind == "extra_forbidden":
-            rule = "is not a known field"
-        elif kind == "string_pattern_mismatch":
-            rule = f"must match {item['ctx']['pattern']}"
-        elif kind == "string_too_long":
-            rule = f"must be at most {item['ctx']['max_length']} characters"
-        elif kind == "string_too_short":
-            rule = "must not be empty"
-        elif kind == "literal_error":
-            rule = f"must be one of {item['ctx']['expected']}"
-        elif kind in ("money_positive", "money_nonnegative"):
-            # model-level rules: name the field they are about, not the model
-            field, _, rule = rule.partition(" ")
-        elif kind == "currency_mismatch":
-            field, rule = "settledAmount.code", "must be the same currency as totalAmount.code"
-        elif not kind.startswith("money_"):
-            rule = rule[0].lower() + rule[1:]
+        if kind == "currency_mismatch":
+            field = "settledAmount.code"  # a model-level rule: name the field it is about, not the model
+        wording = _RULES.get(kind)
+        # payq's own rules (money_*) are worded already
+        rule = wording(item.get("ctx") or {}) if wording is not None else item["msg"][0].lower() + item["msg"][1:]
         problems.append(FieldProblem(field, rule))
     return problems
+
+
+def trip_id_problems(fields: dict[str, Any]) -> list[FieldProblem]:
+    """What is wrong with ``storeId`` and ``shoppingTripId`` in ``fields``: the same rules for every operation.
+
+    For a job whose operation is missing or unknown (so the rest of its rules
+    are unknown too), named in the same answer as the operation.
+    """
+    try:
+        CancelRequest.model_validate({name: fields[name] for name in ("storeId", "shoppingTripId") if name in fields})
+    except ValidationError as exc:
+        return describe(exc)
+    return []
 
 
 RequestModel = CaptureRequest | CancelRequest | RefundRequest | FeedbackRequest
@@ -247,4 +329,9 @@ def parse_request(model: type[Body], data: Any) -> Body:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise InvalidRequest(describe(exc)) from None
+        problems = describe(exc)
+    # a model's own rules run only when every field passed: read them from the raw data, so they are named in this answer too
+    cross_check = getattr(model, "cross_field_problems", None)
+    if cross_check is not None:
+        problems += cross_check(data, {p.field for p in problems})
+    raise InvalidRequest(problems)

@@ -32,6 +32,33 @@ def loads(text: str | bytes) -> Any:
     return json.loads(text, parse_float=Decimal)
 
 
+class NotPlainNumber(str):
+    """A JSON number in exponent form (``1e3``), or ``NaN`` / ``Infinity``: kept as its text, so the field's rule refuses it by name."""
+
+
+def _exact_number(text: str) -> Decimal | NotPlainNumber:
+    if "e" in text or "E" in text:
+        return NotPlainNumber(text)
+    return Decimal(text)
+
+
+def loads_input(text: str | bytes) -> Any:
+    """Parse JSON a store backend sent: as :func:`loads`, but a number in exponent form stays text, for the models to refuse.
+
+    ``1e3`` is a valid JSON number, and as a ``Decimal`` it is 1000 with nothing
+    left to tell it from ``1000``: an amount typed as ``1e3`` must be named as
+    the mistake it most likely is, not charged as a thousand.
+    """
+    return json.loads(text, parse_float=_exact_number, parse_constant=NotPlainNumber)
+
+
+def json_error(exc: ValueError) -> str:
+    """Where text is not JSON, for a person who may not write Python: ``at line 1, column 12`` (not the parser's own wording)."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"at line {exc.lineno}, column {exc.colno}"
+    return "a number or constant it cannot read"
+
+
 def to_kwargs(model: BaseModel) -> dict[str, Any]:
     """A model as JSON-safe task kwargs: amounts as strings, so no broker serializer can round them."""
     def convert(value: Any) -> Any:

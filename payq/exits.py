@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import click
-from pydantic import ValidationError
 
-from config.settings import Settings
-from payapi.errors import InvalidRequest, NotReplicated, PayqError, PermanentError
+from config.settings import InvalidSettings, Settings, load_settings
+from payapi.errors import ConfigurationError, InvalidRequest, NotReplicated, PayqError, PermanentError
 from tasks.stores import Stores
 
 EXIT_FAULT = 1
 EXIT_INVALID = 2
+EXIT_CONFIG = os.EX_CONFIG  # 78: the configuration is wrong; running the command again as it is cannot help
 EXIT_TEMPFAIL = 75  # EX_TEMPFAIL: written, but not yet on enough replicas; send it again
 
 
@@ -23,6 +24,7 @@ def exits_cleanly() -> Iterator[None]:
     """Turn payq's errors into the documented exit codes and readable lines on stderr.
 
     2: invalid input, each problem on its own line naming the field and rule.
+    78: invalid configuration, each problem naming its ``PAYQ_*`` variable.
     1: a system fault (Redis unreachable …), one line naming the cause.
     75: too few Redis replicas confirmed a write in time (``PAYQ_REDIS_MIN_REPLICAS``): send it again.
     """
@@ -32,12 +34,13 @@ def exits_cleanly() -> Iterator[None]:
         for problem in exc.problems:
             click.echo(f"invalid: {problem}", err=True)
         sys.exit(EXIT_INVALID)
-    except ValidationError as exc:
-        # settings from the environment are input too
-        for item in exc.errors(include_url=False):
-            where = ".".join(str(p) for p in item["loc"]) or "settings"
-            click.echo(f"invalid configuration: {where}: {item['msg']}", err=True)
-        sys.exit(EXIT_INVALID)
+    except InvalidSettings as exc:
+        for line in exc.problems:
+            click.echo(f"invalid configuration: {line}", err=True)
+        sys.exit(EXIT_CONFIG)
+    except ConfigurationError as exc:
+        click.echo(f"invalid configuration: {exc}", err=True)
+        sys.exit(EXIT_CONFIG)
     except PermanentError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_INVALID)
@@ -50,9 +53,9 @@ def exits_cleanly() -> Iterator[None]:
 
 
 def settings_from_env() -> Settings:
-    """The settings from ``PAYQ_*`` and ``.env``; a bad value exits 2 naming it."""
+    """The settings from ``PAYQ_*`` and ``.env``; a bad value exits 78 naming its variable."""
     with exits_cleanly():
-        return Settings()
+        return load_settings()
     raise AssertionError("unreachable")  # exits_cleanly exits on every error
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from tasks.books import cents, money
 from tasks.deadletters import DeadLetter, DeadLetterStore
 from tasks.jobstore import Deferral, JobStore, failure_from
+from tasks.notify import public_result
 from tasks.states import JobState
 
 
@@ -138,6 +139,55 @@ def trip_view(store_id: str, trip_id: str, books: dict[str, str], records: dict[
         "refundable": (money(captured_cents - live) if succeeded else "0.00") if capture_id else None,
         "captured_at": iso(float(books["captured_at"])) if "captured_at" in books else None,
         "dead_letters": [entry.model_dump(mode="json") for entry in dead_letters.values()],
+    }
+
+
+def public_job(view: dict[str, Any]) -> dict[str, Any]:
+    """A job's view as the HTTP API shows it to a store backend: camelCase, UTC ISO 8601 times, and no operators' internals.
+
+    The worker that ran it is left out (a host name is the operators'); the
+    job's wire fields are ``request`` (``kwargs`` is the task's word); a
+    capture's ``result.settledAt`` is a time like the others, not epoch seconds.
+    """
+    public = {
+        "id": view["id"], "operation": view["operation"], "state": view["state"], "deferredUntil": view["deferred_until"],
+        "why": view["why"], "deadLetter": view["dead_letter"], "attempts": view["attempts"], "replays": view["replays"],
+        "lastOutcome": view["last_outcome"], "result": public_result(view["result"]) if view["result"] else view["result"],
+        "reportJobId": view["report_job_id"],
+        "enqueuedAt": view["enqueued_at"], "firstAttemptAt": view["first_attempt_at"], "lastAttemptAt": view["last_attempt_at"],
+        "updatedAt": view["updated_at"], "request": view["kwargs"], "waitingFor": view["waiting_for"],
+    }
+    if "deferrals" in view:
+        public["deferrals"] = view["deferrals"]
+    return public
+
+
+def _public_trip_job(summary: dict[str, Any] | None) -> dict[str, Any] | None:
+    if summary is None:
+        return None
+    return {
+        "id": summary["id"], "state": summary["state"], "amount": summary["amount"], "attempts": summary["attempts"],
+        "lastOutcome": summary["last_outcome"], "why": summary["why"], "reconciliationId": summary["reconciliationId"],
+        "deadLetter": summary["dead_letter"],
+    }
+
+
+def _public_dead_letter(entry: dict[str, Any]) -> dict[str, Any]:
+    # what the store backend's job came to, not how operators handled it: no task name, worker or replay history
+    return {
+        "jobId": entry["id"], "operation": entry["operation"], "reason": entry["reason"], "error": entry["error"],
+        "status": entry.get("status"), "attempts": entry["attempts"], "deadAt": iso(entry["dead_at"]), "replays": entry.get("replays", 0),
+    }
+
+
+def public_trip(view: dict[str, Any]) -> dict[str, Any]:
+    """A trip's view as the HTTP API shows it to a store backend: camelCase, UTC ISO 8601 times, and no operators' internals."""
+    return {
+        "storeId": view["storeId"], "shoppingTripId": view["shoppingTripId"], "currency": view["currency"],
+        "capture": _public_trip_job(view["capture"]), "cancel": _public_trip_job(view["cancel"]),
+        "refunds": [_public_trip_job(r) for r in view["refunds"]], "report": _public_trip_job(view["report"]),
+        "captured": view["captured"], "refunded": view["refunded"], "refunding": view["refunding"], "refundable": view["refundable"],
+        "capturedAt": view["captured_at"], "deadLetters": [_public_dead_letter(e) for e in view["dead_letters"]],
     }
 
 

@@ -77,13 +77,19 @@ class DeadLetter(BaseModel):  # type: ignore[no-redef]  # pydantic's mypy plugin
 
     @property
     def store_id(self) -> str:
-        """The entry's storeId."""
-        return str(self.kwargs.get("storeId", ""))
+        """The entry's storeId (an outcome notification's is the job's it tells of, in its ``data``)."""
+        return str(self._about().get("storeId") or "")
 
     @property
     def trip_id(self) -> str:
-        """The entry's shoppingTripId."""
-        return str(self.kwargs.get("shoppingTripId", ""))
+        """The entry's shoppingTripId (an outcome notification's, as :attr:`store_id`)."""
+        return str(self._about().get("shoppingTripId") or "")
+
+    def _about(self) -> dict[str, Any]:
+        if self.operation is Operation.NOTIFY and isinstance(self.kwargs.get("data"), dict):
+            data: dict[str, Any] = self.kwargs["data"]
+            return data
+        return self.kwargs
 
 
 class DeadLetterStore:

@@ -18,8 +18,10 @@ attempt given back) instead of taking a thread.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -63,6 +65,14 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def public_result(result: dict[str, Any]) -> dict[str, Any]:
+    """A job's result as a store backend reads it: a capture's ``settledAt`` (kept as epoch seconds, the report's time) in UTC ISO 8601."""
+    settled = result.get("settledAt")
+    if isinstance(settled, int | float) and not isinstance(settled, bool):
+        return {**result, "settledAt": datetime.fromtimestamp(settled, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    return result
+
+
 def _job(event: NotificationEvent) -> NewJob:
     kwargs = event.model_dump(mode="json", exclude_none=True)
     return NewJob(Operation.NOTIFY, OPERATIONS[Operation.NOTIFY].job_id(kwargs), kwargs)
@@ -71,7 +81,7 @@ def _job(event: NotificationEvent) -> NewJob:
 def succeeded(job_id: str, operation: Operation, kwargs: Mapping[str, Any], result: dict[str, Any], now: float) -> NewJob:
     """The event for ``job_id``'s success (one per job: it succeeds once)."""
     data = NotificationData(jobId=job_id, operation=operation.value, storeId=kwargs.get("storeId"),
-                            shoppingTripId=kwargs.get("shoppingTripId"), state="succeeded", result=result, status=200)
+                            shoppingTripId=kwargs.get("shoppingTripId"), state="succeeded", result=public_result(result), status=200)
     return _job(NotificationEvent(id=f"{job_id}:succeeded", type=SUCCEEDED, timestamp=_iso(now), data=data))
 
 
@@ -117,6 +127,11 @@ def classify_receiver(status: int, headers: Mapping[str, str], body: bytes, now:
         if delay is not None:
             return RetryAfter(delay, failure)
     return Transient(failure)
+
+
+def new_secret() -> str:
+    """A new Standard Webhooks signing secret: ``whsec_`` and the base64 of 32 random bytes (the spec asks for 24 to 64)."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
 
 
 class Notifier:

@@ -18,9 +18,10 @@ from typing import Any
 
 import redis
 
-from config.settings import Settings
+from config.settings import Settings, load_settings
 from payapi import wire
-from payapi.models import parse_request
+from payapi.errors import InvalidRequest
+from payapi.models import parse_request, trip_id_problems
 from payapi.operations import lookup, with_defaults
 from tasks.jobstore import JobStore, NewJob
 from tasks.redis_conn import connect, replicas, with_retry
@@ -33,7 +34,11 @@ def prepare(operation: str, fields: dict[str, Any], now: float | None = None) ->
     retry and replay reuses it. A feedback without ``paymentStatusTime`` is
     stamped with the current time (the table of operations says which fields).
     """
-    spec = lookup(operation)
+    try:
+        spec = lookup(operation)
+    except InvalidRequest as exc:
+        # the operation decides the other fields' rules; the trip's ids have the same ones in every operation: named now too
+        raise InvalidRequest([*exc.problems, *trip_id_problems(fields)]) from None
     model = parse_request(spec.request, with_defaults(spec, fields, now))
     kwargs = wire.to_kwargs(model)
     return NewJob(spec.operation, spec.job_id(kwargs), kwargs)
@@ -118,7 +123,7 @@ class Producer:
 
 
 def _default_producer() -> Producer:
-    return Producer(Settings())
+    return Producer(load_settings())
 
 
 def enqueue_capture(*, storeId: str, shoppingTripId: str, amount: dict[str, Any], producer: Producer | None = None) -> str:

@@ -12,10 +12,9 @@ import sys
 from typing import Any
 
 from celery import Celery, bootsteps
-from pydantic import ValidationError
 
 from config.celery import celery_config
-from config.settings import Settings
+from config.settings import InvalidSettings, Settings, load_settings
 from payapi.errors import ConfigurationError
 from payapi.operations import OPERATIONS, QUEUES
 from payapi.signing import signer_factory
@@ -65,12 +64,11 @@ def create_app(settings: Settings) -> Celery:
 
 def _settings_or_exit() -> Settings:
     try:
-        return Settings()
-    except ValidationError as exc:
-        # a worker, Flower or a supervisor importing this module gets one line per bad setting, not a traceback
-        for item in exc.errors(include_url=False):
-            where = ".".join(str(p) for p in item["loc"]) or "settings"
-            print(f"payq cannot start: invalid configuration: {where}: {item['msg']}", file=sys.stderr)
+        return load_settings()
+    except InvalidSettings as exc:
+        # a worker, Flower or a supervisor importing this module gets one line per bad variable, not a traceback
+        for problem in exc.problems:
+            print(f"payq cannot start: invalid configuration: {problem}", file=sys.stderr)
         raise SystemExit(os.EX_CONFIG) from None
 
 

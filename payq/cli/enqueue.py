@@ -116,12 +116,12 @@ def _enqueue_file(stream: IO[bytes]) -> None:
         if not line.strip():
             continue
         try:
-            data = wire.loads(line)
+            data = wire.loads_input(line)
         except RecursionError:
             problems.append(f"line {number}: (line): is not valid JSON (nested too deep)")
             continue
         except ValueError as exc:
-            problems.append(f"line {number}: (line): is not valid JSON ({exc.args[0].split(':')[0]})")
+            problems.append(f"line {number}: (line): is not valid JSON ({wire.json_error(exc)})")
             continue
         if not isinstance(data, dict):
             problems.append(f"line {number}: (line): must be a JSON object")

@@ -1,4 +1,7 @@
-"""``payq notify test``: send one signed test event to ``PAYQ_NOTIFY_URL``, to check a receiver before real outcomes reach it."""
+"""``payq notify test``: send one signed test event to ``PAYQ_NOTIFY_URL``, to check a receiver before real outcomes reach it.
+
+``payq notify secret``: print a new ``PAYQ_NOTIFY_SECRET``.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import click
 from payapi.errors import FieldProblem, InvalidRequest
 from payapi.outcomes import Success
 from payq.exits import EXIT_FAULT, exits_cleanly, settings_from_env
-from tasks.notify import notifier, test_event
+from tasks.notify import new_secret, notifier, test_event
 
 
 @click.group("notify")
@@ -32,3 +35,13 @@ def notify_test() -> None:
             return
         click.echo(f"not delivered {event.id}: {outcome.failure.describe()}", err=True)
         sys.exit(EXIT_FAULT)
+
+
+@notify.command("secret")
+def notify_secret() -> None:
+    """Print a new signing secret for PAYQ_NOTIFY_SECRET: whsec_ and the base64 of 32 random bytes.
+
+    Give the same secret to the store backend that verifies the notifications
+    (any Standard Webhooks library takes it as it is). Reads no settings.
+    """
+    click.echo(new_secret())

@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import redis
 import redis.asyncio as aioredis
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
 from redis.asyncio.sentinel import Sentinel
 from redis.connection import HiredisRespSerializer
 from redis.utils import HIREDIS_AVAILABLE
+from starlette.exceptions import HTTPException
 
 from config.settings import Settings
 from payq.serve import console, intake
 from payq.serve.jobs import IntakeJobs
+from payq.serve.problems import from_http_error, invalid, not_ready
+from payq.serve.schemas import component_schemas, problems
 from tasks.redis_conn import CLIENT_OPTIONS, sentinel_options
+
+log = logging.getLogger(__name__)
+READY_TIMEOUT = 2.0  # seconds /readyz waits for Redis's PONG: a load balancer's check is a few seconds long
 
 
 def connect(settings: Settings) -> aioredis.Redis:
@@ -69,11 +81,71 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
 
-    @app.get("/healthz", include_in_schema=False)
+    # no token: a load balancer or a supervisor asks, and nothing of any store is in the answer
+    no_token: dict[str, Any] = {"security": []}
+
+    @app.get("/healthz", tags=["health"], operation_id="getLiveness", summary="Liveness: the process serves", openapi_extra=no_token,
+             responses={200: {"content": {"application/json": {"schema": {"type": "object", "properties": {"ok": {"const": True}}}}}}})
     async def healthz() -> dict[str, bool]:
-        """For load balancers: the process serves (Redis is not asked; a 503 from the API says when it is down)."""
+        """Liveness: the process serves (Redis is not asked). Restart the process only if this fails."""
         return {"ok": True}
+
+    @app.get("/readyz", tags=["health"], operation_id="getReadiness", summary="Readiness: Redis answers, /v1 can be served", openapi_extra=no_token,
+             responses={200: {"description": "Ready.", "content": {"application/json": {
+                                 "schema": {"type": "object", "properties": {"ready": {"const": True}}}}}},
+                        **problems({503: "Redis does not answer: take this instance out of rotation."})})
+    async def readyz() -> Response:
+        """Readiness, for load balancers: 200 while Redis answers, 503 (a problem) while it does not, so no request is sent here to be refused."""
+        try:
+            await asyncio.wait_for(app.state.redis.ping(), READY_TIMEOUT)
+        except (redis.ConnectionError, redis.TimeoutError, TimeoutError) as exc:
+            log.warning("/readyz: not ready: %s", exc)
+            return not_ready(f"Redis does not answer within {READY_TIMEOUT:g} s; every /v1 request would be refused 503").response()
+        return JSONResponse({"ready": True})
+
+    @app.exception_handler(HTTPException)
+    async def http_problem(request: Request, exc: HTTPException) -> Response:
+        # every refusal is a problem, the framework's own too (no such route, a method a route does not take)
+        return from_http_error(exc.status_code, exc.detail, request.method, request.url.path, exc.headers).response()
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_problem(request: Request, exc: RequestValidationError) -> Response:
+        errors = [{"field": ".".join(str(p) for p in e["loc"][1:]) or "(request)", "rule": e["msg"][0].lower() + e["msg"][1:]}
+                  for e in exc.errors()]
+        return invalid(errors).response()
 
     app.include_router(intake.router)
     console.install(app)
+    app.openapi = lambda: _openapi(app, settings)  # type: ignore[method-assign]
     return app
+
+
+def _openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
+    """The OpenAPI document, made once: FastAPI's, with ``servers`` from the settings and the bodies the routes read themselves as named schemas."""
+    if app.openapi_schema is None:
+        doc = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes,
+                          servers=[{"url": public_url(settings), "description": "payq serve"}])
+        schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+        schemas.update(component_schemas())
+        for schema in schemas.values():
+            _drop_field_titles(schema)
+        app.openapi_schema = doc
+    return app.openapi_schema
+
+
+def public_url(settings: Settings) -> str:
+    """Where store backends reach the intake: ``PAYQ_SERVE_PUBLIC_URL``, else ``/``, relative to wherever the document was read.
+
+    Not the address payq listens on: behind a proxy, or on ``0.0.0.0`` in a
+    container, that is not an address a store backend can use.
+    """
+    return settings.serve_public_url or "/"
+
+
+def _drop_field_titles(schema: dict[str, Any]) -> None:
+    # pydantic titles each field after its name ("Storeid"): noise a generated client turns into type names
+    for field in schema.get("properties", {}).values():
+        field.pop("title", None)
+        for variant in field.get("anyOf", []) + field.get("oneOf", []):
+            variant.pop("title", None)
+

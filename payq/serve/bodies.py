@@ -17,6 +17,7 @@ from fastapi import Request
 
 from payapi import wire
 from payapi.errors import FieldProblem, InvalidRequest
+from payapi.models import trip_id_problems
 from payapi.operations import lookup
 from payq.serve.problems import invalid, item, malformed, too_large
 from tasks.jobstore import NewJob
@@ -53,11 +54,11 @@ def parse_json(raw: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise malformed(f"the body is not valid UTF-8 (byte {exc.start + 1})") from None
     try:
-        return wire.loads(text)
+        return wire.loads_input(text)
     except RecursionError:
         raise malformed("the body is not valid JSON (nested too deep)") from None
     except ValueError as exc:
-        raise malformed(f"the body is not valid JSON ({str(exc.args[0]).split(':')[0]})") from None
+        raise malformed(f"the body is not valid JSON ({wire.json_error(exc)})") from None
 
 
 def job_from(data: Any) -> NewJob:
@@ -67,8 +68,11 @@ def job_from(data: Any) -> NewJob:
     fields = dict(data)
     operation = fields.pop("operation", None)
     if operation is None:
-        raise InvalidRequest([FieldProblem("operation", "is required")])
-    spec = lookup(operation if isinstance(operation, str) else "")
+        raise InvalidRequest([FieldProblem("operation", "is required"), *trip_id_problems(fields)])
+    try:
+        spec = lookup(operation if isinstance(operation, str) else "")
+    except InvalidRequest as exc:
+        raise InvalidRequest([*exc.problems, *trip_id_problems(fields)]) from None
     missing = [FieldProblem(name, _REQUIRED_OVER_HTTP) for name in spec.defaults if fields.get(name) is None]
     try:
         job = prepare(spec.operation, fields)

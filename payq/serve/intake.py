@@ -33,8 +33,9 @@ from payq.serve.access import store_named_by, stores_of
 from payq.serve.bodies import BATCH_BODY_LIMIT, BATCH_MAX_JOBS, JOB_BODY_LIMIT, batch, one_job, read_body
 from payq.serve.jobs import IntakeJobs
 from payq.serve.problems import Problem, forbidden, internal, not_found, trip_rules, unauthorized, unavailable
-from payq.serve.schemas import Accepted, BatchAccepted, JobBatch, JobRequest, JobView, TripView, problems, request_body
+from payq.serve.schemas import Accepted, BatchAccepted, JobView, TripView, problems, request_body
 from payq.serve.shared import intake_jobs_of, settings_of
+from payq.views import public_job, public_trip
 from tasks.books import TripRuleViolation
 from tasks.jobstore import NewJob
 
@@ -133,10 +134,12 @@ _POST_PROBLEMS = {
 
 
 @router.post(
-    "/jobs", status_code=202, response_model=Accepted, summary="Enqueue one job",
-    responses={200: {"model": Accepted, "description": "The same job was enqueued before: its id, `created: false`; nothing new was written."},
+    "/jobs", status_code=202, response_model=Accepted, summary="Enqueue one job", operation_id="enqueueJob",
+    responses={202: {"description": "The job was enqueued.",
+                     "headers": {"Location": {"description": "The job's URL, `/v1/jobs/{jobId}`.", "schema": {"type": "string"}}}},
+               200: {"model": Accepted, "description": "The same job was enqueued before: its id, `created: false`; nothing new was written."},
                **problems({**_POST_PROBLEMS, 413: f"The body is over {JOB_BODY_LIMIT} bytes."})},
-    openapi_extra=request_body(JobRequest, "One job: the wire fields plus `operation`, as a line of `payq enqueue --file`. "
+    openapi_extra=request_body("JobRequest", "One job: the wire fields plus `operation`, as a line of `payq enqueue --file`. "
                                            "Amounts as JSON numbers (read exactly, never as float) or strings."),
 )
 async def post_job(request: Request, stores: TokenStores) -> Response:
@@ -151,11 +154,13 @@ async def post_job(request: Request, stores: TokenStores) -> Response:
 
 @router.post(
     "/jobs/batch", status_code=202, response_model=BatchAccepted, summary="Enqueue up to 1,000 jobs, all or nothing",
-    responses={200: {"model": BatchAccepted, "description": "Every job was enqueued before; nothing new was written."},
+    operation_id="enqueueJobBatch",
+    responses={202: {"description": "At least one job was new; all were enqueued."},
+               200: {"model": BatchAccepted, "description": "Every job was enqueued before; nothing new was written."},
                **problems({**_POST_PROBLEMS, 413: f"The body is over {BATCH_BODY_LIMIT} bytes.",
                            422: f"A job breaks a rule (each error names its `index`), or `jobs` does not hold 1 to {BATCH_MAX_JOBS} "
                                 "jobs; nothing was enqueued."})},
-    openapi_extra=request_body(JobBatch, '`{"jobs": [...]}`: up to 1,000 jobs, each as for POST /v1/jobs. Every job is validated '
+    openapi_extra=request_body("JobBatch", '`{"jobs": [...]}`: up to 1,000 jobs, each as for POST /v1/jobs. Every job is validated '
                                          "and its store checked first; then all are enqueued, or none."),
 )
 async def post_batch(request: Request, stores: TokenStores) -> Response:
@@ -179,7 +184,7 @@ _GET_PROBLEMS = {
 
 
 @router.get(
-    "/jobs/{jobId}", summary="A job's state, as `payq job ID --json`",
+    "/jobs/{jobId}", summary="A job's state, attempts and outcome", operation_id="getJob",
     responses={200: {"model": JobView, "description": "The job."}, **problems(_GET_PROBLEMS)},
 )
 async def get_job(jobId: str, request: Request, stores: TokenStores) -> Response:
@@ -192,11 +197,11 @@ async def get_job(jobId: str, request: Request, stores: TokenStores) -> Response
     # a refund's id does not name its store: one of another store is answered as unknown, revealing nothing
     if view is None or (view["kwargs"] or {}).get("storeId") not in stores:
         raise not_found(f"payq has no job {jobId!r} for this token's stores (never enqueued, or past its retention)")
-    return JSONResponse(view)
+    return JSONResponse(public_job(view))
 
 
 @router.get(
-    "/trips/{storeId}/{shoppingTripId}", summary="A trip's jobs and amounts, as `payq trip STORE_ID TRIP_ID --json`",
+    "/trips/{storeId}/{shoppingTripId}", summary="A trip's jobs and what is captured, refunded and refundable", operation_id="getTrip",
     responses={200: {"model": TripView, "description": "The trip."}, **problems(_GET_PROBLEMS)},
 )
 async def get_trip(storeId: str, shoppingTripId: str, request: Request, stores: TokenStores) -> Response:
@@ -207,4 +212,4 @@ async def get_trip(storeId: str, shoppingTripId: str, request: Request, stores: 
         view = await _jobs(request).trip(storeId, shoppingTripId)
     if view is None:
         raise not_found(f"payq has no jobs for trip {storeId}/{shoppingTripId} (or they are past their retention)")
-    return JSONResponse(view)
+    return JSONResponse(public_trip(view))

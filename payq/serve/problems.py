@@ -10,6 +10,7 @@ batch and, for a trip's rules, the rule's name in ``rule`` and the sentence in
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,14 +39,14 @@ class ProblemItem(BaseModel):
     detail: str | None = Field(None, description="For a trip rule (409): the facts, e.g. the captured and refunded amounts.")
 
 
-class ProblemBody(BaseModel):
+class ProblemDetails(BaseModel):
     """An RFC 9457 problem document (for the OpenAPI description; :class:`Problem` writes them)."""
 
-    type: str = Field(description="The kind of problem, a URN such as `urn:payq:problem:invalid-job`.")
-    title: str
-    status: int
-    detail: str
-    errors: list[ProblemItem] | None = None
+    type: str = Field(description="The kind of problem, a URN such as `urn:payq:problem:invalid-job`; clients switch on it.")
+    title: str = Field(description="The same for every problem of this type.")
+    status: int = Field(description="The HTTP status.")
+    detail: str = Field(description="This occurrence, in words.")
+    errors: list[ProblemItem] | None = Field(None, description="Each broken rule, where input was at fault.")
 
 
 @dataclass(eq=False)  # an exception compares by identity and stays hashable
@@ -128,6 +129,36 @@ def trip_rules(violation: TripRuleViolation, batch: bool) -> Problem:
 def unavailable(detail: str) -> Problem:
     """503: Redis cannot be reached (or refuses writes); nothing was written, try again after ``Retry-After``."""
     return Problem(503, "unavailable", "Service unavailable", detail, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+def not_ready(detail: str) -> Problem:
+    """503 from ``/readyz``: this instance cannot serve ``/v1`` now (Redis unreachable); take it out of rotation."""
+    return Problem(503, "not-ready", "Not ready", detail, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+# what the web framework refuses before a route runs (no such route, a method the route does not take ...)
+_HTTP_KINDS = {
+    400: ("malformed-request", "Malformed request"),
+    401: ("unauthorized", "Unauthorized"),
+    403: ("forbidden", "Forbidden"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    503: ("unavailable", "Service unavailable"),
+}
+
+
+def from_http_error(status: int, detail: object, method: str, path: str, headers: Mapping[str, str] | None) -> Problem:
+    """The framework's own refusal (``HTTPException``) as a problem, worded for the client, its headers (Allow, WWW-Authenticate) kept."""
+    kind, title = _HTTP_KINDS.get(status, (f"http-{status}", f"HTTP {status}"))
+    text = detail if isinstance(detail, str) else ""
+    if status == 404 and text in ("", "Not Found"):
+        text = f"there is no route {method} {path} (GET /openapi.json lists every route)"
+    elif status == 405:
+        allowed = (headers or {}).get("allow") or (headers or {}).get("Allow")
+        text = f"{path} does not take {method}" + (f"; it takes {allowed}" if allowed else "")
+    elif not text:
+        text = title
+    return Problem(status, kind, title, text, headers=dict(headers or {}))
 
 
 def internal() -> Problem:

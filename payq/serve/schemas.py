@@ -2,20 +2,20 @@
 
 The routes read the raw bytes and validate with the payment API's own models
 (:mod:`payq.serve.bodies`), so an amount is never a float on the way; these
-models give the same shapes to the OpenAPI document. A request body's schema
-is inlined (no ``$ref``), since it travels in ``openapi_extra``.
+models give the same shapes to the OpenAPI document, as named component
+schemas (a generated client gets a type for each). The views' models are the
+public shapes of :func:`payq.views.public_job` and :func:`~payq.views.public_trip`.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, Field, TypeAdapter
 
 from payapi.models import CancelRequest, CaptureRequest, FeedbackRequest, RefundRequest
 from payq.serve.bodies import BATCH_MAX_JOBS
-from payq.serve.problems import PROBLEM_JSON, ProblemBody
-from tasks.deadletters import DeadLetter
+from payq.serve.problems import PROBLEM_JSON, ProblemDetails
 
 
 class CaptureJob(CaptureRequest):
@@ -64,30 +64,41 @@ class BatchAccepted(BaseModel):
     jobs: list[Accepted]
 
 
-class JobView(BaseModel):  # type: ignore[no-redef]  # pydantic's mypy plugin trips over a field named kwargs
-    """A job as `payq job ID --json` prints it; times are UTC ISO 8601."""
+class Deferral(BaseModel):
+    """A time the job waited before, and why."""
 
-    model_config = ConfigDict(extra="allow")
+    at: str | None = Field(description="When it was deferred (UTC, ISO 8601).")
+    why: str
 
-    id: str
-    operation: str | None
-    state: str = Field(description="queued, waiting, running, deferred, succeeded or dead-lettered")
-    deferred_until: str | None
+
+class JobView(BaseModel):
+    """A job: its state, attempts and outcome. Times are UTC, ISO 8601 (`2026-11-27T13:00:00Z`)."""
+
+    id: str = Field(description="The job's id, e.g. `capture:<storeId>:<shoppingTripId>`.")
+    operation: str | None = Field(description="capture, cancel, refund or feedback.")
+    state: Literal["queued", "waiting", "running", "deferred", "succeeded", "dead-lettered"]
+    deferredUntil: str | None = Field(description="When a deferred job runs again.")
     why: str | None = Field(description="Why a deferred job waits, a waiting refund's capture, or a dead one's dead-letter reason.")
-    dead_letter: bool | None = Field(description="For a dead-lettered job: whether its dead-letter entry is still there.")
-    attempts: int
-    replays: int
-    last_outcome: str | None
-    result: dict[str, Any] | None = Field(description="A success's result, e.g. a refund's reconciliationId; a capture's names its report.")
-    report_job_id: str | None
-    worker: str | None
-    enqueued_at: str | None
-    first_attempt_at: str | None
-    last_attempt_at: str | None
-    updated_at: str | None
-    kwargs: dict[str, Any] | None = Field(description="The job's wire fields, amounts as exact strings.")
-    waiting_for: str | None
-    deferrals: list[dict[str, Any]] = Field(description="Why the job waited before, oldest first (the latest 20): {at, why}.")
+    deadLetter: bool | None = Field(description="For a dead-lettered job: whether its dead-letter entry is still there.")
+    attempts: int = Field(description="Calls to the payment API so far.")
+    replays: int = Field(description="Times an operator replayed it from the dead letters.")
+    lastOutcome: str | None = Field(description="The latest call's result, e.g. `HTTP 200` or `HTTP 503 (Retry-After 30)`.")
+    result: dict[str, Any] | None = Field(description="A success's result, e.g. a refund's `reconciliationId`; a capture's names its report.")
+    reportJobId: str | None = Field(description="A settled capture's payment-status report job.")
+    enqueuedAt: str | None
+    firstAttemptAt: str | None
+    lastAttemptAt: str | None
+    updatedAt: str | None
+    request: dict[str, Any] | None = Field(description="The job's wire fields as sent to the payment API, amounts as exact strings.")
+    waitingFor: str | None = Field(description="A waiting refund's capture job.")
+    deferrals: list[Deferral] = Field(description="Why the job waited before, oldest first (the latest 20).")
+
+
+class TripDeadLetterNote(BaseModel):
+    """Why one of a trip's jobs is dead-lettered."""
+
+    reason: str
+    error: str
 
 
 class TripJob(BaseModel):
@@ -95,16 +106,29 @@ class TripJob(BaseModel):
 
     id: str
     state: str
-    amount: str | None
+    amount: str | None = Field(description="The job's amount, an exact string in the trip's currency.")
     attempts: int
-    last_outcome: str | None
+    lastOutcome: str | None
     why: str | None
-    reconciliationId: str | None
-    dead_letter: dict[str, Any] | None
+    reconciliationId: str | None = Field(description="A succeeded refund's reconciliationId.")
+    deadLetter: TripDeadLetterNote | None
+
+
+class TripDeadLetter(BaseModel):
+    """A trip's job that will not succeed without an operator."""
+
+    jobId: str
+    operation: str
+    reason: str = Field(description="The dead-letter reason, e.g. `permanent`, `retries-exhausted`, `capture-failed`.")
+    error: str = Field(description="The failure, as a person reads it.")
+    status: int | None = Field(description="The payment API's HTTP status, where there was one.")
+    attempts: int
+    deadAt: str | None = Field(description="When it was dead-lettered (UTC, ISO 8601).")
+    replays: int
 
 
 class TripView(BaseModel):
-    """A trip as `payq trip STORE_ID TRIP_ID --json` prints it; amounts are exact strings in the capture's currency."""
+    """A trip: its jobs and what is captured, refunded and refundable; amounts are exact strings in the capture's currency."""
 
     storeId: str
     shoppingTripId: str
@@ -115,45 +139,48 @@ class TripView(BaseModel):
     report: TripJob | None
     captured: str
     refunded: str
-    refunding: str
-    refundable: str | None
-    captured_at: str | None
-    dead_letters: list[DeadLetter]
+    refunding: str = Field(description="What refunds on their way (queued, waiting for the capture, retrying) will return.")
+    refundable: str | None = Field(description="What is left to refund: the captured amount less every refund not dead-lettered.")
+    capturedAt: str | None
+    deadLetters: list[TripDeadLetter]
 
 
-def inline_schema(shape: Any) -> dict[str, Any]:
-    """The JSON schema of ``shape`` (a model or a type) with every ``$ref`` replaced by what it names."""
-    schema = TypeAdapter(shape).json_schema()
-    defs = schema.pop("$defs", {})
-
-    def resolve(node: Any) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                return resolve({**defs[ref.rsplit("/", 1)[1]], **{k: v for k, v in node.items() if k != "$ref"}})
-            # a discriminator's mapping names $defs that are gone; each job's `operation` constant says it all
-            return {k: resolve(v) for k, v in node.items() if not (k == "discriminator" and isinstance(v, dict))}
-        if isinstance(node, list):
-            return [resolve(v) for v in node]
-        return node
-
-    resolved: dict[str, Any] = resolve(schema)
-    return resolved
+REF = "#/components/schemas/{model}"
 
 
-def request_body(shape: Any, description: str) -> dict[str, Any]:
-    """``openapi_extra`` for a route that reads its JSON body itself."""
+def component_schemas() -> dict[str, Any]:
+    """Named schemas for what the routes read themselves (``JobRequest``, ``JobBatch`` and the models in them), as OpenAPI components."""
+    shapes: dict[str, Any] = {"JobRequest": JobRequest, "JobBatch": JobBatch, "ProblemDetails": ProblemDetails}
+    components: dict[str, Any] = {}
+    for name, shape in shapes.items():
+        schema = TypeAdapter(shape).json_schema(ref_template=REF)
+        components.update(schema.pop("$defs", {}))
+        components[name] = schema
+    return components
+
+
+def request_body(component: str, description: str) -> dict[str, Any]:
+    """``openapi_extra`` for a route that reads its JSON body itself: the body is the named ``component``."""
     return {"requestBody": {"required": True, "description": description,
-                            "content": {"application/json": {"schema": inline_schema(shape)}}}}
+                            "content": {"application/json": {"schema": {"$ref": REF.format(model=component)}}}}}
 
 
-_PROBLEM_SCHEMA = inline_schema(ProblemBody)
+_PROBLEM = {"$ref": REF.format(model="ProblemDetails")}
+RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before sending the same request again.", "schema": {"type": "integer"}}}
+_HEADERS = {
+    401: {"WWW-Authenticate": {"description": '`Bearer realm="payq"`, with `error="invalid_token"` for a token payq does not know.',
+                               "schema": {"type": "string"}}},
+    503: RETRY_AFTER,
+}
 
 
 def problems(described: dict[int, str]) -> dict[int | str, dict[str, Any]]:
-    """``responses`` entries for problem answers: each status with its description, and any other refusal as ``default``."""
-    entries: dict[int | str, dict[str, Any]] = {
-        status: {"description": text, "content": {PROBLEM_JSON: {"schema": _PROBLEM_SCHEMA}}} for status, text in described.items()
-    }
-    entries["default"] = {"description": "Any other refusal (500), as a problem.", "content": {PROBLEM_JSON: {"schema": _PROBLEM_SCHEMA}}}
+    """``responses`` entries for problem answers: each status with its description and headers, and any other refusal as ``default``."""
+    entries: dict[int | str, dict[str, Any]] = {}
+    for status, text in described.items():
+        entries[status] = {"description": text, "content": {PROBLEM_JSON: {"schema": _PROBLEM}}}
+        if status in _HEADERS:
+            entries[status]["headers"] = _HEADERS[status]
+    entries["default"] = {"description": "Any other refusal (404 for an unknown route, 405, 500), as a problem.",
+                          "content": {PROBLEM_JSON: {"schema": _PROBLEM}}}
     return entries

@@ -11,7 +11,6 @@ leaves the stack running (still supervised); ``payq demo --stop`` ends it.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import secrets
@@ -37,6 +36,7 @@ from payq.stack.launcher import StackHandle, is_supervisor, stop_supervisor
 from payq.stack.plan import DemoPlan, fault_script
 from payq.stack.report import Notifications, Snapshot, Summary, Tracker, progress_line
 from payq.stack.supervisor import Probe, Service, StackError, StackSpec, log_tail
+from tasks.notify import new_secret
 from tasks.producer import Producer
 from tasks.states import SETTLED_STATES
 from tasks.stores import Stores
@@ -175,7 +175,7 @@ def _services(run_dir: Path, redis_url: str, private_redis_port: int | None, san
         # the console beside the intake, behind Flower's credentials, linking to this Flower
         env={**payq_env, "PAYQ_INTAKE_TOKENS": json.dumps(intake_tokens), "PAYQ_CONSOLE_BASIC_AUTH": flower_auth,
              "PAYQ_FLOWER_URL": flower_url},
-        ready=Probe(kind="http", target=f"{serve_url}/healthz"), url=serve_url, startup_timeout=startup_timeout, stop_timeout=10,
+        ready=Probe(kind="http", target=f"{serve_url}/readyz"), url=serve_url, startup_timeout=startup_timeout, stop_timeout=10,
     ))
     services.append(Service(
         name="flower",
@@ -283,7 +283,7 @@ def demo_command(trips: int, keep: bool, stop: bool, pool: str | None, concurren
     processes = processes or settings.worker_processes
     services = _services(run_dir, redis_url, private_redis_port, sandbox_port or free_port(), flower_port,
                          flower_auth, pool, concurrency, processes, run_id, startup_timeout, serve_port, intake_tokens,
-                         "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode())
+                         new_secret())
     spec = StackSpec(run_dir=run_dir, services=services, detached=keep)
 
     started = time.monotonic()

@@ -331,7 +331,7 @@ def test_an_amount_that_is_not_valid_unicode_is_a_validation_error(fuzz_redis: F
     ran = payq(fuzz_redis.url, tmp_path, "enqueue", "capture", "--store-id", "s1", "--trip-id", "t1", "--amount", b"1\xff",
                "--currency", "USD")
     assert (ran.returncode, b"Traceback" in ran.stderr) == (2, False), ran.stderr.decode(errors="replace")[-300:]
-    assert ran.stderr.decode().startswith("invalid: amount.amount: must be a decimal number")
+    assert ran.stderr.decode().startswith("invalid: amount.amount: must be digits with at most one decimal point")
 
 
 def test_an_amount_with_a_huge_exponent_is_a_validation_error() -> None:

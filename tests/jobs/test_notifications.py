@@ -20,6 +20,7 @@ import redis
 import requests
 
 from payapi.operations import Operation
+from payq.views import iso
 from tasks import keys
 from tasks.messages import build_message
 from tasks.producer import Producer
@@ -70,7 +71,7 @@ def test_every_success_is_notified_once_signed_per_standard_webhooks(
         assert event["type"] == "job.succeeded"
         assert event["data"] == {
             "jobId": capture, "operation": "capture", "storeId": "s1", "shoppingTripId": "t1", "state": "succeeded",
-            "result": {"reportJobId": report, "settledAt": json.loads(record(rdb, capture)["result"])["settledAt"]}, "status": 200,
+            "result": {"reportJobId": report, "settledAt": iso(json.loads(record(rdb, capture)["result"])["settledAt"])}, "status": 200,
         }
         assert [d.headers["webhook-id"] for d in deliveries if d.json()["data"]["jobId"] == capture] == [event["id"]]
         assert event["timestamp"].endswith("Z")

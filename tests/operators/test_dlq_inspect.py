@@ -8,11 +8,13 @@ from collections.abc import Callable
 import pytest
 
 from config.settings import Settings
+from payapi.operations import Operation
 from payapi.outcomes import Failure, FailureKind
 from tasks import keys
 from tasks.deadletters import DeadLetter, Replayed
 from tasks.keys import DEAD_LETTER_REASONS
 from tasks.runtime import Runtime
+from tasks.states import DeadLetterReason
 from tests.support.deadletters import Spec, seed
 from tests.support.payq_cli import Ran
 
@@ -114,3 +116,13 @@ def test_counts_by_reason_heal_after_entries_were_edited_by_hand(op_settings: Se
     assert rt.dead_letters.count_by_reason() == expected
     rt.redis.hdel(keys.DEAD_LETTERS, entries[0].id)  # an operator's redis-cli HDEL
     assert rt.dead_letters.count_by_reason() == {**expected, "permanent": 1}
+
+
+def test_an_outcome_notifications_entry_names_the_store_and_trip_it_tells_of() -> None:
+    # it was shown as "store , trip ": a notification's storeId is in its data, not at its top level
+    event = {"id": "capture:s1:t1:succeeded", "type": "job.succeeded", "timestamp": "2026-11-27T13:00:00Z",
+             "data": {"jobId": "capture:s1:t1", "operation": "capture", "storeId": "s1", "shoppingTripId": "t1", "state": "succeeded"}}
+    entry = DeadLetter(id="capture:s1:t1:succeeded", operation=Operation.NOTIFY, task="payments.notify", kwargs=event,
+                       reason=DeadLetterReason.NOTIFY_FAILED, error="HTTP 500", attempts=20, dead_at=0.0)
+
+    assert (entry.store_id, entry.trip_id) == ("s1", "t1")

@@ -14,6 +14,7 @@ from tests.serve.helpers import (
     TOKEN_A,
     TOKEN_AB,
     TOKEN_B,
+    bearer,
     cancel,
     capture,
     errors,
@@ -84,7 +85,7 @@ def test_another_store_refund_reads_as_unknown_since_its_id_names_no_store(serve
     assert post(serve, "/v1/jobs", capture(store=STORE_B), token=TOKEN_B).status_code == 202
     assert post(serve, "/v1/jobs", refund(store=STORE_B), token=TOKEN_B).status_code == 202
 
-    assert get(serve, f"/v1/jobs/refund:{REFUND_ID}", token=TOKEN_B).json()["kwargs"]["storeId"] == STORE_B
+    assert get(serve, f"/v1/jobs/refund:{REFUND_ID}", token=TOKEN_B).json()["request"]["storeId"] == STORE_B
     theirs = problem(get(serve, f"/v1/jobs/refund:{REFUND_ID}", token=TOKEN_A), 404)
     unknown = problem(get(serve, "/v1/jobs/refund:0e0c7d2a-1b3f-4a6e-8d9c-0f1e2d3c4b5a", token=TOKEN_A), 404)
     assert theirs["title"] == unknown["title"]
@@ -120,3 +121,25 @@ def test_payq_token_new_as_json_and_with_a_bad_store(redis_url: str) -> None:
     refused = run_payq(redis_url, "token", "new", "--store", "s1", "--store", "not a store")
     assert (refused.returncode, refused.stdout) == (2, "")
     assert "--store: 'not a store' must match" in refused.stderr
+
+
+@pytest.mark.parametrize(("method", "path", "status", "kind", "says"), [
+    ("GET", "/v2/jobs", 404, "not-found", "there is no route GET /v2/jobs"),
+    ("GET", "/", 404, "not-found", "there is no route GET /"),
+    ("DELETE", "/v1/jobs", 405, "method-not-allowed", "/v1/jobs does not take DELETE; it takes POST"),
+    ("PUT", "/v1/jobs/capture:store-a:t1", 405, "method-not-allowed", "does not take PUT; it takes GET"),
+])
+def test_an_unknown_route_or_method_is_a_problem_too(serve: ServeProcess, method: str, path: str, status: int, kind: str, says: str) -> None:
+    answer = serve.request(method, path, headers=bearer(TOKEN_A))
+
+    refused = problem(answer, status)
+    assert refused["type"] == f"urn:payq:problem:{kind}" and says in refused["detail"], refused
+    assert "detail" in refused and set(refused) <= {"type", "title", "status", "detail", "errors"}, "not FastAPI's {detail: ...}"
+    if status == 405:
+        assert answer.headers["Allow"]
+
+
+def test_liveness_and_readiness_need_no_token(serve: ServeProcess) -> None:
+    assert serve.request("GET", "/healthz").json() == {"ok": True}
+    ready = serve.request("GET", "/readyz")
+    assert (ready.status_code, ready.json()) == (200, {"ready": True})

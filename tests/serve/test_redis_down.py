@@ -9,6 +9,7 @@ import redis
 
 from tests.serve.helpers import cancel, capture, get, post, problem, serve_env
 from tests.support.jobs import record
+from tests.support.polling import wait_for
 from tests.support.redis_server import RedisServer
 from tests.support.serve import ServeProcess
 
@@ -29,6 +30,7 @@ def test_while_redis_is_down_every_route_is_503_with_retry_after_and_nothing_is_
             answers = [post(serve, "/v1/jobs", capture("during")), post(serve, "/v1/jobs/batch", {"jobs": [cancel("batch")]}),
                        get(serve, "/v1/jobs/cancel:store-a:before"), get(serve, "/v1/trips/store-a/before")]
             served_meanwhile = serve.request("GET", "/healthz").status_code
+            readiness = serve.request("GET", "/readyz")
         finally:
             own_redis.start()
 
@@ -36,7 +38,11 @@ def test_while_redis_is_down_every_route_is_503_with_retry_after_and_nothing_is_
             refused = problem(answer, 503)
             assert answer.headers["Retry-After"] == "5"
             assert refused["type"] == "urn:payq:problem:unavailable" and "Redis" in refused["detail"]
-        assert served_meanwhile == 200, "the process serves on; only what needs Redis is refused"
+        assert served_meanwhile == 200, "the process serves on (alive: no restart); only what needs Redis is refused"
+        not_ready = problem(readiness, 503)
+        assert not_ready["type"] == "urn:payq:problem:not-ready" and readiness.headers["Retry-After"] == "5", \
+            "not ready: a load balancer takes the instance out of rotation"
+        assert wait_for(lambda: serve.request("GET", "/readyz").status_code == 200, timeout=15, what="/readyz after Redis is back")
         rdb: redis.Redis = own_redis.client()
         assert record(rdb, "cancel:store-a:before")["op"] == "cancel", "what was taken before is kept"
         assert (record(rdb, "capture:store-a:during"), record(rdb, "cancel:store-a:batch")) == ({}, {})

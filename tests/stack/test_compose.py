@@ -20,7 +20,7 @@ import jsonschema
 import pytest
 import yaml
 
-from config.settings import Settings
+from config.settings import Settings, env_name
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.yml"
@@ -106,16 +106,43 @@ def test_flower_takes_basic_auth_from_the_environment_and_is_published_on_loopba
 def test_the_intake_takes_its_tokens_from_the_environment_and_is_published_on_loopback_only() -> None:
     serve = compose()["services"]["serve"]
     environment = serve["environment"]
-    assert "PAYQ_INTAKE_TOKENS" in environment and environment["PAYQ_INTAKE_TOKENS"] is None, \
-        "passed through from the host (an empty value would not parse as JSON)"
+    assert environment["PAYQ_INTAKE_TOKENS"] == "${PAYQ_INTAKE_TOKENS:-}", "from the host or .env; empty means none"
     assert environment["PAYQ_REDIS_URL"] == compose()["services"]["worker"]["environment"]["PAYQ_REDIS_URL"]
     assert serve["ports"] == ["127.0.0.1:${PAYQ_SERVE_PORT:-8088}:8088"], "bearer tokens stay off public interfaces without TLS"
     command = serve["command"]
     assert command[:2] == ["payq", "serve"] and command[command.index("--port") + 1] == "8088"
-    assert "8088/healthz" in serve["healthcheck"]["test"][-1]
+    assert "8088/readyz" in serve["healthcheck"]["test"][-1]
     assert serve["depends_on"]["redis"]["condition"] == "service_healthy"
     assert serve["restart"] == "unless-stopped"
     assert Settings.model_fields["serve_port"].default == 8088, "the host port's default is the setting's"
+
+
+@pytest.mark.parametrize("service", ["worker", "serve", "flower"])
+def test_every_setting_reaches_every_payq_process(service: str) -> None:
+    # a new field in config/settings.py fails here until docker-compose.yml passes its variable through
+    environment = compose()["services"][service]["environment"]
+    missing = [env_name(name) for name in Settings.model_fields if env_name(name) not in environment]
+
+    assert missing == []
+
+
+def test_a_setting_the_host_leaves_unset_reaches_the_container_empty_and_means_its_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `${PAYQ_X:-}`: the host's (or .env's) value, else empty; payq reads an empty variable as unset
+    environment = compose()["services"]["worker"]["environment"]
+    chosen = {"PAYQ_REDIS_URL", "PAYQ_API_BASE_URL", "PAYQ_API_AUTH", "PAYQ_WORKER_POOL", "PAYQ_WORKER_CONCURRENCY"}
+    passed = {name: value for name, value in environment.items() if name.startswith("PAYQ_") and name not in chosen}
+    assert {name: value for name, value in passed.items() if value != f"${{{name}:-}}"} == {}
+
+    for name in [n for n in os.environ if n.startswith("PAYQ_")]:
+        monkeypatch.delenv(name)
+    defaults = Settings(_env_file=None, redis_url="redis://redis:6379/0", api_base_url="required-value")  # type: ignore[call-arg]
+
+    for name, value in environment.items():
+        if name.startswith("PAYQ_"):
+            monkeypatch.setenv(name, interpolate(value) if name != "PAYQ_API_AUTH" else "none")
+    in_container = Settings(_env_file=None)  # type: ignore[call-arg]
+
+    assert in_container == defaults
 
 
 def test_the_sandbox_runs_only_in_the_dev_profile() -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import os
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +14,7 @@ from pydantic import ValidationError
 
 from config.celery import UNACKED_MUTEX_EXPIRE, UNACKED_RESTORE_INTERVAL, celery_config, lost_after
 from config.redis_address import SentinelAddress, parse_sentinel
-from config.settings import Settings, redact_url
+from config.settings import InvalidSettings, Settings, load_settings, redact_url
 from tasks.stats import Replication, replication
 from workers.housekeeping import HOUSEKEEPING_EVERY
 
@@ -317,6 +320,85 @@ def test_redact_url_never_contains_the_password() -> None:
         assert "hunter2" not in redact_url(url)
 
 
+# --- empty values, and errors that name the variable ---------------------------------------------
+
+
+@pytest.mark.parametrize("variable", ["PAYQ_INTAKE_TOKENS", "PAYQ_CONSOLE_BASIC_AUTH", "PAYQ_NOTIFY_URL", "PAYQ_NOTIFY_SECRET",
+                                      "PAYQ_RATE_LIMITS", "PAYQ_FLOWER_URL", "PAYQ_AWS_REGION", "PAYQ_MAX_ATTEMPTS"])
+def test_an_empty_variable_means_unset(monkeypatch: pytest.MonkeyPatch, variable: str) -> None:
+    monkeypatch.setenv(variable, "")
+
+    field = variable.removeprefix("PAYQ_").lower()
+    assert getattr(load_settings(_env_file=None), field) == getattr(build_settings(), field)
+
+
+def test_an_empty_line_in_a_dotenv_file_means_unset(clean_environment: Path) -> None:
+    (clean_environment / ".env").write_text("PAYQ_INTAKE_TOKENS=\nPAYQ_CONSOLE_BASIC_AUTH=\n")
+
+    configured = load_settings()
+
+    assert (configured.intake_tokens, configured.console_basic_auth) == ({}, None)
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw", "says"),
+    [
+        ("PAYQ_MAX_ATTEMPTS", "three", "PAYQ_MAX_ATTEMPTS: input should be a valid integer"),
+        ("PAYQ_CONSOLE_BASIC_AUTH", "nocolon", "PAYQ_CONSOLE_BASIC_AUTH: must be user:password"),
+        ("PAYQ_INTAKE_TOKENS", "{bad", "PAYQ_INTAKE_TOKENS: must be JSON"),
+        ("PAYQ_INTAKE_TOKENS", '{"abc": ["s1"]}', "PAYQ_INTAKE_TOKENS: keys must be the SHA-256 hex"),
+        ("PAYQ_RATE_LIMITS", "[1, 2]", "PAYQ_RATE_LIMITS: input should be a valid dictionary"),
+        ("PAYQ_RATE_LIMITS", '{"capture": 0}', "PAYQ_RATE_LIMITS: calls per second must be a number greater than 0"),
+        ("PAYQ_FLOWER_URL", "ftp://x", "PAYQ_FLOWER_URL: must be an http:// or https:// address"),
+        ("PAYQ_NOTIFY_URL", "store.example/hooks", "PAYQ_NOTIFY_URL: must be an http:// or https:// address"),
+        ("PAYQ_SERVE_PUBLIC_URL", "payq.example.com", "PAYQ_SERVE_PUBLIC_URL: must be an http:// or https:// address"),
+    ],
+)
+def test_a_bad_variable_is_named_by_its_environment_name(monkeypatch: pytest.MonkeyPatch, variable: str, raw: str, says: str) -> None:
+    monkeypatch.setenv(variable, raw)
+
+    with pytest.raises(InvalidSettings) as raised:
+        load_settings(_env_file=None)
+
+    assert [p for p in raised.value.problems if p.startswith(says)], raised.value.problems
+    assert not any(variable.removeprefix("PAYQ_").lower() + ":" in p for p in raised.value.problems), "not the Python field"
+
+
+@pytest.mark.parametrize("secret", [
+    "whsec_wrong",              # the prefix, and not base64 (the Standard Webhooks library raised binascii.Error mid-start)
+    "whsec_",                   # no key at all
+    "whsec_ c2VjcmV0",          # a space
+    "c2VjcmV0LXNpZ25pbmcta2V5",  # no prefix
+    "whsec-c2VjcmV0LXNpZ25pbmcta2V5",
+])
+def test_a_malformed_notify_secret_is_refused_naming_the_variable_and_not_the_value(monkeypatch: pytest.MonkeyPatch, secret: str) -> None:
+    monkeypatch.setenv("PAYQ_NOTIFY_URL", "https://store.example/hooks")
+    monkeypatch.setenv("PAYQ_NOTIFY_SECRET", secret)
+
+    with pytest.raises(InvalidSettings) as raised:
+        load_settings(_env_file=None)
+
+    [problem] = raised.value.problems
+    assert problem.startswith("PAYQ_NOTIFY_SECRET must be a Standard Webhooks secret") and "payq notify secret" in problem
+    assert secret.removeprefix("whsec_") not in problem or not secret.removeprefix("whsec_")
+
+
+def test_a_new_notify_secret_is_accepted_and_signs_with_the_standard_webhooks_library() -> None:
+    from standardwebhooks import Webhook
+
+    from tasks.notify import new_secret
+
+    secret = new_secret()
+    configured = load_settings(_env_file=None, notify_url="https://store.example/hooks", notify_secret=secret)
+
+    assert configured.notify_secret is not None and configured.notify_secret.get_secret_value() == secret
+    assert len(base64.b64decode(secret.removeprefix("whsec_"))) == 32 and new_secret() != secret
+    now = int(time.time())
+    signature = Webhook(secret).sign("msg_1", datetime.fromtimestamp(now, UTC), '{"ok":1}')
+    headers = {"webhook-id": "msg_1", "webhook-timestamp": str(now), "webhook-signature": signature}
+    assert Webhook(secret).verify('{"ok":1}', headers) == {"ok": 1}
+
+
 # --- Redis through Sentinel: Celery's sentinel:// form, and how replicas are counted ------------------
 
 
@@ -370,8 +452,8 @@ def test_the_sentinel_settings_without_a_sentinel_url_are_refused() -> None:
 
 
 def test_an_unknown_scheme_is_refused_naming_the_variable() -> None:
-    with pytest.raises(ValidationError, match="PAYQ_REDIS_URL must be redis://"):
-        build_settings(redis_url="http://r:6379")
+    with pytest.raises(InvalidSettings, match="PAYQ_REDIS_URL: must be redis://"):
+        load_settings(_env_file=None, redis_url="http://r:6379")
 
 
 def test_the_broker_gets_kombus_sentinel_options_and_the_sentinels_password() -> None:
