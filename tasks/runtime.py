@@ -15,6 +15,7 @@ from payapi.client import PaymentClient, Signer
 from tasks.deadletters import DeadLetterStore
 from tasks.decide import RetryPolicy
 from tasks.jobstore import JobStore
+from tasks.leases import Holdings, LeaseStore, new_worker_id
 from tasks.notify import Notifier, notifier
 from tasks.notify import policy as notify_policy
 from tasks.pacer import Pacer, configured_limits
@@ -34,6 +35,8 @@ class Runtime:
     dead_letters: DeadLetterStore
     policy: RetryPolicy
     pacer: Pacer
+    leases: LeaseStore
+    holdings: Holdings  # this process's worker id, and the jobs it holds (its heartbeat renews their leases)
     notifier: Notifier | None = None  # None: outcome notifications are off
     notify_policy: RetryPolicy = field(default_factory=RetryPolicy)
     rng: random.Random = field(default_factory=random.Random)
@@ -51,6 +54,8 @@ class Runtime:
                                          notify=settings.notify_url is not None),
             policy=RetryPolicy.from_settings(settings),
             pacer=Pacer(client, configured_limits(settings.rate_limits)),
+            leases=LeaseStore(client, settings.lease_seconds),
+            holdings=Holdings(new_worker_id()),
             notifier=notifier(settings),
             notify_policy=notify_policy(settings),
         )
