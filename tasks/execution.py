@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import redis
+
 from payapi.errors import InvalidRequest
 from payapi.models import CaptureRequest, NotificationEvent, parse_request
 from payapi.operations import OPERATIONS, Operation
@@ -29,6 +31,10 @@ from tasks.runtime import Runtime
 from tasks.states import DeadLetterReason, Verdict
 
 log = logging.getLogger("payq.jobs")
+# Seconds a worker that made a call keeps trying to record its outcome through a Redis outage. Its
+# heartbeat keeps the job's lease meanwhile (nobody judges a lease while Redis is away), so the
+# outcome of a call that was answered is written, not lost and the call made again by another worker.
+OUTCOME_PATIENCE = 60.0
 
 
 @dataclass(frozen=True)
@@ -129,7 +135,16 @@ def _call(rt: Runtime, job: Job, request: Any, attempt: int, turn: float | None,
     outcome = rt.client.send(job.operation, request, prepared)
     call = Call(job.operation, status_of(outcome), time.time())
     decision = decide(outcome, attempt, rt.policy, call.at, rt.rng.random)
-    return carry_out(rt, job, request, decision, attempt, call, claimed=True)
+    deadline = time.monotonic() + OUTCOME_PATIENCE
+    while True:
+        try:
+            return carry_out(rt, job, request, decision, attempt, call, claimed=True)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            if time.monotonic() > deadline:
+                raise
+            # each step of carry_out may be written twice (the claim makes a second success or deferral the same one)
+            log.warning("%s %s: Redis unavailable (%s) recording the call's outcome; retrying", job.operation.value, job.job_id, exc)
+            time.sleep(0.5)
 
 
 def _notify(rt: Runtime, job: Job, event: NotificationEvent, now: float) -> Ending:
