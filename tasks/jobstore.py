@@ -14,7 +14,8 @@ one script in ``tasks/lua/`` (or one MULTI); the record's fields:
     result, settled_at    a success's result; when a capture settled (its report's id derives from it)
     worker, delivery      which Celery worker runs it, and which message (its delivery tag), for people
     holder, claim         the worker process that holds it (its heartbeat's id) and the delivery's claim;
-                          its lease is in ``payq:leases`` (see :mod:`tasks.leases`)
+                          its lease is in ``payq:leases`` (see :mod:`tasks.leases`). An outcome is written
+                          only under the claim, and takes the holder's message out of kombu's unacked set
     recovered_from, recoveries   the holder whose lease lapsed last, and how often the job was given back
 """
 
@@ -263,7 +264,8 @@ class JobStore:
         history = json.dumps({"at": now, **json.loads(deferral.to_json())})
         successes, field = _call_args(call)
         return bool(self._defer(
-            keys=[keys.job(job_id), keys.DEFERRED, keys.ACTIVE, keys.deferrals(job_id), keys.LEASES, keys.API_CALLS],
+            keys=[keys.job(job_id), keys.DEFERRED, keys.ACTIVE, keys.deferrals(job_id), keys.LEASES, keys.API_CALLS, keys.UNACKED,
+                  keys.UNACKED_INDEX],
             args=[successes, job_id, claim, now, deferral.until, deferral.to_json(),
                   failure_json(deferral.failure) if deferral.failure is not None else "", history, _DEFERRALS_KEPT, self._ttl,
                   field, "1" if release_attempt else "0"],
@@ -287,7 +289,7 @@ class JobStore:
         on_record = int(self._finish_capture(
             keys=[keys.job(job_id), keys.ACTIVE, keys.job(report.job_id), OPERATIONS[report.operation].queue, keys.API_CALLS,
                   successes or keys.API_CALLS, keys.trip(store, trip), keys.held(store, trip), keys.WAITING,
-                  OPERATIONS[Operation.REFUND].queue, keys.LEASES],
+                  OPERATIONS[Operation.REFUND].queue, keys.LEASES, keys.UNACKED, keys.UNACKED_INDEX],
             args=[job_id, now, settled_at, json.dumps(result), report.job_id,
                   build_message(report.operation, report.job_id, report.kwargs), json.dumps(report.kwargs), self._ttl,
                   self._events, build_sent_event(report.operation, report.job_id, report.kwargs, now), field, keys.JOB_PREFIX,
@@ -306,7 +308,7 @@ class JobStore:
         """
         successes, field = _call_args(call)
         return bool(self._succeed(
-            keys=[keys.job(job_id), keys.ACTIVE, keys.LEASES, keys.API_CALLS],
+            keys=[keys.job(job_id), keys.ACTIVE, keys.LEASES, keys.API_CALLS, keys.UNACKED, keys.UNACKED_INDEX],
             args=[successes, job_id, claim, now, json.dumps(result), self._ttl, self._events, field, *event_args(event, now)],
         ))
 
@@ -337,12 +339,13 @@ class JobStore:
     def revive_lost(self, now: float, older_than: float, limit: int) -> int:
         """Re-publish jobs whose message was lost, untouched for ``older_than`` seconds; returns how many.
 
-        A job stays running, untouched, past its visibility timeout and kombu's
-        restore (``config.celery.lost_after``) only if its worker's message
-        vanished, and queued with its queue empty only if its
-        message did (a worker killed between kombu's pop and its unacked
-        record). A queued job behind a backlog keeps its message and is left
-        alone: a copy would run it twice.
+        A job stays queued with its queue empty, untouched past the cutoff
+        (``config.celery.lost_after``), only if its message vanished (a worker
+        killed between kombu's pop and its unacked record). A queued job behind
+        a backlog keeps its message and is left alone. A running job is left to
+        its lease (:meth:`recover_lapsed`); only one without a lease (a record
+        from before leases) is re-published here. A copy would be harmless
+        anyway: while a job runs, its lease turns copies away.
         """
         cutoff = now - older_than
         stale = cast(list[str], self._redis.zrangebyscore(keys.ACTIVE, "-inf", cutoff, start=0, num=limit))
@@ -358,7 +361,8 @@ class JobStore:
 
         Each is published again at the head of its queue, built from its record,
         and its claim cleared, so that a holder that resumes neither calls nor
-        records an outcome. None, nothing done, when ``sweeper`` (this process's
+        records an outcome; the holder's message leaves kombu's unacknowledged
+        set (restored after the visibility timeout, it would only be turned away). None, nothing done, when ``sweeper`` (this process's
         heartbeat id) is not steady (:func:`tasks.leases.steady`): right after
         Redis or this worker was away, lapsed leases prove nothing.
         """
@@ -366,7 +370,8 @@ class JobStore:
         args = _script_args(self._load(lapsed, keys.LEASES))
         if not args:
             return 0
-        given = int(self._recover(keys=[keys.LEASES, keys.ACTIVE, keys.WORKERS, keys.WORKERS_STEADY, keys.RECOVERED],
+        given = int(self._recover(keys=[keys.LEASES, keys.ACTIVE, keys.WORKERS, keys.WORKERS_STEADY, keys.RECOVERED, keys.UNACKED,
+                                        keys.UNACKED_INDEX],
                                   args=[sweeper, lease, time.time(), *args]))
         return None if given < 0 else given
 
