@@ -22,7 +22,7 @@ from config.celery import lost_after
 from config.settings import Settings
 from tasks import keys
 from tasks.producer import Producer
-from tests.faults.audit import audit_captures, capture_jobs, first_call_after, records, settle, trip_of
+from tests.faults.audit import audit_captures, calls_by_trip, capture_jobs, first_call_after, records, settle, trip_of
 from tests.faults.report import Figures, Recorder
 from tests.faults.test_killed_workers import DEFAULT_ENV, running_on
 from tests.support.fault_redis import FaultRedis
@@ -142,37 +142,44 @@ def test_a_worker_stopped_past_its_lease_loses_its_jobs_to_another_and_after_res
     Producer(Settings(redis_url=private_redis.url)).publish(capture_jobs("s-paused", amounts))
     capture_ids = [f"capture:s-paused:{t}" for t in amounts]
 
-    def busiest() -> tuple[FaultWorker, dict[str, int]] | None:
+    def mid_call() -> FaultWorker | None:
+        """A worker with a call on the wire: its job running, and the sandbox has the request."""
         found = records(rdb, capture_ids, "state", "worker", "attempts")
-        running = [(w, on) for w in workers if (on := running_on(found, capture_ids, w))]
-        return max(running, key=lambda pair: len(pair[1])) if running else None
+        called = calls_by_trip(api, "capture")
+        return next((w for w in workers if any(trip_of(j) in called for j in running_on(found, capture_ids, w))), None)
 
-    victim, _ = wait_for(busiest, timeout=60, interval=0.05, what="a worker to be calling the API")
+    victim = wait_for(mid_call, timeout=60, interval=0.05, what="a worker to be calling the API")
     (other,) = [w for w in workers if w is not victim]
     victim.process.send_signal(signal.SIGSTOP)  # type: ignore[union-attr]
     stopped_at = time.time()
-    on_the_wire = running_on(records(rdb, capture_ids, "state", "worker", "attempts"), capture_ids, victim)
+    held = running_on(records(rdb, capture_ids, "state", "worker", "attempts"), capture_ids, victim)
+    called = calls_by_trip(api, "capture")
+    on_the_wire = {job_id for job_id in held if trip_of(job_id) in called}
+    not_sent = set(held) - on_the_wire  # begun, stopped before the call went out
     try:
         # the victim's leases lapse, the other worker's housekeeping gives the jobs back, and it calls for them
-        wait_for(lambda: all(r["state"] == "succeeded" for r in records(rdb, list(on_the_wire), "state")), timeout=60,
+        wait_for(lambda: all(r["state"] == "succeeded" for r in records(rdb, list(held), "state")), timeout=60,
                  what="the stopped worker's jobs to be finished by the other")
         given_back = time.time() - stopped_at
     finally:
         victim.process.send_signal(signal.SIGCONT)  # type: ignore[union-attr]
     resumed_at = time.time()
-    # each call that was on the wire comes back 200 to the resumed worker, which finds its claim gone
-    wait_for(lambda: victim.log().count("lost its lease during the call") >= len(on_the_wire), timeout=30,
+    # each call that was on the wire comes back to the resumed worker, which finds its claim gone; a job it had
+    # begun without calling yet, it finds taken before it calls
+    wait_for(lambda: victim.log().count("lost its lease during the call") >= len(on_the_wire)
+             and victim.log().count("lost its lease while it waited; no call") >= len(not_sent), timeout=30,
              what="the resumed worker to find every job it held taken")
 
     settled = settle(rdb, capture_ids, timeout=120, quiet=STRANDED_AFTER)
     audit = audit_captures(api, rdb, "s-paused", amounts)
-    wire_trips = {trip_of(job_id) for job_id in on_the_wire}
-    after_resume = [e for trip in wire_trips for e in audit.capture_calls.get(trip, []) if e["time"] >= resumed_at]
-    finished_by = {r["worker"] for r in records(rdb, list(on_the_wire), "worker")}
+    held_trips = {trip_of(job_id) for job_id in held}
+    after_resume = [e for trip in held_trips for e in audit.capture_calls.get(trip, []) if e["time"] >= resumed_at]
+    finished_by = {r["worker"] for r in records(rdb, list(held), "worker")}
     fault_report.add(Figures(
         scenario=8, title="one owner per job", jobs=2 * len(amounts),
         jobs_detail=f"{len(amounts)} captures + their reports, 3 s API, defaults: a worker SIGSTOPped past its lease",
-        faults=f"1 SIGSTOP of a worker mid-call for {resumed_at - stopped_at:.1f} s ({len(on_the_wire)} calls on the wire)",
+        faults=(f"1 SIGSTOP of a worker mid-call for {resumed_at - stopped_at:.1f} s ({len(on_the_wire)} calls on the wire, "
+                f"{len(not_sent)} jobs begun and not yet sent)"),
         lost=len(audit.lost), duplicates=audit.duplicates,
         duplicate_cause=f"the calls on the wire at the stop; {len(after_resume)} calls by the resumed worker",
         notes=f"its jobs finished by the other worker {given_back:.1f} s after the stop",
@@ -183,7 +190,7 @@ def test_a_worker_stopped_past_its_lease_loses_its_jobs_to_another_and_after_res
     assert settled.stuck is None and settled.stranded == {}, f"not settled: {settled}"
     assert audit.lost == {}, f"lost: {audit.lost}"
     assert after_resume == [], "the resumed worker called for jobs it no longer held"
-    assert audit.repeated("capture") == {trip: 1 for trip in wire_trips}, "only the calls on the wire at the stop are repeated"
+    assert audit.repeated("capture") == {trip_of(job_id): 1 for job_id in on_the_wire}, "only the calls on the wire are repeated"
     assert audit.repeated("feedback") == {}
     assert all(name.startswith(other.hostname_prefix()) for name in finished_by), "an outcome was recorded by the resumed worker"
 
