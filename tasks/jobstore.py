@@ -57,8 +57,9 @@ class Begin:
 
     ``until`` is the job's turn at its endpoint's pace (``RUN``: call then;
     ``PACED``: wait for it in the deferred set), the end of the endpoint's
-    pause (``PAUSED``), or the settle time of a capture that already
-    succeeded (``SETTLED``).
+    pause (``PAUSED``), the settle time of a capture that already
+    succeeded (``SETTLED``), or the end of another holder's lease (``HELD``;
+    None when it lapsed but this worker may not judge that yet).
     """
 
     verdict: Verdict

@@ -1,4 +1,4 @@
-"""Scenario 8, one owner per job (issue 21): no API call made twice across a Redis restart or stop, and a stopped worker's jobs finished by another.
+"""Scenario 9, one owner per job (issue 21): no API call made twice across a Redis restart or stop, and a stopped worker's jobs finished by another.
 
 Every setting at its default and the plain ``celery -A workers.app worker``
 (what a new user runs), against a real redis-server with its append-only
@@ -79,7 +79,7 @@ def outage_scenario(
     audit = audit_captures(api, rdb, store, amounts)
     first_back = first_call_after([e for calls in audit.report_calls.values() for e in calls], back_at)
     fault_report.add(Figures(
-        scenario=8, title="one owner per job", jobs=2 * CAPTURES,
+        scenario=9, title="one owner per job", jobs=2 * CAPTURES,
         jobs_detail=f"{CAPTURES} captures + their reports, {LATENCY_MS} ms API, defaults, 2 plain `celery worker`s: {fault}",
         faults=f"{fault} with {in_flight} captures in flight",
         lost=len(audit.lost) + len(settled.stranded), duplicates=audit.duplicates,
@@ -176,7 +176,7 @@ def test_a_worker_stopped_past_its_lease_loses_its_jobs_to_another_and_after_res
     after_resume = [e for trip in held_trips for e in audit.capture_calls.get(trip, []) if e["time"] >= resumed_at]
     finished_by = {r["worker"] for r in records(rdb, list(held), "worker")}
     fault_report.add(Figures(
-        scenario=8, title="one owner per job", jobs=2 * len(amounts),
+        scenario=9, title="one owner per job", jobs=2 * len(amounts),
         jobs_detail=f"{len(amounts)} captures + their reports, 3 s API, defaults: a worker SIGSTOPped past its lease",
         faults=(f"1 SIGSTOP of a worker mid-call for {resumed_at - stopped_at:.1f} s ({len(on_the_wire)} calls on the wire, "
                 f"{len(not_sent)} jobs begun and not yet sent)"),
