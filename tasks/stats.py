@@ -12,6 +12,7 @@ from payapi.operations import API_OPERATIONS, QUEUES
 from tasks import keys
 from tasks.deadletters import DeadLetterStore
 from tasks.jobstore import JobStore
+from tasks.leases import LeaseStore
 from tasks.pace import learned_pace, pace_at
 from tasks.pacer import Pacer
 
@@ -23,6 +24,15 @@ class Pace:
     configured: float | None
     learned: float | None
     pace: float | None
+
+
+@dataclass
+class WorkerSeen:
+    """A worker process by its heartbeat: its id (host.pid.random), its last beat (epoch seconds, Redis's clock), and its age then."""
+
+    worker: str
+    last_beat: float
+    age: float
 
 
 @dataclass
@@ -43,14 +53,16 @@ class Stats:
     pauses: dict[str, float] = field(default_factory=dict)
     paces: dict[str, Pace] = field(default_factory=dict)
     api_calls: dict[str, dict[str, int]] = field(default_factory=dict)
+    live_workers: list[WorkerSeen] = field(default_factory=list)  # heartbeat within a lease, latest first
+    recovered: int = 0  # jobs given back after their holder's lease lapsed, since the counter began
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return asdict(self)
 
 
-def collect(client: redis.Redis, jobs: JobStore, dead_letters: DeadLetterStore, pacer: Pacer) -> Stats:
-    """Read every figure in one pipelined round trip (plus a few for dead letters and paces)."""
+def collect(client: redis.Redis, jobs: JobStore, dead_letters: DeadLetterStore, pacer: Pacer, leases: LeaseStore | None = None) -> Stats:
+    """Read every figure in one pipelined round trip (plus a few for dead letters and paces; and for ``leases``, the live workers)."""
     pipe = client.pipeline(transaction=False)
     for queue in QUEUES:
         pipe.llen(queue)
@@ -59,7 +71,8 @@ def collect(client: redis.Redis, jobs: JobStore, dead_letters: DeadLetterStore, 
     pipe.zrange(keys.DEFERRED, 0, 0, withscores=True)
     pipe.hgetall(keys.API_CALLS)
     pipe.zcard(keys.WAITING)
-    *depths, unacked, deferred, first, calls, waiting = pipe.execute()
+    pipe.get(keys.RECOVERED)
+    *depths, unacked, deferred, first, calls, waiting, recovered = pipe.execute()
     now = time.time()
     api_calls: dict[str, dict[str, int]] = {op.value: {} for op in API_OPERATIONS}
     for name, count in calls.items():
@@ -80,4 +93,13 @@ def collect(client: redis.Redis, jobs: JobStore, dead_letters: DeadLetterStore, 
         pauses={op.value: until for op, until in jobs.pauses(API_OPERATIONS).items() if until > now},
         paces=paces,
         api_calls=api_calls,
+        live_workers=_live(leases) if leases is not None else [],
+        recovered=int(recovered or 0),
     )
+
+
+def _live(leases: LeaseStore) -> list[WorkerSeen]:
+    """The workers whose last heartbeat is within a lease, by Redis's clock."""
+    now = leases.now()
+    seen = [WorkerSeen(w.worker, w.last_beat, now - w.last_beat) for w in leases.workers()]
+    return [w for w in seen if w.age <= leases.lease]
