@@ -21,34 +21,32 @@ UNACKED_RESTORE_INTERVAL = 2
 UNACKED_MUTEX_EXPIRE = 30
 
 
+# Seconds on top of the cutoff below for a busy machine and clocks of different hosts.
+LOST_MARGIN = 10
+
+
 def lost_after(settings: Settings) -> int:
-    """Seconds a queued or running job may go untouched before the sweep takes its message for lost (``revive_lost``).
+    """Seconds a queued job may go untouched, its queue empty, before the sweep takes its message for lost (``revive_lost``).
 
-    The visibility timeout + 35 s: 95 s with the defaults, and the sweep looks
-    every 10 s, so a message lost between kombu's pop and its unacked record
-    runs again within 105 s of its worker's death. Why 35 s is enough:
+    The task time limit + the lease + 10 s: 63 s with the defaults, and the
+    sweep looks every 10 s, so a message lost between kombu's pop and its
+    unacked record (a worker killed, or Redis stopped, in between) runs again
+    within 73 s. Running jobs are not its business: a running job has a lease,
+    and the lease sweep gives it back within about a lease of its holder's
+    death (``tasks.leases``). Why this cutoff:
 
-    - The sweep should not copy a message kombu is about to restore. A running
-      job's message was recorded as unacknowledged before BEGIN stamped the
-      job, and kombu hands it back by the visibility timeout + one 2 s scan, or
-      + 30 s more if the killed worker held kombu's scan lock: 32 s, plus 3 s
-      for the scan itself and clocks of different hosts. (Exceptions: a dead
-      worker's messages beyond the first 10 take one more scan per 10, and a
-      worker can die between kombu's unacked record and BEGIN with a job that
-      waited in its queue; there the sweep may come first.)
-    - A copy is harmless anyway. It has a delivery tag of its own, and BEGIN
-      runs it only if no other delivery began the job within the claim (the
-      task time limit + 5 s, never more than the visibility timeout, which
-      this cutoff exceeds): the copy and the restored message never call the
-      API side by side, and whichever comes second finds the job finished,
-      parked or held, and does nothing.
-    - The task time limit needs no place here (the cutoff was the visibility
-      timeout + the limit + 30 s: 133 s with these defaults). It is below the
-      visibility timeout, and so is the longest API call (Settings refuses a
-      configuration where it is not), so a job untouched for the visibility
-      timeout is no longer running anywhere.
+    - A queued job whose queue is empty may still have its message in a live
+      worker's hands, fetched but not yet begun: prefetched, waiting for a
+      thread (at most the task time limit, the longest a job holds one), or
+      in a worker stopped for up to a lease (after which its leases lapse
+      anyway). Past both, the message is gone.
+    - A copy is harmless anyway. BEGIN gives a copy of a running job the
+      verdict ``held`` while the holder's lease stands (the copy calls
+      nothing), and a copy of a finished or parked job finds it so.
+    - The visibility timeout has no place here any more: recovery rests on
+      leases, and the timeout is a last resort set high (see ``celery_config``).
     """
-    return settings.visibility_timeout + UNACKED_MUTEX_EXPIRE + UNACKED_RESTORE_INTERVAL + 3
+    return int(settings.task_time_limit + settings.lease_seconds + LOST_MARGIN)
 
 
 def sentinel_transport_options(settings: Settings) -> dict[str, Any]:
@@ -72,10 +70,16 @@ def celery_config(settings: Settings, queues: Sequence[str], routes: Mapping[str
         "broker_url": settings.redis_url,
         "broker_transport_options": {
             **sentinel_transport_options(settings),
-            # A killed worker's unacknowledged jobs go back on their queue after
-            # this long. Deferred jobs wait in payq's own sorted set, never as
-            # Celery countdowns, so this can stay short: above the longest job
-            # (HTTP timeouts), below what an operator would call "lost".
+            # The last resort for a message whose worker died before BEGIN stamped
+            # its job: recovery rests on leases (a dead worker's running jobs are
+            # given back about a lease after its death), so this is set high,
+            # 300 s: twice the longest a live worker keeps a message unacknowledged
+            # (a prefetched message waits up to the task time limit, 43 s, for a
+            # thread, runs up to 43 s, and may wait up to 60 s more to record its
+            # outcome through a Redis outage: 146 s). Deferred jobs are acknowledged
+            # and wait in payq's own sorted set, never as Celery countdowns, so no
+            # deferral, however long, brings a message back twice; and a copy kombu
+            # did hand out calls nothing while its job's lease stands.
             "visibility_timeout": settings.visibility_timeout,
             # kombu looks for such messages every `interval` seconds but scans only on
             # every `throttle`-th look (10 x 10 by default: up to 100 s on top of the
@@ -116,10 +120,11 @@ def celery_config(settings: Settings, queues: Sequence[str], routes: Mapping[str
         # Flower sees jobs only through events; ``task-sent`` shows queued jobs too.
         "worker_send_task_events": True,
         "task_send_sent_event": True,
-        # No job may outlive the visibility timeout, or Redis hands it out twice.
+        # No job may outlive the visibility timeout (a copy would be handed out; its
+        # lease keeps the copy from calling, but it is work for nothing).
         "task_time_limit": settings.task_time_limit,
         # On SIGTERM, let running jobs finish (a cold stop would leave them to
-        # the visibility timeout) for up to this long before stopping.
+        # their leases' lapse) for up to this long before stopping.
         "worker_soft_shutdown_timeout": 15.0,
         "worker_enable_soft_shutdown_on_idle": True,
         # What a plain ``celery -A workers.app worker`` runs: without these it starts

@@ -64,14 +64,21 @@ class Settings(BaseSettings):
     retry_after_floor: float = Field(1.0, ge=0, description="Seconds; a Retry-After below this is raised to it.")
     retry_after_cap: float = Field(900.0, gt=0, description="Seconds; a Retry-After above this is lowered to it (the API documents 600).")
     retry_after_jitter: float = Field(0.5, ge=0, description="Seconds; up to this much is added to a Retry-After (never less), so jobs do not return at once.")
-    visibility_timeout: int = Field(60, ge=10, description=(
-        "Seconds before Redis hands a killed worker's unacknowledged jobs to another worker. After a crash they are called"
-        " again within this + 2 s (kombu looks every 2 s; 30 s more if the dead worker held the look's lock), and a"
-        " message lost between kombu's pop and its unacked record within this + 45 s (re-published after this + 35 s,"
-        " looked for every 10 s): 62 s (92 s) and 105 s with the default 60, inside 2 minutes. It must exceed the longest"
-        " API call (`PAYQ_HTTP_CONNECT_TIMEOUT` + `PAYQ_HTTP_READ_TIMEOUT`, 13 s by default) by 5 s, or a job still"
-        " running is handed out twice. Lower: jobs back sooner after a crash, and only shorter API timeouts fit."
-        " Higher: room for slower API calls, and that much longer a wait after every crash."
+    lease_seconds: float = Field(10.0, ge=2, le=300, description=(
+        "Seconds a worker holds a job it began without renewing it. Every worker process writes a heartbeat every"
+        " fifth of this, renewing the leases of the jobs it runs; a job whose lease lapses (its worker was killed,"
+        " stopped or cut off) is given back to its queue by any live worker within about this + 1 s, and a copy of"
+        " the job delivered while its lease stands calls nothing. Lower: a dead worker's jobs back sooner; a pause"
+        " of a worker (GC, VM) longer than it hands its jobs to another worker."
+    ))
+    visibility_timeout: int = Field(300, ge=10, description=(
+        "Seconds before Redis hands an unacknowledged message to another worker: a last resort, since a dead"
+        " worker's jobs come back through their leases (`PAYQ_LEASE_SECONDS`). It must exceed the longest API call"
+        " (`PAYQ_HTTP_CONNECT_TIMEOUT` + `PAYQ_HTTP_READ_TIMEOUT`, 13 s by default) by 5 s; the default 300 s"
+        " exceeds the longest a live worker keeps a message unacknowledged (a prefetched message waiting for a"
+        " thread, the task time limit, then its run, another, then its outcome written through a Redis outage of"
+        " up to a minute: 43 + 43 + 60 = 146 s) twice over, so kombu never hands out a message still in a live"
+        " worker's hands; and a copy it did hand out would call nothing while the job's lease stands."
     ))
     job_retention_days: float = Field(30.0, gt=0, description="Days a job record (its idempotency key) is kept; enqueueing the same job within it is a no-op.")
     dead_letter_retention_days: float = Field(30.0, gt=0, description="Days a dead-letter entry is kept before it is trimmed.")

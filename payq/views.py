@@ -23,12 +23,17 @@ def iso(epoch: float | None) -> str | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def job_view(job_id: str, record: dict[str, str], in_dead_letters: bool, deferrals: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def job_view(
+    job_id: str, record: dict[str, str], in_dead_letters: bool, deferrals: list[dict[str, Any]] | None = None,
+    lease_until: float | None = None,
+) -> dict[str, Any]:
     """What ``payq job`` shows for a job record.
 
     ``why`` says why a deferred job waits, or a dead one's dead-letter reason;
     ``last_outcome`` is the latest call's result as a person reads it;
-    ``deferrals`` (when given) lists why the job waited before, oldest first.
+    ``deferrals`` (when given) lists why the job waited before, oldest first;
+    a running job's ``holder`` is the worker process that holds it, until
+    ``lease_until`` (when given) unless its heartbeat renews the lease.
     """
     state = JobState(record.get("state", JobState.QUEUED))
     result = json.loads(record["result"]) if "result" in record else None
@@ -68,6 +73,10 @@ def job_view(job_id: str, record: dict[str, str], in_dead_letters: bool, deferra
         "updated_at": when("updated_at"),
         "kwargs": json.loads(record["kwargs"]) if "kwargs" in record else None,
         "waiting_for": record.get("waiting_for") if state is JobState.WAITING else None,
+        "holder": record.get("holder") if state is JobState.RUNNING else None,
+        "lease_until": iso(lease_until) if lease_until is not None and state is JobState.RUNNING else None,
+        "recoveries": int(record["recoveries"]) if "recoveries" in record else None,
+        "recovered_from": record.get("recovered_from"),
     }
     if deferrals is not None:
         view["deferrals"] = [

@@ -111,21 +111,24 @@ class DeadLetterStore:
     def _keys(self) -> list[str]:
         return [keys.DEAD_LETTERS, keys.DEAD_LETTER_INDEX, keys.DEAD_LETTER_REASONS]
 
-    def add(self, entry: DeadLetter, event: NewJob | None = None) -> None:
+    def add(self, entry: DeadLetter, event: NewJob | None = None, claim: str = "") -> bool:
         """Store ``entry`` (with its replay history) and mark its job dead, atomically.
 
         Written before the message is acknowledged. The job record, which is
         also the job's idempotency key, is kept at least as long as the entry,
         so the job cannot be enqueued afresh while it waits for an operator.
         ``event``, the dead-lettering's notification, is published in the same step.
+        ``claim`` is the delivery's claim on the job ('': it claimed none); False,
+        nothing written, if another worker holds the job (:mod:`tasks.leases`).
         """
         history = [json.loads(h) for h in self._redis.lrange(keys.replays(entry.id), 0, -1)]
         entry = entry.model_copy(update={"history": history, "replays": len(history)})
-        self._add(
-            keys=[*self._keys, keys.job(entry.id)],
+        return bool(self._add(
+            keys=[*self._keys, keys.job(entry.id), keys.LEASES, keys.UNACKED, keys.UNACKED_INDEX],
             args=[entry.id, entry.model_dump_json(), entry.dead_at, entry.reason, failure_json(entry.failure),
-                  max(self._job_ttl, self._retention), _books_of(entry), keys.ACTIVE, self._events, *event_args(event, entry.dead_at)],
-        )
+                  max(self._job_ttl, self._retention), _books_of(entry), keys.ACTIVE, self._events, claim,
+                  *event_args(event, entry.dead_at)],
+        ))
 
     def get(self, entry_id: str) -> DeadLetter | None:
         """The entry for job ``entry_id``, or None."""

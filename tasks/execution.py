@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+import redis
 
 from payapi.errors import InvalidRequest
 from payapi.models import CaptureRequest, NotificationEvent, parse_request
@@ -21,6 +23,7 @@ from tasks import notify
 from tasks.deadletters import DeadLetter
 from tasks.decide import DeadLetterJob, Decision, Defer, Settle, Skip, Succeed, decide, invalid_job, on_turn, start, wait_for_slot, wait_out_pause
 from tasks.jobstore import Call, Deferral
+from tasks.leases import needs_check, new_claim
 from tasks.notify import BUSY_WAIT
 from tasks.pace import TURN_WAIT_IN_PLACE
 from tasks.producer import prepare
@@ -28,17 +31,22 @@ from tasks.runtime import Runtime
 from tasks.states import DeadLetterReason, Verdict
 
 log = logging.getLogger("payq.jobs")
+# Seconds a worker that made a call keeps trying to record its outcome through a Redis outage. Its
+# heartbeat keeps the job's lease meanwhile (nobody judges a lease while Redis is away), so the
+# outcome of a call that was answered is written, not lost and the call made again by another worker.
+OUTCOME_PATIENCE = 60.0
 
 
 @dataclass(frozen=True)
 class Job:
-    """One delivery of a job: what it is, and who runs it (``delivery`` is its message's tag)."""
+    """One delivery of a job: what it is, and who runs it (``delivery`` is its message's tag; ``claim`` is unique to the delivery)."""
 
     operation: Operation
     job_id: str
     kwargs: dict[str, Any]
     worker: str
     delivery: str
+    claim: str = field(default_factory=new_claim)
 
 
 @dataclass(frozen=True)
@@ -65,9 +73,15 @@ class Buried:
 
 @dataclass(frozen=True)
 class Skipped:
-    """A delivery with nothing to do: the job is finished, parked, or run by another delivery (``verdict``)."""
+    """A delivery with nothing to do: the job is finished, parked, or held by another worker (``verdict``).
+
+    ``lost``: this delivery held the job but lost its lease (its worker was
+    paused or cut off past it) and the job went to another: no call was made
+    after that, and no outcome written over the new holder's.
+    """
 
     verdict: Verdict
+    lost: bool = False
 
 
 Ending = Finished | Parked | Buried | Skipped
@@ -88,27 +102,50 @@ def execute(rt: Runtime, job: Job) -> Ending:
     if isinstance(request, NotificationEvent):
         return _notify(rt, job, request, now)
     pace = rt.pacer.pace(job.operation, now)
-    # a claim outlasts the longest a delivery may run: after that, its worker is gone
-    begin = rt.jobs.begin(job.job_id, job.operation, job.kwargs, job.worker, now, job.delivery, rt.settings.task_time_limit + 5,
-                          pace, TURN_WAIT_IN_PLACE)
+    claimed_at = time.monotonic()  # before BEGIN: the lease it grants runs from a moment after this
+    begin = rt.jobs.begin(job.job_id, job.operation, job.kwargs, job.worker, now, job.delivery, rt.settings.lease_seconds,
+                          pace, TURN_WAIT_IN_PLACE, holder=rt.holdings.worker, claim=job.claim)
     action = start(begin.verdict, begin.until, pace, rt.policy, rt.rng.random)
     if isinstance(action, Skip):
         return Skipped(action.verdict)
     if isinstance(action, Settle):
         assert isinstance(request, CaptureRequest)
-        return Finished(_settle_capture(rt, job.job_id, request, action.settled_at, now))
+        settled = _settle_capture(rt, job.job_id, request, action.settled_at, now)
+        return Finished(settled) if settled is not None else Skipped(Verdict.HELD)
     if isinstance(action, Defer):
         return carry_out(rt, job, request, action, 0)
+    rt.holdings.hold(job.job_id, job.claim)  # from here the heartbeat renews the job's lease
+    try:
+        return _call(rt, job, request, begin.attempts, action.turn, pace, claimed_at)
+    finally:
+        rt.holdings.release(job.job_id, job.claim)
+
+
+def _call(rt: Runtime, job: Job, request: Any, attempt: int, turn: float | None, pace: float | None, claimed_at: float) -> Ending:
+    """Call the API for a job this delivery holds (at its ``turn``, if paced), and carry out the decision."""
     prepared = rt.client.prepare(job.operation, request)  # before the wait: on the turn, only the sending is left
-    if action.turn is not None and (wait := action.turn - rt.clock()) > 0:
+    if turn is not None and (wait := turn - rt.clock()) > 0:
         time.sleep(min(wait, TURN_WAIT_IN_PLACE))  # the job's turn at the endpoint's pace: close enough to wait for here
-    late = on_turn(action.turn, pace, rt.clock())
+    late = on_turn(turn, pace, rt.clock())
     if late is not None:
-        return carry_out(rt, job, request, late, begin.attempts - 1, released=True)
+        return carry_out(rt, job, request, late, attempt - 1, released=True, claimed=True)
+    if needs_check(time.monotonic() - claimed_at, rt.settings.lease_seconds) and not rt.leases.renew(job.job_id, job.claim):
+        # this worker was paused or cut off past its lease and the job went to another: that one calls
+        log.warning("%s %s: lost its lease while it waited; no call", job.operation.value, job.job_id)
+        return Skipped(Verdict.HELD, lost=True)
     outcome = rt.client.send(job.operation, request, prepared)
     call = Call(job.operation, status_of(outcome), rt.clock())
-    decision = decide(outcome, begin.attempts, rt.policy, call.at, rt.rng.random)
-    return carry_out(rt, job, request, decision, begin.attempts, call)
+    decision = decide(outcome, attempt, rt.policy, call.at, rt.rng.random)
+    deadline = time.monotonic() + OUTCOME_PATIENCE
+    while True:
+        try:
+            return carry_out(rt, job, request, decision, attempt, call, claimed=True)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            if time.monotonic() > deadline:
+                raise
+            # each step of carry_out may be written twice (the claim makes a second success or deferral the same one)
+            log.warning("%s %s: Redis unavailable (%s) recording the call's outcome; retrying", job.operation.value, job.job_id, exc)
+            time.sleep(0.5)
 
 
 def _notify(rt: Runtime, job: Job, event: NotificationEvent, now: float) -> Ending:
@@ -126,17 +163,23 @@ def _notify(rt: Runtime, job: Job, event: NotificationEvent, now: float) -> Endi
         return _bury(rt, job, DeadLetterJob(DeadLetterReason.NOTIFY_FAILED, failure))
     slot = notifier.try_slot()
     try:
-        begin = rt.jobs.begin(job.job_id, job.operation, job.kwargs, job.worker, now, job.delivery, rt.settings.task_time_limit + 5)
+        begin = rt.jobs.begin(job.job_id, job.operation, job.kwargs, job.worker, now, job.delivery, rt.settings.lease_seconds,
+                              holder=rt.holdings.worker, claim=job.claim)
         if begin.verdict is Verdict.PAUSED:
             assert begin.until is not None
             return carry_out(rt, job, event, wait_out_pause(begin.until, rt.notify_policy, rt.rng.random), 0)
         if begin.verdict is not Verdict.RUN:
             return Skipped(begin.verdict)
         if not slot:
-            return carry_out(rt, job, event, wait_for_slot(now, BUSY_WAIT, rt.rng.random), begin.attempts - 1, released=True)
-        outcome = notifier.deliver(event)
-        decision = decide(outcome, begin.attempts, rt.notify_policy, rt.clock(), rt.rng.random)
-        return carry_out(rt, job, event, decision, begin.attempts)
+            return carry_out(rt, job, event, wait_for_slot(now, BUSY_WAIT, rt.rng.random), begin.attempts - 1, released=True,
+                             claimed=True)
+        rt.holdings.hold(job.job_id, job.claim)
+        try:
+            outcome = notifier.deliver(event)
+            decision = decide(outcome, begin.attempts, rt.notify_policy, rt.clock(), rt.rng.random)
+            return carry_out(rt, job, event, decision, begin.attempts, claimed=True)
+        finally:
+            rt.holdings.release(job.job_id, job.claim)
     finally:
         if slot:
             notifier.release_slot()
@@ -144,14 +187,18 @@ def _notify(rt: Runtime, job: Job, event: NotificationEvent, now: float) -> Endi
 
 def carry_out(
     rt: Runtime, job: Job, request: Any, decision: Decision, attempt: int, call: Call | None = None, *, released: bool = False,
+    claimed: bool = False,
 ) -> Ending:
     """Write ``decision`` to Redis: pause the endpoint and learn its pace if asked, then record the success, park or bury the job.
 
     ``call``, the API call the decision is about, is counted in the same step
     as the outcome (it feeds ``payq_api_calls_total`` and the pace's measure).
     ``released``: the attempt BEGIN claimed was not used (a lost turn) and is given back as the job is parked.
+    ``claimed``: this delivery holds the job (BEGIN said ``run``); the outcome is
+    written only while its claim stands, and is :class:`Skipped` (``lost``) otherwise.
     """
     now = rt.clock()
+    claim = job.claim if claimed else ""
     if not isinstance(decision, Succeed):
         if decision.pause_until is not None:
             # every worker stops calling this endpoint until the API's pause is over
@@ -162,24 +209,31 @@ def carry_out(
             rt.pacer.throttled(job.operation, now, retry_after, decision.pause_until or now + 1.0)
     if isinstance(decision, Succeed):
         if isinstance(request, CaptureRequest):
-            return Finished(_settle_capture(rt, job.job_id, request, int(now), now, call))
+            settled = _settle_capture(rt, job.job_id, request, int(now), now, call, claim)
+            return Finished(settled) if settled is not None else _lost(job)
         event = notify.succeeded(job.job_id, job.operation, job.kwargs, decision.result, now) if _notifies(rt, job) else None
-        rt.jobs.succeed(job.job_id, decision.result, now, call, event)
-        return Finished(decision.result)
+        recorded = rt.jobs.succeed(job.job_id, decision.result, now, call, event, claim)
+        return Finished(decision.result) if recorded else _lost(job)
     if isinstance(decision, Defer):
         deferral = Deferral(decision.cause, decision.until, job.operation, attempt, decision.delay, decision.failure,
                             decision.paused_until, decision.turn, decision.pace)
-        rt.jobs.defer(job.job_id, deferral, now, call, release_attempt=released)
-        return Parked(deferral)
+        parked = rt.jobs.defer(job.job_id, deferral, now, call, release_attempt=released, claim=claim)
+        return Parked(deferral) if parked else _lost(job)
     if call is not None:
         rt.jobs.count(call)
-    return _bury(rt, job, decision)
+    return _bury(rt, job, decision, claim)
+
+
+def _lost(job: Job) -> Skipped:
+    """The outcome was not written: another worker holds the job now (this one lost its lease while it called)."""
+    log.warning("%s %s: lost its lease during the call; the outcome is left to the job's new holder", job.operation.value, job.job_id)
+    return Skipped(Verdict.HELD, lost=True)
 
 
 def _settle_capture(
-    rt: Runtime, job_id: str, request: CaptureRequest, settled_at: int, now: float, call: Call | None = None,
-) -> dict[str, Any]:
-    """Settle the capture and chain its payment-status report.
+    rt: Runtime, job_id: str, request: CaptureRequest, settled_at: int, now: float, call: Call | None = None, claim: str = "",
+) -> dict[str, Any] | None:
+    """Settle the capture and chain its payment-status report; None if the delivery's ``claim`` lost the job to another worker.
 
     The report's id derives from the settle time, and the first success's
     time is kept: a redelivery publishes the same report, which enqueue ignores.
@@ -192,21 +246,21 @@ def _settle_capture(
         })
         result = {"reportJobId": report.job_id, "settledAt": settled_at}
         event = notify.succeeded(job_id, Operation.CAPTURE, request.model_dump(mode="json"), result, now) if rt.notifier else None
-        on_record = rt.jobs.finish_capture(job_id, settled_at, result, report, now, call, event)
-        if on_record == settled_at:
-            return result
+        on_record = rt.jobs.finish_capture(job_id, settled_at, result, report, now, call, event, claim)
+        if on_record is None or on_record == settled_at:
+            return result if on_record is not None else None
         settled_at = on_record
 
 
-def _bury(rt: Runtime, job: Job, decision: DeadLetterJob) -> Buried:
-    """Write the dead letter (before the message is acknowledged) and log it."""
+def _bury(rt: Runtime, job: Job, decision: DeadLetterJob, claim: str = "") -> Buried | Skipped:
+    """Write the dead letter (before the message is acknowledged) and log it; :class:`Skipped` if ``claim`` lost the job."""
     record = rt.jobs.get(job.job_id) or {}
     dead_at = rt.clock()
     event = None
     if _notifies(rt, job):
         event = notify.dead_lettered(job.job_id, job.operation, job.kwargs, decision.reason, decision.failure,
                                      int(record.get("replays", 0)), dead_at)
-    rt.dead_letters.add(DeadLetter.of(
+    added = rt.dead_letters.add(DeadLetter.of(
         decision.failure,
         id=job.job_id,
         operation=job.operation,
@@ -218,7 +272,9 @@ def _bury(rt: Runtime, job: Job, decision: DeadLetterJob) -> Buried:
         last_attempt_at=float(record["last_attempt_at"]) if "last_attempt_at" in record else None,
         dead_at=dead_at,
         worker=job.worker,
-    ), event)
+    ), event, claim)
+    if not added:
+        return _lost(job)
     log.warning("%s %s dead-lettered: %s: %s", job.operation.value, job.job_id, decision.reason.value, decision.failure.describe())
     return Buried(decision.reason, decision.failure)
 
@@ -228,6 +284,10 @@ def _notifies(rt: Runtime, job: Job) -> bool:
     return rt.notifier is not None and job.operation is not Operation.NOTIFY
 
 
-def bury(rt: Runtime, job: Job, decision: DeadLetterJob) -> Buried:
-    """Dead-letter ``job`` as ``decision`` says (a delivery whose handling raised: :func:`tasks.decide.on_error`)."""
-    return _bury(rt, job, decision)
+def bury(rt: Runtime, job: Job, decision: DeadLetterJob) -> Buried | Skipped:
+    """Dead-letter ``job`` as ``decision`` says (a delivery whose handling raised: :func:`tasks.decide.on_error`).
+
+    Under this delivery's claim if it holds the job, else only if nobody does.
+    """
+    held = (rt.jobs.get(job.job_id) or {}).get("claim") == job.claim
+    return _bury(rt, job, decision, job.claim if held else "")

@@ -12,7 +12,11 @@ one script in ``tasks/lua/`` (or one MULTI); the record's fields:
     failure               the latest failure (JSON of :class:`payapi.outcomes.Failure`)
     reason                while dead: the dead-letter reason
     result, settled_at    a success's result; when a capture settled (its report's id derives from it)
-    worker, delivery      who runs it, and which message (its delivery tag) holds the claim
+    worker, delivery      which Celery worker runs it, and which message (its delivery tag), for people
+    holder, claim         the worker process that holds it (its heartbeat's id) and the delivery's claim;
+                          its lease is in ``payq:leases`` (see :mod:`tasks.leases`). An outcome is written
+                          only under the claim, and takes the holder's message out of kombu's unacked set
+    recovered_from, recoveries   the holder whose lease lapsed last, and how often the job was given back
 """
 
 from __future__ import annotations
@@ -53,8 +57,9 @@ class Begin:
 
     ``until`` is the job's turn at its endpoint's pace (``RUN``: call then;
     ``PACED``: wait for it in the deferred set), the end of the endpoint's
-    pause (``PAUSED``), or the settle time of a capture that already
-    succeeded (``SETTLED``).
+    pause (``PAUSED``), the settle time of a capture that already
+    succeeded (``SETTLED``), or the end of another holder's lease (``HELD``;
+    None when it lapsed but this worker may not judge that yet).
     """
 
     verdict: Verdict
@@ -191,6 +196,9 @@ class JobStore:
         self._pause = scripts.register(client, "pause")
         self._revive = scripts.register(client, "revive")
         self._finish_capture = scripts.register(client, "finish_capture")
+        self._defer = scripts.register(client, "defer")
+        self._succeed = scripts.register(client, "succeed")
+        self._recover = scripts.register(client, "recover")
 
     # --- publishing -------------------------------------------------------
 
@@ -224,88 +232,86 @@ class JobStore:
 
     def begin(
         self, job_id: str, operation: Operation, kwargs: dict[str, Any], worker: str, now: float, delivery: str, lease: float,
-        pace: float | None = None, wait_in_place: float = 0.0,
+        pace: float | None = None, wait_in_place: float = 0.0, *, holder: str = "", claim: str = "",
     ) -> Begin:
-        """Claim an attempt, unless the job is finished, parked, its endpoint paused, its turn not near, or another delivery holds it.
+        """Claim an attempt, unless the job is finished, parked, its endpoint paused, its turn not near, or another worker holds it.
 
-        ``delivery`` names this message (its delivery tag); a claim is held for
-        ``lease`` seconds against other messages for the same job, while the
-        same message redelivered may always take it over. ``pace`` (calls per
-        second, None: unpaced) gives the job a turn at its endpoint, shared by
-        every worker; a turn more than ``wait_in_place`` seconds away is kept
-        on the record (``pace_turn``) for when the job comes back.
+        ``holder`` (a worker process's heartbeat id) claims the job under
+        ``claim`` for a lease of ``lease`` seconds, which its heartbeat renews;
+        a copy of a running job, whatever its delivery tag, gets ``HELD``
+        while the holder's lease stands (:func:`tasks.leases.copy_verdict`).
+        ``worker`` and ``delivery`` (its tag) are kept for people. ``pace``
+        (calls per second, None: unpaced) gives the job a turn at its endpoint,
+        shared by every worker; a turn more than ``wait_in_place`` seconds away
+        is kept on the record (``pace_turn``) for when the job comes back.
         """
         verdict, attempts, until = self._begin(
-            keys=[keys.job(job_id), keys.DEFERRED, keys.pause(operation), keys.ACTIVE, keys.pace(operation)],
-            args=[job_id, now, operation, json.dumps(kwargs), self._ttl, worker, delivery, lease, pace or 0, wait_in_place],
+            keys=[keys.job(job_id), keys.DEFERRED, keys.pause(operation), keys.ACTIVE, keys.pace(operation), keys.LEASES,
+                  keys.WORKERS, keys.WORKERS_STEADY],
+            args=[job_id, now, operation, json.dumps(kwargs), self._ttl, worker, delivery, lease, pace or 0, wait_in_place,
+                  holder, claim],
         )
         return Begin(Verdict(verdict), int(attempts), float(until) if until else None)
 
-    def defer(self, job_id: str, deferral: Deferral, now: float, call: Call | None = None, *, release_attempt: bool = False) -> None:
+    def defer(
+        self, job_id: str, deferral: Deferral, now: float, call: Call | None = None, *, release_attempt: bool = False, claim: str = "",
+    ) -> bool:
         """Park the job in the deferred set until ``deferral.until``; the mover publishes it again then.
 
-        ``call``: the API call that led here, counted in the same step.
+        ``call``: the API call that led here, counted in the same step (even if refused).
         ``release_attempt``: give back the attempt BEGIN claimed, which made no call (a turn lost to a late wake).
+        ``claim``: the delivery's claim ('': it claimed nothing). False, nothing written, if another worker holds the job.
         """
-        fields: dict[Any, Any] = {
-            "state": JobState.DEFERRED.value, "deferred_until": deferral.until, "defer": deferral.to_json(), "updated_at": now,
-        }
-        if deferral.failure is not None:
-            fields["failure"] = failure_json(deferral.failure)
         history = json.dumps({"at": now, **json.loads(deferral.to_json())})
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.hset(keys.job(job_id), mapping=fields)
-        pipe.zadd(keys.DEFERRED, {job_id: deferral.until})
-        pipe.zrem(keys.ACTIVE, job_id)
-        pipe.rpush(keys.deferrals(job_id), history)
-        pipe.ltrim(keys.deferrals(job_id), -_DEFERRALS_KEPT, -1)
-        pipe.expire(keys.deferrals(job_id), self._ttl)
-        if call is not None:
-            count_call(pipe, call.operation, call.status, call.at)
-        if release_attempt:
-            pipe.hincrby(keys.job(job_id), "attempts", -1)
-        pipe.execute()
+        successes, field = _call_args(call)
+        return bool(self._defer(
+            keys=[keys.job(job_id), keys.DEFERRED, keys.ACTIVE, keys.deferrals(job_id), keys.LEASES, keys.API_CALLS, keys.UNACKED,
+                  keys.UNACKED_INDEX],
+            args=[successes, job_id, claim, now, deferral.until, deferral.to_json(),
+                  failure_json(deferral.failure) if deferral.failure is not None else "", history, _DEFERRALS_KEPT, self._ttl,
+                  field, "1" if release_attempt else "0"],
+        ))
 
     def finish_capture(
         self, job_id: str, settled_at: int, result: dict[str, Any], report: NewJob, now: float, call: Call | None = None,
-        event: NewJob | None = None,
-    ) -> int:
+        event: NewJob | None = None, claim: str = "",
+    ) -> int | None:
         """Settle a capture at ``settled_at``, publish its ``report`` and mark it succeeded, in one script.
 
         Returns the settle time on record: ``settled_at``, or an earlier one, in
         which case nothing was written and the report for that time is the one
         to publish (call again with it). ``call``, the successful capture call,
         is counted in the same script; ``event``, the success's notification, is
-        published in it (the outbox).
+        published in it (the outbox). None, nothing written but the call's
+        count, if the delivery's ``claim`` ('': none) lost the job to another worker.
         """
-        successes, field = (keys.successes(call.operation, int(call.at * 10)), f"{call.operation.value}:{call.status}") if call else ("", "")
+        successes, field = _call_args(call)
         store, trip = str(report.kwargs["storeId"]), str(report.kwargs["shoppingTripId"])
-        return int(self._finish_capture(
+        on_record = int(self._finish_capture(
             keys=[keys.job(job_id), keys.ACTIVE, keys.job(report.job_id), OPERATIONS[report.operation].queue, keys.API_CALLS,
                   successes or keys.API_CALLS, keys.trip(store, trip), keys.held(store, trip), keys.WAITING,
-                  OPERATIONS[Operation.REFUND].queue],
+                  OPERATIONS[Operation.REFUND].queue, keys.LEASES, keys.UNACKED, keys.UNACKED_INDEX],
             args=[job_id, now, settled_at, json.dumps(result), report.job_id,
                   build_message(report.operation, report.job_id, report.kwargs), json.dumps(report.kwargs), self._ttl,
                   self._events, build_sent_event(report.operation, report.job_id, report.kwargs, now), field, keys.JOB_PREFIX,
-                  *event_args(event, now)],
+                  claim, *event_args(event, now)],
         ))
+        return None if on_record < 0 else on_record
 
-    def succeed(self, job_id: str, result: dict[str, Any], now: float, call: Call | None = None, event: NewJob | None = None) -> None:
-        """Mark the job succeeded with its result (e.g. a refund's reconciliationId), in one MULTI.
+    def succeed(
+        self, job_id: str, result: dict[str, Any], now: float, call: Call | None = None, event: NewJob | None = None, claim: str = "",
+    ) -> bool:
+        """Mark the job succeeded with its result (e.g. a refund's reconciliationId), in one script.
 
         ``call`` is counted and ``event``, the success's notification, recorded and
-        published in the same step (the outbox).
+        published in the same step (the outbox). False, nothing written but the
+        call's count, if the delivery's ``claim`` ('': none) lost the job to another worker.
         """
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.hset(keys.job(job_id), mapping={"state": JobState.SUCCEEDED.value, "result": json.dumps(result), "updated_at": now})
-        pipe.hdel(keys.job(job_id), "deferred_until", "defer")
-        pipe.zrem(keys.ACTIVE, job_id)
-        if call is not None:
-            count_call(pipe, call.operation, call.status, call.at)
-        if event is not None:
-            call_keys, args = enqueue_call([event], now, self._ttl, self._events, dry_run=False)
-            self._enqueue(keys=call_keys, args=args, client=pipe)
-        pipe.execute()
+        successes, field = _call_args(call)
+        return bool(self._succeed(
+            keys=[keys.job(job_id), keys.ACTIVE, keys.LEASES, keys.API_CALLS, keys.UNACKED, keys.UNACKED_INDEX],
+            args=[successes, job_id, claim, now, json.dumps(result), self._ttl, self._events, field, *event_args(event, now)],
+        ))
 
     def count(self, call: Call) -> None:
         """Count an API call on its own (its outcome is recorded elsewhere, e.g. in the dead-letter store)."""
@@ -334,12 +340,13 @@ class JobStore:
     def revive_lost(self, now: float, older_than: float, limit: int) -> int:
         """Re-publish jobs whose message was lost, untouched for ``older_than`` seconds; returns how many.
 
-        A job stays running, untouched, past its visibility timeout and kombu's
-        restore (``config.celery.lost_after``) only if its worker's message
-        vanished, and queued with its queue empty only if its
-        message did (a worker killed between kombu's pop and its unacked
-        record). A queued job behind a backlog keeps its message and is left
-        alone: a copy would run it twice.
+        A job stays queued with its queue empty, untouched past the cutoff
+        (``config.celery.lost_after``), only if its message vanished (a worker
+        killed between kombu's pop and its unacked record). A queued job behind
+        a backlog keeps its message and is left alone. A running job is left to
+        its lease (:meth:`recover_lapsed`); only one without a lease (a record
+        from before leases) is re-published here. A copy would be harmless
+        anyway: while a job runs, its lease turns copies away.
         """
         cutoff = now - older_than
         stale = cast(list[str], self._redis.zrangebyscore(keys.ACTIVE, "-inf", cutoff, start=0, num=limit))
@@ -348,7 +355,26 @@ class JobStore:
         backlogged = {op for op in queued if self._redis.llen(OPERATIONS[op].queue)}
         # the script looks at each queue again: it may have emptied meanwhile
         args = _script_args([job for job in jobs if not (job.state == JobState.QUEUED and job.operation in backlogged)])
-        return int(self._revive(keys=[keys.ACTIVE], args=[now, cutoff, *args])) if args else 0
+        return int(self._revive(keys=[keys.ACTIVE, keys.LEASES], args=[now, cutoff, *args])) if args else 0
+
+    def recover_lapsed(self, sweeper: str, lease: float, redis_now: float, limit: int) -> int | None:
+        """Give back up to ``limit`` running jobs whose lease ended before ``redis_now`` (Redis's clock); returns how many.
+
+        Each is published again at the head of its queue, built from its record,
+        and its claim cleared, so that a holder that resumes neither calls nor
+        records an outcome; the holder's message leaves kombu's unacknowledged
+        set (restored after the visibility timeout, it would only be turned away). None, nothing done, when ``sweeper`` (this process's
+        heartbeat id) is not steady (:func:`tasks.leases.steady`): right after
+        Redis or this worker was away, lapsed leases prove nothing.
+        """
+        lapsed = cast(list[str], self._redis.zrangebyscore(keys.LEASES, "-inf", redis_now, start=0, num=limit))
+        args = _script_args(self._load(lapsed, keys.LEASES))
+        if not args:
+            return 0
+        given = int(self._recover(keys=[keys.LEASES, keys.ACTIVE, keys.WORKERS, keys.WORKERS_STEADY, keys.RECOVERED, keys.UNACKED,
+                                        keys.UNACKED_INDEX],
+                                  args=[sweeper, lease, time.time(), *args]))
+        return None if given < 0 else given
 
     def _load(self, job_ids: list[str], watched: str) -> list[_Stored]:
         """The records of ``job_ids``; a job whose record is gone leaves the ``watched`` set.
@@ -427,9 +453,17 @@ class _Stored:
 
 
 def _script_args(jobs: Iterable[_Stored]) -> list[Any]:
-    """(id, job key, queue, message) per job, flattened, as the move and revive scripts take them."""
+    """(id, job key, queue, message) per job, flattened, as the move, revive and recover scripts take them."""
     args: list[Any] = []
     for job in jobs:
         message = build_message(job.operation, job.job_id, json.loads(job.kwargs_json))
         args += [job.job_id, keys.job(job.job_id), OPERATIONS[job.operation].queue, message]
     return args
+
+
+def _call_args(call: Call | None) -> tuple[str, str]:
+    """How a script counts ``call``: its success bucket ('' unless it succeeded) and its ``<operation>:<status>`` ('' for no call)."""
+    if call is None:
+        return "", ""
+    ok = call.status is not None and 200 <= call.status < 300
+    return (keys.successes(call.operation, int(call.at * 10)) if ok else ""), f"{call.operation.value}:{call.status if call.status is not None else 'none'}"

@@ -13,10 +13,19 @@ DEAD_LETTER_INDEX = f"{PREFIX}:dlq:index"  # ZSET job id -> time dead-lettered
 # HASH reason -> number of entries; kept by the dead-letter scripts so ``payq stats``
 # and every metrics scrape read a few counters instead of parsing every entry.
 DEAD_LETTER_REASONS = f"{PREFIX}:dlq:reasons"
+# ZSET worker id -> its last heartbeat (Redis's clock): the worker processes alive, and when they last said so
+WORKERS = f"{PREFIX}:workers"
+# HASH worker id -> since when it has beaten without a break (a gap of over half a lease breaks the run)
+WORKERS_STEADY = f"{PREFIX}:workers:steady"
+# ZSET job id -> when its holder's lease ends (Redis's clock): every running job that a worker holds
+LEASES = f"{PREFIX}:leases"
+# STRING: jobs given back to their queue after their holder's lease lapsed (payq_jobs_recovered_total)
+RECOVERED = f"{PREFIX}:recovered"
 # STRING: a counter every `WAIT` for replicas writes first, so the wait covers whatever any client wrote before it
 REPLICA_PROBE = f"{PREFIX}:replicas:probe"
 # kombu's Redis transport keeps delivered, not yet acknowledged messages in this HASH (not payq's name)
 UNACKED = "unacked"
+UNACKED_INDEX = "unacked_index"  # ... and this ZSET delivery tag -> when delivered, which its restore scans
 
 
 # ZSET job id -> when it began to wait: refunds held until their trip's capture succeeds

@@ -53,12 +53,13 @@ def run(task: Task, holder: RuntimeHolder, operation: Operation, kwargs: dict[st
     if isinstance(ending, Buried):
         raise DeadLettered(ending.reason.value, ending.failure.describe(), ending.failure.status)
     assert isinstance(ending, Skipped)
-    log.info("%s %s: delivered again %s; nothing to do", operation.value, job.job_id, _SKIPPED[ending.verdict.value])
+    if not ending.lost:  # a lost lease was logged where it was found
+        log.info("%s %s: delivered again %s; nothing to do", operation.value, job.job_id, _SKIPPED[ending.verdict.value])
     raise Ignore()
 
 
 _SKIPPED = {
-    "busy": "while another delivery runs it",
+    "held": "while another worker holds it",
     "succeeded": "but already succeeded",
     "dead": "but already dead-lettered",
     "deferred": "but already deferred",

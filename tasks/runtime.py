@@ -17,6 +17,7 @@ from payapi.client import PaymentClient, Signer
 from tasks.deadletters import DeadLetterStore
 from tasks.decide import RetryPolicy
 from tasks.jobstore import JobStore
+from tasks.leases import Holdings, LeaseStore, new_worker_id
 from tasks.notify import Notifier, notifier
 from tasks.notify import policy as notify_policy
 from tasks.pacer import Pacer
@@ -38,6 +39,8 @@ class Runtime:
     dead_letters: DeadLetterStore
     policy: RetryPolicy
     pacer: Pacer
+    leases: LeaseStore
+    holdings: Holdings  # this process's worker id, and the jobs it holds (its heartbeat renews their leases)
     notifier: Notifier | None = None  # None: outcome notifications are off
     notify_policy: RetryPolicy = field(default_factory=RetryPolicy)
     rng: random.Random = field(default_factory=random.Random)
@@ -73,6 +76,8 @@ class Runtime:
             dead_letters=stores.dead_letters,
             policy=RetryPolicy.from_settings(settings),
             pacer=stores.pacer,
+            leases=stores.leases,
+            holdings=Holdings(new_worker_id()),
             notifier=notifier(settings),
             notify_policy=notify_policy(settings),
             replicas=stores.replicas,

@@ -40,7 +40,7 @@ class Verdict(StrEnum):
     SUCCEEDED = "succeeded"  # a stale copy of a finished job: nothing to do
     DEAD = "dead"            # a stale copy of a dead-lettered job: nothing to do
     DEFERRED = "deferred"    # a stale copy of a job waiting in the deferred set: nothing to do
-    BUSY = "busy"            # another delivery of the same job is running it: nothing to do
+    HELD = "held"            # another worker holds the job (its lease stands, or a lapse cannot be judged yet): nothing to do
     WAITING = "waiting"      # a copy of a refund still held for its capture (it is published when released): nothing to do
 
 

@@ -12,6 +12,7 @@ from payapi.operations import API_OPERATIONS, QUEUES
 from tasks import keys
 from tasks.deadletters import DeadLetterStore
 from tasks.jobstore import JobStore
+from tasks.leases import LeaseStore
 from tasks.pace import learned_pace, pace_at
 from tasks.pacer import Pacer
 from tasks.redis_conn import primary_address
@@ -44,6 +45,15 @@ def replication(info: dict[str, Any], primary: str) -> Replication:
 
 
 @dataclass
+class WorkerSeen:
+    """A worker process by its heartbeat: its id (host.pid.random), its last beat (epoch seconds, Redis's clock), and its age then."""
+
+    worker: str
+    last_beat: float
+    age: float
+
+
+@dataclass
 class Stats:
     """Queue depths, deferred jobs, refunds waiting for their capture, dead letters, endpoint pauses and paces, and API calls at ``taken_at``.
 
@@ -61,6 +71,8 @@ class Stats:
     pauses: dict[str, float] = field(default_factory=dict)
     paces: dict[str, Pace] = field(default_factory=dict)
     api_calls: dict[str, dict[str, int]] = field(default_factory=dict)
+    live_workers: list[WorkerSeen] = field(default_factory=list)  # heartbeat within a lease, latest first
+    recovered: int = 0  # jobs given back after their holder's lease lapsed, since the counter began
     redis: Replication | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -68,8 +80,8 @@ class Stats:
         return asdict(self)
 
 
-def collect(client: redis.Redis, jobs: JobStore, dead_letters: DeadLetterStore, pacer: Pacer) -> Stats:
-    """Read every figure in one pipelined round trip (plus a few for dead letters and paces)."""
+def collect(client: redis.Redis, jobs: JobStore, dead_letters: DeadLetterStore, pacer: Pacer, leases: LeaseStore | None = None) -> Stats:
+    """Read every figure in one pipelined round trip (plus a few for dead letters and paces; and for ``leases``, the live workers)."""
     pipe = client.pipeline(transaction=False)
     for queue in QUEUES:
         pipe.llen(queue)
@@ -78,8 +90,9 @@ def collect(client: redis.Redis, jobs: JobStore, dead_letters: DeadLetterStore, 
     pipe.zrange(keys.DEFERRED, 0, 0, withscores=True)
     pipe.hgetall(keys.API_CALLS)
     pipe.zcard(keys.WAITING)
+    pipe.get(keys.RECOVERED)
     pipe.info("replication")
-    *depths, unacked, deferred, first, calls, waiting, replication_info = pipe.execute()
+    *depths, unacked, deferred, first, calls, waiting, recovered, replication_info = pipe.execute()
     now = time.time()
     api_calls: dict[str, dict[str, int]] = {op.value: {} for op in API_OPERATIONS}
     for name, count in calls.items():
@@ -100,5 +113,14 @@ def collect(client: redis.Redis, jobs: JobStore, dead_letters: DeadLetterStore, 
         pauses={op.value: until for op, until in jobs.pauses(API_OPERATIONS).items() if until > now},
         paces=paces,
         api_calls=api_calls,
+        live_workers=_live(leases) if leases is not None else [],
+        recovered=int(recovered or 0),
         redis=replication(replication_info, primary_address(client)),
     )
+
+
+def _live(leases: LeaseStore) -> list[WorkerSeen]:
+    """The workers whose last heartbeat is within a lease, by Redis's clock."""
+    now = leases.now()
+    seen = [WorkerSeen(w.worker, w.last_beat, now - w.last_beat) for w in leases.workers()]
+    return [w for w in seen if w.age <= leases.lease]

@@ -9,6 +9,7 @@ import redis
 from config.settings import Settings
 from tasks.deadletters import DeadLetterStore
 from tasks.jobstore import JobStore
+from tasks.leases import LeaseStore
 from tasks.pacer import Pacer, configured_limits
 from tasks.redis_conn import connect, replicas
 from tasks.replicas import Replicas
@@ -18,13 +19,14 @@ _DAY = 86400
 
 @dataclass
 class Stores:
-    """Settings, Redis and the stores on it: jobs, dead letters and the endpoints' paces; the replicas a write must reach."""
+    """Settings, Redis and the stores on it: jobs, dead letters, the endpoints' paces, workers' heartbeats and jobs' leases; the replicas a write must reach."""
 
     settings: Settings
     redis: redis.Redis
     jobs: JobStore
     dead_letters: DeadLetterStore
     pacer: Pacer
+    leases: LeaseStore
     replicas: Replicas
 
     @classmethod
@@ -38,5 +40,6 @@ class Stores:
             dead_letters=DeadLetterStore(client, int(settings.job_retention_days * _DAY), int(settings.dead_letter_retention_days * _DAY),
                                          notify=settings.notify_url is not None),
             pacer=Pacer(client, configured_limits(settings.rate_limits)),
+            leases=LeaseStore(client, settings.lease_seconds),
             replicas=replicas(settings),
         )

@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from celery import Celery, bootsteps
+from celery.signals import worker_process_init
 
 from config.celery import celery_config
 from config.settings import InvalidSettings, Settings, load_settings
@@ -20,7 +21,7 @@ from payapi.operations import OPERATIONS, QUEUES
 from payapi.signing import signer_factory
 from tasks.payments import register
 from tasks.runtime import RuntimeHolder
-from workers import pool_option, redis_transport
+from workers import heartbeat, pool_option, redis_transport
 from workers.housekeeping import HousekeepingStep
 
 log = logging.getLogger("payq.worker")
@@ -59,6 +60,8 @@ def create_app(settings: Settings) -> Celery:
     register(app, holder)
     app.steps["worker"].add(StartupCheckStep)
     app.steps["worker"].add(HousekeepingStep)
+    # a prefork child runs jobs in a process of its own: it beats for them itself
+    worker_process_init.connect(lambda **_: heartbeat.start(holder), weak=False, dispatch_uid="payq-heartbeat")
     return app
 
 

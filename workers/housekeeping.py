@@ -1,11 +1,14 @@
 """Housekeeping inside every worker: the mover puts due deferred jobs back on their queues.
 
-It runs as a thread of ``celery worker`` (a bootstep), so a worker host needs
-no beat or extra process. Any number of movers may run at once; each move is
-an atomic script that only the mover removing the job from the set performs.
-Every 10 s it also re-publishes jobs whose message was lost (a worker killed
-between kombu's pop and its unacked record), forgets held refunds whose record
-has expired, and trims dead letters past their retention.
+It runs as a thread of ``celery worker`` (a bootstep, with the process's
+heartbeat), so a worker host needs no beat or extra process. Any number of
+movers may run at once; each move is an atomic script that only the mover
+removing the job from the set performs. Every second it gives back running
+jobs whose holder's lease lapsed (the holder died, stopped or was cut off:
+see :mod:`tasks.leases`); every 10 s it re-publishes jobs whose message was
+lost (a worker killed between kombu's pop and its unacked record), forgets
+held refunds whose record has expired and workers gone a day, and trims dead
+letters past their retention.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ import redis
 from celery import bootsteps
 
 from config.celery import lost_after
-from tasks.runtime import RuntimeHolder
+from tasks.runtime import Runtime, RuntimeHolder
+from workers import heartbeat
 
 log = logging.getLogger("payq.deferred")
 HOUSEKEEPING_EVERY = 10.0  # seconds between looks for lost jobs and old dead letters
+RECOVER_EVERY = 1.0  # seconds between looks for lapsed leases: a dead worker's jobs back within a lease + this
 
 
 class DeferredMover(threading.Thread):
@@ -41,7 +46,7 @@ class DeferredMover(threading.Thread):
     def run(self) -> None:
         """Loop: move what is due; a full batch means more may be due, so go again at once."""
         settings = self._holder.settings
-        next_housekeeping = 0.0
+        next_housekeeping = next_recovery = 0.0
         while not self._stop_event.is_set():
             wait = settings.deferred_poll_interval
             try:
@@ -51,13 +56,16 @@ class DeferredMover(threading.Thread):
                     log.debug("moved %d due deferred jobs", moved)
                 if moved >= settings.deferred_batch_size:
                     wait = 0
+                if time.monotonic() >= next_recovery:
+                    self._recover(rt)
+                    next_recovery = time.monotonic() + RECOVER_EVERY
                 if time.monotonic() >= next_housekeeping:
-                    # late enough that kombu has restored what it will, early enough that with the
-                    # default visibility timeout a lost message runs within 2 minutes (see lost_after)
+                    # late enough that no live worker still holds the message unbegun (see lost_after)
                     revived = rt.jobs.revive_lost(time.time(), lost_after(settings), settings.deferred_batch_size)
                     if revived:
                         log.warning("re-published %d jobs whose messages were lost (queued or running too long)", revived)
                     rt.jobs.forget_expired_waiting(settings.deferred_batch_size)
+                    rt.leases.forget_gone(rt.leases.now())
                     trimmed = rt.dead_letters.trim(time.time())
                     if trimmed:
                         log.warning("trimmed %d dead letters older than %g days", trimmed, settings.dead_letter_retention_days)
@@ -70,16 +78,30 @@ class DeferredMover(threading.Thread):
                 wait = 1.0
             self._stop_event.wait(wait)
 
+    def _recover(self, rt: Runtime) -> None:
+        """Give back the jobs whose holder's lease lapsed (only once this process has beaten steadily for a lease)."""
+        given = rt.jobs.recover_lapsed(rt.holdings.worker, rt.settings.lease_seconds, rt.leases.now(), rt.settings.deferred_batch_size)
+        if given:
+            log.warning("gave back %d jobs whose holder's lease lapsed (its worker died, stopped or was cut off)", given)
+
 
 class HousekeepingStep(bootsteps.StartStopStep):
-    """Starts the mover thread with the worker and stops it with the worker."""
+    """Starts the process's heartbeat and the mover thread with the worker; stops the mover with it.
+
+    The heartbeat beats as long as the process lives (a daemon thread): stopped
+    with the mover, it would let the leases of jobs still finishing in a warm
+    shutdown lapse, and another worker would call for them again.
+    """
 
     def __init__(self, parent: Any, **kwargs: Any) -> None:
         super().__init__(parent, **kwargs)
         self.mover: DeferredMover | None = None
+        self.heartbeat: heartbeat.Heartbeat | None = None
 
     def start(self, parent: Any) -> None:
-        """Start the mover thread."""
+        """Start the heartbeat (once per process), then the mover thread."""
+        if self.heartbeat is None:
+            self.heartbeat = heartbeat.start(parent.app.payq_runtime)
         self.mover = DeferredMover(parent.app.payq_runtime)
         self.mover.start()
 

@@ -48,6 +48,9 @@ METRICS: dict[str, str] = {
     "payq_endpoint_pace_configured_per_second": "Calls per second PAYQ_RATE_LIMITS allows each endpoint; 0 when none is configured.",
     "payq_endpoint_pace_learned_per_second": "Calls per second each endpoint's 429s taught payq it may make now; 0 when nothing is learned.",
     "payq_api_calls": "API calls made, by operation and HTTP status (none: no response); status 429 counts throttled calls.",
+    "payq_workers_live": "Worker processes whose heartbeat is within a lease (PAYQ_LEASE_SECONDS).",
+    "payq_worker_last_heartbeat_seconds": "Each live worker process's last heartbeat, epoch seconds (Redis's clock), by its id (host.pid.random).",
+    "payq_jobs_recovered": "Running jobs given back to their queue because their holder's lease lapsed (it died, stopped or was cut off).",
     "payq_scrape_timestamp_seconds": "When this snapshot was read from Redis, epoch seconds.",
 }
 
@@ -106,6 +109,12 @@ class PayqCollector:
             for status, count in sorted(by_status.items()):
                 calls.add_metric([op_name, status], count)
         yield calls
+        yield GaugeMetricFamily("payq_workers_live", METRICS["payq_workers_live"], value=len(stats.live_workers))
+        beats = GaugeMetricFamily("payq_worker_last_heartbeat_seconds", METRICS["payq_worker_last_heartbeat_seconds"], labels=["worker"])
+        for seen in stats.live_workers:
+            beats.add_metric([seen.worker], seen.last_beat)
+        yield beats
+        yield CounterMetricFamily("payq_jobs_recovered", METRICS["payq_jobs_recovered"], value=stats.recovered)
         yield GaugeMetricFamily("payq_scrape_timestamp_seconds", METRICS["payq_scrape_timestamp_seconds"], value=stats.taken_at)
 
 
@@ -168,7 +177,7 @@ def metrics(port: int, host: str) -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     with exits_cleanly():
         rt = stores_from_env()
-        registry = make_registry(lambda: collect(rt.redis, rt.jobs, rt.dead_letters, rt.pacer))
+        registry = make_registry(lambda: collect(rt.redis, rt.jobs, rt.dead_letters, rt.pacer, rt.leases))
         try:
             server = make_server(host, port, registry)
         except OSError as exc:

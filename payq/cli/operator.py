@@ -243,16 +243,19 @@ def job(job_id: str, as_json: bool) -> None:
     State is queued, running, deferred (until when, and why), succeeded or
     dead-lettered; the result holds e.g. a refund's reconciliationId, and a
     capture's names its payment-status report's job id. ``deferrals`` lists
-    why the job waited before (the latest 20).
+    why the job waited before (the latest 20). A running job shows its holder
+    (a worker process) and when its lease ends unless the holder renews it;
+    ``recoveries``, how often it was given back from a holder whose lease lapsed.
     """
     with exits_cleanly():
         rt = stores_from_env()
-        record, in_dlq, deferrals = _redis(
-            rt, lambda: (rt.jobs.get(job_id), rt.dead_letters.get(job_id) is not None, rt.jobs.deferrals(job_id)),
+        record, in_dlq, deferrals, lease = _redis(
+            rt, lambda: (rt.jobs.get(job_id), rt.dead_letters.get(job_id) is not None, rt.jobs.deferrals(job_id),
+                         rt.leases.lease_of(job_id)),
         )
         if record is None:
             raise InvalidRequest([FieldProblem("ID", f"no job {job_id!r} (never enqueued, or past its retention)")])
-        view = job_view(job_id, record, in_dlq, deferrals)
+        view = job_view(job_id, record, in_dlq, deferrals, lease)
         if as_json:
             click.echo(json.dumps(view, indent=2))
             return
@@ -315,16 +318,18 @@ def _rate(value: float | None) -> str:
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (times as epoch seconds).")
 def stats(as_json: bool) -> None:
-    """Which Redis is primary and its replicas in sync; queue depths, deferred jobs, dead letters, endpoint pauses and paces, API calls.
+    """Which Redis is primary and its replicas in sync; queue depths, deferred jobs, dead letters, endpoint pauses and paces, API calls, live workers.
 
     Deferred jobs show their count and when the next is due; dead letters are
     counted by reason; pauses are the active ones, with their end; each
     endpoint's pace is the one in force (the lower of configured and learned),
-    with the calls made and how many were answered 429.
+    with the calls made and how many were answered 429. Live workers are the
+    worker processes whose heartbeat is within a lease, with its age; jobs
+    given back counts those recovered from workers whose lease lapsed.
     """
     with exits_cleanly():
         rt = stores_from_env()
-        snapshot = _redis(rt, lambda: collect(rt.redis, rt.jobs, rt.dead_letters, rt.pacer))
+        snapshot = _redis(rt, lambda: collect(rt.redis, rt.jobs, rt.dead_letters, rt.pacer, rt.leases))
         if as_json:
             click.echo(json.dumps(snapshot.as_dict(), indent=2))
             return
@@ -347,3 +352,7 @@ def stats(as_json: bool) -> None:
             made = sum(calls.values())
             click.echo(f"  {op:<9} {_rate(pace.pace):>8}   configured {_rate(pace.configured)}, learned {_rate(pace.learned)}   "
                        f"calls {made}, throttled (429) {calls.get('429', 0)}")
+        click.echo(f"live workers: {len(snapshot.live_workers)}")
+        for seen in snapshot.live_workers:
+            click.echo(f"  {seen.worker:<40} last heartbeat {seen.age:.1f} s ago")
+        click.echo(f"jobs given back from workers whose lease lapsed: {snapshot.recovered}")

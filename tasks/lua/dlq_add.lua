@@ -1,12 +1,17 @@
 -- Store a dead-letter entry (replacing an older one for the same job), mark its job dead, take a
--- refund out of its trip's refunded amount, and publish the outcome's notification.
+-- refund out of its trip's refunded amount, and publish the outcome's notification. Returns 0, writing
+-- nothing, when the delivery lost its claim on the job (see lib/lease.lua `may_record`), else 1.
 --#include lib/publish.lua
+--#include lib/lease.lua
 --#include lib/dlq_remove.lua
 --#include lib/books.lua
 local entries_key = KEYS[1]
 local index_key = KEYS[2]
 local counts_key = KEYS[3]
 local job_key = KEYS[4]
+local leases_key = KEYS[5]
+local unacked_key = KEYS[6]
+local unacked_index_key = KEYS[7]
 local job_id = ARGV[1]
 local entry = ARGV[2]
 local dead_at = ARGV[3]
@@ -16,8 +21,12 @@ local job_ttl = ARGV[6]
 local trip_key = ARGV[7]   -- the trip's books, for a refund ('' for other jobs)
 local active_key = ARGV[8]
 local events_channel = ARGV[9]
-local EVENT = 10           -- ARGV[10..15]: the dead-lettering's notification (see publish_event)
+local claim = ARGV[10]     -- the delivery's claim on the job; '' when it claimed nothing
+local EVENT = 11           -- ARGV[11..16]: the dead-lettering's notification (see publish_event)
 
+if not may_record(job_key, claim) then return 0 end
+redis.call('ZREM', leases_key, job_id)
+ack_message(job_key, claim, unacked_key, unacked_index_key)
 remove_entry(entries_key, index_key, counts_key, job_id)
 redis.call('HSET', entries_key, job_id, entry)
 redis.call('ZADD', index_key, dead_at, job_id)

@@ -2,18 +2,23 @@
 -- report's id derives from it), its chained payment-status report, its success record, the
 -- trip's books (captured at; the refunds that waited for it are published now).
 -- Returns the settle time on record; a different one than offered means an earlier delivery
--- settled it, and the caller builds that report instead and calls again.
+-- settled it, and the caller builds that report instead and calls again. Returns -1, writing
+-- nothing but the call's count, when the delivery lost its claim (see lib/lease.lua `may_record`).
 --#include lib/publish.lua
+--#include lib/lease.lua
 local capture_key = KEYS[1]
 local active_key = KEYS[2]
 local report_key = KEYS[3]
 local report_queue = KEYS[4]
 local calls_key = KEYS[5]       -- payq:api:calls
-local successes_key = KEYS[6]   -- this tenth of a second's successful calls, for the pace's measure
+local successes_key = KEYS[6]   -- this tenth of a second's successful calls, for the pace's measure (calls_key: none)
 local trip_key = KEYS[7]
 local held_key = KEYS[8]        -- the trip's refunds waiting for this capture
 local waiting_key = KEYS[9]
 local refund_queue = KEYS[10]
+local leases_key = KEYS[11]
+local unacked_key = KEYS[12]
+local unacked_index_key = KEYS[13]
 local capture_id = ARGV[1]
 local now = ARGV[2]
 local settled_at = ARGV[3]
@@ -26,8 +31,14 @@ local events_channel = ARGV[9]
 local sent_event = ARGV[10]
 local call_field = ARGV[11]     -- '<operation>:<status>' of the capture call to count; '' when none was made
 local job_prefix = ARGV[12]     -- what a job id is prefixed with to make its record's key
-local EVENT = 13                -- ARGV[13..18]: the capture's success notification (see publish_event)
+local claim = ARGV[13]          -- the delivery's claim on the job; '' when it claimed nothing
+local EVENT = 14                -- ARGV[14..19]: the capture's success notification (see publish_event)
 
+if successes_key == calls_key then successes_key = '' end
+if not may_record(capture_key, claim) then
+  count_call(calls_key, call_field, successes_key)
+  return -1
+end
 redis.call('HSETNX', capture_key, 'settled_at', settled_at)
 local on_record = redis.call('HGET', capture_key, 'settled_at')
 if on_record ~= settled_at then return on_record end
@@ -37,6 +48,8 @@ redis.call('HSET', capture_key, 'state', 'succeeded', 'result', result, 'updated
 publish_event(EVENT, active_key, now, ttl, events_channel)
 redis.call('HDEL', capture_key, 'deferred_until', 'defer')
 redis.call('ZREM', active_key, capture_id)
+redis.call('ZREM', leases_key, capture_id)
+ack_message(capture_key, claim, unacked_key, unacked_index_key)
 if redis.call('HGET', trip_key, 'capture') == capture_id then
   redis.call('HSET', trip_key, 'captured_at', settled_at)
 end
@@ -51,9 +64,6 @@ for _, refund_id in ipairs(redis.call('LRANGE', held_key, 0, -1)) do
   redis.call('ZREM', waiting_key, refund_id)
 end
 redis.call('DEL', held_key)
-if call_field ~= '' then
-  redis.call('HINCRBY', calls_key, call_field, 1)
-  redis.call('INCR', successes_key)
-  redis.call('EXPIRE', successes_key, 10)
-end
+-- counted here, once: a caller told an earlier settle time comes again with the same call
+count_call(calls_key, call_field, successes_key)
 return on_record

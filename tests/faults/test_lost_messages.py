@@ -4,13 +4,13 @@ kombu's Redis transport takes a message off its list (BRPOP) and records it as
 unacknowledged in a second command; a worker killed, or a Redis that stops, in
 between takes the message with it. Scenarios 1 and 2 lost jobs that way (1
 job in ~6 Redis restarts, 1-2 jobs in some runs of 3 SIGKILLs under load). Since
-21d7091 the mover re-publishes a job left queued or running for longer than
-the visibility timeout + 35 s (``revive_lost``; ``config.celery.lost_after``
-says why; until #13, the visibility timeout + the task time limit + 30 s). It
-first re-published jobs merely waiting behind a backlog too, next to their message,
-and both copies ran (seen in scenario 1 on a busy machine): now a queued job
-is re-published only once its queue is empty, and a copy taken while another
-delivery holds the job does nothing.
+21d7091 the mover re-publishes a job left queued, its queue empty, for longer
+than the task time limit + the lease + 10 s (``revive_lost``;
+``config.celery.lost_after`` says why; until issue 21, the visibility timeout
++ 35 s). It first re-published jobs merely waiting behind a backlog too, next
+to their message, and both copies ran (seen in scenario 1 on a busy machine):
+now a queued job is re-published only once its queue is empty, and a copy
+taken while another worker holds the job does nothing.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from tests.support.polling import wait_for
 from tests.support.sandbox import SandboxProcess
 from workers.housekeeping import HOUSEKEEPING_EVERY
 
-VISIBILITY_TIMEOUT = 10  # the shortest payq allows: the shortest wait for revive_lost
+VISIBILITY_TIMEOUT = 10  # the shortest payq allows: with it the shortest task time limit, and so the shortest wait for revive_lost
 # ... which only HTTP timeouts of 5 s together fit under (the visibility timeout - 5 s)
 ENV = {"PAYQ_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT), "PAYQ_HTTP_CONNECT_TIMEOUT": "1", "PAYQ_HTTP_READ_TIMEOUT": "4"}
 USD = {"amount": "3.00", "code": "USD"}

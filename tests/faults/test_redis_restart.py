@@ -32,12 +32,10 @@ from workers.housekeeping import HOUSEKEEPING_EVERY
 
 CAPTURES = 600
 DOWN_SECONDS = 3.0
-VISIBILITY_TIMEOUT = 15
 # Jobs left unfinished with nothing in Redis to run them count as lost after this long: time enough for the
 # mover to re-publish a job whose message was lost mid-fetch (revive_lost, every 10 s: see lost_after),
 # counted from when Redis fell quiet, and 10 s for a busy machine.
-STRANDED_AFTER = lost_after(Settings(visibility_timeout=VISIBILITY_TIMEOUT, http_read_timeout=float(TEST_ENV["PAYQ_HTTP_READ_TIMEOUT"]))) \
-    + HOUSEKEEPING_EVERY + 10
+STRANDED_AFTER = lost_after(Settings(http_read_timeout=float(TEST_ENV["PAYQ_HTTP_READ_TIMEOUT"]))) + HOUSEKEEPING_EVERY + 10
 BACK_WITHIN = 15.0  # seconds from Redis answering again to the workers calling the API again
 STORE = "s-restart"
 
@@ -54,8 +52,7 @@ def test_redis_stopped_and_started_under_load_loses_no_job_and_leaves_none_defer
     rng = random.Random(2)
     amounts = {f"t{i:04d}": Decimal(rng.randint(1, 9_999_999)).scaleb(-2) for i in range(CAPTURES)}
     capture_ids = [f"capture:{STORE}:{t}" for t in amounts]
-    workers = SupervisedWorkers(tmp_path / "stack", private_redis.url, api.url, count=2, concurrency=8,
-                                env={"PAYQ_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT)})
+    workers = SupervisedWorkers(tmp_path / "stack", private_redis.url, api.url, count=2, concurrency=8)
     try:
         Producer(Settings(redis_url=private_redis.url)).publish(capture_jobs(STORE, amounts))
 

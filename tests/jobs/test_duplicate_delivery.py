@@ -7,6 +7,7 @@ import time
 
 import redis
 
+from config.settings import Settings
 from payapi.operations import Operation
 from tasks.jobstore import JobStore
 from tasks.messages import build_message
@@ -32,7 +33,7 @@ def test_a_copy_delivered_while_another_delivery_runs_the_job_calls_nothing(
     deliver_again(rdb, "capture", job_id)
     worker = start_worker()
 
-    wait_for(lambda: f"{job_id}: delivered again while another delivery runs it" in worker.log(), what="the copy to be turned away")
+    wait_for(lambda: f"{job_id}: delivered again while another worker holds it" in worker.log(), what="the copy to be turned away")
     settled_at = json.loads(wait_for_state(rdb, job_id, "succeeded")["result"])["settledAt"]
     wait_for_state(rdb, f"feedback:s1:t1:{settled_at}", "succeeded")
     wait_for(lambda: queued_messages(rdb) == 0, what="every message to be acknowledged")
@@ -42,26 +43,31 @@ def test_a_copy_delivered_while_another_delivery_runs_the_job_calls_nothing(
     assert record(rdb, job_id)["attempts"] == "1"
 
 
-def test_the_same_message_back_while_its_claim_stands_runs_again(
+def test_the_same_message_back_from_a_dead_holder_calls_nothing_until_its_lease_lapses_then_runs_once(
     producer: Producer, api: SandboxProcess, rdb: redis.Redis, start_worker,
 ) -> None:
     # kombu puts a message back with its delivery tag unchanged (a dead worker's restore, a requeue when
-    # Redis went away mid-job): the job's claim belongs to that very message, so it must run again.
+    # Redis went away mid-job). The tag says nothing of whether the holder lives: only its lease does.
     job_id = producer.enqueue_capture(storeId="s1", shoppingTripId="t1", amount=USD_1)
     raw = rdb.rpop(queue_of("capture"))
     assert raw is not None
     message = json.loads(raw)
-    # what the worker that took it did before it died: claim the job for this message, for a minute
+    # what the worker that took it did before it died: claim the job, under the default lease
+    lease = Settings.model_fields["lease_seconds"].default
     JobStore(rdb, 86400).begin(job_id, "capture", json.loads(record(rdb, job_id)["kwargs"]), "gone@host", time.time(),
-                               message["properties"]["delivery_tag"], 60)
+                               message["properties"]["delivery_tag"], lease, holder="gone.1.abc", claim="c-gone")
     assert record(rdb, job_id)["state"] == "running"
     message["properties"]["delivery_info"]["redelivered"] = True
     rdb.lpush(queue_of("capture"), json.dumps(message))
-    start_worker()
+    worker = start_worker()
 
-    wait_for_state(rdb, job_id, "succeeded")
+    wait_for(lambda: f"{job_id}: delivered again while another worker holds it" in worker.log(), what="the copy to be turned away")
+    assert calls(api, "capture") == []
+    # the dead holder's lease lapses; the worker's housekeeping gives the job back once it has beaten for a lease
+    wait_for_state(rdb, job_id, "succeeded", timeout=3 * lease)
     assert [e["status"] for e in calls(api, "capture")] == [200]
     assert record(rdb, job_id)["attempts"] == "2"
+    assert record(rdb, job_id)["recovered_from"] == "gone.1.abc"
 
 
 def test_delivery_after_the_capture_succeeded_calls_nothing(
@@ -95,7 +101,7 @@ def test_a_copy_taken_while_the_first_delivery_is_deferred_leaves_the_retry_to_t
     deliver_again(rdb, "feedback", job_id)
     worker = start_worker()
 
-    wait_for(lambda: f"{job_id}: delivered again while another delivery runs it" in worker.log(), what="the copy to be turned away")
+    wait_for(lambda: f"{job_id}: delivered again while another worker holds it" in worker.log(), what="the copy to be turned away")
     wait_for_state(rdb, job_id, "succeeded", timeout=20)
     wait_for(lambda: queued_messages(rdb) == 0, what="every message to be acknowledged")
 

@@ -25,7 +25,7 @@ def test_revive_leaves_a_job_whose_message_still_waits_in_its_queue(producer: Pr
     assert rdb.zscore(keys.ACTIVE, waiting) is not None, "still watched: its message may yet be lost"
 
 
-def test_revive_republishes_a_queued_job_once_its_queue_is_empty_and_a_running_one_past_its_cutoff(
+def test_revive_republishes_a_queued_job_once_its_queue_is_empty_and_leaves_a_running_one_to_its_lease(
     producer: Producer, rdb: redis.Redis,
 ) -> None:
     store = JobStore(rdb, 86400)
@@ -33,12 +33,16 @@ def test_revive_republishes_a_queued_job_once_its_queue_is_empty_and_a_running_o
     running = producer.enqueue_capture(storeId="s1", shoppingTripId="t2", amount=USD_1)
     now = float(record(rdb, lost)["enqueued_at"])
     rdb.delete(queue_of("capture"))  # both messages taken by workers' BRPOPs, neither recorded as unacknowledged
-    store.begin(running, "capture", json.loads(record(rdb, running)["kwargs"]), "w@h", now, "tag-1", 30)
+    store.begin(running, "capture", json.loads(record(rdb, running)["kwargs"]), "w@h", now, "tag-1", 30, holder="h1", claim="c1")
 
     assert store.revive_lost(now + CUTOFF / 2, CUTOFF, 100) == 0, "nothing is older than the cutoff yet"
-    assert store.revive_lost(now + 2 * CUTOFF, CUTOFF, 100) == 2
-    republished = {json.loads(m)["headers"]["id"] for m in rdb.lrange(queue_of("capture"), 0, -1)}
-    assert republished == {lost, running}
+    # the running job has a lease: the lease sweep gives it back when its holder stops renewing it
+    assert store.revive_lost(now + 2 * CUTOFF, CUTOFF, 100) == 1
+    assert [json.loads(m)["headers"]["id"] for m in rdb.lrange(queue_of("capture"), 0, -1)] == [lost]
+    assert record(rdb, running)["state"] == "running"
+    # a running job without a lease (a record from before leases) is still the sweep's
+    rdb.zrem(keys.LEASES, running)
+    assert store.revive_lost(now + 2 * CUTOFF, CUTOFF, 100) == 1
     assert record(rdb, running)["state"] == "queued"
 
 

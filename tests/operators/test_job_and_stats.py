@@ -51,6 +51,13 @@ def test_job_shows_each_state_and_stats_counts_them(
 
     running = wait_for(lambda: (j := job(hang))["state"] == "running" and j, what="the hanging capture to be running")
     assert running["attempts"] == 1 and running["worker"].startswith(worker.name)
+    # its holder is the worker's process, whose heartbeat renews the lease
+    assert running["holder"] is not None and epoch(running["lease_until"]) > time.time() - 1
+    live = payq("stats", "--json").json()["live_workers"]
+    assert [w["worker"] for w in live] == [running["holder"]] and live[0]["age"] < 10
+    shown = payq("job", hang).stdout.splitlines()
+    assert f"{'holder:':<16} {running['holder']}" in shown
+    assert any(line.startswith("lease_until:") for line in shown)
 
     succeeded = wait_for(lambda: (j := job(ok))["state"] == "succeeded" and j, what="the capture to succeed")
     report_id = succeeded["report_job_id"]
@@ -84,8 +91,10 @@ def test_job_shows_each_state_and_stats_counts_them(
     assert abs(stats["pauses"]["feedback"] - stats["deferred_next_due"]) < 0.5, "the report waits for the pause to end"
     assert stats["queues"] == {"payments.capture": 0, "payments.cancel": 0, "payments.refund": 0, "payments.feedback": 0, "payments.notify": 0}
     assert stats["unacked"] == 1, "the hanging capture was delivered and never acknowledged"
+    assert stats["recovered"] == 0, "no live worker was left to give the killed worker's job back"
     text_stats = payq("stats").stdout
     assert "dead letters: permanent 1" in text_stats
+    assert "jobs given back from workers whose lease lapsed: 0" in text_stats
     assert "endpoint pauses: feedback until " in text_stats
 
 

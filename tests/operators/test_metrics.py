@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from config.settings import Settings
 from payapi.operations import Operation
 from payapi.outcomes import Failure, FailureKind
+from tasks import keys
 from tasks.jobstore import Deferral
 from tasks.producer import Producer
 from tasks.runtime import Runtime
@@ -86,6 +87,8 @@ def test_metrics_export_queue_depths_deferred_dead_letters_and_pauses(op_setting
     rt.jobs.defer("capture:s1:q1", Deferral(DeferCause.RETRY_AFTER, now + 30, Operation.CAPTURE, 1, 30.0, unavailable), now)
     rt.jobs.defer("capture:s1:q2", Deferral(DeferCause.BACKOFF, now - 5, Operation.CAPTURE, 1, None, server_error), now)
     rt.jobs.pause("refund", now + 120, now)
+    beat = rt.leases.beat("host.1.abc", [])  # a live worker process
+    rt.redis.incrby(keys.RECOVERED, 2)  # jobs given back from workers whose lease lapsed
 
     response = exporter.scrape()
 
@@ -104,6 +107,9 @@ def test_metrics_export_queue_depths_deferred_dead_letters_and_pauses(op_setting
     assert got[("payq_dead_letters", (("reason", "internal-error"),))] == 0
     assert got[("payq_endpoint_paused_until_seconds", (("operation", "refund"),))] == pytest.approx(now + 120, abs=0.01)
     assert got[("payq_endpoint_paused_until_seconds", (("operation", "capture"),))] == 0
+    assert got[("payq_workers_live", ())] == 1
+    assert got[("payq_worker_last_heartbeat_seconds", (("worker", "host.1.abc"),))] == pytest.approx(beat.now, abs=0.01)
+    assert got[("payq_jobs_recovered_total", ())] == 2
     assert got[("payq_scrape_timestamp_seconds", ())] >= now
 
     # every scrape reads Redis afresh

@@ -157,7 +157,7 @@ START_ROWS: list[tuple[str, Verdict, float | None, float | None, Start]] = [
     ("paced-waits-for-its-turn-in-the-deferred-set", Verdict.PACED, NOW + 20, PACE,
      Defer(NOW + 20 - TURN_LEAD, DeferCause.PACED, turn=NOW + 20, pace=PACE)),
 ] + [(f"{v.value}-has-nothing-to-do", v, None, None, Skip(v))
-     for v in (Verdict.SUCCEEDED, Verdict.DEAD, Verdict.DEFERRED, Verdict.BUSY, Verdict.WAITING)]
+     for v in (Verdict.SUCCEEDED, Verdict.DEAD, Verdict.DEFERRED, Verdict.HELD, Verdict.WAITING)]
 
 
 @pytest.mark.parametrize(("verdict", "until", "pace", "action"), [pytest.param(v, u, p, a, id=i) for i, v, u, p, a in START_ROWS])

@@ -1,0 +1,48 @@
+-- Leases: who holds a running job, and until when. Every lease and heartbeat is read and written by
+-- Redis's own clock, so the clocks of the workers' hosts may differ. See tasks/leases.py for the rules.
+
+-- Redis's clock, in seconds.
+local function redis_now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+
+-- Whether `worker` may judge that another's lease has lapsed: it beats now (its last heartbeat at most
+-- half a lease ago) and has beaten without a break for at least a lease. After Redis itself was away,
+-- nobody is steady until a lease has passed, and by then every live holder has renewed its leases.
+local function steady(workers_key, steady_key, worker, now, lease)
+  local last = tonumber(redis.call('ZSCORE', workers_key, worker) or '')
+  local since = tonumber(redis.call('HGET', steady_key, worker) or '')
+  return last ~= nil and since ~= nil and now - last <= lease / 2 and now - since >= lease
+end
+
+-- Whether a delivery may write its job's outcome: it holds the job's claim, or, having claimed
+-- nothing (claim ''), no worker holds the job. A worker that lost its lease writes nothing.
+local function may_record(job_key, claim)
+  local found = redis.call('HMGET', job_key, 'state', 'claim')
+  if claim ~= '' then return found[2] == claim end
+  return found[1] ~= 'running'
+end
+
+-- With the outcome of a delivery that held the job, its message leaves kombu's unacknowledged set:
+-- kombu's own acknowledgement, coming after, finds nothing to do, and one that never comes (the
+-- connection dropped while the job ran) leaves no copy for kombu to restore after the visibility timeout.
+local function ack_message(job_key, claim, unacked_key, unacked_index_key)
+  if claim == '' then return end
+  local tag = redis.call('HGET', job_key, 'delivery')
+  if tag and tag ~= '' then
+    redis.call('HDEL', unacked_key, tag)
+    redis.call('ZREM', unacked_index_key, tag)
+  end
+end
+
+-- Count one API call: '<operation>:<status>' in payq:api:calls, and a success in this tenth of a
+-- second's count for the pace's measure (successes_key '' when the call did not succeed).
+local function count_call(calls_key, call_field, successes_key)
+  if call_field == '' then return end
+  redis.call('HINCRBY', calls_key, call_field, 1)
+  if successes_key ~= '' then
+    redis.call('INCR', successes_key)
+    redis.call('EXPIRE', successes_key, 10)
+  end
+end

@@ -1,0 +1,49 @@
+"""Each worker process's heartbeat: a thread of its own that says the process is alive and renews its jobs' leases.
+
+It never waits behind an API call: the job threads only add to and take from
+the process's :class:`tasks.leases.Holdings`. A worker that stops beating (killed,
+stopped, cut off from Redis) loses its jobs' leases a lease later, and the
+housekeeping of any live worker gives those jobs back (``workers/housekeeping.py``).
+Under the prefork pool each child beats for itself (its own id and jobs).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import redis
+
+from tasks.leases import beat_every
+from tasks.runtime import RuntimeHolder
+
+log = logging.getLogger("payq.heartbeat")
+
+
+class Heartbeat(threading.Thread):
+    """Beats every fifth of a lease, as long as the process lives."""
+
+    def __init__(self, holder: RuntimeHolder) -> None:
+        super().__init__(name="payq-heartbeat", daemon=True)
+        self._holder = holder
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        """Loop: beat, renewing the leases of the jobs this process holds."""
+        every = beat_every(self._holder.settings.lease_seconds)
+        while not self._stop_event.is_set():
+            try:
+                rt = self._holder.get()
+                rt.leases.beat(rt.holdings.worker, rt.holdings.items())
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                log.warning("heartbeat: Redis unavailable (%s); retrying", exc)
+            except Exception:
+                log.exception("heartbeat: unexpected error; retrying")
+            self._stop_event.wait(every)
+
+
+def start(holder: RuntimeHolder) -> Heartbeat:
+    """Start this process's heartbeat."""
+    beat = Heartbeat(holder)
+    beat.start()
+    return beat
