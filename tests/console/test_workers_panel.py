@@ -3,7 +3,8 @@
 Real parts: a private Redis, the sandbox (its capture hangs, so the job stays
 in a worker's hands), two ``celery -A workers.app worker`` processes and
 ``payq serve``. The lease is 2 s (its floor) so that a killed worker's lease
-lapses within the test's few seconds; everything else is at its default.
+lapses within the test's few seconds; everything else is at its default. And the
+panel's reads, bounded however many workers and leases Redis holds.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Any
 from playwright.sync_api import Page
 
 from config.settings import Settings
+from payq.serve.console import fleet
+from tasks import keys
 from tasks.producer import Producer
 from tasks.runtime import Runtime
 from tests.support.polling import wait_for
@@ -70,3 +73,23 @@ def test_the_workers_page_shows_who_holds_a_running_job_and_a_killed_worker_apar
 
     page.click(f"#live a:text('{job_id}')")
     assert page.url.endswith(f"/console/jobs/{job_id}") and "running" in page.locator("main").inner_text()
+    assert page.locator("#holder").inner_text().startswith(f"{second}, its lease ending ")
+
+
+def test_the_panel_reads_at_most_its_bounds_however_many_workers_and_leases_and_says_how_many_there_are(op_settings: Settings) -> None:
+    rt = Runtime.build(op_settings)
+    now = rt.leases.now()
+    pipe = rt.redis.pipeline(transaction=False)
+    pipe.zadd(keys.WORKERS, {f"w{i:03}": now - i * 0.01 for i in range(fleet.MAX_WORKERS + 50)})
+    pipe.zadd(keys.WORKERS, {"long-gone": now - fleet.RECENTLY_DEAD - 60})  # kept a day by the heartbeats, off the panel after an hour
+    pipe.zadd(keys.LEASES, {f"j{i:03}": now + 5 + i for i in range(fleet.MAX_HELD + 100)})
+    for i in range(fleet.MAX_HELD + 100):
+        pipe.hset(keys.job(f"j{i:03}"), mapping={"holder": f"w{i % 3:03}", "op": "cancel", "state": "running"})
+    pipe.set(keys.RECOVERED, 7)
+    pipe.execute()
+
+    seen = fleet.read(rt.redis, op_settings.lease_seconds)
+    assert [w.worker for w in seen.live][:3] == ["w000", "w001", "w002"] and len(seen.live) == fleet.MAX_WORKERS
+    assert (seen.workers_total, seen.held, seen.held_total, seen.recovered) == (fleet.MAX_WORKERS + 50, fleet.MAX_HELD, fleet.MAX_HELD + 100, 7)
+    assert [j.job_id for j in seen.live[0].jobs][:2] == ["j000", "j003"], "the leases ending soonest are the ones read"
+    assert not seen.stopped and not seen.unlisted
