@@ -11,7 +11,7 @@ from tasks import keys
 from tasks.jobstore import JobStore
 from tasks.leases import LeaseStore, copy_verdict
 from tasks.producer import Producer
-from tests.jobs.helpers import USD_1, record
+from tests.support.jobs import USD_1, record
 from tests.support.names import queue_of
 from tests.unit.test_leases import COPY_TABLE, LEASE, NOW
 

@@ -1,12 +1,13 @@
-"""The operators' console at ``/console/``: dead letters, live jobs, trips and endpoints in a browser, beside Flower.
+"""The operators' console at ``/console/``: dead letters, live jobs, workers, trips and endpoints in a browser, beside Flower.
 
 Server-rendered pages (Jinja2 templates in ``templates/``, one stylesheet, no
-scripts): ``pages`` reads (overview, dead letters, one dead letter, trips),
+scripts): ``pages`` reads (overview, workers, dead letters, one dead letter, trips),
 ``jobs`` the jobs that are not dead (and one job), ``actions`` changes
 (replay, purge, each one, selected or all that match; lifting an endpoint's
 pause), each with the CLI's own store methods; ``guard`` decides who may
 (basic auth, read-only, CSRF); ``listing`` and ``live`` page through the dead
-letters and the live jobs; ``throughput`` reads each endpoint's recent
+letters and the live jobs; ``fleet`` reads the workers' heartbeats and
+leases; ``throughput`` reads each endpoint's recent
 successes; ``state`` holds what the requests share and answers refusals
 (401, 403, 405, 503) with HTML pages.
 """

@@ -34,17 +34,17 @@ def jobs(request: Request, console: ConsoleDep) -> HTMLResponse:
 
 @router.get("/jobs/{job_id:path}")
 def job(request: Request, job_id: str, console: ConsoleDep) -> HTMLResponse:
-    """One job: its state, why it waits, attempts, deferrals and replay history, with links to its trip and dead letter."""
+    """One job: its state, why it waits, attempts, its holder and lease while it runs, deferrals and replay history, with links to its trip and dead letter."""
     rt = console.stores
 
-    def read() -> tuple[dict[str, str] | None, bool, list[dict[str, Any]], list[str]]:
+    def read() -> tuple[dict[str, str] | None, bool, list[dict[str, Any]], list[str], float | None]:
         return (rt.jobs.get(job_id), rt.dead_letters.get(job_id) is not None, rt.jobs.deferrals(job_id),
-                cast(list[str], rt.redis.lrange(keys.replays(job_id), 0, -1)))
+                cast(list[str], rt.redis.lrange(keys.replays(job_id), 0, -1)), rt.leases.lease_of(job_id))
 
-    record, in_dlq, deferrals, replays = console.redis(read)
+    record, in_dlq, deferrals, replays, lease_until = console.redis(read)
     if record is None:
         return console.render(request, "job_gone.html", 404, job_id=job_id)
-    view = job_view(job_id, record, in_dlq, deferrals)
+    view = job_view(job_id, record, in_dlq, deferrals, lease_until)
     live = {s.value: s for s in LiveState}.get(record.get("state", ""))
     waiting = waits_for(live, dict(record), time.time()) if live is not None else None
     history = [{**item, "failure_line": history_failure(item)} for item in map(json.loads, replays)]

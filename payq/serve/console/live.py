@@ -108,7 +108,7 @@ class JobQuery:
             return False
         if self.operation is not None and record.get("op") != self.operation.value:
             return False
-        return self.store is None or subject_of(_kwargs(record)).store == self.store
+        return self.store is None or subject_of(kwargs_of(record)).store == self.store
 
 
 @dataclass(frozen=True)
@@ -154,7 +154,7 @@ def waits_for(state: LiveState, record: Mapping[str, str | None], now: float) ->
 
 def row_of(job_id: str, at: float, state: LiveState, record: Mapping[str, str | None], now: float) -> Row:
     """A record read with :data:`FIELDS` as a :class:`Row`."""
-    subject = subject_of(_kwargs(record))
+    subject = subject_of(kwargs_of(record))
     return Row(job_id, record.get("op") or "-", subject.store, subject.trip, state.value, at, waits_for(state, record, now),
                int(record.get("attempts") or 0), record.get("waiting_for"))
 
@@ -194,7 +194,8 @@ def counts(client: redis.Redis) -> dict[str, int]:
     return {"queued or running": active, "deferred": deferred, "waiting": waiting}
 
 
-def _kwargs(record: Mapping[str, str | None]) -> dict[str, Any]:
+def kwargs_of(record: Mapping[str, str | None]) -> dict[str, Any]:
+    """A record's ``kwargs`` field parsed (an empty dict if missing or not a JSON object)."""
     raw = record.get("kwargs")
     try:
         parsed = json.loads(raw) if raw else {}

@@ -1,4 +1,4 @@
-"""The console's pages (GETs: they read, never change anything): overview, dead letters, one dead letter, trips."""
+"""The console's pages (GETs: they read, never change anything): overview, workers, dead letters, one dead letter, trips."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
 from payapi.operations import API_OPERATIONS, Operation
-from payq.serve.console import throughput
+from payq.serve.console import fleet, throughput
 from payq.serve.console.listing import DeadLetterQuery, page_of
 from payq.serve.console.state import Console, Refusal, console_of
 from payq.views import read_trip
@@ -28,15 +28,26 @@ CONFIRM_SAMPLE = 20  # entries an all-that-match confirmation lists before "and 
 @router.get("/")
 def overview(request: Request, console: ConsoleDep) -> HTMLResponse:
     """Queue depths, running, deferred, held refunds, dead letters by reason; per endpoint its pause and pace (liftable) and
-    throughput; the endpoint log. The page reloads itself."""
+    throughput; the endpoint log; the workers in brief. The page reloads itself."""
     rt = console.stores
     log = EndpointLog(rt.redis)
-    stats, lifts, rates = console.redis(lambda: (collect(rt.redis, rt.jobs, rt.dead_letters, rt.pacer), log.recent(LIFTS_SHOWN),
-                                                 throughput.recent(rt.redis, API_OPERATIONS, time.time())))
+    stats, lifts, rates, seen = console.redis(lambda: (
+        collect(rt.redis, rt.jobs, rt.dead_letters, rt.pacer), log.recent(LIFTS_SHOWN),
+        throughput.recent(rt.redis, API_OPERATIONS, time.time()), fleet.read(rt.redis, rt.leases.lease)))
     reasons = {reason.value: stats.dead_letters.get(reason.value, 0) for reason in DeadLetterReason}
     reasons.update(stats.dead_letters)  # a reason this payq does not know yet is still shown
     return console.render(request, "overview.html", stats=stats, reasons=reasons, lifts=lifts, rates=rates,
-                          window=throughput.WINDOW, refresh=OVERVIEW_REFRESH_SECONDS)
+                          window=throughput.WINDOW, refresh=OVERVIEW_REFRESH_SECONDS, fleet=seen)
+
+
+@router.get("/workers")
+def workers(request: Request, console: ConsoleDep) -> HTMLResponse:
+    """Each live worker process (last heartbeat, steady or not) with the jobs it holds and their lease ends; those whose
+    heartbeat stopped, apart; the jobs given back. The page reloads itself."""
+    rt = console.stores
+    found = console.redis(lambda: fleet.read(rt.redis, rt.leases.lease))
+    return console.render(request, "workers.html", fleet=found, refresh=OVERVIEW_REFRESH_SECONDS, recently_dead=fleet.RECENTLY_DEAD,
+                          max_workers=fleet.MAX_WORKERS, max_held=fleet.MAX_HELD)
 
 
 @router.get("/static/console.css")
