@@ -14,14 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from payapi.errors import InvalidRequest
-from payapi.models import CaptureRequest, NotificationEvent, parse_request
+from payapi.models import CaptureRequest, parse_request
 from payapi.operations import OPERATIONS, Operation
 from payapi.outcomes import Failure, FailureKind, status_of
 from tasks import notify
 from tasks.deadletters import DeadLetter
-from tasks.decide import DeadLetterJob, Decision, Defer, Succeed, decide, wait_for_slot, wait_for_turn, wait_out_pause
+from tasks.decide import DeadLetterJob, Decision, Defer, Succeed, decide, wait_for_turn, wait_out_pause
 from tasks.jobstore import Call, Deferral
-from tasks.notify import BUSY_WAIT
 from tasks.pace import TURN_LATE, TURN_LEAD, TURN_WAIT_IN_PLACE
 from tasks.producer import prepare
 from tasks.runtime import Runtime
@@ -81,8 +80,6 @@ def execute(rt: Runtime, job: Job) -> Ending:
     except InvalidRequest as exc:  # only a message published around the producer gets here
         failure = Failure(FailureKind.INVALID_JOB, detail=str(exc)[:500])
         return _bury(rt, job, DeadLetterJob(DeadLetterReason.INVALID_JOB, failure))
-    if isinstance(request, NotificationEvent):
-        return _notify(rt, job, request, now)
     pace = rt.pacer.pace(job.operation, now)
     # a claim outlasts the longest a delivery may run: after that, its worker is gone
     begin = rt.jobs.begin(job.job_id, job.operation, job.kwargs, job.worker, now, job.delivery, rt.settings.task_time_limit + 5,
@@ -108,37 +105,6 @@ def execute(rt: Runtime, job: Job) -> Ending:
     call = Call(job.operation, status_of(outcome), time.time())
     decision = decide(outcome, begin.attempts, rt.policy, call.at, rt.rng.random)
     return carry_out(rt, job, request, decision, begin.attempts, call)
-
-
-def _notify(rt: Runtime, job: Job, event: NotificationEvent, now: float) -> Ending:
-    """Deliver an outcome notification: a job like any other, but to the store backends' URL, and never at a payment job's expense.
-
-    When every delivery slot of this process is taken (a slow receiver), this
-    delivery waits a moment in the deferred set, its attempt given back,
-    instead of holding a worker thread. Only it: pausing the whole endpoint
-    would turn away the deliveries that did get a slot, and bring them all
-    back at once.
-    """
-    notifier = rt.notifier
-    if notifier is None:
-        failure = Failure(FailureKind.UNSENDABLE, detail="outcome notifications are off (PAYQ_NOTIFY_URL is unset)")
-        return _bury(rt, job, DeadLetterJob(DeadLetterReason.NOTIFY_FAILED, failure))
-    slot = notifier.try_slot()
-    try:
-        begin = rt.jobs.begin(job.job_id, job.operation, job.kwargs, job.worker, now, job.delivery, rt.settings.task_time_limit + 5)
-        if begin.verdict is Verdict.PAUSED:
-            assert begin.until is not None
-            return carry_out(rt, job, event, wait_out_pause(begin.until, rt.notify_policy, rt.rng.random), 0)
-        if begin.verdict is not Verdict.RUN:
-            return Skipped(begin.verdict)
-        if not slot:
-            return carry_out(rt, job, event, wait_for_slot(now, BUSY_WAIT, rt.rng.random), begin.attempts - 1, released=True)
-        outcome = notifier.deliver(event)
-        decision = decide(outcome, begin.attempts, rt.notify_policy, time.time(), rt.rng.random)
-        return carry_out(rt, job, event, decision, begin.attempts)
-    finally:
-        if slot:
-            notifier.release_slot()
 
 
 def carry_out(
@@ -223,8 +189,8 @@ def _bury(rt: Runtime, job: Job, decision: DeadLetterJob) -> Buried:
 
 
 def _notifies(rt: Runtime, job: Job) -> bool:
-    """Whether the job's outcome makes a notification: notifications are on, and it is not one itself."""
-    return rt.notifier is not None and job.operation is not Operation.NOTIFY
+    """Whether the job's outcome makes a notification: notifications are on."""
+    return rt.notifier is not None
 
 
 def bury_internal_error(rt: Runtime, job: Job, exc: BaseException) -> Buried:

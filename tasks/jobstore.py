@@ -26,11 +26,13 @@ from typing import Any, cast
 
 import redis
 
+from payapi.models import NotificationEvent
 from payapi.operations import OPERATIONS, Operation
 from payapi.outcomes import Failure, FailureKind
 from tasks import keys, scripts
 from tasks.books import REFUND_WINDOW_SECONDS, TripRuleViolation, breach_from, cents
 from tasks.messages import build_message, build_sent_event, sent_event_channel_of
+from tasks.outbox import Outbox, event_args
 from tasks.pacer import count_call
 from tasks.states import DeferCause, JobState, Verdict
 
@@ -146,14 +148,6 @@ def enqueue_call(jobs: Sequence[NewJob], now: float, ttl: int, events_channel: s
     return [keys.ACTIVE, keys.WAITING], args
 
 
-def event_args(event: NewJob | None, now: float) -> list[Any]:
-    """The six ARGV of an outcome's notification for the scripts that publish one (lib/publish.lua ``publish_event``)."""
-    if event is None:
-        return ["", "", "", "", "", ""]
-    return [keys.job(event.job_id), OPERATIONS[event.operation].queue, event.job_id, build_message(event.operation, event.job_id, event.kwargs),
-            json.dumps(event.kwargs), build_sent_event(event.operation, event.job_id, event.kwargs, now)]
-
-
 def read_enqueue_reply(reply: list[Any], jobs: Sequence[NewJob], offset: int = 0) -> list[bool]:
     """Which jobs the enqueue script published (True) or found existing (False); :class:`TripRuleViolation` if it refused."""
     if int(reply[0]) == 1:
@@ -191,6 +185,7 @@ class JobStore:
         self._pause = scripts.register(client, "pause")
         self._revive = scripts.register(client, "revive")
         self._finish_capture = scripts.register(client, "finish_capture")
+        self._outbox = Outbox(client)
 
     # --- publishing -------------------------------------------------------
 
@@ -268,7 +263,7 @@ class JobStore:
 
     def finish_capture(
         self, job_id: str, settled_at: int, result: dict[str, Any], report: NewJob, now: float, call: Call | None = None,
-        event: NewJob | None = None,
+        event: NotificationEvent | None = None,
     ) -> int:
         """Settle a capture at ``settled_at``, publish its ``report`` and mark it succeeded, in one script.
 
@@ -276,7 +271,7 @@ class JobStore:
         which case nothing was written and the report for that time is the one
         to publish (call again with it). ``call``, the successful capture call,
         is counted in the same script; ``event``, the success's notification, is
-        published in it (the outbox).
+        appended to the outbox in it.
         """
         successes, field = (keys.successes(call.operation, int(call.at * 10)), f"{call.operation.value}:{call.status}") if call else ("", "")
         store, trip = str(report.kwargs["storeId"]), str(report.kwargs["shoppingTripId"])
@@ -287,14 +282,15 @@ class JobStore:
             args=[job_id, now, settled_at, json.dumps(result), report.job_id,
                   build_message(report.operation, report.job_id, report.kwargs), json.dumps(report.kwargs), self._ttl,
                   self._events, build_sent_event(report.operation, report.job_id, report.kwargs, now), field, keys.JOB_PREFIX,
-                  *event_args(event, now)],
+                  *event_args(event)],
         ))
 
-    def succeed(self, job_id: str, result: dict[str, Any], now: float, call: Call | None = None, event: NewJob | None = None) -> None:
+    def succeed(self, job_id: str, result: dict[str, Any], now: float, call: Call | None = None,
+                event: NotificationEvent | None = None) -> None:
         """Mark the job succeeded with its result (e.g. a refund's reconciliationId), in one MULTI.
 
-        ``call`` is counted and ``event``, the success's notification, recorded and
-        published in the same step (the outbox).
+        ``call`` is counted and ``event``, the success's notification, appended
+        to the outbox in the same step.
         """
         pipe = self._redis.pipeline(transaction=True)
         pipe.hset(keys.job(job_id), mapping={"state": JobState.SUCCEEDED.value, "result": json.dumps(result), "updated_at": now})
@@ -303,8 +299,7 @@ class JobStore:
         if call is not None:
             count_call(pipe, call.operation, call.status, call.at)
         if event is not None:
-            call_keys, args = enqueue_call([event], now, self._ttl, self._events, dry_run=False)
-            self._enqueue(keys=call_keys, args=args, client=pipe)
+            self._outbox.append(event, now, client=pipe)
         pipe.execute()
 
     def count(self, call: Call) -> None:

@@ -16,7 +16,6 @@ from tasks.deadletters import DeadLetterStore
 from tasks.decide import RetryPolicy
 from tasks.jobstore import JobStore
 from tasks.notify import Notifier, notifier
-from tasks.notify import policy as notify_policy
 from tasks.pacer import Pacer, configured_limits
 from tasks.redis_conn import connect
 
@@ -35,7 +34,6 @@ class Runtime:
     policy: RetryPolicy
     pacer: Pacer
     notifier: Notifier | None = None  # None: outcome notifications are off
-    notify_policy: RetryPolicy = field(default_factory=RetryPolicy)
     rng: random.Random = field(default_factory=random.Random)
 
     @classmethod
@@ -52,7 +50,6 @@ class Runtime:
             policy=RetryPolicy.from_settings(settings),
             pacer=Pacer(client, configured_limits(settings.rate_limits)),
             notifier=notifier(settings),
-            notify_policy=notify_policy(settings),
         )
 
 

@@ -12,6 +12,7 @@ from payapi.operations import API_OPERATIONS, QUEUES
 from tasks import keys
 from tasks.deadletters import DeadLetterStore
 from tasks.jobstore import JobStore
+from tasks.outbox import depth_calls, depth_of
 from tasks.pace import learned_pace, pace_at
 from tasks.pacer import Pacer
 
@@ -29,6 +30,8 @@ class Pace:
 class Stats:
     """Queue depths, deferred jobs, refunds waiting for their capture, dead letters, endpoint pauses and paces, and API calls at ``taken_at``.
 
+    ``outbox`` is how many outcome notifications are not yet delivered (nor
+    dead-lettered), ``outbox_oldest`` when the oldest one's outcome was recorded.
     ``api_calls`` counts every call since the counters began, by operation and
     HTTP status (``none``: no response); a status of ``429`` is a throttled call.
     """
@@ -43,6 +46,8 @@ class Stats:
     pauses: dict[str, float] = field(default_factory=dict)
     paces: dict[str, Pace] = field(default_factory=dict)
     api_calls: dict[str, dict[str, int]] = field(default_factory=dict)
+    outbox: int = 0
+    outbox_oldest: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -59,7 +64,9 @@ def collect(client: redis.Redis, jobs: JobStore, dead_letters: DeadLetterStore, 
     pipe.zrange(keys.DEFERRED, 0, 0, withscores=True)
     pipe.hgetall(keys.API_CALLS)
     pipe.zcard(keys.WAITING)
-    *depths, unacked, deferred, first, calls, waiting = pipe.execute()
+    depth_calls(pipe)
+    *depths, unacked, deferred, first, calls, waiting, outbox, oldest = pipe.execute()
+    outbox_depth, outbox_oldest = depth_of(outbox, oldest)
     now = time.time()
     api_calls: dict[str, dict[str, int]] = {op.value: {} for op in API_OPERATIONS}
     for name, count in calls.items():
@@ -80,4 +87,6 @@ def collect(client: redis.Redis, jobs: JobStore, dead_letters: DeadLetterStore, 
         pauses={op.value: until for op, until in jobs.pauses(API_OPERATIONS).items() if until > now},
         paces=paces,
         api_calls=api_calls,
+        outbox=outbox_depth,
+        outbox_oldest=outbox_oldest,
     )

@@ -23,6 +23,7 @@ from tasks.payments import register
 from tasks.runtime import RuntimeHolder
 from workers import pool_option, redis_transport
 from workers.housekeeping import HousekeepingStep
+from workers.notifier import NotifierStep
 
 log = logging.getLogger("payq.worker")
 
@@ -60,6 +61,7 @@ def create_app(settings: Settings) -> Celery:
     register(app, holder)
     app.steps["worker"].add(StartupCheckStep)
     app.steps["worker"].add(HousekeepingStep)
+    app.steps["worker"].add(NotifierStep)  # delivers outcome notifications from the outbox
     return app
 
 
