@@ -162,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
             shapes = [parse_shape(s) for s in args.shapes.split(",") if s] or None
             results["pools"] = run_pools(stack, sizes.pool_captures, LATENCIES, shapes, tweaks=tweaks, say=say)
         if args.profile:
-            results["profile"] = run_profile(stack, shape, max(sizes.pool_captures, 3000), tweaks=tweaks, say=say)
+            with notify.receiving() as (_, notify_env):  # notifications on, so that their cost is in the table
+                results["profile"] = run_profile(stack, shape, max(sizes.pool_captures, 3000), tweaks=tweaks, env=notify_env, say=say)
     except KeyboardInterrupt:
         say("interrupted: stopping every process started")
         return 130
@@ -304,6 +305,11 @@ def _rows(results: dict[str, Any]) -> list[Row]:
         rows += _pacing_rows(results["pacing"])
     rows += intake.rows(results["intake"]) if "intake" in results else []
     rows += notify.rows(results["notify"]) if "notify" in results else []
+    if "profile" in results and results["profile"].get("costs"):
+        p = results["profile"]
+        section = (f"Profile: where a payq worker's CPU goes (py-spy, GIL samples, one of {p['shape']}; "
+                   f"{'notifications on' if p.get('notifications') else 'notifications off'}), {p['drain_rate']:,.0f} jobs/s")
+        rows += [Row(section, c["cost"], f"{100 * c['share']:.1f}%, {c['ms_per_job']:.3f} ms/job") for c in p["costs"] if c["share"] > 0]
     for extra in ("tweaks", "pools"):
         if extra in results:
             section = "Tweaks (payq, 0 ms)" if extra == "tweaks" else "Pools: payq drain by shape"

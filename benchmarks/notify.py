@@ -24,6 +24,8 @@ import os
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from statistics import mean
 from typing import Any
@@ -48,11 +50,8 @@ STEADY_RATE = 200.0  # payment jobs a second in the latency run: scenario 3's
 def run_notify(stack: Stack, shape: Shape, captures: int, *, tweaks: tuple[str, ...] = (), say: Any = print,
                steady_seconds: float = 10.0) -> dict[str, Any]:
     """Drains of ``captures`` at 0 ms: notifications off, on, off again; then outcome → receiver at a steady 200 jobs/s."""
-    secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()
-    receiver = SandboxProc(0.0, notify_secret=secret)
-    env = {"PAYQ_NOTIFY_URL": receiver.url + "/admin/notifications", "PAYQ_NOTIFY_SECRET": secret}
     runs: dict[str, list[dict[str, Any]]] = {"off": [], "on": []}
-    try:
+    with receiving() as (receiver, env):
         for kind in ("off", "on", "off"):
             if kind == "off":
                 result = run_drain(stack, "payq", shape, captures, 0.0, tweaks=tweaks, say=say)
@@ -68,8 +67,6 @@ def run_notify(stack: Stack, shape: Shape, captures: int, *, tweaks: tuple[str, 
             runs[kind].append(result.as_dict())
         _reset(receiver)
         steady = _steady(stack, shape, receiver, env, steady_seconds, tweaks, say)
-    finally:
-        receiver.stop()
     off = mean(r["rate"] for r in runs["off"])
     on = runs["on"][0]["rate"]
     figures = {"captures": captures, "payment_jobs": 2 * captures, "shape": shape.label,
@@ -78,6 +75,17 @@ def run_notify(stack: Stack, shape: Shape, captures: int, *, tweaks: tuple[str, 
         f"outcome → receiver at {STEADY_RATE:g} jobs/s p50 {steady['outcome_to_receiver']['p50_ms']} ms, "
         f"p99 {steady['outcome_to_receiver']['p99_ms']} ms")
     return figures
+
+
+@contextmanager
+def receiving() -> Iterator[tuple[SandboxProc, dict[str, str]]]:
+    """A receiver (a sandbox checking signatures with a fresh secret) and the workers' settings that notify it."""
+    secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()
+    receiver = SandboxProc(0.0, notify_secret=secret)
+    try:
+        yield receiver, {"PAYQ_NOTIFY_URL": receiver.url + "/admin/notifications", "PAYQ_NOTIFY_SECRET": secret}
+    finally:
+        receiver.stop()
 
 
 def _reset(receiver: SandboxProc) -> None:
