@@ -20,11 +20,10 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import requests
+import urllib3
 from standardwebhooks import Webhook
 
 from config.settings import Settings
-from payapi.client import make_session
 from payapi.models import NotificationData, NotificationEvent
 from payapi.operations import Operation
 from payapi.outcomes import (
@@ -96,14 +95,23 @@ def classify_receiver(status: int, headers: Mapping[str, str], body: bytes, now:
 
 
 class Notifier:
-    """Delivers events to ``PAYQ_NOTIFY_URL`` over kept-alive connections; one per worker process, shared by its delivery threads."""
+    """Delivers events to ``PAYQ_NOTIFY_URL`` over kept-alive connections; one per worker process, shared by its delivery threads.
 
-    def __init__(self, url: str, secret: str, *, slots: int = 4, session: requests.Session | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
-        self._url = url
+    urllib3's connection pool, not a requests session: a delivery is one fixed
+    POST, and requests' per-call machinery (preparing, merging settings,
+    hooks) cost more than the rest of the delivery together (measured: 0.66
+    against 0.25 ms of CPU per POST to the sandbox's receiver).
+    """
+
+    def __init__(self, url: str, secret: str, *, slots: int = 4, clock: Callable[[], float] = time.time) -> None:
         self._webhook = Webhook(secret)
         self.slots = max(slots, 1)
-        self._session = session or make_session(self.slots)
+        parsed = urllib3.util.parse_url(url)
+        self._path = parsed.request_uri
+        # credentials in the URL become a header once, as requests would make them
+        self._auth = urllib3.util.make_headers(basic_auth=parsed.auth) if parsed.auth else {}
+        self._pool = urllib3.connection_from_url(url, maxsize=self.slots, block=False, retries=False,
+                                                 timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT, read=READ_TIMEOUT))
         self._clock = clock
 
     def __repr__(self) -> str:
@@ -117,6 +125,7 @@ class Notifier:
         """POST one event's ``body``, signed for ``event_id`` at this moment, and classify the answer; never raises."""
         sent_at = self._clock()
         headers = {
+            **self._auth,
             "Content-Type": "application/json",
             "User-Agent": "payq-notify",
             "webhook-id": event_id,
@@ -124,17 +133,26 @@ class Notifier:
             "webhook-signature": self._webhook.sign(event_id, datetime.fromtimestamp(int(sent_at), UTC), body),
         }
         try:
-            response = self._session.post(self._url, data=body.encode(), headers=headers, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
-                                          allow_redirects=False)
-            outcome = classify_receiver(response.status_code, response.headers, response.content, self._clock())
+            response = self._pool.urlopen("POST", self._path, body=body.encode(), headers=headers, redirect=False)
+            outcome = classify_receiver(response.status, response.headers, response.data, self._clock())
         except Exception as exc:
-            outcome = classify_exception(exc)
+            outcome = _no_answer(exc)
         if isinstance(outcome, Success):
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("notify %s type=%s delivered", event_id, kind)
         else:
             log.warning("notify %s type=%s outcome=%s failure=%r", event_id, kind, type(outcome).__name__, outcome.failure.describe()[:200])
         return outcome
+
+
+def _no_answer(exc: BaseException) -> Outcome:
+    """A delivery that got no (complete) answer: tried again later, whatever the cause (a receiver is usually mended)."""
+    name = type(exc).__name__
+    if isinstance(exc, urllib3.exceptions.TimeoutError):
+        return Transient(Failure(FailureKind.TIMEOUT, error_type=name))
+    if isinstance(exc, urllib3.exceptions.HTTPError | OSError):
+        return Transient(Failure(FailureKind.CONNECTION, error_type=name, detail=bounded(str(exc)) or None))
+    return classify_exception(exc)
 
 
 def delivery_slots(settings: Settings) -> int:

@@ -117,18 +117,16 @@ class Outbox:
         return len(gone)
 
     def settle(self, entries: list[Entry], retry_at: dict[str, float] | None = None) -> int:
-        """Acknowledge ``entries`` and forget them, or keep those in ``retry_at`` (entry id -> due) for later; one round trip.
+        """Acknowledge ``entries`` and forget them, or keep those in ``retry_at`` (entry id -> due) for later; one script.
 
         Returns how many were still this consumer's to settle (not claimed by another meanwhile).
         """
         retry_at = retry_at or {}
-        pipe = self._redis.pipeline(transaction=False)
+        args: list[Any] = [keys.OUTBOX_GROUP]
         for entry in entries:
             due = retry_at.get(entry.entry_id)
-            self._settle(keys=[keys.OUTBOX, keys.OUTBOX_PENDING, keys.OUTBOX_RETRY],
-                         args=[keys.OUTBOX_GROUP, entry.entry_id, entry.event_id, "" if due is None else due,
-                               entry.retry_json() if due is not None else ""], client=pipe)
-        return sum(int(r) for r in pipe.execute())
+            args += [entry.entry_id, entry.event_id, "" if due is None else due, "" if due is None else entry.retry_json()]
+        return int(self._settle(keys=[keys.OUTBOX, keys.OUTBOX_PENDING, keys.OUTBOX_RETRY], args=args)) if entries else 0
 
     def move_due(self, now: float, limit: int) -> int:
         """Put up to ``limit`` retries that are due back on the stream; returns how many."""

@@ -1,22 +1,26 @@
--- What a delivery came to, for one outbox entry held by the caller's consumer group: acknowledged
+-- What deliveries came to, for outbox entries held by the caller's consumer group: each acknowledged
 -- and removed from the stream, and then either forgotten (delivered or dead-lettered) or kept in
 -- the retry set until it is due. Only if the entry was still pending: an entry claimed by another
 -- consumer meanwhile (this one was taken for dead) is that consumer's to settle.
--- Returns 1 if settled here, 0 if it was not pending any more.
+-- ARGV: the group, then (entry id, event id, due or '' when done with it, the entry as the retry
+-- set keeps it) per entry. Returns how many were settled here.
 local stream_key = KEYS[1]
 local index_key = KEYS[2]
 local retry_key = KEYS[3]
 local group = ARGV[1]
-local entry_id = ARGV[2]
-local event_id = ARGV[3]
-local due = ARGV[4]          -- '' : done with (no retry)
-local retry_entry = ARGV[5]  -- the entry as the retry set keeps it (JSON), when due is set
+local FIRST, SIZE = 2, 4
 
-if redis.call('XACK', stream_key, group, entry_id) == 0 then return 0 end
-redis.call('XDEL', stream_key, entry_id)
-if due == '' then
-  redis.call('ZREM', index_key, event_id)
-else
-  redis.call('ZADD', retry_key, due, retry_entry)
+local settled = 0
+for at = FIRST, #ARGV, SIZE do
+  local entry_id, event_id, due, retry_entry = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
+  if redis.call('XACK', stream_key, group, entry_id) == 1 then
+    redis.call('XDEL', stream_key, entry_id)
+    if due == '' then
+      redis.call('ZREM', index_key, event_id)
+    else
+      redis.call('ZADD', retry_key, due, retry_entry)
+    end
+    settled = settled + 1
+  end
 end
-return 1
+return settled
