@@ -32,7 +32,7 @@ GROUPS: list[tuple[str, str]] = [
     ("payq: Redis calls (BEGIN, settle and report, succeed, defer, pace, dead letters)",
      r"^(JobStore|Pacer|DeadLetterStore)\.\w+ \("),
     ("payq: rest of the task (kwargs validation, the decision, the ending for Celery)", r"^run \(tasks/payments"),
-    ("Celery task events (PUBLISH per event)", r"^EventDispatcher\.\w+ \("),
+    ("Celery task events (PUBLISH per event)", r"^EventDispatcher\.\w+ \(celery/"),
     ("kombu ack (MULTI ZREM + HDEL unacked)", r"^QoS\.(ack|reject) \("),
     ("kombu unacked bookkeeping on receipt (MULTI ZADD + HSET)", r"^QoS\.append \("),
     ("kombu receive (BRPOP, decode)", r"^Channel\._brpop_read \("),

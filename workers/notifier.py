@@ -36,7 +36,7 @@ from tasks.runtime import Runtime, RuntimeHolder
 from tasks.states import DeadLetterReason
 
 log = logging.getLogger("payq.notify")
-BATCH = 4                # entries a thread takes at once: settled in one script, delivered one after the other
+BATCH = 16               # entries a thread takes at most at once: settled in one script, delivered one after the other
 BLOCK_MS = 500           # longest wait for a new entry: how late a stop may be noticed
 CHECK_EVERY = 0.5        # seconds between looks at the receiver's pause (every thread) and at due retries (the first)
 CLAIM_EVERY = 5.0        # seconds between looks for entries a dead consumer left pending (the first thread)
