@@ -138,6 +138,8 @@ class Settings(BaseSettings):
             raise ValueError("PAYQ_NOTIFY_URL and PAYQ_NOTIFY_SECRET go together: set both, or neither")
         if self.notify_secret is not None and not self.notify_secret.get_secret_value().startswith("whsec_"):
             raise ValueError("PAYQ_NOTIFY_SECRET must be a Standard Webhooks secret, whsec_ followed by base64")
+        if self.notify_url is not None and (urlsplit(self.notify_url).scheme not in ("http", "https") or not urlsplit(self.notify_url).hostname):
+            raise ValueError("PAYQ_NOTIFY_URL must be an http:// or https:// URL")
         return self
 
     @field_validator("visibility_timeout")

@@ -313,3 +313,9 @@ def test_redact_url_keeps_the_host_and_port_exactly_as_written(url: str, shown: 
 def test_redact_url_never_contains_the_password() -> None:
     for url in ("redis://:hunter2@redis:6379/0", "redis://payq:hunter2@redis/1", "rediss://a:hunter2@h:1/2?x=1"):
         assert "hunter2" not in redact_url(url)
+
+
+@pytest.mark.parametrize("url", ["ftp://hooks.example/payq", "hooks.example/payq", "http://"])
+def test_a_notification_url_must_be_http_or_https(url: str) -> None:
+    with pytest.raises(ValidationError, match="PAYQ_NOTIFY_URL must be an http:// or https:// URL"):
+        build_settings(notify_url=url, notify_secret="whsec_c2VjcmV0LXNpZ25pbmcta2V5")
