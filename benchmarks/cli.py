@@ -166,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
             shapes = [parse_shape(s) for s in args.shapes.split(",") if s] or None
             results["pools"] = run_pools(stack, sizes.pool_captures, LATENCIES, shapes, tweaks=tweaks, say=say)
         if args.profile:
-            results["profile"] = run_profile(stack, shape, max(sizes.pool_captures, 3000), tweaks=tweaks, say=say)
+            with notify.receiving() as (_, notify_env):  # notifications on, so that their cost is in the table
+                results["profile"] = run_profile(stack, shape, max(sizes.pool_captures, 3000), tweaks=tweaks, env=notify_env, say=say)
     except KeyboardInterrupt:
         say("interrupted: stopping every process started")
         return 130
@@ -263,7 +264,8 @@ def _rows(results: dict[str, Any]) -> list[Row]:
             Row(section, "lateness after due, p99", fmt(s["lateness_vs_due"]["p99_ms"], "ms"), "< 1,000 ms",
                 s["lateness_vs_due"]["p99_ms"] < 1000),
             Row(section, "  jobs still queued when the pause ended (captures count with their reports)", fmt(s.get("queued_ahead_at_pause_end"))),
-            Row(section, "  floor when due jobs go first: 2 × deferred ÷ drain rate", fmt(s["backlog_floor_s"], "s", 1)),
+            Row(section, "  pace the 429 taught the capture endpoint (none: no successes before it to measure)",
+                "none" if s.get("learned_capture_pace") is None else fmt(s["learned_capture_pace"], "calls/s", 1)),
             Row(section, "  mover lag: longest a due job sat in the deferred set", fmt(s["mover_lag_max_ms"], "ms")),
             Row(section, "  first call after the pause ended", fmt(s["first_call_after_pause_ms"], "ms")),
             Row(section, "duplicate calls", fmt(s["duplicates"]), "0", s["duplicates"] == 0),
@@ -289,7 +291,8 @@ def _rows(results: dict[str, Any]) -> list[Row]:
                 f"{fmt(d['fresh_wait_while_running_due']['p99_ms'], 'ms')}"),
             Row(section, "deferred jobs that ran more than once", fmt(d["ran_more_than_once"]), "0", d["ran_more_than_once"] == 0),
             Row(section, "  missing captures / reports / early / still-deferred that ran",
-                f"{d['run']['missing_captures']} / {d['run']['missing_reports']} / {d['run']['early_calls']} / {d['run']['still_deferred_that_ran']}",
+                f"{d['run']['missing_captures']} / {d['run']['missing_reports']} / {d['run']['early_calls']} / {d['run']['still_deferred_that_ran']}"
+                + (f" (missing: {', '.join(f'{n} {why}' for why, n in d['run']['why_missing'].items())})" if d["run"].get("why_missing") else ""),
                 "0 / 0 / 0 / 0", not (d["run"]["missing_captures"] or d["run"]["missing_reports"] or d["run"]["early_calls"]
                                       or d["run"]["still_deferred_that_ran"])),
         ]
@@ -307,6 +310,11 @@ def _rows(results: dict[str, Any]) -> list[Row]:
     rows += intake.rows(results["intake"]) if "intake" in results else []
     rows += notify.rows(results["notify"]) if "notify" in results else []
     rows += failover.rows(results["failover"]) if "failover" in results else []
+    if "profile" in results and results["profile"].get("costs"):
+        p = results["profile"]
+        section = (f"Profile: where a payq worker's CPU goes (py-spy, GIL samples, one of {p['shape']}; "
+                   f"{'notifications on' if p.get('notifications') else 'notifications off'}), {p['drain_rate']:,.0f} jobs/s")
+        rows += [Row(section, c["cost"], f"{100 * c['share']:.1f}%, {c['ms_per_job']:.3f} ms/job") for c in p["costs"] if c["share"] > 0]
     for extra in ("tweaks", "pools"):
         if extra in results:
             section = "Tweaks (payq, 0 ms)" if extra == "tweaks" else "Pools: payq drain by shape"

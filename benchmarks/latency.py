@@ -29,20 +29,8 @@ def run_latency(stack: Stack, shape: Shape, rate: float, seconds: float, latency
     count = int(captures_per_s * seconds)
     tag = uuid.uuid4().hex[:6]
     trip_ids = publish.trips(f"l{tag}", count)
-    enqueued: dict[str, float] = {}
     with LivePayq(stack, latency_ms, shape, tweaks=tweaks) as live:
-        start = time.perf_counter()
-        behind = 0.0
-        for index, trip in enumerate(trip_ids):
-            due = start + index / captures_per_s
-            wait = due - time.perf_counter()
-            if wait > 0:
-                time.sleep(wait)
-            else:
-                behind = max(behind, -wait)
-            enqueued[trip] = time.time()
-            live.producer.enqueue("capture", publish.capture_fields(trip))
-        sent_s = time.perf_counter() - start
+        enqueued, sent_s, behind = steady_captures(live, trip_ids, captures_per_s)
         complete = live.log.wait_for(2 * count, timeout=60 + seconds, stall=30)
         calls = live.log.calls
         trips_seen = [c.trip for c in calls if c.path == CAPTURE]
@@ -64,3 +52,23 @@ def run_latency(stack: Stack, shape: Shape, rate: float, seconds: float, latency
     say(f"  latency at {rate:g} jobs/s: p50 {both['p50_ms']} ms, p99 {both['p99_ms']} ms "
         f"(captures p99 {capture_summary['p99_ms']} ms, reports p99 {report_summary['p99_ms']} ms)")
     return result
+
+
+def steady_captures(live: LivePayq, trip_ids: list[str], captures_per_s: float) -> tuple[dict[str, float], float, float]:
+    """Enqueue a capture for each trip on a fixed schedule, one ``enqueue`` call each.
+
+    Returns when each was enqueued (trip -> epoch), how long it took, and how far the producer fell behind at most (seconds).
+    """
+    enqueued: dict[str, float] = {}
+    start = time.perf_counter()
+    behind = 0.0
+    for index, trip in enumerate(trip_ids):
+        due = start + index / captures_per_s
+        wait = due - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        else:
+            behind = max(behind, -wait)
+        enqueued[trip] = time.time()
+        live.producer.enqueue("capture", publish.capture_fields(trip))
+    return enqueued, time.perf_counter() - start, behind

@@ -27,12 +27,12 @@ from benchmarks.workers import Fleet, Shape
 # (name, frame pattern), in priority order: a sample belongs to the first group with a frame matching its pattern,
 # so the groups are exclusive and add up to 100%. Frames look like "JobStore.begin (tasks/jobstore.py:150)".
 GROUPS: list[tuple[str, str]] = [
-    ("payq: HTTP POST to the API (requests, urllib3, http.client)", r"^PaymentClient\.call \("),
-    ("payq: BEGIN script (claim an attempt)", r"^JobStore\.begin \("),
-    ("payq: succeed (MULTI HSET + HDEL)", r"^JobStore\.succeed \("),
-    ("payq: capture finish (report validation + one script: settle, report enqueue, success)", r"^_after_capture \(.*execution"),
-    ("payq: rest of the task (kwargs validation, outcome, Retry)", r"^run \(tasks/payments"),
-    ("Celery task events (PUBLISH per event)", r"^EventDispatcher\.\w+ \("),
+    ("payq: HTTP POST to the API (requests, urllib3, http.client)", r"^PaymentClient\.(call|prepare|send) \("),
+    ("notifications: delivery loop (signed POST to the receiver, read and settle the outbox)", r"^(DeliveryLoop|Notifier|Outbox)\.\w+ \("),
+    ("payq: Redis calls (BEGIN, settle and report, succeed, defer, pace, dead letters)",
+     r"^(JobStore|Pacer|DeadLetterStore)\.\w+ \("),
+    ("payq: rest of the task (kwargs validation, the decision, the ending for Celery)", r"^run \(tasks/payments"),
+    ("Celery task events (PUBLISH per event)", r"^EventDispatcher\.\w+ \(celery/"),
     ("kombu ack (MULTI ZREM + HDEL unacked)", r"^QoS\.(ack|reject) \("),
     ("kombu unacked bookkeeping on receipt (MULTI ZADD + HSET)", r"^QoS\.append \("),
     ("kombu receive (BRPOP, decode)", r"^Channel\._brpop_read \("),
@@ -55,8 +55,8 @@ def py_spy() -> str | None:
 
 
 def run_profile(stack: Stack, shape: Shape, captures: int, latency_ms: float = 0.0, *, duration: float = 10.0,
-                tweaks: tuple[str, ...] = (), say: Any = print) -> dict[str, Any]:
-    """Drain ``captures`` with py-spy on the first worker process; the grouped costs."""
+                tweaks: tuple[str, ...] = (), env: dict[str, str] | None = None, say: Any = print) -> dict[str, Any]:
+    """Drain ``captures`` with py-spy on the first worker process (``env``: its settings, e.g. notifications on); the grouped costs."""
     tool = py_spy()
     if tool is None:
         say("  profile: py-spy is not installed (pip install py-spy); skipped")
@@ -76,14 +76,14 @@ def run_profile(stack: Stack, shape: Shape, captures: int, latency_ms: float = 0
 
         threading.Thread(target=record, name="py-spy", daemon=True).start()
 
-    drain = run_drain(stack, "payq", shape, captures, latency_ms, tweaks=tweaks, on_start=attach, say=say)
+    drain = run_drain(stack, "payq", shape, captures, latency_ms, env=env, tweaks=tweaks, on_start=attach, say=say)
     done.wait(duration + 60)
     groups, total, top = _aggregate(raw)
     raw.unlink(missing_ok=True)
     per_job = drain.worker_cpu_ms_per_job
     costs: list[dict[str, Any]] = [{"cost": name, "share": round(count / total, 3) if total else 0.0,
               "ms_per_job": round(per_job * count / total, 3) if total else 0.0} for name, count in groups]
-    result = {"shape": shape.label, "latency_ms": latency_ms, "samples": total, "worker_cpu_ms_per_job": per_job,
+    result = {"shape": shape.label, "latency_ms": latency_ms, "notifications": bool(env), "samples": total, "worker_cpu_ms_per_job": per_job,
               "drain_rate": drain.rate, "costs": costs, "top_self": top, "tweaks": list(tweaks)}
     say(f"  profile ({total} GIL samples, worker CPU {per_job} ms/job):")
     for name, count in groups:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import cast
 
@@ -53,6 +54,14 @@ class Stack:
         """The lowest score in the sorted set ``key``; None when it is empty."""
         pairs = cast(list[tuple[str, float]], self.client.zrange(key, 0, 0, withscores=True))
         return pairs[0][1] if pairs else None
+
+    def wait_for_key(self, key: str, timeout: float = 30.0) -> None:
+        """Wait until ``key`` exists (e.g. an endpoint's pause after a 429)."""
+        deadline = time.monotonic() + timeout
+        while not self.client.exists(key):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{key} did not appear within {timeout:g} s")
+            time.sleep(0.005)
 
     def hget_many(self, names: Iterable[str], field: str) -> list[str | None]:
         """``HGET name field`` for each name, in one pipelined round trip."""

@@ -23,7 +23,10 @@ from benchmarks.figures import ms, summary_ms
 from benchmarks.live import LivePayq
 from benchmarks.stack import Stack
 from benchmarks.workers import Shape
+from payapi.operations import Operation
 from tasks import keys
+from tasks.pace import BETA
+from tasks.pacer import Pacer
 
 RETRY_AFTER = 5
 
@@ -54,6 +57,8 @@ def run_storm(stack: Stack, shape: Shape, captures: int, latency_ms: float = 0.0
         during = [c for c in calls if c.path == CAPTURE and pause_set < c.time < until and c.status != 429]
         first_attempts = stack.hget_many([keys.job(f"capture:{publish.STORE}:{c.trip}") for c in during], "first_attempt_at")
         began = [float(b) if b else 0.0 for b in first_attempts]
+        lesson = Pacer(stack.client, {}).learned(Operation.CAPTURE)
+        learned = round(lesson.accepted * BETA, 1) if lesson is not None else None
     in_flight = sum(1 for b in began if b <= pause_set)
     after = sum(1 for b in began if b > seen_at)
     unclear = len(began) - in_flight - after
@@ -68,8 +73,6 @@ def run_storm(stack: Stack, shape: Shape, captures: int, latency_ms: float = 0.0
     rate, _ = drain_rate([c for c in calls if c.time >= until])
     extra = repeats(calls, {CAPTURE: 1, FEEDBACK: 1})
     lateness_summary, after_summary = summary_ms(lateness), summary_ms(after_end)
-    # the least lateness p99 can be at that drain rate if due jobs went first: their captures and reports, at that rate
-    backlog_floor = round(2 * len(deferred_trips) / rate, 2) if rate else None
     duplicates = max(0, extra[CAPTURE] - 1) + extra[FEEDBACK]
     result: dict[str, Any] = {
         "captures": captures, "retry_after_s": RETRY_AFTER, "shape": shape.label, "latency_ms": latency_ms, "complete": complete,
@@ -84,14 +87,16 @@ def run_storm(stack: Stack, shape: Shape, captures: int, latency_ms: float = 0.0
         # still queued when the pause ended (each capture also brings its report): due jobs wait behind these
         # unless the mover puts them at the head of the queue
         "queued_ahead_at_pause_end": queued_captures * 2 + queued_reports,
-        "backlog_floor_s": backlog_floor,
+        # what the 429 taught the capture endpoint's pace (None: nothing; the storm's first call was refused, with no
+        # successes before it to measure): with a pace, deferred jobs leave at it, and lateness is theirs to wait
+        "learned_capture_pace": learned,
         # one capture calls twice by design (the 429, then its retry)
         "duplicates": duplicates,
     }
     say(f"  429 storm: {len(during)} calls during the pause ({in_flight} in flight, {after} began after it was set, "
         f"{unclear} while it was written); {len(deferred_trips)} deferred; lateness p50 {lateness_summary['p50_ms']} ms "
-        f"p99 {lateness_summary['p99_ms']} ms (mover lag max {ms(mover_lag)} ms, backlog floor "
-        f"{backlog_floor} s); {early} early; {duplicates} duplicates")
+        f"p99 {lateness_summary['p99_ms']} ms (mover lag max {ms(mover_lag)} ms, learned capture pace "
+        f"{learned if learned is not None else 'none'}); {early} early; {duplicates} duplicates")
     return result
 
 

@@ -11,10 +11,9 @@ from __future__ import annotations
 from celery import Celery
 
 TWEAKS: dict[str, str] = {
-    "events-off": "worker_send_task_events=False (Flower re-enables events while it runs)",
+    "events-on": "worker_send_task_events=True: task events as when Flower watches (its --enable-events; off by default)",
     "prefetch-4": "worker_prefetch_multiplier=4",
     "kombu-client-reuse": "kombu's Redis channel reuses one redis.Redis per channel instead of building one per ack/event (~100 µs each)",
-    "notify-slots-all": "every worker thread may deliver a notification (slots = concurrency): no 'all slots busy' pause of the notify endpoint",
 }
 
 
@@ -23,14 +22,12 @@ def apply(app: Celery, names: list[str]) -> None:
     unknown = sorted(set(names) - set(TWEAKS))
     if unknown:
         raise ValueError(f"unknown tweak(s): {', '.join(unknown)}; known: {', '.join(TWEAKS)}")
-    if "events-off" in names:
-        app.conf.worker_send_task_events = False
+    if "events-on" in names:
+        app.conf.worker_send_task_events = True
     if "prefetch-4" in names:
         app.conf.worker_prefetch_multiplier = 4
     if "kombu-client-reuse" in names:
         reuse_kombu_clients()
-    if "notify-slots-all" in names:
-        notify_slots_for_all()
 
 
 def reuse_kombu_clients() -> None:
@@ -38,16 +35,3 @@ def reuse_kombu_clients() -> None:
     from workers import redis_transport
 
     redis_transport.install()
-
-
-def notify_slots_for_all() -> None:
-    """Build each process's notifier with one delivery slot per worker thread, so a delivery never finds them all busy."""
-    from config.settings import Settings
-    from tasks import notify, runtime
-
-    def notifier(settings: Settings) -> notify.Notifier | None:
-        if settings.notify_url is None or settings.notify_secret is None:
-            return None
-        return notify.Notifier(settings.notify_url, settings.notify_secret.get_secret_value(), slots=settings.worker_concurrency)
-
-    runtime.notifier = notifier  # type: ignore[attr-defined]  # the name Runtime.build calls

@@ -117,9 +117,12 @@ def celery_config(settings: Settings, queues: Sequence[str], routes: Mapping[str
         "result_backend": None,
         "task_serializer": "json",
         "accept_content": ["json"],
-        # Flower sees jobs only through events; ``task-sent`` shows queued jobs too.
-        "worker_send_task_events": True,
-        "task_send_sent_event": True,
+        # Task events only while someone watches: Flower turns them on in every worker it
+        # sees (its --enable-events, on by default, repeated every few seconds), and they
+        # cost a message per job state otherwise published to no one. payq's own
+        # ``task-sent`` (tasks/messages.py, published by the enqueue scripts) shows queued jobs.
+        "worker_send_task_events": False,
+        "task_send_sent_event": False,
         # No job may outlive the visibility timeout (a copy would be handed out; its
         # lease keeps the copy from calling, but it is work for nothing).
         "task_time_limit": settings.task_time_limit,

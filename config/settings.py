@@ -114,7 +114,9 @@ class Settings(BaseSettings):
         "`whsec_…` secret that signs outcome notifications (required with `PAYQ_NOTIFY_URL`): `whsec_` and the base64 of"
         " a random key (24 to 64 bytes recommended); `payq notify secret` prints a new one."
     ))
-    notify_max_attempts: int = Field(20, ge=1, description="Deliveries of one notification before it is dead-lettered as `notify-failed`.")
+    notify_max_attempts: int = Field(8, ge=1, description=(
+        "Deliveries of one notification before it is dead-lettered as `notify-failed` (retried after 5 s, 5 min, 30 min, 2 h, 5 h,"
+        " 10 h, 10 h: about 27 h with 8)."))
     console_basic_auth: SecretStr | None = Field(
         None, description="`user:password` for the operators' console at `/console/` on `payq serve`; unset: the console is off.",
     )

@@ -3,8 +3,10 @@
 A row says how an operation is called (path, request and response models),
 how payq runs it as a job (Celery task name, queue) and how a job's id is made
 from its natural key. Adding an operation is one row here and its models.
-Four rows are the payment API's operations; the fifth, ``notify``, is payq's
-own: delivering an outcome notification to a store backend (no API path).
+The rows are the payment API's operations. ``notify``, payq's own delivery
+of an outcome notification to a store backend, is an :class:`Operation` (its
+dead letters and its receiver's pause are named by it) but no row: events
+travel in the outbox stream (``tasks/outbox.py``), not as Celery jobs.
 
 The names are a contract: task names and queues are what Flower and
 operators see, paths are the API's.
@@ -26,7 +28,6 @@ from payapi.models import (
     CaptureRequest,
     FeedbackRequest,
     FeedbackResponse,
-    NotificationEvent,
     RefundRequest,
     RefundResponse,
     RequestModel,
@@ -41,7 +42,7 @@ class Operation(StrEnum):
     CANCEL = "cancel"
     REFUND = "refund"
     FEEDBACK = "feedback"
-    NOTIFY = "notify"  # not the payment API's: an outcome notification to a store backend
+    NOTIFY = "notify"  # not the payment API's, nor a job: an outcome notification to a store backend (the outbox)
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,8 @@ class OperationSpec:
     """
 
     operation: Operation
-    path: str | None  # None: not a call to the payment API
-    request: type[RequestModel | NotificationEvent]
+    path: str | None  # None: not a call to the payment API (no row has none today)
+    request: type[RequestModel]
     response: type[ResponseModel] | None  # None: an empty 200 is the answer, anything in it is ignored
     task: str
     queue: str
@@ -102,11 +103,6 @@ OPERATIONS: Mapping[Operation, OperationSpec] = MappingProxyType({row.operation:
         summary="Report a trip's payment status to fraud and abuse.",
         defaults={"paymentStatusTime": _epoch_seconds},
     ),
-    OperationSpec(
-        Operation.NOTIFY, None, NotificationEvent, None,
-        task="payments.notify", queue="payments.notify", key_fields=("id",),
-        summary="Deliver an outcome notification to the store backends' URL (Standard Webhooks).",
-    ),
 )})
 
 # the payment API's operations: what the sandbox serves, what is paced and counted per endpoint
@@ -116,7 +112,7 @@ QUEUES: tuple[str, ...] = tuple(row.queue for row in OPERATIONS.values())
 
 def api_path(operation: Operation) -> str:
     """The payment API's path for ``operation`` (``ValueError`` for payq's own ``notify``)."""
-    path = OPERATIONS[operation].path
+    path = OPERATIONS[operation].path if operation in OPERATIONS else None
     if path is None:
         raise ValueError(f"{operation.value} is not a payment API operation")
     return path

@@ -23,11 +23,13 @@ from typing import Any, cast
 import redis
 from pydantic import BaseModel, Field
 
+from payapi.models import NotificationEvent
 from payapi.operations import OPERATIONS, Operation
 from payapi.outcomes import Failure, FailureKind
 from tasks import keys, notify, scripts
-from tasks.jobstore import NewJob, event_args, failure_json
+from tasks.jobstore import failure_json
 from tasks.messages import build_message, build_sent_event, sent_event_channel_of
+from tasks.outbox import body_of, event_args
 from tasks.states import DeadLetterReason
 
 _REREADS = 5  # an entry rewritten this often while being replayed is left for the operator to retry
@@ -103,6 +105,7 @@ class DeadLetterStore:
         self._events = sent_event_channel_of(client)
         self._add = scripts.register(client, "dlq_add")
         self._replay = scripts.register(client, "dlq_replay")
+        self._replay_event = scripts.register(client, "dlq_replay_event")
         self._purge = scripts.register(client, "dlq_purge")
         self._trim = scripts.register(client, "dlq_trim")
         self._recount = scripts.register(client, "dlq_recount")
@@ -111,13 +114,13 @@ class DeadLetterStore:
     def _keys(self) -> list[str]:
         return [keys.DEAD_LETTERS, keys.DEAD_LETTER_INDEX, keys.DEAD_LETTER_REASONS]
 
-    def add(self, entry: DeadLetter, event: NewJob | None = None, claim: str = "") -> bool:
+    def add(self, entry: DeadLetter, event: NotificationEvent | None = None, claim: str = "") -> bool:
         """Store ``entry`` (with its replay history) and mark its job dead, atomically.
 
         Written before the message is acknowledged. The job record, which is
         also the job's idempotency key, is kept at least as long as the entry,
         so the job cannot be enqueued afresh while it waits for an operator.
-        ``event``, the dead-lettering's notification, is published in the same step.
+        ``event``, the dead-lettering's notification, is appended to the outbox in the same step.
         ``claim`` is the delivery's claim on the job ('': it claimed none); False,
         nothing written, if another worker holds the job (:mod:`tasks.leases`).
         """
@@ -127,7 +130,7 @@ class DeadLetterStore:
             keys=[*self._keys, keys.job(entry.id), keys.LEASES, keys.UNACKED, keys.UNACKED_INDEX],
             args=[entry.id, entry.model_dump_json(), entry.dead_at, entry.reason, failure_json(entry.failure),
                   max(self._job_ttl, self._retention), _books_of(entry), keys.ACTIVE, self._events, claim,
-                  *event_args(event, entry.dead_at)],
+                  *event_args(event)],
         ))
 
     def get(self, entry_id: str) -> DeadLetter | None:
@@ -209,6 +212,14 @@ class DeadLetterStore:
         history = json.dumps({"replayed_at": now, "by": by, "reason": entry.reason, "status": entry.status,
                               "failure": json.loads(failure_json(entry.failure)), "attempts": entry.attempts,
                               "dead_at": entry.dead_at})
+        if entry.operation is Operation.NOTIFY:  # a notification goes back to the outbox, not to a queue
+            event = NotificationEvent.model_validate(entry.kwargs)
+            return self._replay_event(
+                keys=[*self._keys, keys.OUTBOX, keys.OUTBOX_PENDING, keys.replays(entry.id)],
+                args=[entry.id, repr(entry.dead_at), event.id, body_of(event), event.data.jobId, now, history,
+                      max(self._job_ttl, self._retention)],
+                client=client,
+            )
         return self._replay(
             keys=[*self._keys, OPERATIONS[entry.operation].queue, keys.job(entry.id), keys.replays(entry.id), keys.ACTIVE],
             args=[entry.id, repr(entry.dead_at), build_message(entry.operation, entry.id, entry.kwargs), now, history,
@@ -233,7 +244,7 @@ class DeadLetterStore:
             for _ in range(_REREADS):
                 now = time.time()
                 events = self._capture_failed_events(chunk, now) if self._notify else []
-                flat = [value for refund_id, event in events for value in (refund_id, *event_args(event, now))]
+                flat = [value for refund_id, event in events for value in (refund_id, *event_args(event))]
                 purged = int(self._purge(keys=[*self._keys, keys.WAITING],
                                          args=["" if dead_before is None else dead_before, now, *fixed, len(events), *flat, *chunk]))
                 if purged != -1:  # -1: a refund began to wait meanwhile, without its notification: read again
@@ -243,9 +254,9 @@ class DeadLetterStore:
                 raise redis.RedisError("refunds kept beginning to wait while their capture was being purged; try again")
         return removed
 
-    def _capture_failed_events(self, entry_ids: builtins.list[str], now: float) -> builtins.list[tuple[str, NewJob]]:
+    def _capture_failed_events(self, entry_ids: builtins.list[str], now: float) -> builtins.list[tuple[str, NotificationEvent]]:
         """The notifications of the refunds waiting for the captures among ``entry_ids``, had they to fail now."""
-        events: builtins.list[tuple[str, NewJob]] = []
+        events: builtins.list[tuple[str, NotificationEvent]] = []
         for raw in self._redis.hmget(keys.DEAD_LETTERS, entry_ids):
             entry = DeadLetter.model_validate_json(raw) if raw else None
             if entry is None or entry.operation is not Operation.CAPTURE:

@@ -238,14 +238,6 @@ def wait_for_turn(turn: float, pace: float, lead: float) -> Defer:
     return Defer(turn - lead, DeferCause.PACED, turn=turn, pace=pace)
 
 
-def wait_for_slot(now: float, wait: float, rand: Callable[[], float]) -> Defer:
-    """A notification that found every delivery slot of its worker taken: it waits a moment (half to one and a half ``wait``).
-
-    Spread, so that the notifications turned away together do not come back together.
-    """
-    return Defer(now + wait * (0.5 + rand()), DeferCause.BUSY)
-
-
 def wait_out_pause(paused_until: float, policy: RetryPolicy, rand: Callable[[], float]) -> Defer:
     """A job that found its endpoint paused: it runs again when the pause ends, plus up to the jitter; no call, no attempt."""
     return Defer(retry_after_due(paused_until, 0.0, policy.retry_after_jitter, rand), DeferCause.PAUSED, paused_until=paused_until)

@@ -16,15 +16,14 @@ from typing import Any
 import redis
 
 from payapi.errors import InvalidRequest
-from payapi.models import CaptureRequest, NotificationEvent, parse_request
+from payapi.models import CaptureRequest, parse_request
 from payapi.operations import OPERATIONS, Operation
-from payapi.outcomes import Failure, FailureKind, status_of
+from payapi.outcomes import Failure, status_of
 from tasks import notify
 from tasks.deadletters import DeadLetter
-from tasks.decide import DeadLetterJob, Decision, Defer, Settle, Skip, Succeed, decide, invalid_job, on_turn, start, wait_for_slot, wait_out_pause
+from tasks.decide import DeadLetterJob, Decision, Defer, Settle, Skip, Succeed, decide, invalid_job, on_turn, start
 from tasks.jobstore import Call, Deferral
 from tasks.leases import needs_check, new_claim
-from tasks.notify import BUSY_WAIT
 from tasks.pace import TURN_WAIT_IN_PLACE
 from tasks.producer import prepare
 from tasks.runtime import Runtime
@@ -99,8 +98,6 @@ def execute(rt: Runtime, job: Job) -> Ending:
         request = parse_request(OPERATIONS[job.operation].request, job.kwargs)
     except InvalidRequest as exc:
         return _bury(rt, job, invalid_job(str(exc)))
-    if isinstance(request, NotificationEvent):
-        return _notify(rt, job, request, now)
     pace = rt.pacer.pace(job.operation, now)
     claimed_at = time.monotonic()  # before BEGIN: the lease it grants runs from a moment after this
     begin = rt.jobs.begin(job.job_id, job.operation, job.kwargs, job.worker, now, job.delivery, rt.settings.lease_seconds,
@@ -146,43 +143,6 @@ def _call(rt: Runtime, job: Job, request: Any, attempt: int, turn: float | None,
             # each step of carry_out may be written twice (the claim makes a second success or deferral the same one)
             log.warning("%s %s: Redis unavailable (%s) recording the call's outcome; retrying", job.operation.value, job.job_id, exc)
             time.sleep(0.5)
-
-
-def _notify(rt: Runtime, job: Job, event: NotificationEvent, now: float) -> Ending:
-    """Deliver an outcome notification: a job like any other, but to the store backends' URL, and never at a payment job's expense.
-
-    When every delivery slot of this process is taken (a slow receiver), this
-    delivery waits a moment in the deferred set, its attempt given back,
-    instead of holding a worker thread. Only it: pausing the whole endpoint
-    would turn away the deliveries that did get a slot, and bring them all
-    back at once.
-    """
-    notifier = rt.notifier
-    if notifier is None:
-        failure = Failure(FailureKind.UNSENDABLE, detail="outcome notifications are off (PAYQ_NOTIFY_URL is unset)")
-        return _bury(rt, job, DeadLetterJob(DeadLetterReason.NOTIFY_FAILED, failure))
-    slot = notifier.try_slot()
-    try:
-        begin = rt.jobs.begin(job.job_id, job.operation, job.kwargs, job.worker, now, job.delivery, rt.settings.lease_seconds,
-                              holder=rt.holdings.worker, claim=job.claim)
-        if begin.verdict is Verdict.PAUSED:
-            assert begin.until is not None
-            return carry_out(rt, job, event, wait_out_pause(begin.until, rt.notify_policy, rt.rng.random), 0)
-        if begin.verdict is not Verdict.RUN:
-            return Skipped(begin.verdict)
-        if not slot:
-            return carry_out(rt, job, event, wait_for_slot(now, BUSY_WAIT, rt.rng.random), begin.attempts - 1, released=True,
-                             claimed=True)
-        rt.holdings.hold(job.job_id, job.claim)
-        try:
-            outcome = notifier.deliver(event)
-            decision = decide(outcome, begin.attempts, rt.notify_policy, rt.clock(), rt.rng.random)
-            return carry_out(rt, job, event, decision, begin.attempts, claimed=True)
-        finally:
-            rt.holdings.release(job.job_id, job.claim)
-    finally:
-        if slot:
-            notifier.release_slot()
 
 
 def carry_out(
@@ -280,8 +240,8 @@ def _bury(rt: Runtime, job: Job, decision: DeadLetterJob, claim: str = "") -> Bu
 
 
 def _notifies(rt: Runtime, job: Job) -> bool:
-    """Whether the job's outcome makes a notification: notifications are on, and it is not one itself."""
-    return rt.notifier is not None and job.operation is not Operation.NOTIFY
+    """Whether the job's outcome makes a notification: notifications are on."""
+    return rt.notifier is not None
 
 
 def bury(rt: Runtime, job: Job, decision: DeadLetterJob) -> Buried | Skipped:

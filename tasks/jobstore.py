@@ -30,11 +30,13 @@ from typing import Any, cast
 
 import redis
 
+from payapi.models import NotificationEvent
 from payapi.operations import OPERATIONS, Operation
 from payapi.outcomes import Failure, FailureKind
 from tasks import keys, scripts
 from tasks.books import REFUND_WINDOW_SECONDS, TripRuleViolation, breach_from, cents
 from tasks.messages import build_message, build_sent_event, sent_event_channel_of
+from tasks.outbox import event_args
 from tasks.pacer import count_call
 from tasks.states import DeferCause, JobState, Verdict
 
@@ -149,14 +151,6 @@ def enqueue_call(jobs: Sequence[NewJob], now: float, ttl: int, events_channel: s
             cents(amount["amount"]) if "amount" in amount else 0, amount.get("code", ""),
         ]
     return [keys.ACTIVE, keys.WAITING], args
-
-
-def event_args(event: NewJob | None, now: float) -> list[Any]:
-    """The six ARGV of an outcome's notification for the scripts that publish one (lib/publish.lua ``publish_event``)."""
-    if event is None:
-        return ["", "", "", "", "", ""]
-    return [keys.job(event.job_id), OPERATIONS[event.operation].queue, event.job_id, build_message(event.operation, event.job_id, event.kwargs),
-            json.dumps(event.kwargs), build_sent_event(event.operation, event.job_id, event.kwargs, now)]
 
 
 def read_enqueue_reply(reply: list[Any], jobs: Sequence[NewJob], offset: int = 0) -> list[bool]:
@@ -274,7 +268,7 @@ class JobStore:
 
     def finish_capture(
         self, job_id: str, settled_at: int, result: dict[str, Any], report: NewJob, now: float, call: Call | None = None,
-        event: NewJob | None = None, claim: str = "",
+        event: NotificationEvent | None = None, claim: str = "",
     ) -> int | None:
         """Settle a capture at ``settled_at``, publish its ``report`` and mark it succeeded, in one script.
 
@@ -282,7 +276,7 @@ class JobStore:
         which case nothing was written and the report for that time is the one
         to publish (call again with it). ``call``, the successful capture call,
         is counted in the same script; ``event``, the success's notification, is
-        published in it (the outbox). None, nothing written but the call's
+        appended to the outbox in it. None, nothing written but the call's
         count, if the delivery's ``claim`` ('': none) lost the job to another worker.
         """
         successes, field = _call_args(call)
@@ -294,23 +288,24 @@ class JobStore:
             args=[job_id, now, settled_at, json.dumps(result), report.job_id,
                   build_message(report.operation, report.job_id, report.kwargs), json.dumps(report.kwargs), self._ttl,
                   self._events, build_sent_event(report.operation, report.job_id, report.kwargs, now), field, keys.JOB_PREFIX,
-                  claim, *event_args(event, now)],
+                  claim, *event_args(event)],
         ))
         return None if on_record < 0 else on_record
 
     def succeed(
-        self, job_id: str, result: dict[str, Any], now: float, call: Call | None = None, event: NewJob | None = None, claim: str = "",
+        self, job_id: str, result: dict[str, Any], now: float, call: Call | None = None, event: NotificationEvent | None = None,
+        claim: str = "",
     ) -> bool:
         """Mark the job succeeded with its result (e.g. a refund's reconciliationId), in one script.
 
-        ``call`` is counted and ``event``, the success's notification, recorded and
-        published in the same step (the outbox). False, nothing written but the
+        ``call`` is counted and ``event``, the success's notification, appended
+        to the outbox in the same step. False, nothing written but the
         call's count, if the delivery's ``claim`` ('': none) lost the job to another worker.
         """
         successes, field = _call_args(call)
         return bool(self._succeed(
             keys=[keys.job(job_id), keys.ACTIVE, keys.LEASES, keys.API_CALLS, keys.UNACKED, keys.UNACKED_INDEX],
-            args=[successes, job_id, claim, now, json.dumps(result), self._ttl, self._events, field, *event_args(event, now)],
+            args=[successes, job_id, claim, now, json.dumps(result), self._ttl, self._events, field, *event_args(event)],
         ))
 
     def count(self, call: Call) -> None:

@@ -82,3 +82,13 @@ ENDPOINT_LOG = f"{PREFIX}:endpoints:log"
 def pause(operation: str) -> str:
     """STRING: epoch second until which no worker calls ``operation``'s endpoint."""
     return f"{PREFIX}:pause:{operation}"
+
+
+# The outbox of outcome notifications (tasks/outbox.py). The STREAM holds events to deliver, read by
+# the workers' consumer group; PENDING indexes every event not yet delivered nor dead-lettered
+# (event id -> when its outcome was recorded): its size is the outbox's depth, its first the
+# oldest; RETRY holds events waiting for a later try (entry JSON -> when due).
+OUTBOX = f"{PREFIX}:outbox"
+OUTBOX_PENDING = f"{PREFIX}:outbox:pending"
+OUTBOX_RETRY = f"{PREFIX}:outbox:retry"
+OUTBOX_GROUP = "payq-notify"  # the workers' consumer group on OUTBOX

@@ -19,7 +19,6 @@ from tasks.decide import RetryPolicy
 from tasks.jobstore import JobStore
 from tasks.leases import Holdings, LeaseStore, new_worker_id
 from tasks.notify import Notifier, notifier
-from tasks.notify import policy as notify_policy
 from tasks.pacer import Pacer
 from tasks.replicas import Patient, Replicas
 from tasks.stores import Stores
@@ -42,7 +41,6 @@ class Runtime:
     leases: LeaseStore
     holdings: Holdings  # this process's worker id, and the jobs it holds (its heartbeat renews their leases)
     notifier: Notifier | None = None  # None: outcome notifications are off
-    notify_policy: RetryPolicy = field(default_factory=RetryPolicy)
     rng: random.Random = field(default_factory=random.Random)
     replicas: Replicas = field(default_factory=lambda: Replicas(0, 1.0))
     clock: Callable[[], float] = time.time  # injected, like the random source, so a test can pin when things happen
@@ -79,7 +77,6 @@ class Runtime:
             leases=stores.leases,
             holdings=Holdings(new_worker_id()),
             notifier=notifier(settings),
-            notify_policy=notify_policy(settings),
             replicas=stores.replicas,
         )
 

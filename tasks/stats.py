@@ -13,6 +13,7 @@ from tasks import keys
 from tasks.deadletters import DeadLetterStore
 from tasks.jobstore import JobStore
 from tasks.leases import LeaseStore
+from tasks.outbox import depth_calls, depth_of
 from tasks.pace import learned_pace, pace_at
 from tasks.pacer import Pacer
 from tasks.redis_conn import primary_address
@@ -57,6 +58,8 @@ class WorkerSeen:
 class Stats:
     """Queue depths, deferred jobs, refunds waiting for their capture, dead letters, endpoint pauses and paces, and API calls at ``taken_at``.
 
+    ``outbox`` is how many outcome notifications are not yet delivered (nor
+    dead-lettered), ``outbox_oldest`` when the oldest one's outcome was recorded.
     ``api_calls`` counts every call since the counters began, by operation and
     HTTP status (``none``: no response); a status of ``429`` is a throttled call.
     """
@@ -74,6 +77,8 @@ class Stats:
     live_workers: list[WorkerSeen] = field(default_factory=list)  # heartbeat within a lease, latest first
     recovered: int = 0  # jobs given back after their holder's lease lapsed, since the counter began
     redis: Replication | None = None
+    outbox: int = 0
+    outbox_oldest: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -92,7 +97,9 @@ def collect(client: redis.Redis, jobs: JobStore, dead_letters: DeadLetterStore, 
     pipe.zcard(keys.WAITING)
     pipe.get(keys.RECOVERED)
     pipe.info("replication")
-    *depths, unacked, deferred, first, calls, waiting, recovered, replication_info = pipe.execute()
+    depth_calls(pipe)
+    *depths, unacked, deferred, first, calls, waiting, recovered, replication_info, outbox, oldest = pipe.execute()
+    outbox_depth, outbox_oldest = depth_of(outbox, oldest)
     now = time.time()
     api_calls: dict[str, dict[str, int]] = {op.value: {} for op in API_OPERATIONS}
     for name, count in calls.items():
@@ -116,6 +123,8 @@ def collect(client: redis.Redis, jobs: JobStore, dead_letters: DeadLetterStore, 
         live_workers=_live(leases) if leases is not None else [],
         recovered=int(recovered or 0),
         redis=replication(replication_info, primary_address(client)),
+        outbox=outbox_depth,
+        outbox_oldest=outbox_oldest,
     )
 
 

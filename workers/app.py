@@ -23,6 +23,7 @@ from tasks.payments import register
 from tasks.runtime import RuntimeHolder
 from workers import heartbeat, pool_option, redis_transport
 from workers.housekeeping import HousekeepingStep
+from workers.notifier import NotifierStep
 
 log = logging.getLogger("payq.worker")
 
@@ -62,6 +63,7 @@ def create_app(settings: Settings) -> Celery:
     app.steps["worker"].add(HousekeepingStep)
     # a prefork child runs jobs in a process of its own: it beats for them itself
     worker_process_init.connect(lambda **_: heartbeat.start(holder), weak=False, dispatch_uid="payq-heartbeat")
+    app.steps["worker"].add(NotifierStep)  # delivers outcome notifications from the outbox
     return app
 
 

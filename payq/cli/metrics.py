@@ -47,6 +47,8 @@ METRICS: dict[str, str] = {
     "payq_endpoint_pace_per_second": "Calls per second each endpoint is paced at, all workers together (the lower of configured and learned); 0 when unpaced.",
     "payq_endpoint_pace_configured_per_second": "Calls per second PAYQ_RATE_LIMITS allows each endpoint; 0 when none is configured.",
     "payq_endpoint_pace_learned_per_second": "Calls per second each endpoint's 429s taught payq it may make now; 0 when nothing is learned.",
+    "payq_outbox_events": "Outcome notifications in the outbox not yet delivered (nor dead-lettered), retries waiting included.",
+    "payq_outbox_oldest_seconds": "When the oldest undelivered notification's outcome was recorded, epoch seconds; absent when the outbox is empty.",
     "payq_api_calls": "API calls made, by operation and HTTP status (none: no response); status 429 counts throttled calls.",
     "payq_workers_live": "Worker processes whose heartbeat is within a lease (PAYQ_LEASE_SECONDS).",
     "payq_worker_last_heartbeat_seconds": "Each live worker process's last heartbeat, epoch seconds (Redis's clock), by its id (host.pid.random).",
@@ -104,6 +106,11 @@ class PayqCollector:
             for op_name, pace in stats.paces.items():
                 gauge.add_metric([op_name], getattr(pace, part) or 0.0)
             yield gauge
+        yield GaugeMetricFamily("payq_outbox_events", METRICS["payq_outbox_events"], value=stats.outbox)
+        oldest = GaugeMetricFamily("payq_outbox_oldest_seconds", METRICS["payq_outbox_oldest_seconds"])
+        if stats.outbox_oldest is not None:
+            oldest.add_metric([], stats.outbox_oldest)
+        yield oldest
         calls = CounterMetricFamily("payq_api_calls", METRICS["payq_api_calls"], labels=["operation", "status"])
         for op_name, by_status in stats.api_calls.items():
             for status, count in sorted(by_status.items()):

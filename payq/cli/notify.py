@@ -29,7 +29,7 @@ def notify_test() -> None:
         if sender is None:
             raise InvalidRequest([FieldProblem("PAYQ_NOTIFY_URL", "is not set: notifications are off (set it and PAYQ_NOTIFY_SECRET)")])
         event = test_event(time.time())
-        outcome = sender.deliver(event)
+        outcome = sender.deliver_event(event)
         if isinstance(outcome, Success):
             click.echo(f"delivered {event.id}: the receiver answered HTTP {outcome.status}")
             return

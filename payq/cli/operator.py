@@ -344,6 +344,8 @@ def stats(as_json: bool) -> None:
         click.echo(f"in flight (unacked): {snapshot.unacked}")
         click.echo(f"deferred: {snapshot.deferred}" + (f", next due {iso(snapshot.deferred_next_due)}" if snapshot.deferred_next_due else ""))
         click.echo(f"waiting for their capture (refunds held): {snapshot.waiting}")
+        click.echo(f"outbox (notifications not yet delivered): {snapshot.outbox}"
+                   + (f", oldest from {iso(snapshot.outbox_oldest)}" if snapshot.outbox_oldest else ""))
         click.echo("dead letters: " + (", ".join(f"{r} {n}" for r, n in sorted(snapshot.dead_letters.items())) or "none"))
         click.echo("endpoint pauses: " + (", ".join(f"{op} until {iso(u)}" for op, u in snapshot.pauses.items()) or "none"))
         click.echo("endpoint paces (calls/s; configured, learned):")

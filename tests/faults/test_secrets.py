@@ -28,13 +28,14 @@ import pytest
 import redis
 
 from config.settings import Settings
+from payapi.operations import QUEUES
 from tasks import keys
 from tasks.producer import Producer
 from tests.faults.audit import records
 from tests.faults.report import Figures, Recorder
 from tests.support.fault_redis import FaultRedis
 from tests.support.fault_workers import FaultWorker
-from tests.support.flower import FlowerProcess
+from tests.support.flower import FlowerProcess, wait_until_watched
 from tests.support.payq_cli import run_payq
 from tests.support.polling import wait_for
 from tests.support.ports import free_port
@@ -175,9 +176,14 @@ def test_no_secret_reaches_logs_messages_events_flower_dead_letters_or_operator_
             producer.enqueue_cancel(storeId=STORE, shoppingTripId="t-dead"),
         ]
         queued = redis_dump(rdb)  # the raw messages, before any worker takes them
+        # task events are on only once Flower has turned them on: the jobs wait aside until then, untouched
+        aside = {queue: f"{queue}:aside" for queue in QUEUES if rdb.exists(queue)}
+        for queue, parked in aside.items():
+            rdb.rename(queue, parked)
         worker = make_worker(server.url, api.url, env={**isolated_aws, **notify_env}, concurrency=4)
-        wait_for(lambda: re.search(rf'flower_worker_online\{{worker="{worker.name}@[^"]+"\}} 1\.0',
-                                   flower.get("/metrics", login=False).text), timeout=60, what="Flower to see the worker")
+        wait_until_watched(flower, worker)
+        for queue, parked in aside.items():
+            rdb.rename(parked, queue)
 
         def settled() -> bool:
             final = [r["state"] for r in records(rdb, job_ids, "state")]

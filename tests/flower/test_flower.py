@@ -15,7 +15,7 @@ import pytest
 
 from tasks.producer import Producer
 from tests.support.chromium import chromium_path, dump_dom
-from tests.support.flower import FlowerProcess
+from tests.support.flower import FlowerProcess, wait_until_watched
 from tests.support.payq_cli import invoke
 from tests.support.polling import wait_for
 from tests.support.sandbox import SandboxProcess
@@ -48,9 +48,7 @@ def test_flower_shows_success_retry_deferral_and_dead_letter(
     redis_url: str, flower: FlowerProcess, producer: Producer, api: SandboxProcess, start_worker: Callable[..., WorkerProcess],
 ) -> None:
     worker = start_worker()
-    # Flower only sees events sent after it subscribed: wait until it has heard from this worker.
-    wait_for(lambda: re.search(rf'flower_worker_online\{{worker="{worker.name}@[^"]+"\}} 1\.0', flower.get("/metrics", login=False).text),
-             what="Flower to receive the worker's events")
+    wait_until_watched(flower, worker)
     api.set_faults({"rules": [
         {"endpoint": "refund", "sequence": ["500"]},                   # one retry, then success
         {"endpoint": "cancel", "sequence": ["400"]},                   # dead letter

@@ -55,5 +55,5 @@ def test_job_file_prints_one_id_a_line_and_enqueues_each_job_once(payq: PayqRunn
     assert (first.returncode, again.returncode) == (0, 0), first.stderr + again.stderr
     expected = ["capture:s1:t1", "cancel:s1:t2", f"refund:{REFUND_ID}", "feedback:s1:t4:1700000000"]
     assert first.stdout.splitlines() == again.stdout.splitlines() == expected
-    assert depths(rdb) == {"payments.capture": 1, "payments.cancel": 1, "payments.refund": 1, "payments.feedback": 1, "payments.notify": 0}
+    assert depths(rdb) == {"payments.capture": 1, "payments.cancel": 1, "payments.refund": 1, "payments.feedback": 1}
     assert json.loads(record(rdb, "capture:s1:t1")["kwargs"]) == {k: v for k, v in lines[0].items() if k != "operation"}

@@ -1,4 +1,4 @@
-"""Outcome notifications: one signed event per job that succeeds or is dead-lettered, delivered like a job of its own.
+"""Outcome notifications: one signed event per job that succeeds or is dead-lettered, delivered from the outbox stream.
 
 The receiver is a real HTTP server in the test (tests/support/receiver.py)
 answering as each test scripts it. Signatures are checked by hand here, with
@@ -19,10 +19,12 @@ from typing import Any
 import redis
 import requests
 
+from config.settings import Settings
 from payapi.operations import Operation
 from payq.views import iso
 from tasks import keys
 from tasks.messages import build_message
+from tasks.notify import delivery_slots
 from tasks.producer import Producer
 from tests.support.jobs import USD_1, record, wait_for_state
 from tests.support.names import queue_of
@@ -75,7 +77,8 @@ def test_every_success_is_notified_once_signed_per_standard_webhooks(
         }
         assert [d.headers["webhook-id"] for d in deliveries if d.json()["data"]["jobId"] == capture] == [event["id"]]
         assert event["timestamp"].endswith("Z")
-        wait_for(lambda: record(rdb, f"notify:{event['id']}").get("state") == "succeeded", what="the notify job recorded")
+        wait_for(lambda: rdb.zcard(keys.OUTBOX_PENDING) == 0, what="the outbox to be empty: both events settled")
+        assert rdb.llen("payments.notify") == 0 and not rdb.exists(keys.job(f"notify:{event['id']}")), "no Celery job per event"
 
 
 def test_a_job_delivered_twice_still_makes_one_event(
@@ -183,16 +186,49 @@ def test_payq_notify_test_sends_a_signed_event_the_sandbox_receiver_verifies(pay
     assert ran.returncode == 2 and "PAYQ_NOTIFY_URL" in ran.stderr
 
 
-def test_a_burst_of_notifications_to_a_slow_receiver_is_all_delivered(
+def test_a_burst_of_notifications_to_a_slow_receiver_is_all_delivered_a_few_at_a_time(
     api: SandboxProcess, producer: Producer, rdb: redis.Redis, start_worker: Callable[..., WorkerProcess],
 ) -> None:
-    # two delivery slots for eight threads: most deliveries find them taken, wait a moment and come back
     with receiving(then=Answer(200, hold=0.2)) as receiver:
-        start_worker(env=notify_env(receiver.url), concurrency=8)
+        start_worker(env=notify_env(receiver.url, PAYQ_WORKER_CONCURRENCY="8"), concurrency=8)  # the slots follow the setting
         cancels = [producer.enqueue_cancel(storeId="s1", shoppingTripId=f"b{i}") for i in range(40)]
         wait_for(lambda: len(receiver.delivered()) >= 40, timeout=90, interval=0.2, what="every cancel's notification")
 
-        assert sorted(e["data"]["jobId"] for e in events(receiver.delivered())) == sorted(cancels)
-        waited = [json.loads(item)["cause"] for c in cancels for item in rdb.lrange(keys.deferrals(f"notify:{c}:succeeded"), 0, -1)]
-        assert set(waited) <= {"busy"}
-        assert all(record(rdb, f"notify:{c}:succeeded")["attempts"] == "1" for c in cancels), "waiting for a slot is not an attempt"
+        assert sorted(e["data"]["jobId"] for e in events(receiver.delivered())) == sorted(cancels), "each once"
+        assert most_at_once(receiver.all(), held=0.2) <= delivery_slots(Settings(worker_concurrency=8)), "a worker's deliveries are bounded"
+        wait_for(lambda: rdb.zcard(keys.OUTBOX_PENDING) == 0, what="the outbox to be empty")
+
+
+def test_notifications_a_killed_worker_was_delivering_are_delivered_by_another(
+    api: SandboxProcess, producer: Producer, rdb: redis.Redis, start_worker: Callable[..., WorkerProcess],
+) -> None:
+    with receiving(then=Answer(200, hold=120.0)) as receiver:  # the first worker's deliveries hang until it is killed
+        first = start_worker(env=notify_env(receiver.url, PAYQ_WORKER_CONCURRENCY="4"), concurrency=4)
+        cancels = [producer.enqueue_cancel(storeId="s1", shoppingTripId=f"k{i}") for i in range(10)]
+        for cancel in cancels:
+            wait_for_state(rdb, cancel, "succeeded")
+        wait_for(lambda: receiver.arrivals >= 1, what="the first worker to be delivering")
+        first.kill()
+        in_hand = receiver.arrivals
+        receiver.then = Answer(200)
+
+        start_worker(env=notify_env(receiver.url), concurrency=4)
+        wait_for(lambda: len(receiver.delivered()) >= len(cancels), timeout=60, interval=0.2, what="every notification, the killed worker's too")
+
+        delivered = events(receiver.delivered())
+        assert sorted(e["data"]["jobId"] for e in delivered) == sorted(cancels), "none lost, none twice"
+        assert all(e["id"] == f"{e['data']['jobId']}:succeeded" for e in delivered)
+        assert all(signed_correctly(d) for d in receiver.delivered())
+        assert 1 <= in_hand <= delivery_slots(Settings(worker_concurrency=4)), "the killed worker held some deliveries (at most its slots)"
+        wait_for(lambda: rdb.zcard(keys.OUTBOX_PENDING) == 0, what="the outbox to be empty")
+
+
+def most_at_once(deliveries: list[Received], held: float) -> int:
+    """The most deliveries the receiver held at one moment (each for ``held`` seconds from its arrival: a slot's next
+    request can only arrive after that, while the time an answer is noted may come after the next arrival)."""
+    edges = sorted([(d.arrived, 1) for d in deliveries] + [(d.arrived + held, -1) for d in deliveries])
+    most = current = 0
+    for _, step in edges:
+        current += step
+        most = max(most, current)
+    return most

@@ -44,7 +44,7 @@ def test_job_shows_each_state_and_stats_counts_them(
     assert (queued["state"], queued["attempts"], queued["operation"]) == ("queued", 0, "capture")
     assert queued["kwargs"] == {"storeId": "s1", "shoppingTripId": "t-ok", "amount": USD}
     before = payq("stats", "--json").json()
-    assert before["queues"] == {"payments.capture": 2, "payments.cancel": 1, "payments.refund": 0, "payments.feedback": 0, "payments.notify": 0}
+    assert before["queues"] == {"payments.capture": 2, "payments.cancel": 1, "payments.refund": 0, "payments.feedback": 0}
 
     # the read timeout outlasts the test, so the hanging capture stays "running" however slow the machine
     worker = start_worker(env={"PAYQ_HTTP_READ_TIMEOUT": "30"})
@@ -89,7 +89,7 @@ def test_job_shows_each_state_and_stats_counts_them(
     assert set(stats["pauses"]) == {"feedback"}, (stats, worker.log()[-3000:])
     assert stats["pauses"]["feedback"] > time.time()
     assert abs(stats["pauses"]["feedback"] - stats["deferred_next_due"]) < 0.5, "the report waits for the pause to end"
-    assert stats["queues"] == {"payments.capture": 0, "payments.cancel": 0, "payments.refund": 0, "payments.feedback": 0, "payments.notify": 0}
+    assert stats["queues"] == {"payments.capture": 0, "payments.cancel": 0, "payments.refund": 0, "payments.feedback": 0}
     assert stats["unacked"] == 1, "the hanging capture was delivered and never acknowledged"
     assert stats["recovered"] == 0, "no live worker was left to give the killed worker's job back"
     text_stats = payq("stats").stdout

@@ -19,7 +19,7 @@ import redis
 
 from tasks.producer import Producer
 from tests.sigv4.conftest import ACCESS_KEY, REGION, SECRET_KEY, SESSION_TOKEN, WRONG_SECRET_KEY, secret_fragments, sigv4_env
-from tests.support.flower import FlowerProcess
+from tests.support.flower import FlowerProcess, wait_until_watched
 from tests.support.payq_cli import invoke
 from tests.support.polling import wait_for
 from tests.support.sandbox import SandboxProcess
@@ -111,9 +111,7 @@ def test_a_wrong_secret_dead_letters_after_one_call_and_replay_after_the_fix_suc
 ) -> None:
     secrets = secret_fragments(SECRET_KEY, WRONG_SECRET_KEY)
     misconfigured = start_worker(env=sigv4_env(WRONG_SECRET_KEY))
-    # Flower only sees events sent after it subscribed: wait until it has heard from this worker.
-    wait_for(lambda: re.search(rf'flower_worker_online\{{worker="{misconfigured.name}@[^"]+"\}} 1\.0',
-                               flower.get("/metrics", login=False).text), timeout=60, what="Flower to see the worker")
+    wait_until_watched(flower, misconfigured)
 
     job_id = producer.enqueue_capture(storeId="s1", shoppingTripId="t-rotated", amount=USD)
     wait_for(lambda: job_state(redis_url, job_id) == "dead-lettered", timeout=60, what="the refused capture to be dead-lettered")
@@ -131,6 +129,7 @@ def test_a_wrong_secret_dead_letters_after_one_call_and_replay_after_the_fix_suc
     # The operator fixes the credentials (a restart with the right secret), then replays.
     misconfigured.stop()
     fixed = start_worker(env=sigv4_env(SECRET_KEY))
+    wait_until_watched(flower, fixed)
     replayed = invoke(redis_url, "dlq", "replay", job_id)
     assert replayed.code == 0, replayed.stderr
     trip = wait_for(lambda: reported(api, "t-rotated"), timeout=60, what="the replayed capture and its report")

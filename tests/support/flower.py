@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 import requests
 
 from tests.support.http_process import HttpProcess
-from tests.support.worker import REPO_ROOT
+from tests.support.polling import wait_for
+from tests.support.worker import REPO_ROOT, WorkerProcess
 
 
 class FlowerProcess(HttpProcess):
@@ -32,3 +34,14 @@ class FlowerProcess(HttpProcess):
     def get(self, path: str, *, login: bool = True, **params: str) -> requests.Response:
         """GET ``path`` with (or without) the basic-auth credentials."""
         return self.session.get(self.url + path, params=params, auth=self.auth if login else None, timeout=10)
+
+
+def wait_until_watched(flower: FlowerProcess, worker: WorkerProcess, timeout: float = 60) -> None:
+    """Wait until Flower has heard from ``worker`` and turned its task events on (off by default; Flower's ``--enable-events``).
+
+    Flower only sees events sent after both: a job run before would be missing from it.
+    """
+    wait_for(lambda: re.search(rf'flower_worker_online\{{worker="{worker.name}@[^"]+"\}} 1\.0', flower.get("/metrics", login=False).text),
+             timeout=timeout, what="Flower to see the worker")
+    wait_for(lambda: "Events of group {task} enabled by remote" in worker.log(), timeout=timeout,
+             what="Flower to turn the worker's task events on")

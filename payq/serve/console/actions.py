@@ -158,7 +158,9 @@ def _replay(console: Console, entries: list[DeadLetter], who: Operator) -> list[
 
 def _replayed(request: Request, console: Console, rows: list[Row], back: str) -> HTMLResponse:
     counts = Counter(r.outcome for r in rows)
-    queues = {r.entry.id: OPERATIONS[r.entry.operation].queue for r in rows if r.entry is not None}
+    # where each went back to: its queue, or the outbox for a notification
+    queues = {r.entry.id: OPERATIONS[r.entry.operation].queue if r.entry.operation in OPERATIONS else "the outbox"
+              for r in rows if r.entry is not None}
     return console.render(request, "replayed.html", rows=rows, counts=counts, queues=queues, asked=len(rows),
                           replayed=counts[Replayed.REPLAYED], refused=counts[Replayed.OVER_REFUND], back=back)
 

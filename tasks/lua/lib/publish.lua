@@ -25,12 +25,19 @@ local function record_and_publish(job_key, queue_key, active_key, job_id, messag
   return 1
 end
 
--- Record and publish an outcome's notification (a 'notify' job), given as ARGV from `first` on:
--- its key, queue, id, message, kwargs and task-sent event; an empty id means notifications are off.
--- Called in the same script that records the outcome: the outbox.
+-- Append an outcome's notification to the outbox stream, given as ARGV from `first` on: the
+-- stream's key, its pending index's key, the outcome's job record, the event's id, its body and
+-- the job's id; an empty event id means notifications are off. Called in the same script that
+-- records the outcome: the outbox. The record keeps the id of the latest event told of it, so the
+-- same outcome recorded again (a redelivered message) appends nothing.
+-- (active_key, ttl and events_channel are no longer read: a notification is not a Celery job.)
 local function publish_event(first, active_key, now, ttl, events_channel)
-  local event_id = ARGV[first + 2]
+  local stream_key, index_key, outcome_key = ARGV[first], ARGV[first + 1], ARGV[first + 2]
+  local event_id, body, job_id = ARGV[first + 3], ARGV[first + 4], ARGV[first + 5]
   if event_id == nil or event_id == '' then return 0 end
-  return record_and_publish(ARGV[first], ARGV[first + 1], active_key, event_id, ARGV[first + 3], 'notify', ARGV[first + 4], now,
-                            ttl, events_channel, ARGV[first + 5])
+  if redis.call('HGET', outcome_key, 'notified') == event_id then return 0 end
+  redis.call('HSET', outcome_key, 'notified', event_id)
+  redis.call('XADD', stream_key, '*', 'id', event_id, 'body', body, 'job', job_id, 'attempts', 0, 'at', now)
+  redis.call('ZADD', index_key, 'NX', now, event_id)
+  return 1
 end

@@ -1,0 +1,162 @@
+"""The delivery loops inside every worker: outcome notifications from the outbox stream to the receiver.
+
+Threads of ``celery worker`` (a bootstep, like the housekeeping), so a
+notification costs the workers one HTTP POST and a share of two Redis round
+trips, not a Celery message of its own. Each of a process's few delivery
+threads (:func:`tasks.notify.delivery_slots`) is one consumer of the outbox's
+group: it waits for new entries (``XREADGROUP``, a few at a time), POSTs them
+one after the other over a kept-alive connection, and settles them in one
+script: acknowledged, then forgotten or kept for a retry. The first thread
+also puts due retries back on the stream and claims what a dead consumer left
+pending. A Retry-After from the receiver pauses every worker's deliveries
+until then (the ``notify`` pause, as an API endpoint's is). No job's thread
+ever delivers: a receiver that hangs holds these few threads, nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from typing import Any
+
+import redis
+from celery import bootsteps
+
+from payapi.operations import Operation
+from payapi.outcomes import Failure
+from tasks.deadletters import DeadLetter
+from tasks.delivery import GiveUp, Step, TryLater, next_step
+from tasks.notify import Notifier, delivery_slots
+from tasks.outbox import CLAIM_IDLE, Entry, Outbox
+from tasks.runtime import Runtime, RuntimeHolder
+from tasks.states import DeadLetterReason
+
+log = logging.getLogger("payq.notify")
+BATCH = 16               # entries a thread takes at most at once: settled in one script, delivered one after the other
+BLOCK_MS = 500           # longest wait for a new entry: how late a stop may be noticed
+CHECK_EVERY = 0.5        # seconds between looks at the receiver's pause (every thread) and at due retries (the first)
+CLAIM_EVERY = 5.0        # seconds between looks for entries a dead consumer left pending (the first thread)
+DUE_BATCH = 200          # retries put back on the stream per look
+
+
+class DeliveryLoop(threading.Thread):
+    """One consumer of the outbox: delivers what it reads until stopped; ``first`` also moves due retries and claims."""
+
+    def __init__(self, holder: RuntimeHolder, consumer: str, *, first: bool = False) -> None:
+        super().__init__(name=f"payq-notify-{consumer.rsplit(':', 1)[-1]}", daemon=True)
+        self._holder = holder
+        self.consumer = consumer
+        self._first = first
+        self._stop_event = threading.Event()
+        self._paused_until = 0.0
+        self._next_check = self._next_claim = 0.0
+
+    def stop(self) -> None:
+        """Ask the loop to finish (after the deliveries under way, their timeouts at most)."""
+        self._stop_event.set()
+
+    def run(self) -> None:
+        """Loop until stopped, riding out Redis outages."""
+        rt = self._holder.get()
+        notifier = rt.notifier
+        if notifier is None:
+            return
+        outbox = Outbox(rt.redis)
+        while not self._stop_event.is_set():
+            try:
+                outbox.ensure_group()
+                self._loop(rt, notifier, outbox)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                log.warning("notifier: Redis unavailable (%s); retrying", exc)
+                self._stop_event.wait(1.0)
+            except Exception:
+                log.exception("notifier: unexpected error; retrying")
+                self._stop_event.wait(1.0)
+
+    def _loop(self, rt: Runtime, notifier: Notifier, outbox: Outbox) -> None:
+        while not self._stop_event.is_set():
+            if time.monotonic() >= self._next_check:
+                self._paused_until = rt.jobs.pauses([Operation.NOTIFY]).get(Operation.NOTIFY, 0.0)
+                if self._first:
+                    outbox.move_due(time.time(), DUE_BATCH)
+                self._next_check = time.monotonic() + CHECK_EVERY
+            if (wait := self._paused_until - time.time()) > 0:  # the receiver asked for quiet (Retry-After)
+                self._stop_event.wait(min(wait, CHECK_EVERY))
+                continue
+            entries: list[Entry] = []
+            if self._first and time.monotonic() >= self._next_claim:
+                entries = outbox.claim(self.consumer, BATCH)
+                if entries:
+                    log.warning("notifier: delivering %d notifications a stopped worker left undelivered", len(entries))
+                outbox.forget_gone_consumers()
+                self._next_claim = time.monotonic() + CLAIM_EVERY
+            if not entries:
+                entries = outbox.read(self.consumer, BATCH, BLOCK_MS)
+            if entries:
+                self._deliver(rt, notifier, outbox, entries)
+
+    def _deliver(self, rt: Runtime, notifier: Notifier, outbox: Outbox, entries: list[Entry]) -> None:
+        """POST the entries one after the other, then write what they came to.
+
+        An entry not begun within half the claim time of the read (a slow
+        receiver), or after the receiver asked for a pause, stays pending
+        for a claim: delivered later, never while another consumer may take it.
+        """
+        read_at = time.monotonic()
+        done: list[tuple[Entry, Step]] = []
+        s = rt.settings
+        for entry in entries:
+            if time.monotonic() - read_at > CLAIM_IDLE / 2 or self._paused_until > time.time():
+                break
+            outcome = notifier.deliver(entry.event_id, entry.body)
+            step = next_step(outcome, entry.failed + 1, s.notify_max_attempts, time.time(), s.retry_after_floor, s.retry_after_cap,
+                             rt.rng.random)
+            done.append((entry, step))
+            if isinstance(step, TryLater | GiveUp) and step.pause_until is not None:
+                rt.jobs.pause(Operation.NOTIFY, step.pause_until, time.time())
+                self._paused_until = max(self._paused_until, step.pause_until)
+        now = time.time()
+        for entry, step in done:
+            if isinstance(step, GiveUp):
+                self._dead_letter(rt, entry, step.failure, now)  # before the acknowledgement: a crash between delivers it again
+        outbox.settle([entry for entry, _ in done], {entry.entry_id: step.until for entry, step in done if isinstance(step, TryLater)})
+
+    def _dead_letter(self, rt: Runtime, entry: Entry, failure: Failure, now: float) -> None:
+        event: dict[str, Any] = json.loads(entry.body)  # what a replay sends again
+        rt.dead_letters.add(DeadLetter.of(
+            failure, id=f"notify:{entry.event_id}", operation=Operation.NOTIFY, task="outbox", kwargs=event,
+            reason=DeadLetterReason.NOTIFY_FAILED, attempts=entry.failed + 1, first_attempt_at=entry.at, last_attempt_at=now,
+            dead_at=now, worker=self.consumer,
+        ))
+        log.warning("notification %s dead-lettered after %d attempts: %s", entry.event_id, entry.failed + 1, failure.describe())
+
+
+class NotifierStep(bootsteps.StartStopStep):
+    """Starts the delivery threads with the worker (when notifications are on) and stops them with the worker."""
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        self.loops: list[DeliveryLoop] = []
+
+    def start(self, parent: Any) -> None:
+        """Start one delivery thread per slot, each a consumer named after this process."""
+        holder: RuntimeHolder = parent.app.payq_runtime
+        if holder.settings.notify_url is None:
+            return
+        process = f"{socket.gethostname()}:{os.getpid()}"
+        self.loops = [DeliveryLoop(holder, f"{process}:{i}", first=i == 0) for i in range(delivery_slots(holder.settings))]
+        for loop in self.loops:
+            loop.start()
+
+    def stop(self, parent: Any) -> None:
+        """Stop the delivery threads and wait for them (what they hold when time is up stays pending, for a claim)."""
+        for loop in self.loops:
+            loop.stop()
+        deadline = time.monotonic() + 15
+        for loop in self.loops:
+            loop.join(timeout=max(0.0, deadline - time.monotonic()))
+        self.loops = []
