@@ -42,7 +42,7 @@ def lost_after(settings: Settings) -> int:
       anyway). Past both, the message is gone.
     - A copy is harmless anyway. BEGIN gives a copy of a running job the
       verdict ``held`` while the holder's lease stands (the copy calls
-      nothing), and a copy of a finished or parked job finds it so.
+      nothing), and a copy of a finished or deferred job finds it so.
     - The visibility timeout has no place here any more: recovery rests on
       leases, and the timeout is a last resort set high (see ``celery_config``).
     """

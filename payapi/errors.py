@@ -4,7 +4,7 @@
     ├── RetryableError          the same thing may work later
     │   ├── BrokerUnavailable   Redis did not answer
     │   ├── NotReplicated       a write reached the primary but not enough replicas in time
-    │   └── Deferred            a job was parked in the deferred set (Flower shows it as RETRY)
+    │   └── Deferred            a job waits in the deferred set (Flower shows it as RETRY)
     └── PermanentError          trying again cannot help
         ├── InvalidRequest      input broke a rule; names each field and rule
         ├── DeadLettered        a job went to the dead-letter store (Flower shows it as FAILURE)
@@ -56,7 +56,7 @@ class NotReplicated(RetryableError):
 
 
 class Deferred(RetryableError):
-    """A job was parked in the deferred set until ``until`` (epoch seconds).
+    """A job waits in the deferred set until ``until`` (epoch seconds).
 
     ``cause`` is why (a :class:`tasks.states.DeferCause`); ``description`` is
     the sentence Flower shows with the RETRY.

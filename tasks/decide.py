@@ -119,9 +119,15 @@ class Settle:
 
 @dataclass(frozen=True)
 class Skip:
-    """A delivery with nothing to do (``verdict`` says why): the job is finished, parked, or another delivery runs it."""
+    """A delivery with nothing to do (``verdict`` says why): the job is settled, deferred, or another worker holds it.
+
+    ``lost``: this delivery held the job but lost its lease (its worker was
+    paused or cut off past it) and the job went to another: no call was made
+    after that, and no outcome written over the new holder's.
+    """
 
     verdict: Verdict
+    lost: bool = False
 
 
 Start = Call | Settle | Defer | Skip

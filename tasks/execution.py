@@ -3,7 +3,7 @@
 Celery-free on purpose: :func:`execute` returns an :data:`Ending` and
 :mod:`tasks.payments` tells Celery (a result, RETRY, FAILURE or IGNORED). The
 decisions themselves are :mod:`tasks.decide`'s; here they are only carried out,
-in Redis, in this order: pause the endpoint, then park or bury the job.
+in Redis, in this order: pause the endpoint, then record the success, defer or dead-letter the job.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import redis
 from payapi.errors import InvalidRequest
 from payapi.models import CaptureRequest, parse_request
 from payapi.operations import OPERATIONS, Operation
-from payapi.outcomes import Failure, status_of
+from payapi.outcomes import status_of
 from tasks import notify
 from tasks.deadletters import DeadLetter
 from tasks.decide import DeadLetterJob, Decision, Defer, Settle, Skip, Succeed, decide, invalid_job, on_turn, start
@@ -27,7 +27,7 @@ from tasks.leases import needs_check, new_claim
 from tasks.pace import TURN_WAIT_IN_PLACE
 from tasks.producer import prepare
 from tasks.runtime import Runtime
-from tasks.states import DeadLetterReason, Verdict
+from tasks.states import Verdict
 
 log = logging.getLogger("payq.jobs")
 # Seconds a worker that made a call keeps trying to record its outcome through a Redis outage. Its
@@ -48,42 +48,11 @@ class Job:
     claim: str = field(default_factory=new_claim)
 
 
-@dataclass(frozen=True)
-class Finished:
-    """The job succeeded; ``result`` is what its record keeps."""
-
-    result: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Parked:
-    """The job waits in the deferred set, as ``deferral`` says."""
-
-    deferral: Deferral
-
-
-@dataclass(frozen=True)
-class Buried:
-    """The job is in the dead-letter store with ``reason``."""
-
-    reason: DeadLetterReason
-    failure: Failure
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """A delivery with nothing to do: the job is finished, parked, or held by another worker (``verdict``).
-
-    ``lost``: this delivery held the job but lost its lease (its worker was
-    paused or cut off past it) and the job went to another: no call was made
-    after that, and no outcome written over the new holder's.
-    """
-
-    verdict: Verdict
-    lost: bool = False
-
-
-Ending = Finished | Parked | Buried | Skipped
+# What a delivery ends with: the decision it carried out. A success with the result its record keeps;
+# the deferral as recorded (the job waits in the deferred set); the dead letter as written; or
+# nothing to do (the job is settled, waits, or another worker holds it; ``lost``: this delivery
+# held it and lost its lease).
+Ending = Succeed | Deferral | DeadLetterJob | Skip
 
 
 def execute(rt: Runtime, job: Job) -> Ending:
@@ -97,18 +66,18 @@ def execute(rt: Runtime, job: Job) -> Ending:
     try:
         request = parse_request(OPERATIONS[job.operation].request, job.kwargs)
     except InvalidRequest as exc:
-        return _bury(rt, job, invalid_job(str(exc)))
+        return _dead_letter(rt, job, invalid_job(str(exc)))
     pace = rt.pacer.pace(job.operation, now)
     claimed_at = time.monotonic()  # before BEGIN: the lease it grants runs from a moment after this
     begin = rt.jobs.begin(job.job_id, job.operation, job.kwargs, job.worker, now, job.delivery, rt.settings.lease_seconds,
                           pace, TURN_WAIT_IN_PLACE, holder=rt.holdings.worker, claim=job.claim)
     action = start(begin.verdict, begin.until, pace, rt.policy, rt.rng.random)
     if isinstance(action, Skip):
-        return Skipped(action.verdict)
+        return action
     if isinstance(action, Settle):
         assert isinstance(request, CaptureRequest)
         settled = _settle_capture(rt, job.job_id, request, action.settled_at, now)
-        return Finished(settled) if settled is not None else Skipped(Verdict.HELD)
+        return Succeed(settled) if settled is not None else Skip(Verdict.HELD)
     if isinstance(action, Defer):
         return carry_out(rt, job, request, action, 0)
     rt.holdings.hold(job.job_id, job.claim)  # from here the heartbeat renews the job's lease
@@ -129,7 +98,7 @@ def _call(rt: Runtime, job: Job, request: Any, attempt: int, turn: float | None,
     if needs_check(time.monotonic() - claimed_at, rt.settings.lease_seconds) and not rt.leases.renew(job.job_id, job.claim):
         # this worker was paused or cut off past its lease and the job went to another: that one calls
         log.warning("%s %s: lost its lease while it waited; no call", job.operation.value, job.job_id)
-        return Skipped(Verdict.HELD, lost=True)
+        return Skip(Verdict.HELD, lost=True)
     outcome = rt.client.send(job.operation, request, prepared)
     call = Call(job.operation, status_of(outcome), rt.clock())
     decision = decide(outcome, attempt, rt.policy, call.at, rt.rng.random)
@@ -149,13 +118,13 @@ def carry_out(
     rt: Runtime, job: Job, request: Any, decision: Decision, attempt: int, call: Call | None = None, *, released: bool = False,
     claimed: bool = False,
 ) -> Ending:
-    """Write ``decision`` to Redis: pause the endpoint and learn its pace if asked, then record the success, park or bury the job.
+    """Write ``decision`` to Redis: pause the endpoint and learn its pace if asked, then record the success, defer or dead-letter the job.
 
     ``call``, the API call the decision is about, is counted in the same step
     as the outcome (it feeds ``payq_api_calls_total`` and the pace's measure).
-    ``released``: the attempt BEGIN claimed was not used (a lost turn) and is given back as the job is parked.
+    ``released``: the attempt BEGIN claimed was not used (a lost turn) and is given back as the job is deferred.
     ``claimed``: this delivery holds the job (BEGIN said ``run``); the outcome is
-    written only while its claim stands, and is :class:`Skipped` (``lost``) otherwise.
+    written only while its claim stands, and is a ``lost`` :class:`~tasks.decide.Skip` otherwise.
     """
     now = rt.clock()
     claim = job.claim if claimed else ""
@@ -170,24 +139,24 @@ def carry_out(
     if isinstance(decision, Succeed):
         if isinstance(request, CaptureRequest):
             settled = _settle_capture(rt, job.job_id, request, int(now), now, call, claim)
-            return Finished(settled) if settled is not None else _lost(job)
+            return Succeed(settled) if settled is not None else _lost(job)
         event = notify.succeeded(job.job_id, job.operation, job.kwargs, decision.result, now) if _notifies(rt, job) else None
         recorded = rt.jobs.succeed(job.job_id, decision.result, now, call, event, claim)
-        return Finished(decision.result) if recorded else _lost(job)
+        return decision if recorded else _lost(job)
     if isinstance(decision, Defer):
         deferral = Deferral(decision.cause, decision.until, job.operation, attempt, decision.delay, decision.failure,
                             decision.paused_until, decision.turn, decision.pace)
-        parked = rt.jobs.defer(job.job_id, deferral, now, call, release_attempt=released, claim=claim)
-        return Parked(deferral) if parked else _lost(job)
+        deferred = rt.jobs.defer(job.job_id, deferral, now, call, release_attempt=released, claim=claim)
+        return deferral if deferred else _lost(job)
     if call is not None:
         rt.jobs.count(call)
-    return _bury(rt, job, decision, claim)
+    return _dead_letter(rt, job, decision, claim)
 
 
-def _lost(job: Job) -> Skipped:
+def _lost(job: Job) -> Skip:
     """The outcome was not written: another worker holds the job now (this one lost its lease while it called)."""
     log.warning("%s %s: lost its lease during the call; the outcome is left to the job's new holder", job.operation.value, job.job_id)
-    return Skipped(Verdict.HELD, lost=True)
+    return Skip(Verdict.HELD, lost=True)
 
 
 def _settle_capture(
@@ -212,8 +181,8 @@ def _settle_capture(
         settled_at = on_record
 
 
-def _bury(rt: Runtime, job: Job, decision: DeadLetterJob, claim: str = "") -> Buried | Skipped:
-    """Write the dead letter (before the message is acknowledged) and log it; :class:`Skipped` if ``claim`` lost the job."""
+def _dead_letter(rt: Runtime, job: Job, decision: DeadLetterJob, claim: str = "") -> DeadLetterJob | Skip:
+    """Write the dead letter (before the message is acknowledged) and log it; a ``lost`` :class:`~tasks.decide.Skip` if ``claim`` lost the job."""
     record = rt.jobs.get(job.job_id) or {}
     dead_at = rt.clock()
     event = None
@@ -236,7 +205,7 @@ def _bury(rt: Runtime, job: Job, decision: DeadLetterJob, claim: str = "") -> Bu
     if not added:
         return _lost(job)
     log.warning("%s %s dead-lettered: %s: %s", job.operation.value, job.job_id, decision.reason.value, decision.failure.describe())
-    return Buried(decision.reason, decision.failure)
+    return decision
 
 
 def _notifies(rt: Runtime, job: Job) -> bool:
@@ -244,10 +213,10 @@ def _notifies(rt: Runtime, job: Job) -> bool:
     return rt.notifier is not None
 
 
-def bury(rt: Runtime, job: Job, decision: DeadLetterJob) -> Buried | Skipped:
+def dead_letter(rt: Runtime, job: Job, decision: DeadLetterJob) -> DeadLetterJob | Skip:
     """Dead-letter ``job`` as ``decision`` says (a delivery whose handling raised: :func:`tasks.decide.on_error`).
 
     Under this delivery's claim if it holds the job, else only if nobody does.
     """
     held = (rt.jobs.get(job.job_id) or {}).get("claim") == job.claim
-    return _bury(rt, job, decision, job.claim if held else "")
+    return _dead_letter(rt, job, decision, job.claim if held else "")

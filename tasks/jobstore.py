@@ -228,7 +228,7 @@ class JobStore:
         self, job_id: str, operation: Operation, kwargs: dict[str, Any], worker: str, now: float, delivery: str, lease: float,
         pace: float | None = None, wait_in_place: float = 0.0, *, holder: str = "", claim: str = "",
     ) -> Begin:
-        """Claim an attempt, unless the job is finished, parked, its endpoint paused, its turn not near, or another worker holds it.
+        """Claim an attempt, unless the job is finished, deferred, its endpoint paused, its turn not near, or another worker holds it.
 
         ``holder`` (a worker process's heartbeat id) claims the job under
         ``claim`` for a lease of ``lease`` seconds, which its heartbeat renews;

@@ -43,6 +43,7 @@ TURN_LEAD = 0.25
 # than ~75 ms late could land in the same one-second window as the limit's worth of punctual ones;
 # what is left of those 75 ms covers the time between the wake and the request going out.
 TURN_LATE = 0.05
+SUCCESSES_KEPT = 10        # seconds a tenth-of-a-second count of successful calls is kept (longer than the window)
 MEASURE_WINDOW = 3.0       # seconds of successful calls looked at when a 429 arrives
 MIN_MEASURED_SPAN = 1.0    # seconds: the window an API counts its calls in
 

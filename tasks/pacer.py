@@ -20,12 +20,11 @@ import redis
 from payapi.errors import ConfigurationError
 from payapi.operations import API_OPERATIONS, Operation
 from tasks import keys, scripts
-from tasks.pace import MEASURE_WINDOW, Learned, cut, measure, pace_at, same_burst
+from tasks.pace import MEASURE_WINDOW, SUCCESSES_KEPT, Learned, cut, measure, pace_at, same_burst
 
 # Seconds a worker keeps what it read of the learned state: a 429 found by another worker reaches
 # this one within that (its pause, set at once, covers the meantime).
 _REFRESH = 0.5
-_SUCCESSES_KEPT = 10  # seconds a tenth-of-a-second success count is kept
 
 
 def configured_limits(limits: Mapping[str, float]) -> dict[Operation, float]:
@@ -92,4 +91,4 @@ def count_call(pipe: Any, operation: Operation, status: int | None, at: float) -
     if status is not None and 200 <= status < 300:
         bucket = keys.successes(operation, int(at * 10))
         pipe.incr(bucket)
-        pipe.expire(bucket, _SUCCESSES_KEPT)
+        pipe.expire(bucket, SUCCESSES_KEPT)

@@ -18,8 +18,9 @@ from celery.signals import task_retry
 
 from payapi.errors import DeadLettered, Deferred
 from payapi.operations import OPERATIONS, Operation, OperationSpec
-from tasks.decide import Requeue, on_error
-from tasks.execution import Buried, Ending, Finished, Job, Parked, Skipped, bury, execute
+from tasks.decide import DeadLetterJob, Requeue, Skip, Succeed, on_error
+from tasks.execution import Ending, Job, dead_letter, execute
+from tasks.jobstore import Deferral
 from tasks.runtime import RuntimeHolder
 
 log = logging.getLogger("payq.jobs")
@@ -42,17 +43,16 @@ def run(task: Task, holder: RuntimeHolder, operation: Operation, kwargs: dict[st
             log.warning("%s %s: Redis unavailable (%s); message requeued", operation.value, job.job_id, action.cause)
             raise Reject(action.cause, requeue=True) from None
         log.exception("%s %s: unexpected error", operation.value, job.job_id)
-        ending = bury(rt, job, action)
-    if isinstance(ending, Finished):
+        ending = dead_letter(rt, job, action)
+    if isinstance(ending, Succeed):
         return ending.result
-    if isinstance(ending, Parked):
-        deferral = ending.deferral
-        deferred = Deferred(deferral.cause.value, deferral.until, deferral.describe())
-        # publishes nothing (the job is parked already) and shows RETRY in Flower
-        raise Retry(message=deferred.description, exc=deferred, when=deferral.until)
-    if isinstance(ending, Buried):
+    if isinstance(ending, Deferral):
+        deferred = Deferred(ending.cause.value, ending.until, ending.describe())
+        # publishes nothing (the job waits in the deferred set already) and shows RETRY in Flower
+        raise Retry(message=deferred.description, exc=deferred, when=ending.until)
+    if isinstance(ending, DeadLetterJob):
         raise DeadLettered(ending.reason.value, ending.failure.describe(), ending.failure.status)
-    assert isinstance(ending, Skipped)
+    assert isinstance(ending, Skip)
     if not ending.lost:  # a lost lease was logged where it was found
         log.info("%s %s: delivered again %s; nothing to do", operation.value, job.job_id, _SKIPPED[ending.verdict.value])
     raise Ignore()

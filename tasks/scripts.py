@@ -4,7 +4,8 @@ A script shares a fragment with ``--#include lib/<name>.lua`` on a line of its
 own; the fragment's text replaces that line (each at most once per script).
 ``--#include names`` is generated instead of read: Lua tables of the strings
 Python owns (job states, BEGIN verdicts, deferral causes, dead-letter reasons,
-failure kinds, trip rules, operations), so a script writes ``STATE.DEAD``,
+failure kinds, trip rules, operations; and how long the pace's counts are kept),
+so a script writes ``STATE.DEAD``,
 never ``'dead'``; a name that does not exist raises when the script runs.
 Redis runs a script whole or not at all, and the append-only file logs it as
 one write, so every step of a job that must not be half-done is one script.
@@ -23,6 +24,7 @@ from redis.commands.core import Script
 from payapi.operations import Operation
 from payapi.outcomes import FailureKind
 from tasks.books import TripRule
+from tasks.pace import SUCCESSES_KEPT
 from tasks.states import DeadLetterReason, DeferCause, JobState, Verdict
 
 _DIR = Path(__file__).with_name("lua")
@@ -41,6 +43,7 @@ def names() -> str:
     for table, enum in NAMES.items():
         members = ", ".join(f"{member.name} = '{member.value}'" for member in enum)
         lines.append(f"local {table} = payq_names('{table}', {{{members}}})")
+    lines.append(f"local SUCCESSES_KEPT = {SUCCESSES_KEPT}")
     return "\n".join(lines) + "\n"
 
 

@@ -36,7 +36,7 @@ log = logging.getLogger("payq.metrics")
 METRICS: dict[str, str] = {
     "payq_queue_depth": "Jobs waiting on each queue (Redis list length).",
     "payq_unacked_jobs": "Jobs delivered to a worker and not yet acknowledged (running, or held by a dead worker until the visibility timeout).",
-    "payq_deferred_jobs": "Jobs parked in the deferred set until their retry is due.",
+    "payq_deferred_jobs": "Jobs waiting in the deferred set until their retry is due.",
     "payq_deferred_next_due_seconds": "When the earliest deferred job is due, epoch seconds; absent when none is deferred.",
     "payq_deferred_overdue_seconds": "How far past its due time the earliest deferred job is (0 when none is overdue); growing means no worker runs the mover.",
     "payq_redis_replicas": "Replicas connected to Redis's primary.",

@@ -1,9 +1,10 @@
--- A worker picks a job up: claim an attempt, unless the job is finished, parked, its endpoint
+-- A worker picks a job up: claim an attempt, unless the job is finished, deferred, its endpoint
 -- paused, its turn at the endpoint's pace not yet come, or another worker holds it. A claim is
 -- held under a lease (payq:leases, by Redis's clock) that the holder's heartbeat renews.
 -- Returns {verdict, attempts, time} (see tasks.states.Verdict): for 'run' the time of the job's
 -- turn (the worker waits until then), for 'paced' the turn it must wait for, for 'paused' the
 -- end of the pause, for 'settled' the capture's settle time, for 'held' the end of the lease.
+--#include names
 --#include lib/lease.lua
 local job_key = KEYS[1]
 local deferred_key = KEYS[2]
@@ -31,20 +32,21 @@ if not state then
   -- published without a record (it expired, or someone used apply_async): adopt it
   redis.call('HSET', job_key, 'op', operation, 'kwargs', kwargs, 'attempts', 0, 'enqueued_at', ARGV[2])
   redis.call('EXPIRE', job_key, ttl)
-  state = 'queued'
+  state = STATE.QUEUED
 end
-if state == 'succeeded' or state == 'dead' or state == 'waiting' then return {state, '0', ''} end
+-- a finished, dead or held job's state names its verdict too
+if state == STATE.SUCCEEDED or state == STATE.DEAD or state == STATE.WAITING then return {state, '0', ''} end
 local settled = redis.call('HGET', job_key, 'settled_at')
-if settled then return {'settled', '0', settled} end
-if state == 'deferred' and redis.call('ZSCORE', deferred_key, job_id) then return {'deferred', '0', ''} end
+if settled then return {VERDICT.SETTLED, '0', settled} end
+if state == STATE.DEFERRED and redis.call('ZSCORE', deferred_key, job_id) then return {VERDICT.DEFERRED, '0', ''} end
 local clock = redis_now()
-if state == 'running' then
+if state == STATE.RUNNING then
   -- a copy of the message, whatever its delivery tag (kombu's restore when a connection dropped, a
   -- re-publish): while the holder's lease stands, the holder finishes the job. After it lapsed only a
   -- steady worker takes it over; otherwise the lease sweep gives it back (tasks.leases.copy_verdict).
   local lease_until = tonumber(redis.call('ZSCORE', leases_key, job_id) or '')
-  if lease_until ~= nil and lease_until > clock then return {'held', '0', tostring(lease_until)} end
-  if not steady(workers_key, steady_key, holder, clock, lease) then return {'held', '0', ''} end
+  if lease_until ~= nil and lease_until > clock then return {VERDICT.HELD, '0', tostring(lease_until)} end
+  if not steady(workers_key, steady_key, holder, clock, lease) then return {VERDICT.HELD, '0', ''} end
 end
 local paused_until = tonumber(redis.call('GET', pause_key) or '0')
 -- a turn taken earlier (the job then waited for it in the deferred set) is kept, unless a pause
@@ -59,20 +61,20 @@ if not turn then
     turn = math.max(now, paused_until, tat)
     redis.call('HSET', pace_key, 'tat', tostring(turn + 1 / pace))
   elseif paused_until > now then
-    return {'paused', '0', tostring(paused_until)}
+    return {VERDICT.PAUSED, '0', tostring(paused_until)}
   else
     turn = now
   end
 end
 if turn - now > wait_in_place then
   redis.call('HSET', job_key, 'pace_turn', tostring(turn))
-  return {'paced', '0', tostring(turn)}
+  return {VERDICT.PACED, '0', tostring(turn)}
 end
 redis.call('HDEL', job_key, 'pace_turn')
 local attempts = redis.call('HINCRBY', job_key, 'attempts', 1)
 redis.call('HSETNX', job_key, 'first_attempt_at', ARGV[2])
-redis.call('HSET', job_key, 'state', 'running', 'updated_at', ARGV[2], 'last_attempt_at', ARGV[2], 'worker', worker,
+redis.call('HSET', job_key, 'state', STATE.RUNNING, 'updated_at', ARGV[2], 'last_attempt_at', ARGV[2], 'worker', worker,
            'delivery', delivery, 'holder', holder, 'claim', claim)
 redis.call('ZADD', active_key, ARGV[2], job_id)
 redis.call('ZADD', leases_key, clock + lease, job_id)
-return {'run', tostring(attempts), tostring(turn)}
+return {VERDICT.RUN, tostring(attempts), tostring(turn)}

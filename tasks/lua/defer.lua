@@ -1,7 +1,9 @@
 -- Park a job in the deferred set until it is due, with why (kept in its latest few deferrals), unless
 -- the delivery lost its claim (see lib/lease.lua `may_record`). The call that led here is counted
--- either way. Returns 1 (parked) or 0 (refused: another worker holds the job).
+-- either way. Returns 1 (deferred) or 0 (refused: another worker holds the job).
+--#include names
 --#include lib/lease.lua
+--#include lib/calls.lua
 local job_key = KEYS[1]
 local deferred_key = KEYS[2]
 local active_key = KEYS[3]
@@ -25,7 +27,7 @@ local release_attempt = ARGV[12] == '1'  -- give back the attempt BEGIN claimed 
 
 count_call(calls_key, call_field, successes_key)
 if not may_record(job_key, claim) then return 0 end
-redis.call('HSET', job_key, 'state', 'deferred', 'deferred_until', due, 'defer', defer, 'updated_at', now)
+redis.call('HSET', job_key, 'state', STATE.DEFERRED, 'deferred_until', due, 'defer', defer, 'updated_at', now)
 if failure ~= '' then redis.call('HSET', job_key, 'failure', failure) end
 if release_attempt then redis.call('HINCRBY', job_key, 'attempts', -1) end
 redis.call('ZADD', deferred_key, due, job_id)

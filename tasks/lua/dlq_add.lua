@@ -1,9 +1,10 @@
 -- Store a dead-letter entry (replacing an older one for the same job), mark its job dead, take a
 -- refund out of its trip's refunded amount, and publish the outcome's notification. Returns 0, writing
 -- nothing, when the delivery lost its claim on the job (see lib/lease.lua `may_record`), else 1.
+--#include names
 --#include lib/publish.lua
 --#include lib/lease.lua
---#include lib/dlq_remove.lua
+--#include lib/dead_letters.lua
 --#include lib/books.lua
 local entries_key = KEYS[1]
 local index_key = KEYS[2]
@@ -27,14 +28,7 @@ local EVENT = 11           -- ARGV[11..16]: the dead-lettering's notification (s
 if not may_record(job_key, claim) then return 0 end
 redis.call('ZREM', leases_key, job_id)
 ack_message(job_key, claim, unacked_key, unacked_index_key)
-remove_entry(entries_key, index_key, counts_key, job_id)
-redis.call('HSET', entries_key, job_id, entry)
-redis.call('ZADD', index_key, dead_at, job_id)
-redis.call('HINCRBY', counts_key, reason, 1)
-redis.call('HSET', job_key, 'state', 'dead', 'reason', reason, 'failure', failure, 'updated_at', dead_at)
-redis.call('HDEL', job_key, 'deferred_until', 'defer')
--- the record is the job's idempotency key: it must outlive the entry
-redis.call('EXPIRE', job_key, job_ttl)
+add_entry(entries_key, index_key, counts_key, job_key, job_id, entry, dead_at, reason, failure, job_ttl)
 -- a dead-lettered refund no longer counts against what is left to refund (replaying it puts it back)
 if trip_key ~= '' then refund_dead(trip_key, job_id) end
 publish_event(EVENT, active_key, dead_at, job_ttl, events_channel)

@@ -6,8 +6,9 @@
 -- caller, who read the waiting refunds first: if one is found without its notification, nothing is
 -- written and -1 asks the caller to read again). ARGV after the fixed ones: `events` groups of
 -- (refund id, its notification's six values), then job ids. Returns how many entries were purged.
+--#include names
 --#include lib/publish.lua
---#include lib/dlq_remove.lua
+--#include lib/dead_letters.lua
 --#include lib/books.lua
 local entries_key = KEYS[1]
 local index_key = KEYS[2]
@@ -39,18 +40,13 @@ local function fail_waiting_refunds(trip_key, capture_id)
   for _, refund_id in ipairs(redis.call('LRANGE', held_key, 0, -1)) do
     local refund_key = job_prefix .. refund_id
     local record = redis.call('HMGET', refund_key, 'state', 'kwargs')
-    if record[1] == 'waiting' then
-      local entry = {id = refund_id, operation = 'refund', task = refund_task, kwargs = cjson.decode(record[2]),
-                     reason = 'capture-failed', kind = 'capture-failed', error_type = capture_id,
+    if record[1] == STATE.WAITING then
+      local entry = {id = refund_id, operation = OP.REFUND, task = refund_task, kwargs = cjson.decode(record[2]),
+                     reason = REASON.CAPTURE_FAILED, kind = KIND.CAPTURE_FAILED, error_type = capture_id,
                      error = error_before .. capture_id .. error_after, attempts = 0, dead_at = tonumber(now)}
-      remove_entry(entries_key, index_key, counts_key, refund_id)
-      redis.call('HSET', entries_key, refund_id, cjson.encode(entry))
-      redis.call('ZADD', index_key, now, refund_id)
-      redis.call('HINCRBY', counts_key, 'capture-failed', 1)
-      redis.call('HSET', refund_key, 'state', 'dead', 'reason', 'capture-failed', 'updated_at', now,
-                 'failure', cjson.encode({kind = 'capture-failed', error_type = capture_id}))
+      add_entry(entries_key, index_key, counts_key, refund_key, refund_id, cjson.encode(entry), now, REASON.CAPTURE_FAILED,
+                cjson.encode({kind = KIND.CAPTURE_FAILED, error_type = capture_id}), job_ttl)
       redis.call('HDEL', refund_key, 'waiting_for', 'held_message', 'held_event')
-      redis.call('EXPIRE', refund_key, job_ttl)
       if notify then publish_event(event_at[refund_id], active_key, now, job_ttl, events_channel) end
       refund_dead(trip_key, refund_id)
     end
@@ -72,9 +68,9 @@ if notify then
     local raw = redis.call('HGET', entries_key, ARGV[i])
     if raw then
       local entry, trip_key = trip_of(raw)
-      if trip_key and entry['operation'] == 'capture' and redis.call('HGET', trip_key, 'capture') == ARGV[i] then
+      if trip_key and entry['operation'] == OP.CAPTURE and redis.call('HGET', trip_key, 'capture') == ARGV[i] then
         for _, refund_id in ipairs(redis.call('LRANGE', trip_key .. ':held', 0, -1)) do
-          if not event_at[refund_id] and redis.call('HGET', job_prefix .. refund_id, 'state') == 'waiting' then return -1 end
+          if not event_at[refund_id] and redis.call('HGET', job_prefix .. refund_id, 'state') == STATE.WAITING then return -1 end
         end
       end
     end
@@ -90,9 +86,9 @@ for i = FIRST, #ARGV do
     if raw then
       local entry, trip_key = trip_of(raw)
       if trip_key then
-        if entry['operation'] == 'refund' then
+        if entry['operation'] == OP.REFUND then
           redis.call('HDEL', trip_key, 'd:' .. job_id)
-        elseif entry['operation'] == 'capture' and redis.call('HGET', trip_key, 'capture') == job_id then
+        elseif entry['operation'] == OP.CAPTURE and redis.call('HGET', trip_key, 'capture') == job_id then
           fail_waiting_refunds(trip_key, job_id)
           redis.call('HDEL', trip_key, 'capture', 'capture_cents', 'currency', 'captured_at')
         end

@@ -4,7 +4,7 @@
 -- it (read it again), -2 a refund that would now exceed what is left to refund (not replayed). Doubles round-trip exactly through
 -- ZADD/ZSCORE and tonumber, so an equal dead_at means the same entry.
 --#include lib/publish.lua
---#include lib/dlq_remove.lua
+--#include lib/dead_letters.lua
 local entries_key = KEYS[1]
 local index_key = KEYS[2]
 local counts_key = KEYS[3]

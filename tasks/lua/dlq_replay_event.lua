@@ -1,7 +1,7 @@
 -- Put a dead-lettered notification back in the outbox (same event id, so the same webhook-id;
 -- attempts reset) and remove its entry in the same step. Returns 1 replayed, 0 no such entry,
 -- -1 the entry was dead-lettered anew since the caller read it (read it again), as dlq_replay does.
---#include lib/dlq_remove.lua
+--#include lib/dead_letters.lua
 local entries_key = KEYS[1]
 local index_key = KEYS[2]
 local counts_key = KEYS[3]

@@ -1,5 +1,5 @@
 -- Delete up to `batch` entries dead-lettered at or before the cutoff. Returns {looked at, removed}.
---#include lib/dlq_remove.lua
+--#include lib/dead_letters.lua
 local entries_key = KEYS[1]
 local index_key = KEYS[2]
 local counts_key = KEYS[3]

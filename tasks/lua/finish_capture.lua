@@ -4,8 +4,10 @@
 -- Returns the settle time on record; a different one than offered means an earlier delivery
 -- settled it, and the caller builds that report instead and calls again. Returns -1, writing
 -- nothing but the call's count, when the delivery lost its claim (see lib/lease.lua `may_record`).
+--#include names
 --#include lib/publish.lua
 --#include lib/lease.lua
+--#include lib/calls.lua
 local capture_key = KEYS[1]
 local active_key = KEYS[2]
 local report_key = KEYS[3]
@@ -42,9 +44,9 @@ end
 redis.call('HSETNX', capture_key, 'settled_at', settled_at)
 local on_record = redis.call('HGET', capture_key, 'settled_at')
 if on_record ~= settled_at then return on_record end
-record_and_publish(report_key, report_queue, active_key, report_id, report_message, 'feedback', report_kwargs, now, ttl,
+record_and_publish(report_key, report_queue, active_key, report_id, report_message, OP.FEEDBACK, report_kwargs, now, ttl,
                    events_channel, sent_event)
-redis.call('HSET', capture_key, 'state', 'succeeded', 'result', result, 'updated_at', now)
+redis.call('HSET', capture_key, 'state', STATE.SUCCEEDED, 'result', result, 'updated_at', now)
 publish_event(EVENT, active_key, now, ttl, events_channel)
 redis.call('HDEL', capture_key, 'deferred_until', 'defer')
 redis.call('ZREM', active_key, capture_id)
@@ -56,7 +58,7 @@ end
 for _, refund_id in ipairs(redis.call('LRANGE', held_key, 0, -1)) do
   local refund_key = job_prefix .. refund_id
   local held = redis.call('HMGET', refund_key, 'state', 'held_message', 'held_event')
-  if held[1] == 'waiting' and held[2] then
+  if held[1] == STATE.WAITING and held[2] then
     publish(refund_key, refund_queue, active_key, refund_id, held[2], now, false)
     redis.call('HDEL', refund_key, 'waiting_for', 'held_message', 'held_event')
     redis.call('PUBLISH', events_channel, held[3])

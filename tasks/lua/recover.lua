@@ -3,6 +3,7 @@
 -- nor records an outcome. The holder's message leaves kombu's unacknowledged set: restored after
 -- the visibility timeout, it would be one more copy to turn away. Only a steady sweeper judges (see lib/lease.lua `steady`): returns -1,
 -- doing nothing, when this one is not. ARGV after the first three: (job id, job key, queue, message).
+--#include names
 --#include lib/publish.lua
 --#include lib/lease.lua
 local leases_key = KEYS[1]
@@ -24,7 +25,7 @@ for i = 4, #ARGV, 4 do
   local lease_until = tonumber(redis.call('ZSCORE', leases_key, job_id) or '')
   if lease_until ~= nil and lease_until <= now then
     redis.call('ZREM', leases_key, job_id)
-    if redis.call('HGET', job_key, 'state') == 'running' then
+    if redis.call('HGET', job_key, 'state') == STATE.RUNNING then
       local held = redis.call('HMGET', job_key, 'holder', 'delivery')
       redis.call('HSET', job_key, 'recovered_from', held[1] or '')
       redis.call('HDEL', job_key, 'claim', 'holder')

@@ -1,8 +1,10 @@
 -- A job's success (not a capture's: finish_capture.lua): its result, and its notification published
 -- in the same step (the outbox), unless the delivery lost its claim (see lib/lease.lua `may_record`).
 -- The call is counted either way. Returns 1 (recorded) or 0 (refused: another worker holds the job).
+--#include names
 --#include lib/publish.lua
 --#include lib/lease.lua
+--#include lib/calls.lua
 local job_key = KEYS[1]
 local active_key = KEYS[2]
 local leases_key = KEYS[3]
@@ -21,7 +23,7 @@ local EVENT = 9                 -- ARGV[9..14]: the success's notification (see 
 
 count_call(calls_key, call_field, successes_key)
 if not may_record(job_key, claim) then return 0 end
-redis.call('HSET', job_key, 'state', 'succeeded', 'result', result, 'updated_at', now)
+redis.call('HSET', job_key, 'state', STATE.SUCCEEDED, 'result', result, 'updated_at', now)
 redis.call('HDEL', job_key, 'deferred_until', 'defer')
 redis.call('ZREM', active_key, job_id)
 redis.call('ZREM', leases_key, job_id)

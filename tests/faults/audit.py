@@ -50,7 +50,7 @@ def states(rdb: redis.Redis, job_ids: Sequence[str]) -> dict[str, int]:
 
 
 def leftovers(rdb: redis.Redis) -> dict[str, int]:
-    """Messages still queued (per queue), delivered but unacknowledged, and jobs parked in the deferred set."""
+    """Messages still queued (per queue), delivered but unacknowledged, and jobs waiting in the deferred set."""
     pipe = rdb.pipeline(transaction=False)
     for queue in QUEUES:
         pipe.llen(queue)

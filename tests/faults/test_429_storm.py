@@ -90,7 +90,7 @@ def test_a_429_storm_pauses_every_worker_and_every_job_completes_after_it(
     assert all(e["status"] == 200 for e in after), "the storm is over when the pause ends"
     assert sum(1 for e in calls if e["status"] == 200) == CAPTURES, "every capture answered once"
     assert audit.answered_twice("capture") == {} and audit.answered_twice("feedback") == {}
-    assert attempts == len(calls), "a job parked by the pause uses up no attempt"
+    assert attempts == len(calls), "a job deferred by the pause uses up no attempt"
     for worker in workers:
         assert unhandled_tracebacks(worker.log()) == []
 

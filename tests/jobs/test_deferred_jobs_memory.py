@@ -1,8 +1,8 @@
 """1,000 deferred jobs wait in Redis, not in the worker: its memory stays flat, and each runs once, after its delay.
 
 A probe capture is answered ``429 Retry-After: PAUSE``; the 1,000 captures
-enqueued while the endpoint is paused are all parked without an API call. With
-every one of them parked at once, the worker holds no message and its resident
+enqueued while the endpoint is paused are all deferred without an API call. With
+every one of them deferred at once, the worker holds no message and its resident
 memory has barely moved; when the pause ends each trip is captured exactly once,
 none before the pause's end, and reported exactly once.
 """
@@ -22,8 +22,8 @@ from tests.support.polling import wait_for
 from tests.support.sandbox import SandboxProcess
 
 JOBS = 1000
-# Long enough for a worker on a busy two-core machine to park every job before the pause ends:
-# parking costs a few ms of CPU a job, and a worker starved by parallel tests managed 60 a second.
+# Long enough for a worker on a busy two-core machine to defer every job before the pause ends:
+# deferring costs a few ms of CPU a job, and a worker starved by parallel tests managed 60 a second.
 PAUSE = 20.0
 # Growth allowed for the whole run (a worker's threads and pools warming up take a few MB);
 # before deferred jobs' tracebacks were released at once, 1,000 of them grew a worker by ~60 MB.
@@ -45,9 +45,9 @@ def test_a_thousand_deferred_jobs_keep_worker_memory_flat_and_each_runs_once_aft
     )
     wait_for_value(lambda: (rdb.zcard(keys.DEFERRED), queued_messages(rdb)), (JOBS + 1, 0),
                    timeout=PAUSE, interval=0.1, what="(jobs deferred, messages queued or unacknowledged)")
-    rss_parked = worker.rss_kib()
-    assert time.time() < pause_ends, "the pause ended before every job was parked; the check above proves nothing"
-    assert len(calls(api, "capture")) == 1  # parked without an API call
+    rss_deferred = worker.rss_kib()
+    assert time.time() < pause_ends, "the pause ended before every job was deferred; the check above proves nothing"
+    assert len(calls(api, "capture")) == 1  # deferred without an API call
 
     wait_for(lambda: sum(1 for trip in api.ledger() if trip["reports"]) == JOBS + 1,
              timeout=PAUSE + 90, interval=0.5, what="every trip to be captured and reported")
@@ -61,7 +61,7 @@ def test_a_thousand_deferred_jobs_keep_worker_memory_flat_and_each_runs_once_aft
     assert {len(entries) for entries in by_trip.values()} == {1}
     assert {entries[0]["status"] for entries in by_trip.values()} == {200}
     earliest = min(entries[0]["time"] for entries in by_trip.values())
-    assert earliest >= pause_ends, f"a parked job ran {pause_ends - earliest:.3f}s before the pause ended"
+    assert earliest >= pause_ends, f"a deferred job ran {pause_ends - earliest:.3f}s before the pause ended"
     assert all(len(trip["reports"]) == 1 for trip in api.ledger())
     assert len(calls(api, "feedback")) == JOBS + 1
 
@@ -75,6 +75,6 @@ def test_a_thousand_deferred_jobs_keep_worker_memory_flat_and_each_runs_once_aft
     wait_for(lambda: {state for state, _ in states()} == {"succeeded"}, timeout=10, what="every capture to be recorded")
     assert states() == {("succeeded", "1")}
     assert record(rdb, probe)["attempts"] == "2"
-    assert max(rss_parked, rss_after) - rss_before < RSS_GROWTH_KIB, (
-        f"worker RSS {rss_before} KiB before, {rss_parked} KiB with {JOBS} jobs parked, {rss_after} KiB after"
+    assert max(rss_deferred, rss_after) - rss_before < RSS_GROWTH_KIB, (
+        f"worker RSS {rss_before} KiB before, {rss_deferred} KiB with {JOBS} jobs deferred, {rss_after} KiB after"
     )

@@ -43,7 +43,7 @@ def pause_then_capture(api: SandboxProcess, producer: Producer, rdb: redis.Redis
         {"endpoint": "capture", "latency_ms": LATENCY * 1000, "for_seconds": PAUSE},
     ]})
     job_ids = enqueue_wave(producer, 0)
-    wait_for(lambda: queued_messages(rdb) == 0, what="the first wave to be answered or parked")
+    wait_for(lambda: queued_messages(rdb) == 0, what="the first wave to be answered or deferred")
     # what `payq stats` shows: the pause runs PAUSE from when the worker read the 429
     recorded_until = JobStore(rdb, 60).pauses(["capture"]).get("capture")
     second_wave_at = time.time()
@@ -59,7 +59,7 @@ def pause_then_capture(api: SandboxProcess, producer: Producer, rdb: redis.Redis
     assert second_wave_at < paused_until - 1.0, "too slow to enqueue the second wave during the pause"
     # When each call's attempt began, by the worker's clock (no job called again after these calls,
     # so its last attempt is the call): one that began before the pause was set was in flight,
-    # however late its request landed; one that began later must have been parked instead.
+    # however late its request landed; one that began later must have been deferred instead.
     began = {body(e)["shoppingTripId"]: float(record(rdb, f"capture:s1:{body(e)['shoppingTripId']}")["last_attempt_at"])
              for e in rest}
     in_flight = [e for e in rest if began[body(e)["shoppingTripId"]] <= paused_at + SET_PAUSE]
@@ -72,7 +72,7 @@ def pause_then_capture(api: SandboxProcess, producer: Producer, rdb: redis.Redis
     assert len(in_flight) < slots
     assert len(after) == 2 * WAVE - len(in_flight)  # every other job, the 429'd one included, once
     assert all(e["status"] == 200 for e in in_flight + after)
-    # jobs parked by the pause made no call, so they used up no attempt
+    # jobs deferred by the pause made no call, so they used up no attempt
     assert sum(int(record(rdb, job_id)["attempts"]) for job_id in job_ids) == len(log)
     assert len([t for t in api.ledger() if t["captured"]]) == 2 * WAVE
 
@@ -90,6 +90,6 @@ def test_the_pause_holds_for_every_worker_process(producer: Producer, api: Sandb
 
     pause_then_capture(api, producer, rdb, slots=8)
 
-    # only the worker that got the 429 set the pause; both met it and parked jobs instead of calling
+    # only the worker that got the 429 set the pause; both met it and deferred jobs instead of calling
     for worker in workers:
         assert "retry: capture endpoint paused until" in worker.log()

@@ -43,3 +43,13 @@ def test_the_names_are_the_enums_values_in_redis_and_a_misspelt_one_fails_the_sc
             client.eval(names() + "return STATE.DEAD_LETTERED", 0)
     finally:
         client.close()
+
+
+# the strings Python owns that never name a field: a script spells none of them out
+_OWNED = {m.value for table in ("STATE", "VERDICT", "CAUSE", "REASON", "KIND", "RULE") for m in NAMES[table]}
+
+
+@pytest.mark.parametrize("path", sorted(LUA.rglob("*.lua")), ids=lambda p: str(p.relative_to(LUA)))
+def test_no_script_spells_out_a_state_verdict_cause_reason_kind_or_rule(path: Path) -> None:
+    code = "\n".join(line.split("--")[0] for line in path.read_text().splitlines())
+    assert sorted({lit for lit in re.findall(r"'([a-z][a-z-]*)'", code) if lit in _OWNED}) == []

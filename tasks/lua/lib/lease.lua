@@ -2,6 +2,7 @@
 -- Redis's own clock, so the clocks of the workers' hosts may differ. See tasks/leases.py for the rules.
 
 -- Redis's clock, in seconds.
+--#include names
 local function redis_now()
   local t = redis.call('TIME')
   return tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -21,7 +22,7 @@ end
 local function may_record(job_key, claim)
   local found = redis.call('HMGET', job_key, 'state', 'claim')
   if claim ~= '' then return found[2] == claim end
-  return found[1] ~= 'running'
+  return found[1] ~= STATE.RUNNING
 end
 
 -- With the outcome of a delivery that held the job, its message leaves kombu's unacknowledged set:
@@ -33,16 +34,5 @@ local function ack_message(job_key, claim, unacked_key, unacked_index_key)
   if tag and tag ~= '' then
     redis.call('HDEL', unacked_key, tag)
     redis.call('ZREM', unacked_index_key, tag)
-  end
-end
-
--- Count one API call: '<operation>:<status>' in payq:api:calls, and a success in this tenth of a
--- second's count for the pace's measure (successes_key '' when the call did not succeed).
-local function count_call(calls_key, call_field, successes_key)
-  if call_field == '' then return end
-  redis.call('HINCRBY', calls_key, call_field, 1)
-  if successes_key ~= '' then
-    redis.call('INCR', successes_key)
-    redis.call('EXPIRE', successes_key, 10)
   end
 end

@@ -3,13 +3,14 @@
 
 -- Push the message and mark the job queued and active (payq:active: see tasks/keys.py).
 -- at_head: kombu pops from the right, so RPUSH makes it the next message taken; for jobs already late.
+--#include names
 local function publish(job_key, queue_key, active_key, job_id, message, now, at_head)
   if at_head then
     redis.call('RPUSH', queue_key, message)
   else
     redis.call('LPUSH', queue_key, message)
   end
-  redis.call('HSET', job_key, 'state', 'queued', 'updated_at', now)
+  redis.call('HSET', job_key, 'state', STATE.QUEUED, 'updated_at', now)
   redis.call('ZADD', active_key, now, job_id)
 end
 
