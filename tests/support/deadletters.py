@@ -63,12 +63,14 @@ def seed(settings: Settings, specs: list[Spec], now: float | None = None) -> lis
     now = now if now is not None else time.time()
     jobs = [notification(s) if s.operation == "notify" else
             prepare(s.operation, {"storeId": s.store, "shoppingTripId": s.trip, **_FIELDS[s.operation]}, now=now) for s in specs]
-    rt.jobs.enqueue(jobs, now=now - max((s.age for s in specs), default=0) - 1)
+    # a notification is no Celery job (the outbox delivers it): only payment jobs have records to enqueue
+    rt.jobs.enqueue([j for j in jobs if j.operation is not Operation.NOTIFY], now=now - max((s.age for s in specs), default=0) - 1)
     rt.redis.delete(*QUEUES)
     entries = []
     for spec, job in zip(specs, jobs, strict=True):
         entry = DeadLetter.of(
-            spec.failure(), id=job.job_id, operation=job.operation, task=task_of(job.operation), kwargs=job.kwargs,
+            spec.failure(), id=job.job_id, operation=job.operation,
+            task="outbox" if job.operation is Operation.NOTIFY else task_of(job.operation), kwargs=job.kwargs,
             reason=DeadLetterReason(spec.reason), attempts=spec.attempts,
             first_attempt_at=now - spec.age - 1, last_attempt_at=now - spec.age, dead_at=now - spec.age, worker="w-test@host",
         )
