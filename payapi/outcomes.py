@@ -1,7 +1,9 @@
 """What an API call's result is: the one place that reads status codes.
 
 ``classify`` turns (status, headers, body) into an outcome and
-``classify_exception`` does the same for a call that got no response. Both are
+``classify_exception`` does the same for a call that got no response;
+``classify_receiver`` reads a store backend's answer to an outcome
+notification (``classify_exception`` serves that call too). Both are
 pure, with the clock an argument. They say what the answer *is* (a success,
 the API's own delay, a fault that may pass, a refusal) and keep its facts as
 fields; what the job then does is :func:`tasks.decide.decide`'s business, and
@@ -289,3 +291,23 @@ def classify_exception(exc: BaseException) -> Outcome:
         # a malformed URL or similar: configuration, which a retry will not mend
         return Permanent(Failure(FailureKind.UNSENDABLE, error_type=name, detail=text))
     return Transient(Failure(FailureKind.UNEXPECTED, error_type=name, detail=text))
+
+
+def classify_receiver(status: int, headers: Mapping[str, str], body: bytes, now: float) -> Outcome:
+    """What a receiver's answer means: 2xx delivered; 429 and 503 come back after their Retry-After; anything else later.
+
+    A receiver's refusal is not final the way the payment API's is: a
+    misconfigured endpoint is usually mended within hours, so every other
+    status is retried with backoff until the attempts run out.
+    """
+    if 200 <= status < 300:
+        return Success(status=status)
+    kind = {429: FailureKind.THROTTLED, 503: FailureKind.UNAVAILABLE}.get(
+        status, FailureKind.SERVER_ERROR if status >= 500 else FailureKind.REFUSED)
+    failure = Failure(kind, status, detail=bounded(body.decode("utf-8", "replace").strip()) or None)
+    if status in (429, 503):
+        lowered = {k.lower(): v for k, v in headers.items()}
+        delay = parse_retry_after(lowered.get("retry-after"), now)
+        if delay is not None:
+            return RetryAfter(delay, failure)
+    return Transient(failure)

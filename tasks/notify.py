@@ -30,17 +30,7 @@ from standardwebhooks import Webhook
 from config.settings import Settings
 from payapi.models import NotificationData, NotificationEvent
 from payapi.operations import Operation
-from payapi.outcomes import (
-    Failure,
-    FailureKind,
-    Outcome,
-    RetryAfter,
-    Success,
-    Transient,
-    bounded,
-    classify_exception,
-    parse_retry_after,
-)
+from payapi.outcomes import Failure, FailureKind, Outcome, Success, Transient, bounded, classify_exception, classify_receiver
 from tasks.outbox import body_of
 from tasks.states import DeadLetterReason
 
@@ -84,26 +74,6 @@ def test_event(now: float) -> NotificationEvent:
     """What ``payq notify test`` sends: a ``test`` event about no job."""
     data = NotificationData(jobId="test", operation="notify", state="succeeded", result={"test": True}, status=200)
     return NotificationEvent(id=f"test:{int(now * 1000)}", type="test", timestamp=_iso(now), data=data)
-
-
-def classify_receiver(status: int, headers: Mapping[str, str], body: bytes, now: float) -> Outcome:
-    """What a receiver's answer means: 2xx delivered; 429 and 503 come back after their Retry-After; anything else later.
-
-    A receiver's refusal is not final the way the payment API's is: a
-    misconfigured endpoint is usually mended within hours, so every other
-    status is retried with backoff until the attempts run out.
-    """
-    if 200 <= status < 300:
-        return Success(status=status)
-    kind = {429: FailureKind.THROTTLED, 503: FailureKind.UNAVAILABLE}.get(
-        status, FailureKind.SERVER_ERROR if status >= 500 else FailureKind.REFUSED)
-    failure = Failure(kind, status, detail=bounded(body.decode("utf-8", "replace").strip()) or None)
-    if status in (429, 503):
-        lowered = {k.lower(): v for k, v in headers.items()}
-        delay = parse_retry_after(lowered.get("retry-after"), now)
-        if delay is not None:
-            return RetryAfter(delay, failure)
-    return Transient(failure)
 
 
 def new_secret() -> str:

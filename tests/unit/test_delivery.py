@@ -1,6 +1,6 @@
 """What a notification does after a delivery, as tables: the receiver's answer, then the step (deliver, later, give up).
 
-The receiver's status goes through :func:`tasks.notify.classify_receiver` and
+The receiver's status goes through :func:`payapi.outcomes.classify_receiver` and
 then :func:`tasks.delivery.next_step`, as the delivery loop does. The clock
 and the random draw are pinned (``rand`` always 0.5), so every due time is exact.
 """
@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from payapi.outcomes import Failure, FailureKind, classify_exception
+from payapi.outcomes import Failure, FailureKind, classify_exception, classify_receiver
 from tasks.delivery import SCHEDULE, SPREAD, Delivered, GiveUp, Step, TryLater, next_step, retry_delay
-from tasks.notify import classify_receiver
 
 NOW = 1_000_000.0
 FLOOR, CAP, MAX = 1.0, 900.0, 8

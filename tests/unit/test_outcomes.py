@@ -29,6 +29,7 @@ from payapi.outcomes import (
     Transient,
     classify,
     classify_exception,
+    classify_receiver,
 )
 
 NOW_DT = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
@@ -430,3 +431,24 @@ def test_credential_material_echoed_in_an_error_body_never_reaches_the_reason() 
         assert "FwoGZXIvYXdzEXAMPLETOKEN" not in text
         assert "abc123" not in text
         assert "AKIDEXAMPLE" not in text
+
+
+# --- a store backend's answer to an outcome notification --------------------------------------------
+
+@pytest.mark.parametrize(
+    ("status", "headers", "body", "expected"),
+    [
+        pytest.param(200, {}, b"", Success(status=200), id="200-delivered"),
+        pytest.param(204, {}, b"", Success(status=204), id="204-delivered"),
+        pytest.param(429, {"Retry-After": "30"}, b"", RetryAfter(30.0, Failure(FailureKind.THROTTLED, 429)), id="429-retry-after"),
+        pytest.param(503, {"retry-after": "5"}, b"down", RetryAfter(5.0, Failure(FailureKind.UNAVAILABLE, 503, detail="down")),
+                     id="503-retry-after-any-case"),
+        pytest.param(429, {}, b"", Transient(Failure(FailureKind.THROTTLED, 429)), id="429-without-delay-backs-off"),
+        pytest.param(500, {}, b"oops", Transient(Failure(FailureKind.SERVER_ERROR, 500, detail="oops")), id="500-later"),
+        pytest.param(400, {}, b"bad", Transient(Failure(FailureKind.REFUSED, 400, detail="bad")), id="400-later-not-final"),
+        pytest.param(410, {"Retry-After": "9"}, b"", Transient(Failure(FailureKind.REFUSED, 410)), id="410-retry-after-ignored"),
+    ],
+)
+def test_a_receivers_answer_is_delivered_or_tried_again_never_final(status: int, headers: dict[str, str], body: bytes,
+                                                                     expected: Outcome) -> None:
+    assert classify_receiver(status, headers, body, NOW) == expected
