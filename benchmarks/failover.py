@@ -42,8 +42,6 @@ from tasks.producer import Producer
 MASTER = "payq"
 DOWN_AFTER_MS = 5000
 LATENCY_MS = 20.0
-# shorter than the default 60 s, so that a message lost in the kill comes back within the run (config.celery.lost_after)
-VISIBILITY_TIMEOUT = 20
 
 
 class Node(Managed):
@@ -210,8 +208,7 @@ def _enqueue_rates(group: Group, wanted: int, single: int = 1000, bulk: int = 10
 
 
 def _start(group: Group, sandbox: SandboxProc, shape: Shape, wanted: int) -> Fleet:
-    fleet = start_payq(shape, group.url, sandbox.url, env={**group.env, "PAYQ_REDIS_MIN_REPLICAS": str(wanted),
-                                                          "PAYQ_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT)})
+    fleet = start_payq(shape, group.url, sandbox.url, env={**group.env, "PAYQ_REDIS_MIN_REPLICAS": str(wanted)})
     fleet.redis_url = f"redis://127.0.0.1:{group.primary_port()}/0"  # the readiness ping goes to the primary itself
     fleet.wait_ready()
     return fleet
@@ -245,8 +242,8 @@ def _failover(group: Group, sandbox: SandboxProc, log: CallLog, shape: Shape, wa
         enqueuer.stop.set()
         thread.join(timeout=30)
         acknowledged = dict(enqueuer.acknowledged)
-        # a message kombu popped just before the kill comes back after the visibility timeout, or is revived after lost_after
-        deadline = time.monotonic() + lost_after(group.settings(wanted).model_copy(update={"visibility_timeout": VISIBILITY_TIMEOUT})) + 20
+        # a message kombu popped just before the kill is revived after lost_after, once its queue is empty
+        deadline = time.monotonic() + lost_after(group.settings(wanted)) + 20
         while _unfinished(log, acknowledged) and time.monotonic() < deadline and fleet.alive():
             time.sleep(0.5)
         log.settle(quiet=2.0)

@@ -97,7 +97,7 @@ def _left(stack: Stack) -> int:
     pipe = stack.client.pipeline(transaction=False)
     for queue in QUEUES:
         pipe.llen(queue)
-    pipe.hlen(keys.UNACKED)
+    pipe.zcard(keys.LEASES)
     pipe.zcard(keys.DEFERRED)
     pipe.zcard(keys.OUTBOX_PENDING)
     return sum(int(n) for n in pipe.execute())

@@ -15,12 +15,6 @@ from kombu.entity import Queue
 from config.redis_address import sentinel_client_options
 from config.settings import Settings
 
-# kombu looks for a killed worker's unacknowledged messages every this many seconds (see celery_config).
-UNACKED_RESTORE_INTERVAL = 2
-# ... under a lock in Redis that a worker killed while holding it keeps for this long.
-UNACKED_MUTEX_EXPIRE = 30
-
-
 # Seconds on top of the cutoff below for a busy machine and clocks of different hosts.
 LOST_MARGIN = 10
 
@@ -29,11 +23,14 @@ def lost_after(settings: Settings) -> int:
     """Seconds a queued job may go untouched, its queue empty, before the sweep takes its message for lost (``revive_lost``).
 
     The task time limit + the lease + 10 s: 63 s with the defaults, and the
-    sweep looks every 10 s, so a message lost between kombu's pop and its
-    unacked record (a worker killed, or Redis stopped, in between) runs again
-    within 73 s. Running jobs are not its business: a running job has a lease,
-    and the lease sweep gives it back within about a lease of its holder's
-    death (``tasks.leases``). Why this cutoff:
+    sweep looks every 10 s, so a message lost between kombu's pop and BEGIN
+    (a worker killed in between: kombu keeps no copy in Redis, see
+    ``workers/redis_transport.py``) runs again within 73 s of its queue
+    emptying. With prefetch 1 a worker holds no more messages than threads, so
+    a message waits only milliseconds between its pop and BEGIN. Running jobs
+    are not this sweep's business: a running job has a lease, and the lease
+    sweep gives it back within about a lease of its holder's death
+    (``tasks.leases``). Why this cutoff:
 
     - A queued job whose queue is empty may still have its message in a live
       worker's hands, fetched but not yet begun: prefetched, waiting for a
@@ -43,8 +40,6 @@ def lost_after(settings: Settings) -> int:
     - A copy is harmless anyway. BEGIN gives a copy of a running job the
       verdict ``held`` while the holder's lease stands (the copy calls
       nothing), and a copy of a finished or deferred job finds it so.
-    - The visibility timeout has no place here any more: recovery rests on
-      leases, and the timeout is a last resort set high (see ``celery_config``).
     """
     return int(settings.task_time_limit + settings.lease_seconds + LOST_MARGIN)
 
@@ -70,27 +65,11 @@ def celery_config(settings: Settings, queues: Sequence[str], routes: Mapping[str
         "broker_url": settings.redis_url,
         "broker_transport_options": {
             **sentinel_transport_options(settings),
-            # The last resort for a message whose worker died before BEGIN stamped
-            # its job: recovery rests on leases (a dead worker's running jobs are
-            # given back about a lease after its death), so this is set high,
-            # 300 s: twice the longest a live worker keeps a message unacknowledged
-            # (a prefetched message waits up to the task time limit, 43 s, for a
-            # thread, runs up to 43 s, and may wait up to 60 s more to record its
-            # outcome through a Redis outage: 146 s). Deferred jobs are acknowledged
-            # and wait in payq's own sorted set, never as Celery countdowns, so no
-            # deferral, however long, brings a message back twice; and a copy kombu
-            # did hand out calls nothing while its job's lease stands.
-            "visibility_timeout": settings.visibility_timeout,
-            # kombu looks for such messages every `interval` seconds but scans only on
-            # every `throttle`-th look (10 x 10 by default: up to 100 s on top of the
-            # timeout, measured). Scan on every look, every 2 s: one ZRANGE under a lock.
-            "unacked_restore_interval": UNACKED_RESTORE_INTERVAL,
-            "unacked_restore_throttle": 1,
-            # the scan's lock expires after 300 s by default: a worker killed holding it
-            # would stop every worker's scan that long
-            "unacked_mutex_expire": UNACKED_MUTEX_EXPIRE,
-            # kombu's pool defaults to 10; acks from many threads overflowing it
-            # made the worker restore (and so re-run) messages. One per thread, plus room.
+            # No visibility timeout and no unacknowledged set: payq's transport runs
+            # kombu with its ack emulation off (workers/redis_transport.py says why
+            # and what protects a dead worker's messages instead).
+            # kombu's pool defaults to 10; many threads overflowing it made the worker
+            # restore (and so re-run) messages. One per thread, plus room.
             "max_connections": settings.worker_concurrency * 2 + 10,
             "socket_timeout": 15,
             "socket_connect_timeout": 5,
@@ -108,8 +87,8 @@ def celery_config(settings: Settings, queues: Sequence[str], routes: Mapping[str
         # A job that failed has already been written to the dead-letter store
         # (payq does that before raising), so acknowledging it loses nothing.
         "task_acks_on_failure_or_timeout": True,
-        # Each pool slot holds one job: reserved-but-idle messages are what a
-        # killed worker strands until the visibility timeout, so keep none spare.
+        # Each pool slot holds one job: a reserved-but-idle message is what a
+        # killed worker strands until the lost-message sweep, so keep none spare.
         "worker_prefetch_multiplier": 1,
         # Results live in payq's job records (``payq job ID``); a result backend
         # would be a second, slower copy.
@@ -123,8 +102,8 @@ def celery_config(settings: Settings, queues: Sequence[str], routes: Mapping[str
         # ``task-sent`` (tasks/messages.py, published by the enqueue scripts) shows queued jobs.
         "worker_send_task_events": False,
         "task_send_sent_event": False,
-        # No job may outlive the visibility timeout (a copy would be handed out; its
-        # lease keeps the copy from calling, but it is work for nothing).
+        # Bounds a job under the prefork pool (the threads pool does not enforce it;
+        # the HTTP timeouts bound a job there).
         "task_time_limit": settings.task_time_limit,
         # On SIGTERM, let running jobs finish (a cold stop would leave them to
         # their leases' lapse) for up to this long before stopping.

@@ -14,15 +14,14 @@ import re
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from config.redis_address import check_url, is_sentinel, redact_url
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-# Seconds a job may spend beyond its API call (BEGIN, recording the outcome) and still end before the
-# visibility timeout.
-_JOB_MARGIN = 5
+# Seconds a job may spend beyond its longest API call: BEGIN, a wait for its pace's turn, recording the outcome.
+_JOB_MARGIN = 30
 
 
 class Settings(BaseSettings):
@@ -54,8 +53,8 @@ class Settings(BaseSettings):
     aws_profile: str | None = Field(None, description="Named profile from the shared AWS config files; unset uses the standard credential chain.")
     http_connect_timeout: float = Field(3.0, gt=0, description="Seconds to wait for a TCP connection to the API.")
     http_read_timeout: float = Field(10.0, gt=0, description=(
-        "Seconds to wait for the API's response once connected; with the connect timeout, at least 5 s below"
-        " `PAYQ_VISIBILITY_TIMEOUT`."
+        "Seconds to wait for the API's response once connected. With the connect timeout + 30 s, the task time limit"
+        " (43 s by default), which bounds how long a job may run."
     ))
     http_pool_size: int = Field(64, ge=1, description="Keep-alive connections kept per worker process; at least the worker's concurrency.")
     max_attempts: int = Field(8, ge=1, description="API calls a job may make before it is dead-lettered as `retries-exhausted`.")
@@ -70,15 +69,6 @@ class Settings(BaseSettings):
         " stopped or cut off) is given back to its queue by any live worker within about this + 1 s, and a copy of"
         " the job delivered while its lease stands calls nothing. Lower: a dead worker's jobs back sooner; a pause"
         " of a worker (GC, VM) longer than it hands its jobs to another worker."
-    ))
-    visibility_timeout: int = Field(300, ge=10, description=(
-        "Seconds before Redis hands an unacknowledged message to another worker: a last resort, since a dead"
-        " worker's jobs come back through their leases (`PAYQ_LEASE_SECONDS`). It must exceed the longest API call"
-        " (`PAYQ_HTTP_CONNECT_TIMEOUT` + `PAYQ_HTTP_READ_TIMEOUT`, 13 s by default) by 5 s; the default 300 s"
-        " exceeds the longest a live worker keeps a message unacknowledged (a prefetched message waiting for a"
-        " thread, the task time limit, then its run, another, then its outcome written through a Redis outage of"
-        " up to a minute: 43 + 43 + 60 = 146 s) twice over, so kombu never hands out a message still in a live"
-        " worker's hands; and a copy it did hand out would call nothing while the job's lease stands."
     ))
     job_retention_days: float = Field(30.0, gt=0, description="Days a job record (its idempotency key) is kept; enqueueing the same job within it is a no-op.")
     dead_letter_retention_days: float = Field(30.0, gt=0, description="Days a dead-letter entry is kept before it is trimmed.")
@@ -214,21 +204,6 @@ class Settings(BaseSettings):
                              " (payq notify secret prints a new one)")
         return self
 
-    @field_validator("visibility_timeout")
-    @classmethod
-    def _longest_call_fits(cls, visibility_timeout: int, info: ValidationInfo) -> int:
-        # Under the threads pool nothing stops a job at the task time limit (Celery does not enforce
-        # it there): the HTTP timeouts are what bound it. A job outliving the visibility timeout is
-        # handed to a second worker while the first still calls the API.
-        connect, read = info.data.get("http_connect_timeout"), info.data.get("http_read_timeout")
-        if connect is not None and read is not None and connect + read > visibility_timeout - _JOB_MARGIN:
-            raise ValueError(
-                f"PAYQ_VISIBILITY_TIMEOUT ({visibility_timeout} s) must exceed the longest API call, PAYQ_HTTP_CONNECT_TIMEOUT"
-                f" + PAYQ_HTTP_READ_TIMEOUT ({connect:g} + {read:g} s), by at least {_JOB_MARGIN} s: raise it to"
-                f" {math.ceil(connect + read) + _JOB_MARGIN} or lower the timeouts"
-            )
-        return visibility_timeout
-
     @model_validator(mode="after")
     def _sigv4_needs_region(self) -> Settings:
         if self.api_auth == "sigv4" and not self.aws_region:
@@ -245,11 +220,12 @@ class Settings(BaseSettings):
 
     @property
     def task_time_limit(self) -> int:
-        """Hard limit on one job: below the visibility timeout, so a slow job is never handed out twice.
+        """Hard limit on one job: the longest API call + 30 s, 43 s with the defaults.
 
-        The longest API call + 30 s, at most the visibility timeout - 5 s: 43 s with the defaults.
+        It bounds the Redis steps' patience in a job (a failover is waited out
+        up to it) and the lost-message sweep's cutoff (``config.celery.lost_after``).
         """
-        return int(min(self.visibility_timeout - _JOB_MARGIN, self.http_connect_timeout + self.http_read_timeout + 30))
+        return int(self.http_connect_timeout + self.http_read_timeout + _JOB_MARGIN)
 
 
 def _is_webhook_secret(secret: str) -> bool:

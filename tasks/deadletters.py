@@ -127,7 +127,7 @@ class DeadLetterStore:
         history = [json.loads(h) for h in self._redis.lrange(keys.replays(entry.id), 0, -1)]
         entry = entry.model_copy(update={"history": history, "replays": len(history)})
         return bool(self._add(
-            keys=[*self._keys, keys.job(entry.id), keys.LEASES, keys.UNACKED, keys.UNACKED_INDEX],
+            keys=[*self._keys, keys.job(entry.id), keys.LEASES],
             args=[entry.id, entry.model_dump_json(), entry.dead_at, entry.reason, failure_json(entry.failure),
                   max(self._job_ttl, self._retention), _books_of(entry), keys.ACTIVE, self._events, claim,
                   *event_args(event)],

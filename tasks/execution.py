@@ -58,8 +58,7 @@ Ending = Succeed | Deferral | DeadLetterJob | Skip
 def execute(rt: Runtime, job: Job) -> Ending:
     """Run one delivery of ``job`` to its ending.
 
-    Its Redis steps wait out a failover, up to the task time limit (below the
-    visibility timeout: no other delivery gets the message meanwhile).
+    Its Redis steps wait out a failover, up to the task time limit.
     """
     now = rt.clock()
     rt = rt.patient(now + rt.settings.task_time_limit)

@@ -15,7 +15,7 @@ one script in ``tasks/lua/`` (or one MULTI); the record's fields:
     worker, delivery      which Celery worker runs it, and which message (its delivery tag), for people
     holder, claim         the worker process that holds it (its heartbeat's id) and the delivery's claim;
                           its lease is in ``payq:leases`` (see :mod:`tasks.leases`). An outcome is written
-                          only under the claim, and takes the holder's message out of kombu's unacked set
+                          only under the claim
     recovered_from, recoveries   the holder whose lease lapsed last, and how often the job was given back
 """
 
@@ -259,8 +259,7 @@ class JobStore:
         history = json.dumps({"at": now, **json.loads(deferral.to_json())})
         successes, field = _call_args(call)
         return bool(self._defer(
-            keys=[keys.job(job_id), keys.DEFERRED, keys.ACTIVE, keys.deferrals(job_id), keys.LEASES, keys.API_CALLS, keys.UNACKED,
-                  keys.UNACKED_INDEX],
+            keys=[keys.job(job_id), keys.DEFERRED, keys.ACTIVE, keys.deferrals(job_id), keys.LEASES, keys.API_CALLS],
             args=[successes, job_id, claim, now, deferral.until, deferral.to_json(),
                   failure_json(deferral.failure) if deferral.failure is not None else "", history, _DEFERRALS_KEPT, self._ttl,
                   field, "1" if release_attempt else "0"],
@@ -284,7 +283,7 @@ class JobStore:
         on_record = int(self._finish_capture(
             keys=[keys.job(job_id), keys.ACTIVE, keys.job(report.job_id), OPERATIONS[report.operation].queue, keys.API_CALLS,
                   successes or keys.API_CALLS, keys.trip(store, trip), keys.held(store, trip), keys.WAITING,
-                  OPERATIONS[Operation.REFUND].queue, keys.LEASES, keys.UNACKED, keys.UNACKED_INDEX],
+                  OPERATIONS[Operation.REFUND].queue, keys.LEASES],
             args=[job_id, now, settled_at, json.dumps(result), report.job_id,
                   build_message(report.operation, report.job_id, report.kwargs), json.dumps(report.kwargs), self._ttl,
                   self._events, build_sent_event(report.operation, report.job_id, report.kwargs, now), field, keys.JOB_PREFIX,
@@ -304,7 +303,7 @@ class JobStore:
         """
         successes, field = _call_args(call)
         return bool(self._succeed(
-            keys=[keys.job(job_id), keys.ACTIVE, keys.LEASES, keys.API_CALLS, keys.UNACKED, keys.UNACKED_INDEX],
+            keys=[keys.job(job_id), keys.ACTIVE, keys.LEASES, keys.API_CALLS],
             args=[successes, job_id, claim, now, json.dumps(result), self._ttl, self._events, field, *event_args(event)],
         ))
 
@@ -357,8 +356,7 @@ class JobStore:
 
         Each is published again at the head of its queue, built from its record,
         and its claim cleared, so that a holder that resumes neither calls nor
-        records an outcome; the holder's message leaves kombu's unacknowledged
-        set (restored after the visibility timeout, it would only be turned away). None, nothing done, when ``sweeper`` (this process's
+        records an outcome. None, nothing done, when ``sweeper`` (this process's
         heartbeat id) is not steady (:func:`tasks.leases.steady`): right after
         Redis or this worker was away, lapsed leases prove nothing.
         """
@@ -366,8 +364,7 @@ class JobStore:
         args = _script_args(self._load(lapsed, keys.LEASES))
         if not args:
             return 0
-        given = int(self._recover(keys=[keys.LEASES, keys.ACTIVE, keys.WORKERS, keys.WORKERS_STEADY, keys.RECOVERED, keys.UNACKED,
-                                        keys.UNACKED_INDEX],
+        given = int(self._recover(keys=[keys.LEASES, keys.ACTIVE, keys.WORKERS, keys.WORKERS_STEADY, keys.RECOVERED],
                                   args=[sweeper, lease, time.time(), *args]))
         return None if given < 0 else given
 

@@ -23,9 +23,6 @@ LEASES = f"{PREFIX}:leases"
 RECOVERED = f"{PREFIX}:recovered"
 # STRING: a counter every `WAIT` for replicas writes first, so the wait covers whatever any client wrote before it
 REPLICA_PROBE = f"{PREFIX}:replicas:probe"
-# kombu's Redis transport keeps delivered, not yet acknowledged messages in this HASH (not payq's name)
-UNACKED = "unacked"
-UNACKED_INDEX = "unacked_index"  # ... and this ZSET delivery tag -> when delivered, which its restore scans
 
 
 # ZSET job id -> when it began to wait: refunds held until their trip's capture succeeds

@@ -90,7 +90,7 @@ def collect(client: redis.Redis, jobs: JobStore, dead_letters: DeadLetterStore, 
     pipe = client.pipeline(transaction=False)
     for queue in QUEUES:
         pipe.llen(queue)
-    pipe.hlen(keys.UNACKED)
+    pipe.zcard(keys.LEASES)  # a running job's message is acknowledged after its outcome: in flight = held
     pipe.zcard(keys.DEFERRED)
     pipe.zrange(keys.DEFERRED, 0, 0, withscores=True)
     pipe.hgetall(keys.API_CALLS)

@@ -35,7 +35,7 @@ log = logging.getLogger("payq.metrics")
 # name -> help text; docs/operating.md's metrics table is this list (tests/stack/test_readme.py checks it)
 METRICS: dict[str, str] = {
     "payq_queue_depth": "Jobs waiting on each queue (Redis list length).",
-    "payq_unacked_jobs": "Jobs delivered to a worker and not yet acknowledged (running, or held by a dead worker until the visibility timeout).",
+    "payq_unacked_jobs": "Jobs delivered and not yet acknowledged: running, each under its holder's lease (a dead worker's leave when its leases lapse).",
     "payq_deferred_jobs": "Jobs waiting in the deferred set until their retry is due.",
     "payq_deferred_next_due_seconds": "When the earliest deferred job is due, epoch seconds; absent when none is deferred.",
     "payq_deferred_overdue_seconds": "How far past its due time the earliest deferred job is (0 when none is overdue); growing means no worker runs the mover.",

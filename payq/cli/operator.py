@@ -341,7 +341,7 @@ def stats(as_json: bool) -> None:
         click.echo("queues:")
         for queue, depth in snapshot.queues.items():
             click.echo(f"  {queue:<20} {depth}")
-        click.echo(f"in flight (unacked): {snapshot.unacked}")
+        click.echo(f"in flight (running, unacked): {snapshot.unacked}")
         click.echo(f"deferred: {snapshot.deferred}" + (f", next due {iso(snapshot.deferred_next_due)}" if snapshot.deferred_next_due else ""))
         click.echo(f"waiting for their capture (refunds held): {snapshot.waiting}")
         click.echo(f"outbox (notifications not yet delivered): {snapshot.outbox}"

@@ -10,8 +10,6 @@ local active_key = KEYS[3]
 local deferrals_key = KEYS[4]
 local leases_key = KEYS[5]
 local calls_key = KEYS[6]
-local unacked_key = KEYS[7]
-local unacked_index_key = KEYS[8]
 local successes_key = ARGV[1]     -- '' unless the call succeeded
 local job_id = ARGV[2]
 local claim = ARGV[3]
@@ -33,7 +31,6 @@ if release_attempt then redis.call('HINCRBY', job_key, 'attempts', -1) end
 redis.call('ZADD', deferred_key, due, job_id)
 redis.call('ZREM', active_key, job_id)
 redis.call('ZREM', leases_key, job_id)
-ack_message(job_key, claim, unacked_key, unacked_index_key)
 redis.call('RPUSH', deferrals_key, history)
 redis.call('LTRIM', deferrals_key, -kept, -1)
 redis.call('EXPIRE', deferrals_key, ttl)

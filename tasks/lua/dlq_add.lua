@@ -11,8 +11,6 @@ local index_key = KEYS[2]
 local counts_key = KEYS[3]
 local job_key = KEYS[4]
 local leases_key = KEYS[5]
-local unacked_key = KEYS[6]
-local unacked_index_key = KEYS[7]
 local job_id = ARGV[1]
 local entry = ARGV[2]
 local dead_at = ARGV[3]
@@ -27,7 +25,6 @@ local EVENT = 11           -- ARGV[11..16]: the dead-lettering's notification (s
 
 if not may_record(job_key, claim) then return 0 end
 redis.call('ZREM', leases_key, job_id)
-ack_message(job_key, claim, unacked_key, unacked_index_key)
 add_entry(entries_key, index_key, counts_key, job_key, job_id, entry, dead_at, reason, failure, job_ttl)
 -- a dead-lettered refund no longer counts against what is left to refund (replaying it puts it back)
 if trip_key ~= '' then refund_dead(trip_key, job_id) end

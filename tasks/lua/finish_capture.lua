@@ -19,8 +19,6 @@ local held_key = KEYS[8]        -- the trip's refunds waiting for this capture
 local waiting_key = KEYS[9]
 local refund_queue = KEYS[10]
 local leases_key = KEYS[11]
-local unacked_key = KEYS[12]
-local unacked_index_key = KEYS[13]
 local capture_id = ARGV[1]
 local now = ARGV[2]
 local settled_at = ARGV[3]
@@ -51,7 +49,6 @@ publish_event(EVENT, active_key, now, ttl, events_channel)
 redis.call('HDEL', capture_key, 'deferred_until', 'defer')
 redis.call('ZREM', active_key, capture_id)
 redis.call('ZREM', leases_key, capture_id)
-ack_message(capture_key, claim, unacked_key, unacked_index_key)
 if redis.call('HGET', trip_key, 'capture') == capture_id then
   redis.call('HSET', trip_key, 'captured_at', settled_at)
 end

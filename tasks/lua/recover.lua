@@ -1,7 +1,6 @@
 -- Give back running jobs whose holder's lease has lapsed: each is published again (at the head of
 -- its queue: it is late) and its claim cleared, so that the holder, should it resume, neither calls
--- nor records an outcome. The holder's message leaves kombu's unacknowledged set: restored after
--- the visibility timeout, it would be one more copy to turn away. Only a steady sweeper judges (see lib/lease.lua `steady`): returns -1,
+-- nor records an outcome. Only a steady sweeper judges (see lib/lease.lua `steady`): returns -1,
 -- doing nothing, when this one is not. ARGV after the first three: (job id, job key, queue, message).
 --#include names
 --#include lib/publish.lua
@@ -11,8 +10,6 @@ local active_key = KEYS[2]
 local workers_key = KEYS[3]
 local steady_key = KEYS[4]
 local recovered_key = KEYS[5]
-local unacked_key = KEYS[6]        -- kombu's: delivery tag -> message
-local unacked_index_key = KEYS[7]  -- kombu's: delivery tag -> when delivered
 local sweeper = ARGV[1]
 local lease = tonumber(ARGV[2])
 local wall_now = ARGV[3]   -- the sweeper's clock, for the record's times (leases use Redis's)
@@ -26,13 +23,8 @@ for i = 4, #ARGV, 4 do
   if lease_until ~= nil and lease_until <= now then
     redis.call('ZREM', leases_key, job_id)
     if redis.call('HGET', job_key, 'state') == STATE.RUNNING then
-      local held = redis.call('HMGET', job_key, 'holder', 'delivery')
-      redis.call('HSET', job_key, 'recovered_from', held[1] or '')
+      redis.call('HSET', job_key, 'recovered_from', redis.call('HGET', job_key, 'holder') or '')
       redis.call('HDEL', job_key, 'claim', 'holder')
-      if held[2] and held[2] ~= '' then
-        redis.call('HDEL', unacked_key, held[2])
-        redis.call('ZREM', unacked_index_key, held[2])
-      end
       redis.call('HINCRBY', job_key, 'recoveries', 1)
       publish(job_key, queue_key, active_key, job_id, message, wall_now, true)
       redis.call('INCR', recovered_key)

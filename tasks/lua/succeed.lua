@@ -9,8 +9,6 @@ local job_key = KEYS[1]
 local active_key = KEYS[2]
 local leases_key = KEYS[3]
 local calls_key = KEYS[4]
-local unacked_key = KEYS[5]
-local unacked_index_key = KEYS[6]
 local successes_key = ARGV[1]   -- '' unless a call is counted
 local job_id = ARGV[2]
 local claim = ARGV[3]
@@ -27,6 +25,5 @@ redis.call('HSET', job_key, 'state', STATE.SUCCEEDED, 'result', result, 'updated
 redis.call('HDEL', job_key, 'deferred_until', 'defer')
 redis.call('ZREM', active_key, job_id)
 redis.call('ZREM', leases_key, job_id)
-ack_message(job_key, claim, unacked_key, unacked_index_key)
 publish_event(EVENT, active_key, now, ttl, events_channel)
 return 1

@@ -50,14 +50,14 @@ def states(rdb: redis.Redis, job_ids: Sequence[str]) -> dict[str, int]:
 
 
 def leftovers(rdb: redis.Redis) -> dict[str, int]:
-    """Messages still queued (per queue), delivered but unacknowledged, and jobs waiting in the deferred set."""
+    """Messages still queued (per queue), jobs running (held under a lease), and jobs waiting in the deferred set."""
     pipe = rdb.pipeline(transaction=False)
     for queue in QUEUES:
         pipe.llen(queue)
-    pipe.hlen(keys.UNACKED)
+    pipe.zcard(keys.LEASES)
     pipe.zcard(keys.DEFERRED)
     counts = pipe.execute()
-    found = dict(zip([*QUEUES, "unacked", "deferred"], (int(n) for n in counts), strict=True))
+    found = dict(zip([*QUEUES, "running", "deferred"], (int(n) for n in counts), strict=True))
     return {name: n for name, n in found.items() if n}
 
 
@@ -187,7 +187,7 @@ def progress(rdb: redis.Redis, capture_ids: Sequence[str]) -> str:
     """Where a run stands, for a timeout's message: capture and report states, and what Redis still holds."""
     reports = chained_reports(rdb, capture_ids)
     return (f"captures {states(rdb, capture_ids)}, reports {states(rdb, reports)} of {len(reports)}, "
-            f"Redis holds {leftovers(rdb) or 'nothing'}, kombu's sweep lock TTL {rdb.pttl('unacked_mutex')} ms")
+            f"Redis holds {leftovers(rdb) or 'nothing'}")
 
 
 @dataclass(frozen=True)

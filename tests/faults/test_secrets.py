@@ -79,7 +79,7 @@ def decoded(text: str) -> str:
 
 
 def redis_dump(rdb: redis.Redis) -> str:
-    """Every key and value: queued messages (task kwargs), job records, deferred jobs, dead letters, kombu's unacked hash."""
+    """Every key and value: queued messages (task kwargs), job records, deferred jobs, dead letters, the outbox."""
     parts = []
     for key in sorted(rdb.scan_iter()):
         kind = rdb.type(key)

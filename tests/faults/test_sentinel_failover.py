@@ -45,8 +45,8 @@ from workers.housekeeping import HOUSEKEEPING_EVERY
 pytestmark = pytest.mark.xdist_group("sentinel")
 TOKEN = new_token()
 BATCH = 10  # captures per enqueue: one `payq enqueue --file`, or that many POST /v1/jobs
-# Most jobs settle within seconds of the replica's return; a message kombu popped just before the kill comes
-# back after the visibility timeout, or is re-published as lost: within lost_after + one housekeeping look
+# Most jobs settle within seconds of the replica's return; a message kombu popped just before the kill is
+# re-published as lost: within lost_after + one housekeeping look
 SETTLED_WITHIN = lost_after(Settings()) + HOUSEKEEPING_EVERY + 10
 EXIT_TEMPFAIL = 75
 

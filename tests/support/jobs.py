@@ -54,11 +54,11 @@ def wait_for_state(rdb: redis.Redis, job_id: str, state: str, timeout: float = 3
 
 
 def queued_messages(rdb: redis.Redis) -> int:
-    """Messages waiting on every payq queue plus those delivered and not yet acknowledged."""
+    """Messages waiting on every payq queue plus jobs running (delivered, held, not yet acknowledged)."""
     pipe = rdb.pipeline(transaction=False)
     for queue in QUEUES:
         pipe.llen(queue)
-    pipe.hlen(keys.UNACKED)
+    pipe.zcard(keys.LEASES)
     return sum(int(n) for n in pipe.execute())
 
 

@@ -12,10 +12,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from config.celery import UNACKED_RESTORE_INTERVAL, celery_config, lost_after
+from config.celery import celery_config, lost_after
 from config.redis_address import SentinelAddress, parse_sentinel
 from config.settings import InvalidSettings, Settings, load_settings, redact_url
-from tasks.execution import OUTCOME_PATIENCE
 from tasks.stats import Replication, replication
 from workers.housekeeping import HOUSEKEEPING_EVERY, RECOVER_EVERY
 
@@ -56,7 +55,6 @@ def build_settings(**values: Any) -> Settings:
         ("retry_after_cap", 900.0),
         ("retry_after_jitter", 0.5),
         ("lease_seconds", 10.0),
-        ("visibility_timeout", 300),
         ("job_retention_days", 30.0),
         ("dead_letter_retention_days", 30.0),
         ("deferred_poll_interval", 0.1),
@@ -99,7 +97,6 @@ def test_every_setting_is_documented() -> None:
         ("PAYQ_BACKOFF_CAP", "60", "backoff_cap", 60.0),
         ("PAYQ_RETRY_AFTER_FLOOR", "0", "retry_after_floor", 0.0),
         ("PAYQ_RETRY_AFTER_CAP", "600", "retry_after_cap", 600.0),
-        ("PAYQ_VISIBILITY_TIMEOUT", "3600", "visibility_timeout", 3600),
         ("PAYQ_WORKER_POOL", "prefork", "worker_pool", "prefork"),
         ("PAYQ_WORKER_CONCURRENCY", "8", "worker_concurrency", 8),
         ("payq_max_attempts", "5", "max_attempts", 5),
@@ -161,7 +158,6 @@ def test_a_dotenv_file_in_the_working_directory_is_read_and_the_environment_wins
         ("PAYQ_BACKOFF_BASE", "0", "backoff_base"),
         ("PAYQ_RETRY_AFTER_FLOOR", "-1", "retry_after_floor"),
         ("PAYQ_RETRY_AFTER_CAP", "0", "retry_after_cap"),
-        ("PAYQ_VISIBILITY_TIMEOUT", "5", "visibility_timeout"),
         ("PAYQ_WORKER_CONCURRENCY", "0", "worker_concurrency"),
         ("PAYQ_DEFERRED_BATCH_SIZE", "0", "deferred_batch_size"),
     ],
@@ -208,63 +204,31 @@ def test_the_http_pool_holds_a_connection_for_every_worker_thread(pool: str, poo
 
 
 @pytest.mark.parametrize(
-    ("visibility", "connect", "read", "limit"),
+    ("connect", "read", "limit"),
     [
-        pytest.param(60, 3.0, 10.0, 43, id="defaults-http-timeouts-plus-30s"),
-        pytest.param(300, 3.0, 10.0, 43, id="long-visibility-timeout"),
-        pytest.param(30, 3.0, 10.0, 25, id="short-visibility-timeout-wins"),
-        pytest.param(18, 3.0, 10.0, 13, id="shortest-visibility-timeout-for-these-http-timeouts"),
-        pytest.param(10, 1.0, 4.0, 5, id="minimum-visibility-timeout"),
-        pytest.param(3600, 10.0, 120.0, 160, id="long-http-timeouts"),
+        pytest.param(3.0, 10.0, 43, id="defaults-http-timeouts-plus-30s"),
+        pytest.param(1.0, 4.0, 35, id="short-http-timeouts"),
+        pytest.param(10.0, 120.0, 160, id="long-http-timeouts"),
     ],
 )
-def test_a_job_time_limit_stays_below_the_visibility_timeout(visibility: int, connect: float, read: float, limit: int) -> None:
-    configured = build_settings(visibility_timeout=visibility, http_connect_timeout=connect, http_read_timeout=read)
-
-    assert configured.task_time_limit == limit
-    assert configured.task_time_limit < configured.visibility_timeout
+def test_a_job_time_limit_is_the_longest_api_call_plus_30_s(connect: float, read: float, limit: int) -> None:
+    assert build_settings(http_connect_timeout=connect, http_read_timeout=read).task_time_limit == limit
 
 
-@pytest.mark.parametrize(
-    ("variables", "shortest"),
-    [
-        pytest.param({"PAYQ_VISIBILITY_TIMEOUT": "17"}, 18, id="default-http-timeouts"),
-        pytest.param({"PAYQ_HTTP_READ_TIMEOUT": "300"}, 308, id="default-visibility-timeout"),
-        pytest.param({"PAYQ_VISIBILITY_TIMEOUT": "10", "PAYQ_HTTP_CONNECT_TIMEOUT": "0.5", "PAYQ_HTTP_READ_TIMEOUT": "4.6"}, 11,
-                     id="fractions-round-up"),
-    ],
-)
-def test_a_visibility_timeout_the_longest_api_call_does_not_fit_in_is_refused_naming_it(
-    monkeypatch: pytest.MonkeyPatch, variables: dict[str, str], shortest: int,
-) -> None:
-    for name, value in variables.items():
-        monkeypatch.setenv(name, value)
+def test_a_retired_visibility_timeout_in_the_environment_is_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    # kombu keeps no unacknowledged set any more (workers/redis_transport.py): an old deployment's setting must not stop it
+    monkeypatch.setenv("PAYQ_VISIBILITY_TIMEOUT", "300")
 
-    with pytest.raises(ValidationError) as refused:
-        build_settings()
-
-    (error,) = refused.value.errors()
-    assert error["loc"] == ("visibility_timeout",)
-    assert "PAYQ_HTTP_CONNECT_TIMEOUT + PAYQ_HTTP_READ_TIMEOUT" in error["msg"]
-    assert f"raise it to {shortest} " in error["msg"]
+    assert not hasattr(build_settings(), "visibility_timeout")
 
 
-def test_a_visibility_timeout_5_seconds_above_the_longest_api_call_is_accepted() -> None:
-    assert build_settings(visibility_timeout=18, http_connect_timeout=3, http_read_timeout=10).visibility_timeout == 18
-
-
-def test_with_the_defaults_a_killed_workers_jobs_are_back_within_12_s_and_no_live_workers_message_is_handed_out_twice() -> None:
+def test_with_the_defaults_a_killed_workers_jobs_are_back_within_12_s() -> None:
     defaults = build_settings()
 
     # a dead holder's last renewal came before its death: its leases lapse within a lease, and a sweep looks every second
     assert defaults.lease_seconds + RECOVER_EVERY <= 12
-    # a message lost between kombu's pop and its unacked record: the sweep's cutoff, and its interval
+    # a message lost between kombu's pop and BEGIN (kombu keeps no copy): the sweep's cutoff, and its interval
     assert lost_after(defaults) + HOUSEKEEPING_EVERY <= 120
-    # the longest a live worker keeps a message unacknowledged: waiting for a thread behind a job, its own run,
-    # then its outcome written through a Redis outage; the visibility timeout is twice that
-    assert defaults.visibility_timeout >= 2 * (2 * defaults.task_time_limit + OUTCOME_PATIENCE)
-    # kombu's last resort for a message whose worker died before BEGIN comes after the sweep's
-    assert lost_after(defaults) < defaults.visibility_timeout + UNACKED_RESTORE_INTERVAL
     assert defaults.http_connect_timeout + defaults.http_read_timeout <= defaults.task_time_limit
 
 

@@ -24,15 +24,3 @@ local function may_record(job_key, claim)
   if claim ~= '' then return found[2] == claim end
   return found[1] ~= STATE.RUNNING
 end
-
--- With the outcome of a delivery that held the job, its message leaves kombu's unacknowledged set:
--- kombu's own acknowledgement, coming after, finds nothing to do, and one that never comes (the
--- connection dropped while the job ran) leaves no copy for kombu to restore after the visibility timeout.
-local function ack_message(job_key, claim, unacked_key, unacked_index_key)
-  if claim == '' then return end
-  local tag = redis.call('HGET', job_key, 'delivery')
-  if tag and tag ~= '' then
-    redis.call('HDEL', unacked_key, tag)
-    redis.call('ZREM', unacked_index_key, tag)
-  end
-end
