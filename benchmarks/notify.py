@@ -3,9 +3,15 @@
 With ``PAYQ_NOTIFY_URL`` and ``PAYQ_NOTIFY_SECRET`` set, every payment job that
 succeeds (each capture and each report) appends an event to the outbox stream
 in the step that records its outcome; each worker process's delivery loop
-POSTs it to a receiver: a second sandbox's ``/admin/notifications``, started
-with the secret so it checks every signature as a store backend would. The
-receiver runs on the same two cores, so its CPU counts against payq here.
+POSTs it to a receiver. A store's receiver runs on a machine of its own; here
+it shares the two cores, so its CPU counts against payq's drain, and it is a
+lean one (:mod:`benchmarks.receiver`): an asyncio HTTP/1.1 keep-alive server
+that answers 204 at once and records each delivery's raw headers and body.
+After each run every recorded delivery is checked as the sandbox's
+``/admin/notifications`` checks one (:class:`sandbox.receiver.Inbox`, Standard
+Webhooks' verifier), so the figures still prove every notification arrived
+once and signed right. Its CPU per notification is reported, beside what
+notifications add to the workers' and Redis's.
 
 The drain rate is scenario 1's: payment jobs (N captures + N reports) a
 second, from the first payment API call to the last. The ratio on / off says
@@ -27,6 +33,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from functools import partial
 from statistics import mean
 from typing import Any
 
@@ -36,7 +43,8 @@ from benchmarks.drain import fleet_pids, run_drain
 from benchmarks.figures import summary_ms
 from benchmarks.latency import steady_captures
 from benchmarks.live import LivePayq
-from benchmarks.processes import SandboxProc, cpu_seconds
+from benchmarks.processes import cpu_seconds
+from benchmarks.receiver import ReceiverProc
 from benchmarks.report import Row, fmt
 from benchmarks.stack import Stack
 from benchmarks.workers import Fleet, Shape
@@ -58,7 +66,8 @@ def run_notify(stack: Stack, shape: Shape, captures: int, *, tweaks: tuple[str, 
             else:
                 _reset(receiver)
                 result = run_drain(stack, "payq", shape, captures, 0.0, env=env, tweaks=tweaks,
-                                   after_calls=lambda fleet, calls: _delivered(stack, receiver, fleet, calls, 2 * captures), say=say)
+                                   after_calls=partial(_delivered, stack, receiver, expected=2 * captures,
+                                                       receiver_cpu0=cpu_seconds([receiver.pid])), say=say)
                 extra = result.extra
                 say(f"    notifications: {extra['notifications']:,} of {extra['notifications_expected']:,} received "
                     f"({extra['notification_duplicates']} twice, {extra['signatures_valid']:,} signed right), the last "
@@ -78,18 +87,18 @@ def run_notify(stack: Stack, shape: Shape, captures: int, *, tweaks: tuple[str, 
 
 
 @contextmanager
-def receiving() -> Iterator[tuple[SandboxProc, dict[str, str]]]:
-    """A receiver (a sandbox checking signatures with a fresh secret) and the workers' settings that notify it."""
+def receiving() -> Iterator[tuple[ReceiverProc, dict[str, str]]]:
+    """A receiver (the lean one, its deliveries checked with a fresh secret) and the workers' settings that notify it."""
     secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()
-    receiver = SandboxProc(0.0, notify_secret=secret)
+    receiver = ReceiverProc(secret)
     try:
-        yield receiver, {"PAYQ_NOTIFY_URL": receiver.url + "/admin/notifications", "PAYQ_NOTIFY_SECRET": secret}
+        yield receiver, {"PAYQ_NOTIFY_URL": receiver.url + "/hooks/payq", "PAYQ_NOTIFY_SECRET": secret}
     finally:
         receiver.stop()
 
 
-def _reset(receiver: SandboxProc) -> None:
-    receiver.session.post(receiver.url + "/admin/reset", timeout=30).raise_for_status()
+def _reset(receiver: ReceiverProc) -> None:
+    receiver.reset()
 
 
 def _left(stack: Stack) -> int:
@@ -117,18 +126,17 @@ def _wait_settled(stack: Stack, alive: Any) -> int:
         time.sleep(0.1)
 
 
-def _received(receiver: SandboxProc) -> list[dict[str, Any]]:
-    answer = receiver.session.get(receiver.url + "/admin/notifications", timeout=120)
-    answer.raise_for_status()
-    deliveries: list[dict[str, Any]] = answer.json()["notifications"]
-    return deliveries
+def _received(receiver: ReceiverProc) -> list[dict[str, Any]]:
+    return receiver.deliveries()
 
 
-def _delivered(stack: Stack, receiver: SandboxProc, fleet: Fleet, calls: list[Call], expected: int) -> dict[str, Any]:
+def _delivered(stack: Stack, receiver: ReceiverProc, fleet: Fleet, calls: list[Call], *, expected: int,
+               receiver_cpu0: float) -> dict[str, Any]:
     """Wait until every notification is delivered (or their number stops falling), then what the receiver got."""
     cpu0 = cpu_seconds(fleet_pids(fleet))
     left = _wait_settled(stack, fleet.alive)
     tail_cpu = cpu_seconds(fleet_pids(fleet)) - cpu0
+    receiver_cpu = cpu_seconds([receiver.pid]) - receiver_cpu0  # before it is asked for what it got
     deliveries = _received(receiver)
     ids = Counter(d["webhookId"] for d in deliveries)
     first_call = min(c.time for c in calls) if calls else 0.0
@@ -140,10 +148,11 @@ def _delivered(stack: Stack, receiver: SandboxProc, fleet: Fleet, calls: list[Ca
         "last_notification_after_s": round(last - first_call, 2),
         "all_jobs_rate": round((len(calls) + len(deliveries)) / (last - first_call), 1) if last > first_call else 0.0,
         "tail_worker_cpu_s": round(tail_cpu, 2), "stalled": left > 0, "jobs_left": left,
+        "receiver_cpu_ms_per_event": round(receiver_cpu * 1000 / max(len(deliveries), 1), 3),
     }
 
 
-def _steady(stack: Stack, shape: Shape, receiver: SandboxProc, env: dict[str, str], seconds: float, tweaks: tuple[str, ...],
+def _steady(stack: Stack, shape: Shape, receiver: ReceiverProc, env: dict[str, str], seconds: float, tweaks: tuple[str, ...],
             say: Any) -> dict[str, Any]:
     """Captures at a steady 100/s (+ their reports: 200 jobs/s) for ``seconds``; outcome → receiver for each notification."""
     count = int(STEADY_RATE / 2 * seconds)
@@ -198,6 +207,14 @@ def rows(figures: dict[str, Any]) -> list[Row]:
             " / ".join(f"{mean(r['worker_cpu_ms_per_job'] for r in runs[k]):.2f}" for k in ("off", "on")) + " ms"),
         Row(section, "  on, with every notification delivered (the tail after the last payment call too)", f"{cpu_per_payment_job(on):.2f} ms"),
     ]
+    if "receiver_cpu_ms_per_event" in e:
+        off_worker = mean(r["worker_cpu_ms_per_job"] for r in runs["off"])
+        off_redis = mean(r["redis_cpu_ms_per_job"] for r in runs["off"])
+        worker = cpu_per_payment_job(on) - off_worker
+        redis_cost = float(on["redis_cpu_ms_per_job"]) - off_redis
+        receiver = float(e["receiver_cpu_ms_per_event"])
+        out.append(Row(section, "CPU per notification: workers (on − off, tail too) + Redis (on − off) + the receiver = total",
+                       f"{worker:.3f} + {redis_cost:.3f} + {receiver:.3f} = {worker + redis_cost + receiver:.3f} ms"))
     if steady:
         lat = steady["outcome_to_receiver"]
         complete = steady["notifications"] == steady["expected"] and steady["duplicates"] == 0 and steady["signatures_valid"] == steady["notifications"]

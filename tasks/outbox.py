@@ -16,6 +16,7 @@ consumer claims it (``XAUTOCLAIM``) and delivers it again, with the same
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -23,6 +24,8 @@ import redis
 
 from payapi.models import NotificationEvent
 from tasks import keys, scripts
+
+log = logging.getLogger("payq.notify")
 
 # Seconds an entry may stay delivered-to but unsettled before another consumer takes its consumer
 # for dead and delivers it again: well above the longest delivery (connect 3 s + read 5 s).
@@ -90,7 +93,7 @@ class Outbox:
     def read(self, consumer: str, count: int, block_ms: int) -> list[Entry]:
         """Up to ``count`` new entries for ``consumer``, waiting up to ``block_ms`` for the first."""
         try:
-            reply = self._redis.xreadgroup(keys.OUTBOX_GROUP, consumer, {keys.OUTBOX: ">"}, count=count, block=block_ms)
+            reply = self._redis.xreadgroup(keys.OUTBOX_GROUP, consumer, {keys.OUTBOX: ">"}, count=count, block=block_ms or None)
         except redis.ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
@@ -121,12 +124,40 @@ class Outbox:
 
         Returns how many were still this consumer's to settle (not claimed by another meanwhile).
         """
-        retry_at = retry_at or {}
+        keys_, args = self._settle_call(entries, retry_at or {})
+        return int(self._settle(keys=keys_, args=args)) if entries else 0
+
+    @staticmethod
+    def _settle_call(entries: list[Entry], retry_at: dict[str, float]) -> tuple[list[str], list[Any]]:
         args: list[Any] = [keys.OUTBOX_GROUP]
         for entry in entries:
             due = retry_at.get(entry.entry_id)
             args += [entry.entry_id, entry.event_id, "" if due is None else due, "" if due is None else entry.retry_json()]
-        return int(self._settle(keys=[keys.OUTBOX, keys.OUTBOX_PENDING, keys.OUTBOX_RETRY], args=args)) if entries else 0
+        return [keys.OUTBOX, keys.OUTBOX_PENDING, keys.OUTBOX_RETRY], args
+
+    def settle_and_read(self, entries: list[Entry], retry_at: dict[str, float], consumer: str, count: int) -> list[Entry]:
+        """:meth:`settle` ``entries``, then :meth:`read` up to ``count`` new ones without waiting: one round trip for both."""
+        if not entries:
+            return self.read(consumer, count, 0)
+        pipe = self._redis.pipeline(transaction=False)
+        # EVALSHA itself: a pipeline given the Script object would first ask SCRIPT EXISTS, a round trip of its own
+        keys_, args = self._settle_call(entries, retry_at)
+        pipe.evalsha(self._settle.sha, len(keys_), *keys_, *args)
+        pipe.xreadgroup(keys.OUTBOX_GROUP, consumer, {keys.OUTBOX: ">"}, count=count)
+        settled, reply = pipe.execute(raise_on_error=False)
+        if isinstance(reply, redis.ResponseError) and "NOGROUP" in str(reply):
+            self.ensure_group()  # the stream was deleted (FLUSHDB, by hand): start again
+            reply = []
+        elif isinstance(reply, Exception):
+            raise reply
+        # the entries read are this consumer's now, whatever became of the settle: returned, never dropped
+        read = [Entry.of(entry_id, fields) for _, items in cast(list[Any], reply or []) for entry_id, fields in items if fields]
+        if isinstance(settled, redis.exceptions.NoScriptError):  # Redis restarted or its scripts were flushed: load it
+            self.settle(entries, retry_at)
+        elif isinstance(settled, Exception):
+            log.warning("outbox: settling %d entries failed (%s); they stay pending, to be claimed and delivered again", len(entries),
+                        settled)
+        return read
 
     def move_due(self, now: float, limit: int) -> int:
         """Put up to ``limit`` retries that are due back on the stream; returns how many."""

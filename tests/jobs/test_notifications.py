@@ -25,6 +25,7 @@ from payq.views import iso
 from tasks import keys
 from tasks.messages import build_message
 from tasks.notify import delivery_slots
+from tasks.outbox import Outbox
 from tasks.producer import Producer
 from tests.support.jobs import USD_1, record, wait_for_state
 from tests.support.names import queue_of
@@ -232,3 +233,22 @@ def most_at_once(deliveries: list[Received], held: float) -> int:
         current += step
         most = max(most, current)
     return most
+
+
+def test_a_settle_sent_with_the_next_read_keeps_what_it_read_when_redis_lost_its_scripts(rdb: redis.Redis) -> None:
+    """The delivery loop settles a batch in the round trip that reads the next: entries read there are never dropped."""
+    outbox = Outbox(rdb)
+    outbox.ensure_group()
+    for i in range(3):
+        rdb.xadd(keys.OUTBOX, {"id": f"e{i}", "body": "{}", "job": f"j{i}", "attempts": 0, "at": 1.0})
+        rdb.zadd(keys.OUTBOX_PENDING, {f"e{i}": 1.0})
+    first = outbox.read("c1", 2, 100)
+    rdb.script_flush()  # as after a Redis restart: the settle script is unknown, the read still happens
+
+    rest = outbox.settle_and_read(first, {}, "c1", 10)
+
+    assert [e.event_id for e in rest] == ["e2"], "the entry read in the same round trip is returned"
+    assert rdb.xpending(keys.OUTBOX, keys.OUTBOX_GROUP)["pending"] == 1, "the first two settled, the third in hand"
+    assert rdb.zrange(keys.OUTBOX_PENDING, 0, -1) == ["e2"]
+    assert outbox.settle_and_read(rest, {}, "c1", 10) == []
+    assert rdb.zcard(keys.OUTBOX_PENDING) == 0 and rdb.xlen(keys.OUTBOX) == 0
