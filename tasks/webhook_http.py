@@ -68,7 +68,7 @@ class Connection:
     def _read_head(self) -> tuple[int, str, dict[str, str]]:
         started = bool(self._buffer)
         while (end := self._buffer.find(b"\r\n\r\n")) < 0:
-            if len(self._buffer) > MAX_HEAD:
+            if len(self._buffer) > MAX_HEAD + 3:  # the head, before its blank line, is longer than MAX_HEAD
                 raise http.client.LineTooLong("answer head")
             data = self._recv()
             if not data:
@@ -77,6 +77,8 @@ class Connection:
                 raise http.client.RemoteDisconnected("Remote end closed connection without response")
             started = True
             self._buffer += data
+        if end > MAX_HEAD:  # a long head may arrive whole in the last read
+            raise http.client.LineTooLong("answer head")
         head, self._buffer = self._buffer[:end].decode("latin-1"), self._buffer[end + 4:]
         lines = head.split("\r\n")
         parts = lines[0].split(" ", 2)
@@ -104,13 +106,15 @@ class Connection:
             self._buffer = b""
             self.close()
             return body[:MAX_BODY]
-        try:
-            size = int(length.split(",")[0])
-        except ValueError:
-            raise http.client.HTTPException(f"invalid Content-Length {length!r}") from None
-        if size > MAX_BODY:
-            self.close()
-        return self._take(min(size, MAX_BODY))
+        digits = length.split(",")[0].strip()
+        if not (digits.isascii() and digits.isdigit()):  # int() would take "-1", "+1" and "1_0"
+            raise http.client.HTTPException(f"invalid Content-Length {length!r}")
+        size = int(digits)
+        if size <= MAX_BODY:
+            return self._take(size)
+        body = self._take(MAX_BODY)  # the rest is never read: the connection cannot be used again
+        self.close()
+        return body
 
     def _take(self, size: int) -> bytes:
         while len(self._buffer) < size:
