@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import email.utils
+import http.client
 import json
 import math
 import re
@@ -23,8 +24,8 @@ from decimal import Decimal
 from enum import StrEnum
 from http import HTTPStatus
 
-import requests
 from pydantic import ValidationError
+from urllib3 import exceptions as u3
 
 from payapi.models import ErrorBody, FeedbackResponse, ResponseModel
 from payapi.operations import OPERATIONS, Operation
@@ -279,17 +280,40 @@ def _classify_success(operation: Operation, status: int, body: bytes) -> Outcome
     return Success(parsed, status)
 
 
+# What a call that got no (complete) response ran into: urllib3's exceptions (raised as they are,
+# retries being off) and the standard library's beneath them, each group checked in this order.
+# urllib3's NewConnectionError (refused, unreachable, no such host) subclasses its ConnectTimeoutError;
+# http.client's InvalidURL subclasses HTTPException; TimeoutError subclasses OSError.
+_UNSENDABLE = (u3.LocationValueError, http.client.InvalidURL)  # a malformed URL: configuration, which a retry will not mend
+_TIMEOUT = (u3.TimeoutError, TimeoutError)  # urllib3's ConnectTimeoutError and ReadTimeoutError; a socket's timeout
+_CONNECTION = (
+    u3.ProtocolError,    # aborted, reset, closed without an answer, cut short (IncompleteRead), bad chunking
+    u3.SSLError,         # the TLS handshake or the certificate's verification failed
+    u3.ProxyError,
+    u3.DecodeError,      # a Content-Encoding that does not decode
+    u3.IncompleteRead,
+    u3.InvalidChunkLength,
+    http.client.HTTPException,
+    OSError,             # refused, reset, broken pipe, unreachable
+)
+
+
 def classify_exception(exc: BaseException) -> Outcome:
     """Classify a call that got no (complete) response."""
+    if isinstance(exc, u3.MaxRetryError) and exc.reason is not None:
+        exc = exc.reason  # raised only with retries on: the last error is what happened
+    # urllib3 wraps the standard library's errors while sending as ProtocolError("Connection aborted.", cause)
+    cause = exc.args[1] if isinstance(exc, u3.ProtocolError) and len(exc.args) > 1 else None
     name = type(exc).__name__
     text = bounded(str(exc)) or None
-    if isinstance(exc, requests.Timeout):
-        return Transient(Failure(FailureKind.TIMEOUT, error_type=name))
-    if isinstance(exc, requests.ConnectionError | requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError):
-        return Transient(Failure(FailureKind.CONNECTION, error_type=name, detail=text))
-    if isinstance(exc, requests.RequestException):
-        # a malformed URL or similar: configuration, which a retry will not mend
+    if isinstance(exc, _UNSENDABLE) or isinstance(cause, http.client.InvalidURL):
         return Permanent(Failure(FailureKind.UNSENDABLE, error_type=name, detail=text))
+    if isinstance(exc, u3.NewConnectionError):
+        return Transient(Failure(FailureKind.CONNECTION, error_type=name, detail=text))
+    if isinstance(exc, _TIMEOUT) or isinstance(cause, TimeoutError):
+        return Transient(Failure(FailureKind.TIMEOUT, error_type=name))
+    if isinstance(exc, _CONNECTION):
+        return Transient(Failure(FailureKind.CONNECTION, error_type=name, detail=text))
     return Transient(Failure(FailureKind.UNEXPECTED, error_type=name, detail=text))
 
 

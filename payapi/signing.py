@@ -14,13 +14,13 @@ from collections.abc import Callable
 from functools import partial
 
 import botocore.session
-import requests
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import BotoCoreError, ClientError
 
 from config.settings import Settings
+from payapi.client import Prepared
 from payapi.errors import ConfigurationError
 
 # The headers botocore may add while signing; each is copied onto the request that is sent.
@@ -46,7 +46,7 @@ class SigV4Signer:
         self.region = region
         self.service = service
 
-    def __call__(self, prepared: requests.PreparedRequest) -> None:
+    def __call__(self, prepared: Prepared) -> None:
         """Add Authorization, X-Amz-Date and (for temporary credentials) X-Amz-Security-Token to ``prepared``.
 
         The signature covers ``prepared``'s body exactly as it will be sent, so
@@ -57,11 +57,7 @@ class SigV4Signer:
         except (BotoCoreError, ClientError, RuntimeError) as exc:
             # botocore raises RuntimeError for credentials that are still expired after a refresh
             raise ConfigurationError(f"AWS credentials could not be refreshed for SigV4 signing: {_describe(exc)}") from None
-        body = prepared.body or b""
-        if isinstance(body, str):
-            body = body.encode()
-        assert prepared.method is not None and prepared.url is not None
-        aws = AWSRequest(method=prepared.method, url=prepared.url, headers=dict(prepared.headers), data=body)
+        aws = AWSRequest(method=prepared.method, url=prepared.url, headers=dict(prepared.headers), data=prepared.body)
         SigV4Auth(frozen, self.service, self.region).add_auth(aws)
         for name in _AUTH_HEADERS:
             if name in aws.headers:

@@ -225,3 +225,27 @@ def test_other_4xx_are_permanent(sandbox: SandboxProcess, client: PaymentClient,
     fail_next(sandbox, "feedback", str(status))
     outcome = client.call(Operation.FEEDBACK, feedback_request())
     assert isinstance(outcome, Permanent) and outcome.failure.status == status
+
+
+def test_a_redirect_is_not_followed(sandbox: SandboxProcess, client: PaymentClient) -> None:
+    fail_next(sandbox, "capture", {"status": 307, "headers": {"Location": sandbox.url + "/v1/capture/charge"}})
+    outcome = client.call(Operation.CAPTURE, capture_request())
+    assert isinstance(outcome, Permanent) and outcome.failure.status == 307
+    assert len(sandbox.requests("/v1/capture/charge")) == 1
+
+
+# --- could not be sent ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("base", ["http://", "api.example/v1", "ftp://api.example", "http://api.example:port"])
+def test_a_malformed_base_url_makes_every_call_permanent_without_raising(base: str) -> None:
+    outcome = PaymentClient(Settings(api_base_url=base)).call(Operation.CAPTURE, capture_request())
+    assert isinstance(outcome, Permanent)
+    assert (outcome.failure.kind, outcome.failure.status) == (FailureKind.UNSENDABLE, None)
+    assert "PAYQ_API_BASE_URL" in outcome.failure.describe()
+
+
+def test_a_base_url_s_path_prefixes_every_operation_s() -> None:
+    prepared = PaymentClient(Settings(api_base_url="https://api.example/prod/")).prepare(Operation.REFUND, refund_request())
+    assert (prepared.method, prepared.url, prepared.path) == ("POST", "https://api.example/prod/v1/refund", "/prod/v1/refund")
+    assert prepared.headers == {"Content-Type": "application/json", "Content-Length": str(len(prepared.body))}
+    assert prepared.body.startswith(b'{"storeId":"store-1",')

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import pytest
-import requests
 
 from config.settings import Settings
-from payapi.client import PaymentClient, make_session
+from payapi.client import PaymentClient
 from payapi.models import CaptureRequest, RefundRequest
 from payapi.operations import Operation
-from payapi.outcomes import Permanent, Success
+from payapi.outcomes import Outcome, Permanent, Success
 from payapi.signing import build_signer
 from tests.sigv4.conftest import ACCESS_KEY, REGION, SECRET_KEY, SESSION_TOKEN, WRONG_SECRET_KEY
 from tests.support.names import path_of
@@ -79,17 +79,19 @@ def test_a_body_changed_after_signing_is_refused(api: SandboxProcess, monkeypatc
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
     signer = build_signer(Settings(api_base_url=api.url, api_auth="sigv4", aws_region=REGION))
-    body = b'{"storeId":"s1","shoppingTripId":"t-tamper","amount":{"amount":19.99,"code":"USD"}}'
-    session = make_session(1)
+    client = PaymentClient(Settings(api_base_url=api.url))  # no signer of its own: it sends what it is given, as it is
+    request = CaptureRequest.model_validate({"storeId": "s1", "shoppingTripId": "t-tamper", "amount": {"amount": "19.99", "code": "USD"}})
 
-    def send(altered: bool) -> requests.Response:
-        prepared = requests.Request("POST", api.url + path_of("capture"), data=body, headers={"Content-Type": "application/json"}).prepare()
+    def send(altered: bool) -> Outcome:
+        prepared = client.prepare(Operation.CAPTURE, request)
+        assert b'"amount":19.99' in prepared.body
         signer(prepared)
-        if altered:
-            prepared.prepare_body(change(body), None)  # also sets the new Content-Length, as a rewriting proxy would
-        return session.send(prepared, timeout=10)
+        if altered:  # with the new Content-Length, as a rewriting proxy would
+            body = change(prepared.body)
+            prepared = dataclasses.replace(prepared, body=body, headers={**prepared.headers, "Content-Length": str(len(body))})
+        return client.send(Operation.CAPTURE, request, prepared)
 
     refused = send(altered=True)
-    assert refused.status_code == 403
-    assert "wrong signature" in refused.json()["errorMsg"]
-    assert send(altered=False).status_code == 200, "the same request, unaltered, is accepted"
+    assert isinstance(refused, Permanent) and refused.failure.status == 403
+    assert "wrong signature" in (refused.failure.error_msg or "")
+    assert send(altered=False) == Success(), "the same request, unaltered, is accepted"

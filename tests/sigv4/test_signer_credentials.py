@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from botocore.credentials import RefreshableCredentials
 
 from config.settings import Settings
+from payapi.client import json_post
 from payapi.errors import ConfigurationError
 from payapi.signing import SigV4Signer, build_signer, signer_factory
 from tests.sigv4.conftest import ACCESS_KEY, REGION, SECRET_KEY, SESSION_TOKEN
@@ -24,7 +24,7 @@ def sigv4_settings(**overrides: Any) -> Settings:
 
 def signed_authorization(signer: SigV4Signer) -> str:
     """The Authorization header ``signer`` puts on a small request."""
-    prepared = requests.Request("POST", "http://127.0.0.1:8080/v1/refund", data=b"{}").prepare()
+    prepared = json_post("http://127.0.0.1:8080/v1/refund", "/v1/refund", b"{}")
     signer(prepared)
     return str(prepared.headers["Authorization"])
 

@@ -7,9 +7,9 @@ import hashlib
 from collections.abc import Callable
 
 import pytest
-import requests
 from botocore.credentials import Credentials
 
+from payapi.client import json_post
 from payapi.signing import SigV4Signer
 from sandbox.sigv4 import SigV4Verifier
 from tests.sigv4.conftest import ACCESS_KEY, REGION, SECRET_KEY, SERVICE, SESSION_TOKEN, WRONG_SECRET_KEY
@@ -33,14 +33,12 @@ def sign(
     region: str = REGION, service: str = SERVICE, extra: dict[str, str] | None = None,
 ) -> Request:
     """(method, path, headers, body) as the sandbox receives a request signed by payq's signer."""
-    prepared = requests.Request(
-        "POST", f"http://{HOST}{PATH}", data=body, headers={"Content-Type": "application/json", **(extra or {})}
-    ).prepare()
+    prepared = json_post(f"http://{HOST}{PATH}", PATH, body)
+    prepared.headers.update(extra or {})
     SigV4Signer(Credentials(access_key, secret, token), region, service)(prepared)
     headers = dict(prepared.headers)
     headers["Host"] = HOST  # what the HTTP client adds from the URL
-    assert prepared.body is not None
-    return "POST", PATH, headers, bytes(prepared.body) if not isinstance(prepared.body, str) else prepared.body.encode()
+    return "POST", PATH, headers, prepared.body
 
 
 def verifier(skew: float = 0.0, region: str | None = REGION) -> SigV4Verifier:

@@ -7,14 +7,21 @@ the delay is the API's own (clamping it is the retry decision's business).
 
 from __future__ import annotations
 
+import http.client
 import json
+import socket
+import ssl
+import zlib
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from http import HTTPStatus
 
 import pytest
-import requests
-from requests.structures import CaseInsensitiveDict
+from urllib3 import HTTPHeaderDict, HTTPSConnectionPool
+from urllib3 import exceptions as u3
+from urllib3.connection import HTTPSConnection
+from urllib3.util import parse_url
 
 from payapi.models import FeedbackResponse, RefundResponse
 from payapi.operations import Operation
@@ -256,7 +263,7 @@ def test_503_failure_keeps_the_errorMsg() -> None:
 @pytest.mark.parametrize(
     "headers",
     [
-        pytest.param(CaseInsensitiveDict({"Retry-After": "12"}), id="requests-CaseInsensitiveDict"),
+        pytest.param(HTTPHeaderDict({"Retry-After": "12"}), id="urllib3-HTTPHeaderDict"),
         pytest.param({"RETRY-AFTER": "12"}, id="upper-case-dict"),
         pytest.param({"retry-after": "12"}, id="lower-case-dict"),
     ],
@@ -319,49 +326,104 @@ def test_500_with_an_empty_body_is_just_the_status() -> None:
 
 # --- no response at all -------------------------------------------------------------------------
 
+# urllib3's exceptions built as urllib3 raises them (retries off, so never wrapped in MaxRetryError),
+# around a pool and a connection that never connect.
+POOL = HTTPSConnectionPool("api.example", 443)
+CONN = HTTPSConnection("api.example", 443)
+PATH = "/v1/capture/charge"
+
+
+def raised(call: Callable[[], object]) -> BaseException:
+    """What ``call`` raises."""
+    with pytest.raises(Exception) as caught:
+        call()
+    return caught.value
+
+
 EXCEPTION_ROWS = [
+    # timeouts: transient
     pytest.param(
-        requests.ConnectionError(
-            "HTTPConnectionPool(host='127.0.0.1', port=8080): Max retries exceeded: [Errno 111] Connection refused"
-        ),
-        Transient, ["connection failed", "ConnectionError", "Connection refused"],
-        id="connection-refused",
-    ),
-    pytest.param(
-        requests.ConnectionError(ConnectionResetError(104, "Connection reset by peer")),
-        Transient, ["connection failed", "Connection reset by peer"],
-        id="connection-reset-wrapped",
-    ),
-    pytest.param(
-        requests.ReadTimeout("HTTPConnectionPool(host='api', port=443): Read timed out. (read timeout=10.0)"),
-        Transient, ["timeout", "ReadTimeout"],
-        id="read-timeout",
-    ),
-    pytest.param(
-        requests.ConnectTimeout("HTTPConnectionPool(host='api', port=443): Max retries exceeded (connect timeout=3.0)"),
-        Transient, ["timeout", "ConnectTimeout"],
+        u3.ConnectTimeoutError(CONN, "Connection to api.example timed out. (connect timeout=3.0)"),
+        Transient, ["timeout", "ConnectTimeoutError"],
         id="connect-timeout",
     ),
     pytest.param(
-        requests.exceptions.ChunkedEncodingError("Connection broken: IncompleteRead(12 bytes read, 30 more expected)"),
-        Transient, ["connection failed", "ChunkedEncodingError", "IncompleteRead"],
-        id="chunked-encoding-error",
+        u3.ReadTimeoutError(POOL, PATH, "Read timed out. (read timeout=10.0)"),
+        Transient, ["timeout", "ReadTimeoutError"],
+        id="read-timeout",
     ),
     pytest.param(
-        requests.exceptions.ContentDecodingError("Received response with content-encoding: gzip, but failed to decode it."),
-        Transient, ["connection failed", "ContentDecodingError"],
-        id="content-decoding-error",
+        u3.ProtocolError("Connection aborted.", TimeoutError("timed out")),
+        Transient, ["timeout", "ProtocolError"],
+        id="write-timeout",
+    ),
+    pytest.param(TimeoutError("timed out"), Transient, ["timeout", "TimeoutError"], id="socket-timeout"),
+    # no connection, or a broken one: transient
+    pytest.param(
+        u3.NewConnectionError(CONN, "Failed to establish a new connection: [Errno 111] Connection refused"),
+        Transient, ["connection failed", "NewConnectionError", "Connection refused"],
+        id="connection-refused",
     ),
     pytest.param(
-        requests.exceptions.InvalidURL("Invalid URL 'http://': No host supplied"),
-        Permanent, ["request could not be sent", "InvalidURL", "No host supplied"],
-        id="invalid-url",
+        u3.NameResolutionError("api.example", CONN, socket.gaierror(-2, "Name or service not known")),
+        Transient, ["connection failed", "NameResolutionError", "Failed to resolve 'api.example'"],
+        id="name-resolution",
     ),
     pytest.param(
-        requests.exceptions.MissingSchema("Invalid URL 'api.example/v1/refund': No scheme supplied"),
-        Permanent, ["request could not be sent", "MissingSchema"],
-        id="missing-schema",
+        u3.ProtocolError("Connection aborted.", ConnectionResetError(104, "Connection reset by peer")),
+        Transient, ["connection failed", "ProtocolError", "Connection reset by peer"],
+        id="connection-reset",
     ),
+    pytest.param(
+        u3.ProtocolError("Connection aborted.", http.client.RemoteDisconnected("Remote end closed connection without response")),
+        Transient, ["connection failed", "ProtocolError", "RemoteDisconnected"],
+        id="remote-disconnected",
+    ),
+    pytest.param(
+        u3.ProtocolError(f"Connection broken: {u3.IncompleteRead(12, 30)!r}", u3.IncompleteRead(12, 30)),
+        Transient, ["connection failed", "ProtocolError", "IncompleteRead(12 bytes read, 30 more expected)"],
+        id="incomplete-read",
+    ),
+    pytest.param(
+        u3.DecodeError("Received response with content-encoding: gzip, but failed to decode it.",
+                       zlib.error("Error -3 while decompressing data: incorrect header check")),
+        Transient, ["connection failed", "DecodeError", "content-encoding: gzip"],
+        id="decode-error",
+    ),
+    pytest.param(
+        u3.SSLError(ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed")),
+        Transient, ["connection failed", "SSLError", "CERTIFICATE_VERIFY_FAILED"],
+        id="tls-verification",
+    ),
+    pytest.param(
+        u3.MaxRetryError(POOL, PATH, u3.NewConnectionError(CONN, "Failed to establish a new connection: [Errno 111] Connection refused")),
+        Transient, ["connection failed", "NewConnectionError", "Connection refused"],
+        id="max-retries-names-its-reason",
+    ),
+    # the standard library's, beneath urllib3
+    pytest.param(ConnectionRefusedError(111, "Connection refused"), Transient, ["connection failed", "ConnectionRefusedError"],
+                 id="stdlib-refused"),
+    pytest.param(http.client.IncompleteRead(b"{", 30), Transient, ["connection failed", "IncompleteRead"], id="stdlib-incomplete-read"),
+    pytest.param(http.client.RemoteDisconnected("Remote end closed connection without response"), Transient,
+                 ["connection failed", "RemoteDisconnected"], id="stdlib-remote-disconnected"),
+    # could not be sent: permanent (configuration)
+    pytest.param(
+        raised(lambda: parse_url("http://[::1")),
+        Permanent, ["request could not be sent", "LocationParseError", "Failed to parse"],
+        id="location-parse-error",
+    ),
+    pytest.param(
+        raised(lambda: HTTPSConnectionPool(None)),  # type: ignore[arg-type]
+        Permanent, ["request could not be sent", "LocationValueError", "No host specified"],
+        id="no-host",
+    ),
+    pytest.param(
+        u3.ProtocolError("Connection aborted.", http.client.InvalidURL("URL can't contain control characters. '/v1/a b' (found at least ' ')")),
+        Permanent, ["request could not be sent", "ProtocolError", "control characters"],
+        id="invalid-url-in-the-request-line",
+    ),
+    # anything else: unexpected, transient
+    pytest.param(u3.ClosedPoolError(POOL, "Pool is closed."), Transient, ["unexpected error", "ClosedPoolError"], id="closed-pool"),
     pytest.param(RuntimeError("signer exploded"), Transient, ["unexpected error", "RuntimeError", "signer exploded"], id="other"),
 ]
 
@@ -377,10 +439,17 @@ def test_a_call_without_a_response_is_classified_by_its_exception(exc: BaseExcep
 
 
 def test_an_unsendable_request_is_permanent_without_status_or_errorMsg() -> None:
-    outcome = classify_exception(requests.exceptions.InvalidURL("No host supplied"))
+    outcome = classify_exception(u3.LocationValueError("No host specified."))
 
-    assert outcome == Permanent(Failure(FailureKind.UNSENDABLE, error_type="InvalidURL", detail="No host supplied"))
-    assert described(outcome) == "request could not be sent: InvalidURL: No host supplied"
+    assert outcome == Permanent(Failure(FailureKind.UNSENDABLE, error_type="LocationValueError", detail="No host specified."))
+    assert described(outcome) == "request could not be sent: LocationValueError: No host specified."
+
+
+def test_a_timeout_names_only_its_kind() -> None:
+    outcome = classify_exception(u3.ReadTimeoutError(POOL, PATH, "Read timed out. (read timeout=10.0)"))
+
+    assert outcome == Transient(Failure(FailureKind.TIMEOUT, error_type="ReadTimeoutError"))
+    assert described(outcome) == "timeout: ReadTimeoutError"
 
 
 # --- reasons stay readable, whatever came back --------------------------------------------------
@@ -405,7 +474,7 @@ def test_reason_is_bounded_for_a_huge_body(operation: str, status: int, body: by
 
 
 def test_reason_is_bounded_for_a_huge_exception_message() -> None:
-    outcome = classify_exception(requests.ConnectionError("refused " * HUGE))
+    outcome = classify_exception(u3.ProtocolError("Connection aborted.", ConnectionResetError(104, "reset " * HUGE)))
 
     assert isinstance(outcome, Transient)
     assert len(described(outcome)) <= REASON_LIMIT
