@@ -48,7 +48,7 @@ class Prepared:
     ``url`` is absolute (what a signer signs); ``path`` is what goes on the
     request line, to ``url``'s host. ``body`` is the exact bytes sent.
     ``headers`` are the ones payq sets, named as written here; urllib3 adds
-    Host (from the URL) and User-Agent.
+    Host (from the URL). SigV4 signs every one but User-Agent.
     """
 
     method: str
@@ -63,7 +63,8 @@ Signer = Callable[[Prepared], None]
 
 def json_post(url: str, path: str, body: bytes) -> Prepared:
     """A POST of the JSON ``body`` to ``url`` (``path`` on its host), with the headers every API call carries."""
-    return Prepared("POST", url, path, {"Content-Type": "application/json", "Content-Length": str(len(body))}, body)
+    return Prepared("POST", url, path, {"Content-Type": "application/json", "Content-Length": str(len(body)), "User-Agent": "payq"},
+                    body)
 
 
 class PaymentClient:

@@ -247,5 +247,5 @@ def test_a_malformed_base_url_makes_every_call_permanent_without_raising(base: s
 def test_a_base_url_s_path_prefixes_every_operation_s() -> None:
     prepared = PaymentClient(Settings(api_base_url="https://api.example/prod/")).prepare(Operation.REFUND, refund_request())
     assert (prepared.method, prepared.url, prepared.path) == ("POST", "https://api.example/prod/v1/refund", "/prod/v1/refund")
-    assert prepared.headers == {"Content-Type": "application/json", "Content-Length": str(len(prepared.body))}
+    assert prepared.headers == {"Content-Type": "application/json", "Content-Length": str(len(prepared.body)), "User-Agent": "payq"}
     assert prepared.body.startswith(b'{"storeId":"store-1",')
