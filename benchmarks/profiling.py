@@ -27,15 +27,14 @@ from benchmarks.workers import Fleet, Shape
 # (name, frame pattern), in priority order: a sample belongs to the first group with a frame matching its pattern,
 # so the groups are exclusive and add up to 100%. Frames look like "JobStore.begin (tasks/jobstore.py:150)".
 GROUPS: list[tuple[str, str]] = [
-    ("payq: HTTP POST to the API (requests, urllib3, http.client)", r"^PaymentClient\.(call|prepare|send) \("),
+    ("payq: HTTP POST to the API (urllib3)", r"^PaymentClient\.(call|prepare|send) \("),
     ("notifications: delivery loop (signed POST to the receiver, read and settle the outbox)", r"^(DeliveryLoop|Notifier|Outbox)\.\w+ \("),
     ("payq: Redis calls (BEGIN, settle and report, succeed, defer, pace, dead letters)",
      r"^(JobStore|Pacer|DeadLetterStore)\.\w+ \("),
     ("payq: rest of the task (kwargs validation, the decision, the ending for Celery)", r"^run \(tasks/payments"),
     ("Celery task events (PUBLISH per event)", r"^EventDispatcher\.\w+ \(celery/"),
-    ("kombu ack (MULTI ZREM + HDEL unacked)", r"^QoS\.(ack|reject) \("),
-    ("kombu unacked bookkeeping on receipt (MULTI ZADD + HSET)", r"^QoS\.append \("),
-    ("kombu receive (BRPOP, decode)", r"^Channel\._brpop_read \("),
+    ("kombu ack and bookkeeping (in memory: no unacked set in Redis)", r"^QoS\.(ack|reject|append) \("),
+    ("kombu receive (BRPOP, decode) and Celery's handling of the message", r"^Channel\._brpop_read \("),
     ("Celery worker thread: tracer, request, pool", r"^(apply_target|_WorkItem\.run) \("),
     ("Celery hub loop: the rest", r"^asynloop \("),
     ("payq deferred mover thread", r"^DeferredMover\.run \("),
