@@ -73,3 +73,29 @@ def next_step(outcome: Outcome, attempt: int, max_attempts: int, now: float, flo
     if attempt >= max_attempts:
         return GiveUp(outcome.failure, pause_until)
     return TryLater(until, outcome.failure, pause_until)
+
+
+SLOW = 0.02   # seconds a receiver takes to answer a POST, past which a delivery thread sends several at once
+FAN_OUT = 8   # POSTs one delivery thread has in flight at most, to a slow receiver
+
+
+def posts_at_once(seconds_per_post: float) -> int:
+    """How many POSTs a delivery thread sends at once, given how long the receiver has been taking to answer one.
+
+    One after the other while it answers within :data:`SLOW`: that costs the
+    least CPU, and a thread then delivers over 50 events a second. A slower
+    receiver gets :data:`FAN_OUT` at once (each on a kept-alive connection of
+    its own), so that one taking 100 ms still gets 80 a second from each
+    worker process, not 10.
+    """
+    return FAN_OUT if seconds_per_post > SLOW else 1
+
+
+def batch_size(seconds_per_post: float, claim_idle: float, most: int) -> int:
+    """Entries a delivery thread reads at once: ``most``, fewer for a slow receiver.
+
+    Few enough that the last of them is begun within a quarter of
+    ``claim_idle``, after which another consumer may claim an entry still pending.
+    """
+    rounds = int(claim_idle / 4 / max(seconds_per_post, 1e-3))
+    return max(1, min(most, rounds * posts_at_once(seconds_per_post)))

@@ -26,15 +26,16 @@ import os
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import redis
 from celery import bootsteps
 
 from payapi.operations import Operation
-from payapi.outcomes import Failure
+from payapi.outcomes import Failure, Outcome, RetryAfter
 from tasks.deadletters import DeadLetter
-from tasks.delivery import GiveUp, Step, TryLater, next_step
+from tasks.delivery import FAN_OUT, GiveUp, Step, TryLater, batch_size, next_step, posts_at_once
 from tasks.notify import Notifier, delivery_slots
 from tasks.outbox import CLAIM_IDLE, Entry, Outbox
 from tasks.runtime import Runtime, RuntimeHolder
@@ -62,6 +63,7 @@ class DeliveryLoop(threading.Thread):
         self._next_check = self._next_claim = 0.0
         self._seconds_per_delivery = 0.0  # a moving average: how long the receiver takes
         self._done: list[tuple[Entry, Step]] = []  # delivered (or failed), not yet settled
+        self._pool: ThreadPoolExecutor | None = None
 
     def stop(self) -> None:
         """Ask the loop to finish (after the deliveries under way, their timeouts at most)."""
@@ -117,6 +119,9 @@ class DeliveryLoop(threading.Thread):
                     self._stop_event.wait(LINGER)
         finally:
             self._settle(outbox)
+            if self._pool is not None:
+                self._pool.shutdown(wait=False)
+                self._pool = None
 
     def _settle(self, outbox: Outbox) -> None:
         """Write what the deliveries not yet settled came to."""
@@ -125,25 +130,48 @@ class DeliveryLoop(threading.Thread):
             self._done = []
 
     def _batch(self) -> int:
-        """How many entries to read: :data:`BATCH`, fewer when deliveries are slow, so that a batch is begun well within the claim time."""
-        return max(1, min(BATCH, int(CLAIM_IDLE / 4 / max(self._seconds_per_delivery, 1e-3))))
+        """How many entries to read: :data:`BATCH`, fewer when deliveries are slow (:func:`tasks.delivery.batch_size`)."""
+        return batch_size(self._seconds_per_delivery, CLAIM_IDLE, BATCH)
+
+    def _posting(self) -> ThreadPoolExecutor:
+        """The threads that POST to a slow receiver several at once (:func:`tasks.delivery.posts_at_once`), made on first need."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(FAN_OUT, thread_name_prefix=f"{self.name}-post")
+        return self._pool
 
     def _deliver(self, rt: Runtime, notifier: Notifier, entries: list[Entry]) -> list[tuple[Entry, Step]]:
-        """POST the entries one after the other and dead-letter those out of attempts; what each came to, to settle.
+        """POST the entries, one after the other or several at once, and dead-letter those out of attempts; what each came to, to settle.
 
         An entry not begun within half the claim time of the read (a slow
-        receiver), or after the receiver asked for a pause, stays pending
+        receiver), or once the receiver asked for a pause, stays pending
         for a claim: delivered later, never while another consumer may take it.
         """
         read_at = time.monotonic()
-        done: list[tuple[Entry, Step]] = []
-        s = rt.settings
-        for entry in entries:
-            if time.monotonic() - read_at > CLAIM_IDLE / 2 or self._paused_until > time.time():
-                break
+        halt = threading.Event()  # a Retry-After came back: begin no more POSTs of this batch
+
+        def post(entry: Entry) -> tuple[Entry, Outcome] | None:
+            if halt.is_set() or time.monotonic() - read_at > CLAIM_IDLE / 2 or self._paused_until > time.time():
+                return None
             began = time.monotonic()
             outcome = notifier.deliver(entry.event_id, entry.body)
             self._seconds_per_delivery += (time.monotonic() - began - self._seconds_per_delivery) / 4
+            if isinstance(outcome, RetryAfter):
+                halt.set()
+            return entry, outcome
+
+        answered: list[tuple[Entry, Outcome] | None] = []
+        rest = iter(entries)
+        for entry in rest:  # one after the other while the receiver answers at once: the least CPU
+            if posts_at_once(self._seconds_per_delivery) > 1:
+                answered += self._posting().map(post, [entry, *rest])
+                break
+            answered.append(post(entry))
+        done: list[tuple[Entry, Step]] = []
+        s = rt.settings
+        for found in answered:
+            if found is None:
+                continue
+            entry, outcome = found
             step = next_step(outcome, entry.failed + 1, s.notify_max_attempts, time.time(), s.retry_after_floor, s.retry_after_cap,
                              rt.rng.random)
             done.append((entry, step))

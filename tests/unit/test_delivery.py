@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from payapi.outcomes import Failure, FailureKind, classify_exception, classify_receiver
-from tasks.delivery import SCHEDULE, SPREAD, Delivered, GiveUp, Step, TryLater, next_step, retry_delay
+from tasks.delivery import FAN_OUT, SCHEDULE, SPREAD, Delivered, GiveUp, Step, TryLater, batch_size, next_step, posts_at_once, retry_delay
 
 NOW = 1_000_000.0
 FLOOR, CAP, MAX = 1.0, 900.0, 8
@@ -76,3 +76,21 @@ def test_a_receiver_s_body_is_kept_short_in_the_failure() -> None:
     later_step = step(500, body=b"x" * 10_000)
     assert isinstance(later_step, TryLater)
     assert later_step.failure.detail is not None and len(later_step.failure.detail) < 1000
+
+
+@pytest.mark.parametrize(
+    ("seconds_per_post", "at_once", "batch"),
+    [
+        pytest.param(0.0, 1, 64, id="receiver-not-yet-measured"),
+        pytest.param(0.001, 1, 64, id="fast-receiver-one-after-the-other"),
+        pytest.param(0.02, 1, 64, id="at-the-threshold-still-one-after-the-other"),
+        pytest.param(0.021, FAN_OUT, 64, id="slower-several-at-once"),
+        pytest.param(0.1, FAN_OUT, 64, id="100-ms-receiver-37-rounds-of-8"),
+        pytest.param(1.0, FAN_OUT, 24, id="1-s-receiver-3-rounds-of-8"),
+        pytest.param(10.0, FAN_OUT, 1, id="hanging-receiver-one-at-a-time-at-least"),
+    ],
+)
+def test_a_slow_receiver_gets_several_posts_at_once_and_smaller_batches(seconds_per_post: float, at_once: int, batch: int) -> None:
+    # every entry of a batch must be begun within a quarter of the 15 s claim time
+    assert posts_at_once(seconds_per_post) == at_once
+    assert batch_size(seconds_per_post, 15.0, 64) == batch
