@@ -15,13 +15,14 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 @dataclass(frozen=True)
 class Row:
-    """One line of the table: what, the figure, the target, and whether it is met (None: no target)."""
+    """One line of the table: what, the figure, the target, whether it is met (None: no target), and why a miss is expected."""
 
     section: str
     metric: str
     value: str
     target: str = ""
     ok: bool | None = None
+    why: str = ""  # a missed target's reason, from the run's own figures: a miss nobody explains is worse than none
 
 
 def machine_facts(redis_info: dict[str, Any]) -> dict[str, Any]:
@@ -72,7 +73,7 @@ def render_text(title: str, rows: list[Row]) -> str:
         if row.section != section:
             section = row.section
             lines.append(section)
-        mark = {True: "ok", False: "MISSED", None: ""}[row.ok]
+        mark = {True: "ok", False: "MISSED", None: ""}[row.ok] + (f" ({row.why})" if row.ok is False and row.why else "")
         lines.append(f"  {row.metric:<{width_metric}}  {row.value:>{width_value}}  {row.target:<{width_target}}  {mark}".rstrip())
     return "\n".join(lines)
 
@@ -85,7 +86,7 @@ def render_markdown(title: str, rows: list[Row]) -> str:
         if row.section != section:
             section = row.section
             lines.append(f"| **{section}** | | | |")
-        mark = {True: "✓", False: "✗ missed", None: ""}[row.ok]
+        mark = {True: "✓", False: "✗ missed", None: ""}[row.ok] + (f": {row.why}" if row.ok is False and row.why else "")
         lines.append(f"| {row.metric} | {row.value} | {row.target} | {mark} |")
     return "\n".join(lines)
 
