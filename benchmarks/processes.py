@@ -157,6 +157,21 @@ class RedisProc(Managed):
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def admin_session(proc: Managed, url: str, what: str) -> requests.Session:
+    """A session to the HTTP process ``proc`` just started at ``url``, once its ``/admin/health`` answers (15 s at most)."""
+    session = requests.Session()
+    session.trust_env = False  # all traffic stays on 127.0.0.1, never through a proxy
+    deadline = time.monotonic() + 15
+    while True:
+        with contextlib.suppress(requests.ConnectionError):
+            if session.get(url + "/admin/health", timeout=1).ok:
+                return session
+        if not proc.alive() or time.monotonic() > deadline:
+            session.close()
+            raise RuntimeError(f"{what} did not start: {proc.text()}")
+        time.sleep(0.05)
+
+
 class SandboxProc(Managed):
     """``python -m sandbox --auto-register`` on a free port, ready once ``/admin/health`` answers.
 
@@ -171,16 +186,7 @@ class SandboxProc(Managed):
             sys.executable, "-m", "sandbox", "--host", "127.0.0.1", "--port", str(self.port), "--auto-register",
             "--latency-ms", str(latency_ms), "--log-limit", str(log_limit),
         ], env={"PAYQ_SANDBOX_NOTIFY_SECRET": notify_secret} if notify_secret else None)
-        self.session = requests.Session()
-        self.session.trust_env = False  # all traffic stays on 127.0.0.1, never through a proxy
-        deadline = time.monotonic() + 15
-        while True:
-            with contextlib.suppress(requests.ConnectionError):
-                if self.session.get(self.url + "/admin/health", timeout=1).ok:
-                    return
-            if not self.alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"sandbox did not start: {self.text()}")
-            time.sleep(0.05)
+        self.session = admin_session(self, self.url, "sandbox")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
         """Stop the sandbox and close the admin session."""

@@ -17,15 +17,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import sys
 import time
 from typing import Any
 
-import requests
-
-from benchmarks.processes import Managed, free_port
+from benchmarks.processes import Managed, admin_session, free_port
 from sandbox.receiver import Inbox
 
 _NO_CONTENT = b"HTTP/1.1 204 No Content\r\n\r\n"
@@ -109,16 +106,7 @@ class ReceiverProc(Managed):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         super().__init__("receiver", [sys.executable, "-m", "benchmarks.receiver", "--port", str(self.port)])
-        self.session = requests.Session()
-        self.session.trust_env = False  # all traffic stays on 127.0.0.1, never through a proxy
-        deadline = time.monotonic() + 15
-        while True:
-            with contextlib.suppress(requests.ConnectionError):
-                if self.session.get(self.url + "/admin/health", timeout=1).ok:
-                    return
-            if not self.alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"receiver did not start: {self.text()}")
-            time.sleep(0.05)
+        self.session = admin_session(self, self.url, "receiver")
 
     def reset(self) -> None:
         """Forget every delivery."""

@@ -336,7 +336,7 @@ class JobStore:
 
         A job stays queued with its queue empty, untouched past the cutoff
         (``config.celery.lost_after``), only if its message vanished (a worker
-        killed between kombu's pop and its unacked record). A queued job behind
+        killed between kombu's pop and BEGIN). A queued job behind
         a backlog keeps its message and is left alone. A running job is left to
         its lease (:meth:`recover_lapsed`); only one without a lease (a record
         from before leases) is re-published here. A copy would be harmless

@@ -32,7 +32,7 @@ from standardwebhooks import Webhook
 from config.settings import Settings
 from payapi.models import NotificationData, NotificationEvent
 from payapi.operations import Operation
-from payapi.outcomes import Failure, FailureKind, Outcome, Success, Transient, bounded, classify_exception, classify_receiver
+from payapi.outcomes import Failure, Outcome, Success, classify_exception, classify_receiver
 from tasks.outbox import body_of
 from tasks.states import DeadLetterReason
 from tasks.webhook_http import Connection
@@ -145,7 +145,7 @@ class Notifier:
             outcome = classify_receiver(status, answer_headers, answer, self._clock())
         except Exception as exc:
             self._drop()
-            outcome = _no_answer(exc)
+            outcome = classify_exception(exc)  # whatever the cause, tried again later (tasks.delivery.next_step)
         if isinstance(outcome, Success):
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("notify %s type=%s delivered", event_id, kind)
@@ -187,16 +187,6 @@ class Notifier:
 def _secret_key(secret: str) -> bytes:
     """The HMAC key of a ``whsec_`` secret, read as the Standard Webhooks libraries read it (base64, padding optional)."""
     return base64.b64decode(secret.removeprefix("whsec_") + "==")
-
-
-def _no_answer(exc: BaseException) -> Outcome:
-    """A delivery that got no (complete) answer: tried again later, whatever the cause (a receiver is usually mended)."""
-    name = type(exc).__name__
-    if isinstance(exc, TimeoutError):
-        return Transient(Failure(FailureKind.TIMEOUT, error_type=name))
-    if isinstance(exc, http.client.HTTPException | OSError):
-        return Transient(Failure(FailureKind.CONNECTION, error_type=name, detail=bounded(str(exc)) or None))
-    return classify_exception(exc)
 
 
 def delivery_slots(settings: Settings) -> int:

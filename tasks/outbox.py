@@ -99,7 +99,7 @@ class Outbox:
                 raise
             self.ensure_group()  # the stream was deleted (FLUSHDB, by hand): start again
             return []
-        return [Entry.of(entry_id, fields) for _, items in cast(list[Any], reply or []) for entry_id, fields in items if fields]
+        return _entries(reply)
 
     def claim(self, consumer: str, count: int, idle: float = CLAIM_IDLE) -> list[Entry]:
         """Up to ``count`` entries left pending longer than ``idle`` seconds by a consumer taken for dead, now ``consumer``'s."""
@@ -151,7 +151,7 @@ class Outbox:
         elif isinstance(reply, Exception):
             raise reply
         # the entries read are this consumer's now, whatever became of the settle: returned, never dropped
-        read = [Entry.of(entry_id, fields) for _, items in cast(list[Any], reply or []) for entry_id, fields in items if fields]
+        read = _entries(reply)
         if isinstance(settled, redis.exceptions.NoScriptError):  # Redis restarted or its scripts were flushed: load it
             self.settle(entries, retry_at)
         elif isinstance(settled, Exception):
@@ -162,6 +162,11 @@ class Outbox:
     def move_due(self, now: float, limit: int) -> int:
         """Put up to ``limit`` retries that are due back on the stream; returns how many."""
         return int(self._due(keys=[keys.OUTBOX_RETRY, keys.OUTBOX], args=[now, limit]))
+
+
+def _entries(reply: Any) -> list[Entry]:
+    """The entries of an ``XREADGROUP`` reply (none: nothing new); an entry deleted meanwhile comes back without fields and is left out."""
+    return [Entry.of(entry_id, fields) for _, items in cast(list[Any], reply or []) for entry_id, fields in items if fields]
 
 
 def depth_calls(pipe: Any) -> None:

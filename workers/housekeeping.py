@@ -6,7 +6,7 @@ movers may run at once; each move is an atomic script that only the mover
 removing the job from the set performs. Every second it gives back running
 jobs whose holder's lease lapsed (the holder died, stopped or was cut off:
 see :mod:`tasks.leases`); every 10 s it re-publishes jobs whose message was
-lost (a worker killed between kombu's pop and its unacked record), forgets
+lost (a worker killed between kombu's pop and BEGIN), forgets
 held refunds whose record has expired and workers gone a day, and trims dead
 letters past their retention.
 """

@@ -83,6 +83,7 @@ class _PayqChannel:
     ack_emulation = False
     _payq_client: Any = None
     _payq_params: dict[str, Any] | None = None
+    _payq_spare: redis.Redis | None = None
     pool: Any
     connection: Any
 
@@ -100,7 +101,9 @@ class _PayqChannel:
         # payq's queues are bound by their own name: the routing key is the queue
         payload = message.serializable()
         payload["redelivered"] = True
-        self.spare_client().lpush(message.delivery_info["routing_key"], dumps(payload))  # type: ignore[no-untyped-call]
+        if self._payq_spare is None:  # one for every message a closing channel puts back
+            self._payq_spare = self.spare_client()
+        self._payq_spare.lpush(message.delivery_info["routing_key"], dumps(payload))  # type: ignore[no-untyped-call]
 
     def spare_client(self) -> redis.Redis:
         """A client of the channel's own Redis that does not need the channel's connection."""

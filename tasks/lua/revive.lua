@@ -1,5 +1,5 @@
 -- Re-publish jobs untouched since the cutoff whose message must have been lost between kombu's
--- pop and its unacked record: one still running, or one queued while its queue is empty. A queued
+-- pop and BEGIN (kombu keeps no copy): one still running, or one queued while its queue is empty. A queued
 -- job behind a backlog still has its message there; a copy would run it twice. Finished jobs
 -- just leave the active set. A running job with a lease is the lease sweep's (recover.lua): it
 -- is left alone. ARGV after now and cutoff: (job id, job key, queue, message) per job.

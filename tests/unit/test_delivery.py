@@ -7,10 +7,15 @@ and the random draw are pinned (``rand`` always 0.5), so every due time is exact
 
 from __future__ import annotations
 
+import base64
+from datetime import UTC, datetime
+
 import pytest
+from standardwebhooks import Webhook
 
 from payapi.outcomes import Failure, FailureKind, classify_exception, classify_receiver
 from tasks.delivery import FAN_OUT, SCHEDULE, SPREAD, Delivered, GiveUp, Step, TryLater, batch_size, next_step, posts_at_once, retry_delay
+from tasks.notify import Notifier
 
 NOW = 1_000_000.0
 FLOOR, CAP, MAX = 1.0, 900.0, 8
@@ -94,3 +99,13 @@ def test_a_slow_receiver_gets_several_posts_at_once_and_smaller_batches(seconds_
     # every entry of a batch must be begun within a quarter of the 15 s claim time
     assert posts_at_once(seconds_per_post) == at_once
     assert batch_size(seconds_per_post, 15.0, 64) == batch
+
+
+def test_the_notifier_signs_as_the_standard_webhooks_library_does() -> None:
+    # payq signs by hand on its hot path (no datetime per event); the library is the reference
+    secret = "whsec_" + base64.b64encode(b"payq-unit-secret-of-thirty-two!!").decode()
+    body = '{"type":"job.succeeded","data":{"jobId":"cancel:s1:t1"}}'
+
+    ours = Notifier("http://127.0.0.1:9/hooks", secret).sign("cancel:s1:t1:succeeded", 1_700_000_000, body.encode())
+
+    assert ours == Webhook(secret).sign("cancel:s1:t1:succeeded", datetime.fromtimestamp(1_700_000_000, UTC), body)
