@@ -33,8 +33,8 @@ from benchmarks.stack import Stack
 from benchmarks.storm import run_storm
 from benchmarks.workers import Shape
 from config.settings import Settings
-from tasks.pace import BETA as PACE_BETA
-from tasks.pace import CONFIGURED_SHARE as PACE_CONFIGURED_SHARE
+from tasks.pacing.rules import BETA as PACE_BETA
+from tasks.pacing.rules import CONFIGURED_SHARE as PACE_CONFIGURED_SHARE
 
 SCENARIOS = ("drain", "enqueue", "latency", "storm", "deferred", "console", "pacing", "intake", "notify", "failover")
 LATENCIES = (0.0, 50.0)

@@ -19,8 +19,8 @@ from benchmarks.stack import Stack
 from config.settings import Settings
 from payapi.operations import OPERATIONS, Operation
 from payapi.outcomes import Failure, FailureKind
-from tasks.deadletters import DeadLetter
 from tasks.states import DeadLetterReason
+from tasks.store.deadletters import DeadLetter
 from tasks.stores import Stores
 
 _AUTH = ("bench", "bench-console-pass")

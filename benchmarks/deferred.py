@@ -38,8 +38,8 @@ from benchmarks.figures import summary_ms
 from benchmarks.live import LivePayq
 from benchmarks.stack import Stack
 from benchmarks.workers import Shape
-from tasks import keys
-from tasks.pace import CLIMB_PER_RETRY_AFTER, MEASURE_WINDOW, MIN_CLIMB
+from tasks.pacing.rules import CLIMB_PER_RETRY_AFTER, MEASURE_WINDOW, MIN_CLIMB
+from tasks.redis import keys
 
 LONG_DELAY = 600
 WARM_UP_CAPTURES = 500  # per run, before the RSS baseline

@@ -19,7 +19,7 @@ from benchmarks.figures import summary_ms
 from benchmarks.live import LivePayq
 from benchmarks.stack import Stack
 from benchmarks.workers import Shape
-from tasks import keys
+from tasks.redis import keys
 
 
 def run_latency(stack: Stack, shape: Shape, rate: float, seconds: float, latency_ms: float = 0.0, *, tweaks: tuple[str, ...] = (),

@@ -49,7 +49,7 @@ from benchmarks.report import Row, fmt
 from benchmarks.stack import Stack
 from benchmarks.workers import Fleet, Shape
 from payapi.operations import QUEUES
-from tasks import keys
+from tasks.redis import keys
 
 STALL_S = 15.0  # the wait for the last notifications ends when the jobs and events left have not fallen for this long
 STEADY_RATE = 200.0  # payment jobs a second in the latency run: scenario 3's

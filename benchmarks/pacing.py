@@ -68,8 +68,8 @@ from benchmarks.processes import LoadMeter, cpu_seconds
 from benchmarks.stack import Stack
 from benchmarks.workers import Fleet, Shape, start_bare_celery, start_dramatiq
 from sandbox.ratelimit import most_in_one_second
-from tasks import keys
-from tasks.pace import Learned, pace_at
+from tasks.pacing.rules import Learned, pace_at
+from tasks.redis import keys
 
 RATE = 30           # R: calls per second the sandbox lets through per limited endpoint
 RETRY_AFTER = 2     # T: seconds, the Retry-After of its 429s

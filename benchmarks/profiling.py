@@ -25,10 +25,10 @@ from benchmarks.stack import Stack
 from benchmarks.workers import Fleet, Shape
 
 # (name, frame pattern), in priority order: a sample belongs to the first group with a frame matching its pattern,
-# so the groups are exclusive and add up to 100%. Frames look like "JobStore.begin (tasks/jobstore.py:150)".
+# so the groups are exclusive and add up to 100%. Frames look like "JobStore.begin (tasks/store/records.py:150)".
 GROUPS: list[tuple[str, str]] = [
     ("payq: HTTP POST to the API (urllib3)", r"^PaymentClient\.(call|prepare|send) \("),
-    ("notifications: delivery loop (signed POST to the receiver, read and settle the outbox)", r"^(DeliveryLoop|Notifier|Outbox)\.\w+ \("),
+    ("notifications: delivery loop (signed POST to the receiver, read and settle the outbox)", r"^(DeliveryLoop|WebhookClient|Outbox)\.\w+ \("),
     ("payq: Redis calls (BEGIN, settle and report, succeed, defer, pace, dead letters)",
      r"^(JobStore|Pacer|DeadLetterStore)\.\w+ \("),
     ("payq: rest of the task (kwargs validation, the decision, the ending for Celery)", r"^run \(tasks/payments"),
@@ -37,7 +37,7 @@ GROUPS: list[tuple[str, str]] = [
     ("kombu receive (BRPOP, decode) and Celery's handling of the message", r"^Channel\._brpop_read \("),
     ("Celery worker thread: tracer, request, pool", r"^(apply_target|_WorkItem\.run) \("),
     ("Celery hub loop: the rest", r"^asynloop \("),
-    ("payq deferred mover thread", r"^DeferredMover\.run \("),
+    ("payq housekeeping thread (deferred mover, lease sweep)", r"^Housekeeper\.run \("),
     ("everything else", r"."),
 ]
 # cross-cutting, not exclusive: how much of the above is this one thing

@@ -19,8 +19,8 @@ import redis
 from benchmarks.calls import CAPTURE, FEEDBACK
 from payapi import wire
 from payapi.models import CancelRequest, CaptureRequest, FeedbackRequest, parse_request
-from tasks.jobstore import NewJob
 from tasks.producer import Producer, prepare
+from tasks.store.records import NewJob
 
 STORE = "bench-store"
 AMOUNT = {"amount": "12.34", "code": "USD"}

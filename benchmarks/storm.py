@@ -24,9 +24,9 @@ from benchmarks.live import LivePayq
 from benchmarks.stack import Stack
 from benchmarks.workers import Shape
 from payapi.operations import Operation
-from tasks import keys
-from tasks.pace import BETA
-from tasks.pacer import Pacer
+from tasks.pacing.pacer import Pacer
+from tasks.pacing.rules import BETA
+from tasks.redis import keys
 
 RETRY_AFTER = 5
 

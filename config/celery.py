@@ -30,7 +30,7 @@ def lost_after(settings: Settings) -> int:
     a message waits only milliseconds between its pop and BEGIN. Running jobs
     are not this sweep's business: a running job has a lease, and the lease
     sweep gives it back within about a lease of its holder's death
-    (``tasks.leases``). Why this cutoff:
+    (``tasks.store.leases``). Why this cutoff:
 
     - A queued job whose queue is empty may still have its message in a live
       worker's hands, fetched but not yet begun: prefetched, waiting for a
@@ -99,7 +99,7 @@ def celery_config(settings: Settings, queues: Sequence[str], routes: Mapping[str
         # Task events only while someone watches: Flower turns them on in every worker it
         # sees (its --enable-events, on by default, repeated every few seconds), and they
         # cost a message per job state otherwise published to no one. payq's own
-        # ``task-sent`` (tasks/messages.py, published by the enqueue scripts) shows queued jobs.
+        # ``task-sent`` (tasks/jobs/messages.py, published by the enqueue scripts) shows queued jobs.
         "worker_send_task_events": False,
         "task_send_sent_event": False,
         # Bounds a job under the prefork pool (the threads pool does not enforce it;

@@ -187,7 +187,7 @@ class Settings(BaseSettings):
     @field_validator("notify_url")
     @classmethod
     def _web_address(cls, value: str | None) -> str | None:
-        # checked here, not at the first delivery (where requests said MissingSchema, job after job)
+        # checked at start: a bad address found at the first delivery would fail every notification, one after the other
         if value is not None:
             parts = urlsplit(value)
             if parts.scheme not in ("http", "https") or not parts.hostname:

@@ -6,7 +6,7 @@ from its natural key. Adding an operation is one row here and its models.
 The rows are the payment API's operations. ``notify``, payq's own delivery
 of an outcome notification to a store backend, is an :class:`Operation` (its
 dead letters and its receiver's pause are named by it) but no row: events
-travel in the outbox stream (``tasks/outbox.py``), not as Celery jobs.
+travel in the outbox stream (``tasks/notify/outbox.py``), not as Celery jobs.
 
 The names are a contract: task names and queues are what Flower and
 operators see, paths are the API's.

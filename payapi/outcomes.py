@@ -6,7 +6,7 @@
 notification (``classify_exception`` serves that call too). Both are
 pure, with the clock an argument. They say what the answer *is* (a success,
 the API's own delay, a fault that may pass, a refusal) and keep its facts as
-fields; what the job then does is :func:`tasks.decide.decide`'s business, and
+fields; what the job then does is :func:`tasks.jobs.decide.decide`'s business, and
 the sentence a person reads is made by :meth:`Failure.describe` where it is shown.
 """
 

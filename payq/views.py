@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from tasks.books import cents, money
-from tasks.deadletters import DeadLetter, DeadLetterStore
-from tasks.jobstore import Deferral, JobStore, failure_from
-from tasks.notify import public_result
+from tasks.jobs.books import cents, money
+from tasks.jobs.deferral import Deferral, failure_from
+from tasks.notify.events import public_result
 from tasks.states import JobState
+from tasks.store.deadletters import DeadLetter, DeadLetterStore
+from tasks.store.records import JobStore
 
 
 def iso(epoch: float | None) -> str | None:

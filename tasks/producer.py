@@ -23,8 +23,8 @@ from payapi import wire
 from payapi.errors import InvalidRequest
 from payapi.models import parse_request, trip_id_problems
 from payapi.operations import lookup, with_defaults
-from tasks.jobstore import JobStore, NewJob
-from tasks.redis_conn import connect, replicas, with_retry
+from tasks.redis.connection import connect, replicas, with_retry
+from tasks.store.records import JobStore, NewJob
 
 
 def prepare(operation: str, fields: dict[str, Any], now: float | None = None) -> NewJob:
@@ -60,7 +60,7 @@ class Producer:
     def publish(self, jobs: Iterable[NewJob]) -> list[str]:
         """Publish prepared jobs, all or none; returns their ids in order.
 
-        Raises :class:`~tasks.books.TripRuleViolation` (an ``InvalidRequest``)
+        Raises :class:`~tasks.jobs.books.TripRuleViolation` (an ``InvalidRequest``)
         naming each job that breaks its trip's rules, with nothing written;
         :class:`~payapi.errors.BrokerUnavailable` if Redis cannot be reached
         within ``redis_retry_seconds``; :class:`~payapi.errors.NotReplicated`
@@ -78,7 +78,7 @@ class Producer:
         return [job.job_id for job in batch]
 
     def check(self, jobs: Iterable[NewJob]) -> None:
-        """Raise :class:`~tasks.books.TripRuleViolation` if ``jobs``, in this order, would break a trip's rules; writes nothing."""
+        """Raise :class:`~tasks.jobs.books.TripRuleViolation` if ``jobs``, in this order, would break a trip's rules; writes nothing."""
         batch = list(jobs)
         if batch:
             with_retry(self._settings, lambda: self._jobs.check(batch))

@@ -31,7 +31,7 @@ SETTLED_STATES = frozenset({JobState.SUCCEEDED, JobState.DEAD})
 
 
 class Verdict(StrEnum):
-    """What BEGIN found when a worker picked a job up (``tasks/lua/begin.lua``)."""
+    """What BEGIN found when a worker picked a job up (``tasks/store/lua/begin.lua``)."""
 
     RUN = "run"              # call the API (at the job's turn, if the endpoint is paced); counted as an attempt
     PAUSED = "paused"        # the endpoint is paused (a 429) and not paced: wait it out, no call, no attempt
@@ -49,7 +49,6 @@ class DeferCause(StrEnum):
 
     PAUSED = "paused"            # its endpoint was paused by a 429; it made no call
     PACED = "paced"              # its turn at the endpoint's pace is later; it made no call
-    BUSY = "busy"                # a notification whose worker had every delivery slot taken (a slow receiver); no call
     RETRY_AFTER = "retry-after"  # the API said when to come back (429 or 503)
     BACKOFF = "backoff"          # a transient fault without a delay: exponential backoff
 
@@ -64,3 +63,12 @@ class DeadLetterReason(StrEnum):
     INTERNAL_ERROR = "internal-error"
     CAPTURE_FAILED = "capture-failed"
     NOTIFY_FAILED = "notify-failed"
+
+class TripRule(StrEnum):
+    """A rule of a trip's books that an enqueue broke (the HTTP intake answers 409 naming it)."""
+
+    CAPTURE_AFTER_CANCEL = "capture-after-cancel"
+    CANCEL_AFTER_CAPTURE = "cancel-after-capture"
+    REFUND_CURRENCY = "refund-currency"
+    REFUND_WINDOW = "refund-window"
+    OVER_REFUND = "over-refund"

@@ -9,14 +9,14 @@ from typing import Any
 import redis
 
 from payapi.operations import API_OPERATIONS, QUEUES
-from tasks import keys
-from tasks.deadletters import DeadLetterStore
-from tasks.jobstore import JobStore
-from tasks.leases import LeaseStore
-from tasks.outbox import depth_calls, depth_of
-from tasks.pace import learned_pace, pace_at
-from tasks.pacer import Pacer
-from tasks.redis_conn import primary_address
+from tasks.notify.outbox import depth_calls, depth_of
+from tasks.pacing.pacer import Pacer
+from tasks.pacing.rules import learned_pace, pace_at
+from tasks.redis import keys
+from tasks.redis.connection import primary_address
+from tasks.store.deadletters import DeadLetterStore
+from tasks.store.leases import LeaseStore
+from tasks.store.records import JobStore
 
 
 @dataclass
@@ -117,7 +117,7 @@ def collect(client: redis.Redis, jobs: JobStore, dead_letters: DeadLetterStore, 
         deferred_next_due=float(first[0][1]) if first else None,
         waiting=int(waiting),
         dead_letters=dead_letters.count_by_reason(),
-        pauses={op.value: until for op, until in jobs.pauses(API_OPERATIONS).items() if until > now},
+        pauses={op.value: until for op, until in pacer.pauses(API_OPERATIONS).items() if until > now},
         paces=paces,
         api_calls=api_calls,
         live_workers=_live(leases) if leases is not None else [],

@@ -1,4 +1,4 @@
-"""Payq's records in Redis, wired once: what operators' tools read and change (no API client, no notifier)."""
+"""Payq's records in Redis, wired once: what operators' tools read and change (no API client, no webhook client)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from dataclasses import dataclass
 import redis
 
 from config.settings import Settings
-from tasks.deadletters import DeadLetterStore
-from tasks.jobstore import JobStore
-from tasks.leases import LeaseStore
-from tasks.pacer import Pacer, configured_limits
-from tasks.redis_conn import connect, replicas
-from tasks.replicas import Replicas
+from tasks.pacing.pacer import Pacer, configured_limits
+from tasks.redis.connection import connect, replicas
+from tasks.redis.replicas import Replicas
+from tasks.store.deadletters import DeadLetterStore
+from tasks.store.leases import LeaseStore
+from tasks.store.records import JobStore
 
 _DAY = 86400
 

@@ -19,11 +19,11 @@ from config.settings import InvalidSettings, Settings, load_settings
 from payapi.errors import ConfigurationError
 from payapi.operations import OPERATIONS, QUEUES
 from payapi.signing import signer_factory
-from tasks.payments import register
-from tasks.runtime import RuntimeHolder
 from workers import heartbeat, pool_option, redis_transport
+from workers.delivery import DeliveryStep
 from workers.housekeeping import HousekeepingStep
-from workers.notifier import NotifierStep
+from workers.payments import register
+from workers.runtime import RuntimeHolder
 
 log = logging.getLogger("payq.worker")
 
@@ -63,7 +63,7 @@ def create_app(settings: Settings) -> Celery:
     app.steps["worker"].add(HousekeepingStep)
     # a prefork child runs jobs in a process of its own: it beats for them itself
     worker_process_init.connect(lambda **_: heartbeat.start(holder), weak=False, dispatch_uid="payq-heartbeat")
-    app.steps["worker"].add(NotifierStep)  # delivers outcome notifications from the outbox
+    app.steps["worker"].add(DeliveryStep)  # delivers outcome notifications from the outbox
     return app
 
 

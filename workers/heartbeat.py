@@ -1,7 +1,7 @@
 """Each worker process's heartbeat: a thread of its own that says the process is alive and renews its jobs' leases.
 
 It never waits behind an API call: the job threads only add to and take from
-the process's :class:`tasks.leases.Holdings`. A worker that stops beating (killed,
+the process's :class:`tasks.store.leases.Holdings`. A worker that stops beating (killed,
 stopped, cut off from Redis) loses its jobs' leases a lease later, and the
 housekeeping of any live worker gives those jobs back (``workers/housekeeping.py``).
 Under the prefork pool each child beats for itself (its own id and jobs).
@@ -14,8 +14,8 @@ import threading
 
 import redis
 
-from tasks.leases import beat_every
-from tasks.runtime import RuntimeHolder
+from tasks.store.leases import beat_every
+from workers.runtime import RuntimeHolder
 
 log = logging.getLogger("payq.heartbeat")
 

@@ -1,11 +1,12 @@
-"""Housekeeping inside every worker: the mover puts due deferred jobs back on their queues.
+"""Housekeeping inside every worker: one thread, the :class:`Housekeeper`, does all of it.
 
 It runs as a thread of ``celery worker`` (a bootstep, with the process's
-heartbeat), so a worker host needs no beat or extra process. Any number of
-movers may run at once; each move is an atomic script that only the mover
-removing the job from the set performs. Every second it gives back running
+heartbeat), so a worker host needs no beat or extra process. Every
+``deferred_poll_interval`` it puts due deferred jobs back on their queues; any
+number of housekeepers may run at once, and each move is an atomic script that
+only the one removing the job from the set performs. Every second it gives back running
 jobs whose holder's lease lapsed (the holder died, stopped or was cut off:
-see :mod:`tasks.leases`); every 10 s it re-publishes jobs whose message was
+see :mod:`tasks.store.leases`); every 10 s it re-publishes jobs whose message was
 lost (a worker killed between kombu's pop and BEGIN), forgets
 held refunds whose record has expired and workers gone a day, and trims dead
 letters past their retention.
@@ -22,19 +23,19 @@ import redis
 from celery import bootsteps
 
 from config.celery import lost_after
-from tasks.runtime import Runtime, RuntimeHolder
 from workers import heartbeat
+from workers.runtime import Runtime, RuntimeHolder
 
-log = logging.getLogger("payq.deferred")
+log = logging.getLogger("payq.housekeeping")
 HOUSEKEEPING_EVERY = 10.0  # seconds between looks for lost jobs and old dead letters
 RECOVER_EVERY = 1.0  # seconds between looks for lapsed leases: a dead worker's jobs back within a lease + this
 
 
-class DeferredMover(threading.Thread):
-    """Moves due deferred jobs every ``deferred_poll_interval`` seconds until stopped."""
+class Housekeeper(threading.Thread):
+    """Until stopped: moves due deferred jobs, gives back jobs whose lease lapsed, revives lost messages, trims dead letters."""
 
     def __init__(self, holder: RuntimeHolder) -> None:
-        super().__init__(name="payq-deferred-mover", daemon=True)
+        super().__init__(name="payq-housekeeping", daemon=True)
         self._holder = holder
         self._stop_event = threading.Event()
 
@@ -71,10 +72,10 @@ class DeferredMover(threading.Thread):
                         log.warning("trimmed %d dead letters older than %g days", trimmed, settings.dead_letter_retention_days)
                     next_housekeeping = time.monotonic() + HOUSEKEEPING_EVERY
             except (redis.ConnectionError, redis.TimeoutError) as exc:
-                log.warning("deferred mover: Redis unavailable (%s); retrying", exc)
+                log.warning("housekeeping: Redis unavailable (%s); retrying", exc)
                 wait = 1.0
             except Exception:
-                log.exception("deferred mover: unexpected error; retrying")
+                log.exception("housekeeping: unexpected error; retrying")
                 wait = 1.0
             self._stop_event.wait(wait)
 
@@ -86,27 +87,27 @@ class DeferredMover(threading.Thread):
 
 
 class HousekeepingStep(bootsteps.StartStopStep):
-    """Starts the process's heartbeat and the mover thread with the worker; stops the mover with it.
+    """Starts the process's heartbeat and the housekeeper with the worker; stops the housekeeper with it.
 
     The heartbeat beats as long as the process lives (a daemon thread): stopped
-    with the mover, it would let the leases of jobs still finishing in a warm
+    with the housekeeper, it would let the leases of jobs still finishing in a warm
     shutdown lapse, and another worker would call for them again.
     """
 
     def __init__(self, parent: Any, **kwargs: Any) -> None:
         super().__init__(parent, **kwargs)
-        self.mover: DeferredMover | None = None
+        self.housekeeper: Housekeeper | None = None
         self.heartbeat: heartbeat.Heartbeat | None = None
 
     def start(self, parent: Any) -> None:
-        """Start the heartbeat (once per process), then the mover thread."""
+        """Start the heartbeat (once per process), then the housekeeper."""
         if self.heartbeat is None:
             self.heartbeat = heartbeat.start(parent.app.payq_runtime)
-        self.mover = DeferredMover(parent.app.payq_runtime)
-        self.mover.start()
+        self.housekeeper = Housekeeper(parent.app.payq_runtime)
+        self.housekeeper.start()
 
     def stop(self, parent: Any) -> None:
-        """Stop the mover thread."""
-        if self.mover is not None:
-            self.mover.stop()
-            self.mover = None
+        """Stop the housekeeper."""
+        if self.housekeeper is not None:
+            self.housekeeper.stop()
+            self.housekeeper = None

@@ -20,7 +20,7 @@ index on receipt and took it out again on acknowledgement: two transactions
 per job, about a fifth of a worker's CPU and more than a third of Redis's
 (measured: 714/748 → 859/900 jobs/s at 0 ms). What it protected is protected
 otherwise: a running job's lease gives it back about a lease after its
-holder died (``tasks.leases``), and a job whose message vanished before it
+holder died (``tasks.store.leases``), and a job whose message vanished before it
 began (fetched by a worker killed in the milliseconds before BEGIN) is
 published again by the lost-message sweep (``revive_lost``, within
 ``config.celery.lost_after``). Nothing waits for a visibility timeout.
@@ -113,8 +113,8 @@ class _PayqChannel:
     def _connparams(self, asynchronous: bool = False) -> Any:
         if self.connection is None or self.connection.client is None:
             # the channel or its broker connection was closed (after a connection error Celery closes both, while
-            # jobs still run): say so as a connection error, which kombu and Celery log and get past; an
-            # AttributeError here stopped the worker
+            # jobs still run): say so as a connection error, which kombu and Celery log and get past (any
+            # other error would stop the worker)
             raise redis.ConnectionError("the broker connection is closed")
         return super()._connparams(asynchronous)  # type: ignore[misc]
 

@@ -15,9 +15,9 @@ import click
 from payapi import wire
 from payapi.errors import InvalidRequest
 from payq.exits import EXIT_INVALID, exits_cleanly, settings_from_env
-from tasks.books import TripRuleViolation
-from tasks.jobstore import NewJob
+from tasks.jobs.books import TripRuleViolation
 from tasks.producer import Producer, prepare
+from tasks.store.records import NewJob
 
 _BULK_CHUNK = 2000
 

@@ -2,7 +2,7 @@
 
 Flower exports task events, not what waits in Redis: queue depths, deferred
 jobs, dead letters and endpoint pauses are only in payq's keys, so this small
-server reads them with :func:`workers.stats.collect` when Prometheus asks.
+server reads them with :func:`tasks.stats.collect` when Prometheus asks.
 
 Timestamps are seconds since the epoch (Prometheus' convention), so
 ``payq_endpoint_paused_until_seconds > time()`` means "paused now" and

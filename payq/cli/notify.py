@@ -13,7 +13,8 @@ import click
 from payapi.errors import FieldProblem, InvalidRequest
 from payapi.outcomes import Success
 from payq.exits import EXIT_FAULT, exits_cleanly, settings_from_env
-from tasks.notify import new_secret, notifier, test_event
+from tasks.notify.client import webhook_client
+from tasks.notify.events import new_secret, test_event
 
 
 @click.group("notify")
@@ -25,7 +26,7 @@ def notify() -> None:
 def notify_test() -> None:
     """POST a signed ``test`` event to PAYQ_NOTIFY_URL and say how the receiver answered (exit 0 on a 2xx, 1 otherwise)."""
     with exits_cleanly():
-        sender = notifier(settings_from_env())
+        sender = webhook_client(settings_from_env())
         if sender is None:
             raise InvalidRequest([FieldProblem("PAYQ_NOTIFY_URL", "is not set: notifications are off (set it and PAYQ_NOTIFY_SECRET)")])
         event = test_event(time.time())

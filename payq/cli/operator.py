@@ -23,11 +23,11 @@ from payapi.operations import Operation
 from payq.durations import age, parse_duration
 from payq.exits import EXIT_INVALID, exits_cleanly, stores_from_env
 from payq.views import iso, job_view, read_trip, subject_of
-from tasks.deadletters import DeadLetter, Replayed
-from tasks.jobstore import failure_from
-from tasks.redis_conn import with_retry
+from tasks.jobs.deferral import failure_from
+from tasks.redis.connection import with_retry
 from tasks.states import DeadLetterReason
 from tasks.stats import collect
+from tasks.store.deadletters import DeadLetter, Replayed
 from tasks.stores import Stores
 
 T = TypeVar("T")

@@ -1,4 +1,4 @@
-"""``payq pace reset OP``: lift an endpoint's pause and forget what its 429s taught (:mod:`tasks.endpoints`); ``payq pace log``: who did."""
+"""``payq pace reset OP``: lift an endpoint's pause and forget what its 429s taught (:mod:`tasks.pacing.endpoints`); ``payq pace log``: who did."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from payapi.operations import API_OPERATIONS, Operation
 from payq.cli.operator import who
 from payq.exits import exits_cleanly, stores_from_env
 from payq.views import iso
-from tasks.endpoints import LOG_KEPT, EndpointLog
-from tasks.redis_conn import with_retry
+from tasks.pacing.endpoints import LOG_KEPT, EndpointLog
+from tasks.redis.connection import with_retry
 
 
 @click.group()

@@ -24,7 +24,7 @@ from payq.serve import console, intake
 from payq.serve.jobs import IntakeJobs
 from payq.serve.problems import from_http_error, invalid, not_ready
 from payq.serve.schemas import component_schemas, problems
-from tasks.redis_conn import CLIENT_OPTIONS, sentinel_options
+from tasks.redis.connection import CLIENT_OPTIONS, sentinel_options
 
 log = logging.getLogger(__name__)
 READY_TIMEOUT = 2.0  # seconds /readyz waits for Redis's PONG: a load balancer's check is a few seconds long

@@ -20,8 +20,8 @@ from payapi.errors import FieldProblem, InvalidRequest
 from payapi.models import trip_id_problems
 from payapi.operations import lookup
 from payq.serve.problems import invalid, item, malformed, too_large
-from tasks.jobstore import NewJob
 from tasks.producer import prepare
+from tasks.store.records import NewJob
 
 JOB_BODY_LIMIT = 64 * 1024            # bytes of one job: a job is a few hundred
 BATCH_BODY_LIMIT = 4 * 1024 * 1024    # bytes of a batch: 1,000 jobs of up to 4 KiB each

@@ -36,8 +36,8 @@ from payq.serve.problems import Problem, forbidden, internal, not_found, trip_ru
 from payq.serve.schemas import Accepted, BatchAccepted, JobView, TripView, problems, request_body
 from payq.serve.shared import intake_jobs_of, settings_of
 from payq.views import public_job, public_trip
-from tasks.books import TripRuleViolation
-from tasks.jobstore import NewJob
+from tasks.jobs.books import TripRuleViolation
+from tasks.store.records import NewJob
 
 log = logging.getLogger(__name__)
 

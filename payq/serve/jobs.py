@@ -1,7 +1,7 @@
 """The intake's Redis side, asynchronous: enqueue with the producer's script, read a job's and a trip's views.
 
-The same script as :class:`tasks.jobstore.JobStore` (``tasks/lua/enqueue.lua``,
-all or nothing per call, up to :data:`~tasks.jobstore.ENQUEUE_CHUNK` jobs a
+The same script as :class:`tasks.store.records.JobStore` (``tasks/store/lua/enqueue.lua``,
+all or nothing per call, up to :data:`~tasks.store.records.ENQUEUE_CHUNK` jobs a
 call), called on the application's asynchronous client so the event loop never
 waits on Redis; the same views as ``payq job --json`` and ``payq trip --json``
 (:mod:`payq.views`), read the way those commands read them.
@@ -21,11 +21,11 @@ import redis.asyncio as aioredis
 from config.settings import Settings, redact_url
 from payapi.errors import BrokerUnavailable
 from payq.views import job_view, report_job_id, trip_job_ids, trip_view
-from tasks import keys, scripts
-from tasks.deadletters import DeadLetter
-from tasks.jobstore import ENQUEUE_CHUNK, NewJob, enqueue_call, read_enqueue_reply
-from tasks.messages import sent_event_channel_of
-from tasks.redis_conn import replicas
+from tasks.jobs.messages import sent_event_channel_of
+from tasks.redis import keys, scripts
+from tasks.redis.connection import replicas
+from tasks.store.deadletters import DeadLetter
+from tasks.store.records import ENQUEUE_CHUNK, NewJob, enqueue_call, read_enqueue_reply
 
 T = TypeVar("T")
 _DAY = 86400
@@ -34,7 +34,7 @@ _DAY = 86400
 async def patiently(settings: Settings, action: Callable[[], Awaitable[T]]) -> T:
     """Run ``action``; on a connection fault try again for ``redis_retry_seconds``, then raise :class:`BrokerUnavailable`.
 
-    The asynchronous twin of :func:`tasks.redis_conn.with_retry`: only
+    The asynchronous twin of :func:`tasks.redis.connection.with_retry`: only
     connection faults are retried (a command Redis refused is not a reason to wait).
     """
     deadline = time.monotonic() + settings.redis_retry_seconds
@@ -63,10 +63,10 @@ class IntakeJobs:
     async def enqueue(self, jobs: Sequence[NewJob]) -> list[bool]:
         """Record and publish each job unless it has a record already; True where it was new.
 
-        All or nothing, as :meth:`tasks.jobstore.JobStore.enqueue`: up to
+        All or nothing, as :meth:`tasks.store.records.JobStore.enqueue`: up to
         :data:`ENQUEUE_CHUNK` jobs in one script; a larger batch is checked
         whole first (a dry run of the same script), then written a chunk at a
-        time. Raises :class:`~tasks.books.TripRuleViolation` (nothing
+        time. Raises :class:`~tasks.jobs.books.TripRuleViolation` (nothing
         written), :class:`BrokerUnavailable` or :class:`~payapi.errors.NotReplicated`.
         """
         now = time.time()
@@ -129,7 +129,7 @@ class IntakeJobs:
         return trip_view(store_id, trip_id, books, records, entries)
 
     async def _records(self, job_ids: Sequence[str]) -> dict[str, dict[str, str]]:
-        """The records of ``job_ids`` that exist, in one round trip (as :meth:`tasks.jobstore.JobStore.records`)."""
+        """The records of ``job_ids`` that exist, in one round trip (as :meth:`tasks.store.records.JobStore.records`)."""
         ids = list(dict.fromkeys(job_ids))
         if not ids:
             return {}

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from payapi.errors import FieldProblem
-from tasks.books import TripRuleViolation
+from tasks.jobs.books import TripRuleViolation
 
 PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER_SECONDS = 5  # what a 503 asks for: Redis restarts or fails over in about that long

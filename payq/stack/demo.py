@@ -36,7 +36,7 @@ from payq.stack.launcher import StackHandle, is_supervisor, stop_supervisor
 from payq.stack.plan import DemoPlan, fault_script
 from payq.stack.report import Notifications, Snapshot, Summary, Tracker, progress_line
 from payq.stack.supervisor import Probe, Service, StackError, StackSpec, log_tail
-from tasks.notify import new_secret
+from tasks.notify.events import new_secret
 from tasks.producer import Producer
 from tasks.states import SETTLED_STATES
 from tasks.stores import Stores

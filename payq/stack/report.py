@@ -15,10 +15,10 @@ from typing import Any
 
 import redis
 
-from tasks import keys
-from tasks.deadletters import DeadLetter, DeadLetterStore
-from tasks.jobstore import Deferral
+from tasks.jobs.deferral import Deferral
+from tasks.redis import keys
 from tasks.states import SETTLED_STATES, DeferCause, JobState
+from tasks.store.deadletters import DeadLetter, DeadLetterStore
 
 OPERATION_LABELS = {"capture": "captures", "feedback": "payment-status reports", "cancel": "cancels", "refund": "refunds"}
 
@@ -30,8 +30,6 @@ def retry_cause(deferral: Deferral) -> str:
     """
     if deferral.cause is DeferCause.PAUSED:
         return f"{deferral.operation.value} endpoint paused after a 429: waited without calling the API"
-    if deferral.cause is DeferCause.BUSY:
-        return "notification receiver slow: waited for a delivery slot"
     if deferral.cause is DeferCause.PACED:
         return f"{deferral.operation.value} endpoint paced: waited its turn without calling the API"
     label = deferral.failure.headline() if deferral.failure is not None else "failed"

@@ -16,7 +16,6 @@ from playwright.sync_api import Page
 from config.settings import Settings
 from payq.serve.console.guard import csrf_token
 from tasks.producer import Producer
-from tasks.runtime import Runtime
 from tests.console.conftest import FLOWER, PASSWORD, USER
 from tests.support.deadletters import Spec, seed
 from tests.support.jobs import queued
@@ -24,6 +23,7 @@ from tests.support.polling import wait_for
 from tests.support.sandbox import SandboxProcess
 from tests.support.serve import ServeProcess
 from tests.support.worker import WorkerProcess
+from workers.runtime import Runtime
 
 CANCEL_PATH = "/v1/cancel/charge"
 

@@ -13,14 +13,14 @@ import requests
 from config.settings import Settings
 from payapi.operations import Operation
 from payq.serve.console.guard import csrf_token
-from tasks import keys
-from tasks.runtime import Runtime
+from tasks.redis import keys
 from tests.console.conftest import PASSWORD, USER
 from tests.support.deadletters import Spec, seed
 from tests.support.jobs import queued
 from tests.support.payq_cli import Ran, invoke
 from tests.support.ports import free_port
 from tests.support.serve import ServeProcess
+from workers.runtime import Runtime
 
 AUTH = (USER, PASSWORD)
 PATHS = ["/console", "/console/", "/console/dead-letters", "/console/dead-letters/cancel:s1:t1", "/console/dead-letters/replay-all",
@@ -177,7 +177,7 @@ def test_an_action_s_address_opened_as_a_page_is_a_405_not_a_dead_letter_named_a
 def test_refusals_after_sign_in_are_html_pages_too(start_console: Callable[..., ServeProcess], op_settings: Settings) -> None:
     console = start_console(read_only=True)
     rt = Runtime.build(op_settings)
-    rt.jobs.pause(Operation.CAPTURE, time.time() + 600, time.time())
+    rt.pacer.pause(Operation.CAPTURE, time.time() + 600, time.time())
     answer = console.request("POST", "/console/endpoints/lift", auth=AUTH, data={"operation": "capture", "csrf": csrf_token(f"{USER}:{PASSWORD}", USER)},
                              headers={"Origin": console.url})
     assert answer.status_code == 403 and answer.headers["Content-Type"].startswith("text/html")

@@ -15,16 +15,16 @@ from playwright.sync_api import Page
 
 from config.settings import Settings
 from payapi.operations import QUEUES, Operation
-from tasks import keys
-from tasks.jobstore import Deferral
+from tasks.jobs.deferral import Deferral
 from tasks.producer import prepare
-from tasks.runtime import Runtime
+from tasks.redis import keys
 from tasks.states import DeferCause
 from tests.support.deadletters import Spec, seed
 from tests.support.jobs import calls, wait_for_state
 from tests.support.sandbox import SandboxProcess
 from tests.support.serve import ServeProcess
 from tests.support.worker import WorkerProcess
+from workers.runtime import Runtime
 
 PAUSED_FOR = 600.0
 
@@ -134,7 +134,7 @@ def test_an_operator_lifts_an_endpoint_s_pause_and_learned_pace_and_its_jobs_run
     rt = Runtime.build(settings)
     now = time.time()
     paused_until = now + PAUSED_FOR
-    rt.jobs.pause(Operation.CAPTURE, paused_until, now)
+    rt.pacer.pause(Operation.CAPTURE, paused_until, now)
     rt.redis.hset(keys.pace(Operation.CAPTURE), mapping={"accepted": "4.5", "since": paused_until, "climb": 6000, "tat": paused_until})
     held = prepare("capture", {"storeId": "s1", "shoppingTripId": "t1", "amount": {"amount": "1.00", "code": "USD"}})
     elsewhere = prepare("cancel", {"storeId": "s2", "shoppingTripId": "t2"})  # another endpoint's job: left as it is

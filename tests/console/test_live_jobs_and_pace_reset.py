@@ -9,13 +9,13 @@ from config.settings import Settings
 from payapi.operations import Operation
 from payq.serve.console.live import JobQuery, page_of
 from payq.serve.console.throughput import recent
-from tasks import keys
-from tasks.jobstore import Deferral
-from tasks.pacer import count_call
+from tasks.jobs.deferral import Deferral
+from tasks.pacing.pacer import count_call
 from tasks.producer import prepare
-from tasks.runtime import Runtime
+from tasks.redis import keys
 from tasks.states import DeferCause
 from tests.support.payq_cli import invoke
+from workers.runtime import Runtime
 
 
 def test_a_narrow_filter_reads_at_most_its_budget_per_page_and_the_next_page_carries_on(op_settings: Settings) -> None:
@@ -47,7 +47,7 @@ def test_payq_pace_reset_lifts_the_pause_and_learned_pace_releases_the_held_jobs
     rt = Runtime.build(op_settings)
     now = time.time()
     until = now + 600
-    rt.jobs.pause(Operation.REFUND, until, now)
+    rt.pacer.pause(Operation.REFUND, until, now)
     rt.redis.hset(keys.pace(Operation.REFUND), mapping={"accepted": "2", "since": until, "climb": 6000})
     paced = prepare("feedback", {"storeId": "s1", "shoppingTripId": "t1", "totalAmount": {"amount": "1.00", "code": "USD"},
                                  "settledAmount": {"amount": "1.00", "code": "USD"}})

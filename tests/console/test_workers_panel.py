@@ -16,13 +16,13 @@ from playwright.sync_api import Page
 
 from config.settings import Settings
 from payq.serve.console import fleet
-from tasks import keys
 from tasks.producer import Producer
-from tasks.runtime import Runtime
+from tasks.redis import keys
 from tests.support.polling import wait_for
 from tests.support.sandbox import SandboxProcess
 from tests.support.serve import ServeProcess
 from tests.support.worker import WorkerProcess
+from workers.runtime import Runtime
 
 LEASE = {"PAYQ_LEASE_SECONDS": "2"}
 USD = {"amount": "12.34", "code": "USD"}

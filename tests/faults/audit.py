@@ -20,9 +20,9 @@ from typing import Any
 import redis
 
 from payapi.operations import QUEUES, Operation
-from tasks import keys
-from tasks.jobstore import NewJob
 from tasks.producer import prepare
+from tasks.redis import keys
+from tasks.store.records import NewJob
 from tests.support.names import path_of
 from tests.support.sandbox import SandboxProcess
 

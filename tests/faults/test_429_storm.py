@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from config.settings import Settings
-from tasks import keys
 from tasks.producer import Producer
+from tasks.redis import keys
 from tests.faults.audit import Settled, audit_captures, body, capture_jobs, records, settle, unhandled_tracebacks
 from tests.faults.report import Figures, Recorder
 from tests.support.fault_redis import FaultRedis

@@ -33,8 +33,8 @@ from config.settings import Settings
 from payapi.errors import InvalidRequest
 from payapi.operations import Operation
 from payq.cli import main
-from tasks import keys
 from tasks.producer import Producer, prepare
+from tasks.redis import keys
 from tests.faults.report import Figures, Recorder
 from tests.support.fault_redis import FaultRedis
 from tests.support.payq_cli import run_payq

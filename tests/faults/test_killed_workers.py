@@ -55,7 +55,7 @@ LEASE = Settings.model_fields["lease_seconds"].default
 RECOVERY_LIMIT = 20
 # Here both workers alive at the first kill are killed too (three kills, 3 s apart), so the jobs are given back by
 # workers started after it, which judge leases only once they have beaten without a break for a lease themselves
-# (tasks/leases.py steady): the bound is the last kill's start of a new worker, + a lease of beats, + the sweep's look.
+# (tasks/store/leases.py steady): the bound is the last kill's start of a new worker, + a lease of beats, + the sweep's look.
 KILL_GAP = 3
 
 

@@ -23,7 +23,6 @@ import pytest
 from config.celery import lost_after
 from config.settings import Settings
 from tasks.producer import Producer, prepare
-from tasks.runtime import Runtime
 from tests.faults.audit import leftovers, records, revived
 from tests.support.fault_redis import FaultRedis
 from tests.support.fault_workers import FaultWorker
@@ -31,6 +30,7 @@ from tests.support.names import queue_of
 from tests.support.polling import wait_for
 from tests.support.sandbox import SandboxProcess
 from workers.housekeeping import HOUSEKEEPING_EVERY
+from workers.runtime import Runtime
 
 # short HTTP timeouts: a short task time limit, and so a short wait for revive_lost
 ENV = {"PAYQ_HTTP_CONNECT_TIMEOUT": "1", "PAYQ_HTTP_READ_TIMEOUT": "4"}

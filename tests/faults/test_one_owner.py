@@ -4,7 +4,7 @@ Every setting at its default and the plain ``celery -A workers.app worker``
 (what a new user runs), against a real redis-server with its append-only
 file. A job's holder keeps a lease that its heartbeat renews; a copy of a
 running job calls nothing while the lease stands, and a worker that lost its
-lease neither calls nor records an outcome (``tasks/leases.py``).
+lease neither calls nor records an outcome (``tasks/store/leases.py``).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import redis
 
 from config.celery import lost_after
 from config.settings import Settings
-from tasks import keys
 from tasks.producer import Producer
+from tasks.redis import keys
 from tests.faults.audit import audit_captures, calls_by_trip, capture_jobs, first_call_after, records, settle, trip_of
 from tests.faults.report import Figures, Recorder
 from tests.faults.test_killed_workers import DEFAULT_ENV, running_on

@@ -19,8 +19,8 @@ import pytest
 
 from config.celery import lost_after
 from config.settings import Settings
-from tasks import keys
 from tasks.producer import Producer
+from tasks.redis import keys
 from tests.faults.audit import audit_captures, capture_jobs, first_call_after, records, revived, settle, trip_of
 from tests.faults.report import Figures, Recorder
 from tests.support.fault_redis import FaultRedis

@@ -29,8 +29,8 @@ import redis
 
 from config.settings import Settings
 from payapi.operations import QUEUES
-from tasks import keys
 from tasks.producer import Producer
+from tasks.redis import keys
 from tests.faults.audit import records
 from tests.faults.report import Figures, Recorder
 from tests.support.fault_redis import FaultRedis

@@ -28,9 +28,9 @@ from config.celery import lost_after
 from config.settings import Settings
 from payapi.operations import Operation
 from payq.serve.access import digest, new_token
-from tasks import keys
-from tasks.messages import build_message
+from tasks.jobs.messages import build_message
 from tasks.producer import Producer
+from tasks.redis import keys
 from tests.faults.audit import CaptureAudit, audit_captures, calls_by_trip, capture_jobs
 from tests.support.names import path_of
 from tests.support.payq_cli import run_payq

@@ -15,8 +15,8 @@ from typing import Any
 
 import redis
 
-from tasks import keys
 from tasks.producer import Producer, prepare
+from tasks.redis import keys
 from tests.support.jobs import USD_1, body, calls, queued_messages, record, wait_for_state, wait_for_value
 from tests.support.polling import wait_for
 from tests.support.sandbox import SandboxProcess

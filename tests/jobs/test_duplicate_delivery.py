@@ -9,9 +9,9 @@ import redis
 
 from config.settings import Settings
 from payapi.operations import Operation
-from tasks.jobstore import JobStore
-from tasks.messages import build_message
+from tasks.jobs.messages import build_message
 from tasks.producer import Producer
+from tasks.store.records import JobStore
 from tests.support.jobs import USD_1, body, calls, queued_messages, record, wait_for_state
 from tests.support.names import queue_of
 from tests.support.polling import wait_for

@@ -17,7 +17,7 @@ from typing import Any
 
 import redis
 
-from tasks.jobstore import JobStore
+from tasks.pacing.pacer import Pacer
 from tasks.producer import Producer, prepare
 from tests.support.jobs import USD_1, body, calls, queued_messages, record, wait_for_state
 from tests.support.polling import wait_for
@@ -45,7 +45,7 @@ def pause_then_capture(api: SandboxProcess, producer: Producer, rdb: redis.Redis
     job_ids = enqueue_wave(producer, 0)
     wait_for(lambda: queued_messages(rdb) == 0, what="the first wave to be answered or deferred")
     # what `payq stats` shows: the pause runs PAUSE from when the worker read the 429
-    recorded_until = JobStore(rdb, 60).pauses(["capture"]).get("capture")
+    recorded_until = Pacer(rdb, {}).pauses(["capture"]).get("capture")
     second_wave_at = time.time()
     job_ids += enqueue_wave(producer, WAVE)
     for job_id in job_ids:

@@ -6,9 +6,9 @@ import json
 
 import redis
 
-from tasks import keys
-from tasks.jobstore import JobStore, NewJob
 from tasks.producer import Producer, prepare
+from tasks.redis import keys
+from tasks.store.records import JobStore, NewJob
 from tests.support.jobs import USD_1, record
 from tests.support.names import queue_of
 

@@ -1,4 +1,4 @@
-"""Leases in Redis: the scripts carry out the rules of tasks/leases.py, against a real Redis and its clock."""
+"""Leases in Redis: the scripts carry out the rules of tasks/store/leases.py, against a real Redis and its clock."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import json
 import pytest
 import redis
 
-from tasks import keys
-from tasks.jobstore import JobStore
-from tasks.leases import LeaseStore, copy_verdict
 from tasks.producer import Producer
+from tasks.redis import keys
+from tasks.store.leases import LeaseStore, copy_verdict
+from tasks.store.records import JobStore
 from tests.support.jobs import USD_1, record
 from tests.support.names import queue_of
 from tests.unit.test_leases import COPY_TABLE, LEASE, NOW

@@ -22,12 +22,12 @@ import requests
 from config.settings import Settings
 from payapi.operations import Operation
 from payq.views import iso
-from tasks import keys
-from tasks.delivery import FAN_OUT
-from tasks.messages import build_message
-from tasks.notify import delivery_slots
-from tasks.outbox import Outbox
+from tasks.jobs.messages import build_message
+from tasks.notify.client import delivery_slots
+from tasks.notify.outbox import Outbox
+from tasks.notify.schedule import FAN_OUT
 from tasks.producer import Producer
+from tasks.redis import keys
 from tests.support.jobs import USD_1, record, wait_for_state
 from tests.support.names import queue_of
 from tests.support.payq_cli import PayqRunner
@@ -191,7 +191,7 @@ def test_payq_notify_test_sends_a_signed_event_the_sandbox_receiver_verifies(pay
 def test_a_burst_of_notifications_to_a_slow_receiver_is_all_delivered_several_at_a_time(
     api: SandboxProcess, producer: Producer, rdb: redis.Redis, start_worker: Callable[..., WorkerProcess],
 ) -> None:
-    # 0.2 s an answer: slower than tasks.delivery.SLOW, so the delivery thread POSTs up to FAN_OUT at once
+    # 0.2 s an answer: slower than tasks.notify.schedule.SLOW, so the delivery thread POSTs up to FAN_OUT at once
     with receiving(then=Answer(200, hold=0.2)) as receiver:
         start_worker(env=notify_env(receiver.url, PAYQ_WORKER_CONCURRENCY="8"), concurrency=8)  # the slots follow the setting
         cancels = [producer.enqueue_cancel(storeId="s1", shoppingTripId=f"b{i}") for i in range(40)]

@@ -18,9 +18,10 @@ import redis
 
 from config.settings import Settings
 from payapi.errors import InvalidRequest
-from tasks import keys
-from tasks.books import TripRule, TripRuleViolation
+from tasks.jobs.books import TripRuleViolation
 from tasks.producer import Producer
+from tasks.redis import keys
+from tasks.states import TripRule
 from tests.support.jobs import calls, record, wait_for_state
 from tests.support.names import queue_of
 from tests.support.payq_cli import PayqRunner

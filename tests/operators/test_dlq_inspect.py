@@ -10,13 +10,13 @@ import pytest
 from config.settings import Settings
 from payapi.operations import Operation
 from payapi.outcomes import Failure, FailureKind
-from tasks import keys
-from tasks.deadletters import DeadLetter, Replayed
-from tasks.keys import DEAD_LETTER_REASONS
-from tasks.runtime import Runtime
+from tasks.redis import keys
+from tasks.redis.keys import DEAD_LETTER_REASONS
 from tasks.states import DeadLetterReason
+from tasks.store.deadletters import DeadLetter, Replayed
 from tests.support.deadletters import Spec, seed
 from tests.support.payq_cli import Ran
+from workers.runtime import Runtime
 
 HOUR = 3600.0
 

@@ -8,11 +8,11 @@ from collections.abc import Callable
 import pytest
 
 from config.settings import Settings
-from tasks.runtime import Runtime
 from tests.support.deadletters import Spec, seed
 from tests.support.payq_cli import Ran
 from tests.support.polling import wait_for
 from tests.support.worker import WorkerProcess
+from workers.runtime import Runtime
 
 DAY = 86400.0
 

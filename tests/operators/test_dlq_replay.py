@@ -12,16 +12,16 @@ import pytest
 import redis
 
 from config.settings import Settings
-from tasks import keys
-from tasks.deadletters import DeadLetter, Replayed
-from tasks.keys import DEAD_LETTER_REASONS
-from tasks.runtime import Runtime
+from tasks.redis import keys
+from tasks.redis.keys import DEAD_LETTER_REASONS
 from tasks.states import DeadLetterReason
+from tasks.store.deadletters import DeadLetter, Replayed
 from tests.support.deadletters import Spec, seed
 from tests.support.jobs import queued
 from tests.support.payq_cli import REPO_ROOT, Ran, cli_env, invoke, payq_command
 from tests.support.polling import wait_for
 from tests.support.redis_server import RedisServer
+from workers.runtime import Runtime
 
 
 def everything(url: str) -> dict[bytes, bytes]:

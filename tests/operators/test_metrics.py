@@ -15,15 +15,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from config.settings import Settings
 from payapi.operations import Operation
 from payapi.outcomes import Failure, FailureKind
-from tasks import keys
-from tasks.jobstore import Deferral
+from tasks.jobs.deferral import Deferral
 from tasks.producer import Producer
-from tasks.runtime import Runtime
+from tasks.redis import keys
 from tasks.states import DeferCause
 from tests.support.deadletters import Spec, seed
 from tests.support.payq_cli import REPO_ROOT, cli_env, payq_command
 from tests.support.polling import wait_for
 from tests.support.redis_server import RedisServer
+from workers.runtime import Runtime
 
 USD = {"amount": "1.00", "code": "USD"}
 
@@ -86,7 +86,7 @@ def test_metrics_export_queue_depths_deferred_dead_letters_and_pauses(op_setting
     unavailable, server_error = Failure(FailureKind.UNAVAILABLE, 503), Failure(FailureKind.SERVER_ERROR, 500)
     rt.jobs.defer("capture:s1:q1", Deferral(DeferCause.RETRY_AFTER, now + 30, Operation.CAPTURE, 1, 30.0, unavailable), now)
     rt.jobs.defer("capture:s1:q2", Deferral(DeferCause.BACKOFF, now - 5, Operation.CAPTURE, 1, None, server_error), now)
-    rt.jobs.pause("refund", now + 120, now)
+    rt.pacer.pause("refund", now + 120, now)
     beat = rt.leases.beat("host.1.abc", [])  # a live worker process
     rt.redis.incrby(keys.RECOVERED, 2)  # jobs given back from workers whose lease lapsed
 

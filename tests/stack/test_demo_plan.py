@@ -13,10 +13,10 @@ from payapi.outcomes import Failure, FailureKind, Outcome, Permanent, RetryAfter
 from payq.stack.plan import UNKNOWN_TRIP, DemoPlan, fault_script
 from payq.stack.report import Snapshot, Summary, retry_cause
 from sandbox.faults import Fault, parse_script
-from tasks.deadletters import DeadLetter
-from tasks.jobstore import Deferral
+from tasks.jobs.deferral import Deferral
 from tasks.producer import prepare
 from tasks.states import DeadLetterReason, DeferCause
+from tasks.store.deadletters import DeadLetter
 
 
 def answer(fault: Fault, operation: str = "capture") -> Outcome:

@@ -9,12 +9,12 @@ from typing import Any
 from config.settings import Settings
 from payapi.operations import QUEUES, Operation
 from payapi.outcomes import Failure, FailureKind
-from tasks.deadletters import DeadLetter
-from tasks.jobstore import NewJob
 from tasks.producer import prepare
-from tasks.runtime import Runtime
 from tasks.states import DeadLetterReason
+from tasks.store.deadletters import DeadLetter
+from tasks.store.records import NewJob
 from tests.support.names import task_of
+from workers.runtime import Runtime
 
 _FIELDS: dict[str, dict[str, Any]] = {
     "capture": {"amount": {"amount": "12.34", "code": "USD"}},

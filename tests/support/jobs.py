@@ -14,7 +14,7 @@ from payapi.client import PaymentClient
 from payapi.models import CaptureRequest
 from payapi.operations import QUEUES, Operation
 from payapi.outcomes import Success
-from tasks import keys
+from tasks.redis import keys
 from tests.support.names import path_of
 from tests.support.polling import wait_for
 from tests.support.sandbox import SandboxProcess

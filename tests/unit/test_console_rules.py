@@ -15,10 +15,10 @@ from payq.serve.console.live import JobQuery, LiveState, waits_for
 from payq.serve.console.throughput import per_second, tenths
 from payq.stack.demo import _kept_banner
 from payq.views import subject_of, trip_view
-from tasks import keys
-from tasks.deadletters import DeadLetter
-from tasks.jobstore import Deferral
+from tasks.jobs.deferral import Deferral
+from tasks.redis import keys
 from tasks.states import DeadLetterReason, DeferCause, JobState
+from tasks.store.deadletters import DeadLetter
 
 
 def entry(job_id: str = "cancel:s1:t1", *, store: str = "s1", trip: str = "t1", reason: str = "permanent",

@@ -13,7 +13,9 @@ import redis
 from payapi.errors import NotReplicated
 from payapi.models import FeedbackResponse, RefundResponse
 from payapi.outcomes import Failure, FailureKind, Outcome, Permanent, Rejected, RetryAfter, Success, Transient
-from tasks.decide import (
+from tasks.jobs.decide import (
+    TURN_LATE,
+    TURN_LEAD,
     Call,
     DeadLetterJob,
     Decision,
@@ -32,7 +34,6 @@ from tasks.decide import (
     wait_for_turn,
     wait_out_pause,
 )
-from tasks.pace import TURN_LATE, TURN_LEAD
 from tasks.states import DeadLetterReason, DeferCause, Verdict
 
 NOW = 1_000_000.0

@@ -1,7 +1,7 @@
 """What a notification does after a delivery, as tables: the receiver's answer, then the step (deliver, later, give up).
 
 The receiver's status goes through :func:`payapi.outcomes.classify_receiver` and
-then :func:`tasks.delivery.next_step`, as the delivery loop does. The clock
+then :func:`tasks.notify.schedule.next_step`, as the delivery loop does. The clock
 and the random draw are pinned (``rand`` always 0.5), so every due time is exact.
 """
 
@@ -14,8 +14,8 @@ import pytest
 from standardwebhooks import Webhook
 
 from payapi.outcomes import Failure, FailureKind, classify_exception, classify_receiver
-from tasks.delivery import FAN_OUT, SCHEDULE, SPREAD, Delivered, GiveUp, Step, TryLater, batch_size, next_step, posts_at_once, retry_delay
-from tasks.notify import Notifier
+from tasks.notify.client import WebhookClient
+from tasks.notify.schedule import FAN_OUT, SCHEDULE, SPREAD, Delivered, GiveUp, Step, TryLater, batch_size, next_step, posts_at_once, retry_delay
 
 NOW = 1_000_000.0
 FLOOR, CAP, MAX = 1.0, 900.0, 8
@@ -101,11 +101,11 @@ def test_a_slow_receiver_gets_several_posts_at_once_and_smaller_batches(seconds_
     assert batch_size(seconds_per_post, 15.0, 64) == batch
 
 
-def test_the_notifier_signs_as_the_standard_webhooks_library_does() -> None:
+def test_the_webhook_client_signs_as_the_standard_webhooks_library_does() -> None:
     # payq signs by hand on its hot path (no datetime per event); the library is the reference
     secret = "whsec_" + base64.b64encode(b"payq-unit-secret-of-thirty-two!!").decode()
     body = '{"type":"job.succeeded","data":{"jobId":"cancel:s1:t1"}}'
 
-    ours = Notifier("http://127.0.0.1:9/hooks", secret).sign("cancel:s1:t1:succeeded", 1_700_000_000, body.encode())
+    ours = WebhookClient("http://127.0.0.1:9/hooks", secret).sign("cancel:s1:t1:succeeded", 1_700_000_000, body.encode())
 
     assert ours == Webhook(secret).sign("cancel:s1:t1:succeeded", datetime.fromtimestamp(1_700_000_000, UTC), body)

@@ -6,8 +6,8 @@ import pytest
 
 from payapi.operations import Operation
 from payapi.outcomes import Failure, FailureKind
-from tasks.endpoints import Lifted, lifted_from, waits_for_the_endpoint
-from tasks.jobstore import Deferral
+from tasks.jobs.deferral import Deferral
+from tasks.pacing.endpoints import Lifted, lifted_from, waits_for_the_endpoint
 from tasks.states import DeferCause
 
 
@@ -22,7 +22,6 @@ def deferral(cause: DeferCause, status: int | None = None) -> str:
     (deferral(DeferCause.RETRY_AFTER, 429), True),        # was itself throttled: waits out the 429's Retry-After
     (deferral(DeferCause.RETRY_AFTER, 503), False),       # waits for the API to recover: lifting changes nothing
     (deferral(DeferCause.BACKOFF, 500), False),
-    (deferral(DeferCause.BUSY), False),                   # a notification's slot: not the payment API's limit
     ("not json", False),
 ])
 def test_a_lift_releases_only_the_jobs_that_wait_for_the_endpoint_s_limit(defer: str, released: bool) -> None:

@@ -1,11 +1,11 @@
-"""The rules of ownership (tasks/leases.py) as tables: is a holder alive, may a worker judge, what a copy of a running job does."""
+"""The rules of ownership (tasks/store/leases.py) as tables: is a holder alive, may a worker judge, what a copy of a running job does."""
 
 from __future__ import annotations
 
 import pytest
 
-from tasks.leases import beat_every, copy_verdict, holder_alive, may_recover, needs_check, run_broken, steady
 from tasks.states import Verdict
+from tasks.store.leases import beat_every, copy_verdict, holder_alive, may_recover, needs_check, run_broken, steady
 
 LEASE = 10.0
 NOW = 1_000.0

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.pace import (
+from tasks.pacing.rules import (
     BETA,
     CONFIGURED_SHARE,
     MIN_PACE,

@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from payapi.outcomes import parse_retry_after
-from tasks.decide import RetryPolicy
+from tasks.jobs.decide import RetryPolicy
 
 POLICY = RetryPolicy(retry_after_floor=1.0, retry_after_cap=900.0)
 # Spelled out rather than strftime's %a/%b, which follow the locale.

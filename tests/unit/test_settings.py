@@ -353,7 +353,7 @@ def test_a_malformed_notify_secret_is_refused_naming_the_variable_and_not_the_va
 def test_a_new_notify_secret_is_accepted_and_signs_with_the_standard_webhooks_library() -> None:
     from standardwebhooks import Webhook
 
-    from tasks.notify import new_secret
+    from tasks.notify.events import new_secret
 
     secret = new_secret()
     configured = load_settings(_env_file=None, notify_url="https://store.example/hooks", notify_secret=secret)

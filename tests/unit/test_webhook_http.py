@@ -1,4 +1,4 @@
-"""``tasks.webhook_http.Connection`` against a real local TCP server answering scripted raw bytes.
+"""``tasks.notify.connection.Connection`` against a real local TCP server answering scripted raw bytes.
 
 Each test starts a :class:`ScriptedServer`: one thread, one listening socket
 on a port the kernel picks, answering each request it reads with the next
@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from payapi.outcomes import Success
-from tasks.notify import Notifier
-from tasks.webhook_http import MAX_BODY, MAX_HEAD, Connection
+from tasks.notify.client import WebhookClient
+from tasks.notify.connection import MAX_BODY, MAX_HEAD, Connection
 
 WAIT = 5.0  # the longest any test waits for the server's thread; none should come near it
 PATH = "/hooks/payq?store=s1"
@@ -160,7 +160,7 @@ def connect() -> Iterator[Callable[..., Connection]]:
 
 
 def request(port: int, body: bytes = BODY, path: str = PATH) -> bytes:
-    """A delivery's request as :class:`tasks.notify.Notifier` builds it: head and body in one piece."""
+    """A delivery's request as :class:`tasks.notify.client.WebhookClient` builds it: head and body in one piece."""
     return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
             f"User-Agent: payq-notify\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
 
@@ -282,21 +282,21 @@ def test_an_idle_connection_the_server_closed_raises_remote_disconnected(serve: 
     assert len(server.received) == 1  # nothing was delivered on the closed connection: the caller may safely send again
 
 
-def test_the_notifier_sends_again_on_a_fresh_connection_after_an_idle_close(serve: Callable[..., ScriptedServer]) -> None:
+def test_the_webhook_client_sends_again_on_a_fresh_connection_after_an_idle_close(serve: Callable[..., ScriptedServer]) -> None:
     server = serve(Reply(answer("200 OK", "Content-Length: 0"), close=True), Reply(answer("204 No Content")))
-    notifier = Notifier(f"http://127.0.0.1:{server.port}{PATH}", SECRET, clock=lambda: 1_700_000_000.0)
+    client = WebhookClient(f"http://127.0.0.1:{server.port}{PATH}", SECRET, clock=lambda: 1_700_000_000.0)
 
-    assert isinstance(notifier.deliver("evt_1", '{"n": 1}'), Success)
+    assert isinstance(client.deliver("evt_1", '{"n": 1}'), Success)
     assert server.closed.wait(WAIT)
-    assert isinstance(notifier.deliver("evt_2", '{"n": 2}'), Success)
-    notifier._drop()  # close its connection, so the server's thread can end
+    assert isinstance(client.deliver("evt_2", '{"n": 2}'), Success)
+    client._drop()  # close its connection, so the server's thread can end
 
     first, second = server.received
     assert_one_post(first, server.port, b'{"n": 1}')
     assert_one_post(second, server.port, b'{"n": 2}')
     assert (first.connection, second.connection) == (0, 1)
     assert first.fields("webhook-id") == ["evt_1"] and second.fields("webhook-id") == ["evt_2"]
-    assert second.fields("webhook-signature") == [notifier.sign("evt_2", 1_700_000_000, b'{"n": 2}')]
+    assert second.fields("webhook-signature") == [client.sign("evt_2", 1_700_000_000, b'{"n": 2}')]
 
 
 @pytest.mark.parametrize("data", [

@@ -24,8 +24,8 @@ from payapi.operations import API_OPERATIONS, OPERATIONS, Operation
 from payq.serve.console.guard import Operator, checked_form, operator
 from payq.serve.console.listing import DeadLetterQuery
 from payq.serve.console.state import Console, Refusal, console_of, query_string
-from tasks.deadletters import DeadLetter, Replayed
-from tasks.endpoints import EndpointLog
+from tasks.pacing.endpoints import EndpointLog
+from tasks.store.deadletters import DeadLetter, Replayed
 
 router = APIRouter()
 ConsoleDep = Annotated[Console, Depends(console_of)]

@@ -1,6 +1,6 @@
 """The Workers panel: every worker process by its heartbeat, the jobs it holds under a lease, and the jobs given back.
 
-Read from the keys the heartbeats and leases keep (``tasks/leases.py``):
+Read from the keys the heartbeats and leases keep (``tasks/store/leases.py``):
 ``payq:workers`` (each process's last beat), ``payq:workers:steady`` (since
 when it has beaten without a break), ``payq:leases`` (each held job and when
 its lease ends) with the job records' ``holder``, and ``payq:recovered``.
@@ -29,8 +29,8 @@ import redis
 
 from payq.serve.console.live import kwargs_of
 from payq.views import subject_of
-from tasks import keys
-from tasks.leases import steady
+from tasks.redis import keys
+from tasks.store.leases import steady
 
 MAX_WORKERS = 100      # worker processes listed, latest heartbeat first
 MAX_HELD = 500         # leases read, the soonest to end first

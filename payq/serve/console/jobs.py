@@ -14,7 +14,7 @@ from payq.serve.console.live import JobQuery, LiveState, counts, page_of, waits_
 from payq.serve.console.pages import history_failure
 from payq.serve.console.state import Console, console_of
 from payq.views import job_view, subject_of
-from tasks import keys
+from tasks.redis import keys
 from tasks.states import JobState
 
 router = APIRouter()

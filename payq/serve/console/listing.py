@@ -17,8 +17,8 @@ from payapi.errors import InvalidRequest
 from payapi.operations import Operation
 from payq.durations import parse_duration
 from payq.views import subject_of
-from tasks.deadletters import DeadLetter, DeadLetterStore
 from tasks.states import DeadLetterReason
+from tasks.store.deadletters import DeadLetter, DeadLetterStore
 
 PAGE_SIZE = 50
 ORDERS = ("newest", "oldest")  # by when an entry was dead-lettered; newest first unless asked

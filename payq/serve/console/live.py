@@ -30,8 +30,8 @@ import redis
 from payapi.operations import OPERATIONS, Operation
 from payq.durations import age
 from payq.views import subject_of
-from tasks import keys
-from tasks.jobstore import Deferral
+from tasks.jobs.deferral import Deferral
+from tasks.redis import keys
 
 PAGE_SIZE = 50
 SCAN_BATCH = 200    # index entries read per round trip

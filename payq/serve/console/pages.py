@@ -13,8 +13,8 @@ from payq.serve.console import fleet, throughput
 from payq.serve.console.listing import DeadLetterQuery, page_of
 from payq.serve.console.state import Console, Refusal, console_of
 from payq.views import read_trip
-from tasks.endpoints import EndpointLog
-from tasks.jobstore import failure_from
+from tasks.jobs.deferral import failure_from
+from tasks.pacing.endpoints import EndpointLog
 from tasks.states import DeadLetterReason
 from tasks.stats import collect
 

@@ -25,7 +25,7 @@ from config.settings import Settings
 from payapi.errors import BrokerUnavailable
 from payq.durations import age
 from payq.views import subject_of
-from tasks.redis_conn import with_retry
+from tasks.redis.connection import with_retry
 from tasks.stores import Stores
 
 T = TypeVar("T")

@@ -2,7 +2,7 @@
 
 Every worker counts its successful calls per endpoint in tenth-of-a-second
 counters (``payq:pace:<op>:ok:<tenth>``, kept ten seconds: the pace's measure
-reads them too, :mod:`tasks.pacer`). The overview sums the last
+reads them too, :mod:`tasks.pacing.pacer`). The overview sums the last
 :data:`WINDOW` seconds of them, in one MGET, into calls per second.
 """
 
@@ -14,7 +14,7 @@ from typing import cast
 import redis
 
 from payapi.operations import Operation
-from tasks import keys
+from tasks.redis import keys
 
 WINDOW = 5.0  # seconds: well within the ten the counters are kept, and steadier than one second
 

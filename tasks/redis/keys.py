@@ -1,0 +1,94 @@
+"""Every Redis key payq writes or reads, named in one place so operators, code and tests agree."""
+
+from __future__ import annotations
+
+PREFIX = "payq"
+DEFERRED = f"{PREFIX}:deferred"            # ZSET job id -> due time (epoch seconds)
+# ZSET job id -> when it last became queued or running. kombu pops a message and
+# records it as unacknowledged in two steps; a worker killed between them takes
+# the message with it. A job left here far longer than any job runs is re-published.
+ACTIVE = f"{PREFIX}:active"
+DEAD_LETTERS = f"{PREFIX}:dlq"             # HASH job id -> entry JSON
+DEAD_LETTER_INDEX = f"{PREFIX}:dlq:index"  # ZSET job id -> time dead-lettered
+# HASH reason -> number of entries; kept by the dead-letter scripts so ``payq stats``
+# and every metrics scrape read a few counters instead of parsing every entry.
+DEAD_LETTER_REASONS = f"{PREFIX}:dlq:reasons"
+# ZSET worker id -> its last heartbeat (Redis's clock): the worker processes alive, and when they last said so
+WORKERS = f"{PREFIX}:workers"
+# HASH worker id -> since when it has beaten without a break (a gap of over half a lease breaks the run)
+WORKERS_STEADY = f"{PREFIX}:workers:steady"
+# ZSET job id -> when its holder's lease ends (Redis's clock): every running job that a worker holds
+LEASES = f"{PREFIX}:leases"
+# STRING: jobs given back to their queue after their holder's lease lapsed (payq_jobs_recovered_total)
+RECOVERED = f"{PREFIX}:recovered"
+# STRING: a counter every `WAIT` for replicas writes first, so the wait covers whatever any client wrote before it
+REPLICA_PROBE = f"{PREFIX}:replicas:probe"
+
+
+# ZSET job id -> when it began to wait: refunds held until their trip's capture succeeds
+WAITING = f"{PREFIX}:waiting"
+JOB_PREFIX = f"{PREFIX}:job:"  # for scripts that make a job's key from its id
+
+
+def job(job_id: str) -> str:
+    """HASH: a job's record (operation, kwargs, state, attempts, outcome, result)."""
+    return f"{JOB_PREFIX}{job_id}"
+
+
+TRIP_PREFIX = f"{PREFIX}:trip:"  # for scripts that make a trip's key from a dead letter's kwargs
+
+
+def trip(store_id: str, trip_id: str) -> str:
+    """HASH: a trip's books: its capture (job id, cents, currency, when it succeeded), its cancel, its refunds (tasks/jobs/books.py)."""
+    return f"{TRIP_PREFIX}{store_id}:{trip_id}"
+
+
+def held(store_id: str, trip_id: str) -> str:
+    """LIST: ids of the trip's refunds waiting for its capture to succeed, in the order they came (its books' key + ``:held``)."""
+    return f"{trip(store_id, trip_id)}:held"
+
+
+def replays(job_id: str) -> str:
+    """LIST: a job's replay history, one JSON object per replay."""
+    return f"{PREFIX}:job:{job_id}:replays"
+
+
+def deferrals(job_id: str) -> str:
+    """LIST: why a job waited, one JSON object per deferral, the latest few kept."""
+    return f"{PREFIX}:job:{job_id}:deferrals"
+
+
+def pace(operation: str) -> str:
+    """HASH: an endpoint's pace: the next free turn (``tat``) and what its 429s taught (``accepted``, ``since``, ``climb``)."""
+    return f"{PREFIX}:pace:{operation}"
+
+
+SUCCESSES_KEPT = 10  # seconds a tenth-of-a-second count of successful calls is kept (longer than the pace's measuring window)
+
+
+def successes(operation: str, tenth: int) -> str:
+    """STRING: successful calls to ``operation``'s endpoint in one tenth of a second (epoch tenths), kept a few seconds."""
+    return f"{PREFIX}:pace:{operation}:ok:{tenth}"
+
+
+# HASH "<operation>:<status>" -> API calls made, by status ("none": no response): payq_api_calls_total
+API_CALLS = f"{PREFIX}:api:calls"
+
+
+# LIST of JSON: the latest lifts of an endpoint's pause and learned pace by an operator, newest first (tasks/pacing/endpoints.py)
+ENDPOINT_LOG = f"{PREFIX}:endpoints:log"
+
+
+def pause(operation: str) -> str:
+    """STRING: epoch second until which no worker calls ``operation``'s endpoint."""
+    return f"{PREFIX}:pause:{operation}"
+
+
+# The outbox of outcome notifications (tasks/notify/outbox.py). The STREAM holds events to deliver, read by
+# the workers' consumer group; PENDING indexes every event not yet delivered nor dead-lettered
+# (event id -> when its outcome was recorded): its size is the outbox's depth, its first the
+# oldest; RETRY holds events waiting for a later try (entry JSON -> when due).
+OUTBOX = f"{PREFIX}:outbox"
+OUTBOX_PENDING = f"{PREFIX}:outbox:pending"
+OUTBOX_RETRY = f"{PREFIX}:outbox:retry"
+OUTBOX_GROUP = "payq-notify"  # the workers' consumer group on OUTBOX

@@ -1,0 +1,83 @@
+"""payq's Redis scripts: the ``lua/*.lua`` beside the package that runs each, read once and registered per client.
+
+A script is named by its file's stem, unique across ``tasks`` (``enqueue`` is
+``tasks/store/lua/enqueue.lua``, ``pace_cut`` ``tasks/pacing/lua/pace_cut.lua``).
+It shares a fragment with ``--#include lib/<name>.lua`` on a line of its own,
+found in the ``lua/lib/`` of whichever package owns it; the fragment's text
+replaces that line (each at most once per script).
+``--#include names`` is generated instead of read: Lua tables of the strings
+Python owns (job states, BEGIN verdicts, deferral causes, dead-letter reasons,
+failure kinds, trip rules, operations; and how long the pace's counts are kept),
+so a script writes ``STATE.DEAD``,
+never ``'dead'``; a name that does not exist raises when the script runs.
+Redis runs a script whole or not at all, and the append-only file logs it as
+one write, so every step of a job that must not be half-done is one script.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from functools import cache
+from pathlib import Path
+
+import redis
+from redis.commands.core import Script
+
+from payapi.operations import Operation
+from payapi.outcomes import FailureKind
+from tasks.redis.keys import SUCCESSES_KEPT
+from tasks.states import DeadLetterReason, DeferCause, JobState, TripRule, Verdict
+
+# every package of tasks keeps its scripts in a lua/ folder of its own
+_TASKS = Path(__file__).resolve().parents[1]
+_INCLUDE = re.compile(r"^--#include (\S+)\s*$", re.MULTILINE)
+NAMES: dict[str, type[StrEnum]] = {
+    "STATE": JobState, "VERDICT": Verdict, "CAUSE": DeferCause, "REASON": DeadLetterReason, "KIND": FailureKind,
+    "RULE": TripRule, "OP": Operation,
+}
+
+
+def names() -> str:
+    """The ``names`` fragment: one Lua table per enum in :data:`NAMES`, member name -> value; reading a missing name is an error."""
+    lines = ["local function payq_names(kind, t)",
+             "  return setmetatable(t, {__index = function(_, name) error('no ' .. kind .. '.' .. tostring(name)) end})",
+             "end"]
+    for table, enum in NAMES.items():
+        members = ", ".join(f"{member.name} = '{member.value}'" for member in enum)
+        lines.append(f"local {table} = payq_names('{table}', {{{members}}})")
+    lines.append(f"local SUCCESSES_KEPT = {SUCCESSES_KEPT}")
+    return "\n".join(lines) + "\n"
+
+
+@cache
+def source(name: str) -> str:
+    """The text of ``lua/<name>.lua`` with its includes expanded."""
+    included: set[str] = set()
+
+    def expand(match: re.Match[str]) -> str:
+        fragment = match.group(1)
+        if fragment in included:
+            return ""
+        included.add(fragment)
+        return names() if fragment == "names" else _INCLUDE.sub(expand, path_of(fragment).read_text())
+
+    return _INCLUDE.sub(expand, path_of(f"{name}.lua").read_text())
+
+
+def path_of(relative: str) -> Path:
+    """The file ``lua/<relative>`` of whichever package of ``tasks`` has it (names are unique: a test checks)."""
+    found = sorted(_TASKS.glob(f"*/lua/{relative}"))
+    if len(found) != 1:
+        raise FileNotFoundError(f"{len(found)} scripts named lua/{relative} in {_TASKS}: {found}")
+    return found[0]
+
+
+def every_script() -> list[Path]:
+    """Every script and fragment of ``tasks``, each package's ``lua/`` folder."""
+    return sorted(_TASKS.glob("*/lua/**/*.lua"))
+
+
+def register(client: redis.Redis, name: str) -> Script:
+    """``lua/<name>.lua`` as a script callable on ``client`` (sent by its SHA after the first call)."""
+    return client.register_script(source(name))

@@ -1,0 +1,80 @@
+-- A worker picks a job up: claim an attempt, unless the job is finished, deferred, its endpoint
+-- paused, its turn at the endpoint's pace not yet come, or another worker holds it. A claim is
+-- held under a lease (payq:leases, by Redis's clock) that the holder's heartbeat renews.
+-- Returns {verdict, attempts, time} (see tasks.states.Verdict): for 'run' the time of the job's
+-- turn (the worker waits until then), for 'paced' the turn it must wait for, for 'paused' the
+-- end of the pause, for 'settled' the capture's settle time, for 'held' the end of the lease.
+--#include names
+--#include lib/lease.lua
+local job_key = KEYS[1]
+local deferred_key = KEYS[2]
+local pause_key = KEYS[3]
+local active_key = KEYS[4]
+local pace_key = KEYS[5]
+local leases_key = KEYS[6]
+local workers_key = KEYS[7]
+local steady_key = KEYS[8]
+local job_id = ARGV[1]
+local now = tonumber(ARGV[2])
+local operation = ARGV[3]
+local kwargs = ARGV[4]
+local ttl = ARGV[5]
+local worker = ARGV[6]     -- the Celery worker's name, for people
+local delivery = ARGV[7]   -- this message's delivery tag, for people
+local lease = tonumber(ARGV[8])
+local pace = tonumber(ARGV[9])          -- calls per second; 0: the endpoint is not paced
+local wait_in_place = tonumber(ARGV[10]) -- a turn this close is waited for by the worker, not the deferred set
+local holder = ARGV[11]    -- the worker process (its heartbeat's id)
+local claim = ARGV[12]     -- this delivery's claim, unique: outcomes are written only under it
+
+local state = redis.call('HGET', job_key, 'state')
+if not state then
+  -- published without a record (it expired, or someone used apply_async): adopt it
+  redis.call('HSET', job_key, 'op', operation, 'kwargs', kwargs, 'attempts', 0, 'enqueued_at', ARGV[2])
+  redis.call('EXPIRE', job_key, ttl)
+  state = STATE.QUEUED
+end
+-- a finished, dead or held job's state names its verdict too
+if state == STATE.SUCCEEDED or state == STATE.DEAD or state == STATE.WAITING then return {state, '0', ''} end
+local settled = redis.call('HGET', job_key, 'settled_at')
+if settled then return {VERDICT.SETTLED, '0', settled} end
+if state == STATE.DEFERRED and redis.call('ZSCORE', deferred_key, job_id) then return {VERDICT.DEFERRED, '0', ''} end
+local clock = redis_now()
+if state == STATE.RUNNING then
+  -- a copy of the message, whatever its delivery tag (kombu's restore when a connection dropped, a
+  -- re-publish): while the holder's lease stands, the holder finishes the job. After it lapsed only a
+  -- steady worker takes it over; otherwise the lease sweep gives it back (tasks.store.leases.copy_verdict).
+  local lease_until = tonumber(redis.call('ZSCORE', leases_key, job_id) or '')
+  if lease_until ~= nil and lease_until > clock then return {VERDICT.HELD, '0', tostring(lease_until)} end
+  if not steady(workers_key, steady_key, holder, clock, lease) then return {VERDICT.HELD, '0', ''} end
+end
+local paused_until = tonumber(redis.call('GET', pause_key) or '0')
+-- a turn taken earlier (the job then waited for it in the deferred set) is kept, unless a pause
+-- has since covered it
+local turn = tonumber(redis.call('HGET', job_key, 'pace_turn') or '')
+if turn and turn < paused_until then turn = nil end
+if not turn then
+  if pace > 0 then
+    -- GCRA: the endpoint's next free turn is `tat`; taking one moves it on by 1/pace. Turns are
+    -- handed out in the order jobs ask, so after a pause the waiting jobs come back oldest first.
+    local tat = tonumber(redis.call('HGET', pace_key, 'tat') or '0')
+    turn = math.max(now, paused_until, tat)
+    redis.call('HSET', pace_key, 'tat', tostring(turn + 1 / pace))
+  elseif paused_until > now then
+    return {VERDICT.PAUSED, '0', tostring(paused_until)}
+  else
+    turn = now
+  end
+end
+if turn - now > wait_in_place then
+  redis.call('HSET', job_key, 'pace_turn', tostring(turn))
+  return {VERDICT.PACED, '0', tostring(turn)}
+end
+redis.call('HDEL', job_key, 'pace_turn')
+local attempts = redis.call('HINCRBY', job_key, 'attempts', 1)
+redis.call('HSETNX', job_key, 'first_attempt_at', ARGV[2])
+redis.call('HSET', job_key, 'state', STATE.RUNNING, 'updated_at', ARGV[2], 'last_attempt_at', ARGV[2], 'worker', worker,
+           'delivery', delivery, 'holder', holder, 'claim', claim)
+redis.call('ZADD', active_key, ARGV[2], job_id)
+redis.call('ZADD', leases_key, clock + lease, job_id)
+return {VERDICT.RUN, tostring(attempts), tostring(turn)}

@@ -1,0 +1,69 @@
+-- A capture's success in one round trip: its settle time (kept from the first success: the
+-- report's id derives from it), its chained payment-status report, its success record, the
+-- trip's books (captured at; the refunds that waited for it are published now).
+-- Returns the settle time on record; a different one than offered means an earlier delivery
+-- settled it, and the caller builds that report instead and calls again. Returns -1, writing
+-- nothing but the call's count, when the delivery lost its claim (see lib/lease.lua `may_record`).
+--#include names
+--#include lib/publish.lua
+--#include lib/outbox.lua
+--#include lib/lease.lua
+--#include lib/calls.lua
+local capture_key = KEYS[1]
+local active_key = KEYS[2]
+local report_key = KEYS[3]
+local report_queue = KEYS[4]
+local calls_key = KEYS[5]       -- payq:api:calls
+local successes_key = KEYS[6]   -- this tenth of a second's successful calls, for the pace's measure (calls_key: none)
+local trip_key = KEYS[7]
+local held_key = KEYS[8]        -- the trip's refunds waiting for this capture
+local waiting_key = KEYS[9]
+local refund_queue = KEYS[10]
+local leases_key = KEYS[11]
+local capture_id = ARGV[1]
+local now = ARGV[2]
+local settled_at = ARGV[3]
+local result = ARGV[4]
+local report_id = ARGV[5]
+local report_message = ARGV[6]
+local report_kwargs = ARGV[7]
+local ttl = ARGV[8]
+local events_channel = ARGV[9]
+local sent_event = ARGV[10]
+local call_field = ARGV[11]     -- '<operation>:<status>' of the capture call to count; '' when none was made
+local job_prefix = ARGV[12]     -- what a job id is prefixed with to make its record's key
+local claim = ARGV[13]          -- the delivery's claim on the job; '' when it claimed nothing
+local EVENT = 14                -- ARGV[14..19]: the capture's success notification (see append_event)
+
+if successes_key == calls_key then successes_key = '' end
+if not may_record(capture_key, claim) then
+  count_call(calls_key, call_field, successes_key)
+  return -1
+end
+redis.call('HSETNX', capture_key, 'settled_at', settled_at)
+local on_record = redis.call('HGET', capture_key, 'settled_at')
+if on_record ~= settled_at then return on_record end
+record_and_publish(report_key, report_queue, active_key, report_id, report_message, OP.FEEDBACK, report_kwargs, now, ttl,
+                   events_channel, sent_event)
+redis.call('HSET', capture_key, 'state', STATE.SUCCEEDED, 'result', result, 'updated_at', now)
+append_event(EVENT, now)
+redis.call('HDEL', capture_key, 'deferred_until', 'defer')
+redis.call('ZREM', active_key, capture_id)
+redis.call('ZREM', leases_key, capture_id)
+if redis.call('HGET', trip_key, 'capture') == capture_id then
+  redis.call('HSET', trip_key, 'captured_at', settled_at)
+end
+for _, refund_id in ipairs(redis.call('LRANGE', held_key, 0, -1)) do
+  local refund_key = job_prefix .. refund_id
+  local held = redis.call('HMGET', refund_key, 'state', 'held_message', 'held_event')
+  if held[1] == STATE.WAITING and held[2] then
+    publish(refund_key, refund_queue, active_key, refund_id, held[2], now, false)
+    redis.call('HDEL', refund_key, 'waiting_for', 'held_message', 'held_event')
+    redis.call('PUBLISH', events_channel, held[3])
+  end
+  redis.call('ZREM', waiting_key, refund_id)
+end
+redis.call('DEL', held_key)
+-- counted here, once: a caller told an earlier settle time comes again with the same call
+count_call(calls_key, call_field, successes_key)
+return on_record

@@ -1,0 +1,12 @@
+--#include names
+-- Count one API call: '<operation>:<status>' in payq:api:calls, and a success in this tenth of a
+-- second's count for the pace's measure (successes_key '' when the call did not succeed), kept as
+-- long as tasks/pacing/pacer.py's count_call keeps it (SUCCESSES_KEPT, from tasks/pacing/rules.py).
+local function count_call(calls_key, call_field, successes_key)
+  if call_field == '' then return end
+  redis.call('HINCRBY', calls_key, call_field, 1)
+  if successes_key ~= '' then
+    redis.call('INCR', successes_key)
+    redis.call('EXPIRE', successes_key, SUCCESSES_KEPT)
+  end
+end

@@ -1,0 +1,26 @@
+-- Leases: who holds a running job, and until when. Every lease and heartbeat is read and written by
+-- Redis's own clock, so the clocks of the workers' hosts may differ. See tasks/store/leases.py for the rules.
+
+-- Redis's clock, in seconds.
+--#include names
+local function redis_now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+
+-- Whether `worker` may judge that another's lease has lapsed: it beats now (its last heartbeat at most
+-- half a lease ago) and has beaten without a break for at least a lease. After Redis itself was away,
+-- nobody is steady until a lease has passed, and by then every live holder has renewed its leases.
+local function steady(workers_key, steady_key, worker, now, lease)
+  local last = tonumber(redis.call('ZSCORE', workers_key, worker) or '')
+  local since = tonumber(redis.call('HGET', steady_key, worker) or '')
+  return last ~= nil and since ~= nil and now - last <= lease / 2 and now - since >= lease
+end
+
+-- Whether a delivery may write its job's outcome: it holds the job's claim, or, having claimed
+-- nothing (claim ''), no worker holds the job. A worker that lost its lease writes nothing.
+local function may_record(job_key, claim)
+  local found = redis.call('HMGET', job_key, 'state', 'claim')
+  if claim ~= '' then return found[2] == claim end
+  return found[1] ~= STATE.RUNNING
+end

@@ -1,0 +1,27 @@
+-- How a job reaches a queue: the one place that pushes a job's message and marks it queued.
+-- Included by every script that publishes (enqueue, finish_capture, move_due, revive, dlq_replay).
+
+-- Push the message and mark the job queued and active (payq:active: see tasks/redis/keys.py).
+-- at_head: kombu pops from the right, so RPUSH makes it the next message taken; for jobs already late.
+--#include names
+local function publish(job_key, queue_key, active_key, job_id, message, now, at_head)
+  if at_head then
+    redis.call('RPUSH', queue_key, message)
+  else
+    redis.call('LPUSH', queue_key, message)
+  end
+  redis.call('HSET', job_key, 'state', STATE.QUEUED, 'updated_at', now)
+  redis.call('ZADD', active_key, now, job_id)
+end
+
+-- Record a new job and publish it, unless its id has a record already (the idempotency key):
+-- returns 1 if published, 0 if the job existed. events_channel/sent_event: Flower's task-sent.
+local function record_and_publish(job_key, queue_key, active_key, job_id, message, operation, kwargs, now, ttl,
+                                  events_channel, sent_event)
+  if redis.call('EXISTS', job_key) == 1 then return 0 end
+  redis.call('HSET', job_key, 'op', operation, 'kwargs', kwargs, 'attempts', 0, 'enqueued_at', now)
+  redis.call('EXPIRE', job_key, ttl)
+  publish(job_key, queue_key, active_key, job_id, message, now, false)
+  redis.call('PUBLISH', events_channel, sent_event)
+  return 1
+end

@@ -1,0 +1,387 @@
+"""Job records in Redis, and the atomic steps that move a job through its states.
+
+A job record (``payq:job:<id>``, a hash) is also the job's idempotency key: a
+job id that has a record is never published again by ``enqueue``. The states
+are :class:`tasks.states.JobState`. Each step that must not be half-done is
+one script in ``tasks/store/lua/`` (or one MULTI); the record's fields:
+
+    op, kwargs            what to run (the wire fields, with the idempotency key)
+    state                 queued / running / deferred / succeeded / dead
+    attempts              API calls made (waiting out a pause or the pace makes none)
+    deferred_until, defer while deferred: when it runs again, and why (JSON of :class:`Deferral`)
+    failure               the latest failure (JSON of :class:`payapi.outcomes.Failure`)
+    reason                while dead: the dead-letter reason
+    result, settled_at    a success's result; when a capture settled (its report's id derives from it)
+    worker, delivery      which Celery worker runs it, and which message (its delivery tag), for people
+    holder, claim         the worker process that holds it (its heartbeat's id) and the delivery's claim;
+                          its lease is in ``payq:leases`` (see :mod:`tasks.store.leases`). An outcome is written
+                          only under the claim
+    recovered_from, recoveries   the holder whose lease lapsed last, and how often the job was given back
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, cast
+
+import redis
+
+from payapi.models import NotificationEvent
+from payapi.operations import OPERATIONS, Operation
+from tasks.jobs.books import REFUND_WINDOW_SECONDS, TripRuleViolation, breach_from, cents
+from tasks.jobs.deferral import Deferral, failure_json
+from tasks.jobs.messages import build_message, build_sent_event, sent_event_channel_of
+from tasks.notify.outbox import event_args
+from tasks.pacing.pacer import count_call
+from tasks.redis import keys, scripts
+from tasks.states import JobState, Verdict
+
+# Why a job waited, kept per job for `payq job` and the demo's summary; only the latest few.
+_DEFERRALS_KEPT = 20
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A validated job ready to publish: ``kwargs`` is its JSON form with the wire field names."""
+
+    operation: Operation
+    job_id: str
+    kwargs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Begin:
+    """What a worker found when it picked a job up: a :class:`Verdict`, the attempt it claimed, and a time.
+
+    ``until`` is the job's turn at its endpoint's pace (``RUN``: call then;
+    ``PACED``: wait for it in the deferred set), the end of the endpoint's
+    pause (``PAUSED``), the settle time of a capture that already
+    succeeded (``SETTLED``), or the end of another holder's lease (``HELD``;
+    None when it lapsed but this worker may not judge that yet).
+    """
+
+    verdict: Verdict
+    attempts: int
+    until: float | None
+
+
+@dataclass(frozen=True)
+class Call:
+    """One API call to count: its endpoint, the HTTP status it got (None: no response), and when it ended."""
+
+    operation: Operation
+    status: int | None
+    at: float
+
+
+
+ENQUEUE_CHUNK = 500  # jobs per enqueue script: a few milliseconds of Redis's time, so other clients barely wait
+
+
+def enqueue_call(jobs: Sequence[NewJob], now: float, ttl: int, events_channel: str, *, dry_run: bool) -> tuple[list[str], list[Any]]:
+    """KEYS and ARGV of ``tasks/store/lua/enqueue.lua`` for ``jobs`` (a dry run leaves the messages out: it only checks)."""
+    args: list[Any] = [now, ttl, events_channel, "1" if dry_run else "0", REFUND_WINDOW_SECONDS]
+    for job in jobs:
+        spec = OPERATIONS[job.operation]
+        store, trip = job.kwargs.get("storeId", ""), job.kwargs.get("shoppingTripId", "")
+        booked = job.operation in (Operation.CAPTURE, Operation.CANCEL, Operation.REFUND)
+        amount = job.kwargs.get("amount") or {}
+        args += [
+            job.job_id, keys.job(job.job_id), job.operation, spec.queue,
+            "" if dry_run else build_message(job.operation, job.job_id, job.kwargs),
+            "" if dry_run else json.dumps(job.kwargs),
+            "" if dry_run else build_sent_event(job.operation, job.job_id, job.kwargs, now),
+            keys.trip(store, trip) if booked else "", keys.held(store, trip) if booked else "",
+            cents(amount["amount"]) if "amount" in amount else 0, amount.get("code", ""),
+        ]
+    return [keys.ACTIVE, keys.WAITING], args
+
+
+def read_enqueue_reply(reply: list[Any], jobs: Sequence[NewJob], offset: int = 0) -> list[bool]:
+    """Which jobs the enqueue script published (True) or found existing (False); :class:`TripRuleViolation` if it refused."""
+    if int(reply[0]) == 1:
+        return [bool(int(flag)) for flag in reply[1:]]
+    breaches = []
+    for problem in reply[1:]:
+        job = jobs[int(problem[0]) - 1]
+        breach = breach_from(problem, str(job.kwargs.get("storeId", "")), str(job.kwargs.get("shoppingTripId", "")))
+        breaches.append(replace(breach, index=breach.index - 1 + offset))
+    raise TripRuleViolation(breaches)
+
+
+
+class JobStore:
+    """Job records, publishing, the deferred set and endpoint pauses: the Redis side of a job's life."""
+
+    def __init__(self, client: redis.Redis, retention_seconds: int) -> None:
+        self._redis = client
+        self._ttl = retention_seconds
+        self._events = sent_event_channel_of(client)
+        self._enqueue = scripts.register(client, "enqueue")
+        self._begin = scripts.register(client, "begin")
+        self._move = scripts.register(client, "move_due")
+        self._revive = scripts.register(client, "revive")
+        self._finish_capture = scripts.register(client, "finish_capture")
+        self._defer = scripts.register(client, "defer")
+        self._succeed = scripts.register(client, "succeed")
+        self._recover = scripts.register(client, "recover")
+
+    # --- publishing -------------------------------------------------------
+
+    def enqueue(self, jobs: Sequence[NewJob], now: float | None = None) -> list[bool]:
+        """Record and publish each job unless its id already has a record; True where it was published.
+
+        All or none: if any job breaks its trip's rules (:mod:`tasks.jobs.books`),
+        :class:`~tasks.jobs.books.TripRuleViolation` names each and nothing is
+        written. Up to :data:`ENQUEUE_CHUNK` jobs are checked and written in one
+        script; a larger batch is checked whole first (a dry run of the same
+        script), then written a chunk at a time.
+        """
+        now = now if now is not None else time.time()
+        batch = list(jobs)
+        if len(batch) > ENQUEUE_CHUNK:
+            self.check(batch, now)
+        created: list[bool] = []
+        for start in range(0, len(batch), ENQUEUE_CHUNK):
+            chunk = batch[start : start + ENQUEUE_CHUNK]
+            call_keys, args = enqueue_call(chunk, now, self._ttl, self._events, dry_run=False)
+            created += read_enqueue_reply(self._enqueue(keys=call_keys, args=args), chunk, offset=start)
+        return created
+
+    def check(self, jobs: Sequence[NewJob], now: float | None = None) -> None:
+        """Raise :class:`~tasks.jobs.books.TripRuleViolation` if any of ``jobs``, enqueued in this order, would break a trip's rules."""
+        batch = list(jobs)
+        call_keys, args = enqueue_call(batch, time.time() if now is None else now, self._ttl, self._events, dry_run=True)
+        read_enqueue_reply(self._enqueue(keys=call_keys, args=args), batch)
+
+    # --- a worker's steps ---------------------------------------------------
+
+    def begin(
+        self, job_id: str, operation: Operation, kwargs: dict[str, Any], worker: str, now: float, delivery: str, lease: float,
+        pace: float | None = None, wait_in_place: float = 0.0, *, holder: str = "", claim: str = "",
+    ) -> Begin:
+        """Claim an attempt, unless the job is finished, deferred, its endpoint paused, its turn not near, or another worker holds it.
+
+        ``holder`` (a worker process's heartbeat id) claims the job under
+        ``claim`` for a lease of ``lease`` seconds, which its heartbeat renews;
+        a copy of a running job, whatever its delivery tag, gets ``HELD``
+        while the holder's lease stands (:func:`tasks.store.leases.copy_verdict`).
+        ``worker`` and ``delivery`` (its tag) are kept for people. ``pace``
+        (calls per second, None: unpaced) gives the job a turn at its endpoint,
+        shared by every worker; a turn more than ``wait_in_place`` seconds away
+        is kept on the record (``pace_turn``) for when the job comes back.
+        """
+        verdict, attempts, until = self._begin(
+            keys=[keys.job(job_id), keys.DEFERRED, keys.pause(operation), keys.ACTIVE, keys.pace(operation), keys.LEASES,
+                  keys.WORKERS, keys.WORKERS_STEADY],
+            args=[job_id, now, operation, json.dumps(kwargs), self._ttl, worker, delivery, lease, pace or 0, wait_in_place,
+                  holder, claim],
+        )
+        return Begin(Verdict(verdict), int(attempts), float(until) if until else None)
+
+    def defer(
+        self, job_id: str, deferral: Deferral, now: float, call: Call | None = None, *, release_attempt: bool = False, claim: str = "",
+    ) -> bool:
+        """Park the job in the deferred set until ``deferral.until``; the mover publishes it again then.
+
+        ``call``: the API call that led here, counted in the same step (even if refused).
+        ``release_attempt``: give back the attempt BEGIN claimed, which made no call (a turn lost to a late wake).
+        ``claim``: the delivery's claim ('': it claimed nothing). False, nothing written, if another worker holds the job.
+        """
+        history = json.dumps({"at": now, **json.loads(deferral.to_json())})
+        successes, field = _call_args(call)
+        return bool(self._defer(
+            keys=[keys.job(job_id), keys.DEFERRED, keys.ACTIVE, keys.deferrals(job_id), keys.LEASES, keys.API_CALLS],
+            args=[successes, job_id, claim, now, deferral.until, deferral.to_json(),
+                  failure_json(deferral.failure) if deferral.failure is not None else "", history, _DEFERRALS_KEPT, self._ttl,
+                  field, "1" if release_attempt else "0"],
+        ))
+
+    def finish_capture(
+        self, job_id: str, settled_at: int, result: dict[str, Any], report: NewJob, now: float, call: Call | None = None,
+        event: NotificationEvent | None = None, claim: str = "",
+    ) -> int | None:
+        """Settle a capture at ``settled_at``, publish its ``report`` and mark it succeeded, in one script.
+
+        Returns the settle time on record: ``settled_at``, or an earlier one, in
+        which case nothing was written and the report for that time is the one
+        to publish (call again with it). ``call``, the successful capture call,
+        is counted in the same script; ``event``, the success's notification, is
+        appended to the outbox in it. None, nothing written but the call's
+        count, if the delivery's ``claim`` ('': none) lost the job to another worker.
+        """
+        successes, field = _call_args(call)
+        store, trip = str(report.kwargs["storeId"]), str(report.kwargs["shoppingTripId"])
+        on_record = int(self._finish_capture(
+            keys=[keys.job(job_id), keys.ACTIVE, keys.job(report.job_id), OPERATIONS[report.operation].queue, keys.API_CALLS,
+                  successes or keys.API_CALLS, keys.trip(store, trip), keys.held(store, trip), keys.WAITING,
+                  OPERATIONS[Operation.REFUND].queue, keys.LEASES],
+            args=[job_id, now, settled_at, json.dumps(result), report.job_id,
+                  build_message(report.operation, report.job_id, report.kwargs), json.dumps(report.kwargs), self._ttl,
+                  self._events, build_sent_event(report.operation, report.job_id, report.kwargs, now), field, keys.JOB_PREFIX,
+                  claim, *event_args(event)],
+        ))
+        return None if on_record < 0 else on_record
+
+    def succeed(
+        self, job_id: str, result: dict[str, Any], now: float, call: Call | None = None, event: NotificationEvent | None = None,
+        claim: str = "",
+    ) -> bool:
+        """Mark the job succeeded with its result (e.g. a refund's reconciliationId), in one script.
+
+        ``call`` is counted and ``event``, the success's notification, appended
+        to the outbox in the same step. False, nothing written but the
+        call's count, if the delivery's ``claim`` ('': none) lost the job to another worker.
+        """
+        successes, field = _call_args(call)
+        return bool(self._succeed(
+            keys=[keys.job(job_id), keys.ACTIVE, keys.LEASES, keys.API_CALLS],
+            args=[successes, job_id, claim, now, json.dumps(result), self._ttl, self._events, field, *event_args(event)],
+        ))
+
+    def count(self, call: Call) -> None:
+        """Count an API call on its own (its outcome is recorded elsewhere, e.g. in the dead-letter store)."""
+        pipe = self._redis.pipeline(transaction=False)
+        count_call(pipe, call.operation, call.status, call.at)
+        pipe.execute()
+
+
+    # --- the deferred set ---------------------------------------------------
+
+    def move_due(self, now: float, limit: int) -> int:
+        """Publish up to ``limit`` deferred jobs that are due; returns how many left the set.
+
+        Safe with any number of movers: a job is published by whichever script
+        removes it from the set, and only that one. A job whose record is no
+        longer ``deferred`` leaves the set without being published.
+        """
+        due = cast(list[str], self._redis.zrangebyscore(keys.DEFERRED, "-inf", now, start=0, num=limit))
+        args = _script_args(self._load(due, keys.DEFERRED))
+        return int(self._move(keys=[keys.DEFERRED, keys.ACTIVE], args=[now, *args])) if args else 0
+
+    def revive_lost(self, now: float, older_than: float, limit: int) -> int:
+        """Re-publish jobs whose message was lost, untouched for ``older_than`` seconds; returns how many.
+
+        A job stays queued with its queue empty, untouched past the cutoff
+        (``config.celery.lost_after``), only if its message vanished (a worker
+        killed between kombu's pop and BEGIN). A queued job behind
+        a backlog keeps its message and is left alone. A running job is left to
+        its lease (:meth:`recover_lapsed`); only one without a lease (a record
+        from before leases) is re-published here. A copy would be harmless
+        anyway: while a job runs, its lease turns copies away.
+        """
+        cutoff = now - older_than
+        stale = cast(list[str], self._redis.zrangebyscore(keys.ACTIVE, "-inf", cutoff, start=0, num=limit))
+        jobs = self._load(stale, keys.ACTIVE)
+        queued = {job.operation for job in jobs if job.state == JobState.QUEUED}
+        backlogged = {op for op in queued if self._redis.llen(OPERATIONS[op].queue)}
+        # the script looks at each queue again: it may have emptied meanwhile
+        args = _script_args([job for job in jobs if not (job.state == JobState.QUEUED and job.operation in backlogged)])
+        return int(self._revive(keys=[keys.ACTIVE, keys.LEASES], args=[now, cutoff, *args])) if args else 0
+
+    def recover_lapsed(self, sweeper: str, lease: float, redis_now: float, limit: int) -> int | None:
+        """Give back up to ``limit`` running jobs whose lease ended before ``redis_now`` (Redis's clock); returns how many.
+
+        Each is published again at the head of its queue, built from its record,
+        and its claim cleared, so that a holder that resumes neither calls nor
+        records an outcome. None, nothing done, when ``sweeper`` (this process's
+        heartbeat id) is not steady (:func:`tasks.store.leases.steady`): right after
+        Redis or this worker was away, lapsed leases prove nothing.
+        """
+        lapsed = cast(list[str], self._redis.zrangebyscore(keys.LEASES, "-inf", redis_now, start=0, num=limit))
+        args = _script_args(self._load(lapsed, keys.LEASES))
+        if not args:
+            return 0
+        given = int(self._recover(keys=[keys.LEASES, keys.ACTIVE, keys.WORKERS, keys.WORKERS_STEADY, keys.RECOVERED],
+                                  args=[sweeper, lease, time.time(), *args]))
+        return None if given < 0 else given
+
+    def _load(self, job_ids: list[str], watched: str) -> list[_Stored]:
+        """The records of ``job_ids``; a job whose record is gone leaves the ``watched`` set.
+
+        A record vanishes only by retention (days) or by hand: nothing is left to rebuild its job from.
+        """
+        if not job_ids:
+            return []
+        pipe = self._redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hmget(keys.job(job_id), "op", "kwargs", "state")
+        jobs: list[_Stored] = []
+        orphans: list[str] = []
+        for job_id, (op, kwargs_json, state) in zip(job_ids, pipe.execute(), strict=True):
+            if op is None:
+                orphans.append(job_id)
+            else:
+                jobs.append(_Stored(job_id, Operation(op), kwargs_json, state))
+        if orphans:
+            self._redis.zrem(watched, *orphans)
+        return jobs
+
+    # --- reading ------------------------------------------------------------
+
+    def get(self, job_id: str) -> dict[str, str] | None:
+        """The job's record as stored, or None."""
+        record = cast(dict[str, str], self._redis.hgetall(keys.job(job_id)))
+        return record or None
+
+    def books(self, store_id: str, trip_id: str) -> dict[str, str]:
+        """A trip's books as stored (empty if payq never had a job for it, or they expired)."""
+        return cast(dict[str, str], self._redis.hgetall(keys.trip(store_id, trip_id)))
+
+    def records(self, job_ids: Iterable[str]) -> dict[str, dict[str, str]]:
+        """The records of ``job_ids`` that exist, in one round trip."""
+        ids = list(dict.fromkeys(job_ids))
+        pipe = self._redis.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hgetall(keys.job(job_id))
+        return {job_id: record for job_id, record in zip(ids, pipe.execute(), strict=True) if record}
+
+    def waiting(self) -> int:
+        """How many refunds wait for their trip's capture to succeed."""
+        return int(self._redis.zcard(keys.WAITING))
+
+    def forget_expired_waiting(self, limit: int) -> int:
+        """Drop from the waiting set refunds whose record is gone (past the retention, its capture never settled); returns how many."""
+        ids = cast(list[str], self._redis.zrange(keys.WAITING, 0, limit - 1))
+        if not ids:
+            return 0
+        pipe = self._redis.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.exists(keys.job(job_id))
+        gone = [job_id for job_id, exists in zip(ids, pipe.execute(), strict=True) if not exists]
+        return int(self._redis.zrem(keys.WAITING, *gone)) if gone else 0
+
+    def deferrals(self, job_id: str) -> list[dict[str, Any]]:
+        """Why the job waited, oldest first (the latest few deferrals), as stored."""
+        return [json.loads(item) for item in cast(list[str], self._redis.lrange(keys.deferrals(job_id), 0, -1))]
+
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """What republishing a job needs from its record."""
+
+    job_id: str
+    operation: Operation
+    kwargs_json: str
+    state: str | None
+
+
+def _script_args(jobs: Iterable[_Stored]) -> list[Any]:
+    """(id, job key, queue, message) per job, flattened, as the move, revive and recover scripts take them."""
+    args: list[Any] = []
+    for job in jobs:
+        message = build_message(job.operation, job.job_id, json.loads(job.kwargs_json))
+        args += [job.job_id, keys.job(job.job_id), OPERATIONS[job.operation].queue, message]
+    return args
+
+
+def _call_args(call: Call | None) -> tuple[str, str]:
+    """How a script counts ``call``: its success bucket ('' unless it succeeded) and its ``<operation>:<status>`` ('' for no call)."""
+    if call is None:
+        return "", ""
+    ok = call.status is not None and 200 <= call.status < 300
+    return (keys.successes(call.operation, int(call.at * 10)) if ok else ""), f"{call.operation.value}:{call.status if call.status is not None else 'none'}"
