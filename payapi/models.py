@@ -8,7 +8,7 @@ end: a float is refused rather than rounded.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -18,20 +18,31 @@ from pydantic_core import PydanticCustomError
 from payapi.errors import FieldProblem, InvalidRequest
 from payapi.wire import NotPlainNumber
 
-STORE_ID_PATTERN = r"^[0-9a-zA-Z_-]*$"
-TRIP_ID_PATTERN = r"^[0-9a-zA-Z_-]+$"
+_ID_CHARACTER = "[0-9a-zA-Z_-]"
+_UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-5][0-9a-f]{3}-[089ab][0-9a-f]{3}-[0-9a-f]{12}"
+ID_MAX_LENGTH = 255
+STORE_ID_PATTERN = f"^{_ID_CHARACTER}*$"
+TRIP_ID_PATTERN = f"^{_ID_CHARACTER}+$"
 CURRENCY_PATTERN = r"^[A-Z]{3}$"
-REFUND_REQUEST_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-5][0-9a-f]{3}-[089ab][0-9a-f]{3}-[0-9a-f]{12}$"
+REFUND_REQUEST_ID_PATTERN = f"^{_UUID}$"
 RECONCILIATION_ID_PATTERN = r"^[0-9a-zA-Z]*$"
 REFUND_REASON_CODES = ("DAMAGED_ITEM", "EXPIRED_ITEM", "UNWANTED_ITEM", "JWO_TECH_ERROR", "OTHER")
-# payq's own sanity bound, not the spec's: a cart total of a trillion is a typo.
+# payq's own sanity bound, not the spec's: a cart total of a trillion is a typo. A power of ten: an amount is checked by its digits.
 MAX_AMOUNT = Decimal("1000000000000")
-_CENT = Decimal("0.01")
+_WHOLE_DIGITS = MAX_AMOUNT.adjusted()  # at most 12 digits before the point (leading zeros aside)
+PLACES = 2
+_CENT = Decimal(1).scaleb(-PLACES)
 # the one string form of an amount: ASCII digits, at most one point with a digit on each side (as a JSON number, unsigned)
 PLAIN_AMOUNT = re.compile(r"[0-9]+(?:\.[0-9]+)?")
-PLAIN_AMOUNT_PATTERN = r"^[0-9]+(\.[0-9]+)?$"
 # epoch seconds up to the last second of year 9999: anything later is a unit mistake (ms, µs)
 LATEST_PAYMENT_STATUS_TIME = 253402300799
+# each field a job id can be made of, as it appears in the id (unanchored, with its length): the patterns above, and the time's digits
+KEY_FIELD_PATTERNS = {
+    "storeId": f"{_ID_CHARACTER}{{1,{ID_MAX_LENGTH}}}",
+    "shoppingTripId": f"{_ID_CHARACTER}{{1,{ID_MAX_LENGTH}}}",
+    "refundRequestId": _UUID,
+    "paymentStatusTime": f"[0-9]{{1,{len(str(LATEST_PAYMENT_STATUS_TIME))}}}",
+}
 
 
 def _kind(value: Any) -> str:
@@ -117,23 +128,44 @@ def _at_least_zero(value: Decimal) -> Decimal:
     return value
 
 
-def _money_schema(minimum: str) -> WithJsonSchema:
+def amount_pattern(*, positive: bool) -> str:
+    """The string amounts :func:`_to_money` and the field's sign rule take, as a JSON Schema (ECMA-262) pattern, from the same constants.
+
+    Digits with at most one point and a digit on each side; leading zeros
+    and trailing zeros after the places are harmless (``007.50``,
+    ``19.990``); fewer than ``MAX_AMOUNT``'s digits before the point; and, if
+    ``positive``, some digit other than 0 within the places.
+    """
+    fraction = rf"\.[0-9]{{1,{PLACES}}}0*"
+    if not positive:
+        return rf"^0*[0-9]{{1,{_WHOLE_DIGITS}}}(?:{fraction})?$"
+    # below 1: the first digit other than 0 is one of the places; each alternative puts it at one of them
+    cents = "|".join(f"{'0' * k}[1-9]" + (f"[0-9]{{0,{PLACES - 1 - k}}}" if k < PLACES - 1 else "") for k in range(PLACES))
+    return rf"^(?:0*[1-9][0-9]{{0,{_WHOLE_DIGITS - 1}}}(?:{fraction})?|0+\.(?:{cents})0*)$"
+
+
+_FORMS = ("A JSON number (read exactly, never as a binary float, and never in exponent form such as 1e3) or a string of digits "
+          "with at most one point (no sign, exponent or spaces)")
+
+
+def _money_schema(*, positive: bool) -> WithJsonSchema:
+    sign = "greater than 0" if positive else "at least 0"
     return WithJsonSchema({
-        "description": "A JSON number (read exactly, never as a binary float) or a string of digits with at most one "
-                       "point; at most 2 decimal places; no sign, exponent or spaces.",
+        "description": f"{_FORMS}; {sign}, less than {MAX_AMOUNT}, with at most {PLACES} decimal places.",
         "oneOf": [
-            {"type": "number", minimum: 0, "multipleOf": 0.01},
-            {"type": "string", "pattern": PLAIN_AMOUNT_PATTERN, "examples": ["19.99"]},
+            {"type": "number", "exclusiveMinimum" if positive else "minimum": 0, "exclusiveMaximum": int(MAX_AMOUNT),
+             "multipleOf": float(_CENT)},
+            {"type": "string", "pattern": amount_pattern(positive=positive), "examples": ["19.99"]},
         ],
     })
 
 
 # each rule on the field itself, not on the model: a model's own rules run only once all its fields pass,
 # so an amount's sign would be named in a second round, after every other field was fixed
-Money = Annotated[Decimal, BeforeValidator(_to_money), AfterValidator(_at_least_zero), _money_schema("minimum")]
-PositiveMoney = Annotated[Decimal, BeforeValidator(_to_money), AfterValidator(_greater_than_zero), _money_schema("exclusiveMinimum")]
-StoreId = Annotated[str, Field(min_length=1, max_length=255, pattern=STORE_ID_PATTERN)]
-TripId = Annotated[str, Field(min_length=1, max_length=255, pattern=TRIP_ID_PATTERN)]
+Money = Annotated[Decimal, BeforeValidator(_to_money), AfterValidator(_at_least_zero), _money_schema(positive=False)]
+PositiveMoney = Annotated[Decimal, BeforeValidator(_to_money), AfterValidator(_greater_than_zero), _money_schema(positive=True)]
+StoreId = Annotated[str, Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=STORE_ID_PATTERN)]
+TripId = Annotated[str, Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=TRIP_ID_PATTERN)]
 CurrencyCode = Annotated[str, Field(pattern=CURRENCY_PATTERN, description="ISO 4217 code, three capital letters.", examples=["USD"])]
 RefundReasonCode = Literal["DAMAGED_ITEM", "EXPIRED_ITEM", "UNWANTED_ITEM", "JWO_TECH_ERROR", "OTHER"]
 
@@ -194,11 +226,15 @@ class RefundRequest(_TripRequest):
     refundReasonCode: RefundReasonCode
 
 
-class FeedbackRequest(_TripRequest):
-    """``POST /v1/feedback/payment-status``: tell fraud and abuse what a trip's shopper has paid."""
+# a rule between two fields: JSON Schema cannot say it, so each field's description does (and docs/store-backends.md lists it)
+SAME_CURRENCY = "Its `code` must be the same currency as the other amount's (`totalAmount.code` = `settledAmount.code`)."
 
-    totalAmount: Amount
-    settledAmount: Amount
+
+class FeedbackRequest(_TripRequest):
+    """``POST /v1/feedback/payment-status``: tell fraud and abuse what a trip's shopper has paid; both amounts in one currency."""
+
+    totalAmount: Annotated[Amount, Field(description=f"What the trip cost. {SAME_CURRENCY}")]
+    settledAmount: Annotated[Amount, Field(description=f"What the shopper has paid of it. {SAME_CURRENCY}")]
     paymentStatusTime: Annotated[int, Field(ge=0, le=LATEST_PAYMENT_STATUS_TIME, description="Epoch seconds (UTC)."), BeforeValidator(_not_bool)]
 
     @model_validator(mode="after")
@@ -291,9 +327,14 @@ _RULES: dict[str, Callable[[dict[str, Any]], str]] = {
 
 def describe(error: ValidationError) -> list[FieldProblem]:
     """Turn pydantic's errors into (field, rule) pairs in the API's words, each field by its dotted wire path."""
+    return describe_errors(error.errors(include_url=False))
+
+
+def describe_errors(errors: Iterable[Mapping[str, Any]], *, skip: int = 0) -> list[FieldProblem]:
+    """As :func:`describe`, from pydantic's error dicts (a web framework's too: ``skip`` drops its leading ``loc`` parts, such as ``path``)."""
     problems = []
-    for item in error.errors(include_url=False):
-        field = ".".join(str(part) for part in item["loc"]) or "(body)"
+    for item in errors:
+        field = ".".join(str(part) for part in item["loc"][skip:]) or "(body)"
         kind = item["type"]
         if kind == "currency_mismatch":
             field = "settledAmount.code"  # a model-level rule: name the field it is about, not the model

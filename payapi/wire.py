@@ -13,6 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from payapi.errors import FieldProblem, InvalidRequest
+
 
 def dumps(value: Any) -> str:
     """Serialize ``value`` compactly; a ``Decimal`` becomes a JSON number with its exact digits."""
@@ -42,14 +44,83 @@ def _exact_number(text: str) -> Decimal | NotPlainNumber:
     return Decimal(text)
 
 
+def _exact_integer(text: str) -> int | Decimal:
+    try:
+        return int(text)
+    except ValueError:
+        # past Python's int-digits limit (4,300): still a number, so the field's own rule names it (a Decimal has no such limit)
+        return Decimal(text)
+
+
+Path = tuple[str | int, ...]
+
+
+class RepeatedKeys(InvalidRequest):
+    """A JSON object names the same key twice or more; ``paths`` are where, each ending in the repeated key.
+
+    RFC 8259 leaves such an object's meaning to the reader and I-JSON (RFC
+    7493) forbids it: one reader takes the first value, another the last, so a
+    gateway or an audit log could see a different charge than payq runs.
+    """
+
+    def __init__(self, paths: list[Path]) -> None:
+        super().__init__([FieldProblem(dotted(path), REPEATED_KEY) for path in paths])
+        self.paths = paths
+
+
+REPEATED_KEY = "is given more than once in its object: readers differ on which value counts, so payq takes neither"
+
+
+def dotted(path: Path) -> str:
+    """A path as the intake names fields: ``amount.amount``, ``jobs.3.storeId``."""
+    return ".".join(str(part) for part in path)
+
+
 def loads_input(text: str | bytes) -> Any:
-    """Parse JSON a store backend sent: as :func:`loads`, but a number in exponent form stays text, for the models to refuse.
+    """Parse JSON a store backend sent: as :func:`loads`, but strict where a reader could be misled.
 
     ``1e3`` is a valid JSON number, and as a ``Decimal`` it is 1000 with nothing
-    left to tell it from ``1000``: an amount typed as ``1e3`` must be named as
-    the mistake it most likely is, not charged as a thousand.
+    left to tell it from ``1000``: an amount typed as ``1e3`` stays text, to be
+    named as the mistake it most likely is, not charged as a thousand. An
+    object that repeats a key raises :class:`RepeatedKeys` naming each one. An
+    integer too long for Python's ``int`` is read as a ``Decimal``, for the
+    field's own rule to refuse by name.
     """
-    return json.loads(text, parse_float=_exact_number, parse_constant=NotPlainNumber)
+    repeated: list[tuple[dict[str, Any], str]] = []
+
+    def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        # the json module's own hook, one call per object: a repeat shows as fewer keys than pairs
+        obj = dict(pairs)
+        if len(obj) != len(pairs):
+            seen: set[str] = set()
+            for key, _ in pairs:
+                if key in seen:
+                    repeated.append((obj, key))
+                seen.add(key)
+        return obj
+
+    data = json.loads(text, object_pairs_hook=unique_keys, parse_float=_exact_number, parse_int=_exact_integer,
+                      parse_constant=NotPlainNumber)
+    if repeated:
+        raise RepeatedKeys(_paths_of(data, repeated))
+    return data
+
+
+def _paths_of(data: Any, repeated: list[tuple[dict[str, Any], str]]) -> list[Path]:
+    """Where each repeated key is in ``data``, in document order: the hook saw each object, not where it sits."""
+    keys_of: dict[int, dict[str, None]] = {}
+    for obj, key in repeated:
+        keys_of.setdefault(id(obj), {})[key] = None  # each key once, however often it was repeated
+    found: list[Path] = []
+    stack: list[tuple[Path, Any]] = [((), data)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, dict):
+            found += [(*path, key) for key in keys_of.get(id(node), [])]
+            stack += [((*path, key), value) for key, value in reversed(node.items())]
+        elif isinstance(node, list):
+            stack += [((*path, index), value) for index, value in reversed(list(enumerate(node)))]
+    return found
 
 
 def json_error(exc: ValueError) -> str:

@@ -117,6 +117,9 @@ def _enqueue_file(stream: IO[bytes]) -> None:
             continue
         try:
             data = wire.loads_input(line)
+        except wire.RepeatedKeys as exc:
+            problems += [f"line {number}: {p}" for p in exc.problems]
+            continue
         except RecursionError:
             problems.append(f"line {number}: (line): is not valid JSON (nested too deep)")
             continue

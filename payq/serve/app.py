@@ -20,9 +20,10 @@ from redis.utils import HIREDIS_AVAILABLE
 from starlette.exceptions import HTTPException
 
 from config.settings import Settings
+from payapi.models import describe_errors
 from payq.serve import console, intake
 from payq.serve.jobs import IntakeJobs
-from payq.serve.problems import from_http_error, invalid, not_ready
+from payq.serve.problems import from_http_error, invalid_request, item, not_ready
 from payq.serve.schemas import component_schemas, problems
 from tasks.redis.connection import CLIENT_OPTIONS, sentinel_options
 
@@ -110,9 +111,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def validation_problem(request: Request, exc: RequestValidationError) -> Response:
-        errors = [{"field": ".".join(str(p) for p in e["loc"][1:]) or "(request)", "rule": e["msg"][0].lower() + e["msg"][1:]}
-                  for e in exc.errors()]
-        return invalid(errors).response()
+        # a parameter the framework validated, in a body's words, and never its value (the framework's own answer echoes it)
+        return invalid_request([item(problem) for problem in describe_errors(exc.errors(), skip=1)]).response()
 
     app.include_router(intake.router)
     console.install(app)
@@ -129,6 +129,9 @@ def _openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
         schemas.update(component_schemas())
         for schema in schemas.values():
             _drop_field_titles(schema)
+        for operation in (op for item in doc["paths"].values() for op in item.values()):
+            for parameter in operation.get("parameters", []):
+                parameter["schema"].pop("title", None)
         app.openapi_schema = doc
     return app.openapi_schema
 

@@ -48,7 +48,10 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def parse_json(raw: bytes) -> Any:
-    """The body as JSON, numbers with a fraction or exponent as ``Decimal``; 400 if it is not UTF-8 JSON."""
+    """The body as JSON, numbers with a fraction or exponent as ``Decimal``; 400 if it is not UTF-8 JSON.
+
+    A repeated key raises :class:`~payapi.wire.RepeatedKeys` (an ``InvalidRequest``: 422 naming each).
+    """
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -93,7 +96,10 @@ def one_job(raw: bytes) -> NewJob:
 
 def batch(raw: bytes) -> list[NewJob]:
     """The jobs of a ``POST /v1/jobs/batch`` body, ``{"jobs": [...]}``; 400 or 422 naming every problem of every job by index."""
-    data = parse_json(raw)
+    try:
+        data = parse_json(raw)
+    except wire.RepeatedKeys as exc:
+        raise invalid([_repeated_in_batch(path) for path in exc.paths]) from None
     if not isinstance(data, dict):
         raise invalid([item(FieldProblem("(body)", 'must be a JSON object: {"jobs": [...]}'))])
     errors = [item(FieldProblem(name, "is not a known field")) for name in data if name != "jobs"]
@@ -115,3 +121,10 @@ def batch(raw: bytes) -> list[NewJob]:
     if errors:
         raise invalid(errors)
     return jobs
+
+
+def _repeated_in_batch(path: wire.Path) -> dict[str, Any]:
+    """A repeated key in a batch body, a job's by its index as every other problem of a job (``jobs.3.amount.amount``: job 3's ``amount.amount``)."""
+    if len(path) > 2 and path[0] == "jobs" and isinstance(path[1], int):
+        return item(FieldProblem(wire.dotted(path[2:]), wire.REPEATED_KEY), path[1])
+    return item(FieldProblem(wire.dotted(path), wire.REPEATED_KEY))

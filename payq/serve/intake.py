@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import StringConvertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
@@ -33,7 +34,7 @@ from payq.serve.access import store_named_by, stores_of
 from payq.serve.bodies import BATCH_BODY_LIMIT, BATCH_MAX_JOBS, JOB_BODY_LIMIT, batch, one_job, read_body
 from payq.serve.jobs import IntakeJobs
 from payq.serve.problems import Problem, forbidden, internal, not_found, trip_rules, unauthorized, unavailable
-from payq.serve.schemas import Accepted, BatchAccepted, JobView, TripView, problems, request_body
+from payq.serve.schemas import Accepted, BatchAccepted, JobIdPath, JobView, StoreIdPath, TripIdPath, TripView, problems, request_body
 from payq.serve.shared import intake_jobs_of, settings_of
 from payq.views import public_job, public_trip
 from tasks.jobs.books import TripRuleViolation
@@ -175,19 +176,28 @@ async def post_batch(request: Request, stores: TokenStores) -> Response:
     return JSONResponse({"jobs": answer}, status_code=202 if any(created) else 200)
 
 
+class _JobIdConvertor(StringConvertor):
+    """A job id in the path: any segment but ``batch``, so ``GET /v1/jobs/batch`` is the batch route's 405, not a job named "batch"."""
+
+    regex = "(?!batch$)[^/]+"
+
+
+register_url_convertor("job_id", _JobIdConvertor())
+
 _GET_PROBLEMS = {
     401: _POST_PROBLEMS[401],
     403: "The job's id or the path names a store the token may not use.",
     404: "No such job or trip for the token's stores (never enqueued, or past its retention).",
+    422: "A path parameter breaks its rule (the same as the field's in a job); `errors` names it.",
     503: "Redis cannot be reached. Try again after `Retry-After` seconds.",
 }
 
 
 @router.get(
-    "/jobs/{jobId}", summary="A job's state, attempts and outcome", operation_id="getJob",
+    "/jobs/{jobId:job_id}", summary="A job's state, attempts and outcome", operation_id="getJob",
     responses={200: {"model": JobView, "description": "The job."}, **problems(_GET_PROBLEMS)},
 )
-async def get_job(jobId: str, request: Request, stores: TokenStores) -> Response:
+async def get_job(jobId: JobIdPath, request: Request, stores: TokenStores) -> Response:
     """The job's view; 403 if its id names another store, 404 if there is none among the token's stores."""
     named = store_named_by(jobId)
     if named is not None and named not in stores:
@@ -204,7 +214,7 @@ async def get_job(jobId: str, request: Request, stores: TokenStores) -> Response
     "/trips/{storeId}/{shoppingTripId}", summary="A trip's jobs and what is captured, refunded and refundable", operation_id="getTrip",
     responses={200: {"model": TripView, "description": "The trip."}, **problems(_GET_PROBLEMS)},
 )
-async def get_trip(storeId: str, shoppingTripId: str, request: Request, stores: TokenStores) -> Response:
+async def get_trip(storeId: StoreIdPath, shoppingTripId: TripIdPath, request: Request, stores: TokenStores) -> Response:
     """The trip's view; 403 for a store the token may not use, 404 if payq has no jobs for the trip."""
     if storeId not in stores:
         raise forbidden(f"the token may not use store {storeId!r}")

@@ -114,6 +114,11 @@ def invalid(errors: list[dict[str, Any]]) -> Problem:
     return Problem(422, "invalid-job", "Invalid job", f"{len(errors)} problem(s); nothing was enqueued", errors)
 
 
+def invalid_request(errors: list[dict[str, Any]]) -> Problem:
+    """422: a path or query parameter breaks its rule (a body's are :func:`invalid`)."""
+    return Problem(422, "invalid-request", "Invalid request", f"{len(errors)} problem(s) in the request's path or query", errors)
+
+
 def trip_rules(violation: TripRuleViolation, batch: bool) -> Problem:
     """409: jobs that break their trip's rules (over-refund, capture after cancel, ...); nothing was written."""
     errors = []

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, TypeAdapter
+from fastapi import Path
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from payapi.models import CancelRequest, CaptureRequest, FeedbackRequest, RefundRequest
+from payapi.models import KEY_FIELD_PATTERNS, CancelRequest, CaptureRequest, FeedbackRequest, RefundRequest, StoreId, TripId
+from payapi.operations import API_OPERATIONS, OPERATIONS
 from payq.serve.bodies import BATCH_MAX_JOBS
 from payq.serve.problems import PROBLEM_JSON, ProblemDetails
 
@@ -48,7 +50,24 @@ JobRequest = Annotated[CaptureJob | CancelJob | RefundJob | FeedbackJob, Field(d
 class JobBatch(BaseModel):
     """A batch: validated whole, enqueued all or nothing."""
 
+    model_config = ConfigDict(extra="forbid")
+
     jobs: list[JobRequest] = Field(min_length=1, max_length=BATCH_MAX_JOBS)
+
+
+def job_id_pattern() -> str:
+    """Every id the table of operations makes (``capture:<storeId>:<shoppingTripId>``, ``refund:<refundRequestId>`` ...), as one pattern."""
+    ids = [":".join([operation.value, *(KEY_FIELD_PATTERNS[name] for name in OPERATIONS[operation].key_fields)])
+           for operation in API_OPERATIONS]
+    return "^(?:" + "|".join(ids) + ")$"
+
+
+# the path's parameters, validated as the same fields of a body are (422 naming the parameter, never echoing it)
+StoreIdPath = Annotated[StoreId, Path(description="The trip's storeId; the token must be allowed it.")]
+TripIdPath = Annotated[TripId, Path(description="The trip's shoppingTripId.")]
+JobIdPath = Annotated[str, Path(pattern=job_id_pattern(), description="A job's id, as the answer to its POST named it: "
+                                "`capture:<storeId>:<shoppingTripId>`, `cancel:…`, `refund:<refundRequestId>`, "
+                                "`feedback:<storeId>:<shoppingTripId>:<paymentStatusTime>`.")]
 
 
 class Accepted(BaseModel):

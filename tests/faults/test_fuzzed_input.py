@@ -259,7 +259,7 @@ def test_payq_enqueue_file_publishes_all_lines_or_none_and_names_each_bad_line_a
 
 def _keys(line: str) -> set[str]:
     try:
-        data = json.loads(line)
+        data = json.loads(line, parse_int=str)  # an integer of any length: payq reads the line whole, and names its keys
     except ValueError:
         return set()
     return {str(k) for k in data} if isinstance(data, dict) else set()

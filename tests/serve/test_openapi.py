@@ -12,7 +12,9 @@ import pytest
 from openapi_spec_validator import validate
 
 from config.settings import Settings
+from payapi.models import STORE_ID_PATTERN, TRIP_ID_PATTERN, amount_pattern
 from payq.serve.app import create_app
+from payq.serve.schemas import job_id_pattern
 from tests.support.serve import ServeProcess
 
 REDOCLY = "@redocly/cli@2.77.0"
@@ -82,8 +84,32 @@ def test_rules_are_json_schema_keywords_not_pydantics(doc: dict[str, Any]) -> No
     assert (feedback["minimum"], feedback["maximum"]) == (0, 253402300799)
     leftovers = [p for p, node in walk(doc) if isinstance(node, dict) and {"ge", "le", "gt", "lt"} & set(node) and "/properties" in p]
     assert leftovers == []
-    amount = doc["components"]["schemas"]["PositiveAmount"]["properties"]["amount"]
-    assert {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?$", "examples": ["19.99"]} in amount["oneOf"]
+
+def test_amounts_say_their_sign_places_and_maximum_as_numbers_and_as_strings(doc: dict[str, Any]) -> None:
+    schemas = doc["components"]["schemas"]
+    positive, any_amount = (schemas[name]["properties"]["amount"]["oneOf"] for name in ("PositiveAmount", "Amount"))
+
+    assert positive[0] == {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1000000000000, "multipleOf": 0.01}
+    assert any_amount[0] == {"type": "number", "minimum": 0, "exclusiveMaximum": 1000000000000, "multipleOf": 0.01}
+    # the strings' patterns are tested against the models themselves in tests/unit/test_strict_json.py
+    assert (positive[1]["pattern"], any_amount[1]["pattern"]) == (amount_pattern(positive=True), amount_pattern(positive=False))
+
+
+def test_rules_json_schema_cannot_say_are_in_the_fields_descriptions(doc: dict[str, Any]) -> None:
+    report = doc["components"]["schemas"]["FeedbackJob"]["properties"]
+
+    assert all("same currency" in report[name]["description"] for name in ("totalAmount", "settledAmount"))
+    assert "exponent" in doc["components"]["schemas"]["Amount"]["properties"]["amount"]["description"]
+
+
+def test_path_parameters_carry_the_fields_rules(doc: dict[str, Any]) -> None:
+    trip = {p["name"]: p["schema"] for p in doc["paths"]["/v1/trips/{storeId}/{shoppingTripId}"]["get"]["parameters"]}
+    job = {p["name"]: p["schema"] for p in doc["paths"]["/v1/jobs/{jobId}"]["get"]["parameters"]}
+
+    assert (trip["storeId"]["pattern"], trip["storeId"]["maxLength"]) == (STORE_ID_PATTERN, 255)
+    assert trip["shoppingTripId"]["pattern"] == TRIP_ID_PATTERN
+    assert job["jobId"]["pattern"] == job_id_pattern()
+    assert doc["components"]["schemas"]["JobBatch"]["additionalProperties"] is False
 
 
 def test_headers_are_documented(doc: dict[str, Any]) -> None:
