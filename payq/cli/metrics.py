@@ -35,6 +35,7 @@ log = logging.getLogger("payq.metrics")
 # name -> help text; docs/operating.md's metrics table is this list (tests/stack/test_readme.py checks it)
 METRICS: dict[str, str] = {
     "payq_queue_depth": "Jobs waiting on each queue (Redis list length).",
+    "payq_queue_oldest_seconds": "When the job next in line on each queue became queued, epoch seconds; absent when the queue is empty.",
     "payq_unacked_jobs": "Jobs delivered and not yet acknowledged: running, each under its holder's lease (a dead worker's leave when its leases lapse).",
     "payq_deferred_jobs": "Jobs waiting in the deferred set until their retry is due.",
     "payq_deferred_next_due_seconds": "When the earliest deferred job is due, epoch seconds; absent when none is deferred.",
@@ -51,8 +52,11 @@ METRICS: dict[str, str] = {
     "payq_outbox_oldest_seconds": "When the oldest undelivered notification's outcome was recorded, epoch seconds; absent when the outbox is empty.",
     "payq_api_calls": "API calls made, by operation and HTTP status (none: no response); status 429 counts throttled calls.",
     "payq_workers_live": "Worker processes whose heartbeat is within a lease (PAYQ_LEASE_SECONDS).",
+    "payq_workers_steady": "Live worker processes that have beaten without a break for a lease: only these give back a dead worker's jobs.",
+    "payq_worker_starts": "Worker processes started, each counted at its first heartbeat.",
     "payq_worker_last_heartbeat_seconds": "Each live worker process's last heartbeat, epoch seconds (Redis's clock), by its id (host.pid.random).",
     "payq_jobs_recovered": "Running jobs given back to their queue because their holder's lease lapsed (it died, stopped or was cut off).",
+    "payq_intake_answers": "The HTTP intake's answers to /v1 requests, by HTTP status, all payq serve processes together.",
     "payq_scrape_timestamp_seconds": "When this snapshot was read from Redis, epoch seconds.",
 }
 
@@ -78,6 +82,10 @@ class PayqCollector:
         for queue, n in stats.queues.items():
             depth.add_metric([queue], n)
         yield depth
+        queued = GaugeMetricFamily("payq_queue_oldest_seconds", METRICS["payq_queue_oldest_seconds"], labels=["queue"])
+        for queue, since in stats.queued_since.items():
+            queued.add_metric([queue], since)
+        yield queued
         yield GaugeMetricFamily("payq_unacked_jobs", METRICS["payq_unacked_jobs"], value=stats.unacked)
         yield GaugeMetricFamily("payq_deferred_jobs", METRICS["payq_deferred_jobs"], value=stats.deferred)
         next_due = GaugeMetricFamily("payq_deferred_next_due_seconds", METRICS["payq_deferred_next_due_seconds"])
@@ -117,11 +125,18 @@ class PayqCollector:
                 calls.add_metric([op_name, status], count)
         yield calls
         yield GaugeMetricFamily("payq_workers_live", METRICS["payq_workers_live"], value=len(stats.live_workers))
+        steady = sum(1 for seen in stats.live_workers if seen.steady)
+        yield GaugeMetricFamily("payq_workers_steady", METRICS["payq_workers_steady"], value=steady)
+        yield CounterMetricFamily("payq_worker_starts", METRICS["payq_worker_starts"], value=stats.worker_starts)
         beats = GaugeMetricFamily("payq_worker_last_heartbeat_seconds", METRICS["payq_worker_last_heartbeat_seconds"], labels=["worker"])
         for seen in stats.live_workers:
             beats.add_metric([seen.worker], seen.last_beat)
         yield beats
         yield CounterMetricFamily("payq_jobs_recovered", METRICS["payq_jobs_recovered"], value=stats.recovered)
+        answers = CounterMetricFamily("payq_intake_answers", METRICS["payq_intake_answers"], labels=["status"])
+        for status, count in stats.intake_answers.items():
+            answers.add_metric([status], count)
+        yield answers
         yield GaugeMetricFamily("payq_scrape_timestamp_seconds", METRICS["payq_scrape_timestamp_seconds"], value=stats.taken_at)
 
 
