@@ -154,6 +154,7 @@ def test_metrics_export_steady_workers_worker_starts_and_the_intakes_answers(op_
     assert got[("payq_worker_starts_total", ())] == 3
     assert got[("payq_intake_answers_total", (("status", "202"),))] == 40
     assert got[("payq_intake_answers_total", (("status", "503"),))] == 2
+    assert got[("payq_redis_min_replicas", ())] == 0, "the floor with a redis:// URL and nothing set"
 
 
 def test_a_worker_process_counts_its_start_and_is_steady_a_lease_after_it(
