@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests and the demo need, only where missing:
-# redis-server (a private one per test run) and chromium (Flower's browser test).
+# redis-server (a private one per test run), chromium (Flower's browser test) and
+# prometheus (its promtool checks deploy/prometheus/; scripts/render_dashboard.py runs its server).
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+# what only the tests need (make demo skips them)
 if [ "${PAYQ_SKIP_BROWSER:-0}" != "1" ]; then
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != "0" ] && ! command -v sudo >/dev/null 2>&1; then

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -14,8 +15,9 @@ from tasks.pacing.pacer import Pacer
 from tasks.pacing.rules import learned_pace, pace_at
 from tasks.redis import keys
 from tasks.redis.connection import primary_address
+from tasks.states import JobState
 from tasks.store.deadletters import DeadLetterStore
-from tasks.store.leases import LeaseStore
+from tasks.store.leases import LeaseStore, steady
 from tasks.store.records import JobStore
 
 
@@ -47,11 +49,16 @@ def replication(info: dict[str, Any], primary: str) -> Replication:
 
 @dataclass
 class WorkerSeen:
-    """A worker process by its heartbeat: its id (host.pid.random), its last beat (epoch seconds, Redis's clock), and its age then."""
+    """A worker process by its heartbeat: its id (host.pid.random), its last beat (epoch seconds, Redis's clock), its age then.
+
+    ``steady``: it has beaten without a break for a lease, so it may give back
+    another's lapsed jobs (:func:`tasks.store.leases.steady`).
+    """
 
     worker: str
     last_beat: float
     age: float
+    steady: bool = False
 
 
 @dataclass
@@ -62,6 +69,10 @@ class Stats:
     dead-lettered), ``outbox_oldest`` when the oldest one's outcome was recorded.
     ``api_calls`` counts every call since the counters began, by operation and
     HTTP status (``none``: no response); a status of ``429`` is a throttled call.
+    ``queued_since`` is, per queue, when the job next in line became queued
+    (absent: the queue is empty, or its next message is not a queued payq job);
+    ``intake_answers`` the HTTP intake's answers by status and ``worker_starts``
+    the worker processes started, both since their counters began.
     """
 
     taken_at: float
@@ -79,6 +90,9 @@ class Stats:
     redis: Replication | None = None
     outbox: int = 0
     outbox_oldest: float | None = None
+    queued_since: dict[str, float] = field(default_factory=dict)
+    intake_answers: dict[str, int] = field(default_factory=dict)
+    worker_starts: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -86,10 +100,17 @@ class Stats:
 
 
 def collect(client: redis.Redis, jobs: JobStore, dead_letters: DeadLetterStore, pacer: Pacer, leases: LeaseStore | None = None) -> Stats:
-    """Read every figure in one pipelined round trip (plus a few for dead letters and paces; and for ``leases``, the live workers)."""
+    """Read every figure in a few pipelined round trips, each bounded whatever the number of jobs.
+
+    One for the counters and each queue's next message, one for those
+    messages' records (and, with ``leases``, the live workers), then a few for
+    dead letters and paces; and with ``leases``, one for the live workers' runs.
+    """
     pipe = client.pipeline(transaction=False)
     for queue in QUEUES:
         pipe.llen(queue)
+    for queue in QUEUES:
+        pipe.lindex(queue, -1)  # kombu pops from the right: the message next in line
     pipe.zcard(keys.LEASES)  # a running job's message is acknowledged after its outcome: in flight = held
     pipe.zcard(keys.DEFERRED)
     pipe.zrange(keys.DEFERRED, 0, 0, withscores=True)
@@ -97,9 +118,25 @@ def collect(client: redis.Redis, jobs: JobStore, dead_letters: DeadLetterStore, 
     pipe.zcard(keys.WAITING)
     pipe.get(keys.RECOVERED)
     pipe.info("replication")
+    pipe.hgetall(keys.INTAKE_ANSWERS)
+    pipe.get(keys.WORKER_STARTS)
+    pipe.time()
     depth_calls(pipe)
-    *depths, unacked, deferred, first, calls, waiting, recovered, replication_info, outbox, oldest = pipe.execute()
+    replies = pipe.execute()
+    depths, heads = replies[: len(QUEUES)], replies[len(QUEUES) : 2 * len(QUEUES)]
+    (unacked, deferred, first, calls, waiting, recovered, replication_info, answers, starts, redis_time,
+     outbox, oldest) = replies[2 * len(QUEUES) :]
     outbox_depth, outbox_oldest = depth_of(outbox, oldest)
+    redis_now = redis_time[0] + redis_time[1] / 1_000_000
+    head_ids = {queue: job_id for queue, head in zip(QUEUES, heads, strict=True) if (job_id := _job_id(head)) is not None}
+    pipe = client.pipeline(transaction=False)
+    for job_id in head_ids.values():
+        pipe.hmget(keys.job(job_id), "state", "updated_at")
+    if leases is not None:
+        pipe.zrevrangebyscore(keys.WORKERS, "+inf", redis_now - leases.lease, withscores=True)
+    records = pipe.execute()
+    queued_since = {queue: float(updated_at) for queue, (state, updated_at) in zip(head_ids, records, strict=False)
+                    if state == JobState.QUEUED and updated_at is not None}
     now = time.time()
     api_calls: dict[str, dict[str, int]] = {op.value: {} for op in API_OPERATIONS}
     for name, count in calls.items():
@@ -120,16 +157,34 @@ def collect(client: redis.Redis, jobs: JobStore, dead_letters: DeadLetterStore, 
         pauses={op.value: until for op, until in pacer.pauses(API_OPERATIONS).items() if until > now},
         paces=paces,
         api_calls=api_calls,
-        live_workers=_live(leases) if leases is not None else [],
+        live_workers=_live(client, records[-1], redis_now, leases.lease) if leases is not None else [],
         recovered=int(recovered or 0),
         redis=replication(replication_info, primary_address(client)),
         outbox=outbox_depth,
         outbox_oldest=outbox_oldest,
+        queued_since=queued_since,
+        intake_answers={status: int(n) for status, n in sorted(answers.items())},
+        worker_starts=int(starts or 0),
     )
 
 
-def _live(leases: LeaseStore) -> list[WorkerSeen]:
-    """The workers whose last heartbeat is within a lease, by Redis's clock."""
-    now = leases.now()
-    seen = [WorkerSeen(w.worker, w.last_beat, now - w.last_beat) for w in leases.workers()]
-    return [w for w in seen if w.age <= leases.lease]
+def _job_id(message: str | None) -> str | None:
+    """The job id (Celery's task id) of a queue's message; None for none, or for a message that is not a Celery task's."""
+    if message is None:
+        return None
+    try:
+        job_id = json.loads(message)["headers"]["id"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return job_id if isinstance(job_id, str) else None
+
+
+def _live(client: redis.Redis, beats: list[tuple[str, float]], now: float, lease: float) -> list[WorkerSeen]:
+    """The workers whose last heartbeat is within a lease of ``now`` (Redis's clock), latest first, each with whether it is steady."""
+    if not beats:
+        return []
+    since = cast(list[str | None], client.hmget(keys.WORKERS_STEADY, [worker for worker, _ in beats]))
+    return [
+        WorkerSeen(worker, float(at), now - float(at), steady(float(at), float(run) if run is not None else None, now, lease))
+        for (worker, at), run in zip(beats, since, strict=True)
+    ]

@@ -5,6 +5,8 @@ the process's :class:`tasks.store.leases.Holdings`. A worker that stops beating 
 stopped, cut off from Redis) loses its jobs' leases a lease later, and the
 housekeeping of any live worker gives those jobs back (``workers/housekeeping.py``).
 Under the prefork pool each child beats for itself (its own id and jobs).
+Its first beat also counts the process's start (``payq_worker_starts_total``),
+so workers that keep restarting show as a rate.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import threading
 
 import redis
 
+from tasks.redis import keys
 from tasks.store.leases import beat_every
 from workers.runtime import RuntimeHolder
 
@@ -31,10 +34,14 @@ class Heartbeat(threading.Thread):
     def run(self) -> None:
         """Loop: beat, renewing the leases of the jobs this process holds."""
         every = beat_every(self._holder.settings.lease_seconds)
+        counted = False
         while not self._stop_event.is_set():
             try:
                 rt = self._holder.get()
                 rt.leases.beat(rt.holdings.worker, rt.holdings.items())
+                if not counted:
+                    rt.redis.incr(keys.WORKER_STARTS)
+                    counted = True
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 log.warning("heartbeat: Redis unavailable (%s); retrying", exc)
             except Exception:

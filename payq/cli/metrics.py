@@ -35,12 +35,14 @@ log = logging.getLogger("payq.metrics")
 # name -> help text; docs/operating.md's metrics table is this list (tests/stack/test_readme.py checks it)
 METRICS: dict[str, str] = {
     "payq_queue_depth": "Jobs waiting on each queue (Redis list length).",
+    "payq_queue_oldest_seconds": "When the job next in line on each queue became queued, epoch seconds; absent when the queue is empty.",
     "payq_unacked_jobs": "Jobs delivered and not yet acknowledged: running, each under its holder's lease (a dead worker's leave when its leases lapse).",
     "payq_deferred_jobs": "Jobs waiting in the deferred set until their retry is due.",
     "payq_deferred_next_due_seconds": "When the earliest deferred job is due, epoch seconds; absent when none is deferred.",
     "payq_deferred_overdue_seconds": "How far past its due time the earliest deferred job is (0 when none is overdue); growing means no worker runs the mover.",
     "payq_redis_replicas": "Replicas connected to Redis's primary.",
     "payq_redis_replicas_in_sync": "Replicas online and acknowledged within the last second; below PAYQ_REDIS_MIN_REPLICAS, enqueues are refused.",
+    "payq_redis_min_replicas": "PAYQ_REDIS_MIN_REPLICAS as this exporter reads it (give it the workers' settings): the floor of replicas in sync.",
     "payq_waiting_jobs": "Refunds held until their trip's capture succeeds (a capture that is dead-lettered keeps them waiting).",
     "payq_dead_letters": "Dead-letter entries waiting for an operator, by reason.",
     "payq_endpoint_paused_until_seconds": "End of each endpoint's shared 429 pause, epoch seconds; 0 or in the past when not paused.",
@@ -51,8 +53,11 @@ METRICS: dict[str, str] = {
     "payq_outbox_oldest_seconds": "When the oldest undelivered notification's outcome was recorded, epoch seconds; absent when the outbox is empty.",
     "payq_api_calls": "API calls made, by operation and HTTP status (none: no response); status 429 counts throttled calls.",
     "payq_workers_live": "Worker processes whose heartbeat is within a lease (PAYQ_LEASE_SECONDS).",
+    "payq_workers_steady": "Live worker processes that have beaten without a break for a lease: only these give back a dead worker's jobs.",
+    "payq_worker_starts": "Worker processes started, each counted at its first heartbeat.",
     "payq_worker_last_heartbeat_seconds": "Each live worker process's last heartbeat, epoch seconds (Redis's clock), by its id (host.pid.random).",
     "payq_jobs_recovered": "Running jobs given back to their queue because their holder's lease lapsed (it died, stopped or was cut off).",
+    "payq_intake_answers": "The HTTP intake's answers to /v1 requests, by HTTP status, all payq serve processes together.",
     "payq_scrape_timestamp_seconds": "When this snapshot was read from Redis, epoch seconds.",
 }
 
@@ -64,8 +69,9 @@ class PayqCollector:
     HTTP handler turns that into a 503 so Prometheus records the scrape as failed.
     """
 
-    def __init__(self, snapshot: Callable[[], Stats]) -> None:
+    def __init__(self, snapshot: Callable[[], Stats], min_replicas: int = 0) -> None:
         self._snapshot = snapshot
+        self._min_replicas = min_replicas
 
     def describe(self) -> list[Metric]:
         """Nothing up front: registering must not need Redis."""
@@ -78,6 +84,10 @@ class PayqCollector:
         for queue, n in stats.queues.items():
             depth.add_metric([queue], n)
         yield depth
+        queued = GaugeMetricFamily("payq_queue_oldest_seconds", METRICS["payq_queue_oldest_seconds"], labels=["queue"])
+        for queue, since in stats.queued_since.items():
+            queued.add_metric([queue], since)
+        yield queued
         yield GaugeMetricFamily("payq_unacked_jobs", METRICS["payq_unacked_jobs"], value=stats.unacked)
         yield GaugeMetricFamily("payq_deferred_jobs", METRICS["payq_deferred_jobs"], value=stats.deferred)
         next_due = GaugeMetricFamily("payq_deferred_next_due_seconds", METRICS["payq_deferred_next_due_seconds"])
@@ -91,6 +101,7 @@ class PayqCollector:
         if stats.redis is not None:
             yield GaugeMetricFamily("payq_redis_replicas", METRICS["payq_redis_replicas"], value=stats.redis.replicas)
             yield GaugeMetricFamily("payq_redis_replicas_in_sync", METRICS["payq_redis_replicas_in_sync"], value=stats.redis.in_sync)
+        yield GaugeMetricFamily("payq_redis_min_replicas", METRICS["payq_redis_min_replicas"], value=self._min_replicas)
         dead = GaugeMetricFamily("payq_dead_letters", METRICS["payq_dead_letters"], labels=["reason"])
         # every known reason, zeros included, so an alert on one reason has a series to watch from the start
         for reason in sorted({r.value for r in DeadLetterReason} | set(stats.dead_letters)):
@@ -117,18 +128,25 @@ class PayqCollector:
                 calls.add_metric([op_name, status], count)
         yield calls
         yield GaugeMetricFamily("payq_workers_live", METRICS["payq_workers_live"], value=len(stats.live_workers))
+        steady = sum(1 for seen in stats.live_workers if seen.steady)
+        yield GaugeMetricFamily("payq_workers_steady", METRICS["payq_workers_steady"], value=steady)
+        yield CounterMetricFamily("payq_worker_starts", METRICS["payq_worker_starts"], value=stats.worker_starts)
         beats = GaugeMetricFamily("payq_worker_last_heartbeat_seconds", METRICS["payq_worker_last_heartbeat_seconds"], labels=["worker"])
         for seen in stats.live_workers:
             beats.add_metric([seen.worker], seen.last_beat)
         yield beats
         yield CounterMetricFamily("payq_jobs_recovered", METRICS["payq_jobs_recovered"], value=stats.recovered)
+        answers = CounterMetricFamily("payq_intake_answers", METRICS["payq_intake_answers"], labels=["status"])
+        for status, count in stats.intake_answers.items():
+            answers.add_metric([status], count)
+        yield answers
         yield GaugeMetricFamily("payq_scrape_timestamp_seconds", METRICS["payq_scrape_timestamp_seconds"], value=stats.taken_at)
 
 
-def make_registry(snapshot: Callable[[], Stats]) -> CollectorRegistry:
+def make_registry(snapshot: Callable[[], Stats], min_replicas: int = 0) -> CollectorRegistry:
     """A registry holding only payq's collector (no process metrics: they would describe this exporter, not payq)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(PayqCollector(snapshot))
+    registry.register(PayqCollector(snapshot, min_replicas))
     return registry
 
 
@@ -184,7 +202,7 @@ def metrics(port: int, host: str) -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     with exits_cleanly():
         rt = stores_from_env()
-        registry = make_registry(lambda: collect(rt.redis, rt.jobs, rt.dead_letters, rt.pacer, rt.leases))
+        registry = make_registry(lambda: collect(rt.redis, rt.jobs, rt.dead_letters, rt.pacer, rt.leases), rt.settings.min_replicas)
         try:
             server = make_server(host, port, registry)
         except OSError as exc:

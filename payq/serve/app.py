@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,7 +22,7 @@ from starlette.exceptions import HTTPException
 
 from config.settings import Settings
 from payapi.models import describe_errors
-from payq.serve import console, intake
+from payq.serve import answers, console, intake
 from payq.serve.jobs import IntakeJobs
 from payq.serve.problems import from_http_error, invalid_request, item, not_ready
 from payq.serve.schemas import component_schemas, problems
@@ -71,9 +72,13 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.redis = connect(settings)
         # one for every request: its script's SHA and the events channel are worked out once, not per request
         app.state.intake_jobs = IntakeJobs(app.state.redis, settings)
+        flusher = answers.start(counts, app.state.redis)
         try:
             yield
         finally:
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
             await app.state.redis.aclose()
 
     app = FastAPI(
@@ -81,6 +86,8 @@ def create_app(settings: Settings) -> FastAPI:
         version="1", lifespan=lifespan,
     )
     app.state.settings = settings
+    counts = answers.AnswerCounts()  # payq_intake_answers_total: every /v1 answer's status
+    app.add_middleware(answers.CountAnswers, counts=counts)
 
     # no token: a load balancer or a supervisor asks, and nothing of any store is in the answer
     no_token: dict[str, Any] = {"security": []}

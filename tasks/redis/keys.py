@@ -92,3 +92,9 @@ OUTBOX = f"{PREFIX}:outbox"
 OUTBOX_PENDING = f"{PREFIX}:outbox:pending"
 OUTBOX_RETRY = f"{PREFIX}:outbox:retry"
 OUTBOX_GROUP = "payq-notify"  # the workers' consumer group on OUTBOX
+
+
+# STRING: worker processes started, each counted at its first heartbeat (payq_worker_starts_total)
+WORKER_STARTS = f"{PREFIX}:workers:starts"
+# HASH HTTP status -> the intake's answers to /v1 requests, added up by every payq serve (payq_intake_answers_total)
+INTAKE_ANSWERS = f"{PREFIX}:intake:answers"

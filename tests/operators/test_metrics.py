@@ -6,7 +6,7 @@ import os
 import re
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import requests
@@ -23,6 +23,7 @@ from tests.support.deadletters import Spec, seed
 from tests.support.payq_cli import REPO_ROOT, cli_env, payq_command
 from tests.support.polling import wait_for
 from tests.support.redis_server import RedisServer
+from tests.support.worker import WorkerProcess
 from workers.runtime import Runtime
 
 USD = {"amount": "1.00", "code": "USD"}
@@ -117,6 +118,61 @@ def test_metrics_export_queue_depths_deferred_dead_letters_and_pauses(op_setting
     assert samples(exporter.scrape().text)[("payq_dead_letters", (("reason", "permanent"),))] == 0
     assert exporter.session.get(exporter.url.replace("/metrics", "/nope"), timeout=5).status_code == 404
     assert exporter.stop() == 0, "SIGTERM is a clean stop"
+
+
+def test_metrics_export_when_each_queues_next_job_was_queued(op_settings: Settings, exporter: MetricsProcess) -> None:
+    rt = Runtime.build(op_settings)
+    producer = Producer(op_settings, rt.redis)
+    for trip in ("first", "second"):
+        producer.enqueue_capture(storeId="s1", shoppingTripId=trip, amount=USD)
+    first = float(rt.redis.hget(keys.job("capture:s1:first"), "updated_at"))  # type: ignore[arg-type]
+    assert first < float(rt.redis.hget(keys.job("capture:s1:second"), "updated_at"))  # type: ignore[arg-type]
+
+    got = samples(exporter.scrape().text)
+
+    assert got[("payq_queue_oldest_seconds", (("queue", "payments.capture"),))] == pytest.approx(first, abs=0.001), \
+        "the job next in line is the first one queued"
+    assert [labels for name, labels in got if name == "payq_queue_oldest_seconds"] == [(("queue", "payments.capture"),)], \
+        "an empty queue has no oldest job"
+
+    # the next message's job is no longer queued (a copy of a job that went on): no figure rather than a wrong one
+    rt.redis.hset(keys.job("capture:s1:first"), "state", "running")
+    assert ("payq_queue_oldest_seconds", (("queue", "payments.capture"),)) not in samples(exporter.scrape().text)
+
+
+def test_metrics_export_steady_workers_worker_starts_and_the_intakes_answers(op_settings: Settings, exporter: MetricsProcess) -> None:
+    rt = Runtime.build(op_settings)
+    beat = rt.leases.beat("host.1.new", [])
+    rt.leases.beat("host.2.old", [])
+    rt.redis.hset(keys.WORKERS_STEADY, "host.2.old", beat.now - 2 * op_settings.lease_seconds)  # beating unbroken for two leases
+    rt.redis.incrby(keys.WORKER_STARTS, 3)
+    rt.redis.hset(keys.INTAKE_ANSWERS, mapping={"202": 40, "503": 2})
+
+    got = samples(exporter.scrape().text)
+
+    assert (got[("payq_workers_live", ())], got[("payq_workers_steady", ())]) == (2, 1)
+    assert got[("payq_worker_starts_total", ())] == 3
+    assert got[("payq_intake_answers_total", (("status", "202"),))] == 40
+    assert got[("payq_intake_answers_total", (("status", "503"),))] == 2
+    assert got[("payq_redis_min_replicas", ())] == 0, "the floor with a redis:// URL and nothing set"
+
+
+def test_a_worker_process_counts_its_start_and_is_steady_a_lease_after_it(
+    exporter: MetricsProcess, start_worker: Callable[..., WorkerProcess],
+) -> None:
+    worker = start_worker()
+
+    def figures() -> tuple[float, float, float]:
+        got = samples(exporter.scrape().text)
+        return got[("payq_worker_starts_total", ())], got[("payq_workers_live", ())], got[("payq_workers_steady", ())]
+
+    wait_for(lambda: figures()[:2] == (1, 1), timeout=15, what="one start, one live worker")
+    assert figures()[2] == 0, "not steady before it has beaten for a lease"
+    wait_for(lambda: figures() == (1, 1, 1), timeout=30, what="the worker steady a lease (10 s by default) after its start")
+
+    worker.kill()
+    worker.start()
+    wait_for(lambda: figures()[0] == 2, timeout=15, what="the restarted process counted")
 
 
 def test_metrics_answer_503_while_redis_is_down_and_recover(redis_server: RedisServer, exporter: MetricsProcess) -> None:

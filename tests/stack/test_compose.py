@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.yml"
 # CI has shared/ beside the clone
 COMPOSE_SPEC = REPO.parent / "shared" / "compose-spec.json"
-PAYQ_SERVICES = ("worker", "serve", "flower", "sandbox")
+PAYQ_SERVICES = ("worker", "serve", "flower", "metrics", "sandbox")
 _VARIABLE = re.compile(r"\$\{(\w+)(?:(:?[-?])([^}]*))?\}")
 
 
@@ -117,7 +117,7 @@ def test_the_intake_takes_its_tokens_from_the_environment_and_is_published_on_lo
     assert Settings.model_fields["serve_port"].default == 8088, "the host port's default is the setting's"
 
 
-@pytest.mark.parametrize("service", ["worker", "serve", "flower"])
+@pytest.mark.parametrize("service", ["worker", "serve", "flower", "metrics"])
 def test_every_setting_reaches_every_payq_process(service: str) -> None:
     # a new field in config/settings.py fails here until docker-compose.yml passes its variable through
     environment = compose()["services"][service]["environment"]
@@ -148,7 +148,7 @@ def test_a_setting_the_host_leaves_unset_reaches_the_container_empty_and_means_i
 def test_the_sandbox_runs_only_in_the_dev_profile() -> None:
     services = compose()["services"]
     assert services["sandbox"]["profiles"] == ["dev"]
-    assert all("profiles" not in services[name] for name in ("redis", "worker", "serve", "flower"))
+    assert all("profiles" not in services[name] for name in ("redis", "worker", "serve", "flower", "metrics"))
 
 
 def test_the_ha_profile_adds_a_replica_and_three_sentinels_a_quorum_of_two_watching_redis() -> None:
@@ -195,3 +195,17 @@ def test_every_service_command_exists_in_the_package(argv: list[str]) -> None:
     result = subprocess.run([*_resolve(argv), "--help"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, f"{' '.join(argv)} --help exited {result.returncode}:\n{result.stderr[-2000:]}"
     assert "Usage" in result.stdout or "usage" in result.stdout
+
+
+def test_the_monitoring_profile_runs_prometheus_with_payqs_rules_scraping_the_metrics_service() -> None:
+    services = compose()["services"]
+    prometheus, metrics = services["prometheus"], services["metrics"]
+    assert prometheus["profiles"] == ["monitoring"]
+    assert "./deploy/prometheus:/etc/prometheus:ro" in prometheus["volumes"]
+    config = yaml.safe_load((REPO / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    assert config["rule_files"] == ["payq-rules.yml"]
+    payq_job = next(job for job in config["scrape_configs"] if job["job_name"] == "payq")
+    assert payq_job["static_configs"][0]["targets"] == ["metrics:9808"]
+    assert metrics["command"][:2] == ["payq", "metrics"] and metrics["command"][metrics["command"].index("--port") + 1] == "9808"
+    assert metrics["ports"] == ["127.0.0.1:${PAYQ_METRICS_PORT:-9808}:9808"], "published on loopback only"
+    assert all(port.startswith("127.0.0.1:") for port in prometheus["ports"])
