@@ -10,11 +10,15 @@ sandbox's request log: every call it saw, accepted or refused.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 
 import redis
 
+from payapi.operations import Operation
 from sandbox.ratelimit import most_in_one_second
+from tasks.pacing.pacer import Pacer
+from tasks.pacing.rules import pace_at
 from tasks.producer import Producer, prepare
 from tests.support.jobs import USD_1, calls, record, wait_for_state
 from tests.support.sandbox import SandboxProcess
@@ -88,11 +92,19 @@ def test_the_learned_pace_outlives_the_worker_that_learned_it(
     assert any(c["status"] == 429 for c in calls(api, "capture")), "the first worker learned the limit from a 429"
     first.stop()
     started = max(c["time"] for c in calls(api, "capture"))
+    learned = Pacer(rdb, {}).learned(Operation.CAPTURE)
+    assert learned is not None, "what the 429 taught is kept in Redis, not in the worker"
+    # The limit is lifted for the new worker: whatever it calls, it is paced by what it read, not by 429s. (With the
+    # limit kept, the learned pace climbs back to it within a minute, by design, and a call late on a loaded
+    # machine could then meet a 429 of its own.)
+    api.set_faults({"rules": [], "rate_limits": {}})
 
     start_worker()
     settle(rdb, enqueue_captures(producer, 3 * R, first=4 * R))
 
-    fresh = [c for c in calls(api, "capture") if c["time"] > started]
-    assert len(fresh) == 3 * R
-    assert [c for c in fresh if c["status"] == 429] == [], "a new worker starts at the learned pace"
-    assert most_in_one_second(c["time"] for c in fresh) <= R
+    fresh = [c["time"] for c in calls(api, "capture") if c["time"] > started]
+    assert len(fresh) == 3 * R, "one call each"
+    fastest = max(pace_at(learned, None, t) or 0.0 for t in fresh)
+    # unpaced, the new worker's 4 threads would make the 24 calls within a fraction of a second
+    assert fastest <= 1.2 * R
+    assert most_in_one_second(fresh) <= math.ceil(fastest) + 1, "a new worker starts at the learned pace"
