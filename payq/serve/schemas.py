@@ -58,10 +58,17 @@ class Accepted(BaseModel):
     created: bool
 
 
-class BatchAccepted(BaseModel):
-    """The batch's jobs in the order sent."""
+class BatchAnswer(Accepted):
+    """One job of a batch and its own answer: 202 created, 200 the same job was there already, 409 its id holds another job."""
 
-    jobs: list[Accepted]
+    status: Literal[200, 202, 409] = Field(description="This job's answer, as `POST /v1/jobs` would give it.")
+    problem: ProblemDetails | None = Field(None, description="For a 409: the `job-conflict` problem naming each differing field.")
+
+
+class BatchAccepted(BaseModel):
+    """The batch's jobs in the order sent, each with its own answer."""
+
+    jobs: list[BatchAnswer]
 
 
 class Deferral(BaseModel):
