@@ -223,7 +223,7 @@ async def get_job(jobId: str, request: Request, stores: TokenStores) -> Response
     with _redis_refusals():
         view = await _jobs(request).job(jobId)
     # a refund's id does not name its store: one of another store is answered as unknown, revealing nothing
-    if view is None or (view["kwargs"] or {}).get("storeId") not in stores:
+    if view is None or (view["request"] or {}).get("storeId") not in stores:
         raise not_found(f"payq has no job {jobId!r} for this token's stores (never enqueued, or past its retention)")
     return JSONResponse(public_job(view))
 
