@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import json
 import math
 import re
@@ -93,6 +94,11 @@ class Settings(BaseSettings):
     serve_public_url: str | None = Field(None, description=(
         "The intake's address as store backends reach it (e.g. `https://payq.example.com`, behind the TLS proxy), the server"
         " `/openapi.json` names. Unset: `/`, relative to wherever the document was read."
+    ))
+    serve_forwarded_allow_ips: str | None = Field(None, description=(
+        "Proxies whose `X-Forwarded-Host`, `-Proto` and `-For` `payq serve` believes, as uvicorn's `forwarded_allow_ips`: addresses"
+        " or networks, comma-separated (`127.0.0.1,10.0.0.0/8`), or `*` for any peer. Unset: none; the headers are dropped, and the"
+        " console compares a form's `Origin` with `Host` alone."
     ))
     intake_tokens: dict[str, list[str]] = Field(
         default_factory=dict,
@@ -183,6 +189,22 @@ class Settings(BaseSettings):
             # the console shows Flower's address in every dead letter's page, /openapi.json shows the intake's: a password would be shown too
             raise ValueError("must not contain credentials: it is shown to whoever reads the page")
         return value.rstrip("/")
+
+    @field_validator("serve_forwarded_allow_ips")
+    @classmethod
+    def _proxy_addresses(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "*":
+            return value
+        bad = []
+        for entry in (part.strip() for part in value.split(",")):
+            try:
+                ipaddress.ip_network(entry, strict=False) if "/" in entry else ipaddress.ip_address(entry)
+            except ValueError:
+                bad.append(entry)
+        if bad:
+            # uvicorn would take such an entry as a literal that never matches an address: a proxy silently not believed
+            raise ValueError(f"must be IP addresses or networks, comma-separated, or *: not {', '.join(repr(b) for b in bad)}")
+        return value
 
     @field_validator("notify_url")
     @classmethod

@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException
 
 from config.settings import Settings
 from payq.serve import console, intake
+from payq.serve.edge import AnswerHeaders, ForwardedHeaders
 from payq.serve.jobs import IntakeJobs
 from payq.serve.problems import from_http_error, invalid, not_ready
 from payq.serve.schemas import component_schemas, problems
@@ -116,6 +117,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.include_router(intake.router)
     console.install(app)
+    app.add_middleware(AnswerHeaders)
+    app.add_middleware(ForwardedHeaders, trusted=settings.serve_forwarded_allow_ips)  # added last: runs first
     app.openapi = lambda: _openapi(app, settings)  # type: ignore[method-assign]
     return app
 

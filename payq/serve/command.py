@@ -36,7 +36,11 @@ def serve_command(host: str | None, port: int | None) -> None:
     config = uvicorn.Config(
         create_app(settings), host=host or settings.serve_host, port=settings.serve_port if port is None else port,
         # the access log would print every request's path: job ids, store and trip ids, no secrets, but a line per job
-        access_log=False, log_level="info", proxy_headers=False, server_header=False,
+        access_log=False, log_level="info", server_header=False,
+        # forwarded headers are payq's to judge (payq.serve.edge, PAYQ_SERVE_FORWARDED_ALLOW_IPS), never uvicorn's default of 127.0.0.1
+        proxy_headers=False,
+        # httptools drops what a client still sends after a 413 until it is done (or the keep-alive timeout), so it reads the answer
+        http="httptools",
     )
     try:
         uvicorn.Server(config).run()

@@ -105,9 +105,15 @@ def not_found(detail: str) -> Problem:
 
 
 def too_large(limit: int) -> Problem:
-    """413: the body is longer than ``limit`` bytes; the connection is closed, the rest left unread."""
-    return Problem(413, "body-too-large", "Request body too large", f"the body must be at most {limit} bytes",
-                   headers={"Connection": "close"})
+    """413: the body is longer than ``limit`` bytes, answered as soon as that is known.
+
+    The connection stays open: closing it while the client still sends would
+    reset it (the client's write fails with EPIPE and it never reads the 413).
+    uvicorn drops whatever more of the body arrives, never keeping it, and
+    closes the connection after its keep-alive timeout (5 s) if the client
+    has not finished by then.
+    """
+    return Problem(413, "body-too-large", "Request body too large", f"the body must be at most {limit} bytes")
 
 
 def malformed(detail: str) -> Problem:
