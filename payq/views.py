@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from payapi.operations import OPERATIONS, Operation
 from tasks.jobs.books import cents, money
 from tasks.jobs.deferral import Deferral, failure_from
 from tasks.notify.events import public_result
@@ -250,6 +251,20 @@ def read_trip(jobs: JobStore, dead_letters: DeadLetterStore, store_id: str, trip
         records.update(jobs.records([report]))
     entries = {job_id: e for job_id in records if (e := dead_letters.get(job_id)) is not None}
     return trip_view(store_id, trip_id, books, records, entries)
+
+
+def idempotency_key(operation: str, kwargs: dict[str, Any]) -> str:
+    """What makes a job safe to send again, from its own fields: the table of operations' key fields and their values.
+
+    A refund's ``refundRequestId`` is the API's idempotency key; a capture's,
+    a cancel's and a report's are their trip (and a report's time), which the
+    API takes once each and from which payq makes the job's id; a
+    notification's is its ``webhook-id``, the event's ``id``.
+    """
+    spec = OPERATIONS.get(Operation(operation)) if operation in {op.value for op in Operation} else None
+    if spec is None:
+        return f"webhook-id {kwargs.get('id', '-')}"
+    return ", ".join(f"{name} {kwargs.get(name, '-')}" for name in spec.key_fields)
 
 
 @dataclass(frozen=True)

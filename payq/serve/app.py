@@ -20,7 +20,7 @@ from redis.utils import HIREDIS_AVAILABLE
 from starlette.exceptions import HTTPException
 
 from config.settings import Settings
-from payq.serve import console, intake
+from payq.serve import apidocs, console, intake
 from payq.serve.edge import AnswerHeaders, ForwardedHeaders
 from payq.serve.jobs import IntakeJobs
 from payq.serve.problems import from_http_error, invalid, not_ready
@@ -79,6 +79,8 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(
         title="payq", summary="Durable payment jobs for checkout-free stores: enqueue, follow, get told the outcome.",
         version="1", lifespan=lifespan,
+        # FastAPI's own pages load their scripts from a CDN and ask no login: payq serves its own (payq.serve.apidocs)
+        docs_url=None, redoc_url=None, swagger_ui_oauth2_redirect_url=None,
     )
     app.state.settings = settings
 
@@ -116,6 +118,7 @@ def create_app(settings: Settings) -> FastAPI:
         return invalid(errors).response()
 
     app.include_router(intake.router)
+    app.include_router(apidocs.router)
     console.install(app)
     app.add_middleware(AnswerHeaders)
     app.add_middleware(ForwardedHeaders, trusted=settings.serve_forwarded_allow_ips)  # added last: runs first

@@ -200,3 +200,12 @@ def test_a_forged_x_forwarded_host_is_believed_only_from_a_trusted_proxy(
     behind_proxy = start_console(PAYQ_SERVE_FORWARDED_ALLOW_IPS="127.0.0.1")
     answer = behind_proxy.request("POST", "/console/dead-letters/replay", auth=AUTH, data=form, headers=forged)
     assert answer.status_code == 200 and "replayed 1 of 1" in answer.text
+
+
+def test_a_capture_s_dead_letter_page_shows_its_idempotency_key(console: ServeProcess, op_settings: Settings) -> None:
+    [entry] = seed(op_settings, [Spec(trip="k1", operation="capture")])
+
+    page = console.request("GET", f"/console/dead-letters/{entry.id}", auth=AUTH).text
+
+    key = re.search(r'<code id="idempotency-key">([^<]*)</code>', page)
+    assert key is not None and key.group(1) == "storeId s1, shoppingTripId k1"

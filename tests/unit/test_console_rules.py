@@ -15,7 +15,7 @@ from payq.serve.console.live import JobQuery, LiveState, waits_for
 from payq.serve.console.throughput import per_second, tenths
 from payq.serve.console.users import Role, User, accepts, csrf_token
 from payq.stack.demo import _kept_banner
-from payq.views import subject_of, trip_view
+from payq.views import idempotency_key, subject_of, trip_view
 from tasks.jobs.deferral import Deferral
 from tasks.redis import keys
 from tasks.states import DeadLetterReason, DeferCause, JobState
@@ -239,3 +239,15 @@ def test_throughput_is_the_successes_of_the_whole_tenths_of_the_last_five_second
     assert (len(span), span[0], span[-1]) == (50, 9950, 9999), "the tenth still being counted is left out"
     assert per_second(["3", None, "7"] + [None] * 47) == 2.0
     assert per_second([None] * 50) == 0.0
+
+
+@pytest.mark.parametrize(("operation", "kwargs", "key"), [
+    ("capture", {"storeId": "s1", "shoppingTripId": "t1", "amount": {"amount": "1.00", "code": "USD"}}, "storeId s1, shoppingTripId t1"),
+    ("refund", {"storeId": "s1", "shoppingTripId": "t1", "refundRequestId": "5e0c7d2a-1b3f-4a6e-8d9c-0f1e2d3c4b5a"},
+     "refundRequestId 5e0c7d2a-1b3f-4a6e-8d9c-0f1e2d3c4b5a"),
+    ("feedback", {"storeId": "s1", "shoppingTripId": "t1", "paymentStatusTime": 1700000000},
+     "storeId s1, shoppingTripId t1, paymentStatusTime 1700000000"),
+    ("notify", {"id": "capture:s1:t1:succeeded", "type": "job.succeeded"}, "webhook-id capture:s1:t1:succeeded"),
+])
+def test_a_dead_letter_s_idempotency_key_is_named_from_its_own_fields(operation: str, kwargs: dict[str, object], key: str) -> None:
+    assert idempotency_key(operation, kwargs) == key

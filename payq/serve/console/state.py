@@ -25,7 +25,7 @@ from config.settings import Settings
 from payapi.errors import BrokerUnavailable
 from payq.durations import age
 from payq.serve.console.users import Users
-from payq.views import subject_of
+from payq.views import idempotency_key, subject_of
 from tasks.redis.connection import with_retry
 from tasks.stores import Stores
 
@@ -77,7 +77,8 @@ class Console:
             autoescape=True,  # every value shown is escaped: kwargs and error messages come from outside
             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
         )
-        env.filters.update(when=when, ago=ago, query=query_string, quoted=lambda value: quote(str(value), safe=":"), subject=subject_of)
+        env.filters.update(when=when, ago=ago, query=query_string, quoted=lambda value: quote(str(value), safe=":"), subject=subject_of,
+                           idempotency_key=idempotency_key)
         stylesheet = resources.files("payq.serve.console").joinpath("static/console.css").read_bytes()
         return cls(settings, Stores.build(settings), env, stylesheet, Users.from_settings(settings))
 
