@@ -73,8 +73,8 @@ def test_every_json_answer_and_every_json_output_is_camel_case_with_iso_times(
     answer("enqueue", "POST", "/v1/jobs", capture("t1", amount="10.00"))
     answer("enqueue again", "POST", "/v1/jobs", capture("t1", amount="10.00"))
     answer("conflict", "POST", "/v1/jobs", capture("t1", amount="99"))
-    answer("batch", "POST", "/v1/jobs/batch", {"jobs": [refund("t1", amount="2.50"), feedback("t-paused"), {"operation": "cancel",
-                                                      "storeId": "store-a", "shoppingTripId": "t-dead"}, capture("t1", amount="1.00")]})
+    answer("batch", "POST", "/v1/jobs/batch", {"jobs": [refund("t1", amount="2.50"), {"operation": "cancel", "storeId": "store-a",
+                                                      "shoppingTripId": "t-dead"}, capture("t1", amount="1.00")]})
     answer("invalid", "POST", "/v1/jobs", capture("t1", amount="1.001"))
     answer("malformed", "POST", "/v1/jobs", "{")
     answer("forbidden", "POST", "/v1/jobs", capture("t9", store=STORE_B))
@@ -86,6 +86,8 @@ def test_every_json_answer_and_every_json_output_is_camel_case_with_iso_times(
     wait_for_state(rdb, report, "succeeded")
     wait_for_state(rdb, f"refund:{REFUND_ID}", "succeeded")
     wait_for_state(rdb, "cancel:store-a:t-dead", "dead")
+    # only now, once t1's report has succeeded: its 429 pauses the whole feedback endpoint
+    answer("enqueue a report", "POST", "/v1/jobs", feedback("t-paused"))
     wait_for_state(rdb, "feedback:store-a:t-paused:1700000000", "deferred")
     assert invoke(redis_url, "dlq", "replay", "cancel:store-a:t-dead").code == 0
     wait_for(lambda: rdb.hexists("payq:dlq", "cancel:store-a:t-dead"), what="the replayed cancel to be dead-lettered again")
