@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import json
 import math
 import re
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from config.redis_address import check_url, is_sentinel, redact_url
@@ -22,6 +23,28 @@ from config.redis_address import check_url, is_sentinel, redact_url
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 # Seconds a job may spend beyond its longest API call: BEGIN, a wait for its pace's turn, recording the outcome.
 _JOB_MARGIN = 30
+
+
+_CONSOLE_USER_NAME = re.compile(r"[A-Za-z0-9._@-]{1,64}")
+# bcrypt's modular crypt format: $2b$ (or $2a$, $2y$ as htpasswd -B writes it), the cost, 22 characters of salt and 31 of hash
+_BCRYPT_HASH = re.compile(r"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")
+
+
+class ConsoleUser(BaseModel):
+    """A console user in ``PAYQ_CONSOLE_USERS``: a role and the bcrypt hash of a password (never the password)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    role: Literal["viewer", "operator"]
+    hash: SecretStr
+
+    @field_validator("hash")
+    @classmethod
+    def _bcrypt(cls, value: SecretStr) -> SecretStr:
+        if not _BCRYPT_HASH.fullmatch(value.get_secret_value()):
+            # never the value: it may be a password typed where its hash belongs
+            raise ValueError("must be a bcrypt hash ($2b$12$…, 60 characters; payq console user NAME makes one), not a password")
+        return value
 
 
 class Settings(BaseSettings):
@@ -94,6 +117,11 @@ class Settings(BaseSettings):
         "The intake's address as store backends reach it (e.g. `https://payq.example.com`, behind the TLS proxy), the server"
         " `/openapi.json` names. Unset: `/`, relative to wherever the document was read."
     ))
+    serve_forwarded_allow_ips: str | None = Field(None, description=(
+        "Proxies whose `X-Forwarded-Host`, `-Proto` and `-For` `payq serve` believes, as uvicorn's `forwarded_allow_ips`: addresses"
+        " or networks, comma-separated (`127.0.0.1,10.0.0.0/8`), or `*` for any peer. Unset: none; the headers are dropped, and the"
+        " console compares a form's `Origin` with `Host` alone."
+    ))
     intake_tokens: dict[str, list[str]] = Field(
         default_factory=dict,
         description="Store backends' tokens for the HTTP intake, as JSON: the SHA-256 hex of each token -> the storeIds it may use "
@@ -107,10 +135,23 @@ class Settings(BaseSettings):
     notify_max_attempts: int = Field(8, ge=1, description=(
         "Deliveries of one notification before it is dead-lettered as `notify-failed` (retried after 5 s, 5 min, 30 min, 2 h, 5 h,"
         " 10 h, 10 h: about 27 h with 8)."))
-    console_basic_auth: SecretStr | None = Field(
-        None, description="`user:password` for the operators' console at `/console/` on `payq serve`; unset: the console is off.",
-    )
-    console_read_only: bool = Field(False, description="`true` hides every action of the console and refuses them.")
+    console_users: dict[str, ConsoleUser] = Field(default_factory=dict, description=(
+        "The operators' console users (`/console/` on `payq serve`), as JSON: each name -> its `role` (`viewer` reads,"
+        " `operator` also replays, purges and lifts pauses) and its password's bcrypt `hash`:"
+        " `{\"ana\": {\"role\": \"operator\", \"hash\": \"$2b$12$…\"}}` (`payq console user NAME` makes an entry; a `.env`"
+        " file keeps it out of the environment). With neither this nor `PAYQ_CONSOLE_BASIC_AUTH` the console is off."
+    ))
+    console_basic_auth: SecretStr | None = Field(None, description=(
+        "`user:password`: one more console user, an operator, whose password is this text itself; prefer `PAYQ_CONSOLE_USERS`,"
+        " which holds only hashes."
+    ))
+    console_read_only: bool = Field(False, description=(
+        "`true`: every console user is a viewer on this `payq serve`, whatever their role: no action is shown, every one refused."
+    ))
+    serve_docs: bool = Field(False, description=(
+        "`true` serves `/docs` (Swagger UI) and `/redoc` on `payq serve`, to a console user (any role) or a store backend's token,"
+        " with their scripts and styles from payq itself. Off: both answer 404. `/openapi.json` is public and the same either way."
+    ))
     flower_url: str | None = Field(
         None, description="Flower's address as operators' browsers reach it (e.g. `https://ops.example.com/flower`); the console links "
                           "each dead letter's job to its task page there. Unset: no link. Without credentials in it.",
@@ -162,6 +203,22 @@ class Settings(BaseSettings):
             raise ValueError(f"each token must name at least one storeId ({', '.join(empty)}… names none)")
         return value
 
+    @field_validator("console_users")
+    @classmethod
+    def _user_names(cls, value: dict[str, ConsoleUser]) -> dict[str, ConsoleUser]:
+        bad = [name for name in value if not _CONSOLE_USER_NAME.fullmatch(name)]
+        if bad:
+            raise ValueError(f"user names must be 1 to 64 of A-Z a-z 0-9 . _ @ - (no ':'): not {', '.join(repr(n[:64]) for n in bad)}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_user_per_name(self) -> Settings:
+        if self.console_basic_auth is not None:
+            name = self.console_basic_auth.get_secret_value().partition(":")[0]
+            if name in self.console_users:
+                raise ValueError(f"PAYQ_CONSOLE_BASIC_AUTH's user {name!r} is in PAYQ_CONSOLE_USERS too: keep one of them")
+        return self
+
     @field_validator("console_basic_auth")
     @classmethod
     def _user_and_password(cls, value: SecretStr | None) -> SecretStr | None:
@@ -183,6 +240,22 @@ class Settings(BaseSettings):
             # the console shows Flower's address in every dead letter's page, /openapi.json shows the intake's: a password would be shown too
             raise ValueError("must not contain credentials: it is shown to whoever reads the page")
         return value.rstrip("/")
+
+    @field_validator("serve_forwarded_allow_ips")
+    @classmethod
+    def _proxy_addresses(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "*":
+            return value
+        bad = []
+        for entry in (part.strip() for part in value.split(",")):
+            try:
+                ipaddress.ip_network(entry, strict=False) if "/" in entry else ipaddress.ip_address(entry)
+            except ValueError:
+                bad.append(entry)
+        if bad:
+            # uvicorn would take such an entry as a literal that never matches an address: a proxy silently not believed
+            raise ValueError(f"must be IP addresses or networks, comma-separated, or *: not {', '.join(repr(b) for b in bad)}")
+        return value
 
     @field_validator("notify_url")
     @classmethod
@@ -279,4 +352,4 @@ def _problems(error: ValidationError) -> list[str]:
     return problems
 
 
-__all__ = ["InvalidSettings", "Settings", "env_name", "load_settings", "redact_url"]
+__all__ = ["ConsoleUser", "InvalidSettings", "Settings", "env_name", "load_settings", "redact_url"]

@@ -7,6 +7,7 @@
     │   └── Deferred            a job waits in the deferred set (Flower shows it as RETRY)
     └── PermanentError          trying again cannot help
         ├── InvalidRequest      input broke a rule; names each field and rule
+        │   └── JobConflict     a job id already holds a different job; names each field, stored and sent
         ├── DeadLettered        a job went to the dead-letter store (Flower shows it as FAILURE)
         └── ConfigurationError  the process cannot start as configured
 
@@ -91,6 +92,49 @@ class InvalidRequest(PermanentError):
     def errors(self) -> list[FieldProblem]:
         """Every problem, as the HTTP intake's ``errors`` names them (the same list as ``problems``)."""
         return self.problems
+
+
+@dataclass(frozen=True)
+class FieldDifference:
+    """One field in which a job sent again differs from the job stored under its id, both values in their wire form.
+
+    ``index`` is the job's position in a batch (None for one job); a value is
+    None where that side has no such field.
+    """
+
+    job_id: str
+    field: str
+    stored: object
+    sent: object
+    index: int | None = None
+
+    @property
+    def rule(self) -> str:
+        """The broken rule, the same words over HTTP, from ``payq enqueue`` and from the producer."""
+        return (f"differs from the job enqueued before under this id: stored {_shown(self.stored)}, sent {_shown(self.sent)};"
+                " nothing was changed (a job id names one job: send the same fields, or a new job under a new id)")
+
+
+def _shown(value: object) -> str:
+    return "(none)" if value is None else str(value)
+
+
+class JobConflict(InvalidRequest):
+    """A job was sent again under an id that already holds a different job (a changed amount, say): refused, nothing changed.
+
+    ``differences`` names each differing field with the stored and the sent
+    value. In a batch the other jobs were enqueued all the same; the
+    differences carry each refused job's ``index``.
+    """
+
+    def __init__(self, differences: list[FieldDifference]) -> None:
+        super().__init__([FieldProblem(d.field if d.index is None else f"[{d.index}] {d.field}", d.rule) for d in differences])
+        self.differences = differences
+
+    @property
+    def job_ids(self) -> list[str]:
+        """The refused jobs' ids, each once, in order."""
+        return list(dict.fromkeys(d.job_id for d in self.differences))
 
 
 class DeadLettered(PermanentError):

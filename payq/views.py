@@ -7,14 +7,17 @@ and the console both do; the views themselves only shape what was read.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import re
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from payapi.operations import OPERATIONS, Operation
 from tasks.jobs.books import cents, money
 from tasks.jobs.deferral import Deferral, failure_from
 from tasks.notify.events import public_result
 from tasks.states import JobState
+from tasks.stats import Stats
 from tasks.store.deadletters import DeadLetter, DeadLetterStore
 from tasks.store.records import JobStore
 
@@ -24,17 +27,44 @@ def iso(epoch: float | None) -> str | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# One public shape for everything a person or a program reads (the CLI's --json, every HTTP answer):
+# camelCase keys, times as UTC ISO 8601. A key naming a time ends in At or Until (or is `at`, or the
+# wire's paymentStatusTime); its number of epoch seconds is written as a time.
+_TIME_KEY = re.compile(r"(?:^at|At|Until|Time)$")
+
+
+def camel(name: str) -> str:
+    """``first_attempt_at`` as ``firstAttemptAt``; a camelCase name as it is."""
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def public(value: Any) -> Any:
+    """``value`` (JSON-ready) in the public shape: every key camelCase, every time key's epoch seconds as UTC ISO 8601."""
+    if isinstance(value, dict):
+        shaped: dict[str, Any] = {}
+        for key, inner in value.items():
+            name = camel(str(key))
+            is_number = isinstance(inner, int | float) and not isinstance(inner, bool)
+            shaped[name] = iso(float(inner)) if is_number and _TIME_KEY.search(name) else public(inner)
+        return shaped
+    if isinstance(value, list | tuple):
+        return [public(item) for item in value]
+    return value
+
+
 def job_view(
     job_id: str, record: dict[str, str], in_dead_letters: bool, deferrals: list[dict[str, Any]] | None = None,
     lease_until: float | None = None,
 ) -> dict[str, Any]:
-    """What ``payq job`` shows for a job record.
+    """What ``payq job --json`` shows for a job record, in the public shape.
 
     ``why`` says why a deferred job waits, or a dead one's dead-letter reason;
-    ``last_outcome`` is the latest call's result as a person reads it;
-    ``deferrals`` (when given) lists why the job waited before, oldest first;
-    a running job's ``holder`` is the worker process that holds it, until
-    ``lease_until`` (when given) unless its heartbeat renews the lease.
+    ``lastOutcome`` is the latest call's result as a person reads it;
+    ``request`` the job's wire fields (a report's ``paymentStatusTime`` as a
+    time); ``deferrals`` (when given) lists why the job waited before, oldest
+    first; a running job's ``holder`` is the worker process that holds it,
+    until ``leaseUntil`` (when given) unless its heartbeat renews the lease.
     """
     state = JobState(record.get("state", JobState.QUEUED))
     result = json.loads(record["result"]) if "result" in record else None
@@ -56,28 +86,28 @@ def job_view(
     else:
         last_outcome = failure.describe() if failure is not None else None
     view: dict[str, Any] = {
-        "id": job_id,
+        "jobId": job_id,
         "operation": record.get("op"),
         "state": "dead-lettered" if state is JobState.DEAD else state.value,
-        "deferred_until": when("deferred_until") if state is JobState.DEFERRED else None,
+        "deferredUntil": when("deferred_until") if state is JobState.DEFERRED else None,
         "why": why,
-        "dead_letter": in_dead_letters if state is JobState.DEAD else None,
+        "deadLetter": in_dead_letters if state is JobState.DEAD else None,
         "attempts": int(record.get("attempts", 0)),
         "replays": int(record.get("replays", 0)),
-        "last_outcome": last_outcome,
-        "result": result,
-        "report_job_id": result.get("reportJobId") if isinstance(result, dict) else None,
+        "lastOutcome": last_outcome,
+        "result": public_result(result) if isinstance(result, dict) else result,
+        "reportJobId": result.get("reportJobId") if isinstance(result, dict) else None,
         "worker": record.get("worker"),
-        "enqueued_at": when("enqueued_at"),
-        "first_attempt_at": when("first_attempt_at"),
-        "last_attempt_at": when("last_attempt_at"),
-        "updated_at": when("updated_at"),
-        "kwargs": json.loads(record["kwargs"]) if "kwargs" in record else None,
-        "waiting_for": record.get("waiting_for") if state is JobState.WAITING else None,
+        "enqueuedAt": when("enqueued_at"),
+        "firstAttemptAt": when("first_attempt_at"),
+        "lastAttemptAt": when("last_attempt_at"),
+        "updatedAt": when("updated_at"),
+        "request": public(json.loads(record["kwargs"])) if "kwargs" in record else None,
+        "waitingFor": record.get("waiting_for") if state is JobState.WAITING else None,
         "holder": record.get("holder") if state is JobState.RUNNING else None,
-        "lease_until": iso(lease_until) if lease_until is not None and state is JobState.RUNNING else None,
+        "leaseUntil": iso(lease_until) if lease_until is not None and state is JobState.RUNNING else None,
         "recoveries": int(record["recoveries"]) if "recoveries" in record else None,
-        "recovered_from": record.get("recovered_from"),
+        "recoveredFrom": record.get("recovered_from"),
     }
     if deferrals is not None:
         view["deferrals"] = [
@@ -99,9 +129,21 @@ def report_job_id(books: dict[str, str], records: dict[str, dict[str, str]]) -> 
     return str(report) if report else None
 
 
+def dead_letter_view(entry: DeadLetter) -> dict[str, Any]:
+    """A dead letter as ``payq dlq list --json`` and ``dlq show --json`` print it: everything stored, in the public shape.
+
+    ``request`` is the job's wire fields as it will be sent again (its
+    idempotency key among them); ``history`` each earlier replay.
+    """
+    stored = entry.model_dump(mode="json")
+    stored["request"] = stored.pop("kwargs")
+    shaped: dict[str, Any] = public(stored)
+    return {"jobId": shaped.pop("id"), **shaped}
+
+
 def trip_view(store_id: str, trip_id: str, books: dict[str, str], records: dict[str, dict[str, str]],
               dead_letters: dict[str, DeadLetter]) -> dict[str, Any]:
-    """What ``payq trip`` shows: the trip's jobs with their states and amounts, and what is captured, refunded and refundable.
+    """What ``payq trip --json`` shows: the trip's jobs with their states and amounts, and what is captured, refunded and refundable.
 
     ``captured`` counts once the capture has succeeded; ``refunded`` is what
     succeeded refunds returned; ``refunding`` what refunds on their way
@@ -120,16 +162,18 @@ def trip_view(store_id: str, trip_id: str, books: dict[str, str], records: dict[
         if job_id is None or job_id not in records:
             return None
         view = job_view(job_id, records[job_id], job_id in dead_letters)
-        kwargs = view["kwargs"] or {}
+        request = view["request"] or {}
         entry = dead_letters.get(job_id)
         return {
-            "id": job_id, "state": view["state"], "amount": (kwargs.get("amount") or kwargs.get("totalAmount") or {}).get("amount"),
-            "attempts": view["attempts"], "last_outcome": view["last_outcome"], "why": view["why"],
+            "jobId": job_id, "state": view["state"],
+            "amount": (request.get("amount") or request.get("totalAmount") or {}).get("amount"),
+            "attempts": view["attempts"], "lastOutcome": view["lastOutcome"], "why": view["why"],
             "reconciliationId": (view["result"] or {}).get("reconciliationId"),
-            "dead_letter": {"reason": entry.reason.value, "error": entry.error} if entry is not None else None,
+            "deadLetter": {"reason": entry.reason.value, "error": entry.error} if entry is not None else None,
         }
 
-    refunds = sorted((r for r in (summary(i) for i in refund_ids) if r is not None), key=lambda r: str(records[r["id"]].get("enqueued_at")))
+    refunds = sorted((r for r in (summary(i) for i in refund_ids) if r is not None),
+                     key=lambda r: str(records[r["jobId"]].get("enqueued_at")))
     captured_cents = int(books["capture_cents"]) if "capture_cents" in books else 0
     succeeded = capture is not None and capture.get("state") == JobState.SUCCEEDED
     refunded = sum(cents(r["amount"]) for r in refunds if r["state"] == JobState.SUCCEEDED)
@@ -147,57 +191,52 @@ def trip_view(store_id: str, trip_id: str, books: dict[str, str], records: dict[
         "refunding": money(live - refunded),
         # what the capture took can be refunded; before it succeeds (or once it is dead) nothing was taken
         "refundable": (money(captured_cents - live) if succeeded else "0.00") if capture_id else None,
-        "captured_at": iso(float(books["captured_at"])) if "captured_at" in books else None,
-        "dead_letters": [entry.model_dump(mode="json") for entry in dead_letters.values()],
+        "capturedAt": iso(float(books["captured_at"])) if "captured_at" in books else None,
+        "deadLetters": [dead_letter_view(entry) for entry in dead_letters.values()],
     }
+
+
+# what is the operators' alone: the worker that ran a job, its holder and lease, recoveries
+_OPERATORS_ONLY = ("worker", "holder", "leaseUntil", "recoveries", "recoveredFrom")
 
 
 def public_job(view: dict[str, Any]) -> dict[str, Any]:
-    """A job's view as the HTTP API shows it to a store backend: camelCase, UTC ISO 8601 times, and no operators' internals.
+    """A job's view as the HTTP API shows it to a store backend: :func:`job_view` less the operators' internals.
 
-    The worker that ran it is left out (a host name is the operators'); the
-    job's wire fields are ``request`` (``kwargs`` is the task's word); a
-    capture's ``result.settledAt`` is a time like the others, not epoch seconds.
+    The worker that ran it and its holder are left out (a host name is the operators').
     """
-    public = {
-        "id": view["id"], "operation": view["operation"], "state": view["state"], "deferredUntil": view["deferred_until"],
-        "why": view["why"], "deadLetter": view["dead_letter"], "attempts": view["attempts"], "replays": view["replays"],
-        "lastOutcome": view["last_outcome"], "result": public_result(view["result"]) if view["result"] else view["result"],
-        "reportJobId": view["report_job_id"],
-        "enqueuedAt": view["enqueued_at"], "firstAttemptAt": view["first_attempt_at"], "lastAttemptAt": view["last_attempt_at"],
-        "updatedAt": view["updated_at"], "request": view["kwargs"], "waitingFor": view["waiting_for"],
-    }
-    if "deferrals" in view:
-        public["deferrals"] = view["deferrals"]
-    return public
-
-
-def _public_trip_job(summary: dict[str, Any] | None) -> dict[str, Any] | None:
-    if summary is None:
-        return None
-    return {
-        "id": summary["id"], "state": summary["state"], "amount": summary["amount"], "attempts": summary["attempts"],
-        "lastOutcome": summary["last_outcome"], "why": summary["why"], "reconciliationId": summary["reconciliationId"],
-        "deadLetter": summary["dead_letter"],
-    }
+    return {name: value for name, value in view.items() if name not in _OPERATORS_ONLY}
 
 
 def _public_dead_letter(entry: dict[str, Any]) -> dict[str, Any]:
     # what the store backend's job came to, not how operators handled it: no task name, worker or replay history
-    return {
-        "jobId": entry["id"], "operation": entry["operation"], "reason": entry["reason"], "error": entry["error"],
-        "status": entry.get("status"), "attempts": entry["attempts"], "deadAt": iso(entry["dead_at"]), "replays": entry.get("replays", 0),
-    }
+    return {name: entry.get(name) for name in ("jobId", "operation", "reason", "error", "status", "attempts", "deadAt", "replays")}
 
 
 def public_trip(view: dict[str, Any]) -> dict[str, Any]:
-    """A trip's view as the HTTP API shows it to a store backend: camelCase, UTC ISO 8601 times, and no operators' internals."""
+    """A trip's view as the HTTP API shows it to a store backend: :func:`trip_view`, its dead letters without the operators' internals."""
+    return {**view, "deadLetters": [_public_dead_letter(e) for e in view["deadLetters"]]}
+
+
+def stats_view(stats: Stats) -> dict[str, Any]:
+    """``payq stats --json``: the snapshot in the public shape; what was keyed by a name (a queue, a reason, an endpoint) is a list of objects."""
     return {
-        "storeId": view["storeId"], "shoppingTripId": view["shoppingTripId"], "currency": view["currency"],
-        "capture": _public_trip_job(view["capture"]), "cancel": _public_trip_job(view["cancel"]),
-        "refunds": [_public_trip_job(r) for r in view["refunds"]], "report": _public_trip_job(view["report"]),
-        "captured": view["captured"], "refunded": view["refunded"], "refunding": view["refunding"], "refundable": view["refundable"],
-        "capturedAt": view["captured_at"], "deadLetters": [_public_dead_letter(e) for e in view["dead_letters"]],
+        "takenAt": iso(stats.taken_at),
+        "queues": [{"queue": queue, "depth": depth} for queue, depth in stats.queues.items()],
+        "unacked": stats.unacked,
+        "deferred": stats.deferred,
+        "deferredNextDueAt": iso(stats.deferred_next_due),
+        "waiting": stats.waiting,
+        "deadLetters": [{"reason": reason, "count": count} for reason, count in stats.dead_letters.items()],
+        "pauses": [{"operation": operation, "until": iso(until)} for operation, until in stats.pauses.items()],
+        "paces": [{"operation": operation, **asdict(pace)} for operation, pace in stats.paces.items()],
+        "apiCalls": [{"operation": operation, "status": status, "count": count}
+                     for operation, calls in stats.api_calls.items() for status, count in calls.items()],
+        "liveWorkers": [{"worker": seen.worker, "lastBeatAt": iso(seen.last_beat), "ageSeconds": seen.age} for seen in stats.live_workers],
+        "recovered": stats.recovered,
+        "redis": public(asdict(stats.redis)) if stats.redis is not None else None,
+        "outbox": stats.outbox,
+        "outboxOldestAt": iso(stats.outbox_oldest),
     }
 
 
@@ -212,6 +251,20 @@ def read_trip(jobs: JobStore, dead_letters: DeadLetterStore, store_id: str, trip
         records.update(jobs.records([report]))
     entries = {job_id: e for job_id in records if (e := dead_letters.get(job_id)) is not None}
     return trip_view(store_id, trip_id, books, records, entries)
+
+
+def idempotency_key(operation: str, kwargs: dict[str, Any]) -> str:
+    """What makes a job safe to send again, from its own fields: the table of operations' key fields and their values.
+
+    A refund's ``refundRequestId`` is the API's idempotency key; a capture's,
+    a cancel's and a report's are their trip (and a report's time), which the
+    API takes once each and from which payq makes the job's id; a
+    notification's is its ``webhook-id``, the event's ``id``.
+    """
+    spec = OPERATIONS.get(Operation(operation)) if operation in {op.value for op in Operation} else None
+    if spec is None:
+        return f"webhook-id {kwargs.get('id', '-')}"
+    return ", ".join(f"{name} {kwargs.get(name, '-')}" for name in spec.key_fields)
 
 
 @dataclass(frozen=True)

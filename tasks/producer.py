@@ -24,7 +24,7 @@ from payapi.errors import InvalidRequest
 from payapi.models import parse_request, trip_id_problems
 from payapi.operations import lookup, with_defaults
 from tasks.redis.connection import connect, replicas, with_retry
-from tasks.store.records import JobStore, NewJob
+from tasks.store.records import Enqueued, JobStore, NewJob, conflicts
 
 
 def prepare(operation: str, fields: dict[str, Any], now: float | None = None) -> NewJob:
@@ -54,28 +54,56 @@ class Producer:
         self._replicas = replicas(settings)
 
     def enqueue(self, operation: str, fields: dict[str, Any]) -> str:
-        """Validate and publish one job; returns its id (the existing id if it was enqueued before)."""
-        return self.publish([prepare(operation, fields)])[0]
+        """Validate and publish one job; returns its id (the existing id if the same job was enqueued before).
+
+        Raises :class:`~payapi.errors.JobConflict` if the id holds a different
+        job (another amount, say), naming each field with the stored and the sent value.
+        """
+        return self.enqueue_job(prepare(operation, fields))
+
+    def enqueue_job(self, job: NewJob) -> str:
+        """Publish one prepared job; returns its id. :class:`~payapi.errors.JobConflict` as :meth:`enqueue`."""
+        conflict = conflicts(self.submit([job]), in_batch=False)
+        if conflict is not None:
+            raise conflict
+        return job.job_id
 
     def publish(self, jobs: Iterable[NewJob]) -> list[str]:
-        """Publish prepared jobs, all or none; returns their ids in order.
+        """Publish prepared jobs; returns their ids in order.
+
+        As :meth:`submit`, and then raises :class:`~payapi.errors.JobConflict`
+        naming each job (by its ``index``) whose id holds a different job: those
+        were refused, every other job was enqueued.
+        """
+        results = self.submit(jobs)
+        conflict = conflicts(results, in_batch=True)
+        if conflict is not None:
+            raise conflict
+        return [result.job.job_id for result in results]
+
+    def submit(self, jobs: Iterable[NewJob]) -> list[Enqueued]:
+        """Publish prepared jobs, all or none as far as the trips' rules go; what became of each, in order.
 
         Raises :class:`~tasks.jobs.books.TripRuleViolation` (an ``InvalidRequest``)
         naming each job that breaks its trip's rules, with nothing written;
         :class:`~payapi.errors.BrokerUnavailable` if Redis cannot be reached
         within ``redis_retry_seconds``; :class:`~payapi.errors.NotReplicated`
         if fewer than ``PAYQ_REDIS_MIN_REPLICAS`` replicas confirmed the jobs
-        in time (they may still run: send them again). Publishing is
-        idempotent, so a retry after a fault part-way never publishes a job twice.
+        in time (they may still run: send them again). A job whose id holds a
+        different job is refused alone (:attr:`Enqueued.differences`), the
+        others enqueued. Publishing is idempotent, so a retry after a fault
+        part-way never publishes a job twice.
         """
         batch = list(jobs)
-        if batch:
-            def enqueue_confirmed() -> None:
-                self._jobs.enqueue(batch)
-                self._replicas.confirm(self._redis)
+        if not batch:
+            return []
 
-            with_retry(self._settings, enqueue_confirmed)
-        return [job.job_id for job in batch]
+        def enqueue_confirmed() -> list[Enqueued]:
+            done = self._jobs.enqueue(batch)
+            self._replicas.confirm(self._redis)
+            return done
+
+        return with_retry(self._settings, enqueue_confirmed)
 
     def check(self, jobs: Iterable[NewJob]) -> None:
         """Raise :class:`~tasks.jobs.books.TripRuleViolation` if ``jobs``, in this order, would break a trip's rules; writes nothing."""

@@ -14,7 +14,7 @@ from payq.cli.metrics import metrics
 from payq.cli.notify import notify
 from payq.cli.operator import dlq, job, stats, trip
 from payq.cli.pace import pace
-from payq.serve.command import serve_command, token_group
+from payq.serve.command import console_group, serve_command, token_group
 from payq.stack.demo import demo_command
 from sandbox.cli import sandbox_command
 
@@ -31,3 +31,4 @@ main.add_command(sandbox_command, name="sandbox")
 main.add_command(demo_command, name="demo")
 main.add_command(serve_command, name="serve")
 main.add_command(token_group, name="token")
+main.add_command(console_group, name="console")

@@ -1,8 +1,9 @@
 """``payq enqueue``: hand payq one job from the shell, or a file of them, and print the job ids.
 
 Same exit codes as every ``payq`` command: 0 enqueued (or enqueued before:
-the same id), 2 invalid input with each problem named and nothing enqueued,
-1 Redis unreachable.
+the same job), 2 invalid input with each problem named and nothing enqueued,
+or a job whose id holds a different job (each field named with the stored and
+the sent value; with ``--file`` the other lines are enqueued), 1 Redis unreachable.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import click
 
 from payapi import wire
 from payapi.errors import InvalidRequest
+from payq.cli.progress import Tally, progress
 from payq.exits import EXIT_INVALID, exits_cleanly, settings_from_env
 from tasks.jobs.books import TripRuleViolation
 from tasks.producer import Producer, prepare
@@ -38,9 +40,8 @@ def enqueue(ctx: click.Context, path: IO[bytes] | None) -> None:
 
 def _print_id(operation: str, fields: dict[str, Any]) -> None:
     with exits_cleanly():
-        job = prepare(operation, fields)
-        Producer(settings_from_env()).publish([job])
-        click.echo(job.job_id)
+        job = prepare(operation, fields)  # invalid input is named before any setting is read
+        click.echo(Producer(settings_from_env()).enqueue_job(job))
 
 
 def _amount(value: str, currency: str) -> dict[str, Any]:
@@ -103,7 +104,12 @@ def _refuse(problems: list[str]) -> NoReturn:
 
 
 def _enqueue_file(stream: IO[bytes]) -> None:
-    """Validate every line first, then check the whole file against the trips' books; publish only if all are valid."""
+    """Validate every line first, then check the whole file against the trips' books; publish only if all are valid.
+
+    One id a line on stdout, in order; on stderr a progress bar on a terminal
+    (counts otherwise), each refused line with its reasons, and a summary:
+    enqueued, already there, refused.
+    """
     jobs: list[NewJob] = []
     lines: list[int] = []  # the line number of each job
     problems: list[str] = []
@@ -144,9 +150,16 @@ def _enqueue_file(stream: IO[bytes]) -> None:
             producer.check(jobs)
         except TripRuleViolation as exc:
             _refuse([f"line {lines[b.index]}: {b.problem()}" for b in exc.breaches])
-        with click.progressbar(length=len(jobs), label="enqueueing", file=sys.stderr) as bar:
+        tally = Tally()
+        with progress(len(jobs), "enqueueing") as advance:
             for start in range(0, len(jobs), _BULK_CHUNK):
-                chunk = jobs[start : start + _BULK_CHUNK]
-                ids = producer.publish(chunk)
-                click.echo("\n".join(ids))
-                bar.update(len(chunk))
+                done = producer.submit(jobs[start : start + _BULK_CHUNK])
+                for offset, result in enumerate(done):
+                    tally.add(result, lines[start + offset])
+                click.echo("\n".join(result.job.job_id for result in done if not result.conflict))
+                advance(len(done))
+    for line in tally.refusals:
+        click.echo(line, err=True)
+    click.echo(tally.summary(), err=True)
+    if tally.refused:
+        sys.exit(EXIT_INVALID)

@@ -22,7 +22,7 @@ from payapi.errors import FieldProblem, InvalidRequest
 from payapi.operations import Operation
 from payq.durations import age, parse_duration
 from payq.exits import EXIT_INVALID, exits_cleanly, stores_from_env
-from payq.views import iso, job_view, read_trip, subject_of
+from payq.views import dead_letter_view, iso, job_view, read_trip, stats_view, subject_of
 from tasks.jobs.deferral import failure_from
 from tasks.redis.connection import with_retry
 from tasks.states import DeadLetterReason
@@ -116,7 +116,7 @@ def dlq_list(operation: str | None, store_id: str | None, reason: str | None, si
         filters = _Filters(operation, store_id, reason, since)
         entries = filters.select(stores_from_env())
         if as_json:
-            click.echo(json.dumps([e.model_dump(mode="json") for e in entries], indent=2))
+            click.echo(json.dumps([dead_letter_view(e) for e in entries], indent=2))
             return
         now = time.time()
         click.echo(f"{'ID':<48} {'OPERATION':<9} {'STORE':<14} {'TRIP':<24} {'REASON':<18} {'STATUS':<6} {'ATT':>3} {'AGE':>5}")
@@ -137,7 +137,7 @@ def dlq_show(entry_id: str, as_json: bool) -> None:
     with exits_cleanly():
         entry = _existing(stores_from_env(), (entry_id,))[0]
         if as_json:
-            click.echo(json.dumps(entry.model_dump(mode="json"), indent=2))
+            click.echo(json.dumps(dead_letter_view(entry), indent=2))
             return
         for name, value in entry.model_dump(mode="json").items():
             if name in ("first_attempt_at", "last_attempt_at", "dead_at"):
@@ -263,13 +263,13 @@ def job(job_id: str, as_json: bool) -> None:
         if state == "waiting":
             state = f"waiting (a refund held until its trip's capture succeeds: {view['why']})"
         elif state == "deferred":
-            state = f"deferred until {view['deferred_until']}: {view['why']}"
+            state = f"deferred until {view['deferredUntil']}: {view['why']}"
         elif state == "dead-lettered":
             where = "see payq dlq show " + job_id if in_dlq else "its entry was purged"
             state = f"dead-lettered ({view['why']}; {where})"
         click.echo(f"{'state:':<16} {state}")
         for name, value in view.items():
-            if value is not None and name not in ("state", "deferred_until", "why", "dead_letter", "deferrals"):
+            if value is not None and name not in ("state", "deferredUntil", "why", "deadLetter", "deferrals"):
                 click.echo(f"{name + ':':<16} {json.dumps(value) if isinstance(value, dict) else value}")
         if view["deferrals"]:
             click.echo(f"{'deferrals:':<16} {len(view['deferrals'])}")
@@ -306,9 +306,9 @@ def trip(store_id: str, trip_id: str, as_json: bool) -> None:
             extra = f" reconciliationId {job_view_['reconciliationId']}" if job_view_["reconciliationId"] else ""
             why = f" ({job_view_['why']})" if job_view_["why"] else ""
             amount = f" {job_view_['amount']}" if job_view_["amount"] else ""
-            click.echo(f"  {label:<8} {job_view_['id']}{amount}: {job_view_['state']}{why}, {job_view_['attempts']} attempt(s){extra}")
-        for entry in view["dead_letters"]:
-            click.echo(f"  dead letter {entry['id']}: {entry['reason']}: {entry['error']}")
+            click.echo(f"  {label:<8} {job_view_['jobId']}{amount}: {job_view_['state']}{why}, {job_view_['attempts']} attempt(s){extra}")
+        for entry in view["deadLetters"]:
+            click.echo(f"  dead letter {entry['jobId']}: {entry['reason']}: {entry['error']}")
 
 
 def _rate(value: float | None) -> str:
@@ -316,7 +316,7 @@ def _rate(value: float | None) -> str:
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (times as epoch seconds).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (times as UTC ISO 8601).")
 def stats(as_json: bool) -> None:
     """Which Redis is primary and its replicas in sync; queue depths, deferred jobs, dead letters, endpoint pauses and paces, API calls, live workers.
 
@@ -331,7 +331,7 @@ def stats(as_json: bool) -> None:
         rt = stores_from_env()
         snapshot = _redis(rt, lambda: collect(rt.redis, rt.jobs, rt.dead_letters, rt.pacer, rt.leases))
         if as_json:
-            click.echo(json.dumps(snapshot.as_dict(), indent=2))
+            click.echo(json.dumps(stats_view(snapshot), indent=2))
             return
         if snapshot.redis is not None:
             wanted = rt.settings.min_replicas

@@ -11,7 +11,7 @@ import click
 from payapi.operations import API_OPERATIONS, Operation
 from payq.cli.operator import who
 from payq.exits import exits_cleanly, stores_from_env
-from payq.views import iso
+from payq.views import iso, public
 from tasks.pacing.endpoints import LOG_KEPT, EndpointLog
 from tasks.redis.connection import with_retry
 
@@ -42,7 +42,7 @@ def pace_reset(operation: str) -> None:
 
 @pace.command("log")
 @click.option("--limit", type=click.IntRange(1, LOG_KEPT), default=10, show_default=True, help="How many of the latest lifts.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON array (times as epoch seconds).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array (times as UTC ISO 8601).")
 def pace_log(limit: int, as_json: bool) -> None:
     """The latest lifts of a pause and learned pace, newest first: when, by whom, what was lifted."""
     with exits_cleanly():
@@ -50,7 +50,7 @@ def pace_log(limit: int, as_json: bool) -> None:
         log = EndpointLog(rt.redis)
         lifts = with_retry(rt.settings, lambda: log.recent(limit))
         if as_json:
-            click.echo(json.dumps([asdict(lift) for lift in lifts], indent=2))
+            click.echo(json.dumps([public(asdict(lift)) for lift in lifts], indent=2))
             return
         for lift in lifts:
             click.echo(f"{iso(lift.at)}  {lift.by}: {lift.describe()}")

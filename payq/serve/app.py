@@ -22,7 +22,8 @@ from starlette.exceptions import HTTPException
 
 from config.settings import Settings
 from payapi.models import describe_errors
-from payq.serve import answers, console, intake
+from payq.serve import answers, apidocs, console, intake
+from payq.serve.edge import AnswerHeaders, ForwardedHeaders
 from payq.serve.jobs import IntakeJobs
 from payq.serve.problems import from_http_error, invalid_request, item, not_ready
 from payq.serve.schemas import component_schemas, problems
@@ -84,6 +85,8 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(
         title="payq", summary="Durable payment jobs for checkout-free stores: enqueue, follow, get told the outcome.",
         version="1", lifespan=lifespan,
+        # FastAPI's own pages load their scripts from a CDN and ask no login: payq serves its own (payq.serve.apidocs)
+        docs_url=None, redoc_url=None, swagger_ui_oauth2_redirect_url=None,
     )
     app.state.settings = settings
     counts = answers.AnswerCounts()  # payq_intake_answers_total: every /v1 answer's status
@@ -122,7 +125,10 @@ def create_app(settings: Settings) -> FastAPI:
         return invalid_request([item(problem) for problem in describe_errors(exc.errors(), skip=1)]).response()
 
     app.include_router(intake.router)
+    app.include_router(apidocs.router)
     console.install(app)
+    app.add_middleware(AnswerHeaders)
+    app.add_middleware(ForwardedHeaders, trusted=settings.serve_forwarded_allow_ips)  # added last: runs first
     app.openapi = lambda: _openapi(app, settings)  # type: ignore[method-assign]
     return app
 

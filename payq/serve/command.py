@@ -1,4 +1,4 @@
-"""``payq serve``: run the HTTP intake and the console with uvicorn; ``payq token new``: a token for a store backend.
+"""``payq serve``: run the HTTP intake and the console with uvicorn; ``payq token new``: a token for a store backend; ``payq console user``: a console user.
 
 Neither imports the web stack at the top: every other ``payq`` command loads this module.
 """
@@ -36,7 +36,11 @@ def serve_command(host: str | None, port: int | None) -> None:
     config = uvicorn.Config(
         create_app(settings), host=host or settings.serve_host, port=settings.serve_port if port is None else port,
         # the access log would print every request's path: job ids, store and trip ids, no secrets, but a line per job
-        access_log=False, log_level="info", proxy_headers=False, server_header=False,
+        access_log=False, log_level="info", server_header=False,
+        # forwarded headers are payq's to judge (payq.serve.edge, PAYQ_SERVE_FORWARDED_ALLOW_IPS), never uvicorn's default of 127.0.0.1
+        proxy_headers=False,
+        # httptools drops what a client still sends after a 413 until it is done (or the keep-alive timeout), so it reads the answer
+        http="httptools",
     )
     try:
         uvicorn.Server(config).run()
@@ -75,3 +79,44 @@ def token_new(stores: tuple[str, ...], as_json: bool) -> None:
     click.echo(json.dumps({digest(token): unique}))
     click.echo("The token (first line) is shown only now: hand it to the store backend, to send as 'Authorization: Bearer <token>'. "
                "Merge the entry (second line) into PAYQ_INTAKE_TOKENS and restart payq serve.", err=True)
+
+
+@click.group("console")
+def console_group() -> None:
+    """The operators' console (payq serve's /console/): its users."""
+
+
+@console_group.command("user")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["viewer", "operator"]), default="viewer", show_default=True,
+              help="viewer: reads every page; operator: also replays, purges and lifts pauses.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin (one line) instead of asking for it twice.")
+def console_user(name: str, role: str, password_stdin: bool) -> None:
+    """Print NAME's PAYQ_CONSOLE_USERS entry: its role and the bcrypt hash of a password (never the password itself).
+
+    Merge the entry into PAYQ_CONSOLE_USERS (a JSON object: name -> {role, hash})
+    and restart payq serve. Passwords are ASCII (HTTP basic auth, as FastAPI
+    reads it) and at most 72 bytes (bcrypt's limit).
+    """
+    from pydantic import ValidationError
+
+    from config.settings import Settings
+    from payq.serve.console.users import hash_password
+
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else click.prompt("Password", hide_input=True,
+                                                                                      confirmation_prompt=True)
+    problems = []
+    try:  # the name's rules, as payq serve will read them (the hash here only fills the entry)
+        Settings.model_validate({"console_users": {name: {"role": role, "hash": "$2b$04$" + "." * 53}}})
+    except ValidationError as exc:
+        problems += [f"NAME: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors(include_url=False)]
+    if not password:
+        problems.append("password: must not be empty")
+    elif not password.isascii() or len(password) > 72:
+        problems.append("password: must be ASCII and at most 72 characters (bcrypt's limit)")
+    if problems:
+        for problem in problems:
+            click.echo(f"invalid: {problem}", err=True)
+        sys.exit(EXIT_INVALID)
+    click.echo(json.dumps({name: {"role": role, "hash": hash_password(password)}}))
+    click.echo("Merge this entry into PAYQ_CONSOLE_USERS and restart payq serve.", err=True)

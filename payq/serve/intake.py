@@ -33,8 +33,28 @@ from payapi.errors import BrokerUnavailable, NotReplicated
 from payq.serve.access import store_named_by, stores_of
 from payq.serve.bodies import BATCH_BODY_LIMIT, BATCH_MAX_JOBS, JOB_BODY_LIMIT, batch, one_job, read_body
 from payq.serve.jobs import IntakeJobs
-from payq.serve.problems import Problem, forbidden, internal, not_found, trip_rules, unauthorized, unavailable
-from payq.serve.schemas import Accepted, BatchAccepted, JobIdPath, JobView, StoreIdPath, TripIdPath, TripView, problems, request_body
+from payq.serve.problems import (
+    Problem,
+    conflict_errors,
+    forbidden,
+    internal,
+    job_conflict,
+    not_found,
+    trip_rules,
+    unauthorized,
+    unavailable,
+)
+from payq.serve.schemas import (
+    Accepted,
+    BatchAccepted,
+    JobIdPath,
+    JobView,
+    StoreIdPath,
+    TripIdPath,
+    TripView,
+    problems,
+    request_body,
+)
 from payq.serve.shared import intake_jobs_of, settings_of
 from payq.views import public_job, public_trip
 from tasks.jobs.books import TripRuleViolation
@@ -125,8 +145,9 @@ _POST_PROBLEMS = {
     400: "The body is not JSON (or not UTF-8).",
     401: "No bearer token, or one payq does not know (`WWW-Authenticate: Bearer`).",
     403: "A job's storeId is not one the token may use; nothing was enqueued.",
-    409: "A trip's rule refuses a job (`rule`: over-refund, refund-currency, refund-window, capture-after-cancel, "
-         "cancel-after-capture); nothing was enqueued.",
+    409: "A trip's rule refuses a job (`urn:payq:problem:trip-rule`; `rule`: over-refund, refund-currency, refund-window, "
+         "capture-after-cancel, cancel-after-capture; nothing was enqueued), or the job's id holds a job with other fields "
+         "(`urn:payq:problem:job-conflict`; each error names the field with its `stored` and `sent` value; nothing was changed).",
     413: "The body is too large.",
     422: "A job breaks a rule; `errors` names every field and rule; nothing was enqueued.",
     503: "Redis cannot be reached (nothing was written), or its replicas did not confirm the jobs in time (`PAYQ_REDIS_MIN_REPLICAS`: they"
@@ -144,36 +165,55 @@ _POST_PROBLEMS = {
                                            "Amounts as JSON numbers (read exactly, never as float) or strings."),
 )
 async def post_job(request: Request, stores: TokenStores) -> Response:
-    """Validate one job and enqueue it: 202 if this created it, 200 if it was enqueued before (the same id)."""
+    """Validate one job and enqueue it: 202 if this created it, 200 if it was enqueued before (the same job), 409 if its id holds another."""
     job = one_job(await read_body(request, JOB_BODY_LIMIT))
     _check_stores([job], stores, in_batch=False)
     with _redis_refusals():
-        created = (await _jobs(request).enqueue([job]))[0]
-    headers = {"Location": f"{router.prefix}/jobs/{quote(job.job_id, safe=':')}"} if created else None
-    return JSONResponse({"jobId": job.job_id, "created": created}, status_code=202 if created else 200, headers=headers)
+        done = (await _jobs(request).enqueue([job]))[0]
+    if done.conflict:
+        raise job_conflict(conflict_errors(done.differences, stores, batch=False))
+    headers = {"Location": f"{router.prefix}/jobs/{quote(job.job_id, safe=':')}"} if done.created else None
+    return JSONResponse({"jobId": job.job_id, "created": done.created}, status_code=202 if done.created else 200, headers=headers)
 
 
 @router.post(
-    "/jobs/batch", status_code=202, response_model=BatchAccepted, summary="Enqueue up to 1,000 jobs, all or nothing",
+    "/jobs/batch", status_code=202, response_model=BatchAccepted, summary="Enqueue up to 1,000 jobs, each with its own answer",
     operation_id="enqueueJobBatch",
-    responses={202: {"description": "At least one job was new; all were enqueued."},
+    responses={202: {"description": "At least one job was new. Each job's `status` says what became of it: 202 enqueued, 200 there "
+                                    "already, 409 refused because its id holds a job with other fields (its `problem` names them)."},
                200: {"model": BatchAccepted, "description": "Every job was enqueued before; nothing new was written."},
                **problems({**_POST_PROBLEMS, 413: f"The body is over {BATCH_BODY_LIMIT} bytes.",
+                           409: _POST_PROBLEMS[409] + " A batch answers 409 only when no job was new; `jobs` then gives each job's answer.",
                            422: f"A job breaks a rule (each error names its `index`), or `jobs` does not hold 1 to {BATCH_MAX_JOBS} "
                                 "jobs; nothing was enqueued."})},
     openapi_extra=request_body("JobBatch", '`{"jobs": [...]}`: up to 1,000 jobs, each as for POST /v1/jobs. Every job is validated '
-                                         "and its store checked first; then all are enqueued, or none."),
+                                         "and its store and its trip's rules checked first: one invalid job, or one that breaks its trip's "
+                                         "rules, and nothing is enqueued. A job whose id holds a job with other fields is refused on its own "
+                                         "(its `status` 409); the others are enqueued."),
 )
 async def post_batch(request: Request, stores: TokenStores) -> Response:
-    """Validate every job, check every job's store, then enqueue them all or none: 202 if any was new, else 200."""
+    """Validate every job, check every job's store, then enqueue them: 202 if any was new, 409 if none was and one conflicted, else 200.
+
+    Each job gets its own answer: a job whose id holds a different job is
+    refused on its own (``status`` 409 and its ``problem``), the others enqueued.
+    """
     raw = await read_body(request, BATCH_BODY_LIMIT)
     # a thousand jobs take a while to validate: off the event loop, so other requests are answered meanwhile
     jobs = await run_in_threadpool(batch, raw)
     _check_stores(jobs, stores, in_batch=True)
     with _redis_refusals(in_batch=True):
-        created = await _jobs(request).enqueue(jobs)
-    answer = [{"jobId": job.job_id, "created": new} for job, new in zip(jobs, created, strict=True)]
-    return JSONResponse({"jobs": answer}, status_code=202 if any(created) else 200)
+        done = await _jobs(request).enqueue(jobs)
+    answers, refused = [], []
+    for result in done:
+        answer: dict[str, Any] = {"jobId": result.job.job_id, "created": result.created, "status": 202 if result.created else 200}
+        if result.conflict:
+            errors = conflict_errors(result.differences, stores, batch=True)
+            refused += errors
+            answer.update(status=409, problem=job_conflict([{k: v for k, v in e.items() if k != "index"} for e in errors]).body())
+        answers.append(answer)
+    if refused and not any(result.created for result in done):
+        raise job_conflict(refused, answers)
+    return JSONResponse({"jobs": answers}, status_code=202 if any(result.created for result in done) else 200)
 
 
 class _JobIdConvertor(StringConvertor):
@@ -205,7 +245,7 @@ async def get_job(jobId: JobIdPath, request: Request, stores: TokenStores) -> Re
     with _redis_refusals():
         view = await _jobs(request).job(jobId)
     # a refund's id does not name its store: one of another store is answered as unknown, revealing nothing
-    if view is None or (view["kwargs"] or {}).get("storeId") not in stores:
+    if view is None or (view["request"] or {}).get("storeId") not in stores:
         raise not_found(f"payq has no job {jobId!r} for this token's stores (never enqueued, or past its retention)")
     return JSONResponse(public_job(view))
 

@@ -25,7 +25,7 @@ from tasks.jobs.messages import sent_event_channel_of
 from tasks.redis import keys, scripts
 from tasks.redis.connection import replicas
 from tasks.store.deadletters import DeadLetter
-from tasks.store.records import ENQUEUE_CHUNK, NewJob, enqueue_call, read_enqueue_reply
+from tasks.store.records import ENQUEUE_CHUNK, Enqueued, NewJob, enqueue_call, read_enqueue_reply
 
 T = TypeVar("T")
 _DAY = 86400
@@ -60,23 +60,24 @@ class IntakeJobs:
         self._enqueue = client.register_script(scripts.source("enqueue"))
         self._replicas = replicas(settings)
 
-    async def enqueue(self, jobs: Sequence[NewJob]) -> list[bool]:
-        """Record and publish each job unless it has a record already; True where it was new.
+    async def enqueue(self, jobs: Sequence[NewJob]) -> list[Enqueued]:
+        """Record and publish each job unless it has a record already; what became of each, in order.
 
-        All or nothing, as :meth:`tasks.store.records.JobStore.enqueue`: up to
-        :data:`ENQUEUE_CHUNK` jobs in one script; a larger batch is checked
-        whole first (a dry run of the same script), then written a chunk at a
-        time. Raises :class:`~tasks.jobs.books.TripRuleViolation` (nothing
-        written), :class:`BrokerUnavailable` or :class:`~payapi.errors.NotReplicated`.
+        As :meth:`tasks.store.records.JobStore.enqueue`: all or nothing as far
+        as the trips' rules go, up to :data:`ENQUEUE_CHUNK` jobs in one script;
+        a larger batch is checked whole first (a dry run of the same script),
+        then written a chunk at a time; a job whose id holds a different job is
+        refused on its own. Raises :class:`~tasks.jobs.books.TripRuleViolation`
+        (nothing written), :class:`BrokerUnavailable` or :class:`~payapi.errors.NotReplicated`.
         """
         now = time.time()
         if len(jobs) > ENQUEUE_CHUNK:
             read_enqueue_reply(await self._call(jobs, now, dry_run=True), jobs)
-        created: list[bool] = []
+        done: list[Enqueued] = []
         for start in range(0, len(jobs), ENQUEUE_CHUNK):
             chunk = jobs[start : start + ENQUEUE_CHUNK]
-            created += read_enqueue_reply(await self._call(chunk, now, dry_run=False), chunk, offset=start)
-        return created
+            done += read_enqueue_reply(await self._call(chunk, now, dry_run=False), chunk, offset=start)
+        return done
 
     async def _call(self, jobs: Sequence[NewJob], now: float, *, dry_run: bool) -> list[Any]:
         call_keys, args = enqueue_call(jobs, now, self._ttl, self._events, dry_run=dry_run)

@@ -10,14 +10,15 @@ batch and, for a trip's rules, the rule's name in ``rule`` and the sentence in
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from payapi.errors import FieldProblem
+from payapi.errors import FieldDifference, FieldProblem
+from payapi.operations import OPERATIONS, Operation
 from tasks.jobs.books import TripRuleViolation
 
 PROBLEM_JSON = "application/problem+json"
@@ -37,6 +38,8 @@ class ProblemItem(BaseModel):
     field: str = Field(description="Dotted wire path of the field, e.g. `amount.amount`; `(body)` for the job as a whole.")
     rule: str = Field(description="The rule broken: a sentence (422, 403), or a trip rule's name such as `over-refund` (409).")
     detail: str | None = Field(None, description="For a trip rule (409): the facts, e.g. the captured and refunded amounts.")
+    stored: Any = Field(None, description="For a job sent again with other fields (409 `job-conflict`): the value on record, in its wire form.")
+    sent: Any = Field(None, description="For a job sent again with other fields (409 `job-conflict`): the value this request sent.")
 
 
 class ProblemDetails(BaseModel):
@@ -47,6 +50,7 @@ class ProblemDetails(BaseModel):
     status: int = Field(description="The HTTP status.")
     detail: str = Field(description="This occurrence, in words.")
     errors: list[ProblemItem] | None = Field(None, description="Each broken rule, where input was at fault.")
+    jobs: list[dict[str, Any]] | None = Field(None, description="A batch refused 409 `job-conflict`: each job's own answer, as a 202 lists them.")
 
 
 @dataclass(eq=False)  # an exception compares by identity and stays hashable
@@ -59,6 +63,7 @@ class Problem(Exception):
     detail: str
     errors: list[dict[str, Any]] | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # members beyond RFC 9457's, e.g. a batch's per-job answers
 
     def __post_init__(self) -> None:
         super().__init__(self.detail)
@@ -68,6 +73,7 @@ class Problem(Exception):
         doc: dict[str, Any] = {"type": f"urn:payq:problem:{self.kind}", "title": self.title, "status": self.status, "detail": self.detail}
         if self.errors is not None:
             doc["errors"] = self.errors
+        doc.update(self.extra)
         return doc
 
     def response(self) -> ProblemResponse:
@@ -99,9 +105,15 @@ def not_found(detail: str) -> Problem:
 
 
 def too_large(limit: int) -> Problem:
-    """413: the body is longer than ``limit`` bytes; the connection is closed, the rest left unread."""
-    return Problem(413, "body-too-large", "Request body too large", f"the body must be at most {limit} bytes",
-                   headers={"Connection": "close"})
+    """413: the body is longer than ``limit`` bytes, answered as soon as that is known.
+
+    The connection stays open: closing it while the client still sends would
+    reset it (the client's write fails with EPIPE and it never reads the 413).
+    uvicorn drops whatever more of the body arrives, never keeping it, and
+    closes the connection after its keep-alive timeout (5 s) if the client
+    has not finished by then.
+    """
+    return Problem(413, "body-too-large", "Request body too large", f"the body must be at most {limit} bytes")
 
 
 def malformed(detail: str) -> Problem:
@@ -129,6 +141,32 @@ def trip_rules(violation: TripRuleViolation, batch: bool) -> Problem:
         errors.append(entry)
     rules = ", ".join(dict.fromkeys(b.rule.value for b in violation.breaches))
     return Problem(409, "trip-rule", "Refused by the trip's rules", f"{rules}; nothing was enqueued", errors)
+
+
+def conflict_errors(differences: Sequence[FieldDifference], stores: frozenset[str], *, batch: bool) -> list[dict[str, Any]]:
+    """A refused resend's ``errors``: each differing field with the stored and the sent value (``index`` in a batch).
+
+    A refund's id names no store: one whose id holds another store's refund
+    is named without a single value of that refund, so an answer never tells
+    one store what another has.
+    """
+    if not differences:
+        return []
+    first = differences[0]
+    where: dict[str, Any] = {"index": first.index} if batch else {}
+    if any(d.field == "storeId" and d.stored not in stores for d in differences):
+        key = ", ".join(OPERATIONS[Operation(first.job_id.partition(":")[0])].key_fields)
+        return [{**where, "field": key, "rule": "is already the id of another job, not of this token's stores: make a new one"}]
+    return [{**({"index": d.index} if batch else {}), "field": d.field, "rule": d.rule, "stored": d.stored, "sent": d.sent}
+            for d in differences]
+
+
+def job_conflict(errors: list[dict[str, Any]], jobs: list[dict[str, Any]] | None = None) -> Problem:
+    """409: a job id that holds a different job; nothing of it was written (``jobs``: a batch's per-job answers)."""
+    named = list(dict.fromkeys(str(e["field"]) for e in errors))
+    return Problem(409, "job-conflict", "Conflicts with the job enqueued before under its id",
+                   f"a job with this id was enqueued before with other fields ({', '.join(named)}); nothing was changed",
+                   errors, extra={"jobs": jobs} if jobs is not None else {})
 
 
 def unavailable(detail: str) -> Problem:

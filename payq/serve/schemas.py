@@ -77,10 +77,17 @@ class Accepted(BaseModel):
     created: bool
 
 
-class BatchAccepted(BaseModel):
-    """The batch's jobs in the order sent."""
+class BatchAnswer(Accepted):
+    """One job of a batch and its own answer: 202 created, 200 the same job was there already, 409 its id holds another job."""
 
-    jobs: list[Accepted]
+    status: Literal[200, 202, 409] = Field(description="This job's answer, as `POST /v1/jobs` would give it.")
+    problem: ProblemDetails | None = Field(None, description="For a 409: the `job-conflict` problem naming each differing field.")
+
+
+class BatchAccepted(BaseModel):
+    """The batch's jobs in the order sent, each with its own answer."""
+
+    jobs: list[BatchAnswer]
 
 
 class Deferral(BaseModel):
@@ -93,7 +100,7 @@ class Deferral(BaseModel):
 class JobView(BaseModel):
     """A job: its state, attempts and outcome. Times are UTC, ISO 8601 (`2026-11-27T13:00:00Z`)."""
 
-    id: str = Field(description="The job's id, e.g. `capture:<storeId>:<shoppingTripId>`.")
+    jobId: str = Field(description="The job's id, e.g. `capture:<storeId>:<shoppingTripId>`, as `POST /v1/jobs` answered it.")
     operation: str | None = Field(description="capture, cancel, refund or feedback.")
     state: Literal["queued", "waiting", "running", "deferred", "succeeded", "dead-lettered"]
     deferredUntil: str | None = Field(description="When a deferred job runs again.")
@@ -108,7 +115,8 @@ class JobView(BaseModel):
     firstAttemptAt: str | None
     lastAttemptAt: str | None
     updatedAt: str | None
-    request: dict[str, Any] | None = Field(description="The job's wire fields as sent to the payment API, amounts as exact strings.")
+    request: dict[str, Any] | None = Field(description="The job's wire fields, amounts as exact strings; a report's `paymentStatusTime` as a "
+                                                       "time (UTC, ISO 8601) like every time payq shows, though the API is sent epoch seconds.")
     waitingFor: str | None = Field(description="A waiting refund's capture job.")
     deferrals: list[Deferral] = Field(description="Why the job waited before, oldest first (the latest 20).")
 
@@ -123,7 +131,7 @@ class TripDeadLetterNote(BaseModel):
 class TripJob(BaseModel):
     """One of a trip's jobs, in short."""
 
-    id: str
+    jobId: str
     state: str
     amount: str | None = Field(description="The job's amount, an exact string in the trip's currency.")
     attempts: int

@@ -77,6 +77,8 @@ API_CALLS = f"{PREFIX}:api:calls"
 
 # LIST of JSON: the latest lifts of an endpoint's pause and learned pace by an operator, newest first (tasks/pacing/endpoints.py)
 ENDPOINT_LOG = f"{PREFIX}:endpoints:log"
+# LIST of JSON: the console's action log, newest first: who replayed, purged or lifted what, and who was refused (payq/serve/console/actionlog.py)
+CONSOLE_LOG = f"{PREFIX}:console:log"
 
 
 def pause(operation: str) -> str:

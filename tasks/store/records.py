@@ -29,11 +29,13 @@ from typing import Any, cast
 
 import redis
 
+from payapi.errors import FieldDifference, JobConflict
 from payapi.models import NotificationEvent
 from payapi.operations import OPERATIONS, Operation
 from tasks.jobs.books import REFUND_WINDOW_SECONDS, TripRuleViolation, breach_from, cents
 from tasks.jobs.deferral import Deferral, failure_json
 from tasks.jobs.messages import build_message, build_sent_event, sent_event_channel_of
+from tasks.jobs.resend import stored_differences
 from tasks.notify.outbox import event_args
 from tasks.pacing.pacer import count_call
 from tasks.redis import keys, scripts
@@ -78,6 +80,30 @@ class Call:
 
 
 
+@dataclass(frozen=True)
+class Enqueued:
+    """What enqueueing one job did: ``created`` it, or found it on record; ``differences`` when the one on record is another job.
+
+    A job with differences was refused (nothing of it written): its id holds a
+    different job (:class:`~payapi.errors.JobConflict` names each field).
+    """
+
+    job: NewJob
+    created: bool
+    differences: tuple[FieldDifference, ...] = ()
+
+    @property
+    def conflict(self) -> bool:
+        """Whether the id holds a different job, so this one was refused."""
+        return bool(self.differences)
+
+
+def conflicts(results: Sequence[Enqueued], *, in_batch: bool) -> JobConflict | None:
+    """The error naming every refused job's differing fields (by ``index`` ``in_batch``), or None when no job conflicted."""
+    found = [d if in_batch else replace(d, index=None) for result in results for d in result.differences]
+    return JobConflict(found) if found else None
+
+
 ENQUEUE_CHUNK = 500  # jobs per enqueue script: a few milliseconds of Redis's time, so other clients barely wait
 
 
@@ -92,7 +118,7 @@ def enqueue_call(jobs: Sequence[NewJob], now: float, ttl: int, events_channel: s
         args += [
             job.job_id, keys.job(job.job_id), job.operation, spec.queue,
             "" if dry_run else build_message(job.operation, job.job_id, job.kwargs),
-            "" if dry_run else json.dumps(job.kwargs),
+            json.dumps(job.kwargs),  # a dry run too: a job sent again is compared with the one on record
             "" if dry_run else build_sent_event(job.operation, job.job_id, job.kwargs, now),
             keys.trip(store, trip) if booked else "", keys.held(store, trip) if booked else "",
             cents(amount["amount"]) if "amount" in amount else 0, amount.get("code", ""),
@@ -100,10 +126,17 @@ def enqueue_call(jobs: Sequence[NewJob], now: float, ttl: int, events_channel: s
     return [keys.ACTIVE, keys.WAITING], args
 
 
-def read_enqueue_reply(reply: list[Any], jobs: Sequence[NewJob], offset: int = 0) -> list[bool]:
-    """Which jobs the enqueue script published (True) or found existing (False); :class:`TripRuleViolation` if it refused."""
+def read_enqueue_reply(reply: list[Any], jobs: Sequence[NewJob], offset: int = 0) -> list[Enqueued]:
+    """What the enqueue script did with each job; :class:`TripRuleViolation` if it refused them all.
+
+    A job found on record with kwargs written differently is compared here
+    (:func:`tasks.jobs.resend.stored_differences`) against what the script read
+    in the same step: the same job (``19.990`` for ``19.99``) or a conflicting one.
+    """
     if int(reply[0]) == 1:
-        return [bool(int(flag)) for flag in reply[1:]]
+        if len(reply) == 1:
+            return []  # a dry run that found no problem: it answers nothing per job
+        return [_enqueued(job, answer, offset + i) for i, (job, answer) in enumerate(zip(jobs, reply[1:], strict=True))]
     breaches = []
     for problem in reply[1:]:
         job = jobs[int(problem[0]) - 1]
@@ -111,6 +144,12 @@ def read_enqueue_reply(reply: list[Any], jobs: Sequence[NewJob], offset: int = 0
         breaches.append(replace(breach, index=breach.index - 1 + offset))
     raise TripRuleViolation(breaches)
 
+
+def _enqueued(job: NewJob, answer: Any, index: int) -> Enqueued:
+    if isinstance(answer, int):
+        return Enqueued(job, created=bool(answer))
+    stored = answer.decode() if isinstance(answer, bytes) else str(answer)
+    return Enqueued(job, created=False, differences=tuple(stored_differences(job.operation, job.job_id, stored, job.kwargs, index)))
 
 
 class JobStore:
@@ -131,25 +170,27 @@ class JobStore:
 
     # --- publishing -------------------------------------------------------
 
-    def enqueue(self, jobs: Sequence[NewJob], now: float | None = None) -> list[bool]:
-        """Record and publish each job unless its id already has a record; True where it was published.
+    def enqueue(self, jobs: Sequence[NewJob], now: float | None = None) -> list[Enqueued]:
+        """Record and publish each job unless its id already has a record; what became of each, in order.
 
         All or none: if any job breaks its trip's rules (:mod:`tasks.jobs.books`),
         :class:`~tasks.jobs.books.TripRuleViolation` names each and nothing is
-        written. Up to :data:`ENQUEUE_CHUNK` jobs are checked and written in one
-        script; a larger batch is checked whole first (a dry run of the same
-        script), then written a chunk at a time.
+        written. A job whose id holds a different job is refused on its own
+        (:attr:`Enqueued.differences`); the others are enqueued. Up to
+        :data:`ENQUEUE_CHUNK` jobs are checked and written in one script; a
+        larger batch is checked whole first (a dry run of the same script),
+        then written a chunk at a time.
         """
         now = now if now is not None else time.time()
         batch = list(jobs)
         if len(batch) > ENQUEUE_CHUNK:
             self.check(batch, now)
-        created: list[bool] = []
+        done: list[Enqueued] = []
         for start in range(0, len(batch), ENQUEUE_CHUNK):
             chunk = batch[start : start + ENQUEUE_CHUNK]
             call_keys, args = enqueue_call(chunk, now, self._ttl, self._events, dry_run=False)
-            created += read_enqueue_reply(self._enqueue(keys=call_keys, args=args), chunk, offset=start)
-        return created
+            done += read_enqueue_reply(self._enqueue(keys=call_keys, args=args), chunk, offset=start)
+        return done
 
     def check(self, jobs: Sequence[NewJob], now: float | None = None) -> None:
         """Raise :class:`~tasks.jobs.books.TripRuleViolation` if any of ``jobs``, enqueued in this order, would break a trip's rules."""

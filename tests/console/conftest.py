@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
 
 from config.settings import Settings
+from payq.serve.console.users import Role, User, csrf_day, csrf_token
 from tests.support.browser import chromium
 from tests.support.chromium import chromium_path
 from tests.support.serve import ServeProcess
 
 USER, PASSWORD = "ops", "console-pass-7f3a"
+
+
+def form_token(user: str = USER, password: str = PASSWORD) -> str:
+    """Today's CSRF token of the PAYQ_CONSOLE_BASIC_AUTH user ``user:password``, as its pages carry it."""
+    return csrf_token(User(user, Role.OPERATOR, password, hashed=False), csrf_day(time.time()))
 FLOWER = "http://flower.internal:5555"
 
 

@@ -14,9 +14,8 @@ from collections.abc import Callable
 from playwright.sync_api import Page
 
 from config.settings import Settings
-from payq.serve.console.guard import csrf_token
 from tasks.producer import Producer
-from tests.console.conftest import FLOWER, PASSWORD, USER
+from tests.console.conftest import FLOWER, PASSWORD, USER, form_token
 from tests.support.deadletters import Spec, seed
 from tests.support.jobs import queued
 from tests.support.polling import wait_for
@@ -142,7 +141,7 @@ def test_read_only_console_shows_no_action_and_refuses_a_forged_post(
 
     # forged with everything a real form would carry, the right token included
     forged = page.request.post(console.url + "/console/dead-letters/replay", form={
-        "id": entry.id, "csrf": csrf_token(f"{USER}:{PASSWORD}", USER),
+        "id": entry.id, "csrf": form_token(),
     }, headers={"Origin": console.url})
     assert forged.status == 403
     assert "read-only" in forged.text()

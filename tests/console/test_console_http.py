@@ -12,9 +12,8 @@ import requests
 
 from config.settings import Settings
 from payapi.operations import Operation
-from payq.serve.console.guard import csrf_token
 from tasks.redis import keys
-from tests.console.conftest import PASSWORD, USER
+from tests.console.conftest import PASSWORD, USER, form_token
 from tests.support.deadletters import Spec, seed
 from tests.support.jobs import queued
 from tests.support.payq_cli import Ran, invoke
@@ -159,7 +158,7 @@ def test_an_unreachable_redis_is_a_503_that_names_no_address() -> None:
                                   "/console/dead-letters/purge-all", "/console/endpoints/lift"])
 def test_an_action_without_a_selection_or_a_confirmation_is_refused(console: ServeProcess, op_settings: Settings, path: str) -> None:
     [entry] = seed(op_settings, [Spec(trip="s1")])
-    answer = console.request("POST", path, auth=AUTH, data={"csrf": csrf_token(f"{USER}:{PASSWORD}", USER)})
+    answer = console.request("POST", path, auth=AUTH, data={"csrf": form_token()})
     assert answer.status_code == 400
     assert answer.headers["Content-Type"].startswith("text/html")
     assert Runtime.build(op_settings).dead_letters.get(entry.id) is not None, "nothing was done"
@@ -178,8 +177,35 @@ def test_refusals_after_sign_in_are_html_pages_too(start_console: Callable[..., 
     console = start_console(read_only=True)
     rt = Runtime.build(op_settings)
     rt.pacer.pause(Operation.CAPTURE, time.time() + 600, time.time())
-    answer = console.request("POST", "/console/endpoints/lift", auth=AUTH, data={"operation": "capture", "csrf": csrf_token(f"{USER}:{PASSWORD}", USER)},
+    answer = console.request("POST", "/console/endpoints/lift", auth=AUTH, data={"operation": "capture", "csrf": form_token()},
                              headers={"Origin": console.url})
     assert answer.status_code == 403 and answer.headers["Content-Type"].startswith("text/html")
-    assert "read-only" in answer.text and "signed in as <strong>ops</strong>" in answer.text
+    assert "read-only" in answer.text and 'signed in as <strong id="user">ops</strong>' in answer.text
     assert rt.redis.exists(keys.pause(Operation.CAPTURE)) == 1, "the pause is not lifted"
+
+
+def test_a_forged_x_forwarded_host_is_believed_only_from_a_trusted_proxy(
+    start_console: Callable[..., ServeProcess], op_settings: Settings,
+) -> None:
+    [entry] = seed(op_settings, [Spec(trip="fw1")])
+    forged = {"Origin": "http://evil.example", "X-Forwarded-Host": "evil.example"}
+    form = {"id": entry.id, "csrf": form_token()}
+
+    by_default = start_console()
+    answer = by_default.request("POST", "/console/dead-letters/replay", auth=AUTH, data=form, headers=forged)
+    assert answer.status_code == 403 and "not sent from the console&#39;s own pages" in answer.text
+    assert Runtime.build(op_settings).dead_letters.get(entry.id) is not None
+
+    # the same headers from a proxy named in the setting are the proxy's word: the host it was addressed as
+    behind_proxy = start_console(PAYQ_SERVE_FORWARDED_ALLOW_IPS="127.0.0.1")
+    answer = behind_proxy.request("POST", "/console/dead-letters/replay", auth=AUTH, data=form, headers=forged)
+    assert answer.status_code == 200 and "replayed 1 of 1" in answer.text
+
+
+def test_a_capture_s_dead_letter_page_shows_its_idempotency_key(console: ServeProcess, op_settings: Settings) -> None:
+    [entry] = seed(op_settings, [Spec(trip="k1", operation="capture")])
+
+    page = console.request("GET", f"/console/dead-letters/{entry.id}", auth=AUTH).text
+
+    key = re.search(r'<code id="idempotency-key">([^<]*)</code>', page)
+    assert key is not None and key.group(1) == "storeId s1, shoppingTripId k1"

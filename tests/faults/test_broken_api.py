@@ -129,7 +129,7 @@ def test_broken_answers_crash_no_worker_and_every_job_settles_or_names_what_was_
     wait_for(lambda: all(r["state"] == "succeeded" for r in records(rdb, reports, "state")) and not leftovers(rdb),
              timeout=60, what="the captures' reports")
 
-    entries = {e["id"]: e for e in invoke(private_redis.url, "dlq", "list", "--json").json()}
+    entries = {e["jobId"]: e for e in invoke(private_redis.url, "dlq", "list", "--json").json()}
     ended = {case.trip: r for case, r in zip(CASES, records(rdb, job_ids, "state", "attempts", "result"), strict=True)}
     wrong = [f"{c.trip}: {ended[c.trip]['state']}" for c in CASES if ended[c.trip]["state"] != c.state]
     unnamed = [f"{c.trip}: {entries.get(j, {}).get('error')!r}" for c, j in zip(CASES, job_ids, strict=True)

@@ -249,7 +249,7 @@ def test_a_replayed_dead_letter_and_a_waiting_refund_across_a_failover_leave_boo
         api = ledger[trip]
         assert books["captured"] == api["captured"]["amount"]
         assert Decimal(books["refunded"]) == sum((Decimal(r["amount"]) for r in api["refunds"]), Decimal(0))
-        assert books["dead_letters"] == []
+        assert books["deadLetters"] == []
     assert ledger["held"]["refunds"] and len(ledger["held"]["refunds"]) == 1
     calls = {op: calls_by_trip(sandbox, op) for op in (Operation.CAPTURE, Operation.REFUND)}
     assert [c["status"] for c in calls[Operation.CAPTURE]["dead"]] == [400, 200]

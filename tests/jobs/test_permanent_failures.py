@@ -28,11 +28,11 @@ def test_capture_refused_with_400_is_dead_lettered_after_one_call(
     listed = payq("dlq", "list", "--json")
     assert listed.returncode == 0, listed.stderr
     (entry,) = json.loads(listed.stdout)
-    assert (entry["id"], entry["operation"], entry["reason"], entry["status"], entry["attempts"]) == (
+    assert (entry["jobId"], entry["operation"], entry["reason"], entry["status"], entry["attempts"]) == (
         job_id, "capture", "permanent", 400, 1,
     )
     assert REFUSAL in entry["error"]
-    assert entry["kwargs"] == {"storeId": "s1", "shoppingTripId": "t1", "amount": USD_1}
+    assert entry["request"] == {"storeId": "s1", "shoppingTripId": "t1", "amount": USD_1}
     assert entry["worker"]
     assert calls(api, "feedback") == []
 
@@ -50,7 +50,7 @@ def test_capture_of_a_trip_the_api_does_not_know_is_dead_lettered_after_one_call
             worker.kill()
 
     (entry,) = json.loads(payq("dlq", "list", "--json", "--reason", "permanent").stdout)
-    assert (entry["id"], entry["status"], entry["attempts"]) == (job_id, 400, 1)
+    assert (entry["jobId"], entry["status"], entry["attempts"]) == (job_id, 400, 1)
     assert entry["error"] == "HTTP 400 Bad Request: UnknownShoppingTrip: no shopping trip 'nobody' in store 's1'"
-    assert (entry["kind"], entry["error_type"]) == ("refused", "UnknownShoppingTrip")
-    assert entry["error_msg"] == "UnknownShoppingTrip: no shopping trip 'nobody' in store 's1'"
+    assert (entry["kind"], entry["errorType"]) == ("refused", "UnknownShoppingTrip")
+    assert entry["errorMsg"] == "UnknownShoppingTrip: no shopping trip 'nobody' in store 's1'"

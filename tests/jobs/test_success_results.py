@@ -60,7 +60,7 @@ def test_rejected_report_is_dead_lettered_with_its_reason_code(
     wait_for_state(rdb, job_id, "dead")
 
     (entry,) = json.loads(payq("dlq", "list", "--json").stdout)
-    assert (entry["id"], entry["operation"], entry["reason"], entry["status"], entry["attempts"]) == (
+    assert (entry["jobId"], entry["operation"], entry["reason"], entry["status"], entry["attempts"]) == (
         job_id, "feedback", "feedback-rejected", 200, 1,
     )
     assert "SettledExceedsTotal" in entry["error"]

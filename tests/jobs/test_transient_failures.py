@@ -50,10 +50,10 @@ def test_capture_failing_every_attempt_is_dead_lettered_with_the_last_error(
     listed = payq("dlq", "list", "--json")
     assert listed.returncode == 0, listed.stderr
     (entry,) = json.loads(listed.stdout)
-    assert entry["id"] == job_id
+    assert entry["jobId"] == job_id
     assert entry["reason"] == "retries-exhausted"
     assert entry["status"] == 502
     assert entry["attempts"] == 3
     assert "HTTP 502 Bad Gateway" in entry["error"]
-    assert entry["kwargs"] == {"storeId": "s1", "shoppingTripId": "t1", "amount": USD_1}
+    assert entry["request"] == {"storeId": "s1", "shoppingTripId": "t1", "amount": USD_1}
     assert calls(api, "feedback") == []

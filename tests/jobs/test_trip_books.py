@@ -114,15 +114,15 @@ def test_purging_a_dead_lettered_capture_dead_letters_its_waiting_refunds_as_cap
 
     assert payq("dlq", "purge", capture, "--yes").returncode == 0
 
-    entries = {e["id"]: e for e in json.loads(payq("dlq", "list", "--json").stdout)}
+    entries = {e["jobId"]: e for e in json.loads(payq("dlq", "list", "--json").stdout)}
     assert set(entries) == set(held)
     for refund_id in held:
         entry = entries[refund_id]
-        assert (entry["reason"], entry["operation"], entry["error_type"]) == ("capture-failed", "refund", capture)
+        assert (entry["reason"], entry["operation"], entry["errorType"]) == ("capture-failed", "refund", capture)
         assert capture in entry["error"]
         assert record(rdb, refund_id)["state"] == "dead"
     assert rdb.zcard("payq:waiting") == 0
-    assert json.loads(payq("stats", "--json").stdout)["dead_letters"] == {"capture-failed": 2}
+    assert json.loads(payq("stats", "--json").stdout)["deadLetters"] == [{"reason": "capture-failed", "count": 2}]
     assert calls(api, "refund") == []
 
 
@@ -255,13 +255,13 @@ def test_payq_trip_shows_a_captured_partly_refunded_trip(
     trip = json.loads(shown.stdout)
     assert (trip["captured"], trip["refunded"], trip["refunding"], trip["refundable"], trip["currency"]) == (
         "10.00", "2.50", "0.00", "7.50", "USD")
-    assert (trip["capture"]["id"], trip["capture"]["state"], trip["capture"]["amount"]) == (capture, "succeeded", "10.00")
+    assert (trip["capture"]["jobId"], trip["capture"]["state"], trip["capture"]["amount"]) == (capture, "succeeded", "10.00")
     [shown_refund] = trip["refunds"]
-    assert (shown_refund["id"], shown_refund["state"], shown_refund["amount"]) == (first, "succeeded", "2.50")
+    assert (shown_refund["jobId"], shown_refund["state"], shown_refund["amount"]) == (first, "succeeded", "2.50")
     assert shown_refund["reconciliationId"] == api.trip("s1", "t1")["refunds"][0]["reconciliationId"]
     assert [c["status"] for c in calls(api, "refund")] == [200]
-    assert (trip["report"]["id"], trip["report"]["state"]) == (report, "succeeded")
-    assert trip["cancel"] is None and trip["dead_letters"] == []
+    assert (trip["report"]["jobId"], trip["report"]["state"]) == (report, "succeeded")
+    assert trip["cancel"] is None and trip["deadLetters"] == []
     text = payq("trip", "s1", "t1")
     assert "captured 10.00 USD, refunded 2.50, refunding 0.00, refundable 7.50" in text.stdout
 

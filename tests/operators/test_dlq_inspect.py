@@ -10,6 +10,7 @@ import pytest
 from config.settings import Settings
 from payapi.operations import Operation
 from payapi.outcomes import Failure, FailureKind
+from payq.views import dead_letter_view
 from tasks.redis import keys
 from tasks.redis.keys import DEAD_LETTER_REASONS
 from tasks.states import DeadLetterReason
@@ -59,10 +60,10 @@ def test_list_json_filters(payq: Callable[..., Ran], entries: list[DeadLetter], 
     ran = payq("dlq", "list", "--json", *options)
 
     assert ran.code == 0, ran.stderr
-    listed = [DeadLetter.model_validate(item) for item in ran.json()]
-    assert [e.trip_id for e in listed] == trips
+    listed = ran.json()
     by_id = {e.id: e for e in entries}
-    assert all(e == by_id[e.id] for e in listed), "the JSON round-trips to the stored entry"
+    assert [by_id[item["jobId"]].trip_id for item in listed] == trips
+    assert all(item == dead_letter_view(by_id[item["jobId"]]) for item in listed), "everything stored, in the public shape"
 
 
 def test_show_json_has_everything_stored_including_replay_history(
@@ -80,12 +81,12 @@ def test_show_json_has_everything_stored_including_replay_history(
 
     assert shown.code == 0, shown.stderr
     data = shown.json()
-    assert set(data) >= {"id", "operation", "task", "kwargs", "reason", "status", "error", "attempts", "first_attempt_at",
-                         "last_attempt_at", "dead_at", "worker", "replays", "history"}
-    assert data["kwargs"] == refund.kwargs and data["kwargs"]["refundRequestId"]
+    assert set(data) >= {"jobId", "operation", "task", "request", "reason", "status", "error", "attempts", "firstAttemptAt",
+                         "lastAttemptAt", "deadAt", "worker", "replays", "history"}
+    assert data["request"] == refund.kwargs and data["request"]["refundRequestId"]
     assert data["task"] == "payments.refund"
     assert data["error"] == "HTTP 503 Service Unavailable: ServiceUnavailableException"
-    assert (data["status"], data["error_msg"]) == (503, "ServiceUnavailableException")
+    assert (data["status"], data["errorMsg"]) == (503, "ServiceUnavailableException")
     assert data["replays"] == 1
     [earlier] = data["history"]
     assert earlier["by"] == "alice"

@@ -42,9 +42,10 @@ def test_job_shows_each_state_and_stats_counts_them(
 
     queued = job(ok)
     assert (queued["state"], queued["attempts"], queued["operation"]) == ("queued", 0, "capture")
-    assert queued["kwargs"] == {"storeId": "s1", "shoppingTripId": "t-ok", "amount": USD}
+    assert queued["request"] == {"storeId": "s1", "shoppingTripId": "t-ok", "amount": USD}
     before = payq("stats", "--json").json()
-    assert before["queues"] == {"payments.capture": 2, "payments.cancel": 1, "payments.refund": 0, "payments.feedback": 0}
+    assert before["queues"] == [{"queue": "payments.capture", "depth": 2}, {"queue": "payments.cancel", "depth": 1},
+                              {"queue": "payments.refund", "depth": 0}, {"queue": "payments.feedback", "depth": 0}]
 
     # the read timeout outlasts the test, so the hanging capture stays "running" however slow the machine
     worker = start_worker(env={"PAYQ_HTTP_READ_TIMEOUT": "30"})
@@ -52,44 +53,45 @@ def test_job_shows_each_state_and_stats_counts_them(
     running = wait_for(lambda: (j := job(hang))["state"] == "running" and j, what="the hanging capture to be running")
     assert running["attempts"] == 1 and running["worker"].startswith(worker.name)
     # its holder is the worker's process, whose heartbeat renews the lease
-    assert running["holder"] is not None and epoch(running["lease_until"]) > time.time() - 1
-    live = payq("stats", "--json").json()["live_workers"]
-    assert [w["worker"] for w in live] == [running["holder"]] and live[0]["age"] < 10
+    assert running["holder"] is not None and epoch(running["leaseUntil"]) > time.time() - 1
+    live = payq("stats", "--json").json()["liveWorkers"]
+    assert [w["worker"] for w in live] == [running["holder"]] and live[0]["ageSeconds"] < 10
     shown = payq("job", hang).stdout.splitlines()
     assert f"{'holder:':<16} {running['holder']}" in shown
-    assert any(line.startswith("lease_until:") for line in shown)
+    assert any(line.startswith("leaseUntil:") for line in shown)
 
     succeeded = wait_for(lambda: (j := job(ok))["state"] == "succeeded" and j, what="the capture to succeed")
-    report_id = succeeded["report_job_id"]
+    report_id = succeeded["reportJobId"]
     assert report_id == succeeded["result"]["reportJobId"] and report_id.startswith("feedback:s1:t-ok:")
-    assert succeeded["attempts"] == 1 and succeeded["last_outcome"] == "HTTP 200"
+    assert succeeded["attempts"] == 1 and succeeded["lastOutcome"] == "HTTP 200"
 
     deferred = wait_for(lambda: (j := job(report_id))["state"] == "deferred" and j, what="the report to be deferred")
     assert "HTTP 429" in deferred["why"] and "retry after 60s" in deferred["why"]
-    assert 59 <= epoch(deferred["deferred_until"]) - epoch(deferred["updated_at"]) <= 61
+    assert 59 <= epoch(deferred["deferredUntil"]) - epoch(deferred["updatedAt"]) <= 61
 
     dead_lettered = wait_for(lambda: (j := job(dead))["state"] == "dead-lettered" and j, what="the cancel to be dead-lettered")
     assert dead_lettered["why"] == "permanent"
-    assert dead_lettered["dead_letter"] is True
-    assert "BadRequestException" in dead_lettered["last_outcome"]
+    assert dead_lettered["deadLetter"] is True
+    assert "BadRequestException" in dead_lettered["lastOutcome"]
 
     # Freeze the picture: a killed worker changes nothing more (its job stays delivered, unacknowledged).
     worker.kill()
 
     text = payq("job", report_id)
-    assert text.stdout.splitlines()[0].startswith(f"state:           deferred until {deferred['deferred_until']}: HTTP 429")
+    assert text.stdout.splitlines()[0].startswith(f"state:           deferred until {deferred['deferredUntil']}: HTTP 429")
     assert payq("job", dead).stdout.splitlines()[0] == (
         f"state:           dead-lettered (permanent; see payq dlq show {dead})"
     )
 
     stats = payq("stats", "--json").json()
     assert stats["deferred"] == 1
-    assert abs(stats["deferred_next_due"] - epoch(deferred["deferred_until"])) < 1
-    assert stats["dead_letters"] == {"permanent": 1}
-    assert set(stats["pauses"]) == {"feedback"}, (stats, worker.log()[-3000:])
-    assert stats["pauses"]["feedback"] > time.time()
-    assert abs(stats["pauses"]["feedback"] - stats["deferred_next_due"]) < 0.5, "the report waits for the pause to end"
-    assert stats["queues"] == {"payments.capture": 0, "payments.cancel": 0, "payments.refund": 0, "payments.feedback": 0}
+    assert abs(epoch(stats["deferredNextDueAt"]) - epoch(deferred["deferredUntil"])) <= 1
+    assert stats["deadLetters"] == [{"reason": "permanent", "count": 1}]
+    assert [p["operation"] for p in stats["pauses"]] == ["feedback"], (stats, worker.log()[-3000:])
+    paused_until = epoch(stats["pauses"][0]["until"])
+    assert paused_until > time.time() - 1
+    assert abs(paused_until - epoch(stats["deferredNextDueAt"])) <= 1, "the report waits for the pause to end"
+    assert [q["depth"] for q in stats["queues"]] == [0, 0, 0, 0]
     assert stats["unacked"] == 1, "the hanging capture was delivered and never acknowledged"
     assert stats["recovered"] == 0, "no live worker was left to give the killed worker's job back"
     text_stats = payq("stats").stdout

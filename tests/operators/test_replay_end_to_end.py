@@ -44,7 +44,7 @@ def test_replayed_refund_that_fails_again_returns_with_its_replay_count_then_suc
     assert (history["reason"], history["status"], history["attempts"]) == ("permanent", 400, 1)
     assert "payq dlq replay" in history["by"]
     listed = payq("dlq", "list", "--json").json()
-    assert [(e["id"], e["replays"]) for e in listed] == [(refund, 1)]
+    assert [(e["jobId"], e["replays"]) for e in listed] == [(refund, 1)]
 
     assert payq("dlq", "replay", "--all", "--operation", "refund").code == 0
     done = wait_for(lambda: (j := payq("job", refund, "--json").json())["state"] == "succeeded" and j, what="the refund to succeed")
@@ -54,4 +54,4 @@ def test_replayed_refund_that_fails_again_returns_with_its_replay_count_then_suc
 
     keys = [json.loads(r["body"])["refundRequestId"] for r in api.requests(REFUND_PATH)]
     assert len(keys) == 3
-    assert set(keys) == {first["kwargs"]["refundRequestId"]}, "every attempt, first and replayed, used the same idempotency key"
+    assert set(keys) == {first["request"]["refundRequestId"]}, "every attempt, first and replayed, used the same idempotency key"

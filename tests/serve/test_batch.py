@@ -1,4 +1,4 @@
-"""POST /v1/jobs/batch: every job validated and its store checked first, then all enqueued or none."""
+"""POST /v1/jobs/batch: every job validated and its store checked first, then all enqueued or none (a conflicting resend alone is refused)."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ def test_a_batch_answers_each_job_in_order_and_again_is_200_with_the_same_ids(se
     again = post(serve, "/v1/jobs/batch", batch)
     grown = post(serve, "/v1/jobs/batch", jobs(cancel("t4"), *batch["jobs"]))
 
-    assert first.status_code == 202 and first.json() == {"jobs": [{"jobId": i, "created": True} for i in expected]}
-    assert again.status_code == 200 and again.json() == {"jobs": [{"jobId": i, "created": False} for i in expected]}
+    assert first.status_code == 202 and first.json() == {"jobs": [{"jobId": i, "created": True, "status": 202} for i in expected]}
+    assert again.status_code == 200 and again.json() == {"jobs": [{"jobId": i, "created": False, "status": 200} for i in expected]}
     assert grown.status_code == 202
     assert [j["created"] for j in grown.json()["jobs"]] == [True, False, False, False, False]
     assert rdb.llen("payments.cancel") == 2
@@ -34,7 +34,8 @@ def test_the_same_job_twice_in_one_batch_is_created_once(serve: ServeProcess, rd
     answer = post(serve, "/v1/jobs/batch", jobs(cancel("t1"), cancel("t1")))
 
     assert answer.status_code == 202
-    assert answer.json()["jobs"] == [{"jobId": "cancel:store-a:t1", "created": True}, {"jobId": "cancel:store-a:t1", "created": False}]
+    assert answer.json()["jobs"] == [{"jobId": "cancel:store-a:t1", "created": True, "status": 202},
+                                     {"jobId": "cancel:store-a:t1", "created": False, "status": 200}]
     assert rdb.llen("payments.cancel") == 1
 
 

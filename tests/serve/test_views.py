@@ -60,7 +60,7 @@ def test_a_trip_and_its_jobs_read_over_http_as_payq_job_and_payq_trip_print_them
     printed = invoke(redis_url, "trip", "store-a", "t1", "--json")
     answer = get(serve, "/v1/trips/store-a/t1")
     assert answer.status_code == 200 and answer.json() == public_trip(printed.json())
-    assert answer.json()["refunded"] == "2.50" and answer.json()["report"]["id"] == report
+    assert answer.json()["refunded"] == "2.50" and answer.json()["report"]["jobId"] == report
     assert set(answer.json()) == set(TripView.model_fields)
     assert not [k for k in keys_of(answer.json()) if SNAKE.search(k)] and ISO.fullmatch(answer.json()["capturedAt"])
 

@@ -120,7 +120,7 @@ def test_a_wrong_secret_dead_letters_after_one_call_and_replay_after_the_fix_suc
     assert refused["status"] == 403, "exactly one call: a 403 is permanent"
     listed = invoke(redis_url, "dlq", "list", "--json")
     [entry] = listed.json()
-    assert (entry["id"], entry["reason"], entry["status"], entry["attempts"]) == (job_id, "permanent", 403, 1)
+    assert (entry["jobId"], entry["reason"], entry["status"], entry["attempts"]) == (job_id, "permanent", 403, 1)
     assert "wrong signature" in entry["error"]
     dead_job = invoke(redis_url, "job", job_id, "--json")
     failed_in_flower = wait_for(lambda: flower_task(flower, job_id, "FAILURE"), timeout=60, what="Flower to show the dead-lettered capture")

@@ -9,12 +9,13 @@ from pydantic import ValidationError
 
 from config.settings import Settings
 from payapi.operations import Operation
-from payq.serve.console.guard import csrf_token, same_origin
+from payq.serve.console.guard import same_origin
 from payq.serve.console.listing import DeadLetterQuery, Page
 from payq.serve.console.live import JobQuery, LiveState, waits_for
 from payq.serve.console.throughput import per_second, tenths
+from payq.serve.console.users import Role, User, accepts, csrf_token
 from payq.stack.demo import _kept_banner
-from payq.views import subject_of, trip_view
+from payq.views import idempotency_key, subject_of, trip_view
 from tasks.jobs.deferral import Deferral
 from tasks.redis import keys
 from tasks.states import DeadLetterReason, DeferCause, JobState
@@ -74,12 +75,22 @@ def test_page_positions(total: int, number: int, shown: int, first: int, last: i
     assert (page.first, page.last, page.pages) == (first, last, pages)
 
 
-def test_the_csrf_token_is_per_user_and_changes_with_the_credential() -> None:
-    token = csrf_token("ops:pw", "ops")
-    assert token == csrf_token("ops:pw", "ops"), "every payq serve behind one proxy agrees"
-    assert len(token) == 64 and "pw" not in token
-    assert token != csrf_token("ops:pw2", "ops")
-    assert token != csrf_token("ops:pw", "ops2")
+def test_the_csrf_token_is_per_user_per_day_and_changes_with_the_secret() -> None:
+    ops = User("ops", Role.OPERATOR, "$2b$04$" + "a" * 53, hashed=True)
+    token = csrf_token(ops, 20_000)
+    assert token == csrf_token(User("ops", Role.OPERATOR, "$2b$04$" + "a" * 53, hashed=True), 20_000), "every payq serve behind one proxy agrees"
+    assert len(token) == 64
+    assert token != csrf_token(User("ops", Role.OPERATOR, "$2b$04$" + "b" * 53, hashed=True), 20_000), "a new password voids it"
+    assert token != csrf_token(User("ana", Role.OPERATOR, "$2b$04$" + "a" * 53, hashed=True), 20_000), "bound to the user"
+    assert token != csrf_token(ops, 20_001), "a new one each day"
+
+
+@pytest.mark.parametrize(("made_on", "sent_on", "taken"), [
+    (20_000, 20_000 * 86400 + 5, True), (19_999, 20_000 * 86400 + 5, True), (19_998, 20_000 * 86400 + 5, False), (20_001, 20_000 * 86400, False),
+])
+def test_a_token_is_taken_the_day_it_was_made_and_the_day_after(made_on: int, sent_on: float, taken: bool) -> None:
+    ops = User("ops", Role.OPERATOR, "pw", hashed=False)
+    assert accepts(ops, csrf_token(ops, made_on), sent_on) is taken
 
 
 @pytest.mark.parametrize(("origin", "referer", "allowed"), [
@@ -228,3 +239,15 @@ def test_throughput_is_the_successes_of_the_whole_tenths_of_the_last_five_second
     assert (len(span), span[0], span[-1]) == (50, 9950, 9999), "the tenth still being counted is left out"
     assert per_second(["3", None, "7"] + [None] * 47) == 2.0
     assert per_second([None] * 50) == 0.0
+
+
+@pytest.mark.parametrize(("operation", "kwargs", "key"), [
+    ("capture", {"storeId": "s1", "shoppingTripId": "t1", "amount": {"amount": "1.00", "code": "USD"}}, "storeId s1, shoppingTripId t1"),
+    ("refund", {"storeId": "s1", "shoppingTripId": "t1", "refundRequestId": "5e0c7d2a-1b3f-4a6e-8d9c-0f1e2d3c4b5a"},
+     "refundRequestId 5e0c7d2a-1b3f-4a6e-8d9c-0f1e2d3c4b5a"),
+    ("feedback", {"storeId": "s1", "shoppingTripId": "t1", "paymentStatusTime": 1700000000},
+     "storeId s1, shoppingTripId t1, paymentStatusTime 1700000000"),
+    ("notify", {"id": "capture:s1:t1:succeeded", "type": "job.succeeded"}, "webhook-id capture:s1:t1:succeeded"),
+])
+def test_a_dead_letter_s_idempotency_key_is_named_from_its_own_fields(operation: str, kwargs: dict[str, object], key: str) -> None:
+    assert idempotency_key(operation, kwargs) == key

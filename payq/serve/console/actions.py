@@ -21,6 +21,7 @@ from fastapi.responses import HTMLResponse
 from starlette.datastructures import FormData
 
 from payapi.operations import API_OPERATIONS, OPERATIONS, Operation
+from payq.serve.console.actionlog import Action, ActionLog
 from payq.serve.console.guard import Operator, checked_form, operator
 from payq.serve.console.listing import DeadLetterQuery
 from payq.serve.console.state import Console, Refusal, console_of, query_string
@@ -32,6 +33,7 @@ ConsoleDep = Annotated[Console, Depends(console_of)]
 FormDep = Annotated[FormData, Depends(checked_form)]
 OperatorDep = Annotated[Operator, Depends(operator)]
 REPLAY_CHUNK = 200  # entries per pipelined round trip, as the CLI replays them
+LOGGED_IDS = 10  # job ids an action log entry names before "and N more"
 
 OUTCOMES = {
     Replayed.REPLAYED: "replayed: back on its queue, same job id and idempotency key",
@@ -65,7 +67,7 @@ def replay_selected(request: Request, form: FormDep, who: OperatorDep, console: 
     entries = [e for e in found if e is not None]
     outcomes = dict(zip((e.id for e in entries), _replay(console, entries, who), strict=True))
     rows = [Row(i, e, outcomes.get(i, Replayed.GONE)) for i, e in zip(ids, found, strict=True)]
-    return _replayed(request, console, rows, back=_back(form))
+    return _replayed(request, console, rows, back=_back(form), who=who)
 
 
 @router.post("/dead-letters/replay-all")
@@ -73,11 +75,11 @@ def replay_all(request: Request, form: FormDep, who: OperatorDep, console: Conso
     """Replay every entry the filter matched when the confirmation was shown (``as_of``); those dead-lettered since are left."""
     matched = _confirmed(form, console)
     rows = [Row(e.id, e, outcome) for e, outcome in zip(matched.entries, _replay(console, matched.entries, who), strict=True)]
-    return _replayed(request, console, rows, back=matched.back)
+    return _replayed(request, console, rows, back=matched.back, who=who)
 
 
 @router.post("/dead-letters/purge-all")
-def purge_all(request: Request, form: FormDep, console: ConsoleDep) -> HTMLResponse:
+def purge_all(request: Request, form: FormDep, who: OperatorDep, console: ConsoleDep) -> HTMLResponse:
     """Purge every entry the filter matched when the confirmation was shown (``as_of``); those dead-lettered since are left.
 
     The store checks each entry's time again as it deletes (``dead_before``):
@@ -87,11 +89,12 @@ def purge_all(request: Request, form: FormDep, console: ConsoleDep) -> HTMLRespo
     matched = _confirmed(form, console)
     ids = [e.id for e in matched.entries]
     purged = console.redis(lambda: console.stores.dead_letters.purge(ids, dead_before=matched.dead_before))
+    _record(console, who, "purge all that match", f"purged {purged} of {len(ids)}", ids)
     return console.render(request, "purged.html", purged=purged, asked=len(ids), back=matched.back)
 
 
 @router.post("/dead-letters/purge")
-def purge_selected(request: Request, form: FormDep, console: ConsoleDep) -> HTMLResponse:
+def purge_selected(request: Request, form: FormDep, who: OperatorDep, console: ConsoleDep) -> HTMLResponse:
     """Without ``confirm``: the confirmation page. With it: delete those entries for good (``payq dlq purge ID...``).
 
     Only entries dead-lettered before the confirmation was shown are purged:
@@ -110,6 +113,7 @@ def purge_selected(request: Request, form: FormDep, console: ConsoleDep) -> HTML
     if as_of is None:
         return _nothing(request, console, "The confirmation's time is missing: confirm again from the list.")
     purged = console.redis(lambda: console.stores.dead_letters.purge(ids, dead_before=as_of))
+    _record(console, who, "purge", f"purged {purged} of {len(ids)}", ids)
     return console.render(request, "purged.html", purged=purged, asked=len(ids), back=_back(form))
 
 
@@ -121,6 +125,7 @@ def lift_endpoint(request: Request, form: FormDep, who: OperatorDep, console: Co
         return _nothing(request, console, f"operation: must be one of {', '.join(op.value for op in API_OPERATIONS)}", back="/console/")
     log = EndpointLog(console.stores.redis)
     lifted = console.redis(lambda: log.lift(Operation(name), f"{who.user} (payq console)", time.time()))
+    _record(console, who, f"lift {name}", lifted.describe(), [])
     return console.render(request, "lifted.html", lifted=lifted)
 
 
@@ -156,13 +161,21 @@ def _replay(console: Console, entries: list[DeadLetter], who: Operator) -> list[
     return done
 
 
-def _replayed(request: Request, console: Console, rows: list[Row], back: str) -> HTMLResponse:
+def _replayed(request: Request, console: Console, rows: list[Row], back: str, who: Operator) -> HTMLResponse:
     counts = Counter(r.outcome for r in rows)
+    _record(console, who, "replay", f"replayed {counts[Replayed.REPLAYED]} of {len(rows)}", [r.id for r in rows])
     # where each went back to: its queue, or the outbox for a notification
     queues = {r.entry.id: OPERATIONS[r.entry.operation].queue if r.entry.operation in OPERATIONS else "the outbox"
               for r in rows if r.entry is not None}
     return console.render(request, "replayed.html", rows=rows, counts=counts, queues=queues, asked=len(rows),
                           replayed=counts[Replayed.REPLAYED], refused=counts[Replayed.OVER_REFUND], back=back)
+
+
+def _record(console: Console, who: Operator, action: str, outcome: str, ids: list[str]) -> None:
+    """Record an action in the console's action log under the user's name (the first few ids it was about, and how many)."""
+    named = ", ".join(ids[:LOGGED_IDS]) + (f" and {len(ids) - LOGGED_IDS} more" if len(ids) > LOGGED_IDS else "")
+    entry = Action(time.time(), who.user, who.role.value, action, outcome + (f": {named}" if named else ""))
+    console.redis(lambda: ActionLog(console.stores.redis).record(entry))
 
 
 def _nothing(request: Request, console: Console, message: str, back: str = "/console/dead-letters") -> HTMLResponse:

@@ -1,82 +1,111 @@
-"""Who may use the console, and which POSTs it believes: basic auth, read-only mode, CSRF tokens, Origin checks.
+"""Who may use the console, and which POSTs it believes: users and roles, CSRF tokens, Origin checks.
 
-- ``PAYQ_CONSOLE_BASIC_AUTH`` unset: every ``/console`` path answers 404, as
-  if there were no console (the intake's store tokens never open it).
-- Wrong or missing credentials: 401 with ``WWW-Authenticate: Basic``; both
-  compared in constant time (as digests, so not even the length leaks).
+- No user configured (``PAYQ_CONSOLE_USERS``, ``PAYQ_CONSOLE_BASIC_AUTH``):
+  every ``/console`` path answers 404, as if there were no console (the
+  intake's store tokens never open it).
+- HTTP basic auth, read by FastAPI's ``HTTPBasic``; a wrong or missing login
+  gets 401 with ``WWW-Authenticate: Basic``. Passwords are checked against
+  bcrypt hashes (:mod:`payq.serve.console.users`).
+- A viewer reads every page; only an operator's POST is carried out.
+  ``PAYQ_CONSOLE_READ_ONLY=true`` makes every user a viewer on this process.
+  A refused POST is recorded in the action log under the user's name.
 - Every action is a POST carrying a CSRF token in a hidden field: an HMAC of
-  the signed-in user, keyed by a key derived from the console credential. So
-  every ``payq serve`` behind one proxy accepts the same token, a restart
-  keeps open pages usable, and changing the credential voids every token. A
-  page of another site can make the browser send the basic-auth credentials,
-  but cannot read a console page to learn the token.
+  the user and the day, keyed by the user's secret (:func:`~payq.serve.console.users.csrf_token`).
+  A page of another site can make the browser send the basic-auth
+  credentials, but cannot read a console page to learn the token.
 - A POST whose ``Origin`` (or, without one, ``Referer``) names another host
-  is refused whatever its token; ``PAYQ_CONSOLE_READ_ONLY=true`` refuses
-  every POST before anything else is looked at.
+  than the request's is refused whatever its token; ``X-Forwarded-Host``
+  reaches here only from a trusted proxy (:mod:`payq.serve.edge`).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
+import time
 from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from starlette.datastructures import FormData
 
 from config.settings import Settings
-from payq.serve.console.state import Refusal
+from payq.serve.console.actionlog import Action, ActionLog
+from payq.serve.console.state import Console, Refusal, console_of
+from payq.serve.console.users import Role, User, accepts, csrf_day, csrf_token
 
 CSRF_FIELD = "csrf"
-_CHALLENGE = {"WWW-Authenticate": 'Basic realm="payq console", charset="UTF-8"'}
+REALM = "payq console"
+_basic = HTTPBasic(auto_error=False, realm=REALM, scheme_name="consoleUser", description="A console user (PAYQ_CONSOLE_USERS).")
+_CHALLENGE = {"WWW-Authenticate": f'Basic realm="{REALM}"'}
 
 
 @dataclass(frozen=True)
 class Operator:
-    """The signed-in operator: the basic-auth user, and the CSRF token every form of theirs carries."""
+    """The signed-in user: name, role on this process, and the CSRF token every form of theirs carries today."""
 
     user: str
+    role: Role
     csrf: str
 
+    @property
+    def may_act(self) -> bool:
+        """Whether this user's actions are carried out (an operator's), or only their pages shown (a viewer's)."""
+        return self.role is Role.OPERATOR
 
-def operator(request: Request) -> Operator:
-    """The dependency on every console route: 404 when the console is off, 401 unless the credentials match."""
-    settings: Settings = request.app.state.settings
-    if settings.console_basic_auth is None:
+
+def console_on(settings: Settings) -> bool:
+    """Whether any console user is configured."""
+    return bool(settings.console_users) or settings.console_basic_auth is not None
+
+
+async def _credentials(request: Request) -> HTTPBasicCredentials | None:
+    """The basic-auth credentials, or None (missing, another scheme, or not decodable: HTTPBasic's own refusal)."""
+    try:
+        return await _basic(request)
+    except HTTPException:
+        return None
+
+
+def signed_in(request: Request, credentials: HTTPBasicCredentials | None) -> tuple[User, Console] | None:
+    """The console user these credentials sign in, or None; 404 when the console is off."""
+    if not console_on(request.app.state.settings):
         raise HTTPException(404, "Not Found")
-    expected = settings.console_basic_auth.get_secret_value()
-    given = _credentials(request.headers.get("authorization", ""))
-    if given is None or not hmac.compare_digest(_digest(given), _digest(expected)):
-        raise Refusal(401, "Sign in", "The console needs the operators' login (the user:password of PAYQ_CONSOLE_BASIC_AUTH). "
-                      "Reload the page to be asked again.", headers=_CHALLENGE)
-    user = given.partition(":")[0]
-    found = Operator(user, csrf_token(expected, user))
-    request.state.operator = found
-    return found
+    if credentials is None:
+        return None
+    console = console_of(request)
+    user = console.users.verify(credentials.username, credentials.password, time.time())
+    return (user, console) if user is not None else None
+
+
+def operator(request: Request, credentials: Annotated[HTTPBasicCredentials | None, Depends(_credentials)]) -> Operator:
+    """The dependency on every console route: 404 when the console is off, 401 unless the credentials are a user's."""
+    found = signed_in(request, credentials)
+    if found is None:
+        raise Refusal(401, "Sign in", "The console needs a console user's login (PAYQ_CONSOLE_USERS). Reload the page to be asked again.",
+                      headers=_CHALLENGE)
+    user, console = found
+    who = Operator(user.name, console.users.role_of(user), csrf_token(user, csrf_day(time.time())))
+    request.state.operator = who
+    request.state.user = user
+    return who
 
 
 async def checked_form(request: Request, who: Annotated[Operator, Depends(operator)]) -> FormData:
-    """The dependency on every action: the POSTed form, once read-only mode, the Origin and the CSRF token allow it (403 otherwise)."""
-    settings: Settings = request.app.state.settings
-    if settings.console_read_only:
-        raise Refusal(403, "Read-only", "the console is read-only (PAYQ_CONSOLE_READ_ONLY): nothing can be changed from it")
+    """The dependency on every action: the POSTed form, once the role, the Origin and the CSRF token allow it (403 otherwise)."""
+    console = console_of(request)
+    if not who.may_act:
+        why = "PAYQ_CONSOLE_READ_ONLY: every user is a viewer here" if console.users.read_only else "a viewer reads, never changes"
+        console.redis(lambda: ActionLog(console.stores.redis).record(
+            Action(time.time(), who.user, who.role.value, f"refused POST {request.url.path}", why)))
+        raise Refusal(403, "Not allowed", f"{who.user} is a {who.role.value} on this console: nothing can be changed from it ({why})")
     if not same_origin(request.headers.get("origin"), request.headers.get("referer"), _hosts(request)):
         raise Refusal(403, "Refused", "refused: this form was not sent from the console's own pages")
     form = await request.form()
     token = form.get(CSRF_FIELD)
-    if not isinstance(token, str) or not hmac.compare_digest(token.encode(), who.csrf.encode()):
+    if not isinstance(token, str) or not accepts(request.state.user, token, time.time()):
         raise Refusal(403, "Refused", "refused: the form's CSRF token is missing or wrong (reload the page and try again)")
     return form
-
-
-def csrf_token(credential: str, user: str) -> str:
-    """The token for ``user``'s forms: HMAC-SHA256 of the user, keyed by a key derived from the console credential."""
-    key = hashlib.sha256(b"payq console csrf\0" + credential.encode()).digest()
-    return hmac.new(key, user.encode(), hashlib.sha256).hexdigest()
 
 
 def same_origin(origin: str | None, referer: str | None, hosts: set[str]) -> bool:
@@ -95,25 +124,10 @@ def same_origin(origin: str | None, referer: str | None, hosts: set[str]) -> boo
 
 
 def _hosts(request: Request) -> set[str]:
-    """The host this request was addressed to: ``Host``, and ``X-Forwarded-Host`` when a proxy rewrote it."""
+    """The host this request was addressed to: ``Host``, and ``X-Forwarded-Host`` (present only when a trusted proxy sent it)."""
     names = {request.headers.get("host", "")}
     forwarded = request.headers.get("x-forwarded-host")
     if forwarded:
         names.add(forwarded.split(",")[0].strip())
     return {n.lower() for n in names if n}
 
-
-def _credentials(header: str) -> str | None:
-    """``user:password`` from ``Authorization: Basic …``, or None."""
-    scheme, _, encoded = header.partition(" ")
-    if scheme.lower() != "basic" or not encoded:
-        return None
-    try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    return decoded if ":" in decoded else None
-
-
-def _digest(credential: str) -> bytes:
-    return hashlib.sha256(credential.encode()).digest()

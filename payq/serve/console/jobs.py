@@ -48,6 +48,8 @@ def job(request: Request, job_id: str, console: ConsoleDep) -> HTMLResponse:
     live = {s.value: s for s in LiveState}.get(record.get("state", ""))
     waiting = waits_for(live, dict(record), time.time()) if live is not None else None
     history = [{**item, "failure_line": history_failure(item)} for item in map(json.loads, replays)]
-    return console.render(request, "job.html", view=view, subject=subject_of(view["kwargs"] or {}), waits=waiting, history=history,
+    # the kwargs as stored, as the worker sends them (a report's time in epoch seconds), not the view's public shape
+    kwargs = json.loads(record["kwargs"]) if "kwargs" in record else {}
+    return console.render(request, "job.html", view=view, kwargs=kwargs, subject=subject_of(kwargs), waits=waiting, history=history,
                           dead=record.get("state") == JobState.DEAD)
 

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from payapi.operations import API_OPERATIONS, Operation
 from payq.serve.console import fleet, throughput
+from payq.serve.console.actionlog import ActionLog
 from payq.serve.console.listing import DeadLetterQuery, page_of
 from payq.serve.console.state import Console, Refusal, console_of
 from payq.views import read_trip
@@ -23,6 +24,7 @@ ConsoleDep = Annotated[Console, Depends(console_of)]
 OVERVIEW_REFRESH_SECONDS = 5
 LIFTS_SHOWN = 10  # the latest lifts of a pause or learned pace the overview lists
 CONFIRM_SAMPLE = 20  # entries an all-that-match confirmation lists before "and N more"
+LOG_SHOWN = 200  # the latest action log entries the log page shows
 
 
 @router.get("/")
@@ -48,6 +50,13 @@ def workers(request: Request, console: ConsoleDep) -> HTMLResponse:
     found = console.redis(lambda: fleet.read(rt.redis, rt.leases.lease))
     return console.render(request, "workers.html", fleet=found, refresh=OVERVIEW_REFRESH_SECONDS, recently_dead=fleet.RECENTLY_DEAD,
                           max_workers=fleet.MAX_WORKERS, max_held=fleet.MAX_HELD)
+
+
+@router.get("/log")
+def action_log(request: Request, console: ConsoleDep) -> HTMLResponse:
+    """The console's action log, newest first: who replayed, purged or lifted what from the console, and who was refused."""
+    entries = console.redis(lambda: ActionLog(console.stores.redis).recent(LOG_SHOWN))
+    return console.render(request, "log.html", entries=entries, shown=LOG_SHOWN)
 
 
 @router.get("/static/console.css")

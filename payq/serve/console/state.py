@@ -24,7 +24,8 @@ from fastapi.responses import HTMLResponse
 from config.settings import Settings
 from payapi.errors import BrokerUnavailable
 from payq.durations import age
-from payq.views import subject_of
+from payq.serve.console.users import Users
+from payq.views import idempotency_key, subject_of
 from tasks.redis.connection import with_retry
 from tasks.stores import Stores
 
@@ -66,6 +67,7 @@ class Console:
     stores: Stores
     templates: jinja2.Environment
     stylesheet: bytes
+    users: Users
 
     @classmethod
     def build(cls, settings: Settings) -> Console:
@@ -75,9 +77,10 @@ class Console:
             autoescape=True,  # every value shown is escaped: kwargs and error messages come from outside
             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
         )
-        env.filters.update(when=when, ago=ago, query=query_string, quoted=lambda value: quote(str(value), safe=":"), subject=subject_of)
+        env.filters.update(when=when, ago=ago, query=query_string, quoted=lambda value: quote(str(value), safe=":"), subject=subject_of,
+                           idempotency_key=idempotency_key)
         stylesheet = resources.files("payq.serve.console").joinpath("static/console.css").read_bytes()
-        return cls(settings, Stores.build(settings), env, stylesheet)
+        return cls(settings, Stores.build(settings), env, stylesheet, Users.from_settings(settings))
 
     def redis(self, action: Callable[[], T]) -> T:
         """Run Redis reads or writes with the CLI's short retry; unreachable → 503 (the cause is logged, not shown)."""
@@ -87,10 +90,11 @@ class Console:
             raise Refusal(503, "Redis is unreachable", "Redis is unreachable: see payq serve's log, and retry") from None
 
     def render(self, request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
-        """``template`` rendered with ``context`` and what every page shows (who is signed in, read-only, Flower)."""
+        """``template`` rendered with ``context`` and what every page shows (who is signed in, whether they may act, Flower)."""
+        who = getattr(request.state, "operator", None)
         page = self.templates.get_template(template).render(
-            operator=getattr(request.state, "operator", None), read_only=self.settings.console_read_only, flower_url=self.settings.flower_url,
-            now=time.time(), path=request.url.path, **context,
+            operator=who, read_only=who is None or not who.may_act, process_read_only=self.settings.console_read_only,
+            flower_url=self.settings.flower_url, now=time.time(), path=request.url.path, **context,
         )
         return HTMLResponse(page, status, headers=SECURITY_HEADERS)
 

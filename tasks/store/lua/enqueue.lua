@@ -1,9 +1,13 @@
 -- Enqueue a batch of jobs, all or none: check each against its trip's books as they would stand
 -- after the jobs before it, and only if none breaks a rule, record and publish every job that
 -- has no record yet (a job that has one is the idempotent no-op it always was). See tasks/jobs/books.py.
+-- A job whose id has a record, or came earlier in the batch, with other kwargs is handed back with
+-- those kwargs, read in this same step, for the caller to compare (tasks/jobs/resend.py): it may be
+-- the same job written another way (19.990 for 19.99), or a conflicting one; either way nothing of it is written.
 -- Returns {0, problem, ...} (nothing written; a problem is {index, rule, other job, captured cents,
--- refunded cents, currency, captured at}), or {1, created?, ...} (1 where a job was new), or {1}
--- for a dry run that found no problem.
+-- refunded cents, currency, captured at}), or {1, answer, ...}: per job 1 (new), 0 (there already,
+-- the same kwargs) or the kwargs on record (there already, written differently); or {1} for a dry
+-- run that found no problem.
 --#include names
 --#include lib/publish.lua
 local active_key = KEYS[1]
@@ -44,12 +48,20 @@ end
 -- phase 1: the rules
 local problems = {}
 local new = {}
-local seen = {}
+local seen = {}      -- job id -> the kwargs of its first job in this batch
+local differing = {} -- index -> the kwargs on record (or earlier in the batch), where they differ from the job's
 for i = FIRST, #ARGV, STRIDE do
   local index = (i - FIRST) / STRIDE + 1
   local job = job_at(i)
-  if not seen[job.id] and redis.call('EXISTS', job.key) == 0 then
-    seen[job.id] = true
+  local stored = seen[job.id]
+  if not stored and redis.call('EXISTS', job.key) == 1 then
+    -- '': a record without kwargs (a worker's step outlived it): there already, nothing to compare
+    stored = redis.call('HGET', job.key, 'kwargs') or ''
+  end
+  if stored then
+    if stored ~= '' and stored ~= job.kwargs then differing[index] = stored end
+  else
+    seen[job.id] = job.kwargs
     local problem = nil
     if job.trip_key ~= '' then
       local b = book(job.trip_key)
@@ -77,7 +89,9 @@ local created = {1}
 for i = FIRST, #ARGV, STRIDE do
   local index = (i - FIRST) / STRIDE + 1
   local job = job_at(i)
-  if not new[index] then
+  if differing[index] then
+    table.insert(created, differing[index])
+  elseif not new[index] then
     table.insert(created, 0)
   else
     local b = job.trip_key ~= '' and book(job.trip_key) or nil
