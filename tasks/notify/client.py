@@ -16,7 +16,7 @@ from standardwebhooks import Webhook
 
 from config.settings import Settings
 from payapi.models import NotificationEvent
-from payapi.outcomes import Outcome, Success, classify_exception, classify_receiver
+from payapi.outcomes import Outcome, RetryAfter, Success, classify_exception, classify_receiver
 from tasks.notify.connection import Connection
 from tasks.notify.outbox import body_of
 
@@ -71,9 +71,9 @@ class WebhookClient:
 
     def deliver_event(self, event: NotificationEvent) -> Outcome:
         """POST ``event`` (``payq notify test``)."""
-        return self.deliver(event.id, body_of(event), event.type)
+        return self.deliver(event.id, body_of(event))
 
-    def deliver(self, event_id: str, body: str, kind: str = "") -> Outcome:
+    def deliver(self, event_id: str, body: str) -> Outcome:
         """POST one event's ``body``, signed for ``event_id`` at this moment, and classify the answer; never raises."""
         try:
             if "\r" in event_id or "\n" in event_id:
@@ -90,9 +90,9 @@ class WebhookClient:
             outcome = classify_exception(exc)  # whatever the cause, tried again later (tasks.notify.schedule.next_step)
         if isinstance(outcome, Success):
             if log.isEnabledFor(logging.DEBUG):
-                log.debug("notify %s type=%s delivered", event_id, kind)
-        else:
-            log.warning("notify %s type=%s outcome=%s failure=%r", event_id, kind, type(outcome).__name__, outcome.failure.describe()[:200])
+                log.debug("delivery of %s: delivered", event_id)
+        elif not isinstance(outcome, RetryAfter):  # a request for quiet is the delivery threads' to tell, once (workers.delivery)
+            log.warning("delivery of %s failed: %s", event_id, outcome.failure.describe()[:200])
         return outcome
 
     def _post(self, request: bytes) -> tuple[int, dict[str, str], bytes]:
