@@ -7,15 +7,11 @@ and the random draw are pinned (``rand`` always 0.5), so every due time is exact
 
 from __future__ import annotations
 
-import base64
 import logging
-from datetime import UTC, datetime
 
 import pytest
-from standardwebhooks import Webhook
 
 from payapi.outcomes import Failure, FailureKind, classify_exception, classify_receiver
-from tasks.notify.client import WebhookClient
 from tasks.notify.schedule import (
     FAN_OUT,
     SCHEDULE,
@@ -167,13 +163,3 @@ def test_a_receiver_asking_for_quiet_is_logged_as_one_state(caplog: pytest.LogCa
     assert "(21 times in 60 s)" in lines[1] and QUIET_TOLD_EVERY == 60.0
     assert lines[3] == "delivery: the receiver takes deliveries again, after asking for quiet 45 times in 135 s"
     assert not any(r.exc_info for r in caplog.records)
-
-
-def test_the_webhook_client_signs_as_the_standard_webhooks_library_does() -> None:
-    # payq signs by hand on its hot path (no datetime per event); the library is the reference
-    secret = "whsec_" + base64.b64encode(b"payq-unit-secret-of-thirty-two!!").decode()
-    body = '{"type":"job.succeeded","data":{"jobId":"cancel:s1:t1"}}'
-
-    ours = WebhookClient("http://127.0.0.1:9/hooks", secret).sign("cancel:s1:t1:succeeded", 1_700_000_000, body.encode())
-
-    assert ours == Webhook(secret).sign("cancel:s1:t1:succeeded", datetime.fromtimestamp(1_700_000_000, UTC), body)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import http.client
+import json
 import socket
 import threading
 import time
@@ -20,6 +21,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import pytest
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
 
 from payapi.outcomes import Success
 from tasks.notify.client import WebhookClient
@@ -296,7 +299,23 @@ def test_the_webhook_client_sends_again_on_a_fresh_connection_after_an_idle_clos
     assert_one_post(second, server.port, b'{"n": 2}')
     assert (first.connection, second.connection) == (0, 1)
     assert first.fields("webhook-id") == ["evt_1"] and second.fields("webhook-id") == ["evt_2"]
-    assert second.fields("webhook-signature") == [client.sign("evt_2", 1_700_000_000, b'{"n": 2}')]
+    assert second.fields("webhook-signature") == [client.sign("evt_2", 1_700_000_000, '{"n": 2}')]
+
+
+def test_a_delivery_verifies_as_a_receiver_checks_it_with_the_standard_webhooks_library(serve: Callable[..., ScriptedServer]) -> None:
+    server = serve(Reply(answer("204 No Content")))
+    client = WebhookClient(f"http://127.0.0.1:{server.port}{PATH}", SECRET)
+    body = '{"type":"job.succeeded","data":{"jobId":"cancel:s1:t1","note":"caf\u00e9"}}'
+
+    assert isinstance(client.deliver("cancel:s1:t1:succeeded", body), Success)
+    client._drop()
+
+    [received] = server.received
+    headers = {name: received.fields(name)[0] for name in ("webhook-id", "webhook-timestamp", "webhook-signature")}
+    assert Webhook(SECRET).verify(received.body, headers) == json.loads(body)
+    assert headers["webhook-id"] == "cancel:s1:t1:succeeded" and received.body == body.encode()
+    with pytest.raises(WebhookVerificationError):
+        Webhook(SECRET).verify(received.body.replace(b"t1", b"t2"), headers)
 
 
 @pytest.mark.parametrize("data", [
