@@ -1,4 +1,4 @@
-"""The webhook client: POSTs one signed notification to ``PAYQ_NOTIFY_URL`` and classifies the answer."""
+"""The webhook client: delivers one event, a signed POST to ``PAYQ_NOTIFY_URL``, and classifies the receiver's answer."""
 
 from __future__ import annotations
 
@@ -39,16 +39,15 @@ class WebhookClient:
     payment API client does. Redirects are not followed.
     """
 
-    def __init__(self, url: str, secret: str, *, slots: int = 4, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, url: str, secret: str, *, clock: Callable[[], float] = time.time) -> None:
         self._webhook = Webhook(secret)
-        self.slots = max(slots, 1)
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("PAYQ_NOTIFY_URL must be an http:// or https:// URL")
         # one context for every connection: loading the CA bundle costs milliseconds
         self._tls = ssl.create_default_context(cafile=certifi.where()) if parts.scheme == "https" else None
         self._host = parts.hostname
-        self._port = parts.port or (443 if self._tls else 80)
+        self._port = parts.port or (443 if self._tls is not None else 80)
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         host = f"[{self._host}]" if ":" in self._host else self._host
         if parts.port is not None:
@@ -70,11 +69,11 @@ class WebhookClient:
         return self._webhook.sign(event_id, datetime.fromtimestamp(timestamp, UTC), body)
 
     def deliver_event(self, event: NotificationEvent) -> Outcome:
-        """POST ``event`` (``payq notify test``)."""
+        """Deliver ``event`` (``payq notify test``)."""
         return self.deliver(event.id, body_of(event))
 
     def deliver(self, event_id: str, body: str) -> Outcome:
-        """POST one event's ``body``, signed for ``event_id`` at this moment, and classify the answer; never raises."""
+        """Deliver one event's ``body``, signed for ``event_id`` at this moment, and classify the receiver's answer; never raises."""
         try:
             if "\r" in event_id or "\n" in event_id:
                 raise ValueError(f"an event id may not break a header line: {event_id!r}")
@@ -141,4 +140,4 @@ def webhook_client(settings: Settings) -> WebhookClient | None:
     """The process's webhook client, or None when notifications are off."""
     if settings.notify_url is None or settings.notify_secret is None:
         return None
-    return WebhookClient(settings.notify_url, settings.notify_secret.get_secret_value(), slots=delivery_slots(settings))
+    return WebhookClient(settings.notify_url, settings.notify_secret.get_secret_value())

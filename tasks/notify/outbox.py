@@ -38,7 +38,7 @@ FORGET_CONSUMER_AFTER = 3600.0
 
 @dataclass(frozen=True)
 class Entry:
-    """One event as the outbox holds it: its stream entry's id, the event's id (``webhook-id``), body, job, failed tries, outcome time."""
+    """One event as the outbox holds it: its stream entry's id, the event's id (``webhook-id``), body, job, failed deliveries, outcome time."""
 
     entry_id: str
     event_id: str
@@ -124,7 +124,7 @@ class Outbox:
     def settle(self, entries: list[Entry], later: Mapping[str, TryLater] | None = None) -> int:
         """Acknowledge ``entries`` and forget them, or keep those in ``later`` (entry id -> when, and its record) for later; one script.
 
-        Returns how many were still this consumer's to settle (not claimed by another meanwhile).
+        Returns how many were still pending: one a consumer that claimed it meanwhile settled first is left as that one settled it.
         """
         keys_, args = self._settle_call(entries, later or {})
         return int(self._settle(keys=keys_, args=args)) if entries else 0
