@@ -14,7 +14,6 @@ import hmac
 import json
 import time
 from collections.abc import Callable
-from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -120,6 +119,7 @@ def test_a_receiver_answering_503_with_retry_after_gets_the_same_event_again_aft
 
 
 THROTTLE = 60.0  # seconds the receiver answers 429 Retry-After: 3 (issue #29)
+IN_FLIGHT = 0.5  # seconds after a 429's answer within which a POST begun before payq read it may still arrive
 
 
 @pytest.mark.slow
@@ -140,10 +140,15 @@ def test_a_receiver_asking_for_time_gets_every_event_once_and_deliveries_resume_
         assert rdb.hlen(keys.DEAD_LETTERS) == 0, "no dead letter: a request for time uses no attempt"
         throttled = [a for a in answered if a.status == 429]
         assert len(throttled) >= THROTTLE / 3 - 5 and all(a.arrived < throttled_until for a in throttled)
-        for asked, following in pairwise(answered):
-            if asked.status == 429:
-                # one delivery thread: nothing before the pause's end (3 s after the answer), and deliveries again within 1 s of it
-                assert asked.arrived + 3 <= following.arrived <= asked.answered + 3 + 1, (asked, following)
+        for asked in throttled:
+            # no delivery begins while the pause lasts (3 s from the answer), but those already in flight when the 429 came
+            # back (a receiver slower than 20 ms an answer gets several POSTs at once: tasks.notify.schedule.posts_at_once)
+            begun = [f for f in answered if asked.answered + IN_FLIGHT < f.arrived < asked.arrived + 3]
+            assert begun == [], (asked, begun)
+            if any(asked.answered < other.answered and other.arrived <= asked.answered + IN_FLIGHT for other in throttled):
+                continue  # another POST in flight came back 429 later: the pause ends 3 s after that one
+            # deliveries again within 1 s of the pause's end
+            assert any(asked.arrived + 3 <= f.arrived <= asked.answered + 3 + 1 for f in answered), (asked, answered)
         log = worker.log()
         assert log.count("the receiver asked for quiet") == 1 and log.count("the receiver takes deliveries again") == 1
         assert log.count("still asks for quiet") <= 2, "a line a minute while it lasts, not one per 429"
