@@ -2,9 +2,13 @@
 
 payq writes Celery protocol-2 messages straight onto kombu's Redis lists so
 that "record the job, publish it" is one atomic Redis script (see
-:mod:`tasks.store.records`); a message built here is byte-for-byte what
-``apply_async`` would publish to the same queue. Task names and queues come
-from the table of operations.
+:mod:`tasks.store.records`). A message built here is, field by field and in
+the same order, what ``apply_async`` publishes to the same queue (its body
+byte for byte), but for four fields: ``origin`` names payq's producer,
+``timelimit`` is left to the worker's own ``task_time_limit``, ``reply_to`` is
+empty (payq keeps no results) and ``delivery_tag`` is a uuid of its own;
+tests/jobs/test_messages.py compares the two. Task names and queues come from
+the table of operations.
 """
 
 from __future__ import annotations

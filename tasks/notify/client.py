@@ -1,22 +1,23 @@
-"""The webhook client: POSTs one signed notification to ``PAYQ_NOTIFY_URL`` and classifies the answer."""
+"""The webhook client: delivers one event, a signed POST to ``PAYQ_NOTIFY_URL``, and classifies the receiver's answer."""
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import http.client
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from urllib.parse import unquote, urlsplit
 
+import certifi
 from standardwebhooks import Webhook
 
 from config.settings import Settings
 from payapi.models import NotificationEvent
-from payapi.outcomes import Outcome, Success, classify_exception, classify_receiver
+from payapi.outcomes import Outcome, RetryAfter, Success, classify_exception, classify_receiver
 from tasks.notify.connection import Connection
 from tasks.notify.outbox import body_of
 
@@ -33,21 +34,20 @@ class WebhookClient:
     fixed POST, and their per-call machinery cost more than the rest of the
     delivery together (measured CPU per POST: requests 0.66 ms, urllib3 0.25,
     http.client 0.08, :mod:`tasks.notify.connection` 0.04). The request's head is
-    built once but for the per-event fields; the signature is Standard
-    Webhooks' ``v1``: base64 of HMAC-SHA256 over ``id.timestamp.body`` with
-    the secret's key. Redirects are not followed.
+    built once but for the per-event fields; the ``webhook-signature`` is the
+    ``standardwebhooks`` library's. TLS trusts certifi's CA bundle, as the
+    payment API client does. Redirects are not followed.
     """
 
-    def __init__(self, url: str, secret: str, *, slots: int = 4, clock: Callable[[], float] = time.time) -> None:
-        Webhook(secret)  # the library's own check of the secret (not empty, base64)
-        self._key = _secret_key(secret)
-        self.slots = max(slots, 1)
+    def __init__(self, url: str, secret: str, *, clock: Callable[[], float] = time.time) -> None:
+        self._webhook = Webhook(secret)
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("PAYQ_NOTIFY_URL must be an http:// or https:// URL")
-        self._https = parts.scheme == "https"
+        # one context for every connection: loading the CA bundle costs milliseconds
+        self._tls = ssl.create_default_context(cafile=certifi.where()) if parts.scheme == "https" else None
         self._host = parts.hostname
-        self._port = parts.port or (443 if self._https else 80)
+        self._port = parts.port or (443 if self._tls is not None else 80)
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         host = f"[{self._host}]" if ":" in self._host else self._host
         if parts.port is not None:
@@ -64,24 +64,23 @@ class WebhookClient:
     def __repr__(self) -> str:
         return "WebhookClient(...)"  # never the secret, nor a URL that may carry credentials
 
-    def sign(self, event_id: str, timestamp: int, body: bytes) -> str:
-        """The ``webhook-signature`` of ``body`` sent as ``event_id`` at ``timestamp`` (Standard Webhooks ``v1``)."""
-        digest = hmac.new(self._key, f"{event_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
-        return "v1," + base64.b64encode(digest).decode("ascii")
+    def sign(self, event_id: str, timestamp: int, body: str) -> str:
+        """The ``webhook-signature`` of ``body`` sent as ``event_id`` at ``timestamp`` (epoch seconds): the one place payq signs."""
+        return self._webhook.sign(event_id, datetime.fromtimestamp(timestamp, UTC), body)
 
     def deliver_event(self, event: NotificationEvent) -> Outcome:
-        """POST ``event`` (``payq notify test``)."""
-        return self.deliver(event.id, body_of(event), event.type)
+        """Deliver ``event`` (``payq notify test``)."""
+        return self.deliver(event.id, body_of(event))
 
-    def deliver(self, event_id: str, body: str, kind: str = "") -> Outcome:
-        """POST one event's ``body``, signed for ``event_id`` at this moment, and classify the answer; never raises."""
+    def deliver(self, event_id: str, body: str) -> Outcome:
+        """Deliver one event's ``body``, signed for ``event_id`` at this moment, and classify the receiver's answer; never raises."""
         try:
             if "\r" in event_id or "\n" in event_id:
                 raise ValueError(f"an event id may not break a header line: {event_id!r}")
             sent_at = int(self._clock())
             content = body.encode()
             request = (f"{self._head}webhook-id: {event_id}\r\nwebhook-timestamp: {sent_at}\r\n"
-                       f"webhook-signature: {self.sign(event_id, sent_at, content)}\r\nContent-Length: {len(content)}\r\n\r\n"
+                       f"webhook-signature: {self.sign(event_id, sent_at, body)}\r\nContent-Length: {len(content)}\r\n\r\n"
                        ).encode() + content
             status, answer_headers, answer = self._post(request)
             outcome = classify_receiver(status, answer_headers, answer, self._clock())
@@ -90,9 +89,9 @@ class WebhookClient:
             outcome = classify_exception(exc)  # whatever the cause, tried again later (tasks.notify.schedule.next_step)
         if isinstance(outcome, Success):
             if log.isEnabledFor(logging.DEBUG):
-                log.debug("notify %s type=%s delivered", event_id, kind)
-        else:
-            log.warning("notify %s type=%s outcome=%s failure=%r", event_id, kind, type(outcome).__name__, outcome.failure.describe()[:200])
+                log.debug("delivery of %s: delivered", event_id)
+        elif not isinstance(outcome, RetryAfter):  # a request for quiet is the delivery threads' to tell, once (workers.delivery)
+            log.warning("delivery of %s failed: %s", event_id, outcome.failure.describe()[:200])
         return outcome
 
     def _post(self, request: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -115,7 +114,7 @@ class WebhookClient:
     def _connection(self) -> Connection:
         conn: Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = Connection(self._host, self._port, self._https, CONNECT_TIMEOUT, READ_TIMEOUT)
+            conn = Connection(self._host, self._port, self._tls, CONNECT_TIMEOUT, READ_TIMEOUT)
             self._local.conn = conn
         return conn
 
@@ -124,11 +123,6 @@ class WebhookClient:
         self._local.conn = None
         if conn is not None:
             conn.close()
-
-
-def _secret_key(secret: str) -> bytes:
-    """The HMAC key of a ``whsec_`` secret, read as the Standard Webhooks libraries read it (base64, padding optional)."""
-    return base64.b64decode(secret.removeprefix("whsec_") + "==")
 
 
 def delivery_slots(settings: Settings) -> int:
@@ -146,4 +140,4 @@ def webhook_client(settings: Settings) -> WebhookClient | None:
     """The process's webhook client, or None when notifications are off."""
     if settings.notify_url is None or settings.notify_secret is None:
         return None
-    return WebhookClient(settings.notify_url, settings.notify_secret.get_secret_value(), slots=delivery_slots(settings))
+    return WebhookClient(settings.notify_url, settings.notify_secret.get_secret_value())

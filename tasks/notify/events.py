@@ -15,7 +15,6 @@ a slow or dead receiver delays no payment job. Failed deliveries follow
 from __future__ import annotations
 
 import base64
-import logging
 import secrets
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -25,8 +24,6 @@ from payapi.models import NotificationData, NotificationEvent
 from payapi.operations import Operation
 from payapi.outcomes import Failure
 from tasks.states import DeadLetterReason
-
-log = logging.getLogger("payq.notify")
 
 SUCCEEDED = "job.succeeded"
 DEAD_LETTERED = "job.dead_lettered"

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
 import redis
 
 from payapi.models import NotificationEvent
+from tasks.notify.schedule import TryLater
 from tasks.redis import keys, scripts
 
 log = logging.getLogger("payq.notify")
@@ -36,7 +38,7 @@ FORGET_CONSUMER_AFTER = 3600.0
 
 @dataclass(frozen=True)
 class Entry:
-    """One event as the outbox holds it: its stream entry's id, the event's id (``webhook-id``), body, job, failed tries, outcome time."""
+    """One event as the outbox holds it: its stream entry's id, the event's id (``webhook-id``), body, job, failed deliveries, outcome time."""
 
     entry_id: str
     event_id: str
@@ -51,9 +53,9 @@ class Entry:
         return cls(entry_id, fields["id"], fields["body"], fields.get("job", ""), int(fields.get("attempts", 0)),
                    float(fields.get("at", 0)))
 
-    def retry_json(self) -> str:
-        """The entry as the retry set keeps it, one more failed try counted."""
-        return json.dumps({"id": self.event_id, "body": self.body, "job": self.job_id, "attempts": self.failed + 1, "at": self.at})
+    def retry_json(self, failed: int) -> str:
+        """The entry as the retry set keeps it, with ``failed`` failed deliveries on its record."""
+        return json.dumps({"id": self.event_id, "body": self.body, "job": self.job_id, "attempts": failed, "at": self.at})
 
 
 def body_of(event: NotificationEvent) -> str:
@@ -119,29 +121,29 @@ class Outbox:
             self._redis.xgroup_delconsumer(keys.OUTBOX, keys.OUTBOX_GROUP, name)
         return len(gone)
 
-    def settle(self, entries: list[Entry], retry_at: dict[str, float] | None = None) -> int:
-        """Acknowledge ``entries`` and forget them, or keep those in ``retry_at`` (entry id -> due) for later; one script.
+    def settle(self, entries: list[Entry], later: Mapping[str, TryLater] | None = None) -> int:
+        """Acknowledge ``entries`` and forget them, or keep those in ``later`` (entry id -> when, and its record) for later; one script.
 
-        Returns how many were still this consumer's to settle (not claimed by another meanwhile).
+        Returns how many were still pending: one a consumer that claimed it meanwhile settled first is left as that one settled it.
         """
-        keys_, args = self._settle_call(entries, retry_at or {})
+        keys_, args = self._settle_call(entries, later or {})
         return int(self._settle(keys=keys_, args=args)) if entries else 0
 
     @staticmethod
-    def _settle_call(entries: list[Entry], retry_at: dict[str, float]) -> tuple[list[str], list[Any]]:
+    def _settle_call(entries: list[Entry], later: Mapping[str, TryLater]) -> tuple[list[str], list[Any]]:
         args: list[Any] = [keys.OUTBOX_GROUP]
         for entry in entries:
-            due = retry_at.get(entry.entry_id)
-            args += [entry.entry_id, entry.event_id, "" if due is None else due, "" if due is None else entry.retry_json()]
+            step = later.get(entry.entry_id)
+            args += [entry.entry_id, entry.event_id, "" if step is None else step.until, "" if step is None else entry.retry_json(step.failed)]
         return [keys.OUTBOX, keys.OUTBOX_PENDING, keys.OUTBOX_RETRY], args
 
-    def settle_and_read(self, entries: list[Entry], retry_at: dict[str, float], consumer: str, count: int) -> list[Entry]:
+    def settle_and_read(self, entries: list[Entry], later: Mapping[str, TryLater], consumer: str, count: int) -> list[Entry]:
         """:meth:`settle` ``entries``, then :meth:`read` up to ``count`` new ones without waiting: one round trip for both."""
         if not entries:
             return self.read(consumer, count, 0)
         pipe = self._redis.pipeline(transaction=False)
         # EVALSHA itself: a pipeline given the Script object would first ask SCRIPT EXISTS, a round trip of its own
-        keys_, args = self._settle_call(entries, retry_at)
+        keys_, args = self._settle_call(entries, later)
         pipe.evalsha(self._settle.sha, len(keys_), *keys_, *args)
         pipe.xreadgroup(keys.OUTBOX_GROUP, consumer, {keys.OUTBOX: ">"}, count=count)
         settled, reply = pipe.execute(raise_on_error=False)
@@ -153,7 +155,7 @@ class Outbox:
         # the entries read are this consumer's now, whatever became of the settle: returned, never dropped
         read = _entries(reply)
         if isinstance(settled, redis.exceptions.NoScriptError):  # Redis restarted or its scripts were flushed: load it
-            self.settle(entries, retry_at)
+            self.settle(entries, later)
         elif isinstance(settled, Exception):
             log.warning("outbox: settling %d entries failed (%s); they stay pending, to be claimed and delivered again", len(entries),
                         settled)

@@ -1,12 +1,15 @@
-"""What a notification does after one delivery: pure functions of the receiver's answer, tested as tables.
+"""What an event does after one delivery: pure functions of the receiver's answer, tested as tables.
 
-:func:`tasks.notify.events.classify_receiver` says what an answer *is*;
+:func:`payapi.outcomes.classify_receiver` says what an answer *is*;
 :func:`next_step` says what the outbox *does*: forget the event (delivered),
-keep it for a later try, or dead-letter it as ``notify-failed``. Retries follow
-Svix's published schedule, so a receiver that is down for an afternoon still
-gets every event: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (about 27 hours in
-all with the default 8 attempts). A 429 or 503 with Retry-After is followed
-instead, and pauses deliveries to the receiver for every worker until then.
+keep it for a later delivery, or dead-letter it as ``notify-failed``. Failed
+deliveries follow Svix's published schedule, so a receiver that is down for an
+afternoon still gets every event: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h
+(about 27 hours in all with the default 8 attempts). A 429 or 503 with
+Retry-After is a request for time, not a failure: it uses no attempt and does
+not advance the schedule; the event comes back when the receiver asked, and
+every worker's deliveries to the receiver pause until then. What bounds those
+is the schedule's span (:func:`schedule_span`), counted from the event's outcome.
 """
 
 from __future__ import annotations
@@ -28,16 +31,22 @@ class Delivered:
 
 @dataclass(frozen=True)
 class TryLater:
-    """Deliver the event again at ``until``; ``pause_until``: first pause every delivery to the receiver until then (its Retry-After)."""
+    """Deliver the event again at ``until``, with ``failed`` failed deliveries on its record.
+
+    ``failure``: what this delivery came to (None: none was made, the receiver
+    had asked for quiet); ``pause_until``: first pause every delivery to the
+    receiver until then (its Retry-After).
+    """
 
     until: float
-    failure: Failure
+    failed: int
+    failure: Failure | None = None
     pause_until: float | None = None
 
 
 @dataclass(frozen=True)
 class GiveUp:
-    """Out of attempts: dead-letter the event as ``notify-failed`` with ``failure`` (a Retry-After still pauses the receiver)."""
+    """Dead-letter the event as ``notify-failed`` with ``failure`` (a Retry-After still pauses the receiver until ``pause_until``)."""
 
     failure: Failure
     pause_until: float | None = None
@@ -51,28 +60,40 @@ def retry_delay(failed: int) -> float:
     return SCHEDULE[min(max(failed, 1), len(SCHEDULE)) - 1]
 
 
-def next_step(outcome: Outcome, attempt: int, max_attempts: int, now: float, floor: float, cap: float,
+def schedule_span(max_attempts: int) -> float:
+    """Seconds the schedule spans for ``max_attempts`` deliveries: the waits between them (99,305 s, 27.6 h, for 8)."""
+    return sum(retry_delay(failed) for failed in range(1, max_attempts))
+
+
+def next_step(outcome: Outcome, failed: int, max_attempts: int, since: float, now: float, floor: float, cap: float,
               rand: Callable[[], float]) -> Step:
-    """What to do after delivery ``attempt`` (1-based) came back as ``outcome``.
+    """What to do after a delivery of an event with ``failed`` failed deliveries on record, appended at ``since``, came back as ``outcome``.
 
     - Success (2xx): delivered.
-    - RetryAfter (429 or 503 with the header): again after the delay, clamped
-      to [``floor``, ``cap``], and the receiver paused until then.
-    - Anything else (another 4xx or 5xx, no answer): again after the schedule's wait.
-    - On the last attempt: give up (dead-letter), still pausing for a Retry-After.
+    - RetryAfter (429 or 503 with the header): the receiver is paused until
+      the delay (clamped to [``floor``, ``cap``]) is over, and the event comes
+      back then, its failed count unchanged; a pause that would end past the
+      schedule's span from ``since`` gives up instead.
+    - Anything else (another 4xx or 5xx, no answer): one more failed delivery:
+      again after the schedule's wait for it, or, if that was the
+      ``max_attempts``-th, give up.
     """
     if isinstance(outcome, Success):
         return Delivered()
-    pause_until = None
     if isinstance(outcome, RetryAfter):
         pause_until = now + max(floor, min(cap, outcome.delay))
-        until = pause_until + rand() * SPREAD
-    else:
-        wait = retry_delay(attempt)
-        until = now + wait * (1 + SPREAD * rand())
-    if attempt >= max_attempts:
-        return GiveUp(outcome.failure, pause_until)
-    return TryLater(until, outcome.failure, pause_until)
+        if pause_until > since + schedule_span(max_attempts):
+            return GiveUp(outcome.failure, pause_until)
+        return TryLater(pause_until, failed, outcome.failure, pause_until)
+    failed += 1
+    if failed >= max_attempts:
+        return GiveUp(outcome.failure)
+    return TryLater(now + retry_delay(failed) * (1 + SPREAD * rand()), failed, outcome.failure)
+
+
+def held(failed: int, paused_until: float) -> TryLater:
+    """An event read but not delivered, because the receiver asked for quiet until ``paused_until``: back then, its record unchanged."""
+    return TryLater(paused_until, failed)
 
 
 SLOW = 0.02   # seconds a receiver takes to answer a POST, past which a delivery thread sends several at once

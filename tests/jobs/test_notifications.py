@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 import redis
 import requests
 
@@ -34,7 +35,7 @@ from tests.support.payq_cli import PayqRunner
 from tests.support.polling import wait_for
 from tests.support.receiver import Answer, Received, receiving
 from tests.support.sandbox import SandboxProcess
-from tests.support.worker import WorkerProcess
+from tests.support.worker import DEFAULT_ENV, WorkerProcess
 
 SECRET = "whsec_" + base64.b64encode(b"payq-test-secret-of-thirty-two!!").decode()
 
@@ -111,9 +112,73 @@ def test_a_receiver_answering_503_with_retry_after_gets_the_same_event_again_aft
         first, second = receiver.all()
         assert (first.status, second.status) == (503, 200)
         assert first.headers["webhook-id"] == second.headers["webhook-id"], "the receiver's idempotency key is stable"
-        assert second.arrived - first.answered >= 2.0
+        # the pause runs from when payq read the answer: after the request arrived, maybe before the receiver noted it answered
+        assert second.arrived - first.arrived >= 2.0
         assert signed_correctly(second)
         assert events([second])[0]["data"]["jobId"] == cancel
+
+
+THROTTLE = 60.0  # seconds the receiver answers 429 Retry-After: 3 (issue #29)
+IN_FLIGHT = 0.5  # seconds after a 429's answer within which a POST begun before payq read it may still arrive
+
+
+@pytest.mark.slow
+def test_a_receiver_asking_for_time_gets_every_event_once_and_deliveries_resume_within_1_s_of_each_pause_s_end(
+    api: SandboxProcess, producer: Producer, rdb: redis.Redis, start_worker: Callable[..., WorkerProcess],
+) -> None:
+    # every setting at its default, and the plain worker command (no --pool, no --concurrency: one delivery thread)
+    with receiving() as receiver:
+        worker = start_worker(env=notify_env(receiver.url, **DEFAULT_ENV), pool=None, concurrency=None)
+        throttled_until = receiver.answer_for(THROTTLE, Answer(429, {"Retry-After": "3"}))
+        cancels = [producer.enqueue_cancel(storeId="s1", shoppingTripId=f"q{i}") for i in range(20)]
+        wait_for(lambda: len(receiver.delivered()) >= len(cancels), timeout=THROTTLE + 60, interval=0.2, what="every event, after the 429s")
+        wait_for(lambda: rdb.zcard(keys.OUTBOX_PENDING) == 0, what="the outbox to be empty")
+
+        answered = receiver.all()
+        delivered = events(receiver.delivered())
+        assert sorted(e["data"]["jobId"] for e in delivered) == sorted(cancels), "every event, each once"
+        assert rdb.hlen(keys.DEAD_LETTERS) == 0, "no dead letter: a request for time uses no attempt"
+        throttled = [a for a in answered if a.status == 429]
+        assert len(throttled) >= THROTTLE / 3 - 5 and all(a.arrived < throttled_until for a in throttled)
+        for asked in throttled:
+            # no delivery begins while the pause lasts (3 s from the answer), but those already in flight when the 429 came
+            # back (a receiver slower than 20 ms an answer gets several POSTs at once: tasks.notify.schedule.posts_at_once)
+            begun = [f for f in answered if asked.answered + IN_FLIGHT < f.arrived < asked.arrived + 3]
+            assert begun == [], (asked, begun)
+            if any(asked.answered < other.answered and other.arrived <= asked.answered + IN_FLIGHT for other in throttled):
+                continue  # another POST in flight came back 429 later: the pause ends 3 s after that one
+            # deliveries again within 1 s of the pause's end
+            assert any(asked.arrived + 3 <= f.arrived <= asked.answered + 3 + 1 for f in answered), (asked, answered)
+        log = worker.log()
+        assert log.count("the receiver asked for quiet") == 1 and log.count("the receiver takes deliveries again") == 1
+        assert log.count("still asks for quiet") <= 2, "a line a minute while it lasts, not one per 429"
+
+
+def test_outbox_entries_the_previous_main_wrote_are_delivered(
+    api: SandboxProcess, rdb: redis.Redis, start_worker: Callable[..., WorkerProcess],
+) -> None:
+    # a stream entry and a retry-set entry exactly as the previous main wrote them (lua/lib/outbox.lua, Entry.retry_json)
+    body = ('{"id":"cancel:s1:old1:succeeded","type":"job.succeeded","timestamp":"2026-01-05T10:00:00.000000Z",'
+            '"data":{"jobId":"cancel:s1:old1","operation":"cancel","storeId":"s1","shoppingTripId":"old1","state":"succeeded",'
+            '"result":{},"status":200}}')
+    now = time.time()
+    Outbox(rdb).ensure_group()
+    rdb.xadd(keys.OUTBOX, {"id": "cancel:s1:old1:succeeded", "body": body, "job": "cancel:s1:old1", "attempts": 0, "at": now - 60})
+    rdb.zadd(keys.OUTBOX_PENDING, {"cancel:s1:old1:succeeded": now - 60})
+    retried = body.replace("old1", "old2")
+    rdb.zadd(keys.OUTBOX_RETRY, {json.dumps({"id": "cancel:s1:old2:succeeded", "body": retried, "job": "cancel:s1:old2", "attempts": 3,
+                                             "at": now - 3600}): now - 1})
+    rdb.zadd(keys.OUTBOX_PENDING, {"cancel:s1:old2:succeeded": now - 3600})
+
+    with receiving() as receiver:
+        start_worker(env=notify_env(receiver.url))
+        wait_for(lambda: len(receiver.delivered()) == 2, what="both events")
+        wait_for(lambda: rdb.zcard(keys.OUTBOX_PENDING) == 0, what="the outbox to be empty")
+
+        assert sorted(d.headers["webhook-id"] for d in receiver.delivered()) == ["cancel:s1:old1:succeeded", "cancel:s1:old2:succeeded"]
+        assert sorted(d.body.decode() for d in receiver.delivered()) == sorted([body, retried])
+        assert all(signed_correctly(d) for d in receiver.delivered())
+        assert rdb.zcard(keys.OUTBOX_RETRY) == 0 and rdb.xlen(keys.OUTBOX) == 0
 
 
 def test_a_notification_that_never_lands_is_dead_lettered_and_delivered_on_replay(

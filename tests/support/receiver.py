@@ -37,7 +37,10 @@ class Received:
 
 
 class Receiver:
-    """Answers POSTs with ``script`` in order, then ``then`` forever; records every delivery once answered."""
+    """Answers POSTs with ``script`` in order, then ``then`` forever; records every delivery once answered.
+
+    :meth:`answer_for` puts an answer before both for a while (a receiver that throttles for a minute).
+    """
 
     def __init__(self, script: list[Answer] | None = None, then: Answer | None = None) -> None:
         self.script = list(script or [])
@@ -45,6 +48,7 @@ class Receiver:
         self.received: list[Received] = []
         self.arrivals = 0
         self._lock = threading.Lock()
+        self._for: tuple[float, Answer] | None = None
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -53,7 +57,10 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 with receiver._lock:
                     receiver.arrivals += 1
-                    answer = receiver.script.pop(0) if receiver.script else receiver.then
+                    if receiver._for is not None and arrived < receiver._for[0]:
+                        answer = receiver._for[1]
+                    else:
+                        answer = receiver.script.pop(0) if receiver.script else receiver.then
                 if answer.hold:
                     time.sleep(answer.hold)  # a receiver that hangs: this thread is the receiver's, not payq's
                 self.send_response(answer.status)
@@ -73,6 +80,13 @@ class Receiver:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/payq"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
+
+    def answer_for(self, seconds: float, answer: Answer) -> float:
+        """Answer every delivery arriving in the next ``seconds`` with ``answer``, then as scripted; returns when that ends."""
+        until = time.time() + seconds
+        with self._lock:
+            self._for = (until, answer)
+        return until
 
     def delivered(self) -> list[Received]:
         """The deliveries answered with a 2xx."""

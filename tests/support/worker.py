@@ -11,6 +11,8 @@ import time
 import uuid
 from pathlib import Path
 
+from config.settings import Settings
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -23,6 +25,8 @@ TEST_ENV = {
     "PAYQ_HTTP_READ_TIMEOUT": "5",
     "PYTHONUNBUFFERED": "1",
 }
+# What an operator gets: every setting TEST_ENV shortens, back at its default.
+DEFAULT_ENV = {name: str(Settings.model_fields[name.removeprefix("PAYQ_").lower()].default) for name in TEST_ENV if name.startswith("PAYQ_")}
 
 
 class WorkerProcess:

@@ -1,7 +1,7 @@
 -- What deliveries came to, for outbox entries held by the caller's consumer group: each acknowledged
 -- and removed from the stream, and then either forgotten (delivered or dead-lettered) or kept in
--- the retry set until it is due. Only if the entry was still pending: an entry claimed by another
--- consumer meanwhile (this one was taken for dead) is that consumer's to settle.
+-- the retry set until it is due. Only if the entry is still pending in the group: one that another
+-- consumer claimed meanwhile (this one was taken for dead) and settled first stays as it settled it.
 -- ARGV: the group, then (entry id, event id, due or '' when done with it, the entry as the retry
 -- set keeps it) per entry. Returns how many were settled here.
 local stream_key = KEYS[1]
