@@ -135,8 +135,9 @@ class Settings(BaseSettings):
         " a random key (24 to 64 bytes recommended); `payq notify secret` prints a new one."
     ))
     notify_max_attempts: int = Field(8, ge=1, description=(
-        "Deliveries of one notification before it is dead-lettered as `notify-failed` (retried after 5 s, 5 min, 30 min, 2 h, 5 h,"
-        " 10 h, 10 h: about 27 h with 8)."))
+        "Failed deliveries of one notification before it is dead-lettered as `notify-failed` (retried after 5 s, 5 min, 30 min,"
+        " 2 h, 5 h, 10 h, 10 h: about 27 h with 8). A receiver's 429 or 503 with Retry-After is a request for time, not a"
+        " failure: it counts as none, and waits within the same span."))
     console_users: dict[str, ConsoleUser] = Field(default_factory=dict, description=(
         "The operators' console users (`/console/` on `payq serve`), as JSON: each name -> its `role` (`viewer` reads,"
         " `operator` also replays, purges and lifts pauses) and its password's bcrypt `hash`:"
