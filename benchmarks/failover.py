@@ -34,7 +34,7 @@ from benchmarks.calls import CAPTURE, FEEDBACK, CallLog, drain_rate
 from benchmarks.processes import Managed, SandboxProc, free_port
 from benchmarks.report import Row, fmt
 from benchmarks.workers import Fleet, Shape, start_payq
-from config.celery import lost_after
+from config.celery import STEPS_PATIENCE
 from config.settings import Settings
 from payapi.errors import PayqError
 from tasks.producer import Producer
@@ -243,7 +243,7 @@ def _failover(group: Group, sandbox: SandboxProc, log: CallLog, shape: Shape, wa
         thread.join(timeout=30)
         acknowledged = dict(enqueuer.acknowledged)
         # a message kombu popped just before the kill is revived after lost_after, once its queue is empty
-        deadline = time.monotonic() + lost_after(group.settings(wanted)) + 20
+        deadline = time.monotonic() + STEPS_PATIENCE + 20
         while _unfinished(log, acknowledged) and time.monotonic() < deadline and fleet.alive():
             time.sleep(0.5)
         log.settle(quiet=2.0)

@@ -32,11 +32,11 @@ class Heartbeat(threading.Thread):
         """Loop: beat, renewing the leases of the jobs this process holds."""
         every = beat_every(self._holder.settings.lease_seconds)
         while not self._stop_event.is_set():
+            rt = self._holder.get()  # builds, connecting nothing: Redis is asked below
             try:
-                rt = self._holder.get()
                 rt.leases.beat(rt.holdings.worker, rt.holdings.items())
             except (redis.ConnectionError, redis.TimeoutError) as exc:
-                log.warning("heartbeat: Redis unavailable (%s); retrying", exc)
+                rt.degraded.fault(exc)  # said once by the process's degraded state, not at every beat
             except Exception:
                 log.exception("heartbeat: unexpected error; retrying")
             self._stop_event.wait(every)

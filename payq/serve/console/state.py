@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
 import jinja2
+import redis
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
@@ -26,6 +27,7 @@ from payapi.errors import BrokerUnavailable
 from payq.durations import age
 from payq.views import subject_of
 from tasks.redis.connection import with_retry
+from tasks.redis.replicas import Sighting
 from tasks.stores import Stores
 
 T = TypeVar("T")
@@ -87,12 +89,19 @@ class Console:
             raise Refusal(503, "Redis is unreachable", "Redis is unreachable: see payq serve's log, and retry") from None
 
     def render(self, request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
-        """``template`` rendered with ``context`` and what every page shows (who is signed in, read-only, Flower)."""
+        """``template`` rendered with ``context`` and what every page shows (who is signed in, read-only, Flower, a degraded Redis)."""
         page = self.templates.get_template(template).render(
             operator=getattr(request.state, "operator", None), read_only=self.settings.console_read_only, flower_url=self.settings.flower_url,
-            now=time.time(), path=request.url.path, **context,
+            now=time.time(), path=request.url.path, replicas=self.replicas(), **context,
         )
         return HTMLResponse(page, status, headers=SECURITY_HEADERS)
+
+    def replicas(self) -> Sighting | None:
+        """Redis's replicas as payq's writes see them (read at most once a second), for the banner; None if Redis does not answer."""
+        try:
+            return self.stores.replicas.look(self.stores.redis)
+        except redis.RedisError:
+            return None
 
     def refused(self, request: Request, refusal: Refusal) -> HTMLResponse:
         """The page for ``refusal``, with its status and headers (a 401's challenge)."""
