@@ -8,7 +8,11 @@ benchmark's "profile" section reports what each one buys.
 
 from __future__ import annotations
 
+import kombu.transport
 from celery import Celery
+from kombu.transport import redis as kombu_redis
+
+from workers.redis_transport import ClientReuse
 
 TWEAKS: dict[str, str] = {
     "events-on": "worker_send_task_events=True: task events as when Flower watches (its --enable-events; off by default)",
@@ -30,8 +34,22 @@ def apply(app: Celery, names: list[str]) -> None:
         reuse_kombu_clients()
 
 
-def reuse_kombu_clients() -> None:
-    """Give this process payq's kombu transport, which builds one ``redis.Redis`` per pool, not one per ack and event."""
-    from workers import redis_transport
+class ReuseChannel(ClientReuse, kombu_redis.Channel):
+    """kombu's Redis channel with payq's client reuse and kombu's ack emulation off, as payq ran it before its own fetch."""
 
-    redis_transport.install()
+    ack_emulation = False
+
+
+class ReuseTransport(kombu_redis.Transport):
+    """kombu's Redis transport with :class:`ReuseChannel`."""
+
+    Channel = ReuseChannel
+
+
+def reuse_kombu_clients() -> None:
+    """Give this process kombu's Redis transport with payq's client reuse (one ``redis.Redis`` per pool, not one per ack and event).
+
+    Only that: payq's own fetch (``workers/fetch.py``) needs a payq worker's runtime, which a bare Celery app has not.
+    """
+    kombu.transport.TRANSPORT_ALIASES["redis"] = f"{__name__}:ReuseTransport"
+    kombu.transport._transport_cache.pop("redis", None)

@@ -10,7 +10,7 @@ import redis
 from tasks.producer import Producer
 from tasks.redis import keys
 from tasks.store.leases import LeaseStore, copy_verdict
-from tasks.store.records import JobStore
+from tasks.store.records import JobStore, Recovered
 from tests.support.jobs import USD_1, record
 from tests.support.names import queue_of
 from tests.unit.test_leases import COPY_TABLE, LEASE, NOW
@@ -77,11 +77,11 @@ def test_a_lapsed_lease_is_given_back_by_a_steady_sweeper_and_its_old_holder_can
     rdb.zadd(keys.LEASES, {job_id: now - 1})  # its holder stopped beating a lease ago
 
     set_clock_relative(rdb, now, job_id, NOW - 1, NOW - 1, NOW - 2, worker="sweeper")  # back from an outage 2 s ago
-    assert store.recover_lapsed("sweeper", LEASE, now, 100) is None, "a sweeper just back judges nobody"
+    assert store.recover("sweeper", LEASE, now, 100) is None, "a sweeper just back judges nobody"
     assert record(rdb, job_id)["state"] == "running"
 
     set_clock_relative(rdb, now, job_id, NOW - 1, NOW - 1, NOW - 60, worker="sweeper")
-    assert store.recover_lapsed("sweeper", LEASE, now, 100) == 1
+    assert store.recover("sweeper", LEASE, now, 100) == Recovered(lapsed=1, fetched=0)
     assert record(rdb, job_id)["state"] == "queued"
     assert record(rdb, job_id)["recovered_from"] == "h1"
     assert [json.loads(m)["headers"]["id"] for m in rdb.lrange(queue_of("capture"), 0, -1)] == [job_id]
