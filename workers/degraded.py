@@ -4,9 +4,9 @@ When a worker cannot go on (Redis does not answer, or fewer replicas are in
 sync than ``PAYQ_REDIS_MIN_REPLICAS``), it takes no work: its transport
 fetches nothing (``workers/redis_transport.py`` asks :meth:`Degraded.may_fetch`),
 jobs it already holds wait before they begin, and nothing is rejected and
-requeued in a loop. Its housekeeping looks again about once a second
-(:meth:`Degraded.saw`). When it can go on without a replica (the floor is 0),
-it goes on, degraded. Either way the state is logged on entering it, once a
+requeued in a loop. Its heartbeat looks at Redis again about once a second
+(:meth:`Degraded.saw`); a worker takes no work before its first look. When
+it can go on without a replica (the floor is 0), it goes on, degraded. Either way the state is logged on entering it, once a
 minute while it lasts and on leaving it, one line each, without a traceback;
 the threads that meet Redis's faults report them here instead of logging
 each one.
@@ -71,8 +71,7 @@ class Degraded:
         self._detail = ""
         self._since = 0.0
         self._said_at = 0.0
-        self._working = threading.Event()
-        self._working.set()
+        self._working = threading.Event()  # set by the first look that finds Redis well
         self._stopping = threading.Event()
 
     @property
@@ -136,6 +135,7 @@ class Degraded:
 
     def _leave(self) -> None:
         with self._lock:
+            self._working.set()
             if self._trouble is None:
                 return
             trouble, lasted = self._trouble, self._clock() - self._since
@@ -156,6 +156,21 @@ class DropRejectReport(logging.Filter):
         return not (record.exc_info and isinstance(record.exc_info[1], Reject))
 
 
+class DropConnectionLossLecture(logging.Filter):
+    """Celery's warning, at every lost broker connection, that a future version will cancel running tasks then."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False (dropped) for that warning."""
+        return "worker_cancel_long_running_tasks_on_connection_loss" not in record.getMessage()
+
+
 def quiet_expected_reports() -> None:
-    """Install :class:`DropRejectReport` on Celery's task-trace logger (in this process)."""
+    """Install :class:`DropRejectReport` on Celery's task-trace logger, and drop Celery's lecture at each lost connection (in this process).
+
+    On every lost broker connection Celery warns, in seven lines, that a
+    future version will cancel running tasks then: payq keeps them running
+    (their outcomes wait out Redis) and says once that Redis is away.
+    """
     logging.getLogger("celery.app.trace").addFilter(DropRejectReport())
+    # Celery turns its pending-deprecation warnings on as it sets up logging, after anything set here: filtered as a log record
+    logging.getLogger("py.warnings").addFilter(DropConnectionLossLecture())

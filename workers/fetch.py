@@ -22,7 +22,9 @@ next fetch (a worker that dies first leaves a finished job's message behind,
 and its next holder finds the job finished). A closing channel gives back
 what it still holds at once; a new one gives back what its worker's lists
 still hold from before (a close that could not reach Redis). While the
-worker takes no work (:mod:`workers.degraded`) it fetches nothing.
+worker takes no work (:mod:`workers.degraded`) its fetches take nothing: they
+only settle, then block a second on ``payq:wake``, so the connection stays in
+use (a primary gone is noticed at once) and costs a round trip or two a second.
 """
 
 from __future__ import annotations
@@ -46,7 +48,6 @@ from tasks.redis.patience import Patience
 from tasks.store.inflight import InFlight, Settled, fetch_call, read_fetch
 
 log = logging.getLogger("payq.transport")
-FETCHER_OPTION = "payq_fetcher"  # the transport option that names the worker process a channel fetches for
 
 
 class Fetcher(Protocol):
@@ -60,13 +61,9 @@ class Fetcher(Protocol):
 
 
 class QoS(virtual.QoS):  # type: ignore[misc,unused-ignore]
-    """kombu's in-memory QoS, whose acknowledgements settle the message in Redis and which fetches nothing while the worker takes no work."""
+    """kombu's in-memory QoS, whose acknowledgements and rejections settle the message in Redis."""
 
     channel: OwnedFetch
-
-    def can_consume(self) -> bool:
-        """Whether the channel may fetch: a free thread, and a worker taking work."""
-        return self.channel.payq_may_fetch() and bool(super().can_consume())  # type: ignore[no-untyped-call]
 
     def ack(self, delivery_tag: str) -> None:
         """Acknowledge: the message leaves the worker's in-flight list with its next fetch."""
@@ -95,7 +92,9 @@ class OwnedFetch:
 
     QoS = QoS
     ack_emulation = False  # kombu's unacknowledged hash: the in-flight lists keep what it kept, and more
-    _payq_fetcher: Fetcher | None = None
+    # the worker process this process's channels fetch for (workers.redis_transport.install); not a transport option,
+    # which Celery shows (and serializes) in the worker's stats
+    fetcher: Fetcher | None = None
     # kombu's attributes and methods this mixin uses
     client: Any
     connection: Any
@@ -114,7 +113,6 @@ class OwnedFetch:
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.QoS = QoS  # kombu's Redis channel sets its own class in __init__
-        self._payq_fetcher = self.connection.client.transport_options.get(FETCHER_OPTION)
         self._payq_held: dict[str, Settled] = {}  # delivery tag -> where the message came from, and its bytes
         self._payq_settling: deque[Settled] = deque()  # for the next fetch; any thread adds, the poller's takes
         # the fetch in flight: its keys and what it settles (None: kombu's BRPOP is, for queues other than payq's)
@@ -125,7 +123,7 @@ class OwnedFetch:
 
     def payq_may_fetch(self) -> bool:
         """Whether the worker takes work now."""
-        return self._fetcher().may_fetch()
+        return self.fetcher is None or self.fetcher.may_fetch()
 
     def payq_settle(self, delivery_tag: str, *, back: bool) -> bool:
         """Settle the message of ``delivery_tag`` (acknowledged, or ``back`` to its queue) with the next fetch (or as the channel closes).
@@ -163,9 +161,9 @@ class OwnedFetch:
         self.payq_settle_now()
 
     def _fetcher(self) -> Fetcher:
-        if self._payq_fetcher is None:
-            raise RuntimeError(f"payq's transport consumes only for a payq worker: the {FETCHER_OPTION!r} transport option is missing")
-        return self._payq_fetcher
+        if self.fetcher is None:
+            raise RuntimeError("payq's transport consumes payq's queues only for a payq worker (workers.redis_transport.install)")
+        return self.fetcher
 
     def _take_settling(self) -> list[Settled]:
         taken = []
@@ -187,7 +185,10 @@ class OwnedFetch:
         connection = self.client.connection
         if self._payq_fast:
             settled = self._take_settling()
-            call_keys, args = fetch_call(self._fetcher().worker(), queues, self.qos.can_consume_max_estimate() or 1, settled)  # type: ignore[attr-defined]
+            # a worker that takes no work (workers/degraded.py) only settles, and blocks: its connection stays in use, so a
+            # primary gone is seen at once, and the block's second is its only cost
+            wanted = (self.qos.can_consume_max_estimate() or 1) if self.payq_may_fetch() else 0  # type: ignore[attr-defined]
+            call_keys, args = fetch_call(self._fetcher().worker(), queues, wanted, settled)
             self._payq_sent = (call_keys, settled)
             connection.send_command("EVALSHA", self._payq_sha, len(call_keys), *call_keys, *args)
         else:

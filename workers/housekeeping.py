@@ -4,9 +4,8 @@ It runs as a thread of ``celery worker`` (a bootstep, with the process's
 heartbeat), so a worker host needs no beat or extra process. Every
 ``deferred_poll_interval`` it puts due deferred jobs back on their queues; any
 number of housekeepers may run at once, and each move is an atomic script that
-only the one removing the job from the set performs. Every second it looks at
-Redis's replicas, which is also how a degraded worker finds it may go on
-(:mod:`workers.degraded`), and gives back the jobs of holders that are gone:
+only the one removing the job from the set performs; not while the worker
+takes no work (:mod:`workers.degraded`). Every second it gives back the jobs of holders that are gone:
 what a dead worker had fetched, begun or not, and running jobs whose holder's
 lease lapsed (the holder died, stopped or was cut off: see
 :mod:`tasks.store.leases` and :mod:`tasks.store.inflight`). Every 10 s it
@@ -29,7 +28,7 @@ from workers.runtime import Runtime, RuntimeHolder
 
 log = logging.getLogger("payq.housekeeping")
 HOUSEKEEPING_EVERY = 10.0  # seconds between looks for expired waiting refunds, gone workers and old dead letters
-RECOVER_EVERY = 1.0  # seconds between looks at Redis and for gone holders: a dead worker's jobs back within a lease + this
+RECOVER_EVERY = 1.0  # seconds between looks for gone holders: a dead worker's jobs back within a lease + this
 
 
 class Housekeeper(threading.Thread):
@@ -46,18 +45,19 @@ class Housekeeper(threading.Thread):
         self.join(timeout=5)
 
     def run(self) -> None:
-        """Loop: move what is due (a full batch means more may be due, so go again at once); while degraded, only look at Redis."""
+        """Loop: move what is due (a full batch means more may be due, so go again at once); while degraded, only give back."""
         settings = self._holder.settings
-        next_housekeeping = next_look = 0.0
+        next_housekeeping = next_recovery = 0.0
         while not self._stop_event.is_set():
             wait = settings.deferred_poll_interval
             rt = self._holder.get()  # builds, connecting nothing: Redis is asked below
             try:
-                if time.monotonic() >= next_look:
-                    next_look = time.monotonic() + RECOVER_EVERY
-                    rt.degraded.saw(rt.replicas.look(rt.redis, again=True))
+                if time.monotonic() >= next_recovery:
                     self._recover(rt)
-                if rt.degraded.may_fetch():
+                    next_recovery = time.monotonic() + RECOVER_EVERY
+                if not rt.degraded.may_fetch():
+                    wait = max(0.0, next_recovery - time.monotonic())
+                else:
                     moved = rt.jobs.move_due(time.time(), settings.deferred_batch_size)
                     if moved:
                         log.debug("moved %d due deferred jobs", moved)
@@ -70,15 +70,12 @@ class Housekeeper(threading.Thread):
                         if trimmed:
                             log.warning("trimmed %d dead letters older than %g days", trimmed, settings.dead_letter_retention_days)
                         next_housekeeping = time.monotonic() + HOUSEKEEPING_EVERY
-                else:
-                    wait = max(0.0, next_look - time.monotonic())
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 rt.degraded.fault(exc)  # said once by the process's degraded state, not at every look
-                wait = max(0.0, next_look - time.monotonic())
+                wait = max(0.0, next_recovery - time.monotonic())
             except Exception:
                 log.exception("housekeeping: unexpected error; retrying")
                 wait = 1.0
-            rt.degraded.remind()
             self._stop_event.wait(wait)
 
     def _recover(self, rt: Runtime) -> None:

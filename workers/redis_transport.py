@@ -29,7 +29,7 @@ import redis
 from kombu.transport import redis as kombu_redis
 from redis.sentinel import Sentinel
 
-from workers.fetch import OwnedFetch
+from workers.fetch import Fetcher, OwnedFetch
 
 
 class ClientReuse:
@@ -108,14 +108,17 @@ class SentinelTransport(kombu_redis.SentinelTransport):  # type: ignore[misc,unu
 _TRANSPORTS = {"redis": "Transport", "rediss": "Transport", "sentinel": "SentinelTransport"}
 
 
-def install() -> None:
+def install(fetcher: Fetcher) -> None:
     """Make ``redis://`` and ``rediss://`` broker URLs use :class:`Transport`, ``sentinel://`` :class:`SentinelTransport`, in this process.
+
+    Their channels fetch payq's queues for ``fetcher``, this process's worker.
 
     Through kombu's alias table, not Celery's ``broker_transport``: with that,
     kombu names the transport by its import path wherever it shows the broker
     URL (Celery's "Connected to" line, and Flower, which then no longer knows
     the broker is Redis and cannot show its queues).
     """
+    OwnedFetch.fetcher = fetcher
     for scheme, transport in _TRANSPORTS.items():
         kombu.transport.TRANSPORT_ALIASES[scheme] = f"{__name__}:{transport}"
         kombu.transport._transport_cache.pop(scheme, None)

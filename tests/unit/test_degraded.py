@@ -63,6 +63,14 @@ def test_a_worker_below_the_floor_takes_no_work_and_says_so_once_a_minute_not_at
     assert all(r.exc_info is None for r in caplog.records)
 
 
+def test_a_worker_takes_work_only_once_it_looked_at_redis() -> None:
+    degraded = Degraded(Clock())
+
+    assert not degraded.may_fetch()
+    degraded.saw(SAFE)
+    assert degraded.may_fetch() and degraded.trouble is None
+
+
 def test_with_the_primary_alone_a_worker_goes_on_degraded() -> None:
     degraded = Degraded(Clock())
 
