@@ -26,7 +26,7 @@ from config.settings import Settings
 from payapi.errors import NotReplicated, PayqError
 from payq.serve.access import digest, new_token
 from tasks.producer import Producer
-from tests.faults.audit import STRANDED_AFTER, audit_captures, capture_jobs, first_call_after, settle
+from tests.faults.audit import STRANDED_AFTER, CaptureAudit, Settled, audit_captures, capture_jobs, first_call_after, settle
 from tests.faults.report import Figures, Recorder
 from tests.support.names import path_of
 from tests.support.payq_cli import run_payq
@@ -143,6 +143,22 @@ def kill_primary_for_good(stack: Stack, feed: Feed) -> tuple[float, float]:
     return killed, time.time()
 
 
+def settle_and_audit(stack: Stack, store: str, amounts: dict[str, Decimal]) -> tuple[Settled, CaptureAudit]:
+    """Wait until the captures of ``amounts`` and their reports settled (or cannot), on the primary now; their audit."""
+    rdb = stack.group.primary().client()
+    settled = settle(rdb, [f"capture:{store}:{t}" for t in amounts], timeout=120, quiet=STRANDED_AFTER)
+    return settled, audit_captures(stack.api, rdb, store, amounts)
+
+
+def figures(audit: CaptureAudit, floor: str, after: str, seconds: float, notes: str) -> Figures:
+    """The scenario's line in the fault suite's summary."""
+    captures = len({*audit.capture_calls, *audit.lost})
+    return Figures(scenario=10, title="failover leaving no replica", jobs=2 * captures,
+                   jobs_detail=f"{captures} captures + their reports, 50 ms API, PAYQ_REDIS_MIN_REPLICAS {floor}",
+                   faults=f"primary SIGKILLed under load, {after}", lost=len(audit.lost), duplicates=audit.duplicates,
+                   notes=notes, seconds=seconds)
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_with_the_defaults_a_failover_that_leaves_no_replica_goes_on_degraded_and_quietly(
@@ -157,25 +173,18 @@ def test_with_the_defaults_a_failover_that_leaves_no_replica_goes_on_degraded_an
     feed.stop.set()
     thread.join(timeout=30)
 
-    rdb = stack.group.primary().client()
     amounts = {trip: amount for trip, (amount, _) in feed.acknowledged.items()}
-    settled = settle(rdb, [f"capture:s-alone:{t}" for t in amounts], timeout=120, quiet=STRANDED_AFTER)
-    audit = audit_captures(stack.api, rdb, "s-alone", amounts)
+    settled, audit = settle_and_audit(stack, "s-alone", amounts)
     after_kill = [trip for trip, (_, at) in feed.acknowledged.items() if at > killed]
     flowing = min((first_call_after(audit.capture_calls.get(t, []), killed) or float("inf") for t in after_kill), default=float("inf"))
     lines = [line for w, n in zip(stack.workers, logged, strict=True) for line in loud_lines(w.log()[n:])]
     ready = stack.serve.request("GET", "/readyz")
     stats = run_payq(stack.group.url, "stats", env={"PAYQ_REDIS_SENTINEL_MASTER": MASTER}).stdout
-    fault_report.add(Figures(
-        scenario=10, title="failover leaving no replica", jobs=2 * len(amounts),
-        jobs_detail=f"{len(amounts)} captures + their reports, 50 ms API, PAYQ_REDIS_MIN_REPLICAS 0 (the default)",
-        faults="primary SIGKILLed under load, never back (Sentinel promoted the only replica)",
-        lost=len(audit.lost), duplicates=audit.duplicates,
-        notes=(f"promoted {promoted - killed:.1f} s after the kill; a job enqueued after it called {flowing - promoted:.1f} s after the"
-               f" promotion; {len(feed.refused)} enqueues refused during the failover; {len(lines)} log lines from both workers"
-               f" after the kill; /readyz {ready.status_code} {ready.json()}"),
-        seconds=time.monotonic() - started,
-    ))
+    fault_report.add(figures(
+        audit, "0 (the default)", "never back (Sentinel promoted the only replica)", time.monotonic() - started,
+        f"promoted {promoted - killed:.1f} s after the kill; a job enqueued after it called {flowing - promoted:.1f} s after the"
+        f" promotion; {len(feed.refused)} enqueues refused during the failover; {len(lines)} log lines from both workers"
+        f" after the kill; /readyz {ready.status_code} {ready.json()}"))
 
     assert settled.stuck is None and settled.stranded == {}, settled
     assert audit.lost == {}, f"lost {len(audit.lost)}: {dict(list(audit.lost.items())[:5])}"
@@ -224,24 +233,16 @@ def test_with_the_floor_at_one_payq_refuses_waits_idle_saying_so_once_a_minute_a
     stack.group.servers.append(replica)
     stack.group.wait_in_sync()
     back = time.time()
-    rdb = stack.group.primary().client()
     amounts = {**{trip: amount for trip, (amount, _) in feed.acknowledged.items()}, **below}
-    settled = settle(rdb, [f"capture:s-floor:{t}" for t in amounts], timeout=120, quiet=STRANDED_AFTER)
-    audit = audit_captures(stack.api, rdb, "s-floor", amounts)
+    settled, audit = settle_and_audit(stack, "s-floor", amounts)
     waiting = [t for t in amounts if not any(e["time"] < back for e in audit.capture_calls.get(t, []))]
     resumed = max((first_call_after(audit.capture_calls.get(t, []), back) or float("inf") for t in waiting), default=back) - back
-    fault_report.add(Figures(
-        scenario=10, title="failover leaving no replica", jobs=2 * len(amounts),
-        jobs_detail=f"{len(amounts)} captures + their reports, 50 ms API, PAYQ_REDIS_MIN_REPLICAS 1",
-        faults="primary SIGKILLed under load, never back; a new replica attached after a minute and more",
-        lost=len(audit.lost), duplicates=audit.duplicates,
-        notes=(f"promoted {promoted - killed:.1f} s after the kill; below the floor: CLI exit {cli.returncode}, HTTP {http.status_code},"
-               f" /readyz {ready.status_code}; idle workers used"
-               f" {', '.join(f'{c:.1%}' for c in idle_cpu)} of a core and wrote {[len(x) for x in lines_while_idle]} lines in"
-               f" 65 s; {calls_before} calls before, the {len(waiting)} waiting captures all called within {resumed:.1f} s of the"
-               f" replica's sync"),
-        seconds=time.monotonic() - started,
-    ))
+    fault_report.add(figures(
+        audit, "1", "never back; a new replica attached after a minute and more", time.monotonic() - started,
+        f"promoted {promoted - killed:.1f} s after the kill; below the floor: CLI exit {cli.returncode}, HTTP {http.status_code},"
+        f" /readyz {ready.status_code}; idle workers used {', '.join(f'{c:.1%}' for c in idle_cpu)} of a core and wrote"
+        f" {[len(x) for x in lines_while_idle]} lines in 65 s; {calls_before} calls before, the {len(waiting)} waiting captures"
+        f" all called within {resumed:.1f} s of the replica's sync"))
 
     assert cli.returncode == 75 and "PAYQ_REDIS_MIN_REPLICAS" in cli.stderr
     assert http.status_code == 503 and http.headers["Retry-After"]
