@@ -1,7 +1,8 @@
 """Scenario 11: what a SIGKILLed worker's messages cost in time, those it had begun and those it had fetched and not begun.
 
 A victim worker (threads 2, ``--prefetch-multiplier 4``) takes 8 captures
-off the capture queue: 2 begun, 6 waiting in its hands for a thread; behind
+off the capture queue: 2 begun (on the wire, the API answers after 2 s),
+6 waiting in its hands for a thread; behind
 them comes a backlog the victim's death leaves to a new worker. A survivor
 takes only reports and has beaten for a lease, so it may judge the dead one:
 its housekeeping gives back what the victim held. Figures: seconds from the
@@ -19,7 +20,7 @@ import uuid
 from typing import Any
 
 from benchmarks import publish
-from benchmarks.calls import CAPTURE
+from benchmarks.calls import CAPTURE as CAPTURES_PATH
 from benchmarks.report import Row, fmt
 from benchmarks.stack import Stack
 from benchmarks.workers import PAYQ_TREE, Fleet, Shape, start_payq
@@ -27,9 +28,9 @@ from config.settings import Settings
 from payapi.operations import OPERATIONS, Operation
 from tasks.producer import Producer
 
-LATENCY_MS = 500.0
+LATENCY_MS = 2000.0  # long enough that the begun captures are still on the wire when the victim is killed
 HELD = 8  # 2 threads x prefetch 4
-BACKLOG = 600  # captures behind them: 40 s of the new worker's 8 threads at 500 ms, longer than any sweep of the old kind waits
+BACKLOG = 600  # captures behind them: 40 s of the new worker's 32 threads at 2 s, longer than any sweep of the old kind waits
 GIVE_UP_AFTER = 180.0  # seconds after the kill a held capture still not called counts as not back
 LEASE = Settings.model_fields["lease_seconds"].default
 CAPTURES, REPORTS = OPERATIONS[Operation.CAPTURE].queue, OPERATIONS[Operation.FEEDBACK].queue
@@ -47,26 +48,29 @@ def run_held(stack: Stack, *, say: Any = print) -> dict[str, Any]:
         victim = _start(fleets, stack, sandbox.url, Shape("threads", 2), (CAPTURES,), ("--prefetch-multiplier", "4"))
         held = publish.trips(f"h{tag}", HELD)
         publish.payq_publish(producer, publish.payq_captures(held))
-        log.wait_for(2, 30, paths=(CAPTURE,))
-        begun = {c.trip for c in log.on(CAPTURE)}
+        log.wait_for(2, 30, paths=(CAPTURES_PATH,), interval=0.05)
         publish.payq_publish(producer, publish.payq_captures(publish.trips(f"b{tag}", BACKLOG)))
         for proc in victim.procs:
             proc.send(signal.SIGKILL)
         killed = time.time()
-        _start(fleets, stack, sandbox.url, Shape("threads", 8), (CAPTURES,))
+        log.poll()
+        begun = {c.trip for c in log.on(CAPTURES_PATH) if c.status is None}  # on the wire at the kill
+        done_before = {c.trip for c in log.on(CAPTURES_PATH)} - begun
+        _start(fleets, stack, sandbox.url, Shape("threads", 32), (CAPTURES,))
         deadline = time.monotonic() + GIVE_UP_AFTER
-        while time.monotonic() < deadline and survivor.alive() and not _all_called_after(log, set(held), killed):
+        while time.monotonic() < deadline and survivor.alive() and not _all_called_after(log, set(held) - done_before, killed):
             time.sleep(0.5)  # poll interval, bounded by the deadline
-        log.wait_for(BACKLOG + HELD, max(0.0, deadline - time.monotonic()), paths=(CAPTURE,))
+        log.wait_for(BACKLOG + HELD + len(begun), max(0.0, deadline - time.monotonic()), paths=(CAPTURES_PATH,))
     finally:
         for fleet in fleets:
             fleet.stop(timeout=5)
-    again = {trip: _first_after(log, trip, killed) for trip in held}
-    backlog_last = max((c.time for c in log.on(CAPTURE) if c.trip.startswith(f"b{tag}")), default=None)
+    again = {trip: _first_after(log, trip, killed) for trip in set(held) - done_before}
+    backlog_last = max((c.time for c in log.on(CAPTURES_PATH) if c.trip.startswith(f"b{tag}")), default=None)
+    unbegun = set(held) - done_before - begun
     figures = {
         "tree": os.environ.get(PAYQ_TREE) or "this", "latency_ms": LATENCY_MS, "backlog": BACKLOG, "begun": len(begun),
-        "unbegun": HELD - len(begun),
-        "begun_back_s": _latest(again, begun, killed), "unbegun_back_s": _latest(again, set(held) - begun, killed),
+        "unbegun": len(unbegun), "done_before": len(done_before),
+        "begun_back_s": _latest(again, begun, killed), "unbegun_back_s": _latest(again, unbegun, killed),
         "backlog_done_s": round(backlog_last - killed, 1) if backlog_last else None,
         "not_back": sorted(trip for trip, at in again.items() if at is None),
     }
@@ -83,13 +87,13 @@ def _start(fleets: list[Fleet], stack: Stack, api_url: str, shape: Shape, queues
 
 
 def _first_after(log: Any, trip: str, moment: float) -> float | None:
-    times = [c.time for c in log.on(CAPTURE) if c.trip == trip and c.time > moment]
+    times = [c.time for c in log.on(CAPTURES_PATH) if c.trip == trip and c.time > moment]
     return min(times) if times else None
 
 
 def _all_called_after(log: Any, trips: set[str], moment: float) -> bool:
     log.poll()
-    return trips <= {c.trip for c in log.on(CAPTURE) if c.time > moment}
+    return trips <= {c.trip for c in log.on(CAPTURES_PATH) if c.time > moment}
 
 
 def _latest(again: dict[str, float | None], trips: set[str], killed: float) -> float | None:

@@ -12,12 +12,14 @@ import kombu.transport
 from celery import Celery
 from kombu.transport import redis as kombu_redis
 
+from workers import fetch
 from workers.redis_transport import ClientReuse
 
 TWEAKS: dict[str, str] = {
     "events-on": "worker_send_task_events=True: task events as when Flower watches (its --enable-events; off by default)",
     "prefetch-4": "worker_prefetch_multiplier=4",
     "kombu-client-reuse": "kombu's Redis channel reuses one redis.Redis per channel instead of building one per ack/event (~100 µs each)",
+    "fetch-one": "payq's fetch takes one message a round trip, not as many as the worker has threads free (issue 29: what several save)",
 }
 
 
@@ -32,6 +34,8 @@ def apply(app: Celery, names: list[str]) -> None:
         app.conf.worker_prefetch_multiplier = 4
     if "kombu-client-reuse" in names:
         reuse_kombu_clients()
+    if "fetch-one" in names:
+        fetch.QoS.can_consume_max_estimate = lambda self: 1  # type: ignore[method-assign]
 
 
 class ReuseChannel(ClientReuse, kombu_redis.Channel):

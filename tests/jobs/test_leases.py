@@ -90,3 +90,17 @@ def test_a_lapsed_lease_is_given_back_by_a_steady_sweeper_and_its_old_holder_can
     assert leases.renew(job_id, "c1") is False
     assert store.succeed(job_id, {}, now, claim="c1") is False
     assert record(rdb, job_id)["state"] == "queued"
+
+
+def test_begin_asked_again_by_the_delivery_that_claimed_answers_run_again_and_claims_nothing_more(
+    producer: Producer, rdb: redis.Redis,
+) -> None:
+    # a BEGIN whose answer a connection fault hid is asked again, whole (tasks/redis/replicas.py confirmed)
+    store = JobStore(rdb, 86400)
+    job_id = running_job(producer, rdb, store)
+    before = record(rdb, job_id)
+
+    again = store.begin(job_id, "capture", json.loads(before["kwargs"]), "w@h", 0.0, "tag-1", LEASE, holder="h1", claim="c1")
+
+    assert (again.verdict, again.attempts) == ("run", int(before["attempts"]))
+    assert record(rdb, job_id)["attempts"] == before["attempts"]
