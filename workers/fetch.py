@@ -222,7 +222,8 @@ class OwnedFetch:
         fetched = read_fetch(reply, call_keys)
         if not fetched.messages:
             self._payq_fast, self._payq_wake = False, fetched.wake or "0-0"
-            self._brpop_start()
+            if not self._closing:
+                self._brpop_start()
             raise Empty()
         for queue, raw in fetched.messages:
             self._deliver(queue, raw)
