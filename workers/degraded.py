@@ -164,13 +164,24 @@ class DropConnectionLossLecture(logging.Filter):
         return "worker_cancel_long_running_tasks_on_connection_loss" not in record.getMessage()
 
 
-def quiet_expected_reports() -> None:
-    """Install :class:`DropRejectReport` on Celery's task-trace logger, and drop Celery's lecture at each lost connection (in this process).
+class DropReconnectAttempts(logging.Filter):
+    """Celery's three lines at every failed attempt to reach the broker again: the degraded state says it once a minute."""
 
-    On every lost broker connection Celery warns, in seven lines, that a
-    future version will cancel running tasks then: payq keeps them running
-    (their outcomes wait out Redis) and says once that Redis is away.
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False (dropped) for a failed reconnection attempt."""
+        return not str(record.msg).startswith("consumer: Cannot connect to")
+
+
+def quiet_expected_reports() -> None:
+    """Drop, in this process, what Celery says of an expected condition that payq says in one line: a requeued task, a lost broker.
+
+    Celery reports a rejected task with its traceback; on every lost broker
+    connection it warns, in seven lines, that a future version will cancel
+    running tasks then (payq keeps them running: their outcomes wait out
+    Redis); and it reports every failed attempt to connect again in three
+    more. Its one line saying the connection was lost stays.
     """
     logging.getLogger("celery.app.trace").addFilter(DropRejectReport())
+    logging.getLogger("celery.worker.consumer.consumer").addFilter(DropReconnectAttempts())
     # Celery turns its pending-deprecation warnings on as it sets up logging, after anything set here: filtered as a log record
     logging.getLogger("py.warnings").addFilter(DropConnectionLossLecture())

@@ -6,10 +6,11 @@ import logging
 
 import pytest
 import redis
+from celery.exceptions import Reject
 
 from payapi.errors import NotReplicated
 from tasks.redis.replicas import ReplicaState, Sighting
-from workers.degraded import Degraded, Trouble, trouble_after
+from workers.degraded import Degraded, DropConnectionLossLecture, DropReconnectAttempts, DropRejectReport, Trouble, trouble_after
 
 SAFE = Sighting(1, 1, 0, ReplicaState.SAFE)
 LONE = Sighting(0, 0, 0, ReplicaState.DEGRADED)
@@ -90,3 +91,18 @@ def test_a_job_waiting_to_work_gives_up_when_the_worker_shuts_down() -> None:
     assert degraded.wait_to_work(look_every=0.01) is False
     degraded.saw(SAFE)
     assert degraded.wait_to_work(look_every=0.01) is True
+
+
+def test_what_celery_says_of_an_expected_condition_payq_says_once_is_dropped() -> None:
+    def record(logger: str, msg: str, exc: BaseException | None = None) -> logging.LogRecord:
+        return logging.LogRecord(logger, logging.WARNING, __file__, 1, msg, (), (type(exc), exc, None) if exc else None)
+
+    rejected = record("celery.app.trace", "Task %(name)s[%(id)s] %(description)s: %(exc)s", Reject("Redis away", requeue=True))
+    failed = record("celery.app.trace", "Task %(name)s[%(id)s] %(description)s: %(exc)s", ValueError("a bug"))
+    retry = record("celery.worker.consumer.consumer", "consumer: Cannot connect to %s: %s.\n%s\n")
+    lost = record("celery.worker.consumer.consumer", "consumer: Connection to broker lost. Trying to re-establish the connection...")
+    lecture = record("py.warnings", "consumer.py:427: CPendingDeprecationWarning: ... worker_cancel_long_running_tasks_on_connection_loss ...")
+
+    assert [DropRejectReport().filter(r) for r in (rejected, failed)] == [False, True]
+    assert [DropReconnectAttempts().filter(r) for r in (retry, lost)] == [False, True]
+    assert DropConnectionLossLecture().filter(lecture) is False
