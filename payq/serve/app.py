@@ -110,7 +110,7 @@ def create_app(settings: Settings) -> FastAPI:
             log.warning("/readyz: not ready: %s", exc)
             return not_ready(f"Redis does not answer within {READY_TIMEOUT:g} s; every /v1 request would be refused 503").response()
         if seen.state is ReplicaState.REFUSING:
-            return not_ready(f"{seen.describe()}; every enqueue would be refused 503").response()
+            return not_ready(f"{seen.describe()}: below that floor every enqueue would be refused 503").response()
         return JSONResponse({"ready": True, "degraded": seen.state is ReplicaState.DEGRADED, "replicas_in_sync": seen.in_sync})
 
     @app.exception_handler(HTTPException)

@@ -109,9 +109,7 @@ class Sighting:
 
     def describe(self) -> str:
         """For logs and refusals: the counts and the floor."""
-        return (f"{self.in_sync} of {self.connected} Redis replica(s) in sync, PAYQ_REDIS_MIN_REPLICAS {self.floor}"
-                + {ReplicaState.SAFE: "", ReplicaState.DEGRADED: ": processing on the primary alone (degraded)",
-                   ReplicaState.REFUSING: ": below it, enqueues are refused and jobs wait"}[self.state])
+        return f"{self.in_sync} of {self.connected} Redis replica(s) in sync, PAYQ_REDIS_MIN_REPLICAS {self.floor}"
 
 
 class Replicas:
@@ -209,7 +207,7 @@ class Replicas:
     def _wanted(self, seen: Sighting) -> int:
         """How many replicas a write waits for: those in sync; :class:`NotReplicated` at once below the floor."""
         if seen.state is ReplicaState.REFUSING:
-            raise NotReplicated(f"{seen.describe()}; the write is not yet safe from a failover")
+            raise NotReplicated(f"{seen.describe()}: below that floor, the write is not yet safe from a failover")
         return seen.in_sync
 
     def _missed(self, info: Mapping[str, Any], wanted: int, acked: int) -> None:
