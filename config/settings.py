@@ -133,6 +133,11 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def min_replicas(self) -> int:
+        """The floor of replicas in sync below which payq refuses work (``PAYQ_REDIS_MIN_REPLICAS``)."""
+        return self.redis_min_replicas
+
+    @property
     def uses_sentinel(self) -> bool:
         """Whether payq finds its primary through Sentinel."""
         return is_sentinel(self.redis_url)

@@ -55,7 +55,7 @@ def primary_address(client: redis.Redis) -> str:
 
 def replicas(settings: Settings) -> Replicas:
     """The replicas a confirmed write waits for: those in sync now, at least ``PAYQ_REDIS_MIN_REPLICAS``."""
-    return Replicas(settings.redis_min_replicas, settings.redis_replicas_timeout, failover=settings.uses_sentinel)
+    return Replicas(settings.min_replicas, settings.redis_replicas_timeout, failover=settings.uses_sentinel)
 
 
 def with_retry(settings: Settings, action: Callable[[], T]) -> T:
