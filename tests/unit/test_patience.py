@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 
 import pytest
@@ -96,5 +97,7 @@ def test_the_async_form_waits_the_same_way_without_blocking() -> None:
 
     patience = Patience(clock() + 10, clock, clock.sleep, clock.asleep)
 
-    assert asyncio.run(patience.call_async(step)) == "done"
+    # a thread of its own: another test in this process may have left an event loop running in this one
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(asyncio.run, patience.call_async(step)).result() == "done"
     assert clock.slept == [0.1, 0.2]
