@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks import failover, intake, notify, report
+from benchmarks import failover, held, intake, notify, report
 from benchmarks.console import run_console
 from benchmarks.deferred import run_deferred
 from benchmarks.drain import DrainResult, run_drain
@@ -31,12 +31,12 @@ from benchmarks.profiling import run_profile
 from benchmarks.report import Row, fmt
 from benchmarks.stack import Stack
 from benchmarks.storm import run_storm
-from benchmarks.workers import Shape
+from benchmarks.workers import PAYQ_TREE, Shape
 from config.settings import Settings
 from tasks.pacing.rules import BETA as PACE_BETA
 from tasks.pacing.rules import CONFIGURED_SHARE as PACE_CONFIGURED_SHARE
 
-SCENARIOS = ("drain", "enqueue", "latency", "storm", "deferred", "console", "pacing", "intake", "notify", "failover")
+SCENARIOS = ("drain", "enqueue", "latency", "storm", "deferred", "console", "pacing", "intake", "notify", "failover", "held")
 LATENCIES = (0.0, 50.0)
 # Dramatiq's fastest shapes measured here: 2 processes x 8 threads at 0 ms; at 50 ms 8 threads a process cap it
 # at 2 x 8 / 0.05 s = 320 calls/s, and 2 x 32 drained fastest.
@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deferred", type=int, help="jobs deferred in scenario 5 (default 100000; --quick 2000)")
     parser.add_argument("--deferred-run", type=int, help="of those, how many are then run (default 10000; --quick all)")
     parser.add_argument("--pacing", type=int, help="captures in the pacing scenario (default 1200; --quick 300)")
+    parser.add_argument("--payq-tree", type=Path, help="another checkout of payq: the held scenario runs its workers too, first (before and after)")
     parser.add_argument("--out", type=Path, help="where to write the JSON (default benchmarks/results/latest.json)")
     parser.add_argument("--render", type=Path, help="measure nothing: write a saved run's table again (after the report changed)")
     args = parser.parse_args(argv)
@@ -164,6 +165,16 @@ def main(argv: list[str] | None = None) -> int:
             meter = LoadMeter().start()
             results["failover"] = failover.run_failover(shape, say=say)
             results["failover"]["other_load_cores"] = meter.cores()
+        if "held" in only:  # its own workers: a victim, a survivor and a taker
+            runs = []
+            if args.payq_tree:
+                os.environ[PAYQ_TREE] = str(args.payq_tree.resolve())
+                try:
+                    runs.append(held.run_held(stack, say=say))
+                finally:
+                    del os.environ[PAYQ_TREE]
+            runs.append(held.run_held(stack, say=say))
+            results["held"] = {"runs": runs}
         if args.compare_tweaks:
             results["tweaks"] = _compare_tweaks(stack, shape, sizes.pool_captures, args.compare_tweaks)
         if args.pools:
@@ -325,6 +336,7 @@ def _rows(results: dict[str, Any]) -> list[Row]:
     rows += intake.rows(results["intake"]) if "intake" in results else []
     rows += notify.rows(results["notify"]) if "notify" in results else []
     rows += failover.rows(results["failover"]) if "failover" in results else []
+    rows += held.rows(results["held"]) if "held" in results else []
     if "profile" in results and results["profile"].get("costs"):
         p = results["profile"]
         section = (f"Profile: where a payq worker's CPU goes (py-spy, GIL samples, one of {p['shape']}; "

@@ -37,12 +37,12 @@ def free_port() -> int:
 class Managed:
     """A subprocess in a new session (its process group id is its pid), output kept in a temporary file."""
 
-    def __init__(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
+    def __init__(self, name: str, args: list[str], env: dict[str, str] | None = None, cwd: Path = REPO_ROOT) -> None:
         self.name = name
         self.args = args
         self.output: IO[bytes] = tempfile.TemporaryFile(prefix=f"payq-bench-{name}-")  # noqa: SIM115 - closed by stop()
         self.process = subprocess.Popen(
-            args, cwd=REPO_ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            args, cwd=cwd, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
             stdout=self.output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )
         _LIVE.append(self)

@@ -8,12 +8,18 @@ benchmark's "profile" section reports what each one buys.
 
 from __future__ import annotations
 
+import kombu.transport
 from celery import Celery
+from kombu.transport import redis as kombu_redis
+
+from workers import fetch
+from workers.redis_transport import ClientReuse
 
 TWEAKS: dict[str, str] = {
     "events-on": "worker_send_task_events=True: task events as when Flower watches (its --enable-events; off by default)",
     "prefetch-4": "worker_prefetch_multiplier=4",
     "kombu-client-reuse": "kombu's Redis channel reuses one redis.Redis per channel instead of building one per ack/event (~100 µs each)",
+    "fetch-one": "payq's fetch takes one message a round trip, not as many as the worker has threads free (issue 29: what several save)",
 }
 
 
@@ -28,10 +34,26 @@ def apply(app: Celery, names: list[str]) -> None:
         app.conf.worker_prefetch_multiplier = 4
     if "kombu-client-reuse" in names:
         reuse_kombu_clients()
+    if "fetch-one" in names:
+        fetch.QoS.can_consume_max_estimate = lambda self: 1  # type: ignore[method-assign]
+
+
+class ReuseChannel(ClientReuse, kombu_redis.Channel):
+    """kombu's Redis channel with payq's client reuse and kombu's ack emulation off, as payq ran it before its own fetch."""
+
+    ack_emulation = False
+
+
+class ReuseTransport(kombu_redis.Transport):
+    """kombu's Redis transport with :class:`ReuseChannel`."""
+
+    Channel = ReuseChannel
 
 
 def reuse_kombu_clients() -> None:
-    """Give this process payq's kombu transport, which builds one ``redis.Redis`` per pool, not one per ack and event."""
-    from workers import redis_transport
+    """Give this process kombu's Redis transport with payq's client reuse (one ``redis.Redis`` per pool, not one per ack and event).
 
-    redis_transport.install()
+    Only that: payq's own fetch (``workers/fetch.py``) needs a payq worker's runtime, which a bare Celery app has not.
+    """
+    kombu.transport.TRANSPORT_ALIASES["redis"] = f"{__name__}:ReuseTransport"
+    kombu.transport._transport_cache.pop("redis", None)

@@ -12,10 +12,11 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import redis
 
-from benchmarks.processes import Managed
+from benchmarks.processes import REPO_ROOT, Managed
 
 
 @dataclass(frozen=True)
@@ -119,13 +120,18 @@ def _celery_args(app: str, shape: Shape, name: str, loglevel: str, queues: tuple
     ]
 
 
+PAYQ_TREE = "BENCH_PAYQ_TREE"  # run payq's workers from this checkout instead (a before and after in one sitting)
+
+
 def start_payq(
     shape: Shape, redis_url: str, api_url: str, *, env: dict[str, str] | None = None, loglevel: str = "WARNING",
-    tweaks: tuple[str, ...] = (),
+    tweaks: tuple[str, ...] = (), queues: tuple[str, ...] = (), options: tuple[str, ...] = (),
 ) -> Fleet:
     """``celery -A workers.app worker`` × ``shape.processes``, with ``PAYQ_WORKER_POOL``/``CONCURRENCY`` matching the pool.
 
-    With ``tweaks``, the app is :mod:`benchmarks.variant` (payq's app with those tweaks applied).
+    With ``tweaks``, the app is :mod:`benchmarks.variant` (payq's app with those tweaks applied). ``queues`` and
+    ``options`` go to the command line. With ``BENCH_PAYQ_TREE`` set to another checkout, the workers are that
+    checkout's (the measures and producers stay this one's).
     """
     settings_env = clean_env(
         PAYQ_REDIS_URL=redis_url, PAYQ_API_BASE_URL=api_url,
@@ -135,8 +141,12 @@ def start_payq(
     if tweaks:
         settings_env["BENCH_TWEAKS"] = ",".join(tweaks)
         app = "benchmarks.variant"
+    tree = Path(os.environ.get(PAYQ_TREE) or REPO_ROOT)
+    if tree != REPO_ROOT:
+        settings_env["PYTHONPATH"] = str(tree)
     names = [f"payq{uuid.uuid4().hex[:4]}-{i}" for i in range(shape.processes)]
-    procs = [Managed(f"payq-{i}", _celery_args(app, shape, name, loglevel), settings_env) for i, name in enumerate(names)]
+    procs = [Managed(f"payq-{i}", [*_celery_args(app, shape, name, loglevel, queues), *options], settings_env, cwd=tree)
+             for i, name in enumerate(names)]
     return Fleet("payq", shape, procs, redis_url, names)
 
 

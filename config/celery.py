@@ -15,33 +15,23 @@ from kombu.entity import Queue
 from config.redis_address import sentinel_client_options
 from config.settings import Settings
 
-# Seconds on top of the cutoff below for a busy machine and clocks of different hosts.
-LOST_MARGIN = 10
+# How long a delivery waits out Redis (a restart, a failover) for its steps, as one deadline
+# (tasks/redis/patience.py): before its API call, to claim the job and check its claim still stands;
+# then, the call made, the same deadline is extended to record the call's outcome. Giving up before the
+# call costs nothing (the message goes back to its queue); giving up after it may send the call
+# again, so the outcome gets the longer patience, and the job's lease is held meanwhile.
+STEPS_PATIENCE = 30.0
+OUTCOME_PATIENCE = 60.0
 
 
-def lost_after(settings: Settings) -> int:
-    """Seconds a queued job may go untouched, its queue empty, before the sweep takes its message for lost (``revive_lost``).
+def task_time_limit(settings: Settings) -> int:
+    """The longest a delivery may take: its steps' patience, the longest API call, and the outcome's patience (103 s with the defaults).
 
-    The task time limit + the lease + 10 s: 63 s with the defaults, and the
-    sweep looks every 10 s, so a message lost between kombu's pop and BEGIN
-    (a worker killed in between: kombu keeps no copy in Redis, see
-    ``workers/redis_transport.py``) runs again within 73 s of its queue
-    emptying. With prefetch 1 a worker holds no more messages than threads, so
-    a message waits only milliseconds between its pop and BEGIN. Running jobs
-    are not this sweep's business: a running job has a lease, and the lease
-    sweep gives it back within about a lease of its holder's death
-    (``tasks.store.leases``). Why this cutoff:
-
-    - A queued job whose queue is empty may still have its message in a live
-      worker's hands, fetched but not yet begun: prefetched, waiting for a
-      thread (at most the task time limit, the longest a job holds one), or
-      in a worker stopped for up to a lease (after which its leases lapse
-      anyway). Past both, the message is gone.
-    - A copy is harmless anyway. BEGIN gives a copy of a running job the
-      verdict ``held`` while the holder's lease stands (the copy calls
-      nothing), and a copy of a finished or deferred job finds it so.
+    Celery enforces it under the prefork pool (under threads the HTTP
+    timeouts and the patience above bound a job): it must never stop a worker
+    still recording the outcome of a call it made, which would send that call again.
     """
-    return int(settings.task_time_limit + settings.lease_seconds + LOST_MARGIN)
+    return int(STEPS_PATIENCE + settings.call_seconds + OUTCOME_PATIENCE)
 
 
 def sentinel_transport_options(settings: Settings) -> dict[str, Any]:
@@ -65,9 +55,9 @@ def celery_config(settings: Settings, queues: Sequence[str], routes: Mapping[str
         "broker_url": settings.redis_url,
         "broker_transport_options": {
             **sentinel_transport_options(settings),
-            # No visibility timeout and no unacknowledged set: payq's transport runs
-            # kombu with its ack emulation off (workers/redis_transport.py says why
-            # and what protects a dead worker's messages instead).
+            # No visibility timeout and no unacknowledged hash: payq's transport moves
+            # each message it fetches into the worker's own in-flight list, where it
+            # stays until acknowledged (workers/redis_transport.py says why).
             # kombu's pool defaults to 10; many threads overflowing it made the worker
             # restore (and so re-run) messages. One per thread, plus room.
             "max_connections": settings.worker_concurrency * 2 + 10,
@@ -87,8 +77,8 @@ def celery_config(settings: Settings, queues: Sequence[str], routes: Mapping[str
         # A job that failed has already been written to the dead-letter store
         # (payq does that before raising), so acknowledging it loses nothing.
         "task_acks_on_failure_or_timeout": True,
-        # Each pool slot holds one job: a reserved-but-idle message is what a
-        # killed worker strands until the lost-message sweep, so keep none spare.
+        # Each pool slot holds one job: a fetched message waits for a thread only
+        # milliseconds, and a dead worker's fetched messages come back with its lease.
         "worker_prefetch_multiplier": 1,
         # Results live in payq's job records (``payq job ID``); a result backend
         # would be a second, slower copy.
@@ -103,8 +93,8 @@ def celery_config(settings: Settings, queues: Sequence[str], routes: Mapping[str
         "worker_send_task_events": False,
         "task_send_sent_event": False,
         # Bounds a job under the prefork pool (the threads pool does not enforce it;
-        # the HTTP timeouts bound a job there).
-        "task_time_limit": settings.task_time_limit,
+        # the HTTP timeouts and the patience bound a job there): see task_time_limit.
+        "task_time_limit": task_time_limit(settings),
         # On SIGTERM, let running jobs finish (a cold stop would leave them to
         # their leases' lapse) for up to this long before stopping.
         "worker_soft_shutdown_timeout": 15.0,

@@ -23,8 +23,6 @@ from standardwebhooks.webhooks import EmptyWebhookSecretError
 from config.redis_address import check_url, is_sentinel, redact_url
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-# Seconds a job may spend beyond its longest API call: BEGIN, a wait for its pace's turn, recording the outcome.
-_JOB_MARGIN = 30
 
 
 _CONSOLE_USER_NAME = re.compile(r"[A-Za-z0-9._@-]{1,64}")
@@ -64,12 +62,16 @@ class Settings(BaseSettings):
         None, description="With a `sentinel://` URL: the primary's service name the Sentinels watch (`sentinel monitor NAME …`).",
     )
     redis_sentinel_password: SecretStr | None = Field(None, description="With a `sentinel://` URL: the Sentinels' own password, if they need one.")
-    redis_min_replicas: int | None = Field(None, ge=0, description=(
-        "Replicas that must hold a write (Redis `WAIT`) before payq reports it: an enqueue's answer, a claim before its API"
-        " call, an outcome before its message is acknowledged. Unset: 1 with a `sentinel://` URL, 0 otherwise (no `WAIT`)."
+    redis_min_replicas: int = Field(0, ge=0, description=(
+        "The floor of Redis replicas in sync below which payq refuses work. A write payq reports (an enqueue's answer, a"
+        " claim before its API call, an outcome before its message is acknowledged) waits (Redis `WAIT`) for the replicas"
+        " connected and in sync now, however many. 0: with none left (a failover that lost the only replica) payq goes on"
+        " with the primary alone and reports itself degraded; 1 or more: below that, enqueues are refused (exit 75, HTTP"
+        " 503) and workers wait, taking no work, until enough replicas are back."
     ))
     redis_replicas_timeout: float = Field(1.0, gt=0, description=(
-        "Seconds one `WAIT` waits for `PAYQ_REDIS_MIN_REPLICAS` replicas; an enqueue not confirmed by then fails (exit 75, HTTP 503)."
+        "Seconds one `WAIT` waits for the replicas in sync; one that does not confirm by then leaves the in-sync set until it"
+        " catches up (an enqueue left below `PAYQ_REDIS_MIN_REPLICAS` fails: exit 75, HTTP 503)."
     ))
     api_base_url: str = Field("http://127.0.0.1:8080", description="Base URL of the payment API (the sandbox locally).")
     api_auth: Literal["none", "sigv4"] = Field("none", description="`sigv4` signs every API request with AWS Signature Version 4; `none` is for the sandbox.")
@@ -78,8 +80,8 @@ class Settings(BaseSettings):
     aws_profile: str | None = Field(None, description="Named profile from the shared AWS config files; unset uses the standard credential chain.")
     http_connect_timeout: float = Field(3.0, gt=0, description="Seconds to wait for a TCP connection to the API.")
     http_read_timeout: float = Field(10.0, gt=0, description=(
-        "Seconds to wait for the API's response once connected. With the connect timeout + 30 s, the task time limit"
-        " (43 s by default), which bounds how long a job may run."
+        "Seconds to wait for the API's response once connected. With the connect timeout, the longest API call, which"
+        " the task time limit covers (`config/celery.py`)."
     ))
     http_pool_size: int = Field(64, ge=1, description="Keep-alive connections kept per worker process; at least the worker's concurrency.")
     max_attempts: int = Field(8, ge=1, description="API calls a job may make before it is dead-lettered as `retries-exhausted`.")
@@ -172,15 +174,12 @@ class Settings(BaseSettings):
             raise ValueError("PAYQ_REDIS_SENTINEL_MASTER is required with a sentinel:// PAYQ_REDIS_URL: the primary's service name")
         if not sentinel and (self.redis_sentinel_master or self.redis_sentinel_password):
             raise ValueError("PAYQ_REDIS_SENTINEL_MASTER and PAYQ_REDIS_SENTINEL_PASSWORD go with a sentinel:// PAYQ_REDIS_URL only")
-        if self.redis_min_replicas is None:
-            # frozen: set once, here, where the URL is known
-            object.__setattr__(self, "redis_min_replicas", 1 if sentinel else 0)
         return self
 
     @property
     def min_replicas(self) -> int:
-        """Replicas a write must reach before payq reports it (``PAYQ_REDIS_MIN_REPLICAS`` resolved)."""
-        return self.redis_min_replicas or 0
+        """The floor of replicas in sync below which payq refuses work (``PAYQ_REDIS_MIN_REPLICAS``)."""
+        return self.redis_min_replicas
 
     @property
     def uses_sentinel(self) -> bool:
@@ -295,13 +294,9 @@ class Settings(BaseSettings):
             yield name, redact_url(value) if name in ("redis_url", "notify_url") and isinstance(value, str) else value
 
     @property
-    def task_time_limit(self) -> int:
-        """Hard limit on one job: the longest API call + 30 s, 43 s with the defaults.
-
-        It bounds the Redis steps' patience in a job (a failover is waited out
-        up to it) and the lost-message sweep's cutoff (``config.celery.lost_after``).
-        """
-        return int(self.http_connect_timeout + self.http_read_timeout + _JOB_MARGIN)
+    def call_seconds(self) -> float:
+        """The longest API call: the connect and read timeouts (the task time limit covers it: ``config.celery.task_time_limit``)."""
+        return self.http_connect_timeout + self.http_read_timeout
 
 
 def _is_webhook_secret(secret: str) -> bool:

@@ -15,6 +15,7 @@ from tasks.pacing.pacer import Pacer
 from tasks.pacing.rules import learned_pace, pace_at
 from tasks.redis import keys
 from tasks.redis.connection import primary_address
+from tasks.redis.replicas import Replicas, ReplicaState, in_sync, replicas_in, state_of
 from tasks.states import JobState
 from tasks.store.deadletters import DeadLetterStore
 from tasks.store.leases import LeaseStore, steady
@@ -32,19 +33,20 @@ class Pace:
 
 @dataclass
 class Replication:
-    """Which Redis answers as primary, and its replicas: connected, and in sync (online, acknowledged within the last second)."""
+    """Which Redis answers as primary; its replicas connected and in sync (online, acknowledged within the last second); the floor, and the state."""
 
     primary: str
     replicas: int
     in_sync: int
+    floor: int = 0
+    state: ReplicaState = ReplicaState.SAFE
 
 
-def replication(info: dict[str, Any], primary: str) -> Replication:
-    """:class:`Replication` from the primary's ``INFO replication`` (``slaveN`` entries: state, offset, lag in seconds)."""
-    replicas = [value for name, value in info.items() if name.startswith("slave") and isinstance(value, dict)]
-    # replicas acknowledge every second: a lag above 1 s means one has fallen behind (Redis's min-replicas-max-lag measure)
-    in_sync = sum(1 for r in replicas if r.get("state") == "online" and int(r.get("lag", 0)) <= 1)
-    return Replication(primary=primary, replicas=len(replicas), in_sync=in_sync)
+def replication(info: dict[str, Any], primary: str, floor: int = 0, failover: bool = False) -> Replication:
+    """:class:`Replication` from the primary's ``INFO replication``, as payq's writes see it (:mod:`tasks.redis.replicas`)."""
+    found = replicas_in(info)
+    synced = len(in_sync(found, {}))
+    return Replication(primary, len(found), synced, floor, state_of(synced, floor, failover or bool(found)))
 
 
 @dataclass
@@ -99,12 +101,15 @@ class Stats:
         return asdict(self)
 
 
-def collect(client: redis.Redis, jobs: JobStore, dead_letters: DeadLetterStore, pacer: Pacer, leases: LeaseStore | None = None) -> Stats:
+def collect(client: redis.Redis, jobs: JobStore, dead_letters: DeadLetterStore, pacer: Pacer, leases: LeaseStore | None = None,
+            replicas: Replicas | None = None) -> Stats:
     """Read every figure in a few pipelined round trips, each bounded whatever the number of jobs.
 
     One for the counters and each queue's next message, one for those
     messages' records (and, with ``leases``, the live workers), then a few for
     dead letters and paces; and with ``leases``, one for the live workers' runs.
+    ``replicas`` gives the floor and whether a failover is configured, which
+    say what the replicas in sync mean (:class:`~tasks.redis.replicas.ReplicaState`).
     """
     pipe = client.pipeline(transaction=False)
     for queue in QUEUES:
@@ -159,7 +164,7 @@ def collect(client: redis.Redis, jobs: JobStore, dead_letters: DeadLetterStore, 
         api_calls=api_calls,
         live_workers=_live(client, records[-1], redis_now, leases.lease) if leases is not None else [],
         recovered=int(recovered or 0),
-        redis=replication(replication_info, primary_address(client)),
+        redis=replication(replication_info, primary_address(client), replicas.floor if replicas else 0, bool(replicas and replicas.failover)),
         outbox=outbox_depth,
         outbox_oldest=outbox_oldest,
         queued_since=queued_since,

@@ -20,6 +20,7 @@ from payapi.errors import ConfigurationError
 from payapi.operations import OPERATIONS, QUEUES
 from payapi.signing import signer_factory
 from workers import heartbeat, pool_option, redis_transport
+from workers.degraded import quiet_expected_reports
 from workers.delivery import DeliveryStep
 from workers.housekeeping import HousekeepingStep
 from workers.payments import register
@@ -51,13 +52,16 @@ class StartupCheckStep(bootsteps.Step):
 
 def create_app(settings: Settings) -> Celery:
     """A configured payq Celery app with its tasks, the mover bootstep and the start-up check."""
-    redis_transport.install()  # kombu's Redis transport, with one client per pool instead of one per ack and event
     pool_option.install()  # `celery worker -P prefork` beats app.conf.worker_pool, as any other -P does
+    quiet_expected_reports()  # a requeued message is one line of payq's, not Celery's traceback too
     app = Celery("payq")
     app.conf.update(celery_config(settings, QUEUES, {spec.task: spec.queue for spec in OPERATIONS.values()}))
     # with api_auth=sigv4 each process resolves its AWS credentials once, when it builds its runtime
     holder = RuntimeHolder(settings, signer_factory=signer_factory(settings))
     app.payq_runtime = holder
+    # payq's transport: kombu's Redis transport, with one client per pool instead of one per ack and event, fetching for
+    # this process into in-flight lists named after it, and only while it takes work
+    redis_transport.install(holder)
     register(app, holder)
     app.steps["worker"].add(StartupCheckStep)
     app.steps["worker"].add(HousekeepingStep)

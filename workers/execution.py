@@ -9,12 +9,11 @@ in Redis, in this order: pause the endpoint, then record the success, defer or d
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
-import redis
-
+from config.celery import OUTCOME_PATIENCE
 from payapi.errors import InvalidRequest
 from payapi.models import CaptureRequest, parse_request
 from payapi.operations import OPERATIONS, Operation
@@ -23,6 +22,7 @@ from tasks.jobs.decide import TURN_WAIT_IN_PLACE, DeadLetterJob, Decision, Defer
 from tasks.jobs.deferral import Deferral
 from tasks.notify import events
 from tasks.producer import prepare
+from tasks.redis.patience import Patience
 from tasks.states import Verdict
 from tasks.store.deadletters import DeadLetter
 from tasks.store.leases import needs_check, new_claim
@@ -30,10 +30,6 @@ from tasks.store.records import Call
 from workers.runtime import Runtime
 
 log = logging.getLogger("payq.jobs")
-# Seconds a worker that made a call keeps trying to record its outcome through a Redis outage. Its
-# heartbeat keeps the job's lease meanwhile (nobody judges a lease while Redis is away), so the
-# outcome of a call that was answered is written, not lost and the call made again by another worker.
-OUTCOME_PATIENCE = 60.0
 
 
 @dataclass(frozen=True)
@@ -55,67 +51,63 @@ class Job:
 Ending = Succeed | Deferral | DeadLetterJob | Skip
 
 
-def execute(rt: Runtime, job: Job) -> Ending:
+def execute(rt: Runtime, job: Job, patience: Patience) -> Ending:
     """Run one delivery of ``job`` to its ending.
 
-    Its Redis steps wait out a failover, up to the task time limit.
+    Each Redis step waits out Redis (a restart, a failover) within the
+    delivery's ``patience``; the claim and every outcome return only once the
+    replicas in sync hold them (:meth:`~workers.runtime.Runtime.write`).
     """
     now = rt.clock()
-    rt = rt.patient(now + rt.settings.task_time_limit)
     try:
         request = parse_request(OPERATIONS[job.operation].request, job.kwargs)
     except InvalidRequest as exc:
-        return _dead_letter(rt, job, invalid_job(str(exc)))
-    pace = rt.pacer.pace(job.operation, now)
-    claimed_at = time.monotonic()  # before BEGIN: the lease it grants runs from a moment after this
-    begin = rt.jobs.begin(job.job_id, job.operation, job.kwargs, job.worker, now, job.delivery, rt.settings.lease_seconds,
-                          pace, TURN_WAIT_IN_PLACE, holder=rt.holdings.worker, claim=job.claim)
+        return _dead_letter(rt, patience, job, invalid_job(str(exc)))
+    pace = rt.step(patience, lambda: rt.pacer.pace(job.operation, now))
+    claimed_at = rt.clock()  # before BEGIN: the lease it grants runs from a moment after this
+    begin = rt.write(patience, lambda: rt.jobs.begin(
+        job.job_id, job.operation, job.kwargs, job.worker, now, job.delivery, rt.settings.lease_seconds, pace, TURN_WAIT_IN_PLACE,
+        holder=rt.holdings.worker, claim=job.claim))
     action = start(begin.verdict, begin.until, pace, rt.policy, rt.rng.random)
     if isinstance(action, Skip):
         return action
     if isinstance(action, Settle):
         assert isinstance(request, CaptureRequest)
-        settled = _settle_capture(rt, job.job_id, request, action.settled_at, now)
+        settled = _settle_capture(rt, patience, job.job_id, request, action.settled_at, now)
         return Succeed(settled) if settled is not None else Skip(Verdict.HELD)
     if isinstance(action, Defer):
-        return carry_out(rt, job, request, action, 0)
+        return carry_out(rt, patience, job, request, action, 0)
     rt.holdings.hold(job.job_id, job.claim)  # from here the heartbeat renews the job's lease
     try:
-        return _call(rt, job, request, begin.attempts, action.turn, pace, claimed_at)
+        return _call(rt, patience, job, request, begin.attempts, action.turn, pace, claimed_at)
     finally:
         rt.holdings.release(job.job_id, job.claim)
 
 
-def _call(rt: Runtime, job: Job, request: Any, attempt: int, turn: float | None, pace: float | None, claimed_at: float) -> Ending:
+def _call(rt: Runtime, patience: Patience, job: Job, request: Any, attempt: int, turn: float | None, pace: float | None,
+          claimed_at: float) -> Ending:
     """Call the API for a job this delivery holds (at its ``turn``, if paced), and carry out the decision."""
     prepared = rt.client.prepare(job.operation, request)  # before the wait: on the turn, only the sending is left
     if turn is not None and (wait := turn - rt.clock()) > 0:
-        time.sleep(min(wait, TURN_WAIT_IN_PLACE))  # the job's turn at the endpoint's pace: close enough to wait for here
+        rt.sleep(min(wait, TURN_WAIT_IN_PLACE))  # the job's turn at the endpoint's pace: close enough to wait for here
     late = on_turn(turn, pace, rt.clock())
     if late is not None:
-        return carry_out(rt, job, request, late, attempt - 1, released=True, claimed=True)
-    if needs_check(time.monotonic() - claimed_at, rt.settings.lease_seconds) and not rt.leases.renew(job.job_id, job.claim):
+        return carry_out(rt, patience, job, request, late, attempt - 1, released=True, claimed=True)
+    if needs_check(rt.clock() - claimed_at, rt.settings.lease_seconds) and not rt.step(patience, lambda: rt.leases.renew(job.job_id, job.claim)):
         # this worker was paused or cut off past its lease and the job went to another: that one calls
         log.warning("%s %s: lost its lease while it waited; no call", job.operation.value, job.job_id)
         return Skip(Verdict.HELD, lost=True)
     outcome = rt.client.send(job.operation, request, prepared)
     call = Call(job.operation, status_of(outcome), rt.clock())
     decision = decide(outcome, attempt, rt.policy, call.at, rt.rng.random)
-    deadline = time.monotonic() + OUTCOME_PATIENCE
-    while True:
-        try:
-            return carry_out(rt, job, request, decision, attempt, call, claimed=True)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            if time.monotonic() > deadline:
-                raise
-            # each step of carry_out may be written twice (the claim makes a second success or deferral the same one)
-            log.warning("%s %s: Redis unavailable (%s) recording the call's outcome; retrying", job.operation.value, job.job_id, exc)
-            time.sleep(0.5)
+    # the call is made: giving up now would make it again, so its outcome gets the same deadline, extended (the
+    # heartbeat keeps the job's lease meanwhile, and nobody judges a lease while Redis is away)
+    return carry_out(rt, patience.extended(OUTCOME_PATIENCE), job, request, decision, attempt, call, claimed=True)
 
 
 def carry_out(
-    rt: Runtime, job: Job, request: Any, decision: Decision, attempt: int, call: Call | None = None, *, released: bool = False,
-    claimed: bool = False,
+    rt: Runtime, patience: Patience, job: Job, request: Any, decision: Decision, attempt: int, call: Call | None = None, *,
+    released: bool = False, claimed: bool = False,
 ) -> Ending:
     """Write ``decision`` to Redis: pause the endpoint and learn its pace if asked, then record the success, defer or dead-letter the job.
 
@@ -130,26 +122,26 @@ def carry_out(
     if not isinstance(decision, Succeed):
         if decision.pause_until is not None:
             # every worker stops calling this endpoint until the API's pause is over
-            rt.pacer.pause(job.operation, decision.pause_until, now)
+            rt.step(patience, lambda: rt.pacer.pause(job.operation, decision.pause_until or now, now))
         if decision.throttled:
             # the delay, as clamped, is what the next probe above the learned pace risks
             retry_after = decision.pause_until - now if decision.pause_until is not None else None
-            rt.pacer.throttled(job.operation, now, retry_after, decision.pause_until or now + 1.0)
+            rt.step(patience, lambda: rt.pacer.throttled(job.operation, now, retry_after, decision.pause_until or now + 1.0))
     if isinstance(decision, Succeed):
         if isinstance(request, CaptureRequest):
-            settled = _settle_capture(rt, job.job_id, request, int(now), now, call, claim)
+            settled = _settle_capture(rt, patience, job.job_id, request, int(now), now, call, claim)
             return Succeed(settled) if settled is not None else _lost(job)
         event = events.succeeded(job.job_id, job.operation, job.kwargs, decision.result, now) if _notifies(rt, job) else None
-        recorded = rt.jobs.succeed(job.job_id, decision.result, now, call, event, claim)
+        recorded = rt.write(patience, lambda: rt.jobs.succeed(job.job_id, decision.result, now, call, event, claim))
         return decision if recorded else _lost(job)
     if isinstance(decision, Defer):
         deferral = Deferral(decision.cause, decision.until, job.operation, attempt, decision.delay, decision.failure,
                             decision.paused_until, decision.turn, decision.pace)
-        deferred = rt.jobs.defer(job.job_id, deferral, now, call, release_attempt=released, claim=claim)
+        deferred = rt.write(patience, lambda: rt.jobs.defer(job.job_id, deferral, now, call, release_attempt=released, claim=claim))
         return deferral if deferred else _lost(job)
-    if call is not None:
-        rt.jobs.count(call)
-    return _dead_letter(rt, job, decision, claim)
+    if (made := call) is not None:
+        rt.step(patience, lambda: rt.jobs.count(made))
+    return _dead_letter(rt, patience, job, decision, claim)
 
 
 def _lost(job: Job) -> Skip:
@@ -159,7 +151,8 @@ def _lost(job: Job) -> Skip:
 
 
 def _settle_capture(
-    rt: Runtime, job_id: str, request: CaptureRequest, settled_at: int, now: float, call: Call | None = None, claim: str = "",
+    rt: Runtime, patience: Patience, job_id: str, request: CaptureRequest, settled_at: int, now: float, call: Call | None = None,
+    claim: str = "",
 ) -> dict[str, Any] | None:
     """Settle the capture and chain its payment-status report; None if the delivery's ``claim`` lost the job to another worker.
 
@@ -174,21 +167,21 @@ def _settle_capture(
         })
         result = {"reportJobId": report.job_id, "settledAt": settled_at}
         event = events.succeeded(job_id, Operation.CAPTURE, request.model_dump(mode="json"), result, now) if rt.webhook else None
-        on_record = rt.jobs.finish_capture(job_id, settled_at, result, report, now, call, event, claim)
+        on_record = rt.write(patience, partial(rt.jobs.finish_capture, job_id, settled_at, result, report, now, call, event, claim))
         if on_record is None or on_record == settled_at:
             return result if on_record is not None else None
         settled_at = on_record
 
 
-def _dead_letter(rt: Runtime, job: Job, decision: DeadLetterJob, claim: str = "") -> DeadLetterJob | Skip:
+def _dead_letter(rt: Runtime, patience: Patience, job: Job, decision: DeadLetterJob, claim: str = "") -> DeadLetterJob | Skip:
     """Write the dead letter (before the message is acknowledged) and log it; a ``lost`` :class:`~tasks.jobs.decide.Skip` if ``claim`` lost the job."""
-    record = rt.jobs.get(job.job_id) or {}
+    record = rt.step(patience, lambda: rt.jobs.get(job.job_id)) or {}
     dead_at = rt.clock()
     event = None
     if _notifies(rt, job):
         event = events.dead_lettered(job.job_id, job.operation, job.kwargs, decision.reason, decision.failure,
                                      int(record.get("replays", 0)), dead_at)
-    added = rt.dead_letters.add(DeadLetter.of(
+    entry = DeadLetter.of(
         decision.failure,
         id=job.job_id,
         operation=job.operation,
@@ -200,8 +193,8 @@ def _dead_letter(rt: Runtime, job: Job, decision: DeadLetterJob, claim: str = ""
         last_attempt_at=float(record["last_attempt_at"]) if "last_attempt_at" in record else None,
         dead_at=dead_at,
         worker=job.worker,
-    ), event, claim)
-    if not added:
+    )
+    if not rt.write(patience, lambda: rt.dead_letters.add(entry, event, claim)):
         return _lost(job)
     log.warning("%s %s dead-lettered: %s: %s", job.operation.value, job.job_id, decision.reason.value, decision.failure.describe())
     return decision
@@ -212,10 +205,10 @@ def _notifies(rt: Runtime, job: Job) -> bool:
     return rt.webhook is not None
 
 
-def dead_letter(rt: Runtime, job: Job, decision: DeadLetterJob) -> DeadLetterJob | Skip:
+def dead_letter(rt: Runtime, patience: Patience, job: Job, decision: DeadLetterJob) -> DeadLetterJob | Skip:
     """Dead-letter ``job`` as ``decision`` says (a delivery whose handling raised: :func:`tasks.jobs.decide.on_error`).
 
     Under this delivery's claim if it holds the job, else only if nobody does.
     """
-    held = (rt.jobs.get(job.job_id) or {}).get("claim") == job.claim
-    return _dead_letter(rt, job, decision, job.claim if held else "")
+    held = (rt.step(patience, lambda: rt.jobs.get(job.job_id)) or {}).get("claim") == job.claim
+    return _dead_letter(rt, patience, job, decision, job.claim if held else "")

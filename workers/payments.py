@@ -5,6 +5,9 @@ The endings of :func:`workers.execution.execute` become: a result (SUCCESS),
 ``Retry`` without a new message (RETRY: the job already waits in payq's
 deferred set), ``DeadLettered`` (FAILURE, declared in ``throws``: an expected
 outcome, logged without a traceback) and ``Ignore`` (a delivery with nothing to do).
+A delivery that could not go on (Redis away past its patience, or the worker
+shutting down while it waited to work) hands its message back with ``Reject``:
+one line of payq's, Celery's own report of it dropped (:mod:`workers.degraded`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from celery import Celery, Task
 from celery.exceptions import Ignore, Reject, Retry
 from celery.signals import task_retry
 
+from config.celery import STEPS_PATIENCE
 from payapi.errors import DeadLettered, Deferred
 from payapi.operations import OPERATIONS, Operation, OperationSpec
 from tasks.jobs.decide import DeadLetterJob, Requeue, Skip, Succeed, on_error
@@ -34,16 +38,20 @@ def run(task: Task, holder: RuntimeHolder, operation: Operation, kwargs: dict[st
         (task.request.properties or {}).get("delivery_tag") or "",
     )
     rt = holder.get()
+    if not rt.degraded.wait_to_work():  # the worker takes no work now (workers/degraded.py): the job waits before it begins
+        log.info("%s %s: the worker is shutting down; message given back", operation.value, job.job_id)
+        raise Reject("the worker is shutting down", requeue=True)
+    patience = rt.patience(STEPS_PATIENCE)
     ending: Ending
     try:
-        ending = execute(rt, job)
+        ending = execute(rt, job, patience)
     except Exception as exc:
         action = on_error(exc)
         if isinstance(action, Requeue):
-            log.warning("%s %s: Redis unavailable (%s); message requeued", operation.value, job.job_id, action.cause)
+            log.warning("%s %s: message requeued: %s", operation.value, job.job_id, action.cause)
             raise Reject(action.cause, requeue=True) from None
         log.exception("%s %s: unexpected error", operation.value, job.job_id)
-        ending = dead_letter(rt, job, action)
+        ending = dead_letter(rt, patience.extended(STEPS_PATIENCE), job, action)
     if isinstance(ending, Succeed):
         return ending.result
     if isinstance(ending, Deferral):

@@ -7,8 +7,8 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from typing import cast
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 import redis
 
@@ -17,14 +17,15 @@ from payapi.client import PaymentClient, Signer
 from tasks.jobs.decide import RetryPolicy
 from tasks.notify.client import WebhookClient, webhook_client
 from tasks.pacing.pacer import Pacer
-from tasks.redis.replicas import Patient, Replicas
+from tasks.redis.patience import Patience
+from tasks.redis.replicas import Replicas
 from tasks.store.deadletters import DeadLetterStore
 from tasks.store.leases import Holdings, LeaseStore, new_worker_id
 from tasks.store.records import JobStore
 from tasks.stores import Stores
+from workers.degraded import Degraded
 
-# a claim (before the call) and the outcomes (before the acknowledgement)
-_CONFIRMED_JOBS = frozenset({"begin", "succeed", "finish_capture", "defer"})
+T = TypeVar("T")
 
 
 @dataclass
@@ -42,25 +43,28 @@ class Runtime:
     holdings: Holdings  # this process's worker id, and the jobs it holds (its heartbeat renews their leases)
     webhook: WebhookClient | None = None  # None: outcome notifications are off
     rng: random.Random = field(default_factory=random.Random)
-    replicas: Replicas = field(default_factory=lambda: Replicas(0, 1.0))
-    clock: Callable[[], float] = time.time  # injected, like the random source, so a test can pin when things happen
+    replicas: Replicas = field(default_factory=lambda: Replicas(0, 1.0, failover=False))
+    degraded: Degraded = field(default_factory=Degraded)  # this process's degraded state (workers/degraded.py)
+    # injected, like the random source, so a test can pin when things happen
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
 
-    def patient(self, deadline: float) -> Runtime:
-        """This runtime with stores that outlast a failover until ``deadline`` (:class:`~tasks.redis.replicas.Patient`).
+    def patience(self, seconds: float) -> Patience:
+        """A patience of ``seconds`` on this runtime's clock, for one delivery's Redis steps (:mod:`tasks.redis.patience`)."""
+        return Patience.of(seconds, self.clock, self.sleep)
 
-        A claim and every outcome return only once ``PAYQ_REDIS_MIN_REPLICAS``
-        replicas hold them: no API call on a claim a failover could forget, no
+    def step(self, patience: Patience, step: Callable[[], T]) -> T:
+        """``step()``, waiting out Redis within ``patience``; each fault it meets tells this process's degraded state."""
+        return patience.call(step, on_fault=self.degraded.fault)
+
+    def write(self, patience: Patience, write: Callable[[], T]) -> T:
+        """``write()``, returning only once the replicas in sync hold it (:meth:`~tasks.redis.replicas.Replicas.confirmed`).
+
+        For a claim before its call and every outcome before its
+        acknowledgement: no API call on a claim a failover could forget, no
         acknowledgement of an outcome it could.
         """
-        def wrap(store: object, confirmed: frozenset[str]) -> Patient:
-            return Patient(store, self.redis, self.replicas, deadline, confirmed, self.clock)
-
-        return replace(
-            self,
-            jobs=cast(JobStore, wrap(self.jobs, _CONFIRMED_JOBS)),
-            dead_letters=cast(DeadLetterStore, wrap(self.dead_letters, frozenset({"add"}))),
-            pacer=cast(Pacer, wrap(self.pacer, frozenset())),
-        )
+        return self.replicas.confirmed(patience, self.redis, write, on_fault=self.degraded.fault)
 
     @classmethod
     def build(cls, settings: Settings, signer: Signer | None = None) -> Runtime:
@@ -96,6 +100,14 @@ class RuntimeHolder:
         self._lock = threading.Lock()
         self._runtime: Runtime | None = None
         self._pid = 0
+
+    def worker(self) -> str:
+        """This process's worker id (its heartbeat's): what its transport's in-flight lists are named after."""
+        return self.get().holdings.worker
+
+    def may_fetch(self) -> bool:
+        """Whether this process takes work now (:class:`~workers.degraded.Degraded`)."""
+        return self.get().degraded.may_fetch()
 
     def get(self) -> Runtime:
         """This process's runtime, built on first use."""

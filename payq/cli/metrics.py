@@ -27,6 +27,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from payapi.errors import BrokerUnavailable
 from payapi.operations import API_OPERATIONS
 from payq.exits import EXIT_FAULT, exits_cleanly, stores_from_env
+from tasks.redis.replicas import ReplicaState
 from tasks.states import DeadLetterReason
 from tasks.stats import Stats, collect
 
@@ -41,8 +42,10 @@ METRICS: dict[str, str] = {
     "payq_deferred_next_due_seconds": "When the earliest deferred job is due, epoch seconds; absent when none is deferred.",
     "payq_deferred_overdue_seconds": "How far past its due time the earliest deferred job is (0 when none is overdue); growing means no worker runs the mover.",
     "payq_redis_replicas": "Replicas connected to Redis's primary.",
-    "payq_redis_replicas_in_sync": "Replicas online and acknowledged within the last second; below PAYQ_REDIS_MIN_REPLICAS, enqueues are refused.",
-    "payq_redis_min_replicas": "PAYQ_REDIS_MIN_REPLICAS as this exporter reads it (give it the workers' settings): the floor of replicas in sync.",
+    "payq_redis_replicas_in_sync": "Replicas online and acknowledged within the last second: the ones every write payq reports waits for.",
+    "payq_redis_min_replicas": "PAYQ_REDIS_MIN_REPLICAS: with fewer replicas in sync, enqueues are refused and workers take no jobs.",
+    "payq_redis_degraded": "1 while payq goes on with Redis's primary alone (no replica in sync where one is expected, and"
+                           " PAYQ_REDIS_MIN_REPLICAS 0): a failover now would lose what it acknowledged.",
     "payq_waiting_jobs": "Refunds held until their trip's capture succeeds (a capture that is dead-lettered keeps them waiting).",
     "payq_dead_letters": "Dead-letter entries waiting for an operator, by reason.",
     "payq_endpoint_paused_until_seconds": "End of each endpoint's shared 429 pause, epoch seconds; 0 or in the past when not paused.",
@@ -69,9 +72,8 @@ class PayqCollector:
     HTTP handler turns that into a 503 so Prometheus records the scrape as failed.
     """
 
-    def __init__(self, snapshot: Callable[[], Stats], min_replicas: int = 0) -> None:
+    def __init__(self, snapshot: Callable[[], Stats]) -> None:
         self._snapshot = snapshot
-        self._min_replicas = min_replicas
 
     def describe(self) -> list[Metric]:
         """Nothing up front: registering must not need Redis."""
@@ -101,7 +103,8 @@ class PayqCollector:
         if stats.redis is not None:
             yield GaugeMetricFamily("payq_redis_replicas", METRICS["payq_redis_replicas"], value=stats.redis.replicas)
             yield GaugeMetricFamily("payq_redis_replicas_in_sync", METRICS["payq_redis_replicas_in_sync"], value=stats.redis.in_sync)
-        yield GaugeMetricFamily("payq_redis_min_replicas", METRICS["payq_redis_min_replicas"], value=self._min_replicas)
+            yield GaugeMetricFamily("payq_redis_min_replicas", METRICS["payq_redis_min_replicas"], value=stats.redis.floor)
+            yield GaugeMetricFamily("payq_redis_degraded", METRICS["payq_redis_degraded"], value=int(stats.redis.state is ReplicaState.DEGRADED))
         dead = GaugeMetricFamily("payq_dead_letters", METRICS["payq_dead_letters"], labels=["reason"])
         # every known reason, zeros included, so an alert on one reason has a series to watch from the start
         for reason in sorted({r.value for r in DeadLetterReason} | set(stats.dead_letters)):
@@ -143,10 +146,10 @@ class PayqCollector:
         yield GaugeMetricFamily("payq_scrape_timestamp_seconds", METRICS["payq_scrape_timestamp_seconds"], value=stats.taken_at)
 
 
-def make_registry(snapshot: Callable[[], Stats], min_replicas: int = 0) -> CollectorRegistry:
+def make_registry(snapshot: Callable[[], Stats]) -> CollectorRegistry:
     """A registry holding only payq's collector (no process metrics: they would describe this exporter, not payq)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(PayqCollector(snapshot, min_replicas))
+    registry.register(PayqCollector(snapshot))
     return registry
 
 
@@ -202,7 +205,7 @@ def metrics(port: int, host: str) -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     with exits_cleanly():
         rt = stores_from_env()
-        registry = make_registry(lambda: collect(rt.redis, rt.jobs, rt.dead_letters, rt.pacer, rt.leases), rt.settings.min_replicas)
+        registry = make_registry(lambda: collect(rt.redis, rt.jobs, rt.dead_letters, rt.pacer, rt.leases, rt.replicas))
         try:
             server = make_server(host, port, registry)
         except OSError as exc:

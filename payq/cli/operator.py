@@ -25,6 +25,7 @@ from payq.exits import EXIT_INVALID, exits_cleanly, stores_from_env
 from payq.views import dead_letter_view, iso, job_view, read_trip, stats_view, subject_of
 from tasks.jobs.deferral import failure_from
 from tasks.redis.connection import with_retry
+from tasks.redis.replicas import ReplicaState
 from tasks.states import DeadLetterReason
 from tasks.stats import collect
 from tasks.store.deadletters import DeadLetter, Replayed
@@ -315,6 +316,13 @@ def _rate(value: float | None) -> str:
     return "unpaced" if value is None else f"{value:.3g}/s"
 
 
+_REPLICA_STATES = {
+    ReplicaState.SAFE: "",
+    ReplicaState.DEGRADED: "; DEGRADED: no replica holds the jobs, payq goes on with the primary alone",
+    ReplicaState.REFUSING: ": NOT MET, enqueues are refused and workers take no jobs",
+}
+
+
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (times as UTC ISO 8601).")
 def stats(as_json: bool) -> None:
@@ -329,15 +337,13 @@ def stats(as_json: bool) -> None:
     """
     with exits_cleanly():
         rt = stores_from_env()
-        snapshot = _redis(rt, lambda: collect(rt.redis, rt.jobs, rt.dead_letters, rt.pacer, rt.leases))
+        snapshot = _redis(rt, lambda: collect(rt.redis, rt.jobs, rt.dead_letters, rt.pacer, rt.leases, rt.replicas))
         if as_json:
             click.echo(json.dumps(stats_view(snapshot), indent=2))
             return
         if snapshot.redis is not None:
-            wanted = rt.settings.min_replicas
             click.echo(f"redis: primary {snapshot.redis.primary}, replicas in sync {snapshot.redis.in_sync} of {snapshot.redis.replicas}"
-                       + (f" (PAYQ_REDIS_MIN_REPLICAS {wanted}" + ("" if snapshot.redis.in_sync >= wanted else ": NOT MET, enqueues are refused")
-                          + ")" if wanted else ""))
+                       f" (PAYQ_REDIS_MIN_REPLICAS {snapshot.redis.floor}{_REPLICA_STATES[snapshot.redis.state]})")
         click.echo("queues:")
         for queue, depth in snapshot.queues.items():
             click.echo(f"  {queue:<20} {depth}")

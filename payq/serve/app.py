@@ -28,9 +28,10 @@ from payq.serve.jobs import IntakeJobs
 from payq.serve.problems import from_http_error, invalid_request, item, not_ready
 from payq.serve.schemas import component_schemas, problems
 from tasks.redis.connection import CLIENT_OPTIONS, sentinel_options
+from tasks.redis.replicas import ReplicaState
 
 log = logging.getLogger(__name__)
-READY_TIMEOUT = 2.0  # seconds /readyz waits for Redis's PONG: a load balancer's check is a few seconds long
+READY_TIMEOUT = 2.0  # seconds /readyz waits for Redis's answer: a load balancer's check is a few seconds long
 
 
 def connect(settings: Settings) -> aioredis.Redis:
@@ -102,17 +103,26 @@ def create_app(settings: Settings) -> FastAPI:
         return {"ok": True}
 
     @app.get("/readyz", tags=["health"], operation_id="getReadiness", summary="Readiness: Redis answers, /v1 can be served", openapi_extra=no_token,
-             responses={200: {"description": "Ready.", "content": {"application/json": {
-                                 "schema": {"type": "object", "properties": {"ready": {"const": True}}}}}},
-                        **problems({503: "Redis does not answer: take this instance out of rotation."})})
+             responses={200: {"description": "Ready; `degraded`: no Redis replica holds the jobs (PAYQ_REDIS_MIN_REPLICAS 0 allows it).",
+                              "content": {"application/json": {"schema": {"type": "object", "properties": {
+                                  "ready": {"const": True}, "degraded": {"type": "boolean"}, "replicas_in_sync": {"type": "integer"}}}}}},
+                        **problems({503: "Redis does not answer, or fewer replicas are in sync than PAYQ_REDIS_MIN_REPLICAS:"
+                                         " take this instance out of rotation."})})
     async def readyz() -> Response:
-        """Readiness, for load balancers: 200 while Redis answers, 503 (a problem) while it does not, so no request is sent here to be refused."""
+        """Readiness, for load balancers: 200 while Redis answers and takes enqueues, 503 (a problem) while every /v1 request would be refused.
+
+        200 says ``degraded`` while no replica is in sync where one is expected
+        (payq goes on with the primary alone); 503 also while fewer replicas are
+        in sync than ``PAYQ_REDIS_MIN_REPLICAS`` (enqueues are refused).
+        """
         try:
-            await asyncio.wait_for(app.state.redis.ping(), READY_TIMEOUT)
+            seen = await asyncio.wait_for(app.state.intake_jobs.replicas(), READY_TIMEOUT)
         except (redis.ConnectionError, redis.TimeoutError, TimeoutError) as exc:
             log.warning("/readyz: not ready: %s", exc)
             return not_ready(f"Redis does not answer within {READY_TIMEOUT:g} s; every /v1 request would be refused 503").response()
-        return JSONResponse({"ready": True})
+        if seen.state is ReplicaState.REFUSING:
+            return not_ready(f"{seen.describe()}: below that floor every enqueue would be refused 503").response()
+        return JSONResponse({"ready": True, "degraded": seen.state is ReplicaState.DEGRADED, "replicas_in_sync": seen.in_sync})
 
     @app.exception_handler(HTTPException)
     async def http_problem(request: Request, exc: HTTPException) -> Response:

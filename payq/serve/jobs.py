@@ -9,7 +9,6 @@ waits on Redis; the same views as ``payq job --json`` and ``payq trip --json``
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -24,6 +23,8 @@ from payq.views import job_view, report_job_id, trip_job_ids, trip_view
 from tasks.jobs.messages import sent_event_channel_of
 from tasks.redis import keys, scripts
 from tasks.redis.connection import replicas
+from tasks.redis.patience import Patience
+from tasks.redis.replicas import Sighting
 from tasks.store.deadletters import DeadLetter
 from tasks.store.records import ENQUEUE_CHUNK, Enqueued, NewJob, enqueue_call, read_enqueue_reply
 
@@ -31,22 +32,15 @@ T = TypeVar("T")
 _DAY = 86400
 
 
-async def patiently(settings: Settings, action: Callable[[], Awaitable[T]]) -> T:
-    """Run ``action``; on a connection fault try again for ``redis_retry_seconds``, then raise :class:`BrokerUnavailable`.
+async def patiently(settings: Settings, patience: Patience, action: Callable[[], Awaitable[T]]) -> T:
+    """Run ``action`` within the request's ``patience``; Redis still unreachable at its end is :class:`BrokerUnavailable`.
 
-    The asynchronous twin of :func:`tasks.redis.connection.with_retry`: only
-    connection faults are retried (a command Redis refused is not a reason to wait).
+    Only connection faults are waited out (a command Redis refused is not a reason to wait).
     """
-    deadline = time.monotonic() + settings.redis_retry_seconds
-    delay = 0.1
-    while True:
-        try:
-            return await action()
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            if time.monotonic() + delay > deadline:
-                raise BrokerUnavailable(f"cannot reach Redis at {redact_url(settings.redis_url)}: {exc}") from None
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 1.0)
+    try:
+        return await patience.call_async(action)
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise BrokerUnavailable(f"cannot reach Redis at {redact_url(settings.redis_url)}: {exc}") from None
 
 
 class IntakeJobs:
@@ -60,6 +54,14 @@ class IntakeJobs:
         self._enqueue = client.register_script(scripts.source("enqueue"))
         self._replicas = replicas(settings)
 
+    def patience(self) -> Patience:
+        """One request's patience with an unreachable Redis: ``redis_retry_seconds``, as the producer's."""
+        return Patience.of(self._settings.redis_retry_seconds)
+
+    async def replicas(self) -> Sighting:
+        """The replicas in sync now, as the enqueues' confirmations see them (read now: it proves Redis answers)."""
+        return await self._replicas.look_async(self._redis, again=True)
+
     async def enqueue(self, jobs: Sequence[NewJob]) -> list[Enqueued]:
         """Record and publish each job unless it has a record already; what became of each, in order.
 
@@ -71,15 +73,16 @@ class IntakeJobs:
         (nothing written), :class:`BrokerUnavailable` or :class:`~payapi.errors.NotReplicated`.
         """
         now = time.time()
+        patience = self.patience()
         if len(jobs) > ENQUEUE_CHUNK:
-            read_enqueue_reply(await self._call(jobs, now, dry_run=True), jobs)
+            read_enqueue_reply(await self._call(patience, jobs, now, dry_run=True), jobs)
         done: list[Enqueued] = []
         for start in range(0, len(jobs), ENQUEUE_CHUNK):
             chunk = jobs[start : start + ENQUEUE_CHUNK]
-            done += read_enqueue_reply(await self._call(chunk, now, dry_run=False), chunk, offset=start)
+            done += read_enqueue_reply(await self._call(patience, chunk, now, dry_run=False), chunk, offset=start)
         return done
 
-    async def _call(self, jobs: Sequence[NewJob], now: float, *, dry_run: bool) -> list[Any]:
+    async def _call(self, patience: Patience, jobs: Sequence[NewJob], now: float, *, dry_run: bool) -> list[Any]:
         call_keys, args = enqueue_call(jobs, now, self._ttl, self._events, dry_run=dry_run)
 
         async def run() -> list[Any]:
@@ -89,7 +92,7 @@ class IntakeJobs:
             return reply
 
         # a retry after the script ran but its answer was lost finds the records: the jobs read as not new, never twice
-        return await patiently(self._settings, run)
+        return await patiently(self._settings, patience, run)
 
     async def job(self, job_id: str) -> dict[str, Any] | None:
         """What ``payq job ID --json`` prints, or None if there is no such job."""
@@ -102,7 +105,7 @@ class IntakeJobs:
                 record, in_dead_letters, deferrals = await pipe.execute()
             return record, bool(in_dead_letters), deferrals
 
-        record, in_dead_letters, deferrals = await patiently(self._settings, read)
+        record, in_dead_letters, deferrals = await patiently(self._settings, self.patience(), read)
         if not record:
             return None
         return job_view(job_id, record, in_dead_letters, [json.loads(item) for item in deferrals])
@@ -124,7 +127,7 @@ class IntakeJobs:
                 entries = {job_id: DeadLetter.model_validate_json(text) for job_id, text in zip(records, raw, strict=True) if text}
             return books, records, entries
 
-        books, records, entries = await patiently(self._settings, read)
+        books, records, entries = await patiently(self._settings, self.patience(), read)
         if not books:
             return None
         return trip_view(store_id, trip_id, books, records, entries)

@@ -175,7 +175,7 @@ def unavailable(detail: str) -> Problem:
 
 
 def not_ready(detail: str) -> Problem:
-    """503 from ``/readyz``: this instance cannot serve ``/v1`` now (Redis unreachable); take it out of rotation."""
+    """503 from ``/readyz``: this instance cannot serve ``/v1`` now (Redis unreachable, or too few replicas in sync); take it out of rotation."""
     return Problem(503, "not-ready", "Not ready", detail, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 

@@ -1,4 +1,4 @@
-"""Redis connections with a short, bounded patience for an unreachable server.
+"""Redis connections, and the patience of the producer and the ``payq`` commands for an unreachable server.
 
 With a ``sentinel://`` URL the client asks the Sentinels for the primary
 (``redis.sentinel``) whenever it connects, so after a failover its next
@@ -9,7 +9,6 @@ that ``READONLY`` into a ``ConnectionError``), and the retry finds the new one.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -19,6 +18,7 @@ from redis.sentinel import Sentinel, SentinelConnectionPool
 from config.redis_address import parse_sentinel, sentinel_client_options
 from config.settings import Settings, redact_url
 from payapi.errors import BrokerUnavailable
+from tasks.redis.patience import Patience
 from tasks.redis.replicas import Replicas
 
 T = TypeVar("T")
@@ -54,23 +54,17 @@ def primary_address(client: redis.Redis) -> str:
 
 
 def replicas(settings: Settings) -> Replicas:
-    """The replicas a write must reach before payq reports it (``PAYQ_REDIS_MIN_REPLICAS``)."""
-    return Replicas(settings.min_replicas, settings.redis_replicas_timeout)
+    """The replicas a confirmed write waits for: those in sync now, at least ``PAYQ_REDIS_MIN_REPLICAS``."""
+    return Replicas(settings.min_replicas, settings.redis_replicas_timeout, failover=settings.uses_sentinel)
 
 
 def with_retry(settings: Settings, action: Callable[[], T]) -> T:
-    """Run ``action``; on a connection fault retry for ``redis_retry_seconds``, then raise :class:`BrokerUnavailable`.
+    """Run ``action`` with a patience of ``redis_retry_seconds`` (:class:`~tasks.redis.patience.Patience`), then raise :class:`BrokerUnavailable`.
 
-    Only connection faults are retried: a command Redis received and refused is
-    not a reason to wait.
+    Only connection faults are waited out: a command Redis received and
+    refused is not a reason to wait.
     """
-    deadline = time.monotonic() + settings.redis_retry_seconds
-    delay = 0.1
-    while True:
-        try:
-            return action()
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            if time.monotonic() + delay > deadline:
-                raise BrokerUnavailable(f"cannot reach Redis at {redact_url(settings.redis_url)}: {exc}") from None
-            time.sleep(delay)
-            delay = min(delay * 2, 1.0)
+    try:
+        return Patience.of(settings.redis_retry_seconds).call(action)
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise BrokerUnavailable(f"cannot reach Redis at {redact_url(settings.redis_url)}: {exc}") from None

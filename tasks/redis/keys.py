@@ -4,9 +4,7 @@ from __future__ import annotations
 
 PREFIX = "payq"
 DEFERRED = f"{PREFIX}:deferred"            # ZSET job id -> due time (epoch seconds)
-# ZSET job id -> when it last became queued or running. kombu pops a message and
-# records it as unacknowledged in two steps; a worker killed between them takes
-# the message with it. A job left here far longer than any job runs is re-published.
+# ZSET job id -> when it last became queued or running: the console's list of live jobs
 ACTIVE = f"{PREFIX}:active"
 DEAD_LETTERS = f"{PREFIX}:dlq"             # HASH job id -> entry JSON
 DEAD_LETTER_INDEX = f"{PREFIX}:dlq:index"  # ZSET job id -> time dead-lettered
@@ -21,6 +19,19 @@ WORKERS_STEADY = f"{PREFIX}:workers:steady"
 LEASES = f"{PREFIX}:leases"
 # STRING: jobs given back to their queue after their holder's lease lapsed (payq_jobs_recovered_total)
 RECOVERED = f"{PREFIX}:recovered"
+# ZSET worker id -> when it first fetched into its in-flight lists (Redis's clock): the workers that hold
+# fetched messages; a dead one's are given back (tasks/store/lua/recover.lua)
+INFLIGHT = f"{PREFIX}:inflight"
+INFLIGHT_PREFIX = f"{INFLIGHT}:"  # for scripts that make a worker's list keys
+# STREAM: one entry per script that published a message (trimmed to a few): idle workers block on it (XREAD) instead of polling
+WAKE = f"{PREFIX}:wake"
+
+
+def inflight(worker: str, queue: str) -> str:
+    """LIST: the messages ``worker`` fetched from ``queue`` and has not yet acknowledged, newest first."""
+    return f"{INFLIGHT_PREFIX}{worker}:{queue}"
+
+
 # STRING: a counter every `WAIT` for replicas writes first, so the wait covers whatever any client wrote before it
 REPLICA_PROBE = f"{PREFIX}:replicas:probe"
 

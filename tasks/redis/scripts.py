@@ -7,7 +7,8 @@ found in the ``lua/lib/`` of whichever package owns it; the fragment's text
 replaces that line (each at most once per script).
 ``--#include names`` is generated instead of read: Lua tables of the strings
 Python owns (job states, BEGIN verdicts, deferral causes, dead-letter reasons,
-failure kinds, trip rules, operations; and how long the pace's counts are kept),
+failure kinds, trip rules, operations; how long the pace's counts are kept, the stream
+that wakes idle workers, and the prefixes of job records and in-flight lists),
 so a script writes ``STATE.DEAD``,
 never ``'dead'``; a name that does not exist raises when the script runs.
 Redis runs a script whole or not at all, and the append-only file logs it as
@@ -16,6 +17,7 @@ one write, so every step of a job that must not be half-done is one script.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from enum import StrEnum
 from functools import cache
@@ -26,7 +28,7 @@ from redis.commands.core import Script
 
 from payapi.operations import Operation
 from payapi.outcomes import FailureKind
-from tasks.redis.keys import SUCCESSES_KEPT
+from tasks.redis.keys import INFLIGHT_PREFIX, JOB_PREFIX, SUCCESSES_KEPT, WAKE
 from tasks.states import DeadLetterReason, DeferCause, JobState, TripRule, Verdict
 
 # every package of tasks keeps its scripts in a lua/ folder of its own
@@ -47,6 +49,9 @@ def names() -> str:
         members = ", ".join(f"{member.name} = '{member.value}'" for member in enum)
         lines.append(f"local {table} = payq_names('{table}', {{{members}}})")
     lines.append(f"local SUCCESSES_KEPT = {SUCCESSES_KEPT}")
+    lines.append(f"local WAKE = '{WAKE}'")
+    lines.append(f"local JOB_PREFIX = '{JOB_PREFIX}'")
+    lines.append(f"local INFLIGHT_PREFIX = '{INFLIGHT_PREFIX}'")
     return "\n".join(lines) + "\n"
 
 
@@ -76,6 +81,11 @@ def path_of(relative: str) -> Path:
 def every_script() -> list[Path]:
     """Every script and fragment of ``tasks``, each package's ``lua/`` folder."""
     return sorted(_TASKS.glob("*/lua/**/*.lua"))
+
+
+def sha(name: str) -> str:
+    """The SHA1 Redis knows ``lua/<name>.lua`` by (``EVALSHA``), for a caller that sends the command itself."""
+    return hashlib.sha1(source(name).encode()).hexdigest()
 
 
 def register(client: redis.Redis, name: str) -> Script:

@@ -31,7 +31,7 @@ import redis
 
 from payapi.errors import FieldDifference, JobConflict
 from payapi.models import NotificationEvent
-from payapi.operations import OPERATIONS, Operation
+from payapi.operations import OPERATIONS, QUEUES, Operation
 from tasks.jobs.books import REFUND_WINDOW_SECONDS, TripRuleViolation, breach_from, cents
 from tasks.jobs.deferral import Deferral, failure_json
 from tasks.jobs.messages import build_message, build_sent_event, sent_event_channel_of
@@ -39,7 +39,7 @@ from tasks.jobs.resend import stored_differences
 from tasks.notify.outbox import event_args
 from tasks.pacing.pacer import count_call
 from tasks.redis import keys, scripts
-from tasks.states import JobState, Verdict
+from tasks.states import Verdict
 
 # Why a job waited, kept per job for `payq job` and the demo's summary; only the latest few.
 _DEFERRALS_KEPT = 20
@@ -68,6 +68,14 @@ class Begin:
     verdict: Verdict
     attempts: int
     until: float | None
+
+
+@dataclass(frozen=True)
+class Recovered:
+    """What one sweep gave back: running jobs whose lease lapsed, and messages dead workers had fetched and not begun."""
+
+    lapsed: int
+    fetched: int
 
 
 @dataclass(frozen=True)
@@ -162,7 +170,6 @@ class JobStore:
         self._enqueue = scripts.register(client, "enqueue")
         self._begin = scripts.register(client, "begin")
         self._move = scripts.register(client, "move_due")
-        self._revive = scripts.register(client, "revive")
         self._finish_capture = scripts.register(client, "finish_capture")
         self._defer = scripts.register(client, "defer")
         self._succeed = scripts.register(client, "succeed")
@@ -303,42 +310,24 @@ class JobStore:
         args = _script_args(self._load(due, keys.DEFERRED))
         return int(self._move(keys=[keys.DEFERRED, keys.ACTIVE], args=[now, *args])) if args else 0
 
-    def revive_lost(self, now: float, older_than: float, limit: int) -> int:
-        """Re-publish jobs whose message was lost, untouched for ``older_than`` seconds; returns how many.
+    def recover(self, sweeper: str, lease: float, redis_now: float, limit: int) -> Recovered | None:
+        """Give back the jobs of holders that are gone (``lua/recover.lua``); None, nothing done, unless ``sweeper`` is steady.
 
-        A job stays queued with its queue empty, untouched past the cutoff
-        (``config.celery.lost_after``), only if its message vanished (a worker
-        killed between kombu's pop and BEGIN). A queued job behind
-        a backlog keeps its message and is left alone. A running job is left to
-        its lease (:meth:`recover_lapsed`); only one without a lease (a record
-        from before leases) is re-published here. A copy would be harmless
-        anyway: while a job runs, its lease turns copies away.
-        """
-        cutoff = now - older_than
-        stale = cast(list[str], self._redis.zrangebyscore(keys.ACTIVE, "-inf", cutoff, start=0, num=limit))
-        jobs = self._load(stale, keys.ACTIVE)
-        queued = {job.operation for job in jobs if job.state == JobState.QUEUED}
-        backlogged = {op for op in queued if self._redis.llen(OPERATIONS[op].queue)}
-        # the script looks at each queue again: it may have emptied meanwhile
-        args = _script_args([job for job in jobs if not (job.state == JobState.QUEUED and job.operation in backlogged)])
-        return int(self._revive(keys=[keys.ACTIVE, keys.LEASES], args=[now, cutoff, *args])) if args else 0
-
-    def recover_lapsed(self, sweeper: str, lease: float, redis_now: float, limit: int) -> int | None:
-        """Give back up to ``limit`` running jobs whose lease ended before ``redis_now`` (Redis's clock); returns how many.
-
-        Each is published again at the head of its queue, built from its record,
-        and its claim cleared, so that a holder that resumes neither calls nor
-        records an outcome. None, nothing done, when ``sweeper`` (this process's
-        heartbeat id) is not steady (:func:`tasks.store.leases.steady`): right after
+        Two kinds, judged at ``redis_now`` (Redis's clock): what a dead worker
+        (its heartbeat a lease old) fetched, from its in-flight lists
+        (:mod:`tasks.store.inflight`), whether it had begun it or not; and up to
+        ``limit`` running jobs whose lease lapsed, whose holder kept no list
+        with their message, each published again from its record. Either way
+        a job goes to the head of its queue and its claim is cleared, so that a
+        holder that resumes neither calls nor records an outcome. Only a
+        *steady* sweeper judges (:func:`tasks.store.leases.steady`): right after
         Redis or this worker was away, lapsed leases prove nothing.
         """
         lapsed = cast(list[str], self._redis.zrangebyscore(keys.LEASES, "-inf", redis_now, start=0, num=limit))
-        args = _script_args(self._load(lapsed, keys.LEASES))
-        if not args:
-            return 0
-        given = int(self._recover(keys=[keys.LEASES, keys.ACTIVE, keys.WORKERS, keys.WORKERS_STEADY, keys.RECOVERED],
-                                  args=[sweeper, lease, time.time(), *args]))
-        return None if given < 0 else given
+        given, fetched = self._recover(
+            keys=[keys.LEASES, keys.ACTIVE, keys.WORKERS, keys.WORKERS_STEADY, keys.RECOVERED, keys.INFLIGHT, *QUEUES],
+            args=[sweeper, lease, time.time(), *_script_args(self._load(lapsed, keys.LEASES))])
+        return None if int(given) < 0 else Recovered(int(given), int(fetched))
 
     def _load(self, job_ids: list[str], watched: str) -> list[_Stored]:
         """The records of ``job_ids``; a job whose record is gone leaves the ``watched`` set.
@@ -412,7 +401,7 @@ class _Stored:
 
 
 def _script_args(jobs: Iterable[_Stored]) -> list[Any]:
-    """(id, job key, queue, message) per job, flattened, as the move, revive and recover scripts take them."""
+    """(id, job key, queue, message) per job, flattened, as the move and recover scripts take them."""
     args: list[Any] = []
     for job in jobs:
         message = build_message(job.operation, job.job_id, json.loads(job.kwargs_json))

@@ -11,8 +11,6 @@ from payq.cli.metrics import METRICS
 from tests.deploy.promtool import PROMETHEUS_DIR, RULE_TESTS, RULES, promtool
 
 COUNTERS = {"payq_api_calls", "payq_jobs_recovered", "payq_worker_starts", "payq_intake_answers"}
-# exported by the degraded state of issue 29 (branch degraded), which this rule file is written against; drop it here once merged
-COMING = {"payq_redis_degraded"}
 PAYQ_METRIC = re.compile(r"\bpayq_[a-z_]+\b")
 RECORDED = re.compile(r"\bpayq:[a-z0-9_:]+\b")
 
@@ -29,7 +27,7 @@ def alerts() -> dict[str, dict[str, Any]]:
 
 def exported() -> set[str]:
     """Every metric name ``payq metrics`` serves (a counter with its ``_total``)."""
-    return {f"{name}_total" if name in COUNTERS else name for name in METRICS} | COMING
+    return {f"{name}_total" if name in COUNTERS else name for name in METRICS}
 
 
 def test_promtool_checks_the_rules_and_the_prometheus_configuration() -> None:

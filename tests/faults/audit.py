@@ -50,14 +50,18 @@ def states(rdb: redis.Redis, job_ids: Sequence[str]) -> dict[str, int]:
 
 
 def leftovers(rdb: redis.Redis) -> dict[str, int]:
-    """Messages still queued (per queue), jobs running (held under a lease), and jobs waiting in the deferred set."""
+    """Messages still queued (per queue) or fetched (in workers' in-flight lists), jobs running (held under a lease), and jobs deferred."""
+    lists = list(rdb.scan_iter(match=f"{keys.INFLIGHT_PREFIX}*", count=1000))
     pipe = rdb.pipeline(transaction=False)
     for queue in QUEUES:
         pipe.llen(queue)
+    for key in lists:
+        pipe.llen(key)
     pipe.zcard(keys.LEASES)
     pipe.zcard(keys.DEFERRED)
-    counts = pipe.execute()
-    found = dict(zip([*QUEUES, "running", "deferred"], (int(n) for n in counts), strict=True))
+    *queued, running, deferred = (int(n) for n in pipe.execute())
+    found = {**dict(zip(QUEUES, queued[:len(QUEUES)], strict=True)), "fetched": sum(queued[len(QUEUES):]), "running": running,
+             "deferred": deferred}
     return {name: n for name, n in found.items() if n}
 
 
@@ -167,14 +171,9 @@ def traceback_ends(log: str) -> list[str]:
     return ends
 
 
-# Celery logs a task that asks for its message back (``Reject(requeue=True)``, payq's answer to Redis
-# going away mid-job) at WARNING with a traceback: handled, and expected during a Redis outage.
-HANDLED_BY_PAYQ = ("celery.exceptions.Reject: ",)
-
-
 def unhandled_tracebacks(log: str) -> list[str]:
-    """Tracebacks in a worker's log other than Celery's report of a job handed back to Redis."""
-    return [end for end in traceback_ends(log) if not end.startswith(HANDLED_BY_PAYQ)]
+    """Tracebacks in a worker's log: every one is unhandled (a job handed back to Redis is one line, its ``Reject`` not reported)."""
+    return traceback_ends(log)
 
 
 def unfinished(rdb: redis.Redis, capture_ids: Sequence[str]) -> dict[str, dict[str, str | None]]:
@@ -195,13 +194,11 @@ class Settled:
     """How a run ended: ``stuck`` says where it stood if it never settled; ``stranded`` lists jobs left without a message.
 
     A stranded job is one whose record says it is still to run while Redis
-    holds no message, no unacknowledged delivery and no deferred entry for
-    anything, for longer than the mover takes to re-publish a lost job:
-    nothing will ever run it. (kombu's Redis transport takes a message off its
-    list, BRPOP, and only then records it as unacknowledged; a connection
-    that drops in between, Redis stopping or a worker SIGKILLed, loses the
-    message. This suite found that; since 21d7091 the mover re-publishes such
-    jobs, ``revive_lost``.)
+    holds no message (queued, or fetched into a worker's in-flight list), no
+    running job's lease and no deferred entry for anything, for ``quiet``
+    seconds: nothing will ever run it. (kombu's Redis transport took a message
+    off its list into the worker's memory; a worker killed then lost it. This
+    suite found that; since issue 29 a fetched message stays in Redis.)
     """
 
     stuck: str | None = None
@@ -211,10 +208,9 @@ class Settled:
 def settle(rdb: redis.Redis, capture_ids: Sequence[str], timeout: float, *, quiet: float = 2.0, interval: float = 0.5) -> Settled:
     """Wait until every capture and its report has succeeded, or until nothing is left that could run the rest.
 
-    Unfinished jobs count as stranded once Redis has held no message, no
-    unacknowledged delivery and no deferred job for ``quiet`` seconds with
-    those same jobs unfinished: long enough, where a scenario expects it, for
-    a sweep that republishes lost jobs to have done so.
+    Unfinished jobs count as stranded once Redis has held no message (queued
+    or fetched), no running job and no deferred job for ``quiet`` seconds with
+    those same jobs unfinished.
     """
     deadline = time.monotonic() + timeout
     quiet_for = quiet
@@ -240,10 +236,15 @@ def trip_of(job_id: str) -> str:
     return job_id.split(":")[2]
 
 
-# workers/housekeeping.py logs this when revive_lost re-publishes jobs it takes for lost
-_REVIVED = re.compile(r"re-published (\d+) jobs whose messages were lost")
+# workers/housekeeping.py logs these when it gives back what a dead worker held
+_PUT_BACK = re.compile(r"put back (\d+) messages a dead worker had fetched")
+_GIVEN_BACK = re.compile(r"gave back (\d+) jobs whose holder's lease lapsed")
+# Seconds after which unfinished jobs with nothing in Redis to run them are stranded: whatever a dead worker held
+# is in its in-flight lists (counted as leftovers) until given back, so a quiet Redis is a real one; 10 s for a busy machine.
+STRANDED_AFTER = 10.0
 
 
-def revived(logs: Iterable[str]) -> int:
-    """How many jobs the workers' mover re-published as lost, from the workers' logs."""
-    return sum(int(n) for log in logs for n in _REVIVED.findall(log))
+def given_back(logs: Iterable[str]) -> tuple[int, int]:
+    """From the workers' logs: (fetched messages put back, running jobs given back) after their workers died."""
+    texts = list(logs)
+    return (sum(int(n) for log in texts for n in _PUT_BACK.findall(log)), sum(int(n) for log in texts for n in _GIVEN_BACK.findall(log)))

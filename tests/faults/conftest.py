@@ -46,10 +46,9 @@ def pytest_configure(config: pytest.Config) -> None:
 # go first, each followed by a test of a second or less, so that nothing long waits behind something long.
 LONGEST_FIRST = (
     "test_money.py::", "test_429_storm.py::", "test_redis_restart.py::",
-    "test_killed_workers.py::test_workers_killed", "test_killed_workers.py::test_with_default_settings",
-    "test_lost_messages.py::test_a_job_whose", "test_secrets.py::",
+    "test_killed_workers.py::test_a_backlog", "test_killed_workers.py::test_with_default_settings",
+    "test_degraded.py::", "test_fetched_messages.py::", "test_secrets.py::",
     "test_one_owner.py::test_a_worker_stopped", "test_one_owner.py::test_a_job_deferred",
-    "test_killed_workers.py::test_a_killed_workers_message",
 )
 
 

@@ -18,24 +18,20 @@ from decimal import Decimal
 import pytest
 import redis
 
-from config.celery import lost_after
 from config.settings import Settings
 from tasks.producer import Producer
 from tasks.redis import keys
-from tests.faults.audit import audit_captures, calls_by_trip, capture_jobs, first_call_after, records, settle, trip_of
+from tests.faults.audit import STRANDED_AFTER, audit_captures, calls_by_trip, capture_jobs, first_call_after, records, settle, trip_of
 from tests.faults.report import Figures, Recorder
 from tests.faults.test_killed_workers import DEFAULT_ENV, running_on
 from tests.support.fault_redis import FaultRedis
 from tests.support.fault_workers import FaultWorker
 from tests.support.polling import wait_for
 from tests.support.sandbox import SandboxProcess
-from workers.housekeeping import HOUSEKEEPING_EVERY
 
 CAPTURES = 60
 LATENCY_MS = 300
 IN_FLIGHT = 10  # captures calling the API when the fault strikes, at least (a busy machine spreads their starts)
-# jobs left unfinished with nothing in Redis to run them count as lost after this long (see test_killed_workers)
-STRANDED_AFTER = lost_after(Settings()) + HOUSEKEEPING_EVERY + 10
 LEASE = Settings.model_fields["lease_seconds"].default
 
 

@@ -17,25 +17,18 @@ from pathlib import Path
 
 import pytest
 
-from config.celery import lost_after
 from config.settings import Settings
 from tasks.producer import Producer
 from tasks.redis import keys
-from tests.faults.audit import audit_captures, capture_jobs, first_call_after, records, revived, settle, trip_of
+from tests.faults.audit import STRANDED_AFTER, audit_captures, capture_jobs, first_call_after, given_back, records, settle, trip_of
 from tests.faults.report import Figures, Recorder
 from tests.support.fault_redis import FaultRedis
 from tests.support.fault_workers import SupervisedWorkers
 from tests.support.polling import wait_for
 from tests.support.sandbox import SandboxProcess
-from tests.support.worker import TEST_ENV
-from workers.housekeeping import HOUSEKEEPING_EVERY
 
 CAPTURES = 600
 DOWN_SECONDS = 3.0
-# Jobs left unfinished with nothing in Redis to run them count as lost after this long: time enough for the
-# mover to re-publish a job whose message was lost mid-fetch (revive_lost, every 10 s: see lost_after),
-# counted from when Redis fell quiet, and 10 s for a busy machine.
-STRANDED_AFTER = lost_after(Settings(http_read_timeout=float(TEST_ENV["PAYQ_HTTP_READ_TIMEOUT"]))) + HOUSEKEEPING_EVERY + 10
 BACK_WITHIN = 15.0  # seconds from Redis answering again to the workers calling the API again
 STORE = "s-restart"
 
@@ -73,7 +66,7 @@ def test_redis_stopped_and_started_under_load_loses_no_job_and_leaves_none_defer
         settled = settle(rdb, capture_ids, timeout=300, quiet=STRANDED_AFTER)
         restarts = workers.restarts()
         workers.wait_all_ready()
-        revives = revived(workers.log(name) for name in workers.names)
+        put_back, _ = given_back(workers.log(name) for name in workers.names)
     finally:
         workers.stop()
 
@@ -95,7 +88,7 @@ def test_redis_stopped_and_started_under_load_loses_no_job_and_leaves_none_defer
                f"({deferred_at_stop} jobs deferred at the stop); {restarts} worker restart(s) by the supervisor",
         lost=len(lost), duplicates=sum(len(e) - 1 for e in twice.values()),
         duplicate_cause=(f"answered while Redis was stopping, outcome not recorded; {len(unexplained)} otherwise"
-                         + (f" after {revives} revived as lost" if revives else "")),
+                         + (f"; {put_back} fetched messages of exited workers put back" if put_back else "")),
         notes=(f"workers calling the API again {(first_back or back_at) - back_at:.1f} s after Redis was back; "
                f"{rdb.zcard(keys.DEFERRED)} left deferred"
                + (f"; LOST, nothing left to run them: {sorted(settled.stranded)}" if settled.stranded else "")),

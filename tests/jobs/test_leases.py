@@ -10,7 +10,7 @@ import redis
 from tasks.producer import Producer
 from tasks.redis import keys
 from tasks.store.leases import LeaseStore, copy_verdict
-from tasks.store.records import JobStore
+from tasks.store.records import JobStore, Recovered
 from tests.support.jobs import USD_1, record
 from tests.support.names import queue_of
 from tests.unit.test_leases import COPY_TABLE, LEASE, NOW
@@ -77,11 +77,11 @@ def test_a_lapsed_lease_is_given_back_by_a_steady_sweeper_and_its_old_holder_can
     rdb.zadd(keys.LEASES, {job_id: now - 1})  # its holder stopped beating a lease ago
 
     set_clock_relative(rdb, now, job_id, NOW - 1, NOW - 1, NOW - 2, worker="sweeper")  # back from an outage 2 s ago
-    assert store.recover_lapsed("sweeper", LEASE, now, 100) is None, "a sweeper just back judges nobody"
+    assert store.recover("sweeper", LEASE, now, 100) is None, "a sweeper just back judges nobody"
     assert record(rdb, job_id)["state"] == "running"
 
     set_clock_relative(rdb, now, job_id, NOW - 1, NOW - 1, NOW - 60, worker="sweeper")
-    assert store.recover_lapsed("sweeper", LEASE, now, 100) == 1
+    assert store.recover("sweeper", LEASE, now, 100) == Recovered(lapsed=1, fetched=0)
     assert record(rdb, job_id)["state"] == "queued"
     assert record(rdb, job_id)["recovered_from"] == "h1"
     assert [json.loads(m)["headers"]["id"] for m in rdb.lrange(queue_of("capture"), 0, -1)] == [job_id]
@@ -90,3 +90,17 @@ def test_a_lapsed_lease_is_given_back_by_a_steady_sweeper_and_its_old_holder_can
     assert leases.renew(job_id, "c1") is False
     assert store.succeed(job_id, {}, now, claim="c1") is False
     assert record(rdb, job_id)["state"] == "queued"
+
+
+def test_begin_asked_again_by_the_delivery_that_claimed_answers_run_again_and_claims_nothing_more(
+    producer: Producer, rdb: redis.Redis,
+) -> None:
+    # a BEGIN whose answer a connection fault hid is asked again, whole (tasks/redis/replicas.py confirmed)
+    store = JobStore(rdb, 86400)
+    job_id = running_job(producer, rdb, store)
+    before = record(rdb, job_id)
+
+    again = store.begin(job_id, "capture", json.loads(before["kwargs"]), "w@h", 0.0, "tag-1", LEASE, holder="h1", claim="c1")
+
+    assert (again.verdict, again.attempts) == ("run", int(before["attempts"]))
+    assert record(rdb, job_id)["attempts"] == before["attempts"]

@@ -34,10 +34,12 @@ class WorkerProcess:
 
     ``pool`` and ``concurrency`` become ``--pool`` and ``--concurrency``; ``None``
     leaves the option out, as an operator typing the plain command does.
+    ``options`` are more of ``celery worker``'s (``-Q``, ``--prefetch-multiplier``, ``--loglevel``: the last wins).
     """
 
     def __init__(self, redis_url: str, api_url: str, *, env: dict[str, str] | None = None,
-                 pool: str | None = "threads", concurrency: int | None = 8, name: str | None = None) -> None:
+                 pool: str | None = "threads", concurrency: int | None = 8, name: str | None = None,
+                 options: tuple[str, ...] = ()) -> None:
         self.name = name or f"w{uuid.uuid4().hex[:6]}"
         self.log_path = Path(tempfile.mkstemp(prefix=f"payq-{self.name}-", suffix=".log")[1])
         self.env = {
@@ -51,7 +53,7 @@ class WorkerProcess:
             sys.executable, "-m", "celery", "-A", "workers.app", "worker",
             *(["--pool", pool] if pool is not None else []),
             *(["--concurrency", str(concurrency)] if concurrency is not None else []),
-            "--loglevel", "INFO", "--hostname", f"{self.name}@%h", "--without-gossip", "--without-mingle",
+            "--loglevel", "INFO", "--hostname", f"{self.name}@%h", "--without-gossip", "--without-mingle", *options,
         ]
         self.process: subprocess.Popen[bytes] | None = None
         self.start()

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
 import jinja2
+import redis
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
@@ -27,6 +28,7 @@ from payq.durations import age
 from payq.serve.console.users import Users
 from payq.views import idempotency_key, subject_of
 from tasks.redis.connection import with_retry
+from tasks.redis.replicas import Sighting
 from tasks.stores import Stores
 
 T = TypeVar("T")
@@ -90,13 +92,20 @@ class Console:
             raise Refusal(503, "Redis is unreachable", "Redis is unreachable: see payq serve's log, and retry") from None
 
     def render(self, request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
-        """``template`` rendered with ``context`` and what every page shows (who is signed in, whether they may act, Flower)."""
+        """``template`` rendered with ``context`` and what every page shows (who is signed in, whether they may act, Flower, a degraded Redis)."""
         who = getattr(request.state, "operator", None)
         page = self.templates.get_template(template).render(
             operator=who, read_only=who is None or not who.may_act, process_read_only=self.settings.console_read_only,
-            flower_url=self.settings.flower_url, now=time.time(), path=request.url.path, **context,
+            flower_url=self.settings.flower_url, now=time.time(), path=request.url.path, replicas=self.replicas(), **context,
         )
         return HTMLResponse(page, status, headers=SECURITY_HEADERS)
+
+    def replicas(self) -> Sighting | None:
+        """Redis's replicas as payq's writes see them (read at most once a second), for the banner; None if Redis does not answer."""
+        try:
+            return self.stores.replicas.look(self.stores.redis)
+        except redis.RedisError:
+            return None
 
     def refused(self, request: Request, refusal: Refusal) -> HTMLResponse:
         """The page for ``refusal``, with its status and headers (a 401's challenge)."""

@@ -39,6 +39,10 @@ if state == STATE.SUCCEEDED or state == STATE.DEAD or state == STATE.WAITING the
 local settled = redis.call('HGET', job_key, 'settled_at')
 if settled then return {VERDICT.SETTLED, '0', settled} end
 if state == STATE.DEFERRED and redis.call('ZSCORE', deferred_key, job_id) then return {VERDICT.DEFERRED, '0', ''} end
+if state == STATE.RUNNING and claim ~= '' and redis.call('HGET', job_key, 'claim') == claim then
+  -- this delivery's own claim: its BEGIN ran before a connection fault hid the answer, and is asked again
+  return {VERDICT.RUN, redis.call('HGET', job_key, 'attempts'), ARGV[2]}
+end
 local clock = redis_now()
 if state == STATE.RUNNING then
   -- a copy of the message, whatever its delivery tag (kombu's restore when a connection dropped, a

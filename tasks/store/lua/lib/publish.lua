@@ -1,9 +1,19 @@
 -- How a job reaches a queue: the one place that pushes a job's message and marks it queued.
--- Included by every script that publishes (enqueue, finish_capture, move_due, revive, dlq_replay).
+-- Included by every script that publishes (enqueue, finish_capture, move_due, recover, dlq_replay).
+--#include names
+
+-- Idle workers wait for messages blocked on payq:wake (XREAD, see fetch.lua), not polling: the
+-- first message a script publishes adds an entry, which wakes them all; one per script is enough.
+local woken = false
+local function wake()
+  if not woken then
+    redis.call('XADD', WAKE, 'MAXLEN', '~', 16, '*', 'm', 1)
+    woken = true
+  end
+end
 
 -- Push the message and mark the job queued and active (payq:active: see tasks/redis/keys.py).
--- at_head: kombu pops from the right, so RPUSH makes it the next message taken; for jobs already late.
---#include names
+-- at_head: workers take from the right, so RPUSH makes it the next message taken; for jobs already late.
 local function publish(job_key, queue_key, active_key, job_id, message, now, at_head)
   if at_head then
     redis.call('RPUSH', queue_key, message)
@@ -12,6 +22,7 @@ local function publish(job_key, queue_key, active_key, job_id, message, now, at_
   end
   redis.call('HSET', job_key, 'state', STATE.QUEUED, 'updated_at', now)
   redis.call('ZADD', active_key, now, job_id)
+  wake()
 end
 
 -- Record a new job and publish it, unless its id has a record already (the idempotency key):

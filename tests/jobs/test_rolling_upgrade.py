@@ -1,0 +1,67 @@
+"""A rolling upgrade: what the previous payq wrote to Redis runs under this one, once.
+
+Before issue 29 workers took messages with kombu's BRPOP and kept no
+in-flight list, producers woke nobody (no ``payq:wake``), and the lost-message
+sweep watched ``payq:active``. This test writes that state by hand, as those
+versions' scripts left it: a message queued by an old producer, a job begun
+by an old worker that died since (its lease lapsed, its message gone with it),
+a deferred job now due; then starts a worker of this version.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+
+import redis
+
+from payapi.operations import Operation
+from tasks.jobs.messages import build_message
+from tasks.producer import prepare
+from tasks.redis import keys
+from tests.support.jobs import USD_1, calls, record, wait_for_state
+from tests.support.names import queue_of
+from tests.support.polling import wait_for
+from tests.support.sandbox import SandboxProcess
+from tests.support.worker import WorkerProcess
+
+OLD_WORKER = "old-host.4242.abcdef"
+
+
+def old_record(rdb: redis.Redis, trip: str, **fields: str | float) -> str:
+    """A capture's record as the previous version's enqueue wrote it (and ``fields`` as its later steps did); its id."""
+    job = prepare("capture", {"storeId": "s-old", "shoppingTripId": trip, "amount": USD_1})
+    now = time.time()
+    rdb.hset(keys.job(job.job_id), mapping={"op": job.operation.value, "kwargs": json.dumps(job.kwargs), "attempts": 0,
+                                             "enqueued_at": now, "state": "queued", "updated_at": now, **fields})
+    rdb.zadd(keys.ACTIVE, {job.job_id: now})
+    return job.job_id
+
+
+def test_a_queue_a_lapsed_lease_and_a_deferral_left_by_the_previous_version_run_once(
+    rdb: redis.Redis, api: SandboxProcess, start_worker: Callable[..., WorkerProcess],
+) -> None:
+    redis_now = float(rdb.time()[0])
+    # queued by an old producer: a message on its queue, and no entry in payq:wake to wake anyone
+    queued = old_record(rdb, "t-queued")
+    rdb.lpush(queue_of("capture"), build_message(Operation.CAPTURE, queued, json.loads(record(rdb, queued)["kwargs"])))
+    # begun by an old worker, SIGKILLed since: running under its claim, its lease lapsed, its message nowhere (it had no in-flight list)
+    begun = old_record(rdb, "t-begun", state="running", attempts=1, holder=OLD_WORKER, claim="c-old", worker="old@host")
+    rdb.zadd(keys.LEASES, {begun: redis_now - 30})
+    rdb.zadd(keys.WORKERS, {OLD_WORKER: redis_now - 40})
+    # deferred by an old worker, now due
+    deferred = old_record(rdb, "t-deferred", state="deferred", attempts=1, deferred_until=time.time())
+    rdb.zadd(keys.DEFERRED, {deferred: time.time()})
+    assert not rdb.exists(keys.WAKE) and not rdb.exists(keys.INFLIGHT)
+
+    start_worker()
+
+    for job_id in (queued, deferred):
+        wait_for_state(rdb, job_id, "succeeded", timeout=30)
+    # the old worker's job waits for its lease to be judged: by a worker that has beaten steadily for a lease
+    wait_for_state(rdb, begun, "succeeded", timeout=60)
+    wait_for(lambda: len(calls(api, Operation.FEEDBACK)) == 3, what="the three captures' reports")
+    trips = sorted(json.loads(entry["body"])["shoppingTripId"] for entry in calls(api, Operation.CAPTURE))
+    assert trips == ["t-begun", "t-deferred", "t-queued"], "each capture called once"
+    assert record(rdb, begun)["recovered_from"] == OLD_WORKER
