@@ -22,4 +22,4 @@ def test_every_page_carries_a_banner_while_payq_refuses_work_below_its_replica_f
         assert "Refusing work" in page.text and "PAYQ_REDIS_MIN_REPLICAS" in page.text
         assert 'id="redis-degraded"' not in safe.request("GET", path, auth=AUTH).text
     assert refusing.request("GET", "/readyz").status_code == 503
-    assert safe.request("GET", "/readyz").json() == {"ready": True, "degraded": False, "replicas_in_sync": 0}
+    assert safe.request("GET", "/readyz").json() == {"ready": True, "degraded": False, "replicasInSync": 0}

@@ -142,4 +142,4 @@ def test_an_unknown_route_or_method_is_a_problem_too(serve: ServeProcess, method
 def test_liveness_and_readiness_need_no_token(serve: ServeProcess) -> None:
     assert serve.request("GET", "/healthz").json() == {"ok": True}
     ready = serve.request("GET", "/readyz")
-    assert (ready.status_code, ready.json()) == (200, {"ready": True, "degraded": False, "replicas_in_sync": 0})
+    assert (ready.status_code, ready.json()) == (200, {"ready": True, "degraded": False, "replicasInSync": 0})
