@@ -132,7 +132,7 @@ class DeliveryLoop(threading.Thread):
                 outbox.ensure_group()
                 self._loop(rt, client, outbox)
             except (redis.ConnectionError, redis.TimeoutError) as exc:
-                log.warning("delivery: Redis unavailable (%s); retrying", exc)
+                rt.degraded.fault(exc)  # said once by the process's degraded state, not by every thread at every try
                 self._stop_event.wait(1.0)
             except Exception:
                 log.exception("delivery: unexpected error; retrying")

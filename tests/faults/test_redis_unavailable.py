@@ -26,6 +26,7 @@ from tests.support.polling import wait_for
 from tests.support.sandbox import SandboxProcess
 
 DOWN_SECONDS = 5.0
+OUTAGE_SECONDS = 8.0  # several of every thread's retry intervals (1 s), short of the once-a-minute reminder
 RETRY_SECONDS = 1.0
 USD = {"amount": "7.50", "code": "USD"}
 CAPTURE_ARGS = ("enqueue", "capture", "--store-id", "s-down", "--trip-id", "{trip}", "--amount", "7.50", "--currency", "USD")
@@ -99,3 +100,28 @@ def test_enqueue_fails_clearly_while_redis_is_down_and_the_worker_resumes_when_i
     assert "Connection to broker lost" in log or "Cannot connect to" in log, "the worker noticed the outage"
     assert unhandled_tracebacks(log) == []
     assert [e["status"] for e in api.requests()] == [200, 200]
+
+
+def test_a_redis_outage_is_a_state_in_the_log_with_notifications_on(
+    private_redis: FaultRedis, make_sandbox: Callable[..., SandboxProcess], make_worker: Callable[..., FaultWorker],
+) -> None:
+    """Every thread of a worker meets the outage (job fetch, heartbeat, housekeeping, delivery): the log says it as one state."""
+    api = make_sandbox("--auto-register")
+    notify = {"PAYQ_NOTIFY_URL": f"{api.url}/receiver", "PAYQ_NOTIFY_SECRET": "whsec_" + "A" * 43 + "="}
+    worker = make_worker(private_redis.url, api.url, concurrency=64, env=notify)  # two delivery threads
+    before = len(worker.log().splitlines())
+
+    private_redis.stop()
+    time.sleep(OUTAGE_SECONDS)  # the outage itself: what the log says during it is the subject
+    private_redis.start()
+    Producer(Settings(redis_url=private_redis.url, redis_retry_seconds=RETRY_SECONDS)).enqueue_capture(
+        storeId="s-down", shoppingTripId="t-after-outage", amount=USD)
+    wait_for(lambda: private_redis.client().hget("payq:job:capture:s-down:t-after-outage", "state") == "succeeded", timeout=60,
+             what="the capture enqueued after the outage to succeed")
+
+    during = worker.log().splitlines()[before:]
+    about_redis = [line for line in during if "Redis" in line or "redis" in line or "broker" in line]
+    assert worker.alive
+    assert not [line for line in during if line.startswith("delivery:") or " delivery: " in line], "delivery threads say nothing of their own"
+    assert len(about_redis) <= 8, about_redis  # entering, leaving, and Celery's own one line per lost connection
+    assert unhandled_tracebacks("\n".join(during)) == []
