@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks import failover, held, intake, notify, report
+from benchmarks import failover, held, intake, notify, redis_cost, report
 from benchmarks.console import run_console
 from benchmarks.deferred import run_deferred
 from benchmarks.drain import DrainResult, run_drain
@@ -36,7 +36,7 @@ from config.settings import Settings
 from tasks.pacing.rules import BETA as PACE_BETA
 from tasks.pacing.rules import CONFIGURED_SHARE as PACE_CONFIGURED_SHARE
 
-SCENARIOS = ("drain", "enqueue", "latency", "storm", "deferred", "console", "pacing", "intake", "notify", "failover", "held")
+SCENARIOS = ("drain", "enqueue", "latency", "storm", "deferred", "console", "pacing", "intake", "notify", "failover", "held", "redis")
 LATENCIES = (0.0, 50.0)
 # Dramatiq's fastest shapes measured here: 2 processes x 8 threads at 0 ms; at 50 ms 8 threads a process cap it
 # at 2 x 8 / 0.05 s = 320 calls/s, and 2 x 32 drained fastest.
@@ -175,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
                     del os.environ[PAYQ_TREE]
             runs.append(held.run_held(stack, say=say))
             results["held"] = {"runs": runs}
+        if "redis" in only:  # scenario 1's drains at 0 ms again, with every Redis command in the slowlog
+            meter = LoadMeter().start()
+            results["redis"] = redis_cost.run_redis_cost(stack, shape, sizes.captures, tweaks=tweaks, say=say)
+            results["redis"]["other_load_cores"] = meter.cores()
         if args.compare_tweaks:
             results["tweaks"] = _compare_tweaks(stack, shape, sizes.pool_captures, args.compare_tweaks)
         if args.pools:
@@ -337,6 +341,7 @@ def _rows(results: dict[str, Any]) -> list[Row]:
     rows += notify.rows(results["notify"]) if "notify" in results else []
     rows += failover.rows(results["failover"]) if "failover" in results else []
     rows += held.rows(results["held"]) if "held" in results else []
+    rows += redis_cost.rows(results["redis"]) if "redis" in results else []
     if "profile" in results and results["profile"].get("costs"):
         p = results["profile"]
         section = (f"Profile: where a payq worker's CPU goes (py-spy, GIL samples, one of {p['shape']}; "
