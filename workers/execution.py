@@ -127,9 +127,13 @@ def _admit(rt: Runtime, patience: Patience, job: Job) -> Admitted | DeadLetterJo
     conflict = conflicts([enqueued], in_batch=False)
     if conflict is not None:
         return _dead_letter(rt, patience, kept, invalid_job(str(conflict)))
+    admitted = Admitted(new.job_id, enqueued.created)
+    if rt.step(patience, lambda: rt.jobs.get(job.job_id)) is not None:
+        # a replayed dead letter of such a message (queued under its own id by the replay): it ends here, naming its job
+        rt.write(patience, lambda: rt.jobs.succeed(job.job_id, admitted.result, now))
     log.info("%s %s: sent around payq's producer; enqueued as %s%s", job.operation.value, job.job_id, new.job_id,
              "" if enqueued.created else ", which was on record already: nothing new runs")
-    return Admitted(new.job_id, enqueued.created)
+    return admitted
 
 
 def _call(rt: Runtime, patience: Patience, job: Job, request: Any, attempt: int, turn: float | None, pace: float | None,

@@ -143,7 +143,8 @@ def test_a_refund_over_the_captured_amount_is_never_sent_and_its_dead_letter_nam
 def test_a_refund_sent_while_its_capture_waits_out_a_429_waits_for_it(
     redis_url: str, rdb: redis.Redis, api: SandboxProcess, start_worker: Callable[..., WorkerProcess],
 ) -> None:
-    api.set_faults({"rules": [{"endpoint": "capture", "sequence": ["429 Retry-After: 2"]}]})
+    # long enough for the sending process to start and the refund to arrive while the capture waits, on a loaded machine
+    api.set_faults({"rules": [{"endpoint": "capture", "sequence": ["429 Retry-After: 10"]}]})
     start_worker()
     send_task(redis_url, capture("t1", Decimal("10.00")))
     wait_for_state(rdb, "capture:s1:t1", "deferred")
@@ -151,7 +152,7 @@ def test_a_refund_sent_while_its_capture_waits_out_a_429_waits_for_it(
     send_task(redis_url, refund("t1", 4, refundRequestId=key))
 
     assert wait_for_state(rdb, f"refund:{key}", "waiting")["waiting_for"] == "capture:s1:t1"
-    wait_for_state(rdb, f"refund:{key}", "succeeded")
+    wait_for_state(rdb, f"refund:{key}", "succeeded", timeout=40)
     [capture_200] = [c for c in calls(api, "capture") if c["status"] == 200]
     [refund_call] = calls(api, "refund")
     assert refund_call["status"] == 200 and refund_call["time"] > capture_200["time"]
