@@ -13,8 +13,6 @@ but the test workers' short backoffs.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -22,54 +20,18 @@ from typing import Any
 import redis
 
 from tasks.redis import keys
+from tests.support.celery_sender import capture, refund, send_task
 from tests.support.jobs import calls, queued_messages, record, wait_for_state
-from tests.support.names import queue_of, task_of
 from tests.support.payq_cli import invoke
 from tests.support.polling import wait_for
 from tests.support.sandbox import SandboxProcess
 from tests.support.worker import WorkerProcess
-
-# A store backend's own Celery app: nothing of payq imported. Reads [[task, queue, kwargs], ...] as JSON from stdin, an
-# object {"$decimal": "21.00"} as that Decimal, and prints each message's task id.
-SENDER = """
-import json, sys
-from decimal import Decimal
-from celery import Celery
-app = Celery(broker=sys.argv[1])
-def decimal(obj):
-    return Decimal(obj["$decimal"]) if set(obj) == {"$decimal"} else obj
-for task, queue, kwargs in json.loads(sys.stdin.read(), object_hook=decimal):
-    print(app.send_task(task, kwargs=kwargs, queue=queue).id)
-"""
-
-
-def send_task(redis_url: str, *messages: tuple[str, dict[str, Any]]) -> list[str]:
-    """Send ``(operation, kwargs)`` messages with ``send_task`` from a separate process; their Celery task ids."""
-    batch = [[task_of(op), queue_of(op), kwargs] for op, kwargs in messages]
-    sent = subprocess.run([sys.executable, "-c", SENDER, redis_url], input=json.dumps(batch, default=_decimal),
-                          capture_output=True, text=True, timeout=60, check=False)
-    assert sent.returncode == 0, sent.stderr
-    return sent.stdout.split()
-
-
-def _decimal(value: object) -> dict[str, str]:
-    assert isinstance(value, Decimal), value
-    return {"$decimal": format(value, "f")}
 
 
 def exact(entry: dict[str, Any]) -> dict[str, Any]:
     """A request the sandbox logged, its numbers read exactly."""
     parsed: dict[str, Any] = json.loads(entry["body"], parse_float=Decimal)
     return parsed
-
-
-def capture(trip: str, amount: object) -> tuple[str, dict[str, Any]]:
-    return "capture", {"storeId": "s1", "shoppingTripId": trip, "amount": {"amount": amount, "code": "USD"}}
-
-
-def refund(trip: str, amount: object, **more: object) -> tuple[str, dict[str, Any]]:
-    return "refund", {"storeId": "s1", "shoppingTripId": trip, "amount": {"amount": amount, "code": "USD"},
-                      "refundReasonCode": "DAMAGED_ITEM", **more}
 
 
 def dead_letter(rdb: redis.Redis, entry_id: str) -> dict[str, Any]:
