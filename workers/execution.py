@@ -128,8 +128,9 @@ def _admit(rt: Runtime, patience: Patience, job: Job) -> Admitted | DeadLetterJo
     if conflict is not None:
         return _dead_letter(rt, patience, kept, invalid_job(str(conflict)))
     admitted = Admitted(new.job_id, enqueued.created)
-    if rt.step(patience, lambda: rt.jobs.get(job.job_id)) is not None:
+    if new.job_id != job.job_id and rt.step(patience, lambda: rt.jobs.get(job.job_id)) is not None:
         # a replayed dead letter of such a message (queued under its own id by the replay): it ends here, naming its job
+        # (a message sent under its natural id has just become the job it names: that record is the job's own)
         rt.write(patience, lambda: rt.jobs.succeed(job.job_id, admitted.result, now))
     log.info("%s %s: sent around payq's producer; enqueued as %s%s", job.operation.value, job.job_id, new.job_id,
              "" if enqueued.created else ", which was on record already: nothing new runs")

@@ -134,3 +134,21 @@ def test_a_bare_message_that_breaks_a_field_s_rule_is_an_invalid_job_naming_the_
     assert {dead_letter(rdb, i)["reason"] for i in (floated, missing)} == {"invalid-job"}
     assert calls(api, "capture") == []
     assert not rdb.exists(keys.job("capture:s1:t1"))
+
+
+def test_a_message_sent_under_its_natural_id_still_keeps_the_trip_s_rules_and_runs_once(
+    redis_url: str, rdb: redis.Redis, api: SandboxProcess, start_worker: Callable[..., WorkerProcess],
+) -> None:
+    # a sender that learnt payq's job ids: the id alone must not let a job past the books (a cancelled trip is not captured)
+    start_worker()
+    send_task(redis_url, ("cancel", {"storeId": "s1", "shoppingTripId": "t1"}), task_id="cancel:s1:t1")
+    wait_for_state(rdb, "cancel:s1:t1", "succeeded")
+    [refused] = send_task(redis_url, capture("t1", Decimal("5.00")), task_id="capture:s1:t1")
+    send_task(redis_url, capture("t2", Decimal("5.00")), task_id="capture:s1:t2")
+
+    wait_for_state(rdb, "capture:s1:t2", "succeeded")
+    entry = dead_letter(rdb, refused)
+    assert entry["reason"] == "invalid-job" and "a cancelled trip cannot be captured" in entry["error"]
+    assert [exact(c)["shoppingTripId"] for c in calls(api, "capture")] == ["t2"], "called once, only for the trip not cancelled"
+    assert len(calls(api, "cancel")) == 1
+

@@ -10,8 +10,8 @@ from typing import Any
 
 from tests.support.names import queue_of, task_of
 
-# A store backend's own Celery app: nothing of payq imported. Reads [[task, queue, kwargs], ...] as JSON from stdin, an
-# object {"$decimal": "21.00"} as that Decimal, and prints each message's task id.
+# A store backend's own Celery app: nothing of payq imported. Reads [[task, queue, kwargs, task id or null], ...] as JSON
+# from stdin, an object {"$decimal": "21.00"} as that Decimal, and prints each message's task id.
 SENDER = """
 import json, sys
 from decimal import Decimal
@@ -19,14 +19,17 @@ from celery import Celery
 app = Celery(broker=sys.argv[1])
 def decimal(obj):
     return Decimal(obj["$decimal"]) if set(obj) == {"$decimal"} else obj
-for task, queue, kwargs in json.loads(sys.stdin.read(), object_hook=decimal):
-    print(app.send_task(task, kwargs=kwargs, queue=queue).id)
+for task, queue, kwargs, task_id in json.loads(sys.stdin.read(), object_hook=decimal):
+    print(app.send_task(task, kwargs=kwargs, queue=queue, task_id=task_id).id)
 """
 
 
-def send_task(redis_url: str, *messages: tuple[str, dict[str, Any]]) -> list[str]:
-    """Send ``(operation, kwargs)`` messages with ``send_task`` from a separate process; their Celery task ids."""
-    batch = [[task_of(op), queue_of(op), kwargs] for op, kwargs in messages]
+def send_task(redis_url: str, *messages: tuple[str, dict[str, Any]], task_id: str | None = None) -> list[str]:
+    """Send ``(operation, kwargs)`` messages with ``send_task`` from a separate process; their Celery task ids.
+
+    ``task_id``: each message's id, as a sender may choose it (None: Celery makes a UUID for each).
+    """
+    batch = [[task_of(op), queue_of(op), kwargs, task_id] for op, kwargs in messages]
     sent = subprocess.run([sys.executable, "-c", SENDER, redis_url], input=json.dumps(batch, default=_decimal),
                           capture_output=True, text=True, timeout=60, check=False)
     assert sent.returncode == 0, sent.stderr
