@@ -132,12 +132,27 @@ def json_error(exc: ValueError) -> str:
 
 def to_kwargs(model: BaseModel) -> dict[str, Any]:
     """A model as JSON-safe task kwargs: amounts as strings, so no broker serializer can round them."""
-    def convert(value: Any) -> Any:
-        if isinstance(value, Decimal):
-            return format(value, "f")
-        if isinstance(value, dict):
-            return {k: convert(v) for k, v in value.items()}
-        return value
-
-    converted: dict[str, Any] = convert(model.model_dump(mode="python", exclude_none=True))
+    converted: dict[str, Any] = exact(model.model_dump(mode="python", exclude_none=True))
     return converted
+
+
+def exact(value: Any) -> Any:
+    """``value`` with every ``Decimal`` in it (through dicts, lists and tuples) as the string of its exact digits.
+
+    A job's kwargs as payq keeps them: amounts are strings (``"21.00"``), so
+    every writer of a job's arguments (its record, its message, a dead letter)
+    writes the same text whichever type a caller used (a ``Decimal`` from
+    Celery's own ``send_task``, a string, an int), and no reader can round them.
+    """
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, dict):
+        return {k: exact(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [exact(v) for v in value]
+    return value
+
+
+def job_json(kwargs: Any) -> str:
+    """A job's kwargs as JSON, amounts as their exact digits (:func:`exact`): the one encoder of every writer of a job's arguments."""
+    return json.dumps(exact(kwargs))

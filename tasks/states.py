@@ -42,6 +42,7 @@ class Verdict(StrEnum):
     DEFERRED = "deferred"    # a stale copy of a job waiting in the deferred set: nothing to do
     HELD = "held"            # another worker holds the job (its lease stands, or a lapse cannot be judged yet): nothing to do
     WAITING = "waiting"      # a copy of a refund still held for its capture (it is published when released): nothing to do
+    UNRECORDED = "unrecorded"  # no job recorded under the message's id (Celery's own send_task): the worker enqueues it
 
 
 class DeferCause(StrEnum):

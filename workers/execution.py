@@ -9,16 +9,32 @@ in Redis, in this order: pause the endpoint, then record the success, defer or d
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
 from config.celery import OUTCOME_PATIENCE
+from payapi import wire
 from payapi.errors import InvalidRequest
 from payapi.models import CaptureRequest, parse_request
 from payapi.operations import OPERATIONS, Operation
 from payapi.outcomes import status_of
-from tasks.jobs.decide import TURN_WAIT_IN_PLACE, DeadLetterJob, Decision, Defer, Settle, Skip, Succeed, decide, invalid_job, on_turn, start
+from tasks.jobs.admission import Admitted, bare_fields
+from tasks.jobs.books import TripRuleViolation
+from tasks.jobs.decide import (
+    TURN_WAIT_IN_PLACE,
+    Admit,
+    DeadLetterJob,
+    Decision,
+    Defer,
+    Settle,
+    Skip,
+    Succeed,
+    decide,
+    invalid_job,
+    on_turn,
+    start,
+)
 from tasks.jobs.deferral import Deferral
 from tasks.notify import events
 from tasks.producer import prepare
@@ -26,7 +42,7 @@ from tasks.redis.patience import Patience
 from tasks.states import Verdict
 from tasks.store.deadletters import DeadLetter
 from tasks.store.leases import needs_check, new_claim
-from tasks.store.records import Call
+from tasks.store.records import Call, conflicts
 from workers.runtime import Runtime
 
 log = logging.getLogger("payq.jobs")
@@ -47,8 +63,8 @@ class Job:
 # What a delivery ends with: the decision it carried out. A success with the result its record keeps;
 # the deferral as recorded (the job waits in the deferred set); the dead letter as written; or
 # nothing to do (the job is settled, waits, or another worker holds it; ``lost``: this delivery
-# held it and lost its lease).
-Ending = Succeed | Deferral | DeadLetterJob | Skip
+# held it and lost its lease); or, for a message that came around payq's doors, the job it was enqueued as.
+Ending = Succeed | Deferral | DeadLetterJob | Skip | Admitted
 
 
 def execute(rt: Runtime, job: Job, patience: Patience) -> Ending:
@@ -62,15 +78,19 @@ def execute(rt: Runtime, job: Job, patience: Patience) -> Ending:
     try:
         request = parse_request(OPERATIONS[job.operation].request, job.kwargs)
     except InvalidRequest as exc:
+        if not rt.step(patience, lambda: rt.jobs.recorded(job.job_id)):
+            return _admit(rt, patience, job)  # a bare message: the producer's rules name its fields (a refund's key may be left out)
         return _dead_letter(rt, patience, job, invalid_job(str(exc)))
     pace = rt.step(patience, lambda: rt.pacer.pace(job.operation, now))
     claimed_at = rt.clock()  # before BEGIN: the lease it grants runs from a moment after this
     begin = rt.write(patience, lambda: rt.jobs.begin(
-        job.job_id, job.operation, job.kwargs, job.worker, now, job.delivery, rt.settings.lease_seconds, pace, TURN_WAIT_IN_PLACE,
+        job.job_id, job.operation, job.worker, now, job.delivery, rt.settings.lease_seconds, pace, TURN_WAIT_IN_PLACE,
         holder=rt.holdings.worker, claim=job.claim))
     action = start(begin.verdict, begin.until, pace, rt.policy, rt.rng.random)
     if isinstance(action, Skip):
         return action
+    if isinstance(action, Admit):
+        return _admit(rt, patience, job)
     if isinstance(action, Settle):
         assert isinstance(request, CaptureRequest)
         settled = _settle_capture(rt, patience, job.job_id, request, action.settled_at, now)
@@ -82,6 +102,39 @@ def execute(rt: Runtime, job: Job, patience: Patience) -> Ending:
         return _call(rt, patience, job, request, begin.attempts, action.turn, pace, claimed_at)
     finally:
         rt.holdings.release(job.job_id, job.claim)
+
+
+def _admit(rt: Runtime, patience: Patience, job: Job) -> Admitted | DeadLetterJob | Skip:
+    """Enqueue a message that came around payq's doors (:mod:`tasks.jobs.admission`) as ``payq enqueue`` would, or dead-letter it.
+
+    Validated by the producer's own :func:`~tasks.producer.prepare`, then
+    recorded, checked against its trip's books and published by the enqueue
+    script in one step, confirmed by the replicas in sync before the message
+    is acknowledged. Refused (a field's rule, a trip's rule, another job under
+    its id): a dead letter under the message's own id, ``invalid-job`` with the
+    producer's wording, and nothing of the job written.
+    """
+    now = rt.clock()
+    try:
+        new = prepare(job.operation.value, bare_fields(job.operation, job.kwargs, job.job_id), now)
+    except InvalidRequest as exc:
+        return _dead_letter(rt, patience, job, invalid_job(str(exc)))
+    kept = replace(job, kwargs=new.kwargs)  # as enqueue keeps them (a refund's key fixed): a replayed dead letter is the same job
+    try:
+        [enqueued] = rt.write(patience, lambda: rt.jobs.enqueue([new], now))
+    except TripRuleViolation as exc:
+        return _dead_letter(rt, patience, kept, invalid_job(str(exc)))
+    conflict = conflicts([enqueued], in_batch=False)
+    if conflict is not None:
+        return _dead_letter(rt, patience, kept, invalid_job(str(conflict)))
+    admitted = Admitted(new.job_id, enqueued.created)
+    if new.job_id != job.job_id and rt.step(patience, lambda: rt.jobs.get(job.job_id)) is not None:
+        # a replayed dead letter of such a message (queued under its own id by the replay): it ends here, naming its job
+        # (a message sent under its natural id has just become the job it names: that record is the job's own)
+        rt.write(patience, lambda: rt.jobs.succeed(job.job_id, admitted.result, now))
+    log.info("%s %s: sent around payq's producer; enqueued as %s%s", job.operation.value, job.job_id, new.job_id,
+             "" if enqueued.created else ", which was on record already: nothing new runs")
+    return admitted
 
 
 def _call(rt: Runtime, patience: Patience, job: Job, request: Any, attempt: int, turn: float | None, pace: float | None,
@@ -186,7 +239,7 @@ def _dead_letter(rt: Runtime, patience: Patience, job: Job, decision: DeadLetter
         id=job.job_id,
         operation=job.operation,
         task=OPERATIONS[job.operation].task,
-        kwargs=job.kwargs,
+        kwargs=wire.exact(job.kwargs),  # a bare message's amounts may be Decimals: kept as their digits, as enqueue keeps them
         reason=decision.reason,
         attempts=int(record.get("attempts", 0)),
         first_attempt_at=float(record["first_attempt_at"]) if "first_attempt_at" in record else None,

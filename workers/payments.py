@@ -5,6 +5,9 @@ The endings of :func:`workers.execution.execute` become: a result (SUCCESS),
 ``Retry`` without a new message (RETRY: the job already waits in payq's
 deferred set), ``DeadLettered`` (FAILURE, declared in ``throws``: an expected
 outcome, logged without a traceback) and ``Ignore`` (a delivery with nothing to do).
+A message sent around payq's producer (Celery's own ``send_task``) is enqueued
+by its worker as the job it is (:mod:`tasks.jobs.admission`) and succeeds with
+``{"enqueuedAs": <job id>, "created": ...}``; that job runs under its own id.
 A delivery that could not go on (Redis away past its patience, or the worker
 shutting down while it waited to work) hands its message back with ``Reject``:
 one line of payq's, Celery's own report of it dropped (:mod:`workers.degraded`).
@@ -22,6 +25,7 @@ from celery.signals import task_retry
 from config.celery import STEPS_PATIENCE
 from payapi.errors import DeadLettered, Deferred
 from payapi.operations import OPERATIONS, Operation, OperationSpec
+from tasks.jobs.admission import Admitted
 from tasks.jobs.decide import DeadLetterJob, Requeue, Skip, Succeed, on_error
 from tasks.jobs.deferral import Deferral
 from workers.execution import Ending, Job, dead_letter, execute
@@ -52,7 +56,7 @@ def run(task: Task, holder: RuntimeHolder, operation: Operation, kwargs: dict[st
             raise Reject(action.cause, requeue=True) from None
         log.exception("%s %s: unexpected error", operation.value, job.job_id)
         ending = dead_letter(rt, patience.extended(STEPS_PATIENCE), job, action)
-    if isinstance(ending, Succeed):
+    if isinstance(ending, Succeed | Admitted):  # an admitted message's result names the job it became
         return ending.result
     if isinstance(ending, Deferral):
         deferred = Deferred(ending.cause.value, ending.until, ending.describe())

@@ -141,7 +141,12 @@ class Skip:
     lost: bool = False
 
 
-Start = Call | Settle | Defer | Skip
+@dataclass(frozen=True)
+class Admit:
+    """No job is recorded under the message's id (Celery's own ``send_task``): enqueue it through payq's rules first (:mod:`tasks.jobs.admission`)."""
+
+
+Start = Call | Settle | Defer | Skip | Admit
 
 
 def start(verdict: Verdict, until: float | None, pace: float | None, policy: RetryPolicy, rand: Callable[[], float]) -> Start:
@@ -151,8 +156,11 @@ def start(verdict: Verdict, until: float | None, pace: float | None, policy: Ret
     - settled: a capture that already succeeded (at ``until``) settles again without a call;
     - paused: wait out the endpoint's pause (:func:`wait_out_pause`), no call and no attempt;
     - paced: a turn later than a worker waits is waited for in the deferred set (:func:`wait_for_turn`);
+    - unrecorded: a message that came around payq's doors is enqueued through them, and calls nothing itself;
     - anything else: nothing to do.
     """
+    if verdict is Verdict.UNRECORDED:
+        return Admit()
     if verdict is Verdict.RUN:
         return Call(until)
     if verdict is Verdict.SETTLED:

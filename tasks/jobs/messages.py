@@ -20,13 +20,15 @@ import socket
 import uuid
 from typing import Any
 
+from payapi import wire
 from payapi.operations import OPERATIONS, Operation
 
 _ORIGIN = f"payq-producer-{os.getpid()}@{socket.gethostname()}"
 
 
 def build_message(operation: Operation, task_id: str, kwargs: dict[str, Any]) -> str:
-    """The JSON kombu stores in the Redis list for a Celery task called with ``kwargs``."""
+    """The JSON kombu stores in the Redis list for a Celery task called with ``kwargs`` (amounts as their exact digits: :func:`payapi.wire.exact`)."""
+    kwargs = wire.exact(kwargs)
     name = OPERATIONS[operation].task
     queue = OPERATIONS[operation].queue
     body = json.dumps([[], kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}])
@@ -81,7 +83,8 @@ def sent_event_channel(db: int) -> str:
 
 
 def build_sent_event(operation: Operation, task_id: str, kwargs: dict[str, Any], now: float) -> str:
-    """The ``task-sent`` event Celery would publish with ``task_send_sent_event``, so Flower sees the job queued."""
+    """The ``task-sent`` event Celery would publish with ``task_send_sent_event``, so Flower sees the job queued (amounts exact, as in its message)."""
+    kwargs = wire.exact(kwargs)
     event = {
         "type": "task-sent",
         "uuid": task_id,

@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
+from payapi import wire
 from payapi.errors import FieldDifference, InvalidRequest
 from payapi.models import parse_request
 from payapi.operations import OPERATIONS, Operation
@@ -41,9 +42,9 @@ def stored_differences(operation: Operation, job_id: str, stored_json: str, sent
     try:
         stored = json.loads(stored_json)
     except ValueError:
-        return [FieldDifference(job_id, "(job)", stored_json, json.dumps(dict(sent)), index)]
+        return [FieldDifference(job_id, "(job)", stored_json, wire.job_json(dict(sent)), index)]
     if not isinstance(stored, dict):
-        return [FieldDifference(job_id, "(job)", stored_json, json.dumps(dict(sent)), index)]
+        return [FieldDifference(job_id, "(job)", stored_json, wire.job_json(dict(sent)), index)]
     return differences(operation, job_id, stored, sent, index)
 
 

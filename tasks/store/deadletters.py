@@ -23,6 +23,7 @@ from typing import Any, cast
 import redis
 from pydantic import BaseModel, Field
 
+from payapi import wire
 from payapi.models import NotificationEvent
 from payapi.operations import OPERATIONS, Operation
 from payapi.outcomes import Failure, FailureKind
@@ -224,7 +225,7 @@ class DeadLetterStore:
         return self._replay(
             keys=[*self._keys, OPERATIONS[entry.operation].queue, keys.job(entry.id), keys.replays(entry.id), keys.ACTIVE],
             args=[entry.id, repr(entry.dead_at), build_message(entry.operation, entry.id, entry.kwargs), now, history,
-                  json.dumps(entry.kwargs), entry.operation, max(self._job_ttl, self._retention), self._events,
+                  wire.job_json(entry.kwargs), entry.operation, max(self._job_ttl, self._retention), self._events,
                   build_sent_event(entry.operation, entry.id, entry.kwargs, now), _books_of(entry)],
             client=client,
         )

@@ -29,6 +29,7 @@ from typing import Any, cast
 
 import redis
 
+from payapi import wire
 from payapi.errors import FieldDifference, JobConflict
 from payapi.models import NotificationEvent
 from payapi.operations import OPERATIONS, QUEUES, Operation
@@ -126,7 +127,7 @@ def enqueue_call(jobs: Sequence[NewJob], now: float, ttl: int, events_channel: s
         args += [
             job.job_id, keys.job(job.job_id), job.operation, spec.queue,
             "" if dry_run else build_message(job.operation, job.job_id, job.kwargs),
-            json.dumps(job.kwargs),  # a dry run too: a job sent again is compared with the one on record
+            wire.job_json(job.kwargs),  # a dry run too: a job sent again is compared with the one on record
             "" if dry_run else build_sent_event(job.operation, job.job_id, job.kwargs, now),
             keys.trip(store, trip) if booked else "", keys.held(store, trip) if booked else "",
             cents(amount["amount"]) if "amount" in amount else 0, amount.get("code", ""),
@@ -208,7 +209,7 @@ class JobStore:
     # --- a worker's steps ---------------------------------------------------
 
     def begin(
-        self, job_id: str, operation: Operation, kwargs: dict[str, Any], worker: str, now: float, delivery: str, lease: float,
+        self, job_id: str, operation: Operation, worker: str, now: float, delivery: str, lease: float,
         pace: float | None = None, wait_in_place: float = 0.0, *, holder: str = "", claim: str = "",
     ) -> Begin:
         """Claim an attempt, unless the job is finished, deferred, its endpoint paused, its turn not near, or another worker holds it.
@@ -221,12 +222,13 @@ class JobStore:
         (calls per second, None: unpaced) gives the job a turn at its endpoint,
         shared by every worker; a turn more than ``wait_in_place`` seconds away
         is kept on the record (``pace_turn``) for when the job comes back.
+        ``UNRECORDED``, nothing written: payq has no record of a job under
+        ``job_id`` (a message that came around payq's doors, :mod:`tasks.jobs.admission`).
         """
         verdict, attempts, until = self._begin(
             keys=[keys.job(job_id), keys.DEFERRED, keys.pause(operation), keys.ACTIVE, keys.pace(operation), keys.LEASES,
                   keys.WORKERS, keys.WORKERS_STEADY],
-            args=[job_id, now, operation, json.dumps(kwargs), self._ttl, worker, delivery, lease, pace or 0, wait_in_place,
-                  holder, claim],
+            args=[job_id, now, worker, delivery, lease, pace or 0, wait_in_place, holder, claim],
         )
         return Begin(Verdict(verdict), int(attempts), float(until) if until else None)
 
@@ -268,7 +270,7 @@ class JobStore:
                   successes or keys.API_CALLS, keys.trip(store, trip), keys.held(store, trip), keys.WAITING,
                   OPERATIONS[Operation.REFUND].queue, keys.LEASES],
             args=[job_id, now, settled_at, json.dumps(result), report.job_id,
-                  build_message(report.operation, report.job_id, report.kwargs), json.dumps(report.kwargs), self._ttl,
+                  build_message(report.operation, report.job_id, report.kwargs), wire.job_json(report.kwargs), self._ttl,
                   self._events, build_sent_event(report.operation, report.job_id, report.kwargs, now), field, keys.JOB_PREFIX,
                   claim, *event_args(event)],
         ))
@@ -351,6 +353,10 @@ class JobStore:
         return jobs
 
     # --- reading ------------------------------------------------------------
+
+    def recorded(self, job_id: str) -> bool:
+        """Whether payq recorded a job under ``job_id`` through its doors (as ``lua/begin.lua`` tells: its record has ``enqueued_at``)."""
+        return bool(self._redis.hexists(keys.job(job_id), "enqueued_at"))
 
     def get(self, job_id: str) -> dict[str, str] | None:
         """The job's record as stored, or None."""

@@ -88,7 +88,7 @@ def test_the_jobs_page_lists_live_jobs_by_state_operation_and_store_each_linked_
     rt.jobs.enqueue([capture, refund, other, deferred, running], now=now)
     paused_until = now + PAUSED_FOR
     rt.jobs.defer(deferred.job_id, Deferral(DeferCause.PAUSED, paused_until, Operation.CANCEL, paused_until=paused_until), now)
-    rt.jobs.begin(running.job_id, Operation.CAPTURE, running.kwargs, "celery@w-test", now, "tag-1", 60.0)
+    rt.jobs.begin(running.job_id, Operation.CAPTURE, "celery@w-test", now, "tag-1", 60.0)
     page = signed_in(console)
 
     page.goto("/console/jobs")

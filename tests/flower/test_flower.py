@@ -9,11 +9,13 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from tasks.producer import Producer
+from tests.support.celery_sender import capture, send_task
 from tests.support.chromium import chromium_path, dump_dom
 from tests.support.flower import FlowerProcess, wait_until_watched
 from tests.support.payq_cli import invoke
@@ -105,3 +107,25 @@ def test_flower_shows_success_retry_deferral_and_dead_letter(
     rows = wait_for(tasks_page, timeout=60, interval=0.5, what="the tasks page to list all four task names")
     [dead_row] = [row for row in rows if cancel in row]
     assert "payments.cancel" in dead_row and "FAILURE" in dead_row
+
+
+def test_flower_shows_a_send_task_message_and_the_job_it_became_with_their_exact_amounts(
+    redis_url: str, flower: FlowerProcess, api: SandboxProcess, start_worker: Callable[..., WorkerProcess],
+) -> None:
+    worker = start_worker()
+    wait_until_watched(flower, worker)
+    [bare] = send_task(redis_url, capture("t-bare", Decimal("21.00")))
+    job_id = "capture:s1:t-bare"
+    wait_for(lambda: state(redis_url, job_id) == "succeeded", what="the capture")
+
+    def both_done() -> dict[str, Any] | None:
+        tasks: dict[str, Any] = flower.get("/api/tasks").json()
+        done = all(tasks.get(i, {}).get("state") == "SUCCESS" for i in (bare, job_id))
+        return tasks if done else None
+
+    tasks = wait_for(both_done, what="Flower to show the message and its job succeeded")
+    # the message as its sender's Celery wrote it (the Decimal's exact digits), and the job it became, under its own id
+    assert "'amount': {'amount': Decimal('21.00'), 'code': 'USD'}" in tasks[bare]["kwargs"]
+    assert f"'enqueuedAs': '{job_id}'" in tasks[bare]["result"] and "'created': True" in tasks[bare]["result"]
+    assert tasks[job_id]["name"] == "payments.capture"
+    assert "'amount': {'amount': '21.00', 'code': 'USD'}" in tasks[job_id]["kwargs"]

@@ -54,7 +54,7 @@ def test_the_same_message_back_from_a_dead_holder_calls_nothing_until_its_lease_
     message = json.loads(raw)
     # what the worker that took it did before it died: claim the job, under the default lease
     lease = Settings.model_fields["lease_seconds"].default
-    JobStore(rdb, 86400).begin(job_id, "capture", json.loads(record(rdb, job_id)["kwargs"]), "gone@host", time.time(),
+    JobStore(rdb, 86400).begin(job_id, "capture", "gone@host", time.time(),
                                message["properties"]["delivery_tag"], lease, holder="gone.1.abc", claim="c-gone")
     assert record(rdb, job_id)["state"] == "running"
     message["properties"]["delivery_info"]["redelivered"] = True

@@ -22,7 +22,7 @@ def running_job(producer: Producer, rdb: redis.Redis, store: JobStore, trip: str
     """A capture begun by worker process ``h1`` under claim ``c1``, its message taken."""
     job_id = producer.enqueue_capture(storeId="s1", shoppingTripId=trip, amount=USD_1)
     rdb.delete(queue_of("capture"))
-    store.begin(job_id, "capture", json.loads(record(rdb, job_id)["kwargs"]), "w@h", 0.0, "tag-1", LEASE, holder="h1", claim="c1")
+    store.begin(job_id, "capture", "w@h", 0.0, "tag-1", LEASE, holder="h1", claim="c1")
     return job_id
 
 
@@ -46,7 +46,7 @@ def test_begin_gives_a_copy_of_a_running_job_the_verdict_of_the_rule(
     job_id = running_job(producer, rdb, store)
     set_clock_relative(rdb, LeaseStore(rdb, LEASE).now(), job_id, lease_until, last_beat, since)
 
-    found = store.begin(job_id, "capture", json.loads(record(rdb, job_id)["kwargs"]), "w2@h", 0.0, "tag-2", LEASE,
+    found = store.begin(job_id, "capture", "w2@h", 0.0, "tag-2", LEASE,
                         holder=CLAIMANT, claim="c2")
 
     assert found.verdict is copy_verdict(lease_until, last_beat, since, NOW, LEASE) is verdict
@@ -100,7 +100,7 @@ def test_begin_asked_again_by_the_delivery_that_claimed_answers_run_again_and_cl
     job_id = running_job(producer, rdb, store)
     before = record(rdb, job_id)
 
-    again = store.begin(job_id, "capture", json.loads(before["kwargs"]), "w@h", 0.0, "tag-1", LEASE, holder="h1", claim="c1")
+    again = store.begin(job_id, "capture", "w@h", 0.0, "tag-1", LEASE, holder="h1", claim="c1")
 
     assert (again.verdict, again.attempts) == ("run", int(before["attempts"]))
     assert record(rdb, job_id)["attempts"] == before["attempts"]

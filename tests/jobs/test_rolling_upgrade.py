@@ -5,23 +5,31 @@ in-flight list, producers woke nobody (no ``payq:wake``), and the lost-message
 sweep watched ``payq:active``. This test writes that state by hand, as those
 versions' scripts left it: a message queued by an old producer, a job begun
 by an old worker that died since (its lease lapsed, its message gone with it),
-a deferred job now due; then starts a worker of this version.
+a deferred job now due; then starts a worker of this version. Before issue 33
+BEGIN adopted a message sent around payq's producer (``send_task``) under
+Celery's own id, and dead-lettered one with a Decimal amount as ``internal-error``.
 """
 
 from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable
+from decimal import Decimal
 
 import redis
 
 from payapi.operations import Operation
+from payapi.outcomes import Failure, FailureKind
 from tasks.jobs.messages import build_message
 from tasks.producer import prepare
 from tasks.redis import keys
+from tasks.states import DeadLetterReason
+from tasks.store.deadletters import DeadLetter, DeadLetterStore
 from tests.support.jobs import USD_1, calls, record, wait_for_state
 from tests.support.names import queue_of
+from tests.support.payq_cli import invoke
 from tests.support.polling import wait_for
 from tests.support.sandbox import SandboxProcess
 from tests.support.worker import WorkerProcess
@@ -65,3 +73,37 @@ def test_a_queue_a_lapsed_lease_and_a_deferral_left_by_the_previous_version_run_
     trips = sorted(json.loads(entry["body"])["shoppingTripId"] for entry in calls(api, Operation.CAPTURE))
     assert trips == ["t-begun", "t-deferred", "t-queued"], "each capture called once"
     assert record(rdb, begun)["recovered_from"] == OLD_WORKER
+
+
+def test_a_send_task_message_the_previous_version_adopted_or_dead_lettered_runs_once_under_this_one(
+    redis_url: str, rdb: redis.Redis, api: SandboxProcess, start_worker: Callable[..., WorkerProcess],
+) -> None:
+    now = time.time()
+    # Before issue 33 BEGIN adopted a message that had no record: recorded under Celery's own id (enqueued_at
+    # and all), outside the trip's books. One such job deferred since, now due: it runs as it would have, once.
+    adopted = str(uuid.uuid4())
+    rdb.hset(keys.job(adopted), mapping={
+        "op": "capture", "kwargs": json.dumps({"storeId": "s-old", "shoppingTripId": "t-adopted", "amount": USD_1}),
+        "attempts": 1, "enqueued_at": now, "state": "deferred", "updated_at": now, "deferred_until": now})
+    rdb.zadd(keys.DEFERRED, {adopted: now})
+    # A Decimal capture it dead-lettered as internal-error (BEGIN's json.dumps raised), as its dead_letter wrote it
+    bare = str(uuid.uuid4())
+    failure = Failure(FailureKind.INTERNAL, error_type="TypeError", detail="Object of type Decimal is not JSON serializable")
+    assert DeadLetterStore(rdb, 86400, 86400).add(DeadLetter.of(
+        failure, id=bare, operation=Operation.CAPTURE, task="payments.capture", reason=DeadLetterReason.INTERNAL_ERROR,
+        kwargs={"storeId": "s-old", "shoppingTripId": "t-decimal", "amount": {"amount": Decimal("21.00"), "code": "USD"}},
+        attempts=0, dead_at=now, worker="old@host"))
+
+    start_worker()
+    wait_for_state(rdb, adopted, "succeeded")
+    replayed = invoke(redis_url, "dlq", "replay", bare)
+    assert replayed.code == 0, replayed.stderr
+
+    # replayed under this version, it is enqueued through the rules as the job it is, and the replayed entry names it
+    wait_for_state(rdb, "capture:s-old:t-decimal", "succeeded")
+    assert json.loads(wait_for_state(rdb, bare, "succeeded")["result"]) == {"enqueuedAs": "capture:s-old:t-decimal", "created": True}
+    wait_for(lambda: len(calls(api, Operation.FEEDBACK)) == 2, what="the two captures' reports")
+    captured = sorted((json.loads(e["body"], parse_float=Decimal)["shoppingTripId"], str(json.loads(e["body"], parse_float=Decimal)["amount"]["amount"]))
+                      for e in calls(api, Operation.CAPTURE))
+    assert captured == [("t-adopted", "1.00"), ("t-decimal", "21.00")], "each capture called once, with its exact amount"
+    assert rdb.hlen(keys.DEAD_LETTERS) == 0

@@ -16,6 +16,7 @@ from payapi.outcomes import Failure, FailureKind, Outcome, Permanent, Rejected, 
 from tasks.jobs.decide import (
     TURN_LATE,
     TURN_LEAD,
+    Admit,
     Call,
     DeadLetterJob,
     Decision,
@@ -157,6 +158,7 @@ START_ROWS: list[tuple[str, Verdict, float | None, float | None, Start]] = [
                                                                          paused_until=NOW + 600)),
     ("paced-waits-for-its-turn-in-the-deferred-set", Verdict.PACED, NOW + 20, PACE,
      Defer(NOW + 20 - TURN_LEAD, DeferCause.PACED, turn=NOW + 20, pace=PACE)),
+    ("unrecorded-message-is-enqueued-through-payq-s-rules", Verdict.UNRECORDED, None, None, Admit()),
 ] + [(f"{v.value}-has-nothing-to-do", v, None, None, Skip(v))
      for v in (Verdict.SUCCEEDED, Verdict.DEAD, Verdict.DEFERRED, Verdict.HELD, Verdict.WAITING)]
 

@@ -3,7 +3,8 @@
 -- held under a lease (payq:leases, by Redis's clock) that the holder's heartbeat renews.
 -- Returns {verdict, attempts, time} (see tasks.states.Verdict): for 'run' the time of the job's
 -- turn (the worker waits until then), for 'paced' the turn it must wait for, for 'paused' the
--- end of the pause, for 'settled' the capture's settle time, for 'held' the end of the lease.
+-- end of the pause, for 'settled' the capture's settle time, for 'held' the end of the lease;
+-- 'unrecorded' (nothing written) when payq has no record of a job under this id: see below.
 --#include names
 --#include lib/lease.lua
 local job_key = KEYS[1]
@@ -16,23 +17,22 @@ local workers_key = KEYS[7]
 local steady_key = KEYS[8]
 local job_id = ARGV[1]
 local now = tonumber(ARGV[2])
-local operation = ARGV[3]
-local kwargs = ARGV[4]
-local ttl = ARGV[5]
-local worker = ARGV[6]     -- the Celery worker's name, for people
-local delivery = ARGV[7]   -- this message's delivery tag, for people
-local lease = tonumber(ARGV[8])
-local pace = tonumber(ARGV[9])          -- calls per second; 0: the endpoint is not paced
-local wait_in_place = tonumber(ARGV[10]) -- a turn this close is waited for by the worker, not the deferred set
-local holder = ARGV[11]    -- the worker process (its heartbeat's id)
-local claim = ARGV[12]     -- this delivery's claim, unique: outcomes are written only under it
+local worker = ARGV[3]     -- the Celery worker's name, for people
+local delivery = ARGV[4]   -- this message's delivery tag, for people
+local lease = tonumber(ARGV[5])
+local pace = tonumber(ARGV[6])          -- calls per second; 0: the endpoint is not paced
+local wait_in_place = tonumber(ARGV[7]) -- a turn this close is waited for by the worker, not the deferred set
+local holder = ARGV[8]     -- the worker process (its heartbeat's id)
+local claim = ARGV[9]      -- this delivery's claim, unique: outcomes are written only under it
 
-local state = redis.call('HGET', job_key, 'state')
-if not state then
-  -- published without a record (it expired, or someone used apply_async): adopt it
-  redis.call('HSET', job_key, 'op', operation, 'kwargs', kwargs, 'attempts', 0, 'enqueued_at', ARGV[2])
-  redis.call('EXPIRE', job_key, ttl)
-  state = STATE.QUEUED
+local found = redis.call('HMGET', job_key, 'state', 'enqueued_at')
+local state, enqueued_at = found[1], found[2]
+if not enqueued_at then
+  -- Every job payq's doors enqueue is recorded with 'enqueued_at' in the step that publishes it. A
+  -- message without one came around them (Celery's own send_task or apply_async, or a dead letter of
+  -- such a message replayed), or outlived its record: it has passed none of enqueue's rules, so it
+  -- runs nothing here; the worker enqueues it through them (tasks/jobs/admission.py).
+  return {VERDICT.UNRECORDED, '0', ''}
 end
 -- a finished, dead or held job's state names its verdict too
 if state == STATE.SUCCEEDED or state == STATE.DEAD or state == STATE.WAITING then return {state, '0', ''} end
