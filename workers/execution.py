@@ -21,6 +21,7 @@ from payapi.outcomes import status_of
 from tasks.jobs.decide import TURN_WAIT_IN_PLACE, DeadLetterJob, Decision, Defer, Settle, Skip, Succeed, decide, invalid_job, on_turn, start
 from tasks.jobs.deferral import Deferral
 from tasks.notify import events
+from tasks.pacing.fairness import HORIZON as FAIR_HORIZON
 from tasks.producer import prepare
 from tasks.redis.patience import Patience
 from tasks.states import Verdict
@@ -67,7 +68,8 @@ def execute(rt: Runtime, job: Job, patience: Patience) -> Ending:
     claimed_at = rt.clock()  # before BEGIN: the lease it grants runs from a moment after this
     begin = rt.write(patience, lambda: rt.jobs.begin(
         job.job_id, job.operation, job.kwargs, job.worker, now, job.delivery, rt.settings.lease_seconds, pace, TURN_WAIT_IN_PLACE,
-        holder=rt.holdings.worker, claim=job.claim))
+        holder=rt.holdings.worker, claim=job.claim, store=str(job.kwargs.get("storeId", "")),
+        fair_horizon=FAIR_HORIZON if rt.settings.fair_share else 0.0))
     action = start(begin.verdict, begin.until, pace, rt.policy, rt.rng.random)
     if isinstance(action, Skip):
         return action

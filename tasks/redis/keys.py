@@ -92,6 +92,16 @@ ENDPOINT_LOG = f"{PREFIX}:endpoints:log"
 CONSOLE_LOG = f"{PREFIX}:console:log"
 
 
+def fair_clocks(operation: str) -> str:
+    """HASH: each store's clocks at an endpoint's pace (``turn:<storeId>``, ``line:<storeId>``: :mod:`tasks.pacing.fairness`)."""
+    return f"{PREFIX}:fair:{operation}"
+
+
+def fair_waiting(operation: str) -> str:
+    """ZSET: the stores waiting for an endpoint's turns, scored by the later of their clocks (gone once it passes)."""
+    return f"{PREFIX}:fair:{operation}:waiting"
+
+
 def pause(operation: str) -> str:
     """STRING: epoch second until which no worker calls ``operation``'s endpoint."""
     return f"{PREFIX}:pause:{operation}"

@@ -209,7 +209,8 @@ class JobStore:
 
     def begin(
         self, job_id: str, operation: Operation, kwargs: dict[str, Any], worker: str, now: float, delivery: str, lease: float,
-        pace: float | None = None, wait_in_place: float = 0.0, *, holder: str = "", claim: str = "",
+        pace: float | None = None, wait_in_place: float = 0.0, *, holder: str = "", claim: str = "", store: str = "",
+        fair_horizon: float = 0.0,
     ) -> Begin:
         """Claim an attempt, unless the job is finished, deferred, its endpoint paused, its turn not near, or another worker holds it.
 
@@ -221,12 +222,16 @@ class JobStore:
         (calls per second, None: unpaced) gives the job a turn at its endpoint,
         shared by every worker; a turn more than ``wait_in_place`` seconds away
         is kept on the record (``pace_turn``) for when the job comes back.
+        With ``fair_horizon`` (seconds, 0: first come, first served) the turns
+        are shared between stores (``store``: the job's storeId), and a job whose
+        store has had its share gets ``QUEUED``: ask again at its ``until``
+        (:mod:`tasks.pacing.fairness`).
         """
         verdict, attempts, until = self._begin(
             keys=[keys.job(job_id), keys.DEFERRED, keys.pause(operation), keys.ACTIVE, keys.pace(operation), keys.LEASES,
-                  keys.WORKERS, keys.WORKERS_STEADY],
+                  keys.WORKERS, keys.WORKERS_STEADY, keys.fair_clocks(operation), keys.fair_waiting(operation)],
             args=[job_id, now, operation, json.dumps(kwargs), self._ttl, worker, delivery, lease, pace or 0, wait_in_place,
-                  holder, claim],
+                  holder, claim, store, fair_horizon],
         )
         return Begin(Verdict(verdict), int(attempts), float(until) if until else None)
 

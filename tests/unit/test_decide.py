@@ -157,6 +157,8 @@ START_ROWS: list[tuple[str, Verdict, float | None, float | None, Start]] = [
                                                                          paused_until=NOW + 600)),
     ("paced-waits-for-its-turn-in-the-deferred-set", Verdict.PACED, NOW + 20, PACE,
      Defer(NOW + 20 - TURN_LEAD, DeferCause.PACED, turn=NOW + 20, pace=PACE)),
+    ("queued-asks-again-when-its-store-has-a-share", Verdict.QUEUED, NOW + 3, PACE,
+     Defer(NOW + 3, DeferCause.PACED, turn=NOW + 3, pace=PACE)),
 ] + [(f"{v.value}-has-nothing-to-do", v, None, None, Skip(v))
      for v in (Verdict.SUCCEEDED, Verdict.DEAD, Verdict.DEFERRED, Verdict.HELD, Verdict.WAITING)]
 
