@@ -5,11 +5,14 @@ order they asked, so a store that enqueued 600 captures held every other
 store's behind all of them. Now they are shared by start-time fair queuing:
 
 - each store has a clock, its **next turn at its share**: a turn it takes moves
-  it to ``max(clock, turn) + n / pace``, where ``n`` is the number of stores
-  waiting for the endpoint now (its own included). Alone, a store's clock moves
-  with the endpoint's, so a store alone still gets the whole pace; with two
+  it to ``max(clock, turn - HORIZON) + n / pace``, where ``n`` is the number of
+  stores waiting for the endpoint now (its own included). Alone, a store's clock
+  moves with the endpoint's, so a store alone still gets the whole pace; with two
   flooding stores each clock moves twice as fast as the endpoint's and each
-  store gets every other turn;
+  store gets every other turn. A clock may lag the turns by up to a horizon: a
+  store whose jobs came back late (the mover's poll, the queue behind the
+  flooding stores' jobs) makes up for it with turns back to back, rather than
+  losing its share to stores that never stop asking;
 - a store takes the endpoint's next free turn only while its clock is within
   :data:`HORIZON` of now. No store books turns further ahead than that (the
   endpoint's next free turn stays within the horizon plus one step), so a
@@ -73,6 +76,6 @@ def fair_turn(now: float, paused_until: float, tat: float, pace: float, clocks: 
     step = (others_waiting + 1) / pace
     if clocks.turn <= now + HORIZON + EPSILON:
         turn = max(now, paused_until, tat)
-        return Share(turn, None, turn + 1 / pace, StoreClocks(max(clocks.turn, turn) + step, clocks.line))
+        return Share(turn, None, turn + 1 / pace, StoreClocks(max(clocks.turn, turn - HORIZON) + step, clocks.line))
     place = max(clocks.line, clocks.turn)
     return Share(None, place - HORIZON, tat, StoreClocks(clocks.turn, place + 1 / pace))

@@ -40,6 +40,7 @@ from tasks.notify.outbox import event_args
 from tasks.pacing.pacer import count_call
 from tasks.redis import keys, scripts
 from tasks.states import Verdict
+from tasks.store.backlog import CALLS_WINDOW
 
 # Why a job waited, kept per job for `payq job` and the demo's summary; only the latest few.
 _DEFERRALS_KEPT = 20
@@ -129,9 +130,9 @@ def enqueue_call(jobs: Sequence[NewJob], now: float, ttl: int, events_channel: s
             json.dumps(job.kwargs),  # a dry run too: a job sent again is compared with the one on record
             "" if dry_run else build_sent_event(job.operation, job.job_id, job.kwargs, now),
             keys.trip(store, trip) if booked else "", keys.held(store, trip) if booked else "",
-            cents(amount["amount"]) if "amount" in amount else 0, amount.get("code", ""),
+            cents(amount["amount"]) if "amount" in amount else 0, amount.get("code", ""), keys.backlog(store), store,
         ]
-    return [keys.ACTIVE, keys.WAITING], args
+    return [keys.ACTIVE, keys.WAITING, keys.BACKLOG_STORES], args
 
 
 def read_enqueue_reply(reply: list[Any], jobs: Sequence[NewJob], offset: int = 0) -> list[Enqueued]:
@@ -229,7 +230,8 @@ class JobStore:
         """
         verdict, attempts, until = self._begin(
             keys=[keys.job(job_id), keys.DEFERRED, keys.pause(operation), keys.ACTIVE, keys.pace(operation), keys.LEASES,
-                  keys.WORKERS, keys.WORKERS_STEADY, keys.fair_clocks(operation), keys.fair_waiting(operation)],
+                  keys.WORKERS, keys.WORKERS_STEADY, keys.fair_clocks(operation), keys.fair_waiting(operation),
+                  keys.store_calls(int(now // CALLS_WINDOW))],
             args=[job_id, now, operation, json.dumps(kwargs), self._ttl, worker, delivery, lease, pace or 0, wait_in_place,
                   holder, claim, store, fair_horizon],
         )

@@ -17,6 +17,7 @@ local workers_key = KEYS[7]
 local steady_key = KEYS[8]
 local clocks_key = KEYS[9]   -- each store's clocks at the endpoint (turn:<store>, line:<store>)
 local waiting_key = KEYS[10] -- the stores waiting for the endpoint, by the later of their clocks
+local store_calls_key = KEYS[11] -- calls let go this ten-second window, per operation and store (payq stats)
 local job_id = ARGV[1]
 local now = tonumber(ARGV[2])
 local operation = ARGV[3]
@@ -80,7 +81,7 @@ if not turn then
     local ask_at = nil
     if store_turn <= now + horizon + 1e-6 then
       turn = math.max(now, paused_until, tat)
-      store_turn = math.max(store_turn, turn) + step
+      store_turn = math.max(store_turn, turn - horizon) + step  -- a store that asked late catches up within a horizon
       redis.call('HSET', pace_key, 'tat', tostring(turn + 1 / pace))
     else
       local place = math.max(store_line, store_turn)
@@ -115,4 +116,6 @@ redis.call('HSET', job_key, 'state', STATE.RUNNING, 'updated_at', ARGV[2], 'last
            'delivery', delivery, 'holder', holder, 'claim', claim)
 redis.call('ZADD', active_key, ARGV[2], job_id)
 redis.call('ZADD', leases_key, clock + lease, job_id)
+redis.call('HINCRBY', store_calls_key, operation .. ':' .. store, 1)
+redis.call('EXPIRE', store_calls_key, 130)
 return {VERDICT.RUN, tostring(attempts), tostring(turn)}
