@@ -25,7 +25,7 @@ from benchmarks.enqueue import run_enqueue
 from benchmarks.figures import spread, with_spread
 from benchmarks.latency import run_latency
 from benchmarks.pacing import SYSTEMS as PACING_SYSTEMS
-from benchmarks.pacing import run_pacing
+from benchmarks.pacing import run_fair_share, run_pacing
 from benchmarks.pools import parse_shape, run_pools
 from benchmarks.processes import LoadMeter, stop_all
 from benchmarks.profiling import run_profile
@@ -37,7 +37,8 @@ from config.settings import Settings
 from tasks.pacing.rules import BETA as PACE_BETA
 from tasks.pacing.rules import CONFIGURED_SHARE as PACE_CONFIGURED_SHARE
 
-SCENARIOS = ("drain", "enqueue", "latency", "storm", "deferred", "console", "pacing", "intake", "notify", "failover", "held", "redis")
+SCENARIOS = ("drain", "enqueue", "latency", "storm", "deferred", "console", "pacing", "fairness", "intake", "notify", "failover",
+             "held", "redis")
 LATENCIES = (0.0, 50.0)
 # Dramatiq's fastest shapes measured here: 2 processes x 8 threads at 0 ms; at 50 ms 8 threads a process cap it
 # at 2 x 8 / 0.05 s = 320 calls/s, and 2 x 32 drained fastest.
@@ -158,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
             results["console"]["other_load_cores"] = meter.cores()
         if "pacing" in only:
             results["pacing"] = run_pacing(stack, shape, DRAMATIQ_SHAPES[0.0], sizes.pacing, tweaks=tweaks, say=say)
+        if "fairness" in only:  # the pacing scenario's payq-configured run with a small store beside the flood, fair share off and on
+            results["fairness"] = run_fair_share(stack, shape, sizes.pacing, tweaks=tweaks, say=say)
         if "intake" in only:  # the HTTP intake beside the producer (scenario 2's figures, measured then if it did not run)
             meter = LoadMeter().start()
             results["intake"] = intake.run_intake(stack, intake.QUICK if args.quick else intake.FULL, enqueue=results.get("enqueue"), say=say)
@@ -358,6 +361,7 @@ def _rows(results: dict[str, Any]) -> list[Row]:
         rows.append(_load_row(section, c))
     if "pacing" in results:
         rows += _pacing_rows(results["pacing"])
+    rows += _fairness_rows(results["fairness"]) if "fairness" in results else []
     rows += intake.rows(results["intake"]) if "intake" in results else []
     rows += notify.rows(results["notify"]) if "notify" in results else []
     rows += failover.rows(results["failover"]) if "failover" in results else []
@@ -444,6 +448,30 @@ def _drain_rows(drains: list[dict[str, Any]]) -> list[Row]:
             rows.append(Row(section, "duplicate or missing calls (all three)", fmt(dup), "0", dup == 0))
             others = max(d["other_load_cores"] for d in (payq, bare, dram) if d)
             rows.append(Row(section, "others' CPU load on this shared machine meanwhile (max)", f"{others:.2f} cores"))
+    return rows
+
+
+def _fairness_rows(f: dict[str, Any]) -> list[Row]:
+    section = (f"9b. Fair share: {f['captures']:,} captures of one store + their reports, the limit configured ({f['rate_per_s']}/s); "
+               f"another store's captures {f['small_per_s']:g}/s beside them")
+    rows: list[Row] = []
+    for system, label in (("payq-first-come", "turns first come, first served (PAYQ_FAIR_SHARE=false)"),
+                          ("payq-fair-share", "turns shared between stores (the default)")):
+        r = f["runs"].get(system)
+        if r is None:
+            continue
+        never = f", {r['fresh_never_called']} never called" if r["fresh_never_called"] else ""
+        rows.append(Row(section, f"{label}: the small store's wait p50 / p99",
+                        f"{fmt(r['fresh_wait']['p50_ms'])} / {fmt(r['fresh_wait']['p99_ms'], 'ms')}{never}",
+                        "p99 < 5,000 ms" if system == "payq-fair-share" else "",
+                        r["fresh_wait"]["p99_ms"] < 5000 if system == "payq-fair-share" else None))
+        pace = f["rate_per_s"] * PACE_CONFIGURED_SHARE
+        rows.append(Row(section, f"{label}: time to settle the flood", f"{r['settle_s']:.1f} s = {r['ratio']:.2f}× N/R"))
+        if "all_capture_rate" in r:
+            rows.append(Row(section, f"{label}: both stores' captures meanwhile, against the pace ({pace:.1f}/s)",
+                            f"{r['all_capture_rate']:.1f}/s = {r['all_capture_rate'] / pace:.2f}× the pace",
+                            "≥ 0.91× (within 1.1×)" if system == "payq-fair-share" else "",
+                            r["all_capture_rate"] / pace >= 1 / 1.1 if system == "payq-fair-share" else None))
     return rows
 
 

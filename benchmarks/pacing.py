@@ -110,12 +110,12 @@ class Trickle(threading.Thread):
         self._stop_event.set()
         self.join(timeout=10)
 
-    def waits(self, calls: list[Call], since: float, until: float, now: float) -> tuple[list[float], int]:
-        """Seconds from enqueue to the API call for the cancels enqueued in [since, until]; and how many were never called
+    def waits(self, calls: list[Call], since: float, until: float, now: float, path: str = CANCEL) -> tuple[list[float], int]:
+        """Seconds from enqueue to the API call (to ``path``) for the jobs enqueued in [since, until]; and how many were never called
         (they count with ``now`` minus their enqueue)."""
         arrived: dict[str, float] = {}
         for call in calls:
-            if call.path == CANCEL:
+            if call.path == path:
                 arrived.setdefault(call.trip, call.time)
         waits, never = [], 0
         for trip, at in self.enqueued.items():
@@ -144,9 +144,31 @@ def run_pacing(stack: Stack, shape: Shape, dramatiq_shape: Shape, captures: int,
     }
 
 
-def _payq(stack: Stack, shape: Shape, captures: int, *, configured: bool, tweaks: tuple[str, ...], say: Any) -> dict[str, Any]:
+SMALL_STORE = "bench-small-store"
+SMALL_PER_S = 2.0  # the small store's captures per second while the flooding store's backlog drains
+
+
+def run_fair_share(stack: Stack, shape: Shape, captures: int, *, tweaks: tuple[str, ...] = (), say: Any = print) -> dict[str, Any]:
+    """Issue #36: a small store's captures (2/s) beside another store's flood of ``captures``, the limit configured.
+
+    Two payq runs, one after the other: turns first come, first served
+    (``PAYQ_FAIR_SHARE=false``, as before) and shared between stores (the
+    default). Measured: the small store's captures' wait (enqueue to the API
+    call) and the time to settle the flood against ``N / R`` (the small
+    store's calls, about 7% more, are in it too).
+    """
+    runs = [_payq(stack, shape, captures, configured=True, tweaks=tweaks, say=say, fair=fair) for fair in (False, True)]
+    return {"captures": captures, "rate_per_s": RATE, "small_per_s": SMALL_PER_S, "ideal_s": round(captures / RATE, 2),
+            "runs": {run["system"]: run for run in runs}}
+
+
+def _payq(stack: Stack, shape: Shape, captures: int, *, configured: bool, tweaks: tuple[str, ...], say: Any,
+          fair: bool | None = None) -> dict[str, Any]:
     system = "payq-configured" if configured else "payq-learned"
     env = {"PAYQ_RATE_LIMITS": json.dumps({"capture": RATE, "feedback": RATE})} if configured else None
+    if fair is not None:
+        system = "payq-fair-share" if fair else "payq-first-come"
+        env = {**(env or {}), "PAYQ_FAIR_SHARE": "true" if fair else "false"}
     trip_ids = publish.trips(f"pq{uuid.uuid4().hex[:6]}", captures)
     jobs = publish.payq_captures(trip_ids)  # validated before the clock starts, as a store backend's batch would be
     with LivePayq(stack, 0.0, shape, env=env, tweaks=tweaks) as live:
@@ -155,8 +177,12 @@ def _payq(stack: Stack, shape: Shape, captures: int, *, configured: bool, tweaks
         def cancel(trip: str) -> None:
             producer.enqueue("cancel", {"storeId": publish.STORE, "shoppingTripId": trip})
 
-        result = _measure(system, live.log, live.fleet, lambda: publish.payq_publish(producer, jobs), cancel, trip_ids,
-                          captures / RATE + (0 if configured else RETRY_AFTER), say)
+        def small_capture(trip: str) -> None:
+            producer.enqueue("capture", {**publish.capture_fields(trip), "storeId": SMALL_STORE})
+
+        result = _measure(system, live.log, live.fleet, lambda: publish.payq_publish(producer, jobs),
+                          cancel if fair is None else small_capture, trip_ids, captures / RATE + (0 if configured else RETRY_AFTER), say,
+                          fresh_path=CANCEL if fair is None else CAPTURE, fresh_rate=FRESH_PER_S if fair is None else SMALL_PER_S)
         result["pace"] = _learned(stack)
     if configured:
         result["configured_per_s"] = RATE
@@ -237,14 +263,14 @@ def _peer_posts(trip_ids: list[str]) -> list[tuple[str, ...]]:
 
 
 def _measure(system: str, log: CallLog, fleet: Fleet, backlog: Callable[[], None], cancel: Callable[[str], None],
-             trip_ids: list[str], ideal: float, say: Any) -> dict[str, Any]:
+             trip_ids: list[str], ideal: float, say: Any, *, fresh_path: str = CANCEL, fresh_rate: float = FRESH_PER_S) -> dict[str, Any]:
     """Limit the sandbox, queue the backlog with the trickle of cancels beside it, wait until every trip settled; the figures."""
     log.set_faults(limits_script())
     trips = set(trip_ids)
     meter = LoadMeter().start()
     pids = [pid for proc in fleet.procs for pid in proc.pids()]
     cpu0 = cpu_seconds(pids)
-    trickle = Trickle(cancel, FRESH_PER_S)
+    trickle = Trickle(cancel, fresh_rate)
     started = time.time()
     trickle.start()
     try:
@@ -264,7 +290,7 @@ def _measure(system: str, log: CallLog, fleet: Fleet, backlog: Callable[[], None
     settle_s = last_ok - started
     throttled = sum(1 for c in limited if c.status == 429)
     captured = sorted(c.time for c in limited if c.path == CAPTURE and c.status == 200)
-    fresh, never = trickle.waits(log.calls, started, last_ok, now)
+    fresh, never = trickle.waits(log.calls, started, last_ok, now, fresh_path)
     return {
         "system": system, "shape": fleet.shape.label, "complete": complete, "captures": len(trips),
         "settle_s": round(settle_s, 2), "ideal_s": round(ideal, 2), "ratio": round(settle_s / ideal, 3),
@@ -278,6 +304,8 @@ def _measure(system: str, log: CallLog, fleet: Fleet, backlog: Callable[[], None
         "max_accepted_in_1s": {_name(path): most_in_one_second([c.time for c in limited if c.path == path and c.status == 200])
                                for path in LIMITED},
         "steady_capture_rate": _middle_rate(captured),
+        # every store's accepted captures while the backlog drained, per second: against the pace, whoever's turns they were
+        "all_capture_rate": round(sum(1 for c in calls if c.path == CAPTURE and c.status == 200 and c.time <= last_ok) / max(settle_s, 1e-9), 2),
         "timeline": _timeline(limited, started),
         "fresh_wait": summary_ms(fresh), "fresh_never_called": never,
         "worker_cpu_s": round(cpu, 1), "other_load_cores": others,

@@ -107,6 +107,14 @@ class Settings(BaseSettings):
                     "`cancel`, `refund`, `feedback`). A ceiling for every worker together; unset means none is configured "
                     "(payq still learns one from the API's 429s).",
     )
+    fair_share: bool = Field(True, description=(
+        "Share a paced endpoint's turns between stores (round-robin by `storeId`, a store alone still gets the whole pace), so"
+        " one store's flood does not hold every other store's jobs behind it. `false`: first come, first served."
+    ))
+    store_backlog_cap: int | None = Field(None, ge=1, description=(
+        "Jobs one store may have open (enqueued, not yet succeeded or dead-lettered) when it enqueues over HTTP: past it,"
+        " `payq serve` answers that store 429 with Retry-After and writes nothing; other stores are not affected. Unset: no cap."
+    ))
     redis_retry_seconds: float = Field(3.0, ge=0, description="Seconds the producer keeps retrying an unreachable Redis before it fails.")
     worker_pool: Literal["threads", "prefork", "gevent", "solo"] = Field("threads", description=(
         "Celery pool of `celery -A workers.app worker` (its `worker_pool`; `-P` on the command line wins), the local"

@@ -237,6 +237,9 @@ def stats_view(stats: Stats) -> dict[str, Any]:
         "redis": public(asdict(stats.redis)) if stats.redis is not None else None,
         "outbox": stats.outbox,
         "outboxOldestAt": iso(stats.outbox_oldest),
+        "stores": [{"storeId": load.store, "openJobs": load.open_jobs,
+                    "callsLastMinute": [{"operation": op, "count": n, "share": load.shares.get(op, 0.0)} for op, n in load.calls.items()]}
+                   for load in stats.stores],
     }
 
 

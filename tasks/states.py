@@ -36,6 +36,7 @@ class Verdict(StrEnum):
     RUN = "run"              # call the API (at the job's turn, if the endpoint is paced); counted as an attempt
     PAUSED = "paused"        # the endpoint is paused (a 429) and not paced: wait it out, no call, no attempt
     PACED = "paced"          # the job's turn at the endpoint's pace is further off than a worker waits: no call, no attempt
+    QUEUED = "queued"        # the job's store has had its share of the endpoint's turns: ask again later, no call, no attempt
     SETTLED = "settled"      # a capture that already succeeded: finish it without calling again
     SUCCEEDED = "succeeded"  # a stale copy of a finished job: nothing to do
     DEAD = "dead"            # a stale copy of a dead-lettered job: nothing to do

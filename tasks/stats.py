@@ -17,9 +17,13 @@ from tasks.redis import keys
 from tasks.redis.connection import primary_address
 from tasks.redis.replicas import Replicas, ReplicaState, in_sync, replicas_in, state_of
 from tasks.states import JobState
+from tasks.store.backlog import Backlog, StoreLoad
 from tasks.store.deadletters import DeadLetterStore
 from tasks.store.leases import LeaseStore, steady
 from tasks.store.records import JobStore
+
+STORES_SHOWN = 20       # the busiest stores listed (each costs a bounded count of its open jobs)
+STORES_SINCE = 3600.0   # seconds: stores that enqueued within this may still have jobs open
 
 
 @dataclass
@@ -74,7 +78,11 @@ class Stats:
     ``queued_since`` is, per queue, when the job next in line became queued
     (absent: the queue is empty, or its next message is not a queued payq job);
     ``intake_answers`` the HTTP intake's answers by status and ``worker_starts``
-    the worker processes started, both since their counters began.
+    the worker processes started, both since their counters began. ``stores``
+    are the busiest :data:`STORES_SHOWN` stores that enqueued in the last
+    :data:`STORES_SINCE` seconds or made calls in the last minute: each one's open
+    jobs, its calls in the last minute and its share of each endpoint's
+    (:mod:`tasks.store.backlog`).
     """
 
     taken_at: float
@@ -95,6 +103,7 @@ class Stats:
     queued_since: dict[str, float] = field(default_factory=dict)
     intake_answers: dict[str, int] = field(default_factory=dict)
     worker_starts: int = 0
+    stores: list[StoreLoad] = field(default_factory=list)  # per store: open jobs, calls and share of the last minute
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -170,6 +179,7 @@ def collect(client: redis.Redis, jobs: JobStore, dead_letters: DeadLetterStore, 
         queued_since=queued_since,
         intake_answers={status: int(n) for status, n in sorted(answers.items())},
         worker_starts=int(starts or 0),
+        stores=Backlog(client).loads(now, STORES_SINCE)[:STORES_SHOWN],
     )
 
 

@@ -37,6 +37,7 @@ from tasks.jobs.decide import (
 )
 from tasks.jobs.deferral import Deferral
 from tasks.notify import events
+from tasks.pacing.fairness import HORIZON as FAIR_HORIZON
 from tasks.producer import prepare
 from tasks.redis.patience import Patience
 from tasks.states import Verdict
@@ -85,7 +86,8 @@ def execute(rt: Runtime, job: Job, patience: Patience) -> Ending:
     claimed_at = rt.clock()  # before BEGIN: the lease it grants runs from a moment after this
     begin = rt.write(patience, lambda: rt.jobs.begin(
         job.job_id, job.operation, job.worker, now, job.delivery, rt.settings.lease_seconds, pace, TURN_WAIT_IN_PLACE,
-        holder=rt.holdings.worker, claim=job.claim))
+        holder=rt.holdings.worker, claim=job.claim, store=str(job.kwargs.get("storeId", "")),
+        fair_horizon=FAIR_HORIZON if rt.settings.fair_share else 0.0))
     action = start(begin.verdict, begin.until, pace, rt.policy, rt.rng.random)
     if isinstance(action, Skip):
         return action

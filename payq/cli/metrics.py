@@ -47,6 +47,9 @@ METRICS: dict[str, str] = {
     "payq_redis_degraded": "1 while payq goes on with Redis's primary alone (no replica in sync where one is expected, and"
                            " PAYQ_REDIS_MIN_REPLICAS 0): a failover now would lose what it acknowledged.",
     "payq_waiting_jobs": "Refunds held until their trip's capture succeeds (a capture that is dead-lettered keeps them waiting).",
+    "payq_store_open_jobs": "Jobs each store has open (enqueued, not yet succeeded or dead-lettered); the busiest stores only.",
+    "payq_store_calls_last_minute": "Calls each store's jobs began in the last minute, by operation.",
+    "payq_store_call_share": "Each store's share (0 to 1) of an endpoint's calls in the last minute.",
     "payq_dead_letters": "Dead-letter entries waiting for an operator, by reason.",
     "payq_endpoint_paused_until_seconds": "End of each endpoint's shared 429 pause, epoch seconds; 0 or in the past when not paused.",
     "payq_endpoint_pace_per_second": "Calls per second each endpoint is paced at, all workers together (the lower of configured and learned); 0 when unpaced.",
@@ -100,6 +103,17 @@ class PayqCollector:
         yield next_due
         yield GaugeMetricFamily("payq_deferred_overdue_seconds", METRICS["payq_deferred_overdue_seconds"], value=overdue)
         yield GaugeMetricFamily("payq_waiting_jobs", METRICS["payq_waiting_jobs"], value=stats.waiting)
+        open_jobs = GaugeMetricFamily("payq_store_open_jobs", METRICS["payq_store_open_jobs"], labels=["store"])
+        store_calls = GaugeMetricFamily("payq_store_calls_last_minute", METRICS["payq_store_calls_last_minute"], labels=["store", "operation"])
+        shares = GaugeMetricFamily("payq_store_call_share", METRICS["payq_store_call_share"], labels=["store", "operation"])
+        for load in stats.stores:
+            open_jobs.add_metric([load.store], load.open_jobs)
+            for op_name, count in load.calls.items():
+                store_calls.add_metric([load.store, op_name], count)
+                shares.add_metric([load.store, op_name], load.shares.get(op_name, 0.0))
+        yield open_jobs
+        yield store_calls
+        yield shares
         if stats.redis is not None:
             yield GaugeMetricFamily("payq_redis_replicas", METRICS["payq_redis_replicas"], value=stats.redis.replicas)
             yield GaugeMetricFamily("payq_redis_replicas_in_sync", METRICS["payq_redis_replicas_in_sync"], value=stats.redis.in_sync)

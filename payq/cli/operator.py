@@ -333,7 +333,9 @@ def stats(as_json: bool) -> None:
     endpoint's pace is the one in force (the lower of configured and learned),
     with the calls made and how many were answered 429. Live workers are the
     worker processes whose heartbeat is within a lease, with its age; jobs
-    given back counts those recovered from workers whose lease lapsed.
+    given back counts those recovered from workers whose lease lapsed. Stores:
+    the busiest, each with its open jobs and its calls in the last minute, with
+    its share of each endpoint's calls (issue #36: fair share between stores).
     """
     with exits_cleanly():
         rt = stores_from_env()
@@ -364,3 +366,7 @@ def stats(as_json: bool) -> None:
         for seen in snapshot.live_workers:
             click.echo(f"  {seen.worker:<40} last heartbeat {seen.age:.1f} s ago")
         click.echo(f"jobs given back from workers whose lease lapsed: {snapshot.recovered}")
+        click.echo("stores (open jobs; calls in the last minute and their share of the endpoint's): " + ("none" if not snapshot.stores else ""))
+        for load in snapshot.stores:
+            done = ", ".join(f"{op} {n} ({load.shares.get(op, 0.0):.0%})" for op, n in load.calls.items()) or "no calls"
+            click.echo(f"  {load.store:<20} open {load.open_jobs:<7} {done}")

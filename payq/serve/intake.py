@@ -11,6 +11,7 @@ request writes nothing. Refusals are RFC 9457 problems
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Annotated, Any
@@ -40,6 +41,7 @@ from payq.serve.problems import (
     internal,
     job_conflict,
     not_found,
+    store_backlog,
     trip_rules,
     unauthorized,
     unavailable,
@@ -58,6 +60,7 @@ from payq.serve.schemas import (
 from payq.serve.shared import intake_jobs_of, settings_of
 from payq.views import public_job, public_trip
 from tasks.jobs.books import TripRuleViolation
+from tasks.store.backlog import over_cap, retry_after
 from tasks.store.records import NewJob
 
 log = logging.getLogger(__name__)
@@ -117,6 +120,20 @@ def _check_stores(jobs: Sequence[NewJob], stores: frozenset[str], *, in_batch: b
         raise forbidden("the token may not use the store of " + ("these jobs" if in_batch else "this job") + "; nothing was enqueued", errors)
 
 
+async def _check_backlogs(request: Request, jobs: Sequence[NewJob], *, in_batch: bool) -> None:
+    """429 with Retry-After if the jobs would take a store past ``PAYQ_STORE_BACKLOG_CAP`` open jobs (checked before anything is written)."""
+    cap = settings_of(request).store_backlog_cap
+    if cap is None:
+        return
+    new = Counter(str(job.kwargs["storeId"]) for job in jobs)
+    open_jobs = await _jobs(request).open_jobs(list(new))
+    limits = settings_of(request).rate_limits
+    for store, count in new.items():
+        if over_cap(open_jobs[store], count, cap):
+            wait = retry_after(open_jobs[store], cap, max(limits.values()) if limits else None)
+            raise store_backlog(store, open_jobs[store], count, cap, wait, in_batch)
+
+
 @contextmanager
 def _redis_refusals(*, in_batch: bool = False) -> Iterator[None]:
     """A trip's rules as 409; Redis unreachable, read-only or out of memory as 503 (nothing was written); too few replicas as 503."""
@@ -150,6 +167,8 @@ _POST_PROBLEMS = {
          "(`urn:payq:problem:job-conflict`; each error names the field with its `stored` and `sent` value; nothing was changed).",
     413: "The body is too large.",
     422: "A job breaks a rule; `errors` names every field and rule; nothing was enqueued.",
+    429: "The store already has `PAYQ_STORE_BACKLOG_CAP` jobs open (`urn:payq:problem:store-backlog`); nothing was enqueued. Send the"
+         " same jobs again after `Retry-After` seconds. Only that store is refused.",
     503: "Redis cannot be reached (nothing was written), or its replicas did not confirm the jobs in time (`PAYQ_REDIS_MIN_REPLICAS`: they"
          " may still run). Send them again after `Retry-After` seconds: enqueueing is idempotent.",
 }
@@ -169,6 +188,7 @@ async def post_job(request: Request, stores: TokenStores) -> Response:
     job = one_job(await read_body(request, JOB_BODY_LIMIT))
     _check_stores([job], stores, in_batch=False)
     with _redis_refusals():
+        await _check_backlogs(request, [job], in_batch=False)
         done = (await _jobs(request).enqueue([job]))[0]
     if done.conflict:
         raise job_conflict(conflict_errors(done.differences, stores, batch=False))
@@ -202,6 +222,7 @@ async def post_batch(request: Request, stores: TokenStores) -> Response:
     jobs = await run_in_threadpool(batch, raw)
     _check_stores(jobs, stores, in_batch=True)
     with _redis_refusals(in_batch=True):
+        await _check_backlogs(request, jobs, in_batch=True)
         done = await _jobs(request).enqueue(jobs)
     answers, refused = [], []
     for result in done:

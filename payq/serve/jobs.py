@@ -25,6 +25,7 @@ from tasks.redis import keys, scripts
 from tasks.redis.connection import replicas
 from tasks.redis.patience import Patience
 from tasks.redis.replicas import Sighting
+from tasks.store.backlog import count_args
 from tasks.store.deadletters import DeadLetter
 from tasks.store.records import ENQUEUE_CHUNK, Enqueued, NewJob, enqueue_call, read_enqueue_reply
 
@@ -52,6 +53,7 @@ class IntakeJobs:
         self._ttl = int(settings.job_retention_days * _DAY)
         self._events = sent_event_channel_of(client)
         self._enqueue = client.register_script(scripts.source("enqueue"))
+        self._count_backlog = client.register_script(scripts.source("backlog_count"))
         self._replicas = replicas(settings)
 
     def patience(self) -> Patience:
@@ -81,6 +83,17 @@ class IntakeJobs:
             chunk = jobs[start : start + ENQUEUE_CHUNK]
             done += read_enqueue_reply(await self._call(patience, chunk, now, dry_run=False), chunk, offset=start)
         return done
+
+    async def open_jobs(self, stores: Sequence[str]) -> dict[str, int]:
+        """How many jobs each of ``stores`` has open now (:mod:`tasks.store.backlog`)."""
+        names = list(dict.fromkeys(stores))
+
+        async def count() -> list[Any]:
+            reply: list[Any] = await self._count_backlog(keys=[], args=count_args(names))
+            return reply
+
+        counts = await patiently(self._settings, self.patience(), count)
+        return {store: int(n) for store, n in zip(names, counts, strict=True)}
 
     async def _call(self, patience: Patience, jobs: Sequence[NewJob], now: float, *, dry_run: bool) -> list[Any]:
         call_keys, args = enqueue_call(jobs, now, self._ttl, self._events, dry_run=dry_run)

@@ -169,6 +169,14 @@ def job_conflict(errors: list[dict[str, Any]], jobs: list[dict[str, Any]] | None
                    errors, extra={"jobs": jobs} if jobs is not None else {})
 
 
+def store_backlog(store: str, open_jobs: int, new_jobs: int, cap: int, retry_after: int, in_batch: bool) -> Problem:
+    """429: the store has ``open_jobs`` open and may have at most ``cap`` (``PAYQ_STORE_BACKLOG_CAP``); nothing was written."""
+    rule = f"store {store!r} has {open_jobs} jobs open and may have at most {cap}: {new_jobs} more would pass it"
+    return Problem(429, "store-backlog", "Too many open jobs for this store",
+                   f"{rule}; nothing was enqueued. Send the " + ("jobs" if in_batch else "job") + " again after Retry-After seconds.",
+                   [{"field": "storeId", "rule": rule}], headers={"Retry-After": str(retry_after)})
+
+
 def unavailable(detail: str) -> Problem:
     """503: Redis cannot be reached (or refuses writes); nothing was written, try again after ``Retry-After``."""
     return Problem(503, "unavailable", "Service unavailable", detail, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})

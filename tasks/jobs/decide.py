@@ -157,6 +157,7 @@ def start(verdict: Verdict, until: float | None, pace: float | None, policy: Ret
     - paused: wait out the endpoint's pause (:func:`wait_out_pause`), no call and no attempt;
     - paced: a turn later than a worker waits is waited for in the deferred set (:func:`wait_for_turn`);
     - unrecorded: a message that came around payq's doors is enqueued through them, and calls nothing itself;
+    - queued: its store has had its share of the turns: wait in the deferred set and ask again (:func:`wait_for_share`);
     - anything else: nothing to do.
     """
     if verdict is Verdict.UNRECORDED:
@@ -172,6 +173,9 @@ def start(verdict: Verdict, until: float | None, pace: float | None, policy: Ret
     if verdict is Verdict.PACED:
         assert until is not None and pace is not None
         return wait_for_turn(until, pace, TURN_LEAD)
+    if verdict is Verdict.QUEUED:
+        assert until is not None and pace is not None
+        return wait_for_share(until, pace)
     return Skip(verdict)
 
 
@@ -261,6 +265,15 @@ def wait_for_turn(turn: float, pace: float, lead: float) -> Defer:
     out the rest and calls on the turn, not a poll interval after it.
     """
     return Defer(turn - lead, DeferCause.PACED, turn=turn, pace=pace)
+
+
+def wait_for_share(ask_at: float, pace: float) -> Defer:
+    """A job whose store has had its share of the endpoint's turns waits in the deferred set until ``ask_at``, then asks again.
+
+    Recorded as waiting for its turn (``paced``, a cause the previous version
+    reads too); its turn is taken when it asks (:mod:`tasks.pacing.fairness`).
+    """
+    return Defer(ask_at, DeferCause.PACED, turn=ask_at, pace=pace)
 
 
 def wait_out_pause(paused_until: float, policy: RetryPolicy, rand: Callable[[], float]) -> Defer:

@@ -6,8 +6,8 @@ or more (:mod:`tasks.pacing.rules`). An operator who knows the limit is gone (th
 API's owners raised it; the 429s came from a proxy since fixed) lifts both
 (``payq pace reset OP``, or the console's overview):
 
-- the pause and the learned state (with the GCRA turn it spaced) are deleted
-  in one MULTI, so every worker calls at the configured pace (or unpaced)
+- the pause and the learned state (with the GCRA turn it spaced, and the
+  stores' clocks of :mod:`tasks.pacing.fairness`) are deleted in one MULTI, so every worker calls at the configured pace (or unpaced)
   within half a second (:class:`tasks.pacing.pacer.Pacer` re-reads it that often);
 - the jobs deferred only for that endpoint (its pause, their turn at its
   pace, a 429's Retry-After: :func:`waits_for_the_endpoint`) are
@@ -81,7 +81,8 @@ class EndpointLog:
         pipe = self._redis.pipeline(transaction=True)
         pipe.get(keys.pause(operation))
         pipe.hget(keys.pace(operation), "accepted")
-        pipe.delete(keys.pause(operation), keys.pace(operation))
+        # the stores' clocks go too: set after the pause, they would hold the stores' jobs until its old end
+        pipe.delete(keys.pause(operation), keys.pace(operation), keys.fair_clocks(operation), keys.fair_waiting(operation))
         paused, accepted, _ = pipe.execute()
         until = float(paused) if paused is not None and float(paused) > now else None
         lifted = Lifted(operation, by, now, until, float(accepted) if accepted else None, self._release_deferred(operation, now))

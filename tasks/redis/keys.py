@@ -6,6 +6,7 @@ PREFIX = "payq"
 DEFERRED = f"{PREFIX}:deferred"            # ZSET job id -> due time (epoch seconds)
 # ZSET job id -> when it last became queued or running: the console's list of live jobs
 ACTIVE = f"{PREFIX}:active"
+BACKLOG_STORES = f"{PREFIX}:backlog-stores"  # ZSET: the stores with jobs on record, by their last enqueue
 DEAD_LETTERS = f"{PREFIX}:dlq"             # HASH job id -> entry JSON
 DEAD_LETTER_INDEX = f"{PREFIX}:dlq:index"  # ZSET job id -> time dead-lettered
 # HASH reason -> number of entries; kept by the dead-letter scripts so ``payq stats``
@@ -90,6 +91,26 @@ API_CALLS = f"{PREFIX}:api:calls"
 ENDPOINT_LOG = f"{PREFIX}:endpoints:log"
 # LIST of JSON: the console's action log, newest first: who replayed, purged or lifted what, and who was refused (payq/serve/console/actionlog.py)
 CONSOLE_LOG = f"{PREFIX}:console:log"
+
+
+def backlog(store: str) -> str:
+    """ZSET: a store's jobs enqueued and not known to be settled, by enqueue time (:mod:`tasks.store.backlog`)."""
+    return f"{PREFIX}:backlog:{store}"
+
+
+def fair_clocks(operation: str) -> str:
+    """HASH: each store's clocks at an endpoint's pace (``turn:<storeId>``, ``line:<storeId>``: :mod:`tasks.pacing.fairness`)."""
+    return f"{PREFIX}:fair:{operation}"
+
+
+def store_calls(tens: int) -> str:
+    """HASH: calls begun per ``<operation>:<storeId>`` in one ten-second window (epoch seconds // 10), kept two minutes."""
+    return f"{PREFIX}:store-calls:{tens}"
+
+
+def fair_waiting(operation: str) -> str:
+    """ZSET: the stores waiting for an endpoint's turns, scored by the later of their clocks (gone once it passes)."""
+    return f"{PREFIX}:fair:{operation}:waiting"
 
 
 def pause(operation: str) -> str:

@@ -41,6 +41,7 @@ from tasks.notify.outbox import event_args
 from tasks.pacing.pacer import count_call
 from tasks.redis import keys, scripts
 from tasks.states import Verdict
+from tasks.store.backlog import CALLS_WINDOW
 
 # Why a job waited, kept per job for `payq job` and the demo's summary; only the latest few.
 _DEFERRALS_KEPT = 20
@@ -130,9 +131,9 @@ def enqueue_call(jobs: Sequence[NewJob], now: float, ttl: int, events_channel: s
             wire.job_json(job.kwargs),  # a dry run too: a job sent again is compared with the one on record
             "" if dry_run else build_sent_event(job.operation, job.job_id, job.kwargs, now),
             keys.trip(store, trip) if booked else "", keys.held(store, trip) if booked else "",
-            cents(amount["amount"]) if "amount" in amount else 0, amount.get("code", ""),
+            cents(amount["amount"]) if "amount" in amount else 0, amount.get("code", ""), keys.backlog(store), store,
         ]
-    return [keys.ACTIVE, keys.WAITING], args
+    return [keys.ACTIVE, keys.WAITING, keys.BACKLOG_STORES], args
 
 
 def read_enqueue_reply(reply: list[Any], jobs: Sequence[NewJob], offset: int = 0) -> list[Enqueued]:
@@ -210,7 +211,8 @@ class JobStore:
 
     def begin(
         self, job_id: str, operation: Operation, worker: str, now: float, delivery: str, lease: float,
-        pace: float | None = None, wait_in_place: float = 0.0, *, holder: str = "", claim: str = "",
+        pace: float | None = None, wait_in_place: float = 0.0, *, holder: str = "", claim: str = "", store: str = "",
+        fair_horizon: float = 0.0,
     ) -> Begin:
         """Claim an attempt, unless the job is finished, deferred, its endpoint paused, its turn not near, or another worker holds it.
 
@@ -224,11 +226,16 @@ class JobStore:
         is kept on the record (``pace_turn``) for when the job comes back.
         ``UNRECORDED``, nothing written: payq has no record of a job under
         ``job_id`` (a message that came around payq's doors, :mod:`tasks.jobs.admission`).
+        With ``fair_horizon`` (seconds, 0: first come, first served) the turns
+        are shared between stores (``store``: the job's storeId), and a job whose
+        store has had its share gets ``QUEUED``: ask again at its ``until``
+        (:mod:`tasks.pacing.fairness`).
         """
         verdict, attempts, until = self._begin(
             keys=[keys.job(job_id), keys.DEFERRED, keys.pause(operation), keys.ACTIVE, keys.pace(operation), keys.LEASES,
-                  keys.WORKERS, keys.WORKERS_STEADY],
-            args=[job_id, now, worker, delivery, lease, pace or 0, wait_in_place, holder, claim],
+                  keys.WORKERS, keys.WORKERS_STEADY, keys.fair_clocks(operation), keys.fair_waiting(operation),
+                  keys.store_calls(int(now // CALLS_WINDOW))],
+            args=[job_id, now, worker, delivery, lease, pace or 0, wait_in_place, holder, claim, store, fair_horizon],
         )
         return Begin(Verdict(verdict), int(attempts), float(until) if until else None)
 

@@ -12,6 +12,7 @@ import requests
 
 from config.settings import Settings
 from payapi.operations import Operation
+from tasks.producer import Producer, prepare
 from tasks.redis import keys
 from tests.console.conftest import PASSWORD, USER, form_token
 from tests.support.deadletters import Spec, seed
@@ -209,3 +210,18 @@ def test_a_capture_s_dead_letter_page_shows_its_idempotency_key(console: ServePr
 
     key = re.search(r'<code id="idempotency-key">([^<]*)</code>', page)
     assert key is not None and key.group(1) == "storeId s1, shoppingTripId k1"
+
+
+def test_the_overview_shows_each_store_s_open_jobs_and_share_of_the_calls(console: ServeProcess, op_settings: Settings) -> None:
+    producer = Producer(op_settings)
+    for store, trips in (("s-big", 3), ("s-small", 1)):
+        producer.publish([prepare("capture", {"storeId": store, "shoppingTripId": f"t{i}", "amount": {"amount": "1.00", "code": "USD"}})
+                          for i in range(trips)])
+    rt = Runtime.build(op_settings)
+    now = time.time()
+    # what BEGIN counts as it lets each call go (the workers are not needed for the picture)
+    rt.redis.hset(keys.store_calls(int(now // 10)), mapping={"capture:s-big": 3, "capture:s-small": 1})
+
+    page = console.request("GET", "/console/", auth=AUTH).text
+    rows = re.findall(r"<tr><td>([^<]+)</td><td class=\"num\">(\d+)</td>\s*<td>([^<]*)</td></tr>", page)
+    assert rows == [("s-big", "3", "capture 3 (75%)"), ("s-small", "1", "capture 1 (25%)")]

@@ -49,6 +49,9 @@ def test_payq_pace_reset_lifts_the_pause_and_learned_pace_releases_the_held_jobs
     until = now + 600
     rt.pacer.pause(Operation.REFUND, until, now)
     rt.redis.hset(keys.pace(Operation.REFUND), mapping={"accepted": "2", "since": until, "climb": 6000})
+    # a store's clocks as BEGIN left them during the pause: its next turns after the pause's end
+    rt.redis.hset(keys.fair_clocks(Operation.REFUND), mapping={"turn:s1": until + 0.5, "line:s1": until + 30})
+    rt.redis.zadd(keys.fair_waiting(Operation.REFUND), {"s1": until + 30})
     paced = prepare("feedback", {"storeId": "s1", "shoppingTripId": "t1", "totalAmount": {"amount": "1.00", "code": "USD"},
                                  "settledAmount": {"amount": "1.00", "code": "USD"}})
     rt.jobs.enqueue([paced], now=now)
@@ -59,6 +62,7 @@ def test_payq_pace_reset_lifts_the_pause_and_learned_pace_releases_the_held_jobs
     assert ran.stdout.startswith("refund: ended its pause (it ran until ")
     assert "forgot its learned pace (2 calls/s" in ran.stdout and "0 deferred jobs made due now" in ran.stdout
     assert rt.redis.exists(keys.pause(Operation.REFUND), keys.pace(Operation.REFUND)) == 0
+    assert rt.redis.exists(keys.fair_clocks(Operation.REFUND), keys.fair_waiting(Operation.REFUND)) == 0, "the stores start afresh"
     assert rt.redis.zscore(keys.DEFERRED, paced.job_id) == until, "a feedback waits for its own endpoint, not the refunds'"
     [entry] = [json.loads(e) for e in rt.redis.lrange(keys.ENDPOINT_LOG, 0, -1)]
     assert entry["operation"] == "refund" and entry["by"].endswith("(payq pace reset)")

@@ -94,9 +94,14 @@ def test_job_shows_each_state_and_stats_counts_them(
     assert [q["depth"] for q in stats["queues"]] == [0, 0, 0, 0]
     assert stats["unacked"] == 1, "the hanging capture was delivered and never acknowledged"
     assert stats["recovered"] == 0, "no live worker was left to give the killed worker's job back"
+    # per store: the jobs it enqueued that are still open (the hanging capture) and its calls of the last minute
+    assert stats["stores"] == [{"storeId": "s1", "openJobs": 1, "callsLastMinute": [
+        {"operation": "cancel", "count": 1, "share": 1.0}, {"operation": "capture", "count": 2, "share": 1.0},
+        {"operation": "feedback", "count": 1, "share": 1.0}]}]
     text_stats = payq("stats").stdout
     assert "dead letters: permanent 1" in text_stats
     assert "jobs given back from workers whose lease lapsed: 0" in text_stats
+    assert f"  {'s1':<20} open {1:<7} cancel 1 (100%), capture 2 (100%), feedback 1 (100%)" in text_stats.splitlines()
     assert "endpoint pauses: feedback until " in text_stats
 
 

@@ -159,6 +159,8 @@ START_ROWS: list[tuple[str, Verdict, float | None, float | None, Start]] = [
     ("paced-waits-for-its-turn-in-the-deferred-set", Verdict.PACED, NOW + 20, PACE,
      Defer(NOW + 20 - TURN_LEAD, DeferCause.PACED, turn=NOW + 20, pace=PACE)),
     ("unrecorded-message-is-enqueued-through-payq-s-rules", Verdict.UNRECORDED, None, None, Admit()),
+    ("queued-asks-again-when-its-store-has-a-share", Verdict.QUEUED, NOW + 3, PACE,
+     Defer(NOW + 3, DeferCause.PACED, turn=NOW + 3, pace=PACE)),
 ] + [(f"{v.value}-has-nothing-to-do", v, None, None, Skip(v))
      for v in (Verdict.SUCCEEDED, Verdict.DEAD, Verdict.DEFERRED, Verdict.HELD, Verdict.WAITING)]
 

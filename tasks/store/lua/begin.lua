@@ -3,7 +3,8 @@
 -- held under a lease (payq:leases, by Redis's clock) that the holder's heartbeat renews.
 -- Returns {verdict, attempts, time} (see tasks.states.Verdict): for 'run' the time of the job's
 -- turn (the worker waits until then), for 'paced' the turn it must wait for, for 'paused' the
--- end of the pause, for 'settled' the capture's settle time, for 'held' the end of the lease;
+-- end of the pause, for 'settled' the capture's settle time, for 'held' the end of the lease, for
+-- 'queued' when to ask again (the job's store has had its share of the turns: tasks.pacing.fairness);
 -- 'unrecorded' (nothing written) when payq has no record of a job under this id: see below.
 --#include names
 --#include lib/lease.lua
@@ -15,6 +16,9 @@ local pace_key = KEYS[5]
 local leases_key = KEYS[6]
 local workers_key = KEYS[7]
 local steady_key = KEYS[8]
+local clocks_key = KEYS[9]   -- each store's clocks at the endpoint (turn:<store>, line:<store>)
+local waiting_key = KEYS[10] -- the stores waiting for the endpoint, by the later of their clocks
+local store_calls_key = KEYS[11] -- calls let go this ten-second window, per operation and store (payq stats)
 local job_id = ARGV[1]
 local now = tonumber(ARGV[2])
 local worker = ARGV[3]     -- the Celery worker's name, for people
@@ -24,6 +28,9 @@ local pace = tonumber(ARGV[6])          -- calls per second; 0: the endpoint is 
 local wait_in_place = tonumber(ARGV[7]) -- a turn this close is waited for by the worker, not the deferred set
 local holder = ARGV[8]     -- the worker process (its heartbeat's id)
 local claim = ARGV[9]      -- this delivery's claim, unique: outcomes are written only under it
+local store = ARGV[10]     -- the job's storeId: turns are shared between stores
+local horizon = tonumber(ARGV[11] or '0') -- seconds ahead a store may book turns; 0: turns first come, first served
+local clocks_ttl = 3600    -- a store's clocks matter for seconds; the keys go an hour after the last turn
 
 local found = redis.call('HMGET', job_key, 'state', 'enqueued_at')
 local state, enqueued_at = found[1], found[2]
@@ -58,7 +65,35 @@ local paused_until = tonumber(redis.call('GET', pause_key) or '0')
 local turn = tonumber(redis.call('HGET', job_key, 'pace_turn') or '')
 if turn and turn < paused_until then turn = nil end
 if not turn then
-  if pace > 0 then
+  if pace > 0 and horizon > 0 then
+    -- fair turns between stores (start-time fair queuing, tasks.pacing.fairness.fair_turn): a store
+    -- takes the endpoint's next free turn while its own clock is within the horizon; its clock then
+    -- moves on by (stores waiting) / pace. Past its share, the job joins its store's line and asks again.
+    local tat = tonumber(redis.call('HGET', pace_key, 'tat') or '0')
+    local turn_field, line_field = 'turn:' .. store, 'line:' .. store
+    local clocks = redis.call('HMGET', clocks_key, turn_field, line_field)
+    local store_turn = tonumber(clocks[1] or '0')
+    local store_line = tonumber(clocks[2] or '0')
+    redis.call('ZREMRANGEBYSCORE', waiting_key, '-inf', now)
+    local others_waiting = redis.call('ZCARD', waiting_key)
+    if redis.call('ZSCORE', waiting_key, store) then others_waiting = others_waiting - 1 end
+    local step = (others_waiting + 1) / pace
+    local ask_at = nil
+    if store_turn <= now + horizon + 1e-6 then
+      turn = math.max(now, paused_until, tat)
+      store_turn = math.max(store_turn, turn - horizon) + step  -- a store that asked late catches up within a horizon
+      redis.call('HSET', pace_key, 'tat', tostring(turn + 1 / pace))
+    else
+      local place = math.max(store_line, store_turn)
+      store_line = place + 1 / pace
+      ask_at = place - horizon
+    end
+    redis.call('HSET', clocks_key, turn_field, tostring(store_turn), line_field, tostring(store_line))
+    redis.call('ZADD', waiting_key, math.max(store_turn, store_line), store)
+    redis.call('EXPIRE', clocks_key, clocks_ttl)
+    redis.call('EXPIRE', waiting_key, clocks_ttl)
+    if ask_at then return {VERDICT.QUEUED, '0', tostring(ask_at)} end
+  elseif pace > 0 then
     -- GCRA: the endpoint's next free turn is `tat`; taking one moves it on by 1/pace. Turns are
     -- handed out in the order jobs ask, so after a pause the waiting jobs come back oldest first.
     local tat = tonumber(redis.call('HGET', pace_key, 'tat') or '0')
@@ -81,4 +116,6 @@ redis.call('HSET', job_key, 'state', STATE.RUNNING, 'updated_at', ARGV[2], 'last
            'delivery', delivery, 'holder', holder, 'claim', claim)
 redis.call('ZADD', active_key, ARGV[2], job_id)
 redis.call('ZADD', leases_key, clock + lease, job_id)
+redis.call('HINCRBY', store_calls_key, operation .. ':' .. store, 1)
+redis.call('EXPIRE', store_calls_key, 130)
 return {VERDICT.RUN, tostring(attempts), tostring(turn)}

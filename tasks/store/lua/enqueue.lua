@@ -12,18 +12,20 @@
 --#include lib/publish.lua
 local active_key = KEYS[1]
 local waiting_key = KEYS[2]
+local backlog_stores_key = KEYS[3] -- stores with jobs on record, by their last enqueue (tasks/store/backlog.py)
 local now = ARGV[1]
 local ttl = ARGV[2]
 local events_channel = ARGV[3]
 local dry_run = ARGV[4] == '1'
 local refund_window = tonumber(ARGV[5])
-local FIRST, STRIDE = 6, 11
+local FIRST, STRIDE = 6, 13
 
 local function job_at(i)
   return {
     id = ARGV[i], key = ARGV[i + 1], operation = ARGV[i + 2], queue = ARGV[i + 3], message = ARGV[i + 4],
     kwargs = ARGV[i + 5], sent_event = ARGV[i + 6], trip_key = ARGV[i + 7], held_key = ARGV[i + 8],
-    cents = tonumber(ARGV[i + 9]), currency = ARGV[i + 10],
+    cents = tonumber(ARGV[i + 9]), currency = ARGV[i + 10], 
+    backlog_key = ARGV[i + 11], store = ARGV[i + 12],
   }
 end
 
@@ -116,6 +118,10 @@ for i = FIRST, #ARGV, STRIDE do
       record_and_publish(job.key, job.queue, active_key, job.id, job.message, job.operation, job.kwargs, now, ttl,
                          events_channel, job.sent_event)
     end
+    -- the store's open jobs, for its intake cap and `payq stats` (settled ones are pruned when counted)
+    redis.call('ZADD', job.backlog_key, now, job.id)
+    redis.call('EXPIRE', job.backlog_key, ttl)
+    redis.call('ZADD', backlog_stores_key, now, job.store)
     table.insert(created, 1)
   end
 end

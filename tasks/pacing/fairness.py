@@ -1,0 +1,81 @@
+"""Fair turns between stores at a paced endpoint: pure functions, carried out by BEGIN (``tasks/store/lua/begin.lua``).
+
+An endpoint's turns (:mod:`tasks.pacing.rules`, GCRA) used to go to jobs in the
+order they asked, so a store that enqueued 600 captures held every other
+store's behind all of them. Now they are shared by start-time fair queuing:
+
+- each store has a clock, its **next turn at its share**: a turn it takes moves
+  it to ``max(clock, turn - HORIZON) + n / pace``, where ``n`` is the number of
+  stores waiting for the endpoint now (its own included). Alone, a store's clock
+  moves with the endpoint's, so a store alone still gets the whole pace; with two
+  flooding stores each clock moves twice as fast as the endpoint's and each
+  store gets every other turn. A clock may lag the turns by up to a horizon: a
+  store whose jobs came back late (the mover's poll, the queue behind the
+  flooding stores' jobs) makes up for it with turns back to back, rather than
+  losing its share to stores that never stop asking;
+- a store takes the endpoint's next free turn only while its clock is within
+  :data:`HORIZON` of now. No store books turns further ahead than that (the
+  endpoint's next free turn stays within the horizon plus one step), so a
+  store that starts asking later waits about a horizon for its first turn, not
+  behind another store's backlog;
+- a job whose store is past its share gets no turn. It joins its store's
+  **line** (a second clock per store, one turn apart per job, as if the store
+  were alone) and comes back when its place in the line is within the
+  horizon, asking again. A store with more jobs than its share asks more often
+  than it takes; those jobs join the back of its line again (order inside a
+  store is not kept; a trip's order is kept by its books, not by turns).
+
+A store is waiting while either clock is ahead of now: it has a turn booked,
+or jobs in its line. The endpoint's own ``tat`` (the next free turn) is kept as
+before, so a worker of the previous version, which knows no stores, shares
+the same pace during a rolling upgrade.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Seconds ahead that a store may book turns. Small, so a store that starts asking while another floods
+# waits about this for its first turn; not smaller than a returning job's lateness (the mover's poll,
+# 0.1 s, and a worker's fetch), or a store's jobs would come back after their share had passed them by.
+HORIZON = 1.0
+# A clock this close to another counts as the same time (float sums of 1/pace).
+EPSILON = 1e-6
+
+
+@dataclass(frozen=True)
+class StoreClocks:
+    """A store's two clocks at an endpoint: ``turn``, its next turn at its share; ``line``, the end of its line of jobs waiting to ask."""
+
+    turn: float = 0.0
+    line: float = 0.0
+
+    def waiting(self, now: float) -> bool:
+        """Whether the store counts as waiting for the endpoint: a turn booked, or jobs in its line."""
+        return max(self.turn, self.line) > now
+
+
+@dataclass(frozen=True)
+class Share:
+    """What a job's ask came to: a ``turn`` (the endpoint's next free turn), or none and ``ask_at``, when to ask again.
+
+    ``tat`` is the endpoint's next free turn afterwards, ``clocks`` the store's.
+    """
+
+    turn: float | None
+    ask_at: float | None
+    tat: float
+    clocks: StoreClocks
+
+
+def fair_turn(now: float, paused_until: float, tat: float, pace: float, clocks: StoreClocks, others_waiting: int) -> Share:
+    """A job of a store with ``clocks`` asks for a turn at an endpoint paced at ``pace`` (> 0) whose next free turn is ``tat``.
+
+    ``others_waiting`` is how many other stores wait for the endpoint now.
+    """
+    step = (others_waiting + 1) / pace
+    if clocks.turn <= now + HORIZON + EPSILON:
+        turn = max(now, paused_until, tat)
+        return Share(turn, None, turn + 1 / pace, StoreClocks(max(clocks.turn, turn - HORIZON) + step, clocks.line))
+    place = max(clocks.line, clocks.turn)
+    return Share(None, place - HORIZON, tat, StoreClocks(clocks.turn, place + 1 / pace))

@@ -1,0 +1,55 @@
+"""BEGIN carries out :func:`tasks.pacing.fairness.fair_turn` exactly: the same table, run through ``begin.lua`` on a real Redis."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import redis
+
+from payapi.operations import Operation
+from tasks.pacing.fairness import HORIZON, StoreClocks, fair_turn
+from tasks.redis import keys
+from tasks.states import Verdict
+from tasks.store.records import JobStore
+
+PACE = 10.0
+WAIT_IN_PLACE = 0.5
+
+
+@pytest.mark.parametrize(("case", "tat", "clocks", "others"), [
+    ("alone-at-the-endpoint-s-next-turn", 0.3, StoreClocks(0.3, 0.0), 0),
+    ("an-idle-endpoint", -5.0, StoreClocks(), 0),
+    ("a-newcomer-beside-a-booked-store", 0.9, StoreClocks(), 1),
+    ("two-waiting-a-clock-ahead", 0.5, StoreClocks(0.6, 0.0), 1),
+    ("three-waiting-a-late-store-catches-up", 0.5, StoreClocks(-3.0, 0.0), 2),
+    ("past-its-share-joins-its-line", 0.5, StoreClocks(HORIZON + 0.2, 0.0), 1),
+    ("behind-others-in-its-line", 0.5, StoreClocks(HORIZON + 0.2, 4.0), 1),
+])
+def test_begin_gives_the_turn_the_rule_gives(case: str, tat: float, clocks: StoreClocks, others: int, rdb: redis.Redis) -> None:
+    now = time.time()
+    op = Operation.CAPTURE
+    rdb.hset(keys.pace(op), "tat", repr(now + tat))
+    if clocks != StoreClocks():
+        rdb.hset(keys.fair_clocks(op), mapping={"turn:S": repr(now + clocks.turn), "line:S": repr(now + clocks.line)})
+        if clocks.waiting(0.0):
+            rdb.zadd(keys.fair_waiting(op), {"S": now + max(clocks.turn, clocks.line)})
+    for i in range(others):
+        rdb.zadd(keys.fair_waiting(op), {f"other{i}": now + 5})
+    absolute = StoreClocks(now + clocks.turn, now + clocks.line) if clocks != StoreClocks() else clocks
+    share = fair_turn(now, 0.0, now + tat, PACE, absolute, others)
+
+    job_id = f"capture:S:{case}"
+    rdb.hset(keys.job(job_id), mapping={"op": op.value, "state": "queued", "attempts": 0, "enqueued_at": repr(now)})  # as enqueue records it
+    begun = JobStore(rdb, 86400).begin(job_id, op, "w@host", now, "1", 10.0,
+                                       PACE, WAIT_IN_PLACE, holder="w", claim="c", store="S", fair_horizon=HORIZON)
+
+    stored = rdb.hgetall(keys.fair_clocks(op))
+    assert float(stored["turn:S"]) == pytest.approx(share.clocks.turn, abs=1e-3), case
+    assert float(stored["line:S"]) == pytest.approx(share.clocks.line, abs=1e-3), case
+    assert float(rdb.hget(keys.pace(op), "tat") or 0) == pytest.approx(share.tat, abs=1e-3), case
+    if share.turn is None:
+        assert begun.verdict is Verdict.QUEUED and begun.until == pytest.approx(share.ask_at, abs=1e-3), case
+    else:
+        expected = Verdict.RUN if share.turn - now <= WAIT_IN_PLACE else Verdict.PACED
+        assert begun.verdict is expected and begun.until == pytest.approx(share.turn, abs=1e-3), case
