@@ -235,7 +235,7 @@ class JobStore:
             keys=[keys.job(job_id), keys.DEFERRED, keys.pause(operation), keys.ACTIVE, keys.pace(operation), keys.LEASES,
                   keys.WORKERS, keys.WORKERS_STEADY, keys.fair_clocks(operation), keys.fair_waiting(operation),
                   keys.store_calls(int(now // CALLS_WINDOW))],
-            args=[job_id, now, worker, delivery, lease, pace or 0, wait_in_place, holder, claim, store, fair_horizon],
+            args=[job_id, now, worker, delivery, lease, pace or 0, wait_in_place, holder, claim, store, fair_horizon, operation],
         )
         return Begin(Verdict(verdict), int(attempts), float(until) if until else None)
 

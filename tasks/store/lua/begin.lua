@@ -30,6 +30,7 @@ local holder = ARGV[8]     -- the worker process (its heartbeat's id)
 local claim = ARGV[9]      -- this delivery's claim, unique: outcomes are written only under it
 local store = ARGV[10]     -- the job's storeId: turns are shared between stores
 local horizon = tonumber(ARGV[11] or '0') -- seconds ahead a store may book turns; 0: turns first come, first served
+local operation = ARGV[12] -- the job's operation, for the calls counted per operation and store
 local clocks_ttl = 3600    -- a store's clocks matter for seconds; the keys go an hour after the last turn
 
 local found = redis.call('HMGET', job_key, 'state', 'enqueued_at')
