@@ -39,7 +39,7 @@ def connect(settings: Settings) -> aioredis.Redis:
 
     Its connections pack commands with hiredis, as the synchronous client's
     do: redis-py's asynchronous connection packs every argument in Python,
-    and a batch's enqueue script has eleven per job.
+    and a batch's enqueue script has twelve per job.
     """
     client: aioredis.Redis
     if settings.uses_sentinel:

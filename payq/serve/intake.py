@@ -57,6 +57,7 @@ from payq.serve.schemas import (
 )
 from payq.serve.shared import intake_jobs_of, settings_of
 from payq.views import public_job, public_trip
+from tasks import tracing
 from tasks.jobs.books import TripRuleViolation
 from tasks.store.records import NewJob
 
@@ -64,12 +65,20 @@ log = logging.getLogger(__name__)
 
 
 class _ProblemRoute(APIRoute):
-    """A route that answers a raised :class:`Problem` as problem JSON, and any fault of its own as a 500 problem."""
+    """A route that answers a raised :class:`Problem` as problem JSON, and any fault of its own as a 500 problem.
+
+    Each request is the intake's span (:mod:`tasks.tracing`), a child of the
+    store backend's ``traceparent`` if it sent one: the jobs a POST enqueues
+    keep that trace (the store's own, when tracing is off here).
+    """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        methods = ",".join(sorted(self.methods or ()))
+        name = f"{methods} {self.path}"
+        attributes = {tracing.HTTP_METHOD: methods, tracing.HTTP_ROUTE: self.path}
 
-        async def handle(request: Request) -> Response:
+        async def answer(request: Request) -> Response:
             try:
                 return await handler(request)
             except Problem as problem:
@@ -79,6 +88,15 @@ class _ProblemRoute(APIRoute):
             except Exception:
                 log.exception("%s %s failed", request.method, request.url.path)
                 return internal().response()
+
+        async def handle(request: Request) -> Response:
+            parent = tracing.valid_traceparent(request.headers.get(tracing.HEADER))
+            with tracing.span(name, tracing.Kind.SERVER, parent, attributes) as current:
+                response = await answer(request)
+                tracing.set_attributes(current, {tracing.HTTP_STATUS: response.status_code})
+                if response.status_code >= 500:
+                    tracing.set_error(current, f"answered {response.status_code}")
+                return response
 
         return handle
 
