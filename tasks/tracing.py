@@ -138,14 +138,8 @@ def span(name: str, kind: Kind = Kind.INTERNAL, parent: str = "", attributes: Ma
     is off: then ``parent`` is only carried (:func:`current_traceparent` gives it inside the block).
     """
     if _tracer is None:
-        if not parent:
+        with carried(parent):
             yield None
-            return
-        token = _carried.set(parent)
-        try:
-            yield None
-        finally:
-            _carried.reset(token)
         return
     from opentelemetry.trace import SpanKind
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -153,6 +147,19 @@ def span(name: str, kind: Kind = Kind.INTERNAL, parent: str = "", attributes: Ma
     context = TraceContextTextMapPropagator().extract({HEADER: parent}) if parent else None
     with _tracer.start_as_current_span(name, context=context, kind=SpanKind[kind.value], attributes=dict(attributes or {})) as current:
         yield current
+
+
+@contextmanager
+def carried(traceparent: str) -> Iterator[None]:
+    """While tracing is off here, carry ``traceparent`` (a store backend's) through the block, for the jobs enqueued in it."""
+    if not traceparent:
+        yield
+        return
+    token = _carried.set(traceparent)
+    try:
+        yield
+    finally:
+        _carried.reset(token)
 
 
 def current_traceparent() -> str:

@@ -67,16 +67,15 @@ log = logging.getLogger(__name__)
 class _ProblemRoute(APIRoute):
     """A route that answers a raised :class:`Problem` as problem JSON, and any fault of its own as a 500 problem.
 
-    Each request is the intake's span (:mod:`tasks.tracing`), a child of the
-    store backend's ``traceparent`` if it sent one: the jobs a POST enqueues
-    keep that trace (the store's own, when tracing is off here).
+    With tracing on, each request is FastAPI's own server span (``create_app``
+    turns it on for ``/v1`` only), a child of the store backend's
+    ``traceparent``, and the jobs a POST enqueues join its trace. With tracing
+    off, the store backend's ``traceparent`` is only carried: the jobs keep it,
+    for workers that trace.
     """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        methods = ",".join(sorted(self.methods or ()))
-        name = f"{methods} {self.path}"
-        attributes = {tracing.HTTP_METHOD: methods, tracing.HTTP_ROUTE: self.path}
 
         async def answer(request: Request) -> Response:
             try:
@@ -90,13 +89,10 @@ class _ProblemRoute(APIRoute):
                 return internal().response()
 
         async def handle(request: Request) -> Response:
-            parent = tracing.valid_traceparent(request.headers.get(tracing.HEADER))
-            with tracing.span(name, tracing.Kind.SERVER, parent, attributes) as current:
-                response = await answer(request)
-                tracing.set_attributes(current, {tracing.HTTP_STATUS: response.status_code})
-                if response.status_code >= 500:
-                    tracing.set_error(current, f"answered {response.status_code}")
-                return response
+            if tracing.enabled():
+                return await answer(request)
+            with tracing.carried(tracing.valid_traceparent(request.headers.get(tracing.HEADER))):
+                return await answer(request)
 
         return handle
 
