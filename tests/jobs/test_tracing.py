@@ -20,10 +20,12 @@ from payq.serve.access import digest
 from tasks import tracing
 from tasks.producer import Producer
 from tasks.redis import keys
+from tasks.tracing import carried
 from tests.jobs.test_notifications import notify_env
 from tests.support.jobs import calls, record, wait_for_state
 from tests.support.names import queue_of
 from tests.support.otlp import ReceivedSpan, otel_env, otlp_receiving
+from tests.support.payq_cli import PayqRunner
 from tests.support.polling import wait_for
 from tests.support.receiver import receiving
 from tests.support.sandbox import SandboxProcess
@@ -153,3 +155,21 @@ def test_the_python_producer_keeps_its_callers_current_trace(producer: Producer,
     assert trace.get_current_span() is trace.INVALID_SPAN
     untraced = producer.enqueue_cancel(storeId=STORE, shoppingTripId="t-python-2")
     assert "traceparent" not in record(rdb, untraced) and rdb.exists(keys.job(untraced))
+
+
+def test_a_replayed_dead_letter_runs_in_its_jobs_trace(
+    api: SandboxProcess, producer: Producer, rdb: redis.Redis, start_worker: Callable[..., WorkerProcess], payq: PayqRunner,
+) -> None:
+    api.set_faults({"rules": [{"endpoint": "cancel", "fault": {"status": 400, "body": {"errorMsg": "BadRequestException: no"}}}]})
+    with otlp_receiving() as otlp:
+        start_worker(env=otel_env(otlp))
+        with carried(STORE_TRACEPARENT):  # the store backend's trace, as the intake carries it
+            cancel = producer.enqueue_cancel(storeId=STORE, shoppingTripId="t-replayed")
+        wait_for_state(rdb, cancel, "dead")
+        api.set_faults({"rules": []})
+        assert payq("dlq", "replay", cancel).returncode == 0
+        wait_for_state(rdb, cancel, "succeeded")
+        wait_for(lambda: len(only(otlp.received(), "payq.task cancel")) == 2, what="both deliveries' spans")
+        first, replayed = only(otlp.received(), "payq.task cancel")
+    assert [first.attributes[tracing.ENDING], replayed.attributes[tracing.ENDING]] == ["dead", "succeeded"]
+    assert first.trace_id == replayed.trace_id == STORE_TRACE and first.parent_id == replayed.parent_id == STORE_SPAN
