@@ -18,7 +18,8 @@ one script in ``tasks/store/lua/`` (or one MULTI); the record's fields:
                           only under the claim
     recovered_from, recoveries   the holder whose lease lapsed last, and how often the job was given back
     traceparent           the job's trace context, fixed at enqueue (:mod:`tasks.tracing`); every message published
-                          for the job carries it. A record written before it existed has none: its job runs untraced
+                          for the job carries it. A record written before it existed has none: each delivery of its
+                          job is then a trace of its own
 """
 
 from __future__ import annotations

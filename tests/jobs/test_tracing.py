@@ -47,7 +47,7 @@ def only(spans: list[ReceivedSpan], name: str, **attributes: str) -> list[Receiv
 
 @pytest.mark.timeout(240)
 def test_one_capture_is_one_trace_from_the_store_post_through_a_deferral_and_two_workers_to_its_notifications(
-    redis_url: str, api: SandboxProcess, rdb: redis.Redis, start_worker: Callable[..., WorkerProcess],
+    redis_url: str, api: SandboxProcess, rdb: redis.Redis, start_worker: Callable[..., WorkerProcess], payq: PayqRunner,
 ) -> None:
     trip = "t-traced"
     api.set_faults({"rules": [{"endpoint": "capture", "shoppingTripId": trip, "sequence": ["503"]}]})  # once, then the ledger's answer
@@ -113,6 +113,8 @@ def test_one_capture_is_one_trace_from_the_store_post_through_a_deferral_and_two
     # the trace is kept on the records, so every later message of the job (a deferral's, a replay's) carries it
     assert record(rdb, capture)["traceparent"] == f"00-{STORE_TRACE}-{enqueue.span_id}-01"
     assert record(rdb, report)["traceparent"] == f"00-{STORE_TRACE}-{second.span_id}-01"
+    # what an operator asked "where is this trip's capture?" searches the tracing backend for
+    assert json.loads(payq("job", capture, "--json").stdout)["traceId"] == STORE_TRACE
 
     # no amount, token or secret in any span or resource
     told = json.dumps([[s.name, s.attributes, s.resource] for s in spans])
