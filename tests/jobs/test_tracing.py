@@ -175,3 +175,17 @@ def test_a_replayed_dead_letter_runs_in_its_jobs_trace(
         first, replayed = only(otlp.received(), "payq.task cancel")
     assert [first.attributes[tracing.ENDING], replayed.attributes[tracing.ENDING]] == ["dead", "succeeded"]
     assert first.trace_id == replayed.trace_id == STORE_TRACE and first.parent_id == replayed.parent_id == STORE_SPAN
+
+
+def test_a_prefork_workers_children_export_their_spans(
+    producer: Producer, rdb: redis.Redis, start_worker: Callable[..., WorkerProcess],
+) -> None:
+    with otlp_receiving() as otlp:
+        # tracing is set up before the fork (the start-up check builds the runtime); each child exports on a thread of its own
+        start_worker(env=otel_env(otlp), pool="prefork", concurrency=2)
+        with carried(STORE_TRACEPARENT):
+            cancel = producer.enqueue_cancel(storeId=STORE, shoppingTripId="t-prefork")
+        wait_for_state(rdb, cancel, "succeeded")
+        wait_for(lambda: {"payq.task cancel", "payq.api cancel"} <= {s.name for s in otlp.received()}, what="the child's spans")
+        spans = [s for s in otlp.received() if s.name in ("payq.task cancel", "payq.api cancel")]
+    assert {s.trace_id for s in spans} == {STORE_TRACE}
