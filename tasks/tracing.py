@@ -42,8 +42,6 @@ DEFER_CAUSE = "payq.defer.cause"
 DEFER_SECONDS = "payq.defer.seconds"
 EVENT_ID = "payq.event.id"
 HTTP_STATUS = "http.response.status_code"
-HTTP_METHOD = "http.request.method"
-HTTP_ROUTE = "http.route"
 
 ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 HEADER = "traceparent"
