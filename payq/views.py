@@ -65,6 +65,7 @@ def job_view(
     time); ``deferrals`` (when given) lists why the job waited before, oldest
     first; a running job's ``holder`` is the worker process that holds it,
     until ``leaseUntil`` (when given) unless its heartbeat renews the lease.
+    ``traceId`` is the job's OpenTelemetry trace, if it has one (operators only).
     """
     state = JobState(record.get("state", JobState.QUEUED))
     result = json.loads(record["result"]) if "result" in record else None
@@ -108,6 +109,8 @@ def job_view(
         "leaseUntil": iso(lease_until) if lease_until is not None and state is JobState.RUNNING else None,
         "recoveries": int(record["recoveries"]) if "recoveries" in record else None,
         "recoveredFrom": record.get("recovered_from"),
+        # the job's OpenTelemetry trace (docs/operating.md, "Tracing"): what to search the tracing backend for
+        "traceId": record["traceparent"].split("-")[1] if record.get("traceparent", "").count("-") == 3 else None,
     }
     if deferrals is not None:
         view["deferrals"] = [
@@ -197,7 +200,7 @@ def trip_view(store_id: str, trip_id: str, books: dict[str, str], records: dict[
 
 
 # what is the operators' alone: the worker that ran a job, its holder and lease, recoveries
-_OPERATORS_ONLY = ("worker", "holder", "leaseUntil", "recoveries", "recoveredFrom")
+_OPERATORS_ONLY = ("worker", "holder", "leaseUntil", "recoveries", "recoveredFrom", "traceId")
 
 
 def public_job(view: dict[str, Any]) -> dict[str, Any]:

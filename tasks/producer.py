@@ -13,7 +13,7 @@ id and publishes once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import redis
@@ -23,6 +23,7 @@ from payapi import wire
 from payapi.errors import InvalidRequest
 from payapi.models import parse_request, trip_id_problems
 from payapi.operations import lookup, with_defaults
+from tasks import tracing
 from tasks.redis.connection import connect, replicas, with_retry
 from tasks.store.records import Enqueued, JobStore, NewJob, conflicts
 
@@ -42,6 +43,13 @@ def prepare(operation: str, fields: dict[str, Any], now: float | None = None) ->
     model = parse_request(spec.request, with_defaults(spec, fields, now))
     kwargs = wire.to_kwargs(model)
     return NewJob(spec.operation, spec.job_id(kwargs), kwargs)
+
+
+def enqueue_attributes(jobs: Sequence[NewJob]) -> dict[str, Any]:
+    """What an enqueue span says: how many jobs, and the one job's id, operation, store and trip when there is one."""
+    if len(jobs) == 1:
+        return {**tracing.job_attributes(jobs[0].job_id, jobs[0].operation.value, jobs[0].kwargs), tracing.JOB_COUNT: 1}
+    return {tracing.JOB_COUNT: len(jobs)}
 
 
 class Producer:
@@ -103,7 +111,8 @@ class Producer:
             self._replicas.confirm(self._redis)
             return done
 
-        return with_retry(self._settings, enqueue_confirmed)
+        with tracing.span("payq.enqueue", tracing.Kind.PRODUCER, attributes=enqueue_attributes(batch)):
+            return with_retry(self._settings, enqueue_confirmed)
 
     def check(self, jobs: Iterable[NewJob]) -> None:
         """Raise :class:`~tasks.jobs.books.TripRuleViolation` if ``jobs``, in this order, would break a trip's rules; writes nothing."""

@@ -12,13 +12,14 @@ import sys
 from typing import Any
 
 from celery import Celery, bootsteps
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_process_shutdown
 
 from config.celery import celery_config
 from config.settings import InvalidSettings, Settings, load_settings
 from payapi.errors import ConfigurationError
 from payapi.operations import OPERATIONS, QUEUES
 from payapi.signing import signer_factory
+from tasks import tracing
 from workers import heartbeat, pool_option, redis_transport
 from workers.degraded import quiet_expected_reports
 from workers.delivery import DeliveryStep
@@ -67,6 +68,8 @@ def create_app(settings: Settings) -> Celery:
     app.steps["worker"].add(HousekeepingStep)
     # a prefork child runs jobs in a process of its own: it beats for them itself
     worker_process_init.connect(lambda **_: heartbeat.start(holder), weak=False, dispatch_uid="payq-heartbeat")
+    # a prefork child leaves without running atexit: the spans it still buffers are exported first
+    worker_process_shutdown.connect(lambda **_: tracing.flush(), weak=False, dispatch_uid="payq-tracing-flush")
     app.steps["worker"].add(DeliveryStep)  # delivers outcome notifications from the outbox
     return app
 

@@ -38,10 +38,12 @@ import redis
 from celery import bootsteps
 
 from payapi.operations import Operation
-from payapi.outcomes import Failure, Outcome, RetryAfter
+from payapi.outcomes import Failure, Outcome, RetryAfter, Success
+from tasks import tracing
 from tasks.notify.client import WebhookClient, delivery_slots
 from tasks.notify.outbox import CLAIM_IDLE, Entry, Outbox
 from tasks.notify.schedule import FAN_OUT, Delivered, GiveUp, Step, TryLater, batch_size, held, next_step, posts_at_once
+from tasks.redis import keys
 from tasks.states import DeadLetterReason
 from tasks.store.deadletters import DeadLetter
 from workers.runtime import Runtime, RuntimeHolder
@@ -211,12 +213,13 @@ class DeliveryLoop(threading.Thread):
         """
         read_at = time.monotonic()
         halt = threading.Event()  # a Retry-After came back: begin no more deliveries of this batch
+        traces = _traceparents(rt, entries) if tracing.enabled() else None
 
         def post(entry: Entry) -> Outcome | None:
             if halt.is_set() or time.monotonic() - read_at > CLAIM_IDLE / 2 or self._paused_until > time.time():
                 return None
             began = time.monotonic()
-            outcome = client.deliver(entry.event_id, entry.body)
+            outcome = client.deliver(entry.event_id, entry.body) if traces is None else _traced(client, entry, traces.get(entry.job_id, ""))
             self._seconds_per_delivery += (time.monotonic() - began - self._seconds_per_delivery) / 4
             if isinstance(outcome, RetryAfter):
                 halt.set()
@@ -262,6 +265,30 @@ class DeliveryLoop(threading.Thread):
         ))
         log.warning("delivery: event %s dead-lettered as notify-failed after %d deliveries: %s", entry.event_id, entry.failed + 1,
                     failure.describe())
+
+
+def _traceparents(rt: Runtime, entries: list[Entry]) -> dict[str, str]:
+    """The trace context of each entry's job, from its record, in one round trip (tracing on only): each delivery joins its job's trace."""
+    job_ids = list(dict.fromkeys(entry.job_id for entry in entries if entry.job_id))
+    if not job_ids:
+        return {}
+    pipe = rt.redis.pipeline(transaction=False)
+    for job_id in job_ids:
+        pipe.hget(keys.job(job_id), tracing.HEADER)
+    found = pipe.execute()
+    return {job_id: tracing.valid_traceparent(value) for job_id, value in zip(job_ids, found, strict=True) if value}
+
+
+def _traced(client: WebhookClient, entry: Entry, parent: str) -> Outcome:
+    """One delivery as its span in its job's trace (``parent``), its ``traceparent`` sent to the receiver."""
+    with tracing.span("payq.notify", tracing.Kind.CLIENT, parent, {tracing.JOB_ID: entry.job_id, tracing.EVENT_ID: entry.event_id,
+                                                                  tracing.ATTEMPT: entry.failed + 1}) as current:
+        outcome = client.deliver(entry.event_id, entry.body, tracing.current_traceparent())
+        status = outcome.status if isinstance(outcome, Success) else outcome.failure.status
+        tracing.set_attributes(current, {tracing.OUTCOME: type(outcome).__name__, **({tracing.HTTP_STATUS: status} if status else {})})
+        if not isinstance(outcome, Success):
+            tracing.set_error(current, outcome.failure.kind.value)
+        return outcome
 
 
 def _settlement(done: list[tuple[Entry, Step]]) -> tuple[list[Entry], dict[str, TryLater]]:

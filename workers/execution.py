@@ -15,10 +15,12 @@ from typing import Any
 
 from config.celery import OUTCOME_PATIENCE
 from payapi import wire
+from payapi.client import Prepared
 from payapi.errors import InvalidRequest
 from payapi.models import CaptureRequest, parse_request
 from payapi.operations import OPERATIONS, Operation
-from payapi.outcomes import status_of
+from payapi.outcomes import Outcome, Success, status_of
+from tasks import tracing
 from tasks.jobs.admission import Admitted, bare_fields
 from tasks.jobs.books import TripRuleViolation
 from tasks.jobs.decide import (
@@ -152,12 +154,27 @@ def _call(rt: Runtime, patience: Patience, job: Job, request: Any, attempt: int,
         # this worker was paused or cut off past its lease and the job went to another: that one calls
         log.warning("%s %s: lost its lease while it waited; no call", job.operation.value, job.job_id)
         return Skip(Verdict.HELD, lost=True)
-    outcome = rt.client.send(job.operation, request, prepared)
+    outcome = _send(rt, job, request, prepared, attempt)
     call = Call(job.operation, status_of(outcome), rt.clock())
     decision = decide(outcome, attempt, rt.policy, call.at, rt.rng.random)
     # the call is made: giving up now would make it again, so its outcome gets the same deadline, extended (the
     # heartbeat keeps the job's lease meanwhile, and nobody judges a lease while Redis is away)
     return carry_out(rt, patience.extended(OUTCOME_PATIENCE), job, request, decision, attempt, call, claimed=True)
+
+
+def _send(rt: Runtime, job: Job, request: Any, prepared: Prepared, attempt: int) -> Outcome:
+    """The API call: its own span when tracing is on, whose ``traceparent`` goes to the API with the request (signed with it)."""
+    if not tracing.enabled():
+        return rt.client.send(job.operation, request, prepared)
+    attributes = {**tracing.job_attributes(job.job_id, job.operation.value, job.kwargs), tracing.ATTEMPT: attempt}
+    with tracing.span(f"payq.api {job.operation.value}", tracing.Kind.CLIENT, attributes=attributes) as current:
+        tracing.inject(prepared.headers)
+        outcome = rt.client.send(job.operation, request, prepared)
+        status = status_of(outcome)
+        tracing.set_attributes(current, {tracing.OUTCOME: type(outcome).__name__, **({tracing.HTTP_STATUS: status} if status else {})})
+        if not isinstance(outcome, Success):
+            tracing.set_error(current, outcome.failure.kind.value)
+        return outcome
 
 
 def carry_out(
@@ -192,7 +209,10 @@ def carry_out(
     if isinstance(decision, Defer):
         deferral = Deferral(decision.cause, decision.until, job.operation, attempt, decision.delay, decision.failure,
                             decision.paused_until, decision.turn, decision.pace)
-        deferred = rt.write(patience, lambda: rt.jobs.defer(job.job_id, deferral, now, call, release_attempt=released, claim=claim))
+        with tracing.span("payq.defer", attributes={**tracing.job_attributes(job.job_id, job.operation.value, job.kwargs),
+                                                    tracing.DEFER_CAUSE: deferral.cause.value,
+                                                    tracing.DEFER_SECONDS: round(deferral.until - now, 3)}):
+            deferred = rt.write(patience, lambda: rt.jobs.defer(job.job_id, deferral, now, call, release_attempt=released, claim=claim))
         return deferral if deferred else _lost(job)
     if (made := call) is not None:
         rt.step(patience, lambda: rt.jobs.count(made))
@@ -215,6 +235,7 @@ def _settle_capture(
     time is kept: a redelivery publishes the same report, which enqueue ignores.
     """
     amount = request.amount.model_dump()
+    traceparent = tracing.current_traceparent()  # the report joins the capture's trace, as a child of this delivery
     while True:  # twice at most: the second time with the settle time on record
         report = prepare(Operation.FEEDBACK, {
             "storeId": request.storeId, "shoppingTripId": request.shoppingTripId,
@@ -222,7 +243,8 @@ def _settle_capture(
         })
         result = {"reportJobId": report.job_id, "settledAt": settled_at}
         event = events.succeeded(job_id, Operation.CAPTURE, request.model_dump(mode="json"), result, now) if rt.webhook else None
-        on_record = rt.write(patience, partial(rt.jobs.finish_capture, job_id, settled_at, result, report, now, call, event, claim))
+        on_record = rt.write(patience, partial(rt.jobs.finish_capture, job_id, settled_at, result, report, now, call, event, claim,
+                                               traceparent))
         if on_record is None or on_record == settled_at:
             return result if on_record is not None else None
         settled_at = on_record

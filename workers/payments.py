@@ -25,11 +25,13 @@ from celery.signals import task_retry
 from config.celery import STEPS_PATIENCE
 from payapi.errors import DeadLettered, Deferred
 from payapi.operations import OPERATIONS, Operation, OperationSpec
+from tasks import tracing
 from tasks.jobs.admission import Admitted
 from tasks.jobs.decide import DeadLetterJob, Requeue, Skip, Succeed, on_error
 from tasks.jobs.deferral import Deferral
+from tasks.states import JobState
 from workers.execution import Ending, Job, dead_letter, execute
-from workers.runtime import RuntimeHolder
+from workers.runtime import Runtime, RuntimeHolder
 
 log = logging.getLogger("payq.jobs")
 
@@ -45,17 +47,12 @@ def run(task: Task, holder: RuntimeHolder, operation: Operation, kwargs: dict[st
     if not rt.degraded.wait_to_work():  # the worker takes no work now (workers/degraded.py): the job waits before it begins
         log.info("%s %s: the worker is shutting down; message given back", operation.value, job.job_id)
         raise Reject("the worker is shutting down", requeue=True)
-    patience = rt.patience(STEPS_PATIENCE)
-    ending: Ending
-    try:
-        ending = execute(rt, job, patience)
-    except Exception as exc:
-        action = on_error(exc)
-        if isinstance(action, Requeue):
-            log.warning("%s %s: message requeued: %s", operation.value, job.job_id, action.cause)
-            raise Reject(action.cause, requeue=True) from None
-        log.exception("%s %s: unexpected error", operation.value, job.job_id)
-        ending = dead_letter(rt, patience.extended(STEPS_PATIENCE), job, action)
+    # the delivery's span, in the job's trace (its message's traceparent, fixed at enqueue); the ending is told after it closed
+    parent = tracing.valid_traceparent(task.request.get(tracing.HEADER))
+    with tracing.span(f"payq.task {operation.value}", tracing.Kind.CONSUMER, parent,
+                      tracing.job_attributes(job.job_id, operation.value, kwargs)) as current:
+        ending = _deliver(rt, job)
+        tracing.set_attributes(current, {tracing.ENDING: ending_name(ending)})
     if isinstance(ending, Succeed | Admitted):  # an admitted message's result names the job it became
         return ending.result
     if isinstance(ending, Deferral):
@@ -68,6 +65,33 @@ def run(task: Task, holder: RuntimeHolder, operation: Operation, kwargs: dict[st
     if not ending.lost:  # a lost lease was logged where it was found
         log.info("%s %s: delivered again %s; nothing to do", operation.value, job.job_id, _SKIPPED[ending.verdict.value])
     raise Ignore()
+
+
+def _deliver(rt: Runtime, job: Job) -> Ending:
+    """The delivery's ending: :func:`execute`'s, or the dead letter of a delivery whose handling raised (``Reject`` if it asks a requeue)."""
+    patience = rt.patience(STEPS_PATIENCE)
+    try:
+        return execute(rt, job, patience)
+    except Exception as exc:
+        action = on_error(exc)
+        if isinstance(action, Requeue):
+            log.warning("%s %s: message requeued: %s", job.operation.value, job.job_id, action.cause)
+            raise Reject(action.cause, requeue=True) from None
+        log.exception("%s %s: unexpected error", job.operation.value, job.job_id)
+        return dead_letter(rt, patience.extended(STEPS_PATIENCE), job, action)
+
+
+def ending_name(ending: Ending) -> str:
+    """How a delivery's span names its ending: the job's state after it, or why the delivery had nothing to do."""
+    if isinstance(ending, Succeed):
+        return JobState.SUCCEEDED.value
+    if isinstance(ending, Deferral):
+        return JobState.DEFERRED.value
+    if isinstance(ending, DeadLetterJob):
+        return JobState.DEAD.value
+    if isinstance(ending, Admitted):
+        return "admitted"  # a message sent around payq's producer, enqueued as the job it names
+    return f"skipped-{ending.verdict.value}"
 
 
 _SKIPPED = {

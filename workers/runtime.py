@@ -14,6 +14,7 @@ import redis
 
 from config.settings import Settings
 from payapi.client import PaymentClient, Signer
+from tasks import tracing
 from tasks.jobs.decide import RetryPolicy
 from tasks.notify.client import WebhookClient, webhook_client
 from tasks.pacing.pacer import Pacer
@@ -114,6 +115,7 @@ class RuntimeHolder:
         if self._runtime is None or self._pid != os.getpid():
             with self._lock:
                 if self._runtime is None or self._pid != os.getpid():
+                    tracing.setup("payq-worker")  # once per process, from the OTEL_* environment (off without an endpoint)
                     signer = self._signer_factory() if self._signer_factory is not None else None
                     self._runtime = Runtime.build(self.settings, signer)
                     self._pid = os.getpid()

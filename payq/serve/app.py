@@ -27,6 +27,7 @@ from payq.serve.edge import AnswerHeaders, ForwardedHeaders
 from payq.serve.jobs import IntakeJobs
 from payq.serve.problems import from_http_error, invalid_request, item, not_ready
 from payq.serve.schemas import component_schemas, problems
+from tasks import tracing
 from tasks.redis.connection import CLIENT_OPTIONS, sentinel_options
 from tasks.redis.replicas import ReplicaState
 
@@ -39,7 +40,7 @@ def connect(settings: Settings) -> aioredis.Redis:
 
     Its connections pack commands with hiredis, as the synchronous client's
     do: redis-py's asynchronous connection packs every argument in Python,
-    and a batch's enqueue script has eleven per job.
+    and a batch's enqueue script has twelve per job.
     """
     client: aioredis.Redis
     if settings.uses_sentinel:
@@ -88,6 +89,10 @@ def create_app(settings: Settings) -> FastAPI:
         version="1", lifespan=lifespan,
         # FastAPI's own pages load their scripts from a CDN and ask no login: payq serves its own (payq.serve.apidocs)
         docs_url=None, redoc_url=None, swagger_ui_oauth2_redirect_url=None,
+        # FastAPI's own OpenTelemetry server span is the intake's (tasks/tracing.py), for the store backends' /v1 requests only: no
+        # span per health check or console page, nor its metrics and logs (payq's metrics are Prometheus's; its logs, its own)
+        telemetry={"tracing": tracing.enabled(), "operation_spans": False, "metrics": False, "logs": False,
+                   "exclude": lambda scope: not str(scope.get("path", "")).startswith("/v1/")},
     )
     app.state.settings = settings
     counts = answers.AnswerCounts()  # payq_intake_answers_total: every /v1 answer's status

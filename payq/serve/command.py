@@ -28,8 +28,10 @@ def serve_command(host: str | None, port: int | None) -> None:
     import uvicorn
 
     from payq.serve.app import create_app
+    from tasks import tracing
 
     settings = settings_from_env()
+    tracing.setup("payq-serve")  # from the OTEL_* environment: off without an OTLP endpoint
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not settings.intake_tokens:
         log.warning("PAYQ_INTAKE_TOKENS is empty: every /v1 request will be refused 401 (payq token new --store S makes a token)")

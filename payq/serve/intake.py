@@ -59,6 +59,7 @@ from payq.serve.schemas import (
 )
 from payq.serve.shared import intake_jobs_of, settings_of
 from payq.views import public_job, public_trip
+from tasks import tracing
 from tasks.jobs.books import TripRuleViolation
 from tasks.store.backlog import over_cap, retry_after
 from tasks.store.records import NewJob
@@ -67,12 +68,19 @@ log = logging.getLogger(__name__)
 
 
 class _ProblemRoute(APIRoute):
-    """A route that answers a raised :class:`Problem` as problem JSON, and any fault of its own as a 500 problem."""
+    """A route that answers a raised :class:`Problem` as problem JSON, and any fault of its own as a 500 problem.
+
+    With tracing on, each request is FastAPI's own server span (``create_app``
+    turns it on for ``/v1`` only), a child of the store backend's
+    ``traceparent``, and the jobs a POST enqueues join its trace. With tracing
+    off, the store backend's ``traceparent`` is only carried: the jobs keep it,
+    for workers that trace.
+    """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
-        async def handle(request: Request) -> Response:
+        async def answer(request: Request) -> Response:
             try:
                 return await handler(request)
             except Problem as problem:
@@ -82,6 +90,12 @@ class _ProblemRoute(APIRoute):
             except Exception:
                 log.exception("%s %s failed", request.method, request.url.path)
                 return internal().response()
+
+        async def handle(request: Request) -> Response:
+            if tracing.enabled():
+                return await answer(request)
+            with tracing.carried(tracing.valid_traceparent(request.headers.get(tracing.HEADER))):
+                return await answer(request)
 
         return handle
 

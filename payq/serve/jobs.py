@@ -20,7 +20,9 @@ import redis.asyncio as aioredis
 from config.settings import Settings, redact_url
 from payapi.errors import BrokerUnavailable
 from payq.views import job_view, report_job_id, trip_job_ids, trip_view
+from tasks import tracing
 from tasks.jobs.messages import sent_event_channel_of
+from tasks.producer import enqueue_attributes
 from tasks.redis import keys, scripts
 from tasks.redis.connection import replicas
 from tasks.redis.patience import Patience
@@ -76,13 +78,16 @@ class IntakeJobs:
         """
         now = time.time()
         patience = self.patience()
-        if len(jobs) > ENQUEUE_CHUNK:
-            read_enqueue_reply(await self._call(patience, jobs, now, dry_run=True), jobs)
-        done: list[Enqueued] = []
-        for start in range(0, len(jobs), ENQUEUE_CHUNK):
-            chunk = jobs[start : start + ENQUEUE_CHUNK]
-            done += read_enqueue_reply(await self._call(patience, chunk, now, dry_run=False), chunk, offset=start)
-        return done
+        with tracing.span("payq.enqueue", tracing.Kind.PRODUCER, attributes=enqueue_attributes(jobs)):
+            traceparent = tracing.current_traceparent()  # the enqueue's (or the store backend's): the jobs' trace
+            if len(jobs) > ENQUEUE_CHUNK:
+                read_enqueue_reply(await self._call(patience, jobs, now, dry_run=True), jobs)
+            done: list[Enqueued] = []
+            for start in range(0, len(jobs), ENQUEUE_CHUNK):
+                chunk = jobs[start : start + ENQUEUE_CHUNK]
+                done += read_enqueue_reply(await self._call(patience, chunk, now, dry_run=False, traceparent=traceparent), chunk,
+                                           offset=start)
+            return done
 
     async def open_jobs(self, stores: Sequence[str]) -> dict[str, int]:
         """How many jobs each of ``stores`` has open now (:mod:`tasks.store.backlog`)."""
@@ -95,8 +100,8 @@ class IntakeJobs:
         counts = await patiently(self._settings, self.patience(), count)
         return {store: int(n) for store, n in zip(names, counts, strict=True)}
 
-    async def _call(self, patience: Patience, jobs: Sequence[NewJob], now: float, *, dry_run: bool) -> list[Any]:
-        call_keys, args = enqueue_call(jobs, now, self._ttl, self._events, dry_run=dry_run)
+    async def _call(self, patience: Patience, jobs: Sequence[NewJob], now: float, *, dry_run: bool, traceparent: str = "") -> list[Any]:
+        call_keys, args = enqueue_call(jobs, now, self._ttl, self._events, dry_run=dry_run, traceparent=traceparent)
 
         async def run() -> list[Any]:
             reply: list[Any] = await self._enqueue(keys=call_keys, args=args)

@@ -26,8 +26,15 @@ from payapi.operations import OPERATIONS, Operation
 _ORIGIN = f"payq-producer-{os.getpid()}@{socket.gethostname()}"
 
 
-def build_message(operation: Operation, task_id: str, kwargs: dict[str, Any]) -> str:
-    """The JSON kombu stores in the Redis list for a Celery task called with ``kwargs`` (amounts as their exact digits: :func:`payapi.wire.exact`)."""
+def build_message(operation: Operation, task_id: str, kwargs: dict[str, Any], traceparent: str = "") -> str:
+    """The JSON kombu stores in the Redis list for a Celery task called with ``kwargs``.
+
+    ``traceparent``, the job's trace context (:mod:`tasks.tracing`), travels as a
+    message header of that name, as Celery's OpenTelemetry instrumentation
+    carries it; a worker reads it as ``task.request.traceparent``. Without
+    one the message is exactly what it always was. Amounts are written as
+    their exact digits (:func:`payapi.wire.exact`).
+    """
     kwargs = wire.exact(kwargs)
     name = OPERATIONS[operation].task
     queue = OPERATIONS[operation].queue
@@ -53,6 +60,8 @@ def build_message(operation: Operation, task_id: str, kwargs: dict[str, Any]) ->
         "stamped_headers": None,
         "stamps": {},
     }
+    if traceparent:
+        headers["traceparent"] = traceparent
     message = {
         "body": base64.b64encode(body.encode()).decode(),
         "content-encoding": "utf-8",

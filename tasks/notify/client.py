@@ -72,14 +72,18 @@ class WebhookClient:
         """Deliver ``event`` (``payq notify test``)."""
         return self.deliver(event.id, body_of(event))
 
-    def deliver(self, event_id: str, body: str) -> Outcome:
-        """Deliver one event's ``body``, signed for ``event_id`` at this moment, and classify the receiver's answer; never raises."""
+    def deliver(self, event_id: str, body: str, traceparent: str = "") -> Outcome:
+        """Deliver one event's ``body``, signed for ``event_id`` at this moment, and classify the receiver's answer; never raises.
+
+        ``traceparent`` (a valid one: :func:`tasks.tracing.valid_traceparent`) is sent as that header, so the receiver's trace joins the job's.
+        """
         try:
             if "\r" in event_id or "\n" in event_id:
                 raise ValueError(f"an event id may not break a header line: {event_id!r}")
             sent_at = int(self._clock())
             content = body.encode()
-            request = (f"{self._head}webhook-id: {event_id}\r\nwebhook-timestamp: {sent_at}\r\n"
+            trace = f"traceparent: {traceparent}\r\n" if traceparent else ""
+            request = (f"{self._head}{trace}webhook-id: {event_id}\r\nwebhook-timestamp: {sent_at}\r\n"
                        f"webhook-signature: {self.sign(event_id, sent_at, body)}\r\nContent-Length: {len(content)}\r\n\r\n"
                        ).encode() + content
             status, answer_headers, answer = self._post(request)

@@ -198,19 +198,30 @@ class DeadLetterStore:
         """
         batch = list(entries)
         now = time.time()
+        traces = self._traceparents(batch)
         pipe = self._redis.pipeline(transaction=False)
         for entry in batch:
-            self._replay_one(entry, by, now, pipe)
+            self._replay_one(entry, by, now, pipe, traces.get(entry.id, ""))
         results = [int(r) for r in pipe.execute()]
         for i, entry in enumerate(batch):
             for _ in range(_REREADS):
                 if results[i] != -1:
                     break
                 fresh = self.get(entry.id)
-                results[i] = 0 if fresh is None else int(self._replay_one(fresh, by, time.time(), self._redis))
+                results[i] = 0 if fresh is None else int(self._replay_one(fresh, by, time.time(), self._redis, traces.get(entry.id, "")))
         return [_REPLAY_ANSWERS[r] for r in results]
 
-    def _replay_one(self, entry: DeadLetter, by: str, now: float, client: Any) -> Any:
+    def _traceparents(self, entries: builtins.list[DeadLetter]) -> dict[str, str]:
+        """Each job's trace context from its record (one round trip): a replay stays in the job's trace. None for notifications."""
+        jobs = [entry.id for entry in entries if entry.operation is not Operation.NOTIFY]
+        if not jobs:
+            return {}
+        pipe = self._redis.pipeline(transaction=False)
+        for job_id in jobs:
+            pipe.hget(keys.job(job_id), "traceparent")
+        return {job_id: str(value) for job_id, value in zip(jobs, pipe.execute(), strict=True) if value}
+
+    def _replay_one(self, entry: DeadLetter, by: str, now: float, client: Any, traceparent: str = "") -> Any:
         history = json.dumps({"replayed_at": now, "by": by, "reason": entry.reason, "status": entry.status,
                               "failure": json.loads(failure_json(entry.failure)), "attempts": entry.attempts,
                               "dead_at": entry.dead_at})
@@ -224,7 +235,7 @@ class DeadLetterStore:
             )
         return self._replay(
             keys=[*self._keys, OPERATIONS[entry.operation].queue, keys.job(entry.id), keys.replays(entry.id), keys.ACTIVE],
-            args=[entry.id, repr(entry.dead_at), build_message(entry.operation, entry.id, entry.kwargs), now, history,
+            args=[entry.id, repr(entry.dead_at), build_message(entry.operation, entry.id, entry.kwargs, traceparent), now, history,
                   wire.job_json(entry.kwargs), entry.operation, max(self._job_ttl, self._retention), self._events,
                   build_sent_event(entry.operation, entry.id, entry.kwargs, now), _books_of(entry)],
             client=client,

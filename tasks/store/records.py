@@ -17,6 +17,9 @@ one script in ``tasks/store/lua/`` (or one MULTI); the record's fields:
                           its lease is in ``payq:leases`` (see :mod:`tasks.store.leases`). An outcome is written
                           only under the claim
     recovered_from, recoveries   the holder whose lease lapsed last, and how often the job was given back
+    traceparent           the job's trace context, fixed at enqueue (:mod:`tasks.tracing`); every message published
+                          for the job carries it. A record written before it existed has none: each delivery of its
+                          job is then a trace of its own
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from payapi import wire
 from payapi.errors import FieldDifference, JobConflict
 from payapi.models import NotificationEvent
 from payapi.operations import OPERATIONS, QUEUES, Operation
+from tasks import tracing
 from tasks.jobs.books import REFUND_WINDOW_SECONDS, TripRuleViolation, breach_from, cents
 from tasks.jobs.deferral import Deferral, failure_json
 from tasks.jobs.messages import build_message, build_sent_event, sent_event_channel_of
@@ -117,8 +121,13 @@ def conflicts(results: Sequence[Enqueued], *, in_batch: bool) -> JobConflict | N
 ENQUEUE_CHUNK = 500  # jobs per enqueue script: a few milliseconds of Redis's time, so other clients barely wait
 
 
-def enqueue_call(jobs: Sequence[NewJob], now: float, ttl: int, events_channel: str, *, dry_run: bool) -> tuple[list[str], list[Any]]:
-    """KEYS and ARGV of ``tasks/store/lua/enqueue.lua`` for ``jobs`` (a dry run leaves the messages out: it only checks)."""
+def enqueue_call(
+    jobs: Sequence[NewJob], now: float, ttl: int, events_channel: str, *, dry_run: bool, traceparent: str = "",
+) -> tuple[list[str], list[Any]]:
+    """KEYS and ARGV of ``tasks/store/lua/enqueue.lua`` for ``jobs`` (a dry run leaves the messages out: it only checks).
+
+    ``traceparent``: the trace context the jobs keep on their records and messages ('': none).
+    """
     args: list[Any] = [now, ttl, events_channel, "1" if dry_run else "0", REFUND_WINDOW_SECONDS]
     for job in jobs:
         spec = OPERATIONS[job.operation]
@@ -127,11 +136,11 @@ def enqueue_call(jobs: Sequence[NewJob], now: float, ttl: int, events_channel: s
         amount = job.kwargs.get("amount") or {}
         args += [
             job.job_id, keys.job(job.job_id), job.operation, spec.queue,
-            "" if dry_run else build_message(job.operation, job.job_id, job.kwargs),
+            "" if dry_run else build_message(job.operation, job.job_id, job.kwargs, traceparent),
             wire.job_json(job.kwargs),  # a dry run too: a job sent again is compared with the one on record
             "" if dry_run else build_sent_event(job.operation, job.job_id, job.kwargs, now),
             keys.trip(store, trip) if booked else "", keys.held(store, trip) if booked else "",
-            cents(amount["amount"]) if "amount" in amount else 0, amount.get("code", ""), keys.backlog(store), store,
+            cents(amount["amount"]) if "amount" in amount else 0, amount.get("code", ""), keys.backlog(store), store, traceparent,
         ]
     return [keys.ACTIVE, keys.WAITING, keys.BACKLOG_STORES], args
 
@@ -192,12 +201,13 @@ class JobStore:
         """
         now = now if now is not None else time.time()
         batch = list(jobs)
+        traceparent = tracing.current_traceparent()
         if len(batch) > ENQUEUE_CHUNK:
             self.check(batch, now)
         done: list[Enqueued] = []
         for start in range(0, len(batch), ENQUEUE_CHUNK):
             chunk = batch[start : start + ENQUEUE_CHUNK]
-            call_keys, args = enqueue_call(chunk, now, self._ttl, self._events, dry_run=False)
+            call_keys, args = enqueue_call(chunk, now, self._ttl, self._events, dry_run=False, traceparent=traceparent)
             done += read_enqueue_reply(self._enqueue(keys=call_keys, args=args), chunk, offset=start)
         return done
 
@@ -259,7 +269,7 @@ class JobStore:
 
     def finish_capture(
         self, job_id: str, settled_at: int, result: dict[str, Any], report: NewJob, now: float, call: Call | None = None,
-        event: NotificationEvent | None = None, claim: str = "",
+        event: NotificationEvent | None = None, claim: str = "", traceparent: str = "",
     ) -> int | None:
         """Settle a capture at ``settled_at``, publish its ``report`` and mark it succeeded, in one script.
 
@@ -269,6 +279,7 @@ class JobStore:
         is counted in the same script; ``event``, the success's notification, is
         appended to the outbox in it. None, nothing written but the call's
         count, if the delivery's ``claim`` ('': none) lost the job to another worker.
+        ``traceparent``: the report's trace context, the capture's ('': none).
         """
         successes, field = _call_args(call)
         store, trip = str(report.kwargs["storeId"]), str(report.kwargs["shoppingTripId"])
@@ -277,9 +288,9 @@ class JobStore:
                   successes or keys.API_CALLS, keys.trip(store, trip), keys.held(store, trip), keys.WAITING,
                   OPERATIONS[Operation.REFUND].queue, keys.LEASES],
             args=[job_id, now, settled_at, json.dumps(result), report.job_id,
-                  build_message(report.operation, report.job_id, report.kwargs), wire.job_json(report.kwargs), self._ttl,
+                  build_message(report.operation, report.job_id, report.kwargs, traceparent), wire.job_json(report.kwargs), self._ttl,
                   self._events, build_sent_event(report.operation, report.job_id, report.kwargs, now), field, keys.JOB_PREFIX,
-                  claim, *event_args(event)],
+                  claim, *event_args(event), traceparent],
         ))
         return None if on_record < 0 else on_record
 
@@ -347,14 +358,14 @@ class JobStore:
             return []
         pipe = self._redis.pipeline(transaction=False)
         for job_id in job_ids:
-            pipe.hmget(keys.job(job_id), "op", "kwargs", "state")
+            pipe.hmget(keys.job(job_id), "op", "kwargs", "state", "traceparent")
         jobs: list[_Stored] = []
         orphans: list[str] = []
-        for job_id, (op, kwargs_json, state) in zip(job_ids, pipe.execute(), strict=True):
+        for job_id, (op, kwargs_json, state, traceparent) in zip(job_ids, pipe.execute(), strict=True):
             if op is None:
                 orphans.append(job_id)
             else:
-                jobs.append(_Stored(job_id, Operation(op), kwargs_json, state))
+                jobs.append(_Stored(job_id, Operation(op), kwargs_json, state, traceparent or ""))
         if orphans:
             self._redis.zrem(watched, *orphans)
         return jobs
@@ -411,13 +422,14 @@ class _Stored:
     operation: Operation
     kwargs_json: str
     state: str | None
+    traceparent: str = ""  # '' on a record written before traces were kept
 
 
 def _script_args(jobs: Iterable[_Stored]) -> list[Any]:
     """(id, job key, queue, message) per job, flattened, as the move and recover scripts take them."""
     args: list[Any] = []
     for job in jobs:
-        message = build_message(job.operation, job.job_id, json.loads(job.kwargs_json))
+        message = build_message(job.operation, job.job_id, json.loads(job.kwargs_json), job.traceparent)
         args += [job.job_id, keys.job(job.job_id), OPERATIONS[job.operation].queue, message]
     return args
 

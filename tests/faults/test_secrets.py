@@ -5,7 +5,8 @@ every API call with SigV4 (``AWS_SECRET_ACCESS_KEY``, checked by the sandbox)
 and every outcome notification with ``PAYQ_NOTIFY_SECRET`` (the sandbox is the
 receiver and checks them), ``PAYQ_FLOWER_BASIC_AUTH`` is set in its
 environment, and ``payq serve`` runs with a store's intake token and the
-console's password, as in production. Jobs
+console's password, as in production; the worker and ``payq serve`` trace,
+exporting their spans to an OTLP receiver. Jobs
 succeed, retry, wait deferred and are dead-lettered; then every place their
 data shows up is searched for each secret and for its first and last 12
 characters (a truncated secret has leaked too).
@@ -36,6 +37,7 @@ from tests.faults.report import Figures, Recorder
 from tests.support.fault_redis import FaultRedis
 from tests.support.fault_workers import FaultWorker
 from tests.support.flower import FlowerProcess, wait_until_watched
+from tests.support.otlp import OtlpReceiver, otel_env
 from tests.support.payq_cli import run_payq
 from tests.support.polling import wait_for
 from tests.support.ports import free_port
@@ -149,6 +151,7 @@ def test_no_secret_reaches_logs_messages_events_flower_dead_letters_or_operator_
     flower: FlowerProcess | None = None
     tap: EventTap | None = None
     serve: ServeProcess | None = None
+    otlp = OtlpReceiver()  # the worker and payq serve trace (tasks/tracing.py): their spans are searched too
     try:
         with monkeypatch.context() as env:
             env.setenv("PAYQ_SANDBOX_SECRET_KEY", AWS_SECRET)  # the sandbox verifies with the same secret, from its environment
@@ -157,7 +160,7 @@ def test_no_secret_reaches_logs_messages_events_flower_dead_letters_or_operator_
         notify_env = {"PAYQ_NOTIFY_URL": f"{api.url}/admin/notifications", "PAYQ_NOTIFY_SECRET": NOTIFY_SECRET}
         serve = ServeProcess(server.url, env={
             "PAYQ_INTAKE_TOKENS": json.dumps({hashlib.sha256(INTAKE_TOKEN.encode()).hexdigest(): [STORE]}),
-            "PAYQ_CONSOLE_BASIC_AUTH": f"{CONSOLE_USER}:{CONSOLE_PASSWORD}", **notify_env,
+            "PAYQ_CONSOLE_BASIC_AUTH": f"{CONSOLE_USER}:{CONSOLE_PASSWORD}", **notify_env, **otel_env(otlp),
         })
         api.set_faults({"rules": [
             {"endpoint": "cancel", "fault": {"status": 400, "body": {"errorMsg": "BadRequestException: refused"}}},  # dead letter
@@ -180,7 +183,7 @@ def test_no_secret_reaches_logs_messages_events_flower_dead_letters_or_operator_
         aside = {queue: f"{queue}:aside" for queue in QUEUES if rdb.exists(queue)}
         for queue, parked in aside.items():
             rdb.rename(queue, parked)
-        worker = make_worker(server.url, api.url, env={**isolated_aws, **notify_env}, concurrency=4)
+        worker = make_worker(server.url, api.url, env={**isolated_aws, **notify_env, **otel_env(otlp)}, concurrency=4)
         wait_until_watched(flower, worker)
         for queue, parked in aside.items():
             rdb.rename(parked, queue)
@@ -238,7 +241,12 @@ def test_no_secret_reaches_logs_messages_events_flower_dead_letters_or_operator_
             **{f"{name} (stdout+stderr)": ran.stdout + ran.stderr for name, ran in {**operator, **refused}.items()},
         }
         places["payq serve output"] = serve.output()
+        wait_for(lambda: {"POST /v1/jobs", "payq.api capture", "payq.notify"} <= {s.name for s in otlp.received()},
+                 what="the intake's, the API calls' and the notifications' spans")
+        places["exported spans (names, attributes, resources)"] = json.dumps(
+            [[span.name, span.attributes, span.resource] for span in otlp.received()])
     finally:
+        otlp.close()
         if tap is not None:
             tap.stop()
         if flower is not None:
@@ -261,6 +269,7 @@ def test_no_secret_reaches_logs_messages_events_flower_dead_letters_or_operator_
     assert "'shoppingTripId': 't-ok'" in places["queued messages"] or '"shoppingTripId": "t-ok"' in places["queued messages"]
     assert '"type": "task-succeeded"' in places["events on Redis (what Flower receives)"]
     assert "t-dead" in places["Flower /api/tasks"] and "Connected to redis://:**@" in places["worker log"]
+    assert '"payq.trip.id": "t-ok"' in places["exported spans (names, attributes, resources)"]
     assert leaks({"a planted secret": decoded(base64.b64encode(AWS_SECRET.encode()).decode())}) != []
     assert found == []
     assert {name: ran.returncode for name, ran in operator.items()} == dict.fromkeys(operator, 0)

@@ -8,6 +8,9 @@ by an old worker that died since (its lease lapsed, its message gone with it),
 a deferred job now due; then starts a worker of this version. Before issue 33
 BEGIN adopted a message sent around payq's producer (``send_task``) under
 Celery's own id, and dead-lettered one with a Decimal amount as ``internal-error``.
+Before issue 32
+no record or message had a ``traceparent``: such jobs run once under a worker
+that traces too.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import redis
 
 from payapi.operations import Operation
 from payapi.outcomes import Failure, FailureKind
+from tasks import tracing
 from tasks.jobs.messages import build_message
 from tasks.producer import prepare
 from tasks.redis import keys
@@ -29,6 +33,7 @@ from tasks.states import DeadLetterReason
 from tasks.store.deadletters import DeadLetter, DeadLetterStore
 from tests.support.jobs import USD_1, calls, record, wait_for_state
 from tests.support.names import queue_of
+from tests.support.otlp import otel_env, otlp_receiving
 from tests.support.payq_cli import invoke
 from tests.support.polling import wait_for
 from tests.support.sandbox import SandboxProcess
@@ -107,3 +112,26 @@ def test_a_send_task_message_the_previous_version_adopted_or_dead_lettered_runs_
                       for e in calls(api, Operation.CAPTURE))
     assert captured == [("t-adopted", "1.00"), ("t-decimal", "21.00")], "each capture called once, with its exact amount"
     assert rdb.hlen(keys.DEAD_LETTERS) == 0
+
+
+def test_jobs_the_previous_version_enqueued_without_a_trace_run_once_under_a_worker_that_traces(
+    rdb: redis.Redis, api: SandboxProcess, start_worker: Callable[..., WorkerProcess],
+) -> None:
+    # records and messages from before traces were kept: no traceparent on either; one queued, one deferred and due
+    queued = old_record(rdb, "t-untraced-queued")
+    rdb.lpush(queue_of("capture"), build_message(Operation.CAPTURE, queued, json.loads(record(rdb, queued)["kwargs"])))
+    deferred = old_record(rdb, "t-untraced-deferred", state="deferred", attempts=1, deferred_until=time.time())
+    rdb.zadd(keys.DEFERRED, {deferred: time.time()})
+
+    with otlp_receiving() as otlp:
+        start_worker(env=otel_env(otlp))
+        for job_id in (queued, deferred):
+            wait_for_state(rdb, job_id, "succeeded", timeout=30)
+        # each delivery is a trace of its own (there is none to join), and says which job it ran
+        wait_for(lambda: {s.attributes.get(tracing.JOB_ID) for s in otlp.received() if s.name == "payq.task capture"} == {queued, deferred},
+                 what="each old job's delivery span")
+        tasks = [s for s in otlp.received() if s.name == "payq.task capture"]
+    assert all(s.parent_id == "" for s in tasks)
+    assert "traceparent" not in record(rdb, queued) and "traceparent" not in record(rdb, deferred)
+    trips = sorted(json.loads(entry["body"])["shoppingTripId"] for entry in calls(api, Operation.CAPTURE))
+    assert trips == ["t-untraced-deferred", "t-untraced-queued"], "each capture called once"

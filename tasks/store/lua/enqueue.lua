@@ -18,14 +18,14 @@ local ttl = ARGV[2]
 local events_channel = ARGV[3]
 local dry_run = ARGV[4] == '1'
 local refund_window = tonumber(ARGV[5])
-local FIRST, STRIDE = 6, 13
+local FIRST, STRIDE = 6, 14
 
 local function job_at(i)
   return {
     id = ARGV[i], key = ARGV[i + 1], operation = ARGV[i + 2], queue = ARGV[i + 3], message = ARGV[i + 4],
     kwargs = ARGV[i + 5], sent_event = ARGV[i + 6], trip_key = ARGV[i + 7], held_key = ARGV[i + 8],
-    cents = tonumber(ARGV[i + 9]), currency = ARGV[i + 10], 
-    backlog_key = ARGV[i + 11], store = ARGV[i + 12],
+    cents = tonumber(ARGV[i + 9]), currency = ARGV[i + 10],
+    backlog_key = ARGV[i + 11], store = ARGV[i + 12], traceparent = ARGV[i + 13],
   }
 end
 
@@ -110,13 +110,14 @@ for i = FIRST, #ARGV, STRIDE do
       redis.call('HSET', job.key, 'op', job.operation, 'kwargs', job.kwargs, 'attempts', 0, 'enqueued_at', now,
                  'state', STATE.WAITING, 'waiting_for', b.capture, 'held_message', job.message, 'held_event', job.sent_event,
                  'updated_at', now)
+      if job.traceparent ~= '' then redis.call('HSET', job.key, 'traceparent', job.traceparent) end
       redis.call('EXPIRE', job.key, ttl)
       redis.call('RPUSH', job.held_key, job.id)
       redis.call('EXPIRE', job.held_key, ttl)
       redis.call('ZADD', waiting_key, now, job.id)
     else
       record_and_publish(job.key, job.queue, active_key, job.id, job.message, job.operation, job.kwargs, now, ttl,
-                         events_channel, job.sent_event)
+                         events_channel, job.sent_event, job.traceparent)
     end
     -- the store's open jobs, for its intake cap and `payq stats` (settled ones are pruned when counted)
     redis.call('ZADD', job.backlog_key, now, job.id)

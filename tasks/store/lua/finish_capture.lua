@@ -34,6 +34,7 @@ local call_field = ARGV[11]     -- '<operation>:<status>' of the capture call to
 local job_prefix = ARGV[12]     -- what a job id is prefixed with to make its record's key
 local claim = ARGV[13]          -- the delivery's claim on the job; '' when it claimed nothing
 local EVENT = 14                -- ARGV[14..19]: the capture's success notification (see append_event)
+local report_traceparent = ARGV[20]  -- the report's trace context: the capture's ('' when none)
 
 if successes_key == calls_key then successes_key = '' end
 if not may_record(capture_key, claim) then
@@ -44,7 +45,7 @@ redis.call('HSETNX', capture_key, 'settled_at', settled_at)
 local on_record = redis.call('HGET', capture_key, 'settled_at')
 if on_record ~= settled_at then return on_record end
 record_and_publish(report_key, report_queue, active_key, report_id, report_message, OP.FEEDBACK, report_kwargs, now, ttl,
-                   events_channel, sent_event)
+                   events_channel, sent_event, report_traceparent)
 redis.call('HSET', capture_key, 'state', STATE.SUCCEEDED, 'result', result, 'updated_at', now)
 append_event(EVENT, now)
 redis.call('HDEL', capture_key, 'deferred_until', 'defer')

@@ -27,10 +27,12 @@ end
 
 -- Record a new job and publish it, unless its id has a record already (the idempotency key):
 -- returns 1 if published, 0 if the job existed. events_channel/sent_event: Flower's task-sent.
+-- traceparent: the job's trace context, kept for every message published for it later ('' or nil: none).
 local function record_and_publish(job_key, queue_key, active_key, job_id, message, operation, kwargs, now, ttl,
-                                  events_channel, sent_event)
+                                  events_channel, sent_event, traceparent)
   if redis.call('EXISTS', job_key) == 1 then return 0 end
   redis.call('HSET', job_key, 'op', operation, 'kwargs', kwargs, 'attempts', 0, 'enqueued_at', now)
+  if traceparent and traceparent ~= '' then redis.call('HSET', job_key, 'traceparent', traceparent) end
   redis.call('EXPIRE', job_key, ttl)
   publish(job_key, queue_key, active_key, job_id, message, now, false)
   redis.call('PUBLISH', events_channel, sent_event)
