@@ -175,7 +175,8 @@ def trip_view(store_id: str, trip_id: str, books: dict[str, str], records: dict[
     refunds = sorted((r for r in (summary(i) for i in refund_ids) if r is not None),
                      key=lambda r: str(records[r["jobId"]].get("enqueued_at")))
     captured_cents = int(books["capture_cents"]) if "capture_cents" in books else 0
-    succeeded = capture is not None and capture.get("state") == JobState.SUCCEEDED
+    # the books say when the capture succeeded: they outlive its record (PAYQ_TRIP_BOOKS_RETENTION_DAYS), past the refund window
+    succeeded = (capture is not None and capture.get("state") == JobState.SUCCEEDED) or "captured_at" in books
     refunded = sum(cents(r["amount"]) for r in refunds if r["state"] == JobState.SUCCEEDED)
     live = int(books.get("refunded", 0))
     return {

@@ -7,8 +7,9 @@ of it then is its outcome: state, when, attempts, the result. So the step
 that records a success (``tasks/store/lua/succeed.lua``,
 ``finish_capture.lua``) compacts the record in the same script:
 
-- the fields only a live job needs go (:data:`DROPPED`: who held it and under
-  which delivery, its latest failure and deferral, the outbox's marker);
+- the fields only a live job needs go (:data:`DROPPED`: who held it, under
+  which delivery and claim, its latest failure and deferral, the outbox's
+  marker), and its operation, which its id says;
 - the wire fields and the result are kept leaf by leaf (``in.amount.amount``
   -> ``"12.34"``, ``out.reconciliationId``), each value JSON, leaving out
   every leaf the job's id already says (:func:`derived`: the trip's ids, a
@@ -33,8 +34,8 @@ from tasks.states import JobState
 
 # Fields of a live job's record that a settled one no longer needs (tasks/store/records.py says what each is)
 DROPPED: tuple[str, ...] = (
-    "kwargs", "result", "delivery", "holder", "worker", "first_attempt_at", "last_attempt_at", "notified", "failure",
-    "deferred_until", "defer", "pace_turn",
+    "op", "kwargs", "result", "delivery", "holder", "claim", "worker", "first_attempt_at", "last_attempt_at", "notified",
+    "failure", "deferred_until", "defer", "pace_turn",
 )
 REQUEST = "in."   # a leaf of the job's wire fields
 RESULT = "out."   # a leaf of its result
@@ -51,8 +52,8 @@ def operation_of(job_id: str) -> Operation | None:
 def derived(job_id: str, settled_at: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
     """The wire fields and result leaves the job's id (and a capture's settle time) already say.
 
-    Only string key fields are derived (an integer one, a report's
-    ``paymentStatusTime``, is kept: it would come back a string).
+    A key field is derived as its model's type says: a report's
+    ``paymentStatusTime`` as an integer.
     """
     operation = operation_of(job_id)
     if operation is None or operation not in OPERATIONS:
@@ -61,11 +62,16 @@ def derived(job_id: str, settled_at: str | None) -> tuple[dict[str, Any], dict[s
     parts = job_id.split(":")[1:]
     if len(parts) != len(spec.key_fields):
         return {}, {}
-    request = {name: value for name, value in zip(spec.key_fields, parts, strict=True)
-               if spec.request.model_fields[name].annotation is str}
+    request: dict[str, Any] = {}
+    for name, value in zip(spec.key_fields, parts, strict=True):
+        kind = spec.request.model_fields[name].annotation
+        if kind is str:
+            request[name] = value
+        elif kind is int and value.isdigit():
+            request[name] = int(value)
     result: dict[str, Any] = {}
     if operation is Operation.CAPTURE and settled_at and settled_at.isdigit():
-        report = OPERATIONS[Operation.FEEDBACK].job_id({**request, "paymentStatusTime": settled_at})
+        report = OPERATIONS[Operation.FEEDBACK].job_id({**request, "paymentStatusTime": settled_at})  # as execution derives it
         result = {"reportJobId": report, "settledAt": int(settled_at)}
     return request, result
 
@@ -115,6 +121,9 @@ def expand(job_id: str, record: Mapping[str, str]) -> dict[str, str]:
             _put(result, name[len(RESULT):], json.loads(value))
         else:
             full[name] = value
+    operation = operation_of(job_id)
+    if operation is not None:
+        full.setdefault("op", operation.value)
     full["kwargs"] = json.dumps(request)
     full.setdefault("result", json.dumps(result))
     return full

@@ -4,6 +4,7 @@
 -- Returns the settle time on record; a different one than offered means an earlier delivery
 -- settled it, and the caller builds that report instead and calls again. Returns -1, writing
 -- nothing but the call's count, when the delivery lost its claim (see lib/lease.lua `may_record`).
+-- The record is compacted to what a settled job keeps, in the same step (lib/settle.lua).
 --#include names
 --#include lib/publish.lua
 --#include lib/outbox.lua
@@ -39,6 +40,14 @@ local books_ttl = ARGV[15]      -- the trip's books are kept this long from the 
 local EVENT = 16                -- ARGV[16..21]: the capture's success notification (see append_event)
 
 if successes_key == calls_key then successes_key = '' end
+if redis.call('HGET', capture_key, 'state') == STATE.SUCCEEDED then
+  -- succeeded already (this step asked again after a connection fault hid its answer, or another delivery
+  -- settled it): final, whoever asks; a settled record keeps neither the claim nor the event's marker.
+  -- The call is counted once: a caller told an earlier settle time comes again with the same call.
+  local settled_on_record = redis.call('HGET', capture_key, 'settled_at')
+  if settled_on_record == settled_at then count_call(calls_key, call_field, successes_key) end
+  return settled_on_record
+end
 if not may_record(capture_key, claim) then
   count_call(calls_key, call_field, successes_key)
   return -1
@@ -46,11 +55,6 @@ end
 redis.call('HSETNX', capture_key, 'settled_at', settled_at)
 local on_record = redis.call('HGET', capture_key, 'settled_at')
 if on_record ~= settled_at then return on_record end
-if redis.call('HGET', capture_key, 'state') == STATE.SUCCEEDED then
-  -- recorded already (this step asked again after a connection fault hid its answer)
-  count_call(calls_key, call_field, successes_key)
-  return on_record
-end
 record_and_publish(report_key, report_queue, active_key, report_id, report_message, OP.FEEDBACK, report_kwargs, now,
                    ttl, events_channel, sent_event)
 redis.call('HSET', capture_key, 'state', STATE.SUCCEEDED, 'updated_at', now)

@@ -1,7 +1,7 @@
 -- A job's success (not a capture's: finish_capture.lua): its result, and its notification published
 -- in the same step (the outbox), unless the delivery lost its claim (see lib/lease.lua `may_record`);
 -- the record is compacted to what a settled job keeps (lib/settle.lua). The call is counted either
--- way. Returns 1 (recorded, or already: the same step asked again) or 0 (refused: another worker holds the job).
+-- way. Returns 1 (recorded, or succeeded already) or 0 (refused: another worker holds the job).
 --#include names
 --#include lib/publish.lua
 --#include lib/outbox.lua
@@ -24,9 +24,10 @@ local kept = ARGV[9]            -- JSON list: name, value, ... of its wire field
 local EVENT = 10                -- ARGV[10..15]: the success's notification (see append_event)
 
 count_call(calls_key, call_field, successes_key)
-if not may_record(job_key, claim) then return 0 end
--- recorded already (this step asked again after a connection fault hid its answer): a settled record keeps no marker of its event
+-- succeeded already (this step asked again after a connection fault hid its answer, or another delivery
+-- settled it): final, whoever asks; a settled record keeps neither the claim nor the event's marker
 if redis.call('HGET', job_key, 'state') == STATE.SUCCEEDED then return 1 end
+if not may_record(job_key, claim) then return 0 end
 redis.call('HSET', job_key, 'state', STATE.SUCCEEDED, 'updated_at', now)
 redis.call('ZREM', active_key, job_id)
 redis.call('ZREM', leases_key, job_id)
