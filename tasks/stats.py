@@ -15,6 +15,7 @@ from tasks.pacing.pacer import Pacer
 from tasks.pacing.rules import learned_pace, pace_at
 from tasks.redis import keys
 from tasks.redis.connection import primary_address
+from tasks.redis.memory import Memory, read_memory
 from tasks.redis.replicas import Replicas, ReplicaState, in_sync, replicas_in, state_of
 from tasks.states import JobState
 from tasks.store.deadletters import DeadLetterStore
@@ -95,6 +96,7 @@ class Stats:
     queued_since: dict[str, float] = field(default_factory=dict)
     intake_answers: dict[str, int] = field(default_factory=dict)
     worker_starts: int = 0
+    memory: Memory | None = None  # Redis's memory, payq's keys by kind, a trip's cost and the projection (tasks/redis/memory.py)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -102,7 +104,7 @@ class Stats:
 
 
 def collect(client: redis.Redis, jobs: JobStore, dead_letters: DeadLetterStore, pacer: Pacer, leases: LeaseStore | None = None,
-            replicas: Replicas | None = None) -> Stats:
+            replicas: Replicas | None = None, retention: tuple[float, float] | None = None) -> Stats:
     """Read every figure in a few pipelined round trips, each bounded whatever the number of jobs.
 
     One for the counters and each queue's next message, one for those
@@ -110,6 +112,8 @@ def collect(client: redis.Redis, jobs: JobStore, dead_letters: DeadLetterStore, 
     dead letters and paces; and with ``leases``, one for the live workers' runs.
     ``replicas`` gives the floor and whether a failover is configured, which
     say what the replicas in sync mean (:class:`~tasks.redis.replicas.ReplicaState`).
+    ``retention`` (days a job record is kept, days a trip's books are) adds
+    Redis's memory and its projection, two round trips more (:func:`~tasks.redis.memory.read_memory`).
     """
     pipe = client.pipeline(transaction=False)
     for queue in QUEUES:
@@ -170,6 +174,7 @@ def collect(client: redis.Redis, jobs: JobStore, dead_letters: DeadLetterStore, 
         queued_since=queued_since,
         intake_answers={status: int(n) for status, n in sorted(answers.items())},
         worker_starts=int(starts or 0),
+        memory=read_memory(client, *retention) if retention is not None else None,
     )
 
 

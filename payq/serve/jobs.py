@@ -24,6 +24,7 @@ from tasks.jobs import settled
 from tasks.jobs.messages import sent_event_channel_of
 from tasks.redis import keys, scripts
 from tasks.redis.connection import replicas
+from tasks.redis.memory import warning_from
 from tasks.redis.patience import Patience
 from tasks.redis.replicas import Sighting
 from tasks.store.deadletters import DeadLetter
@@ -55,6 +56,10 @@ class IntakeJobs:
         self._events = sent_event_channel_of(client)
         self._enqueue = client.register_script(scripts.source("enqueue"))
         self._replicas = replicas(settings)
+
+    async def memory_warning(self) -> str | None:
+        """Whether Redis is near its maxmemory (tasks/redis/memory.py): the warning /readyz shows, or None."""
+        return warning_from(await self._redis.info("memory"))
 
     def patience(self) -> Patience:
         """One request's patience with an unreachable Redis: ``redis_retry_seconds``, as the producer's."""

@@ -12,7 +12,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import cast
 
 import redis
@@ -33,11 +33,17 @@ class Footprint:
     before: int
     after: int
     kinds: dict[str, tuple[int, float]]
+    books_only: int | None = None  # used_memory once the job records are deleted: what the books (kept longer) hold
 
     @property
     def per_trip(self) -> float:
         """Bytes of ``used_memory`` a settled trip added."""
         return (self.after - self.before) / self.trips
+
+    @property
+    def books_per_trip(self) -> float | None:
+        """Of :attr:`per_trip`, the trip's books (the rest is its job records)."""
+        return None if self.books_only is None else (self.books_only - self.before) / self.trips
 
 
 def trip_ids(count: int) -> list[str]:
@@ -85,5 +91,14 @@ def measure(producer: Producer, client: redis.Redis, count: int, reported: Calla
     """Settle ``count`` trips after a warm-up of a few (queues, paces, bindings made once); Redis's growth for them."""
     settle_trips(producer, client, trip_ids(20), reported, timeout)
     before = used_memory(client)
-    settle_trips(producer, client, trip_ids(count), reported, timeout)
+    trips = trip_ids(count)
+    settle_trips(producer, client, trips, reported, timeout)
     return Footprint(count, before, used_memory(client), key_kinds(client))
+
+
+def without_records(client: redis.Redis, found: Footprint) -> Footprint:
+    """``found`` with :attr:`Footprint.books_only` measured: every job record deleted (as their shorter retention will)."""
+    for key in client.scan_iter(match=f"{keys.JOB_PREFIX}*", count=1000):
+        client.unlink(key)
+    time.sleep(0.5)  # UNLINK frees in the background: a moment for it, then the figure is read
+    return replace(found, books_only=used_memory(client))
