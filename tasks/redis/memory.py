@@ -117,7 +117,7 @@ def warning_from(info: dict[str, Any]) -> str | None:
 def read_memory(client: redis.Redis, job_days: float, books_days: float, sample: int = SAMPLE, now: float | None = None) -> Memory:
     """One :class:`Memory` reading of ``client``'s Redis, with the retentions in days."""
     tenth = int((time.time() if now is None else now) * 10)
-    successes = [keys.successes("capture", t) for t in range(tenth - keys.SUCCESSES_KEPT * 10, tenth)]
+    successes = [keys.successes("capture", t) for t in range(tenth - keys.SUCCESSES_KEPT * 10 + 1, tenth + 1)]
     pipe = client.pipeline(transaction=False)
     pipe.info("memory")
     pipe.dbsize()
