@@ -9,7 +9,9 @@ that records a success (``tasks/store/lua/succeed.lua``,
 
 - the fields only a live job needs go (:data:`DROPPED`: who held it, under
   which delivery and claim, its latest failure and deferral, the outbox's
-  marker), and its operation, which its id says;
+  marker; the first attempt's time, which for a job that made one is its
+  last's), and its operation, which its id says; the attempts and when the
+  last began stay, a short summary;
 - the wire fields and the result are kept leaf by leaf (``in.amount.amount``
   -> ``"12.34"``, ``out.reconciliationId``), each value JSON, leaving out
   every leaf the job's id already says (:func:`derived`: the trip's ids, a
@@ -34,8 +36,8 @@ from tasks.states import JobState
 
 # Fields of a live job's record that a settled one no longer needs (tasks/store/records.py says what each is)
 DROPPED: tuple[str, ...] = (
-    "op", "kwargs", "result", "delivery", "holder", "claim", "worker", "first_attempt_at", "last_attempt_at", "notified",
-    "failure", "deferred_until", "defer", "pace_turn",
+    "op", "kwargs", "result", "delivery", "holder", "claim", "worker", "first_attempt_at", "notified", "failure",
+    "deferred_until", "defer", "pace_turn",
 )
 REQUEST = "in."   # a leaf of the job's wire fields
 RESULT = "out."   # a leaf of its result
@@ -124,6 +126,8 @@ def expand(job_id: str, record: Mapping[str, str]) -> dict[str, str]:
     operation = operation_of(job_id)
     if operation is not None:
         full.setdefault("op", operation.value)
+    if full.get("attempts") == "1" and "last_attempt_at" in full:
+        full.setdefault("first_attempt_at", full["last_attempt_at"])  # one attempt: the first was the last
     full["kwargs"] = json.dumps(request)
     full.setdefault("result", json.dumps(result))
     return full

@@ -54,9 +54,9 @@ def test_a_settled_trip_keeps_small_listpack_records_for_3_days_and_its_books_fo
 ) -> None:
     trip, capture, report = settled_trip(producer, rdb, start_worker)
 
-    assert set(rdb.hgetall(keys.job(capture))) == {"state", "attempts", "enqueued_at", "updated_at", "settled_at",
+    assert set(rdb.hgetall(keys.job(capture))) == {"state", "attempts", "enqueued_at", "updated_at", "last_attempt_at", "settled_at",
                                                    "in.amount.amount", "in.amount.code"}
-    assert set(rdb.hgetall(keys.job(report))) == {"state", "attempts", "enqueued_at", "updated_at", "in.totalAmount.amount",
+    assert set(rdb.hgetall(keys.job(report))) == {"state", "attempts", "enqueued_at", "updated_at", "last_attempt_at", "in.totalAmount.amount",
                                                   "in.totalAmount.code", "in.settledAmount.amount", "in.settledAmount.code",
                                                   "out.status", "out.reasonCode"}
     for job_id in (capture, report):
@@ -68,6 +68,7 @@ def test_a_settled_trip_keeps_small_listpack_records_for_3_days_and_its_books_fo
     assert (shown["state"], shown["attempts"], shown["reportJobId"]) == ("succeeded", 1, report)
     assert shown["request"] == {"storeId": STORE, "shoppingTripId": trip, "amount": AMOUNT}
     assert shown["result"]["reportJobId"] == report and shown["enqueuedAt"] and shown["updatedAt"]
+    assert shown["firstAttemptAt"] == shown["lastAttemptAt"] is not None
     shown = json.loads(payq("job", report, "--json").stdout)
     assert (shown["operation"], shown["state"], shown["result"]) == ("feedback", "succeeded", {"status": "Accepted", "reasonCode": "OK"})
     assert shown["request"]["totalAmount"] == AMOUNT and shown["request"]["shoppingTripId"] == trip

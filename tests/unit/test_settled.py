@@ -50,14 +50,14 @@ def test_a_settled_record_keeps_the_leaves_its_id_does_not_say_and_reads_back_wh
     job_id: str, kwargs: dict[str, Any], result: dict[str, Any], settled_at: str | None, fields: list[str],
 ) -> None:
     assert compact(job_id, kwargs, result, settled_at) == fields
-    stored = {"state": "succeeded", "attempts": "1", **dict(zip(fields[::2], fields[1::2], strict=True))}
+    stored = {"state": "succeeded", "attempts": "1", "last_attempt_at": "1700000000.5", **dict(zip(fields[::2], fields[1::2], strict=True))}
     if settled_at is not None:
         stored["settled_at"] = settled_at
     full = expand(job_id, stored)
     assert json.loads(full["kwargs"]) == kwargs
     assert json.loads(full["result"]) == result
     assert not any(name.startswith(("in.", "out.")) for name in full)
-    assert (full["state"], full["attempts"]) == ("succeeded", "1")
+    assert (full["state"], full["attempts"], full["first_attempt_at"]) == ("succeeded", "1", "1700000000.5"), "one attempt: first is last"
     assert full.get("op") == (job_id.split(":")[0] if ":" in job_id else None), "the operation, from the id"
 
 
