@@ -41,10 +41,10 @@ def test_a_trip_costs_its_two_records_and_its_books_once_the_sample_has_each() -
 
 
 @pytest.mark.parametrize(("rate", "records", "books", "job_days", "books_days", "expected"), [
-    (1.0, 831, 262, 3, 8, 86400 * (3 * 831 + 8 * 262)),   # docs/scaling.md: 378 MiB at 1 trip/s
-    (10.0, 831, 262, 3, 8, 864000 * 4589),
-    (1.0, 831, 262, 30, 30, 86400 * 30 * 1093),            # the retention is a multiplier
-    (0.0, 831, 262, 3, 8, 0),
+    (1.0, 873, 239, 3, 8, 86400 * (3 * 873 + 8 * 239)),   # docs/scaling.md: 373 MiB at 1 trip/s
+    (10.0, 873, 239, 3, 8, 864000 * 4531),
+    (1.0, 873, 239, 30, 30, 86400 * 30 * 1112),            # the retention is a multiplier
+    (0.0, 873, 239, 3, 8, 0),
 ])
 def test_the_steady_state_is_trips_a_day_times_each_part_s_retention(
     rate: float, records: float, books: float, job_days: float, books_days: float, expected: float,
