@@ -98,36 +98,37 @@ def compact(job_id: str, kwargs: Mapping[str, Any] | None, result: Mapping[str, 
     if settled_at is not None:
         record["settled_at"] = settled_at
     restored = expand(job_id, record)
-    fields = request_leaves if json.loads(restored["kwargs"]) == dict(kwargs) else ["kwargs", json.dumps(dict(kwargs))]
-    fields += result_leaves if json.loads(restored["result"]) == dict(result) else ["result", json.dumps(dict(result))]
-    return fields
+    if json.loads(restored["kwargs"]) != dict(kwargs) or json.loads(restored["result"]) != dict(result):
+        return ["kwargs", json.dumps(dict(kwargs)), "result", json.dumps(dict(result))]
+    return request_leaves + result_leaves
 
 
 def expand(job_id: str, record: Mapping[str, str]) -> dict[str, str]:
-    """``record`` as every reader knows it: a compacted one with ``kwargs`` and ``result`` as JSON again, its leaves gone; any other as it is.
+    """``record`` as every reader knows it: a settled one with its operation, and ``kwargs`` and ``result`` as JSON again, its leaves gone.
 
-    A record is compacted when it succeeded and has no ``kwargs`` (every
-    record payq writes has them until then; a cancel whose every field its id
-    says keeps no leaf at all).
+    A record that has not succeeded is read as it is. A settled one has no
+    ``kwargs`` when compacted (every record payq writes has them until then; a
+    cancel whose every field its id says keeps no leaf at all), and keeps them
+    whole, as the previous payq did, when its leaves would not give them back.
     """
-    if "kwargs" in record or record.get("state") != JobState.SUCCEEDED:
+    if record.get("state") != JobState.SUCCEEDED:
         return dict(record)
-    request_said, result_said = derived(job_id, record.get("settled_at"))
-    request: dict[str, Any] = dict(request_said)
-    result: dict[str, Any] = dict(result_said)
-    full: dict[str, str] = {}
-    for name, value in record.items():
-        if name.startswith(REQUEST):
-            _put(request, name[len(REQUEST):], json.loads(value))
-        elif name.startswith(RESULT):
-            _put(result, name[len(RESULT):], json.loads(value))
-        else:
-            full[name] = value
+    full = {name: value for name, value in record.items() if not name.startswith((REQUEST, RESULT))}
     operation = operation_of(job_id)
     if operation is not None:
         full.setdefault("op", operation.value)
     if full.get("attempts") == "1" and "last_attempt_at" in full:
         full.setdefault("first_attempt_at", full["last_attempt_at"])  # one attempt: the first was the last
+    if "kwargs" in record:
+        return full
+    request_said, result_said = derived(job_id, record.get("settled_at"))
+    request: dict[str, Any] = dict(request_said)
+    result: dict[str, Any] = dict(result_said)
+    for name, value in record.items():
+        if name.startswith(REQUEST):
+            _put(request, name[len(REQUEST):], json.loads(value))
+        elif name.startswith(RESULT):
+            _put(result, name[len(RESULT):], json.loads(value))
     full["kwargs"] = json.dumps(request)
     full.setdefault("result", json.dumps(result))
     return full

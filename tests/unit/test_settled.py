@@ -42,6 +42,8 @@ ROWS: list[tuple[str, dict[str, Any], dict[str, Any], str | None, list[str]]] = 
      ["out.empty", "{}", "out.list", '[1,"a"]']),
     # an id no row makes: nothing is derived
     ("odd-id", {"a": {"b": "c"}}, {}, None, ["in.a.b", '"c"']),
+    # leaves that would not give the fields back (a dot in a name): both kept whole, as the previous payq kept them
+    ("odd-id", {"a.b": "c"}, {"x": 1}, None, ["kwargs", '{"a.b": "c"}', "result", '{"x": 1}']),
 ]
 
 
