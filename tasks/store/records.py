@@ -17,6 +17,14 @@ one script in ``tasks/store/lua/`` (or one MULTI); the record's fields:
                           its lease is in ``payq:leases`` (see :mod:`tasks.store.leases`). An outcome is written
                           only under the claim
     recovered_from, recoveries   the holder whose lease lapsed last, and how often the job was given back
+
+A job that succeeded keeps less, compacted in the step that records it
+(``lua/lib/settle.lua``, :mod:`tasks.jobs.settled`): state, attempts, when
+(enqueued_at, last_attempt_at, updated_at, settled_at), and its wire fields and
+result leaf by leaf (``in.<path>``, ``out.<path>``) but those its id says;
+:meth:`JobStore.get` and :meth:`JobStore.records` read it back whole. It is
+kept ``retention_seconds`` from the settling; the trip's books
+``books_retention_seconds``, past the refund window.
 """
 
 from __future__ import annotations
