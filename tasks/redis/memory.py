@@ -128,7 +128,7 @@ def read_memory(client: redis.Redis, job_days: float, books_days: float, sample:
     names = sorted({_text(key) for key in found if key is not None})
     pipe = client.pipeline(transaction=False)
     for name in names:
-        pipe.memory_usage(name, samples=0)
+        pipe.memory_usage(name)  # its default of 5 samples: a long queue or the dead letters are estimated, not walked
     sizes = [(name, int(size)) for name, size in zip(names, pipe.execute(), strict=True) if size is not None]
     sampled = mean_sizes(sizes)
     rate = sum(int(count) for count in counts if count is not None) / keys.SUCCESSES_KEPT
