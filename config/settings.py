@@ -97,7 +97,16 @@ class Settings(BaseSettings):
         " the job delivered while its lease stands calls nothing. Lower: a dead worker's jobs back sooner; a pause"
         " of a worker (GC, VM) longer than it hands its jobs to another worker."
     ))
-    job_retention_days: float = Field(30.0, gt=0, description="Days a job record (its idempotency key) is kept; enqueueing the same job within it is a no-op.")
+    job_retention_days: float = Field(3.0, gt=0, description=(
+        "Days a job record (its idempotency key and outcome) is kept after the job settled; enqueueing the same job within"
+        " it is a no-op (and one with other fields a conflict). Store backends resend within minutes or hours; 3 days also"
+        " covers a backend down over a long weekend. Each day costs RAM: see docs/scaling.md."
+    ))
+    trip_books_retention_days: float = Field(8.0, ge=7, description=(
+        "Days a trip's books (its capture, cancel and refunds) are kept after its latest job was enqueued or its capture"
+        " settled: at least the API's 7-day refund window, so a refund late in it is still checked against what was"
+        " captured and refunded; the default adds a day's margin."
+    ))
     dead_letter_retention_days: float = Field(30.0, gt=0, description="Days a dead-letter entry is kept before it is trimmed.")
     deferred_poll_interval: float = Field(0.1, gt=0, description="Seconds between checks for due deferred jobs.")
     deferred_batch_size: int = Field(1000, ge=1, description="Due deferred jobs moved back to their queue per check.")

@@ -48,6 +48,14 @@ class BrokerUnavailable(RetryableError):
     """Redis could not be reached after a short bounded retry."""
 
 
+class RedisFull(RetryableError):
+    """Redis refused a write because it is full (``maxmemory`` reached, with ``noeviction``); nothing was written.
+
+    Sending the same jobs again is safe once an operator made room (a larger
+    ``maxmemory``, a shorter ``PAYQ_JOB_RETENTION_DAYS``: docs/scaling.md).
+    """
+
+
 class NotReplicated(RetryableError):
     """A write reached Redis's primary, but fewer replicas than ``PAYQ_REDIS_MIN_REPLICAS`` confirmed it in time.
 

@@ -10,13 +10,13 @@ from contextlib import contextmanager
 import click
 
 from config.settings import InvalidSettings, Settings, load_settings
-from payapi.errors import ConfigurationError, InvalidRequest, NotReplicated, PayqError, PermanentError
+from payapi.errors import ConfigurationError, InvalidRequest, NotReplicated, PayqError, PermanentError, RedisFull
 from tasks.stores import Stores
 
 EXIT_FAULT = 1
 EXIT_INVALID = 2
 EXIT_CONFIG = os.EX_CONFIG  # 78: the configuration is wrong; running the command again as it is cannot help
-EXIT_TEMPFAIL = 75  # EX_TEMPFAIL: written, but not yet on enough replicas; send it again
+EXIT_TEMPFAIL = 75  # EX_TEMPFAIL: written, but not yet on enough replicas, or Redis is full; send it again
 
 
 @contextmanager
@@ -26,7 +26,8 @@ def exits_cleanly() -> Iterator[None]:
     2: invalid input, each problem on its own line naming the field and rule.
     78: invalid configuration, each problem naming its ``PAYQ_*`` variable.
     1: a system fault (Redis unreachable …), one line naming the cause.
-    75: too few Redis replicas confirmed a write in time (``PAYQ_REDIS_MIN_REPLICAS``): send it again.
+    75: too few Redis replicas confirmed a write in time (``PAYQ_REDIS_MIN_REPLICAS``), or Redis is full
+    (``maxmemory``, nothing written): send it again.
     """
     try:
         yield
@@ -46,6 +47,9 @@ def exits_cleanly() -> Iterator[None]:
         sys.exit(EXIT_INVALID)
     except NotReplicated as exc:
         click.echo(f"error: {exc}; it may still run: send it again (the same job, never twice)", err=True)
+        sys.exit(EXIT_TEMPFAIL)
+    except RedisFull as exc:
+        click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_TEMPFAIL)
     except PayqError as exc:
         click.echo(f"error: {exc}", err=True)

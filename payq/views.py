@@ -12,10 +12,12 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from config.settings import Settings
 from payapi.operations import OPERATIONS, Operation
 from tasks.jobs.books import cents, money
 from tasks.jobs.deferral import Deferral, failure_from
 from tasks.notify.events import public_result
+from tasks.redis.memory import Memory
 from tasks.states import JobState
 from tasks.stats import Stats
 from tasks.store.deadletters import DeadLetter, DeadLetterStore
@@ -178,7 +180,8 @@ def trip_view(store_id: str, trip_id: str, books: dict[str, str], records: dict[
     refunds = sorted((r for r in (summary(i) for i in refund_ids) if r is not None),
                      key=lambda r: str(records[r["jobId"]].get("enqueued_at")))
     captured_cents = int(books["capture_cents"]) if "capture_cents" in books else 0
-    succeeded = capture is not None and capture.get("state") == JobState.SUCCEEDED
+    # the books say when the capture succeeded: they outlive its record (PAYQ_TRIP_BOOKS_RETENTION_DAYS), past the refund window
+    succeeded = (capture is not None and capture.get("state") == JobState.SUCCEEDED) or "captured_at" in books
     refunded = sum(cents(r["amount"]) for r in refunds if r["state"] == JobState.SUCCEEDED)
     live = int(books.get("refunded", 0))
     return {
@@ -243,7 +246,44 @@ def stats_view(stats: Stats) -> dict[str, Any]:
         "stores": [{"storeId": load.store, "openJobs": load.open_jobs,
                     "callsLastMinute": [{"operation": op, "count": n, "share": load.shares.get(op, 0.0)} for op, n in load.calls.items()]}
                    for load in stats.stores],
+        "memory": memory_view(stats.memory) if stats.memory is not None else None,
     }
+
+
+def retention_of(settings: Settings) -> tuple[float, float]:
+    """Days a job record is kept and days a trip's books are: what the memory's projection multiplies by."""
+    return settings.job_retention_days, settings.trip_books_retention_days
+
+
+def memory_view(memory: Memory) -> dict[str, Any]:
+    """Redis's memory in the public shape: bytes, the limit, keys by kind (estimated), a trip's cost, the rate, the projection, a warning."""
+    return {
+        "usedBytes": memory.used, "maxmemoryBytes": memory.maxmemory, "policy": memory.policy, "keys": memory.keys,
+        "keysByKind": [{"kind": kind, "keys": count} for kind, count in memory.by_kind.items()],
+        "tripBytes": round(memory.per_trip) if memory.per_trip is not None else None,
+        "tripsPerSecond": memory.trips_per_second,
+        "projectedBytes": round(memory.projected) if memory.projected is not None else None,
+        "warning": memory.warning,
+    }
+
+
+def memory_lines(memory: Memory, settings: Settings) -> list[str]:
+    """``payq stats``'s lines about Redis's memory (docs/scaling.md says how to read them)."""
+    limit = f" of maxmemory {_mib(memory.maxmemory)} ({memory.fill:.0%}, {memory.policy})" if memory.fill is not None else " (no maxmemory)"
+    lines = [f"redis memory: {_mib(memory.used)}{limit}, {memory.keys} keys"]
+    if memory.by_kind:
+        lines.append("  keys by kind (estimated from a sample): " + ", ".join(f"{kind} {n}" for kind, n in memory.by_kind.items()))
+    if memory.per_trip is not None and memory.projected is not None:
+        lines.append(f"  a settled trip: {memory.per_trip:,.0f} bytes (sampled); at {memory.trips_per_second:g} trips/s, kept"
+                     f" {settings.job_retention_days:g} days (records) and {settings.trip_books_retention_days:g} days (books):"
+                     f" {_mib(memory.projected)} at steady state")
+    if memory.warning is not None:
+        lines.append(f"  warning: {memory.warning}")
+    return lines
+
+
+def _mib(size: float) -> str:
+    return f"{size / 2**20:,.1f} MiB"
 
 
 def read_trip(jobs: JobStore, dead_letters: DeadLetterStore, store_id: str, trip_id: str) -> dict[str, Any] | None:

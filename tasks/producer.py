@@ -58,7 +58,7 @@ class Producer:
     def __init__(self, settings: Settings, client: redis.Redis | None = None) -> None:
         self._settings = settings
         self._redis = client if client is not None else connect(settings)
-        self._jobs = JobStore(self._redis, int(settings.job_retention_days * 86400))
+        self._jobs = JobStore(self._redis, int(settings.job_retention_days * 86400), int(settings.trip_books_retention_days * 86400))
         self._replicas = replicas(settings)
 
     def enqueue(self, operation: str, fields: dict[str, Any]) -> str:

@@ -15,6 +15,7 @@ from tasks.pacing.pacer import Pacer
 from tasks.pacing.rules import learned_pace, pace_at
 from tasks.redis import keys
 from tasks.redis.connection import primary_address
+from tasks.redis.memory import Memory, read_memory
 from tasks.redis.replicas import Replicas, ReplicaState, in_sync, replicas_in, state_of
 from tasks.states import JobState
 from tasks.store.backlog import Backlog, StoreLoad
@@ -104,6 +105,7 @@ class Stats:
     intake_answers: dict[str, int] = field(default_factory=dict)
     worker_starts: int = 0
     stores: list[StoreLoad] = field(default_factory=list)  # per store: open jobs, calls and share of the last minute
+    memory: Memory | None = None  # Redis's memory, payq's keys by kind, a trip's cost and the projection (tasks/redis/memory.py)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -111,7 +113,7 @@ class Stats:
 
 
 def collect(client: redis.Redis, jobs: JobStore, dead_letters: DeadLetterStore, pacer: Pacer, leases: LeaseStore | None = None,
-            replicas: Replicas | None = None) -> Stats:
+            replicas: Replicas | None = None, retention: tuple[float, float] | None = None) -> Stats:
     """Read every figure in a few pipelined round trips, each bounded whatever the number of jobs.
 
     One for the counters and each queue's next message, one for those
@@ -119,6 +121,8 @@ def collect(client: redis.Redis, jobs: JobStore, dead_letters: DeadLetterStore, 
     dead letters and paces; and with ``leases``, one for the live workers' runs.
     ``replicas`` gives the floor and whether a failover is configured, which
     say what the replicas in sync mean (:class:`~tasks.redis.replicas.ReplicaState`).
+    ``retention`` (days a job record is kept, days a trip's books are) adds
+    Redis's memory and its projection, two round trips more (:func:`~tasks.redis.memory.read_memory`).
     """
     pipe = client.pipeline(transaction=False)
     for queue in QUEUES:
@@ -180,6 +184,7 @@ def collect(client: redis.Redis, jobs: JobStore, dead_letters: DeadLetterStore, 
         intake_answers={status: int(n) for status, n in sorted(answers.items())},
         worker_starts=int(starts or 0),
         stores=Backlog(client).loads(now, STORES_SINCE)[:STORES_SHOWN],
+        memory=read_memory(client, *retention) if retention is not None else None,
     )
 
 

@@ -36,7 +36,7 @@ class Stores:
         return cls(
             settings=settings,
             redis=client,
-            jobs=JobStore(client, int(settings.job_retention_days * _DAY)),
+            jobs=JobStore(client, int(settings.job_retention_days * _DAY), int(settings.trip_books_retention_days * _DAY)),
             dead_letters=DeadLetterStore(client, int(settings.job_retention_days * _DAY), int(settings.dead_letter_retention_days * _DAY),
                                          notify=settings.notify_url is not None),
             pacer=Pacer(client, configured_limits(settings.rate_limits)),

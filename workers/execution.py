@@ -97,7 +97,7 @@ def execute(rt: Runtime, job: Job, patience: Patience) -> Ending:
         return _admit(rt, patience, job)
     if isinstance(action, Settle):
         assert isinstance(request, CaptureRequest)
-        settled = _settle_capture(rt, patience, job.job_id, request, action.settled_at, now)
+        settled = _settle_capture(rt, patience, job, request, action.settled_at, now)
         return Succeed(settled) if settled is not None else Skip(Verdict.HELD)
     if isinstance(action, Defer):
         return carry_out(rt, patience, job, request, action, 0)
@@ -201,10 +201,10 @@ def carry_out(
             rt.step(patience, lambda: rt.pacer.throttled(job.operation, now, retry_after, decision.pause_until or now + 1.0))
     if isinstance(decision, Succeed):
         if isinstance(request, CaptureRequest):
-            settled = _settle_capture(rt, patience, job.job_id, request, int(now), now, call, claim)
+            settled = _settle_capture(rt, patience, job, request, int(now), now, call, claim)
             return Succeed(settled) if settled is not None else _lost(job)
         event = events.succeeded(job.job_id, job.operation, job.kwargs, decision.result, now) if _notifies(rt, job) else None
-        recorded = rt.write(patience, lambda: rt.jobs.succeed(job.job_id, decision.result, now, call, event, claim))
+        recorded = rt.write(patience, lambda: rt.jobs.succeed(job.job_id, decision.result, now, call, event, claim, job.kwargs))
         return decision if recorded else _lost(job)
     if isinstance(decision, Defer):
         deferral = Deferral(decision.cause, decision.until, job.operation, attempt, decision.delay, decision.failure,
@@ -226,7 +226,7 @@ def _lost(job: Job) -> Skip:
 
 
 def _settle_capture(
-    rt: Runtime, patience: Patience, job_id: str, request: CaptureRequest, settled_at: int, now: float, call: Call | None = None,
+    rt: Runtime, patience: Patience, job: Job, request: CaptureRequest, settled_at: int, now: float, call: Call | None = None,
     claim: str = "",
 ) -> dict[str, Any] | None:
     """Settle the capture and chain its payment-status report; None if the delivery's ``claim`` lost the job to another worker.
@@ -242,9 +242,9 @@ def _settle_capture(
             "totalAmount": amount, "settledAmount": amount, "paymentStatusTime": settled_at,
         })
         result = {"reportJobId": report.job_id, "settledAt": settled_at}
-        event = events.succeeded(job_id, Operation.CAPTURE, request.model_dump(mode="json"), result, now) if rt.webhook else None
-        on_record = rt.write(patience, partial(rt.jobs.finish_capture, job_id, settled_at, result, report, now, call, event, claim,
-                                               traceparent))
+        event = events.succeeded(job.job_id, Operation.CAPTURE, request.model_dump(mode="json"), result, now) if rt.webhook else None
+        on_record = rt.write(patience, partial(rt.jobs.finish_capture, job.job_id, settled_at, result, report, now, call, event, claim,
+                                               job.kwargs, traceparent))
         if on_record is None or on_record == settled_at:
             return result if on_record is not None else None
         settled_at = on_record

@@ -27,6 +27,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from payapi.errors import BrokerUnavailable
 from payapi.operations import API_OPERATIONS
 from payq.exits import EXIT_FAULT, exits_cleanly, stores_from_env
+from payq.views import retention_of
+from tasks.redis.memory import Memory
 from tasks.redis.replicas import ReplicaState
 from tasks.states import DeadLetterReason
 from tasks.stats import Stats, collect
@@ -65,6 +67,13 @@ METRICS: dict[str, str] = {
     "payq_jobs_recovered": "Running jobs given back to their queue because their holder's lease lapsed (it died, stopped or was cut off).",
     "payq_intake_answers": "The HTTP intake's answers to /v1 requests, by HTTP status, all payq serve processes together.",
     "payq_scrape_timestamp_seconds": "When this snapshot was read from Redis, epoch seconds.",
+    "payq_redis_used_memory_bytes": "Redis's used_memory (INFO memory).",
+    "payq_redis_maxmemory_bytes": "Redis's maxmemory; 0: no limit. With noeviction, every enqueue fails once used_memory reaches it.",
+    "payq_redis_keys": "Redis's keys by kind (job:capture, job:feedback, trip, ...), estimated from a sample of random keys.",
+    "payq_trip_bytes": "What a settled trip keeps in Redis (its capture's and report's records and its books), by MEMORY USAGE of sampled keys.",
+    "payq_trips_per_second": "Captures succeeding per second now (the last 10 s).",
+    "payq_redis_projected_memory_bytes": "Redis's memory at steady state with trips at the current rate, each kept"
+                                         " PAYQ_JOB_RETENTION_DAYS (records) and PAYQ_TRIP_BOOKS_RETENTION_DAYS (books).",
 }
 
 
@@ -157,7 +166,24 @@ class PayqCollector:
         for status, count in stats.intake_answers.items():
             answers.add_metric([status], count)
         yield answers
+        if stats.memory is not None:
+            yield from _memory_gauges(stats.memory)
         yield GaugeMetricFamily("payq_scrape_timestamp_seconds", METRICS["payq_scrape_timestamp_seconds"], value=stats.taken_at)
+
+
+def _memory_gauges(memory: Memory) -> Iterator[Metric]:
+    """Redis's memory, payq's keys by kind, a trip's cost, the rate and the projection (tasks/redis/memory.py)."""
+    yield GaugeMetricFamily("payq_redis_used_memory_bytes", METRICS["payq_redis_used_memory_bytes"], value=memory.used)
+    yield GaugeMetricFamily("payq_redis_maxmemory_bytes", METRICS["payq_redis_maxmemory_bytes"], value=memory.maxmemory)
+    by_kind = GaugeMetricFamily("payq_redis_keys", METRICS["payq_redis_keys"], labels=["kind"])
+    for kind, count in memory.by_kind.items():
+        by_kind.add_metric([kind], count)
+    yield by_kind
+    if memory.per_trip is not None:
+        yield GaugeMetricFamily("payq_trip_bytes", METRICS["payq_trip_bytes"], value=memory.per_trip)
+    yield GaugeMetricFamily("payq_trips_per_second", METRICS["payq_trips_per_second"], value=memory.trips_per_second)
+    if memory.projected is not None:
+        yield GaugeMetricFamily("payq_redis_projected_memory_bytes", METRICS["payq_redis_projected_memory_bytes"], value=memory.projected)
 
 
 def make_registry(snapshot: Callable[[], Stats]) -> CollectorRegistry:
@@ -219,7 +245,7 @@ def metrics(port: int, host: str) -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     with exits_cleanly():
         rt = stores_from_env()
-        registry = make_registry(lambda: collect(rt.redis, rt.jobs, rt.dead_letters, rt.pacer, rt.leases, rt.replicas))
+        registry = make_registry(lambda: collect(rt.redis, rt.jobs, rt.dead_letters, rt.pacer, rt.leases, rt.replicas, retention_of(rt.settings)))
         try:
             server = make_server(host, port, registry)
         except OSError as exc:

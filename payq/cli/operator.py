@@ -22,7 +22,7 @@ from payapi.errors import FieldProblem, InvalidRequest
 from payapi.operations import Operation
 from payq.durations import age, parse_duration
 from payq.exits import EXIT_INVALID, exits_cleanly, stores_from_env
-from payq.views import dead_letter_view, iso, job_view, read_trip, stats_view, subject_of
+from payq.views import dead_letter_view, iso, job_view, memory_lines, read_trip, retention_of, stats_view, subject_of
 from tasks.jobs.deferral import failure_from
 from tasks.redis.connection import with_retry
 from tasks.redis.replicas import ReplicaState
@@ -339,7 +339,7 @@ def stats(as_json: bool) -> None:
     """
     with exits_cleanly():
         rt = stores_from_env()
-        snapshot = _redis(rt, lambda: collect(rt.redis, rt.jobs, rt.dead_letters, rt.pacer, rt.leases, rt.replicas))
+        snapshot = _redis(rt, lambda: collect(rt.redis, rt.jobs, rt.dead_letters, rt.pacer, rt.leases, rt.replicas, retention_of(rt.settings)))
         if as_json:
             click.echo(json.dumps(stats_view(snapshot), indent=2))
             return
@@ -370,3 +370,6 @@ def stats(as_json: bool) -> None:
         for load in snapshot.stores:
             done = ", ".join(f"{op} {n} ({load.shares.get(op, 0.0):.0%})" for op, n in load.calls.items()) or "no calls"
             click.echo(f"  {load.store:<20} open {load.open_jobs:<7} {done}")
+        if snapshot.memory is not None:
+            for line in memory_lines(snapshot.memory, rt.settings):
+                click.echo(line)

@@ -110,7 +110,9 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/readyz", tags=["health"], operation_id="getReadiness", summary="Readiness: Redis answers, /v1 can be served", openapi_extra=no_token,
              responses={200: {"description": "Ready; `degraded`: no Redis replica holds the jobs (PAYQ_REDIS_MIN_REPLICAS 0 allows it).",
                               "content": {"application/json": {"schema": {"type": "object", "properties": {
-                                  "ready": {"const": True}, "degraded": {"type": "boolean"}, "replicasInSync": {"type": "integer"}}}}}},
+                                  "ready": {"const": True}, "degraded": {"type": "boolean"}, "replicasInSync": {"type": "integer"},
+                                  "warning": {"type": "string", "description": "Redis is near its maxmemory (80% or more): when it is"
+                                              " full every enqueue is refused 503."}}}}}},
                         **problems({503: "Redis does not answer, or fewer replicas are in sync than PAYQ_REDIS_MIN_REPLICAS:"
                                          " take this instance out of rotation."})})
     async def readyz() -> Response:
@@ -127,7 +129,16 @@ def create_app(settings: Settings) -> FastAPI:
             return not_ready(f"Redis does not answer within {READY_TIMEOUT:g} s; every /v1 request would be refused 503").response()
         if seen.state is ReplicaState.REFUSING:
             return not_ready(f"{seen.describe()}: below that floor every enqueue would be refused 503").response()
-        return JSONResponse({"ready": True, "degraded": seen.state is ReplicaState.DEGRADED, "replicasInSync": seen.in_sync})
+        answer: dict[str, Any] = {"ready": True, "degraded": seen.state is ReplicaState.DEGRADED, "replicasInSync": seen.in_sync}
+        try:
+            warning = await asyncio.wait_for(app.state.intake_jobs.memory_warning(), READY_TIMEOUT)
+        except (redis.RedisError, TimeoutError):
+            warning = None  # Redis answered just now: a reading missed is no reason to take the instance out of rotation
+        if warning is not None:
+            # still ready (reads and a full Redis's 503s are served), but an operator must act before enqueues fail
+            log.warning("/readyz: %s", warning)
+            answer["warning"] = warning
+        return JSONResponse(answer)
 
     @app.exception_handler(HTTPException)
     async def http_problem(request: Request, exc: HTTPException) -> Response:

@@ -28,7 +28,7 @@ from starlette.convertors import StringConvertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
-from payapi.errors import BrokerUnavailable, NotReplicated
+from payapi.errors import BrokerUnavailable, NotReplicated, RedisFull
 
 # the module, not its names: app.py imports this module while it is being built
 from payq.serve.access import store_named_by, stores_of
@@ -61,6 +61,7 @@ from payq.serve.shared import intake_jobs_of, settings_of
 from payq.views import public_job, public_trip
 from tasks import tracing
 from tasks.jobs.books import TripRuleViolation
+from tasks.redis.connection import FULL
 from tasks.store.backlog import over_cap, retry_after
 from tasks.store.records import NewJob
 
@@ -150,7 +151,7 @@ async def _check_backlogs(request: Request, jobs: Sequence[NewJob], *, in_batch:
 
 @contextmanager
 def _redis_refusals(*, in_batch: bool = False) -> Iterator[None]:
-    """A trip's rules as 409; Redis unreachable, read-only or out of memory as 503 (nothing was written); too few replicas as 503."""
+    """A trip's rules as 409; Redis unreachable, read-only or full (naming it) as 503 (nothing was written); too few replicas as 503."""
     try:
         yield
     except TripRuleViolation as exc:
@@ -164,9 +165,12 @@ def _redis_refusals(*, in_batch: bool = False) -> Iterator[None]:
     except (BrokerUnavailable, redis.ConnectionError, redis.TimeoutError) as exc:
         log.warning("answering 503: %s", exc)
         raise unavailable("Redis cannot be reached; nothing was written. Try again after Retry-After seconds.") from None
+    except (RedisFull, redis.OutOfMemoryError) as exc:
+        log.warning("answering 503: Redis is full: %s", exc)
+        raise unavailable(FULL + ".") from None
     except redis.ResponseError as exc:
-        # noeviction (OOM) and a replica (READONLY) refuse writes: the same as unreachable for the client
-        if not str(exc).startswith(("OOM", "READONLY")) and not isinstance(exc, redis.ReadOnlyError):
+        # a replica (READONLY) refuses writes: the same as unreachable for the client
+        if not str(exc).startswith("READONLY") and not isinstance(exc, redis.ReadOnlyError):
             raise
         log.warning("answering 503: Redis refused the write: %s", exc)
         raise unavailable("Redis refuses writes for now; nothing was written. Try again after Retry-After seconds.") from None

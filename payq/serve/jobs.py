@@ -21,10 +21,12 @@ from config.settings import Settings, redact_url
 from payapi.errors import BrokerUnavailable
 from payq.views import job_view, report_job_id, trip_job_ids, trip_view
 from tasks import tracing
+from tasks.jobs import settled
 from tasks.jobs.messages import sent_event_channel_of
 from tasks.producer import enqueue_attributes
 from tasks.redis import keys, scripts
 from tasks.redis.connection import replicas
+from tasks.redis.memory import warning_from
 from tasks.redis.patience import Patience
 from tasks.redis.replicas import Sighting
 from tasks.store.backlog import count_args
@@ -53,10 +55,15 @@ class IntakeJobs:
         self._redis = client
         self._settings = settings
         self._ttl = int(settings.job_retention_days * _DAY)
+        self._books_ttl = int(settings.trip_books_retention_days * _DAY)
         self._events = sent_event_channel_of(client)
         self._enqueue = client.register_script(scripts.source("enqueue"))
         self._count_backlog = client.register_script(scripts.source("backlog_count"))
         self._replicas = replicas(settings)
+
+    async def memory_warning(self) -> str | None:
+        """Whether Redis is near its maxmemory (tasks/redis/memory.py): the warning /readyz shows, or None."""
+        return warning_from(await self._redis.info("memory"))
 
     def patience(self) -> Patience:
         """One request's patience with an unreachable Redis: ``redis_retry_seconds``, as the producer's."""
@@ -101,7 +108,8 @@ class IntakeJobs:
         return {store: int(n) for store, n in zip(names, counts, strict=True)}
 
     async def _call(self, patience: Patience, jobs: Sequence[NewJob], now: float, *, dry_run: bool, traceparent: str = "") -> list[Any]:
-        call_keys, args = enqueue_call(jobs, now, self._ttl, self._events, dry_run=dry_run, traceparent=traceparent)
+        call_keys, args = enqueue_call(jobs, now, self._ttl, self._events, dry_run=dry_run, traceparent=traceparent,
+                                       books_ttl=self._books_ttl)
 
         async def run() -> list[Any]:
             reply: list[Any] = await self._enqueue(keys=call_keys, args=args)
@@ -126,7 +134,7 @@ class IntakeJobs:
         record, in_dead_letters, deferrals = await patiently(self._settings, self.patience(), read)
         if not record:
             return None
-        return job_view(job_id, record, in_dead_letters, [json.loads(item) for item in deferrals])
+        return job_view(job_id, settled.expand(job_id, record), in_dead_letters, [json.loads(item) for item in deferrals])
 
     async def trip(self, store_id: str, trip_id: str) -> dict[str, Any] | None:
         """What ``payq trip STORE_ID TRIP_ID --json`` prints, or None if payq has no jobs for the trip."""
@@ -159,4 +167,4 @@ class IntakeJobs:
             for job_id in ids:
                 pipe.hgetall(keys.job(job_id))
             found = await pipe.execute()
-        return {job_id: record for job_id, record in zip(ids, found, strict=True) if record}
+        return {job_id: settled.expand(job_id, record) for job_id, record in zip(ids, found, strict=True) if record}

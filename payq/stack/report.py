@@ -15,6 +15,7 @@ from typing import Any
 
 import redis
 
+from tasks.jobs import settled
 from tasks.jobs.deferral import Deferral
 from tasks.redis import keys
 from tasks.states import SETTLED_STATES, DeferCause, JobState
@@ -86,7 +87,7 @@ class Tracker:
                 pipe.llen(keys.deferrals(job_id))
             replies = pipe.execute()
             for job_id, record, deferred in zip(pending, replies[::2], replies[1::2], strict=True):
-                records[job_id] = record
+                records[job_id] = record = settled.expand(job_id, record)
                 retries[job_id] = int(deferred)
                 if record.get("op") == "capture" and record.get("state") == JobState.SUCCEEDED and "result" in record:
                     report = json.loads(record["result"]).get("reportJobId")

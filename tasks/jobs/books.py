@@ -25,6 +25,8 @@ from payapi.errors import FieldProblem, InvalidRequest
 from tasks.states import TripRule
 
 REFUND_WINDOW_SECONDS = 7 * 24 * 3600
+# how long a trip's books are kept unless configured (PAYQ_TRIP_BOOKS_RETENTION_DAYS): the refund window and a day
+BOOKS_RETENTION_SECONDS = 8 * 24 * 3600
 
 
 

@@ -17,7 +17,7 @@ from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from config.redis_address import parse_sentinel, sentinel_client_options
 from config.settings import Settings, redact_url
-from payapi.errors import BrokerUnavailable
+from payapi.errors import BrokerUnavailable, RedisFull
 from tasks.redis.patience import Patience
 from tasks.redis.replicas import Replicas
 
@@ -68,3 +68,10 @@ def with_retry(settings: Settings, action: Callable[[], T]) -> T:
         return Patience.of(settings.redis_retry_seconds).call(action)
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         raise BrokerUnavailable(f"cannot reach Redis at {redact_url(settings.redis_url)}: {exc}") from None
+    except redis.OutOfMemoryError:
+        raise RedisFull(FULL) from None
+
+
+# What an enqueue refused by a full Redis says, wherever it is refused (the producer, `payq enqueue`, the HTTP intake)
+FULL = ("Redis is full (its maxmemory is reached, with noeviction) and refuses writes: nothing was written. Send the same jobs"
+        " again once an operator has made room (a larger maxmemory, or a shorter PAYQ_JOB_RETENTION_DAYS: docs/scaling.md)")

@@ -295,15 +295,24 @@ class DeadLetterStore:
 
     def count_by_reason(self) -> dict[str, int]:
         """How many entries there are for each reason (two O(1)-ish reads; a recount only if they disagree)."""
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.hgetall(keys.DEAD_LETTER_REASONS)
-        pipe.hlen(keys.DEAD_LETTERS)
-        counts, total = pipe.execute()
+        try:
+            counts, total = self._counts(transaction=True)
+        except redis.OutOfMemoryError:
+            # a full Redis (maxmemory, noeviction) queues no command in a MULTI, reads too: read them one after the other
+            counts, total = self._counts(transaction=False)
         parsed = {reason: int(n) for reason, n in counts.items()}
         if sum(parsed.values()) != total or any(n <= 0 for n in parsed.values()):
             flat = self._recount(keys=[keys.DEAD_LETTERS, keys.DEAD_LETTER_REASONS])
             parsed = {flat[i]: int(flat[i + 1]) for i in range(0, len(flat), 2)}
         return parsed
+
+    def _counts(self, *, transaction: bool) -> tuple[dict[str, str], int]:
+        """The per-reason counts and the number of entries, read together (in one MULTI, with ``transaction``)."""
+        pipe = self._redis.pipeline(transaction=transaction)
+        pipe.hgetall(keys.DEAD_LETTER_REASONS)
+        pipe.hlen(keys.DEAD_LETTERS)
+        counts, total = pipe.execute()
+        return counts, int(total)
 
 
 class Replayed(StrEnum):

@@ -20,6 +20,14 @@ one script in ``tasks/store/lua/`` (or one MULTI); the record's fields:
     traceparent           the job's trace context, fixed at enqueue (:mod:`tasks.tracing`); every message published
                           for the job carries it. A record written before it existed has none: each delivery of its
                           job is then a trace of its own
+
+A job that succeeded keeps less, compacted in the step that records it
+(``lua/lib/settle.lua``, :mod:`tasks.jobs.settled`): state, attempts, when
+(enqueued_at, last_attempt_at, updated_at, settled_at), and its wire fields and
+result leaf by leaf (``in.<path>``, ``out.<path>``) but those its id says;
+:meth:`JobStore.get` and :meth:`JobStore.records` read it back whole. It is
+kept ``retention_seconds`` from the settling; the trip's books
+``books_retention_seconds``, past the refund window.
 """
 
 from __future__ import annotations
@@ -37,7 +45,8 @@ from payapi.errors import FieldDifference, JobConflict
 from payapi.models import NotificationEvent
 from payapi.operations import OPERATIONS, QUEUES, Operation
 from tasks import tracing
-from tasks.jobs.books import REFUND_WINDOW_SECONDS, TripRuleViolation, breach_from, cents
+from tasks.jobs import settled
+from tasks.jobs.books import BOOKS_RETENTION_SECONDS, REFUND_WINDOW_SECONDS, TripRuleViolation, breach_from, cents
 from tasks.jobs.deferral import Deferral, failure_json
 from tasks.jobs.messages import build_message, build_sent_event, sent_event_channel_of
 from tasks.jobs.resend import stored_differences
@@ -123,12 +132,14 @@ ENQUEUE_CHUNK = 500  # jobs per enqueue script: a few milliseconds of Redis's ti
 
 def enqueue_call(
     jobs: Sequence[NewJob], now: float, ttl: int, events_channel: str, *, dry_run: bool, traceparent: str = "",
+    books_ttl: int = BOOKS_RETENTION_SECONDS,
 ) -> tuple[list[str], list[Any]]:
     """KEYS and ARGV of ``tasks/store/lua/enqueue.lua`` for ``jobs`` (a dry run leaves the messages out: it only checks).
 
-    ``traceparent``: the trace context the jobs keep on their records and messages ('': none).
+    ``ttl``: seconds a job's record is kept; ``books_ttl``: seconds a trip's books are; ``traceparent``: the trace
+    context the jobs keep on their records and messages ('': none).
     """
-    args: list[Any] = [now, ttl, events_channel, "1" if dry_run else "0", REFUND_WINDOW_SECONDS]
+    args: list[Any] = [now, ttl, events_channel, "1" if dry_run else "0", REFUND_WINDOW_SECONDS, books_ttl]
     for job in jobs:
         spec = OPERATIONS[job.operation]
         store, trip = job.kwargs.get("storeId", ""), job.kwargs.get("shoppingTripId", "")
@@ -167,6 +178,12 @@ def read_enqueue_reply(reply: list[Any], jobs: Sequence[NewJob], offset: int = 0
 def _enqueued(job: NewJob, answer: Any, index: int) -> Enqueued:
     if isinstance(answer, int):
         return Enqueued(job, created=bool(answer))
+    if isinstance(answer, list):  # a settled record, its fields flat: its kwargs are read back from them
+        flat = [item.decode() if isinstance(item, bytes) else str(item) for item in answer]
+        kwargs = settled.expand(job.job_id, dict(zip(flat[::2], flat[1::2], strict=True))).get("kwargs")
+        if kwargs is None:
+            return Enqueued(job, created=False)
+        return Enqueued(job, created=False, differences=tuple(stored_differences(job.operation, job.job_id, kwargs, job.kwargs, index)))
     stored = answer.decode() if isinstance(answer, bytes) else str(answer)
     return Enqueued(job, created=False, differences=tuple(stored_differences(job.operation, job.job_id, stored, job.kwargs, index)))
 
@@ -174,9 +191,10 @@ def _enqueued(job: NewJob, answer: Any, index: int) -> Enqueued:
 class JobStore:
     """Job records, publishing, the deferred set and endpoint pauses: the Redis side of a job's life."""
 
-    def __init__(self, client: redis.Redis, retention_seconds: int) -> None:
+    def __init__(self, client: redis.Redis, retention_seconds: int, books_retention_seconds: int = BOOKS_RETENTION_SECONDS) -> None:
         self._redis = client
         self._ttl = retention_seconds
+        self._books_ttl = books_retention_seconds
         self._events = sent_event_channel_of(client)
         self._enqueue = scripts.register(client, "enqueue")
         self._begin = scripts.register(client, "begin")
@@ -207,14 +225,16 @@ class JobStore:
         done: list[Enqueued] = []
         for start in range(0, len(batch), ENQUEUE_CHUNK):
             chunk = batch[start : start + ENQUEUE_CHUNK]
-            call_keys, args = enqueue_call(chunk, now, self._ttl, self._events, dry_run=False, traceparent=traceparent)
+            call_keys, args = enqueue_call(chunk, now, self._ttl, self._events, dry_run=False, traceparent=traceparent,
+                                           books_ttl=self._books_ttl)
             done += read_enqueue_reply(self._enqueue(keys=call_keys, args=args), chunk, offset=start)
         return done
 
     def check(self, jobs: Sequence[NewJob], now: float | None = None) -> None:
         """Raise :class:`~tasks.jobs.books.TripRuleViolation` if any of ``jobs``, enqueued in this order, would break a trip's rules."""
         batch = list(jobs)
-        call_keys, args = enqueue_call(batch, time.time() if now is None else now, self._ttl, self._events, dry_run=True)
+        call_keys, args = enqueue_call(batch, time.time() if now is None else now, self._ttl, self._events, dry_run=True,
+                                       books_ttl=self._books_ttl)
         read_enqueue_reply(self._enqueue(keys=call_keys, args=args), batch)
 
     # --- a worker's steps ---------------------------------------------------
@@ -269,7 +289,7 @@ class JobStore:
 
     def finish_capture(
         self, job_id: str, settled_at: int, result: dict[str, Any], report: NewJob, now: float, call: Call | None = None,
-        event: NotificationEvent | None = None, claim: str = "", traceparent: str = "",
+        event: NotificationEvent | None = None, claim: str = "", kwargs: dict[str, Any] | None = None, traceparent: str = "",
     ) -> int | None:
         """Settle a capture at ``settled_at``, publish its ``report`` and mark it succeeded, in one script.
 
@@ -279,6 +299,8 @@ class JobStore:
         is counted in the same script; ``event``, the success's notification, is
         appended to the outbox in it. None, nothing written but the call's
         count, if the delivery's ``claim`` ('': none) lost the job to another worker.
+        The record is compacted to what a settled job keeps (:mod:`tasks.jobs.settled`;
+        ``kwargs``, the capture's wire fields, None: kept as written).
         ``traceparent``: the report's trace context, the capture's ('': none).
         """
         successes, field = _call_args(call)
@@ -287,27 +309,30 @@ class JobStore:
             keys=[keys.job(job_id), keys.ACTIVE, keys.job(report.job_id), OPERATIONS[report.operation].queue, keys.API_CALLS,
                   successes or keys.API_CALLS, keys.trip(store, trip), keys.held(store, trip), keys.WAITING,
                   OPERATIONS[Operation.REFUND].queue, keys.LEASES],
-            args=[job_id, now, settled_at, json.dumps(result), report.job_id,
+            args=[job_id, now, settled_at, report.job_id,
                   build_message(report.operation, report.job_id, report.kwargs, traceparent), wire.job_json(report.kwargs), self._ttl,
                   self._events, build_sent_event(report.operation, report.job_id, report.kwargs, now), field, keys.JOB_PREFIX,
-                  claim, *event_args(event), traceparent],
+                  claim, *_settle_args(job_id, kwargs, result, str(settled_at)), self._books_ttl, *event_args(event), traceparent],
         ))
         return None if on_record < 0 else on_record
 
     def succeed(
         self, job_id: str, result: dict[str, Any], now: float, call: Call | None = None, event: NotificationEvent | None = None,
-        claim: str = "",
+        claim: str = "", kwargs: dict[str, Any] | None = None,
     ) -> bool:
         """Mark the job succeeded with its result (e.g. a refund's reconciliationId), in one script.
 
         ``call`` is counted and ``event``, the success's notification, appended
         to the outbox in the same step. False, nothing written but the
         call's count, if the delivery's ``claim`` ('': none) lost the job to another worker.
+        The record is compacted to what a settled job keeps (:mod:`tasks.jobs.settled`;
+        ``kwargs``, the job's wire fields, None: kept as written).
         """
         successes, field = _call_args(call)
         return bool(self._succeed(
             keys=[keys.job(job_id), keys.ACTIVE, keys.LEASES, keys.API_CALLS],
-            args=[successes, job_id, claim, now, json.dumps(result), self._ttl, self._events, field, *event_args(event)],
+            args=[successes, job_id, claim, now, self._ttl, self._events, field, *_settle_args(job_id, kwargs, result),
+                  *event_args(event)],
         ))
 
     def count(self, call: Call) -> None:
@@ -379,7 +404,7 @@ class JobStore:
     def get(self, job_id: str) -> dict[str, str] | None:
         """The job's record as stored, or None."""
         record = cast(dict[str, str], self._redis.hgetall(keys.job(job_id)))
-        return record or None
+        return settled.expand(job_id, record) if record else None
 
     def books(self, store_id: str, trip_id: str) -> dict[str, str]:
         """A trip's books as stored (empty if payq never had a job for it, or they expired)."""
@@ -391,7 +416,7 @@ class JobStore:
         pipe = self._redis.pipeline(transaction=False)
         for job_id in ids:
             pipe.hgetall(keys.job(job_id))
-        return {job_id: record for job_id, record in zip(ids, pipe.execute(), strict=True) if record}
+        return {job_id: settled.expand(job_id, record) for job_id, record in zip(ids, pipe.execute(), strict=True) if record}
 
     def waiting(self) -> int:
         """How many refunds wait for their trip's capture to succeed."""
@@ -432,6 +457,11 @@ def _script_args(jobs: Iterable[_Stored]) -> list[Any]:
         message = build_message(job.operation, job.job_id, json.loads(job.kwargs_json), job.traceparent)
         args += [job.job_id, keys.job(job.job_id), OPERATIONS[job.operation].queue, message]
     return args
+
+
+def _settle_args(job_id: str, kwargs: dict[str, Any] | None, result: dict[str, Any], settled_at: str | None = None) -> list[str]:
+    """How the settling scripts compact a record (``lua/lib/settle.lua``): the fields to drop and those to keep, each a JSON list."""
+    return [json.dumps(settled.dropped(kwargs)), json.dumps(settled.compact(job_id, kwargs, result, settled_at))]
 
 
 def _call_args(call: Call | None) -> tuple[str, str]:

@@ -17,7 +17,7 @@ import redis
 from payapi.operations import Operation
 from tasks.pacing.rules import BETA, CONFIGURED_SHARE
 from tasks.producer import Producer, prepare
-from tests.support.jobs import USD_1, body, calls, wait_for_state
+from tests.support.jobs import USD_1, body, calls, record, wait_for_state
 from tests.support.polling import wait_for
 from tests.support.sandbox import SandboxProcess
 from tests.support.worker import WorkerProcess
@@ -61,7 +61,7 @@ def first_look(rdb: redis.Redis, job_ids: list[str]) -> float:
     for job_id in job_ids:
         first = rdb.lindex(f"payq:job:{job_id}:deferrals", 0)
         looks += [json.loads(first)["at"]] if first else []
-        looks += [float(at)] if (at := rdb.hget(f"payq:job:{job_id}", "first_attempt_at")) else []
+        looks += [float(at)] if (at := record(rdb, job_id).get("first_attempt_at")) else []  # as a settled record reads back
     return min(looks)
 
 

@@ -93,7 +93,7 @@ def test_a_job_delivered_twice_still_makes_one_event(
         wait_for_state(rdb, cancel, "succeeded")
         wait_for(lambda: len(receiver.delivered()) == 1, what="the cancel's notification")
         # the same job's message again, as the lost-message sweep would publish it
-        kwargs = json.loads(rdb.hget(keys.job(cancel), "kwargs") or "{}")
+        kwargs = json.loads(record(rdb, cancel)["kwargs"])
         rdb.lpush(queue_of("cancel"), build_message(Operation.CANCEL, cancel, kwargs))
         wait_for(lambda: f"{cancel}: delivered again" in worker.log(), what="the copy to be taken and turned away")
         time.sleep(1.0)  # room for a second event to be sent, were one made: it must not be

@@ -5,12 +5,13 @@ in-flight list, producers woke nobody (no ``payq:wake``), and the lost-message
 sweep watched ``payq:active``. This test writes that state by hand, as those
 versions' scripts left it: a message queued by an old producer, a job begun
 by an old worker that died since (its lease lapsed, its message gone with it),
-a deferred job now due; then starts a worker of this version. Before issue 33
-BEGIN adopted a message sent around payq's producer (``send_task``) under
-Celery's own id, and dead-lettered one with a Decimal amount as ``internal-error``.
-Before issue 32
-no record or message had a ``traceparent``: such jobs run once under a worker
-that traces too.
+a deferred job now due; then starts a worker of this version. Before issue
+33 BEGIN adopted a message sent around payq's producer (``send_task``) under
+Celery's own id, and dead-lettered one with a Decimal amount as
+``internal-error``. Before issue 32 no record or message had a
+``traceparent``: such jobs run once under a worker that traces too. And a trip
+it settled (issue 35 compacts what a settled job keeps): its full record still
+reads, resends and copies of it do nothing, a refund is checked against its books.
 """
 
 from __future__ import annotations
@@ -23,18 +24,19 @@ from decimal import Decimal
 
 import redis
 
+from config.settings import Settings
 from payapi.operations import Operation
 from payapi.outcomes import Failure, FailureKind
 from tasks import tracing
 from tasks.jobs.messages import build_message
-from tasks.producer import prepare
+from tasks.producer import Producer, prepare
 from tasks.redis import keys
 from tasks.states import DeadLetterReason
 from tasks.store.deadletters import DeadLetter, DeadLetterStore
-from tests.support.jobs import USD_1, calls, record, wait_for_state
+from tests.support.jobs import USD_1, calls, capture_directly, record, wait_for_state
 from tests.support.names import queue_of
 from tests.support.otlp import otel_env, otlp_receiving
-from tests.support.payq_cli import invoke
+from tests.support.payq_cli import PayqRunner, invoke
 from tests.support.polling import wait_for
 from tests.support.sandbox import SandboxProcess
 from tests.support.worker import WorkerProcess
@@ -78,6 +80,9 @@ def test_a_queue_a_lapsed_lease_and_a_deferral_left_by_the_previous_version_run_
     trips = sorted(json.loads(entry["body"])["shoppingTripId"] for entry in calls(api, Operation.CAPTURE))
     assert trips == ["t-begun", "t-deferred", "t-queued"], "each capture called once"
     assert record(rdb, begun)["recovered_from"] == OLD_WORKER
+    # settled under this version: compacted (tasks/jobs/settled.py), its request read back whole
+    assert "kwargs" not in rdb.hgetall(keys.job(queued)) and json.loads(record(rdb, queued)["kwargs"])["shoppingTripId"] == "t-queued"
+
 
 
 def test_a_send_task_message_the_previous_version_adopted_or_dead_lettered_runs_once_under_this_one(
@@ -135,3 +140,31 @@ def test_jobs_the_previous_version_enqueued_without_a_trace_run_once_under_a_wor
     assert "traceparent" not in record(rdb, queued) and "traceparent" not in record(rdb, deferred)
     trips = sorted(json.loads(entry["body"])["shoppingTripId"] for entry in calls(api, Operation.CAPTURE))
     assert trips == ["t-untraced-deferred", "t-untraced-queued"], "each capture called once"
+
+
+def test_a_trip_the_previous_version_settled_reads_as_it_did_and_a_copy_or_resend_of_it_does_nothing(
+    rdb: redis.Redis, api: SandboxProcess, producer: Producer, start_worker: Callable[..., WorkerProcess], payq: PayqRunner,
+    settings: Settings,
+) -> None:
+    capture_directly(settings, "s-old", "t-old", USD_1)  # the API's side of the capture the previous version made
+    # as the previous version left a settled trip: full records (kwargs, result, who ran it), books kept as long as them
+    settled_at = int(time.time()) - 3600
+    capture = old_record(rdb, "t-old", state="succeeded", attempts=1, settled_at=settled_at, worker="old@host", holder=OLD_WORKER,
+                         claim="c-old", delivery="d-old", first_attempt_at=settled_at, last_attempt_at=settled_at,
+                         result=json.dumps({"reportJobId": f"feedback:s-old:t-old:{settled_at}", "settledAt": settled_at}))
+    rdb.zrem(keys.ACTIVE, capture)
+    rdb.hset(keys.trip("s-old", "t-old"), mapping={"capture": capture, "capture_cents": 100, "currency": "USD", "captured_at": settled_at})
+    rdb.expire(keys.trip("s-old", "t-old"), 30 * 86400)
+    before = rdb.hgetall(keys.job(capture))
+
+    shown = json.loads(payq("job", capture, "--json").stdout)
+    assert (shown["state"], shown["worker"], shown["reportJobId"]) == ("succeeded", "old@host", f"feedback:s-old:t-old:{settled_at}")
+    assert shown["request"] == {"storeId": "s-old", "shoppingTripId": "t-old", "amount": USD_1}
+    assert producer.enqueue_capture(storeId="s-old", shoppingTripId="t-old", amount=USD_1) == capture  # a no-op
+    start_worker()
+    rdb.lpush(queue_of("capture"), build_message(Operation.CAPTURE, capture, json.loads(before["kwargs"])))
+    wait_for(lambda: rdb.llen(queue_of("capture")) == 0 and not rdb.zcard(keys.LEASES), what="the copy to be taken and turned away")
+    refund = producer.enqueue_refund(storeId="s-old", shoppingTripId="t-old", amount=USD_1, refundReasonCode="OTHER")
+    wait_for_state(rdb, refund, "succeeded")  # checked against the old books, then run
+
+    assert len(calls(api, Operation.CAPTURE)) == 1 and rdb.hgetall(keys.job(capture)) == before, "no call but the direct one, the record as it was"

@@ -187,3 +187,28 @@ def test_metrics_answer_503_while_redis_is_down_and_recover(redis_server: RedisS
         redis_server.start()
 
     wait_for(lambda: exporter.scrape().status_code == 200, timeout=10, what="scrapes to succeed again")
+
+
+def test_metrics_export_redis_s_memory_keys_by_kind_a_trip_s_cost_and_the_projection(
+    op_settings: Settings, exporter: MetricsProcess, api: object, start_worker: Callable[..., WorkerProcess],
+) -> None:
+    start_worker()
+    producer = Producer(op_settings)
+    captures = [producer.enqueue_capture(storeId="s1", shoppingTripId=f"m{i}", amount=USD) for i in range(30)]
+    rt = Runtime.build(op_settings)
+    wait_for(lambda: all(rt.redis.hget(keys.job(f"feedback:s1:m{i}:{rt.redis.hget(keys.job(c), 'settled_at')}"), "state") == "succeeded"
+                         for i, c in enumerate(captures)), timeout=60, what="every trip captured and reported")
+    rt.redis.incrby(keys.successes("capture", int(time.time() * 10)), 50)  # 50 captures this tenth of a second: >= 5 a second
+
+    got = samples(exporter.scrape().text)
+
+    assert got[("payq_redis_used_memory_bytes", ())] > 0 and got[("payq_redis_maxmemory_bytes", ())] == 0
+    assert got[("payq_redis_keys", (("kind", "job:capture"),))] > 0 and got[("payq_redis_keys", (("kind", "trip"),))] > 0
+    trip = got[("payq_trip_bytes", ())]
+    assert 300 < trip < 2000, "a settled trip's two compact records and its books"
+    rate = got[("payq_trips_per_second", ())]
+    assert rate >= 5
+    assert rate * 86400 * 3 * 300 < got[("payq_redis_projected_memory_bytes", ())] < rate * 86400 * 8 * trip
+    stats = subprocess.run([*payq_command(), "stats"], cwd=REPO_ROOT, env={**os.environ, **cli_env(op_settings.redis_url)},
+                           capture_output=True, text=True, timeout=30, check=True).stdout
+    assert "redis memory:" in stats and "(no maxmemory)" in stats and "a settled trip:" in stats and "at steady state" in stats

@@ -14,6 +14,7 @@ from payapi.client import PaymentClient
 from payapi.models import CaptureRequest
 from payapi.operations import QUEUES, Operation
 from payapi.outcomes import Success
+from tasks.jobs import settled
 from tasks.redis import keys
 from tests.support.names import path_of
 from tests.support.polling import wait_for
@@ -35,9 +36,9 @@ def body(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def record(rdb: redis.Redis, job_id: str) -> dict[str, str]:
-    """A job's record as stored in Redis (empty if there is none)."""
+    """A job's record as payq reads it (empty if there is none): a settled one with its ``kwargs`` and ``result`` (tasks/jobs/settled.py)."""
     stored: dict[str, str] = rdb.hgetall(keys.job(job_id))
-    return stored
+    return settled.expand(job_id, stored)
 
 
 def wait_for_state(rdb: redis.Redis, job_id: str, state: str, timeout: float = 30.0) -> dict[str, str]:

@@ -26,6 +26,7 @@ from payapi.errors import (
     NotReplicated,
     PayqError,
     PermanentError,
+    RedisFull,
     RetryableError,
 )
 
@@ -35,6 +36,7 @@ EXAMPLES = [
     pytest.param(PermanentError("never going to work"), id="PermanentError"),
     pytest.param(BrokerUnavailable("cannot reach Redis at redis://:***@redis:6379/0: Connection refused"), id="BrokerUnavailable"),
     pytest.param(NotReplicated("only 0 of 1 Redis replica(s) confirmed the write within 1 s"), id="NotReplicated"),
+    pytest.param(RedisFull("Redis is full (maxmemory reached); nothing was written"), id="RedisFull"),
     pytest.param(Deferred("retry-after", 1735732800.25, "HTTP 429 Too Many Requests; retry after 60s"), id="Deferred"),
     pytest.param(
         InvalidRequest([FieldProblem("storeId", "must not be empty"), FieldProblem("amount.amount", "must be greater than 0")]),
@@ -135,6 +137,7 @@ def test_an_unpickled_error_is_still_caught_by_its_branch() -> None:
     [
         pytest.param(BrokerUnavailable, RetryableError, id="BrokerUnavailable-is-retryable"),
         pytest.param(NotReplicated, RetryableError, id="NotReplicated-is-retryable"),
+        pytest.param(RedisFull, RetryableError, id="RedisFull-is-retryable"),
         pytest.param(Deferred, RetryableError, id="Deferred-is-retryable"),
         pytest.param(InvalidRequest, PermanentError, id="InvalidRequest-is-permanent"),
         pytest.param(DeadLettered, PermanentError, id="DeadLettered-is-permanent"),

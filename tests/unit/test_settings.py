@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from config.celery import OUTCOME_PATIENCE, STEPS_PATIENCE, celery_config, task_time_limit
 from config.redis_address import SentinelAddress, parse_sentinel
 from config.settings import InvalidSettings, Settings, load_settings, redact_url
+from tasks.jobs.books import REFUND_WINDOW_SECONDS
 from tasks.redis.replicas import ReplicaState
 from tasks.stats import Replication, replication
 from workers.housekeeping import RECOVER_EVERY
@@ -56,7 +57,8 @@ def build_settings(**values: Any) -> Settings:
         ("retry_after_cap", 900.0),
         ("retry_after_jitter", 0.5),
         ("lease_seconds", 10.0),
-        ("job_retention_days", 30.0),
+        ("job_retention_days", 3.0),
+        ("trip_books_retention_days", 8.0),
         ("dead_letter_retention_days", 30.0),
         ("deferred_poll_interval", 0.1),
         ("deferred_batch_size", 1000),
@@ -68,6 +70,12 @@ def build_settings(**values: Any) -> Settings:
 )
 def test_defaults_apply_when_nothing_is_set(field: str, default: object) -> None:
     assert getattr(build_settings(), field) == default
+
+
+def test_a_trip_s_books_outlive_the_api_s_refund_window_by_default_and_at_the_least() -> None:
+    books = Settings.model_fields["trip_books_retention_days"]
+    assert Settings().trip_books_retention_days * 86400 > REFUND_WINDOW_SECONDS
+    assert any(getattr(rule, "ge", None) == REFUND_WINDOW_SECONDS / 86400 for rule in books.metadata)
 
 
 def test_the_documented_retry_after_of_600_seconds_fits_the_default_window() -> None:
@@ -161,6 +169,8 @@ def test_a_dotenv_file_in_the_working_directory_is_read_and_the_environment_wins
         ("PAYQ_RETRY_AFTER_CAP", "0", "retry_after_cap"),
         ("PAYQ_WORKER_CONCURRENCY", "0", "worker_concurrency"),
         ("PAYQ_DEFERRED_BATCH_SIZE", "0", "deferred_batch_size"),
+        ("PAYQ_JOB_RETENTION_DAYS", "0", "job_retention_days"),
+        ("PAYQ_TRIP_BOOKS_RETENTION_DAYS", "6.5", "trip_books_retention_days"),  # shorter than the 7-day refund window
     ],
 )
 def test_a_bad_value_is_refused_naming_its_field(monkeypatch: pytest.MonkeyPatch, variable: str, raw: str, field: str) -> None:

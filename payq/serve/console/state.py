@@ -28,6 +28,7 @@ from payq.durations import age
 from payq.serve.console.users import Users
 from payq.views import idempotency_key, subject_of
 from tasks.redis.connection import with_retry
+from tasks.redis.memory import warning_from
 from tasks.redis.replicas import Sighting
 from tasks.stores import Stores
 
@@ -96,7 +97,8 @@ class Console:
         who = getattr(request.state, "operator", None)
         page = self.templates.get_template(template).render(
             operator=who, read_only=who is None or not who.may_act, process_read_only=self.settings.console_read_only,
-            flower_url=self.settings.flower_url, now=time.time(), path=request.url.path, replicas=self.replicas(), **context,
+            flower_url=self.settings.flower_url, now=time.time(), path=request.url.path, replicas=self.replicas(),
+            memory_warning=self.memory_warning(), **context,
         )
         return HTMLResponse(page, status, headers=SECURITY_HEADERS)
 
@@ -104,6 +106,13 @@ class Console:
         """Redis's replicas as payq's writes see them (read at most once a second), for the banner; None if Redis does not answer."""
         try:
             return self.stores.replicas.look(self.stores.redis)
+        except redis.RedisError:
+            return None
+
+    def memory_warning(self) -> str | None:
+        """Whether Redis is near its maxmemory, for the banner (tasks/redis/memory.py); None if it is not, or does not answer."""
+        try:
+            return warning_from(self.stores.redis.info("memory"))
         except redis.RedisError:
             return None
 

@@ -2,11 +2,12 @@
 -- after the jobs before it, and only if none breaks a rule, record and publish every job that
 -- has no record yet (a job that has one is the idempotent no-op it always was). See tasks/jobs/books.py.
 -- A job whose id has a record, or came earlier in the batch, with other kwargs is handed back with
--- those kwargs, read in this same step, for the caller to compare (tasks/jobs/resend.py): it may be
+-- those kwargs (a settled record's fields: tasks/jobs/settled.py), read in this same step, for the caller to compare (tasks/jobs/resend.py): it may be
 -- the same job written another way (19.990 for 19.99), or a conflicting one; either way nothing of it is written.
 -- Returns {0, problem, ...} (nothing written; a problem is {index, rule, other job, captured cents,
 -- refunded cents, currency, captured at}), or {1, answer, ...}: per job 1 (new), 0 (there already,
--- the same kwargs) or the kwargs on record (there already, written differently); or {1} for a dry
+-- the same kwargs) or the kwargs on record (there already, written differently; a settled record: its
+-- fields and values, flat); or {1} for a dry
 -- run that found no problem.
 --#include names
 --#include lib/publish.lua
@@ -18,7 +19,8 @@ local ttl = ARGV[2]
 local events_channel = ARGV[3]
 local dry_run = ARGV[4] == '1'
 local refund_window = tonumber(ARGV[5])
-local FIRST, STRIDE = 6, 14
+local books_ttl = ARGV[6]   -- a trip's books outlive the refund window (PAYQ_TRIP_BOOKS_RETENTION_DAYS)
+local FIRST, STRIDE = 7, 14
 
 local function job_at(i)
   return {
@@ -57,8 +59,13 @@ for i = FIRST, #ARGV, STRIDE do
   local job = job_at(i)
   local stored = seen[job.id]
   if not stored and redis.call('EXISTS', job.key) == 1 then
+    stored = redis.call('HGET', job.key, 'kwargs')
+    if not stored and redis.call('HGET', job.key, 'state') == STATE.SUCCEEDED then
+      -- a settled record keeps its wire fields leaf by leaf (tasks/jobs/settled.py): handed back whole, for the caller to read
+      stored = redis.call('HGETALL', job.key)
+    end
     -- '': a record without kwargs (a worker's step outlived it): there already, nothing to compare
-    stored = redis.call('HGET', job.key, 'kwargs') or ''
+    stored = stored or ''
   end
   if stored then
     if stored ~= '' and stored ~= job.kwargs then differing[index] = stored end
@@ -105,7 +112,7 @@ for i = FIRST, #ARGV, STRIDE do
       redis.call('HINCRBY', job.trip_key, 'refunded', job.cents)
       redis.call('HSET', job.trip_key, 'r:' .. job.id, job.cents)
     end
-    if b then redis.call('EXPIRE', job.trip_key, ttl) end
+    if b then redis.call('EXPIRE', job.trip_key, books_ttl) end
     if b and job.operation == OP.REFUND and b.capture and not b.captured_at then
       redis.call('HSET', job.key, 'op', job.operation, 'kwargs', job.kwargs, 'attempts', 0, 'enqueued_at', now,
                  'state', STATE.WAITING, 'waiting_for', b.capture, 'held_message', job.message, 'held_event', job.sent_event,

@@ -4,11 +4,13 @@
 -- Returns the settle time on record; a different one than offered means an earlier delivery
 -- settled it, and the caller builds that report instead and calls again. Returns -1, writing
 -- nothing but the call's count, when the delivery lost its claim (see lib/lease.lua `may_record`).
+-- The record is compacted to what a settled job keeps, in the same step (lib/settle.lua).
 --#include names
 --#include lib/publish.lua
 --#include lib/outbox.lua
 --#include lib/lease.lua
 --#include lib/calls.lua
+--#include lib/settle.lua
 local capture_key = KEYS[1]
 local active_key = KEYS[2]
 local report_key = KEYS[3]
@@ -23,20 +25,30 @@ local leases_key = KEYS[11]
 local capture_id = ARGV[1]
 local now = ARGV[2]
 local settled_at = ARGV[3]
-local result = ARGV[4]
-local report_id = ARGV[5]
-local report_message = ARGV[6]
-local report_kwargs = ARGV[7]
-local ttl = ARGV[8]
-local events_channel = ARGV[9]
-local sent_event = ARGV[10]
-local call_field = ARGV[11]     -- '<operation>:<status>' of the capture call to count; '' when none was made
-local job_prefix = ARGV[12]     -- what a job id is prefixed with to make its record's key
-local claim = ARGV[13]          -- the delivery's claim on the job; '' when it claimed nothing
-local EVENT = 14                -- ARGV[14..19]: the capture's success notification (see append_event)
-local report_traceparent = ARGV[20]  -- the report's trace context: the capture's ('' when none)
+local report_id = ARGV[4]
+local report_message = ARGV[5]
+local report_kwargs = ARGV[6]
+local ttl = ARGV[7]
+local events_channel = ARGV[8]
+local sent_event = ARGV[9]
+local call_field = ARGV[10]     -- '<operation>:<status>' of the capture call to count; '' when none was made
+local job_prefix = ARGV[11]     -- what a job id is prefixed with to make its record's key
+local claim = ARGV[12]          -- the delivery's claim on the job; '' when it claimed nothing
+local dropped = ARGV[13]        -- JSON list: the fields a settled record no longer needs
+local kept = ARGV[14]           -- JSON list: name, value, ... of its wire fields and result (the result is among them)
+local books_ttl = ARGV[15]      -- the trip's books are kept this long from the capture's settling: past its refund window
+local EVENT = 16                -- ARGV[16..21]: the capture's success notification (see append_event)
+local report_traceparent = ARGV[22]  -- the report's trace context: the capture's ('' when none)
 
 if successes_key == calls_key then successes_key = '' end
+if redis.call('HGET', capture_key, 'state') == STATE.SUCCEEDED then
+  -- succeeded already (this step asked again after a connection fault hid its answer, or another delivery
+  -- settled it): final, whoever asks; a settled record keeps neither the claim nor the event's marker.
+  -- The call is counted once: a caller told an earlier settle time comes again with the same call.
+  local settled_on_record = redis.call('HGET', capture_key, 'settled_at')
+  if settled_on_record == settled_at then count_call(calls_key, call_field, successes_key) end
+  return settled_on_record
+end
 if not may_record(capture_key, claim) then
   count_call(calls_key, call_field, successes_key)
   return -1
@@ -44,15 +56,16 @@ end
 redis.call('HSETNX', capture_key, 'settled_at', settled_at)
 local on_record = redis.call('HGET', capture_key, 'settled_at')
 if on_record ~= settled_at then return on_record end
-record_and_publish(report_key, report_queue, active_key, report_id, report_message, OP.FEEDBACK, report_kwargs, now, ttl,
-                   events_channel, sent_event, report_traceparent)
-redis.call('HSET', capture_key, 'state', STATE.SUCCEEDED, 'result', result, 'updated_at', now)
+record_and_publish(report_key, report_queue, active_key, report_id, report_message, OP.FEEDBACK, report_kwargs, now,
+                   ttl, events_channel, sent_event, report_traceparent)
+redis.call('HSET', capture_key, 'state', STATE.SUCCEEDED, 'updated_at', now)
 append_event(EVENT, now)
-redis.call('HDEL', capture_key, 'deferred_until', 'defer')
+settle(capture_key, dropped, kept, ttl)
 redis.call('ZREM', active_key, capture_id)
 redis.call('ZREM', leases_key, capture_id)
 if redis.call('HGET', trip_key, 'capture') == capture_id then
   redis.call('HSET', trip_key, 'captured_at', settled_at)
+  redis.call('EXPIRE', trip_key, books_ttl)
 end
 for _, refund_id in ipairs(redis.call('LRANGE', held_key, 0, -1)) do
   local refund_key = job_prefix .. refund_id

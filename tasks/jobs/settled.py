@@ -1,0 +1,161 @@
+"""What a settled job's record keeps, and how its full form is read back from it: pure.
+
+A job record lives on after its job succeeded for one reason: it is the job's
+idempotency key (a job sent again within the retention is a no-op, or a
+conflict when its fields differ). What a store backend or an operator reads
+of it then is its outcome: state, when, attempts, the result. So the step
+that records a success (``tasks/store/lua/succeed.lua``,
+``finish_capture.lua``) compacts the record in the same script:
+
+- the fields only a live job needs go (:data:`DROPPED`: who held it, under
+  which delivery and claim, its latest failure and deferral, the outbox's
+  marker; the first attempt's time, which for a job that made one is its
+  last's), and its operation, which its id says; the attempts and when the
+  last began stay, a short summary;
+- the wire fields and the result are kept leaf by leaf (``in.amount.amount``
+  -> ``"12.34"``, ``out.reconciliationId``), each value JSON, leaving out
+  every leaf the job's id already says (:func:`derived`: the trip's ids, a
+  capture's report id and settle time).
+
+Each value then stays short, so Redis keeps the record as a listpack (its
+``hash-max-listpack-value``, 64 bytes by default): a few hundred bytes
+instead of ~1.2 KB as a hash table. :func:`expand` gives back the record as
+every reader knows it (``kwargs`` and ``result`` as JSON); :func:`compact`
+keeps the JSON whole whenever the leaves would not give back exactly what
+was written.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from payapi.operations import OPERATIONS, Operation
+from tasks.states import JobState
+
+# Fields of a live job's record that a settled one no longer needs (tasks/store/records.py says what each is)
+DROPPED: tuple[str, ...] = (
+    "op", "kwargs", "result", "delivery", "holder", "claim", "worker", "first_attempt_at", "notified", "failure",
+    "deferred_until", "defer", "pace_turn",
+)
+REQUEST = "in."   # a leaf of the job's wire fields
+RESULT = "out."   # a leaf of its result
+
+
+def operation_of(job_id: str) -> Operation | None:
+    """The operation a job id names (its first part), or None for an id no payq row makes."""
+    try:
+        return Operation(job_id.split(":", 1)[0])
+    except ValueError:
+        return None
+
+
+def derived(job_id: str, settled_at: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The wire fields and result leaves the job's id (and a capture's settle time) already say.
+
+    A key field is derived as its model's type says: a report's
+    ``paymentStatusTime`` as an integer.
+    """
+    operation = operation_of(job_id)
+    if operation is None or operation not in OPERATIONS:
+        return {}, {}
+    spec = OPERATIONS[operation]
+    parts = job_id.split(":")[1:]
+    if len(parts) != len(spec.key_fields):
+        return {}, {}
+    request: dict[str, Any] = {}
+    for name, value in zip(spec.key_fields, parts, strict=True):
+        kind = spec.request.model_fields[name].annotation
+        if kind is str:
+            request[name] = value
+        elif kind is int and value.isdigit():
+            request[name] = int(value)
+    result: dict[str, Any] = {}
+    if operation is Operation.CAPTURE and settled_at and settled_at.isdigit():
+        report = OPERATIONS[Operation.FEEDBACK].job_id({**request, "paymentStatusTime": settled_at})  # as execution derives it
+        result = {"reportJobId": report, "settledAt": int(settled_at)}
+    return request, result
+
+
+def dropped(kwargs: Mapping[str, Any] | None) -> list[str]:
+    """The fields settling deletes: :data:`DROPPED`, but ``kwargs`` when the caller does not know them (they stay as written)."""
+    return [name for name in DROPPED if kwargs is not None or name != "kwargs"]
+
+
+def compact(job_id: str, kwargs: Mapping[str, Any] | None, result: Mapping[str, Any], settled_at: str | None = None) -> list[str]:
+    """The fields (name, value, name, value, ...) a settled record keeps of its wire fields and result, once :func:`dropped` went.
+
+    ``kwargs`` None (the caller does not know them): only the result is written, whole.
+    """
+    if kwargs is None:
+        return ["result", json.dumps(dict(result))]
+    request_said, result_said = derived(job_id, settled_at)
+    request_leaves = _leaves_beyond(kwargs, request_said, REQUEST)
+    result_leaves = _leaves_beyond(result, result_said, RESULT)
+    record = {"state": JobState.SUCCEEDED.value}
+    record |= dict(zip(request_leaves[::2] + result_leaves[::2], request_leaves[1::2] + result_leaves[1::2], strict=True))
+    if settled_at is not None:
+        record["settled_at"] = settled_at
+    restored = expand(job_id, record)
+    if json.loads(restored["kwargs"]) != dict(kwargs) or json.loads(restored["result"]) != dict(result):
+        return ["kwargs", json.dumps(dict(kwargs)), "result", json.dumps(dict(result))]
+    return request_leaves + result_leaves
+
+
+def expand(job_id: str, record: Mapping[str, str]) -> dict[str, str]:
+    """``record`` as every reader knows it: a settled one with its operation, and ``kwargs`` and ``result`` as JSON again, its leaves gone.
+
+    A record that has not succeeded is read as it is. A settled one has no
+    ``kwargs`` when compacted (every record payq writes has them until then; a
+    cancel whose every field its id says keeps no leaf at all), and keeps them
+    whole, as the previous payq did, when its leaves would not give them back.
+    """
+    if record.get("state") != JobState.SUCCEEDED:
+        return dict(record)
+    full = {name: value for name, value in record.items() if not name.startswith((REQUEST, RESULT))}
+    operation = operation_of(job_id)
+    if operation is not None:
+        full.setdefault("op", operation.value)
+    if full.get("attempts") == "1" and "last_attempt_at" in full:
+        full.setdefault("first_attempt_at", full["last_attempt_at"])  # one attempt: the first was the last
+    if "kwargs" in record:
+        return full
+    request_said, result_said = derived(job_id, record.get("settled_at"))
+    request: dict[str, Any] = dict(request_said)
+    result: dict[str, Any] = dict(result_said)
+    for name, value in record.items():
+        if name.startswith(REQUEST):
+            _put(request, name[len(REQUEST):], json.loads(value))
+        elif name.startswith(RESULT):
+            _put(result, name[len(RESULT):], json.loads(value))
+    full["kwargs"] = json.dumps(request)
+    full.setdefault("result", json.dumps(result))
+    return full
+
+
+def _leaves_beyond(value: Mapping[str, Any], said: Mapping[str, Any], prefix: str) -> list[str]:
+    """``prefix``-named leaves of ``value`` (name, JSON, ...), but those ``said`` already gives with the same value."""
+    fields: list[str] = []
+    for path, leaf in _leaves(value):
+        if path in said and said[path] == leaf:
+            continue
+        fields += [prefix + path, json.dumps(leaf, separators=(",", ":"))]
+    return fields
+
+
+def _leaves(value: Mapping[str, Any], path: str = "") -> Iterator[tuple[str, Any]]:
+    """Each leaf of ``value`` with its dotted path; an empty object is a leaf of its own."""
+    for name, inner in value.items():
+        here = f"{path}.{name}" if path else str(name)
+        if isinstance(inner, Mapping) and inner:
+            yield from _leaves(inner, here)
+        else:
+            yield here, inner
+
+
+def _put(target: dict[str, Any], path: str, value: Any) -> None:
+    *parents, last = path.split(".")
+    for name in parents:
+        target = target.setdefault(name, {})
+    target[last] = value

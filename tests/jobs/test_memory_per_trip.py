@@ -1,0 +1,39 @@
+"""What Redis keeps per settled trip with every setting at its default: a regression guard on bytes, not a timing.
+
+Settles 2,000 trips (a capture and its chained report, UUID trip ids) through a
+real worker and reads ``used_memory`` before and after (tests/support/memory.py,
+which ``python -m benchmarks.memory`` shares). Measured on Redis 7.0 (jemalloc):
+1,093 to 1,193 bytes a trip over three runs, where the previous records took 3,473
+(hash tables of ~1.2 KB each). The bound leaves ~17% over the highest for allocator
+and Redis-version differences; a
+record that stays a hash table (a value over 64 bytes, a field that should have
+gone) costs ~500 bytes more a record and fails it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import redis
+
+from tasks.producer import Producer
+from tests.support.jobs import calls
+from tests.support.memory import measure
+from tests.support.sandbox import SandboxProcess
+from tests.support.worker import DEFAULT_ENV, WorkerProcess
+
+TRIPS = 2000
+BOUND = 1400  # bytes of used_memory per settled trip: the 1,093-1,193 measured and a margin
+
+
+@pytest.mark.slow
+def test_a_settled_trip_costs_redis_under_1400_bytes_with_the_defaults(
+    producer: Producer, api: SandboxProcess, rdb: redis.Redis, start_worker: Callable[..., WorkerProcess],
+) -> None:
+    start_worker(env=DEFAULT_ENV, concurrency=16)
+
+    found = measure(producer, rdb, TRIPS, lambda: len(calls(api, "feedback")), timeout=240)
+
+    assert found.per_trip <= BOUND, f"{found.per_trip:,.0f} bytes per settled trip; keys: {found.kinds}"
+    assert found.kinds["job:capture"][0] == found.kinds["job:feedback"][0] == found.kinds["trip"][0] == TRIPS + 20
