@@ -20,6 +20,7 @@ from typing import Any
 import redis
 
 from payapi.operations import QUEUES, Operation
+from tasks.jobs import settled
 from tasks.producer import prepare
 from tasks.redis import keys
 from tasks.store.records import NewJob
@@ -34,11 +35,13 @@ def capture_jobs(store: str, amounts: dict[str, Decimal], currency: str = "USD")
 
 
 def records(rdb: redis.Redis, job_ids: Sequence[str], *fields: str) -> list[dict[str, str | None]]:
-    """The named fields of each job's record, pipelined; a missing record gives all ``None``."""
+    """The named fields of each job's record as payq reads it (a settled one expanded: tasks/jobs/settled.py), pipelined;
+    a missing record gives all ``None``."""
     pipe = rdb.pipeline(transaction=False)
     for job_id in job_ids:
-        pipe.hmget(keys.job(job_id), list(fields))
-    return [dict(zip(fields, values, strict=True)) for values in pipe.execute()]
+        pipe.hgetall(keys.job(job_id))
+    read = [settled.expand(job_id, stored) if stored else {} for job_id, stored in zip(job_ids, pipe.execute(), strict=True)]
+    return [{name: record.get(name) for name in fields} for record in read]
 
 
 def states(rdb: redis.Redis, job_ids: Sequence[str]) -> dict[str, int]:
