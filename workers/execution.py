@@ -201,10 +201,11 @@ def carry_out(
             rt.step(patience, lambda: rt.pacer.throttled(job.operation, now, retry_after, decision.pause_until or now + 1.0))
     if isinstance(decision, Succeed):
         if isinstance(request, CaptureRequest):
-            settled = _settle_capture(rt, patience, job, request, int(now), now, call, claim)
+            settled = _settle_capture(rt, patience, job, request, int(now), now, call, claim, attempt)
             return Succeed(settled) if settled is not None else _lost(job)
         event = events.succeeded(job.job_id, job.operation, job.kwargs, decision.result, now) if _notifies(rt, job) else None
-        recorded = rt.write(patience, lambda: rt.jobs.succeed(job.job_id, decision.result, now, call, event, claim, job.kwargs))
+        recorded = rt.write(patience, lambda: rt.jobs.succeed(job.job_id, decision.result, now, call, event, claim, job.kwargs,
+                                                              attempt))
         return decision if recorded else _lost(job)
     if isinstance(decision, Defer):
         deferral = Deferral(decision.cause, decision.until, job.operation, attempt, decision.delay, decision.failure,
@@ -227,7 +228,7 @@ def _lost(job: Job) -> Skip:
 
 def _settle_capture(
     rt: Runtime, patience: Patience, job: Job, request: CaptureRequest, settled_at: int, now: float, call: Call | None = None,
-    claim: str = "",
+    claim: str = "", attempt: int = 0,
 ) -> dict[str, Any] | None:
     """Settle the capture and chain its payment-status report; None if the delivery's ``claim`` lost the job to another worker.
 
@@ -244,7 +245,7 @@ def _settle_capture(
         result = {"reportJobId": report.job_id, "settledAt": settled_at}
         event = events.succeeded(job.job_id, Operation.CAPTURE, request.model_dump(mode="json"), result, now) if rt.webhook else None
         on_record = rt.write(patience, partial(rt.jobs.finish_capture, job.job_id, settled_at, result, report, now, call, event, claim,
-                                               job.kwargs, traceparent))
+                                               job.kwargs, traceparent, attempt))
         if on_record is None or on_record == settled_at:
             return result if on_record is not None else None
         settled_at = on_record

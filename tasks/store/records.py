@@ -290,6 +290,7 @@ class JobStore:
     def finish_capture(
         self, job_id: str, settled_at: int, result: dict[str, Any], report: NewJob, now: float, call: Call | None = None,
         event: NotificationEvent | None = None, claim: str = "", kwargs: dict[str, Any] | None = None, traceparent: str = "",
+        attempt: int = 0,
     ) -> int | None:
         """Settle a capture at ``settled_at``, publish its ``report`` and mark it succeeded, in one script.
 
@@ -312,13 +313,14 @@ class JobStore:
             args=[job_id, now, settled_at, report.job_id,
                   build_message(report.operation, report.job_id, report.kwargs, traceparent), wire.job_json(report.kwargs), self._ttl,
                   self._events, build_sent_event(report.operation, report.job_id, report.kwargs, now), field, keys.JOB_PREFIX,
-                  claim, *_settle_args(job_id, kwargs, result, str(settled_at)), self._books_ttl, *event_args(event), traceparent],
+                  claim, *_settle_args(job_id, kwargs, result, str(settled_at)), self._books_ttl, *event_args(event), traceparent,
+                  attempt or ""],
         ))
         return None if on_record < 0 else on_record
 
     def succeed(
         self, job_id: str, result: dict[str, Any], now: float, call: Call | None = None, event: NotificationEvent | None = None,
-        claim: str = "", kwargs: dict[str, Any] | None = None,
+        claim: str = "", kwargs: dict[str, Any] | None = None, attempt: int = 0,
     ) -> bool:
         """Mark the job succeeded with its result (e.g. a refund's reconciliationId), in one script.
 
@@ -326,13 +328,15 @@ class JobStore:
         to the outbox in the same step. False, nothing written but the
         call's count, if the delivery's ``claim`` ('': none) lost the job to another worker.
         The record is compacted to what a settled job keeps (:mod:`tasks.jobs.settled`;
-        ``kwargs``, the job's wire fields, None: kept as written).
+        ``kwargs``, the job's wire fields, None: kept as written). ``attempt``,
+        the one the claim was made for: a job another attempt settled is lost
+        to this delivery (a settled record keeps no claim; it keeps its attempts).
         """
         successes, field = _call_args(call)
         return bool(self._succeed(
             keys=[keys.job(job_id), keys.ACTIVE, keys.LEASES, keys.API_CALLS],
             args=[successes, job_id, claim, now, self._ttl, self._events, field, *_settle_args(job_id, kwargs, result),
-                  *event_args(event)],
+                  *event_args(event), attempt or ""],
         ))
 
     def count(self, call: Call) -> None:

@@ -39,13 +39,20 @@ local kept = ARGV[14]           -- JSON list: name, value, ... of its wire field
 local books_ttl = ARGV[15]      -- the trip's books are kept this long from the capture's settling: past its refund window
 local EVENT = 16                -- ARGV[16..21]: the capture's success notification (see append_event)
 local report_traceparent = ARGV[22]  -- the report's trace context: the capture's ('' when none)
+local attempt = ARGV[23] or ''  -- the attempt the claim was made for ('': none)
 
 if successes_key == calls_key then successes_key = '' end
 if redis.call('HGET', capture_key, 'state') == STATE.SUCCEEDED then
   -- succeeded already (this step asked again after a connection fault hid its answer, or another delivery
   -- settled it): final, whoever asks; a settled record keeps neither the claim nor the event's marker.
   -- The call is counted once: a caller told an earlier settle time comes again with the same call.
-  local settled_on_record = redis.call('HGET', capture_key, 'settled_at')
+  local found = redis.call('HMGET', capture_key, 'settled_at', 'attempts')
+  local settled_on_record = found[1]
+  -- another attempt settled it: this delivery's claim lapsed while it called (its new holder's attempt is on record)
+  if claim ~= '' and attempt ~= '' and found[2] ~= attempt then
+    count_call(calls_key, call_field, successes_key)
+    return -1
+  end
   if settled_on_record == settled_at then count_call(calls_key, call_field, successes_key) end
   return settled_on_record
 end

@@ -22,11 +22,17 @@ local call_field = ARGV[7]      -- '<operation>:<status>'; '' when none
 local dropped = ARGV[8]         -- JSON list: the fields a settled record no longer needs
 local kept = ARGV[9]            -- JSON list: name, value, ... of its wire fields and result (the result is among them)
 local EVENT = 10                -- ARGV[10..15]: the success's notification (see append_event)
+local attempt = ARGV[16] or ''  -- the attempt the claim was made for ('': none)
 
 count_call(calls_key, call_field, successes_key)
 -- succeeded already (this step asked again after a connection fault hid its answer, or another delivery
 -- settled it): final, whoever asks; a settled record keeps neither the claim nor the event's marker
-if redis.call('HGET', job_key, 'state') == STATE.SUCCEEDED then return 1 end
+local found = redis.call('HMGET', job_key, 'state', 'attempts')
+if found[1] == STATE.SUCCEEDED then
+  -- another attempt settled it: this delivery's claim lapsed while it called (its new holder's attempt is on record)
+  if claim ~= '' and attempt ~= '' and found[2] ~= attempt then return 0 end
+  return 1
+end
 if not may_record(job_key, claim) then return 0 end
 redis.call('HSET', job_key, 'state', STATE.SUCCEEDED, 'updated_at', now)
 redis.call('ZREM', active_key, job_id)
