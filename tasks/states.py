@@ -44,6 +44,7 @@ class Verdict(StrEnum):
     HELD = "held"            # another worker holds the job (its lease stands, or a lapse cannot be judged yet): nothing to do
     WAITING = "waiting"      # a copy of a refund still held for its capture (it is published when released): nothing to do
     UNRECORDED = "unrecorded"  # no job recorded under the message's id (Celery's own send_task): the worker enqueues it
+    DIFFERS = "differs"      # the message's kwargs are not the job's on record (a message sent under a recorded job's id): nothing claimed
 
 
 class DeferCause(StrEnum):

@@ -8,6 +8,8 @@ in Redis, in this order: pause the endpoint, then record the success, defer or d
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -38,6 +40,7 @@ from tasks.jobs.decide import (
     start,
 )
 from tasks.jobs.deferral import Deferral
+from tasks.jobs.resend import stored_differences
 from tasks.notify import events
 from tasks.pacing.fairness import HORIZON as FAIR_HORIZON
 from tasks.producer import prepare
@@ -70,12 +73,14 @@ class Job:
 Ending = Succeed | Deferral | DeadLetterJob | Skip | Admitted
 
 
-def execute(rt: Runtime, job: Job, patience: Patience) -> Ending:
+def execute(rt: Runtime, job: Job, patience: Patience, recorded: str | None = None) -> Ending:
     """Run one delivery of ``job`` to its ending.
 
     Each Redis step waits out Redis (a restart, a failover) within the
     delivery's ``patience``; the claim and every outcome return only once the
     replicas in sync hold them (:meth:`~workers.runtime.Runtime.write`).
+    A message whose kwargs are not the job's on record runs the job as
+    recorded (``recorded``: those kwargs, as BEGIN gave them back).
     """
     now = rt.clock()
     try:
@@ -89,7 +94,10 @@ def execute(rt: Runtime, job: Job, patience: Patience) -> Ending:
     begin = rt.write(patience, lambda: rt.jobs.begin(
         job.job_id, job.operation, job.worker, now, job.delivery, rt.settings.lease_seconds, pace, TURN_WAIT_IN_PLACE,
         holder=rt.holdings.worker, claim=job.claim, store=str(job.kwargs.get("storeId", "")),
-        fair_horizon=FAIR_HORIZON if rt.settings.fair_share else 0.0))
+        fair_horizon=FAIR_HORIZON if rt.settings.fair_share else 0.0,
+        kwargs_sha=hashlib.sha1((recorded if recorded is not None else wire.job_json(job.kwargs)).encode()).hexdigest()))
+    if begin.verdict is Verdict.DIFFERS and begin.recorded is not None and recorded is None:
+        return _as_recorded(rt, patience, job, begin.recorded)
     action = start(begin.verdict, begin.until, pace, rt.policy, rt.rng.random)
     if isinstance(action, Skip):
         return action
@@ -106,6 +114,21 @@ def execute(rt: Runtime, job: Job, patience: Patience) -> Ending:
         return _call(rt, patience, job, request, begin.attempts, action.turn, pace, claimed_at)
     finally:
         rt.holdings.release(job.job_id, job.claim)
+
+
+def _as_recorded(rt: Runtime, patience: Patience, job: Job, recorded: str) -> Ending:
+    """Run the job as its record says, not as a message under its id says (sent around payq's producer with a recorded job's id).
+
+    The record's kwargs passed enqueue's rules (the trip's books, a conflicting
+    resend refused); a message's did not. Written otherwise (the same fields,
+    another spelling: key order, a Decimal's digits) it is the same job, and
+    runs as recorded without a word.
+    """
+    differing = stored_differences(job.operation, job.job_id, recorded, job.kwargs)
+    if differing:
+        log.warning("%s %s: the message's kwargs differ from the job's on record (%s); the job runs as recorded",
+                    job.operation.value, job.job_id, ", ".join(d.field for d in differing))
+    return execute(rt, replace(job, kwargs=json.loads(recorded)), patience, recorded)
 
 
 def _admit(rt: Runtime, patience: Patience, job: Job) -> Admitted | DeadLetterJob | Skip:

@@ -100,6 +100,7 @@ _SKIPPED = {
     "dead": "but already dead-lettered",
     "deferred": "but already deferred",
     "waiting": "but it waits for its trip's capture",
+    "differs": "with kwargs that are not the job's, and again as recorded",
 }
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import redis
 
+from tasks.producer import Producer
 from tasks.redis import keys
 from tests.support.celery_sender import capture, refund, send_task
 from tests.support.jobs import calls, queued_messages, record, wait_for_state
@@ -152,3 +153,21 @@ def test_a_message_sent_under_its_natural_id_still_keeps_the_trip_s_rules_and_ru
     assert [exact(c)["shoppingTripId"] for c in calls(api, "capture")] == ["t2"], "called once, only for the trip not cancelled"
     assert len(calls(api, "cancel")) == 1
 
+
+
+def test_a_message_under_a_recorded_job_s_id_with_another_amount_runs_the_job_as_recorded_once(
+    redis_url: str, rdb: redis.Redis, api: SandboxProcess, producer: Producer, start_worker: Callable[..., WorkerProcess],
+) -> None:
+    # the job is on record (enqueued through payq, amount 1.00) and queued; a sender reuses its id with 999.00
+    job_id = producer.enqueue_capture(storeId="s1", shoppingTripId="t9", amount={"amount": "1.00", "code": "USD"})
+    send_task(redis_url, capture("t9", Decimal("999.00")), task_id=job_id)
+
+    worker = start_worker()
+    wait_for_state(rdb, job_id, "succeeded")
+    wait_for(lambda: queued_messages(rdb) == 0, what="both messages taken")
+
+    [call] = calls(api, "capture")
+    assert str(exact(call)["amount"]["amount"]) == "1.00", "the job as recorded, never the message's amount"
+    assert json.loads(record(rdb, job_id)["kwargs"])["amount"] == {"amount": "1.00", "code": "USD"}
+    assert "the message's kwargs differ from the job's on record (amount.amount); the job runs as recorded" in worker.log()
+    assert "999.00" not in worker.log(), "what differs is named, not its value"

@@ -31,6 +31,7 @@ local claim = ARGV[9]      -- this delivery's claim, unique: outcomes are writte
 local store = ARGV[10]     -- the job's storeId: turns are shared between stores
 local horizon = tonumber(ARGV[11] or '0') -- seconds ahead a store may book turns; 0: turns first come, first served
 local operation = ARGV[12] -- the job's operation, for the calls counted per operation and store
+local kwargs_sha = ARGV[13] or '' -- SHA1 of the message's kwargs as payq writes them ('': not compared)
 local clocks_ttl = 3600    -- a store's clocks matter for seconds; the keys go an hour after the last turn
 
 local found = redis.call('HMGET', job_key, 'state', 'enqueued_at')
@@ -41,6 +42,13 @@ if not enqueued_at then
   -- such a message replayed), or outlived its record: it has passed none of enqueue's rules, so it
   -- runs nothing here; the worker enqueues it through them (tasks/jobs/admission.py).
   return {VERDICT.UNRECORDED, '0', ''}
+end
+-- The record's kwargs are the job's: enqueue validated them against the trip's rules. A message under the
+-- job's id that says otherwise (Celery's send_task with a recorded job's id) claims nothing; the worker reads
+-- what differs and runs the job as recorded.
+if kwargs_sha ~= '' and state ~= STATE.SUCCEEDED and state ~= STATE.DEAD then
+  local stored = redis.call('HGET', job_key, 'kwargs')
+  if stored and redis.sha1hex(stored) ~= kwargs_sha then return {VERDICT.DIFFERS, '0', '', stored} end
 end
 -- a finished, dead or held job's state names its verdict too
 if state == STATE.SUCCEEDED or state == STATE.DEAD or state == STATE.WAITING then return {state, '0', ''} end
