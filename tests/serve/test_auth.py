@@ -25,7 +25,7 @@ from tests.serve.helpers import (
     serve_env,
 )
 from tests.support.payq_cli import run_payq
-from tests.support.serve import ServeProcess
+from tests.support.serve import ServeProcess, written
 
 ROUTES = [("POST", "/v1/jobs"), ("POST", "/v1/jobs/batch"), ("GET", "/v1/jobs/capture:store-a:t1"), ("GET", "/v1/trips/store-a/t1")]
 
@@ -49,7 +49,7 @@ def test_an_unknown_token_or_another_scheme_is_401_and_nothing_is_written(
 
     problem(answer, 401)
     assert answer.headers["WWW-Authenticate"].startswith("Bearer")
-    assert rdb.dbsize() == 0
+    assert written(rdb) == []
 
 
 def test_tokens_are_never_echoed_nor_logged(serve: ServeProcess) -> None:
@@ -67,7 +67,7 @@ def test_a_token_for_store_a_cannot_enqueue_for_store_b(serve: ServeProcess, rdb
     body = problem(post(serve, "/v1/jobs", capture(store=STORE_B), token=TOKEN_A), 403)
 
     assert errors(body) == [(None, "storeId", "this token may not use store 'store-b'")]
-    assert rdb.dbsize() == 0, "nothing was written"
+    assert written(rdb) == [], "nothing was written"
 
 
 def test_a_token_for_store_a_cannot_read_store_b_jobs_or_trips(serve: ServeProcess) -> None:

@@ -8,7 +8,7 @@ import pytest
 import redis
 
 from tests.serve.helpers import REFUND_ID, STORE_B, TOKEN_A, cancel, capture, errors, feedback, post, problem, refund
-from tests.support.serve import ServeProcess
+from tests.support.serve import ServeProcess, written
 
 
 def jobs(*items: dict[str, Any]) -> dict[str, Any]:
@@ -46,7 +46,7 @@ def test_one_bad_job_among_many_is_422_naming_its_index_and_nothing_is_written(s
     refused = problem(post(serve, "/v1/jobs/batch", {"jobs": batch}), 422)
 
     assert [(i, f) for i, f, _ in errors(refused)] == [(7, "storeId"), (7, "amount.amount")]
-    assert rdb.dbsize() == 0
+    assert written(rdb) == []
 
 
 def test_a_trip_rule_broken_inside_a_batch_is_409_naming_the_job_and_nothing_is_written(serve: ServeProcess, rdb: redis.Redis) -> None:
@@ -54,7 +54,7 @@ def test_a_trip_rule_broken_inside_a_batch_is_409_naming_the_job_and_nothing_is_
 
     assert refused["errors"] == [{"index": 2, "field": "shoppingTripId", "rule": "cancel-after-capture",
                                   "detail": "trip store-a/t1 has a capture job (capture:store-a:t1): a captured trip is refunded, not cancelled"}]
-    assert rdb.dbsize() == 0
+    assert written(rdb) == []
 
 
 def test_above_500_jobs_the_whole_batch_is_checked_before_any_chunk_is_written(serve: ServeProcess, rdb: redis.Redis) -> None:
@@ -64,7 +64,7 @@ def test_above_500_jobs_the_whole_batch_is_checked_before_any_chunk_is_written(s
     refused = problem(post(serve, "/v1/jobs/batch", {"jobs": batch}), 409)
 
     assert [(i, f, r) for i, f, r in errors(refused)] == [(550, "shoppingTripId", "capture-after-cancel")]
-    assert rdb.dbsize() == 0, "the first chunk was not written either"
+    assert written(rdb) == [], "the first chunk was not written either"
 
 
 def test_a_full_batch_of_1000_is_taken_in_chunks(serve: ServeProcess, rdb: redis.Redis) -> None:
@@ -87,7 +87,7 @@ def test_a_batch_must_be_an_object_holding_1_to_1000_jobs(serve: ServeProcess, r
     refused = problem(post(serve, "/v1/jobs/batch", body), 422)
 
     assert errors(refused) == [(None, field, rule)]
-    assert rdb.dbsize() == 0
+    assert written(rdb) == []
 
 
 def test_a_job_of_another_store_in_a_batch_is_403_naming_its_index_and_nothing_is_written(serve: ServeProcess, rdb: redis.Redis) -> None:
@@ -96,7 +96,7 @@ def test_a_job_of_another_store_in_a_batch_is_403_naming_its_index_and_nothing_i
     refused = problem(post(serve, "/v1/jobs/batch", batch, token=TOKEN_A), 403)
 
     assert errors(refused) == [(2, "storeId", "this token may not use store 'store-b'"), (4, "storeId", "this token may not use store 'store-b'")]
-    assert rdb.dbsize() == 0
+    assert written(rdb) == []
 
 
 def test_amounts_in_a_batch_are_exact(serve: ServeProcess, rdb: redis.Redis) -> None:

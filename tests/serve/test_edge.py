@@ -17,7 +17,7 @@ import redis
 
 from payq.serve.bodies import JOB_BODY_LIMIT
 from tests.serve.helpers import TOKEN_A, bearer, cancel, capture, get, post
-from tests.support.serve import ServeProcess
+from tests.support.serve import ServeProcess, written
 
 TWO_MB = 2 * 1024 * 1024
 
@@ -61,7 +61,7 @@ def test_a_chunked_2_mb_body_from_node_s_fetch_gets_413_not_a_broken_connection(
         answer = json.loads(done.stdout)
         assert answer.get("status") == 413, answer
         assert answer["type"] == "application/problem+json" and answer["body"]["type"] == "urn:payq:problem:body-too-large"
-    assert rdb.dbsize() == 0
+    assert written(rdb) == []
 
 
 def test_a_chunked_2_mb_body_is_answered_413_and_the_connection_serves_the_next_request(serve: ServeProcess) -> None:

@@ -9,7 +9,7 @@ import redis
 
 from payapi.wire import REPEATED_KEY
 from tests.serve.helpers import STORE_A, TOKEN_AB, cancel, errors, get, post, problem
-from tests.support.serve import ServeProcess
+from tests.support.serve import ServeProcess, written
 
 # the same job three ways, each naming one key twice: a reader that takes the first value sees another job than one that takes the last
 REPEATED = [
@@ -28,7 +28,7 @@ def test_a_job_that_repeats_a_key_is_refused_naming_it(serve: ServeProcess, rdb:
 
     assert errors(refused) == [(None, key, REPEATED_KEY)]
     assert refused["type"] == "urn:payq:problem:invalid-job"
-    assert rdb.dbsize() == 0
+    assert written(rdb) == []
 
 
 @pytest.mark.parametrize(("body", "key"), REPEATED)
@@ -38,14 +38,14 @@ def test_a_batch_line_that_repeats_a_key_is_refused_by_index_and_nothing_is_enqu
     refused = problem(post(serve, "/v1/jobs/batch", f'{{"jobs": [{json.dumps(cancel())}, {body}]}}', token=TOKEN_AB), 422)
 
     assert errors(refused) == [(1, key, REPEATED_KEY)]
-    assert rdb.dbsize() == 0, "the valid job before it is not enqueued either"
+    assert written(rdb) == [], "the valid job before it is not enqueued either"
 
 
 def test_a_batch_that_repeats_jobs_is_refused_naming_jobs(serve: ServeProcess, rdb: redis.Redis) -> None:
     body = f'{{"jobs": [{json.dumps(cancel(trip="a"))}], "jobs": [{json.dumps(cancel(trip="b"))}]}}'
 
     assert errors(problem(post(serve, "/v1/jobs/batch", body), 422)) == [(None, "jobs", REPEATED_KEY)]
-    assert rdb.dbsize() == 0
+    assert written(rdb) == []
 
 
 # past Python's 4,300-digit int limit: a number all the same, refused by its field's rule, not as malformed JSON
@@ -65,7 +65,7 @@ def test_a_huge_integer_is_refused_naming_its_field(serve: ServeProcess, rdb: re
 
     assert errors(refused) == [(None, field, rule)]
     assert HUGE[:100] not in json.dumps(refused)
-    assert rdb.dbsize() == 0
+    assert written(rdb) == []
 
 
 @pytest.mark.parametrize(("path", "field"), [

@@ -10,7 +10,7 @@ import redis
 
 from payq.serve.bodies import BATCH_BODY_LIMIT, JOB_BODY_LIMIT
 from tests.serve.helpers import REFUND_ID, TOKEN_A, bearer, cancel, capture, errors, feedback, post, problem, raw_exchange, refund
-from tests.support.serve import ServeProcess
+from tests.support.serve import ServeProcess, written
 
 
 def without(job: dict[str, Any], name: str) -> dict[str, Any]:
@@ -81,7 +81,7 @@ def test_a_bad_body_is_refused_naming_the_field_and_rule_and_nothing_is_written(
     refused = problem(post(serve, "/v1/jobs", body), status)
 
     assert [(f, r) for _, f, r in errors(refused) if f == field and rule in r], errors(refused)
-    assert rdb.dbsize() == 0
+    assert written(rdb) == []
 
 
 def test_every_problem_of_a_job_is_named_at_once(serve: ServeProcess, rdb: redis.Redis) -> None:
@@ -91,7 +91,7 @@ def test_every_problem_of_a_job_is_named_at_once(serve: ServeProcess, rdb: redis
 
     assert sorted(f for _, f, _ in errors(refused)) == ["amount.amount", "extra", "refundReasonCode", "refundRequestId", "storeId"]
     assert refused["type"] == "urn:payq:problem:invalid-job" and refused["detail"] == "5 problem(s); nothing was enqueued"
-    assert rdb.dbsize() == 0
+    assert written(rdb) == []
 
 
 @pytest.mark.parametrize("operation", [None, "charge"], ids=["no-operation", "unknown-operation"])
@@ -102,7 +102,7 @@ def test_a_job_without_a_known_operation_names_its_trip_ids_too(serve: ServeProc
 
     named = sorted(f for _, f, _ in errors(refused))
     assert named == (["operation", "shoppingTripId", "storeId"] if operation is None else ["operation", "storeId"])
-    assert rdb.dbsize() == 0
+    assert written(rdb) == []
 
 
 def test_a_body_declared_larger_than_64_kib_is_413_before_it_is_read(serve: ServeProcess, rdb: redis.Redis) -> None:
@@ -113,7 +113,7 @@ def test_a_body_declared_larger_than_64_kib_is_413_before_it_is_read(serve: Serv
 
     assert status == 413 and headers["content-type"] == "application/problem+json"
     assert json.loads(answer)["detail"] == f"the body must be at most {JOB_BODY_LIMIT} bytes"
-    assert rdb.dbsize() == 0
+    assert written(rdb) == []
 
 
 def test_a_chunked_body_is_413_once_it_passes_64_kib(serve: ServeProcess, rdb: redis.Redis) -> None:
@@ -125,7 +125,7 @@ def test_a_chunked_body_is_413_once_it_passes_64_kib(serve: ServeProcess, rdb: r
     ).encode() + chunks + b"0\r\n\r\n")
 
     assert status == 413, answer
-    assert rdb.dbsize() == 0
+    assert written(rdb) == []
 
 
 def test_a_batch_declared_larger_than_4_mib_is_413(serve: ServeProcess, rdb: redis.Redis) -> None:
@@ -134,7 +134,7 @@ def test_a_batch_declared_larger_than_4_mib_is_413(serve: ServeProcess, rdb: red
     ).encode())
 
     assert status == 413 and json.loads(answer)["detail"] == f"the body must be at most {BATCH_BODY_LIMIT} bytes"
-    assert rdb.dbsize() == 0
+    assert written(rdb) == []
 
 
 def test_a_job_just_under_the_limit_is_taken(serve: ServeProcess) -> None:

@@ -6,8 +6,10 @@ import os
 import tempfile
 from typing import Any
 
+import redis
 import requests
 
+from tasks.redis import keys
 from tests.support.http_process import HttpProcess
 from tests.support.payq_cli import PAYQ
 
@@ -27,3 +29,13 @@ class ServeProcess(HttpProcess):
         """One request to ``path`` (``timeout`` defaults to 10 s)."""
         kwargs.setdefault("timeout", 10)
         return self.session.request(method, self.url + path, **kwargs)
+
+
+def written(rdb: redis.Redis) -> list[str]:
+    """Every key in Redis but the intake's answer counts: what a refused request must not have written.
+
+    ``payq serve`` adds its answers by status to ``payq:intake:answers`` every
+    few seconds (payq/serve/answers.py), whichever request is being answered
+    then: a count, not a job's data.
+    """
+    return sorted(key for key in rdb.scan_iter() if key != keys.INTAKE_ANSWERS)

@@ -162,7 +162,7 @@ START_ROWS: list[tuple[str, Verdict, float | None, float | None, Start]] = [
     ("queued-asks-again-when-its-store-has-a-share", Verdict.QUEUED, NOW + 3, PACE,
      Defer(NOW + 3, DeferCause.PACED, turn=NOW + 3, pace=PACE)),
 ] + [(f"{v.value}-has-nothing-to-do", v, None, None, Skip(v))
-     for v in (Verdict.SUCCEEDED, Verdict.DEAD, Verdict.DEFERRED, Verdict.HELD, Verdict.WAITING)]
+     for v in (Verdict.SUCCEEDED, Verdict.DEAD, Verdict.DEFERRED, Verdict.HELD, Verdict.WAITING, Verdict.DIFFERS)]
 
 
 @pytest.mark.parametrize(("verdict", "until", "pace", "action"), [pytest.param(v, u, p, a, id=i) for i, v, u, p, a in START_ROWS])
