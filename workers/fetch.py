@@ -74,6 +74,10 @@ class QoS(virtual.QoS):  # type: ignore[misc,unused-ignore]
         """Reject: requeued, the message goes back to the head of its queue with the next fetch; otherwise it is acknowledged."""
         if self.channel.payq_settle(delivery_tag, back=requeue):
             self._quick_ack(delivery_tag)
+        elif delivery_tag not in self._delivered:
+            # given back already: the channel closed (a lost connection) while its task ran, and restore_unacked
+            # returned every message it held; kombu's reject would raise KeyError and log it as CRITICAL
+            return
         else:  # not one of payq's job queues: kombu's way
             super().reject(delivery_tag, requeue)  # type: ignore[no-untyped-call]
 
