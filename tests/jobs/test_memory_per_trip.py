@@ -24,11 +24,13 @@ from tests.support.sandbox import SandboxProcess
 from tests.support.worker import DEFAULT_ENV, WorkerProcess
 
 TRIPS = 2000
-BOUND = 1400  # bytes of used_memory per settled trip: the 1,093-1,193 measured and a margin
+# bytes of used_memory per settled trip: the records and books measured 1,093-1,193; issue 36's per-store backlog
+# (payq:backlog:<store>, pruned only when counted) adds about 150 more until it is pruned at settling (issue 35, open)
+BOUND = 1600
 
 
 @pytest.mark.slow
-def test_a_settled_trip_costs_redis_under_1400_bytes_with_the_defaults(
+def test_a_settled_trip_costs_redis_under_1600_bytes_with_the_defaults(
     producer: Producer, api: SandboxProcess, rdb: redis.Redis, start_worker: Callable[..., WorkerProcess],
 ) -> None:
     start_worker(env=DEFAULT_ENV, concurrency=16)
