@@ -243,7 +243,7 @@ class JobStore:
     def begin(
         self, job_id: str, operation: Operation, worker: str, now: float, delivery: str, lease: float,
         pace: float | None = None, wait_in_place: float = 0.0, *, holder: str = "", claim: str = "", store: str = "",
-        fair_horizon: float = 0.0, kwargs_sha: str = "",
+        fair_horizon: float = 0.0, kwargs: str = "",
     ) -> Begin:
         """Claim an attempt, unless the job is finished, deferred, its endpoint paused, its turn not near, or another worker holds it.
 
@@ -260,16 +260,16 @@ class JobStore:
         With ``fair_horizon`` (seconds, 0: first come, first served) the turns
         are shared between stores (``store``: the job's storeId), and a job whose
         store has had its share gets ``QUEUED``: ask again at its ``until``
-        (:mod:`tasks.pacing.fairness`). With ``kwargs_sha`` (SHA1 of the
-        message's kwargs as :func:`payapi.wire.job_json` writes them) a job whose
-        recorded kwargs differ gets ``DIFFERS`` with them, nothing claimed.
+        (:mod:`tasks.pacing.fairness`). With ``kwargs`` (the message's kwargs
+        as :func:`payapi.wire.job_json` writes them) a job whose recorded kwargs
+        differ gets ``DIFFERS`` with them, nothing claimed.
         """
         verdict, attempts, until, *recorded = self._begin(
             keys=[keys.job(job_id), keys.DEFERRED, keys.pause(operation), keys.ACTIVE, keys.pace(operation), keys.LEASES,
                   keys.WORKERS, keys.WORKERS_STEADY, keys.fair_clocks(operation), keys.fair_waiting(operation),
                   keys.store_calls(int(now // CALLS_WINDOW))],
             args=[job_id, now, worker, delivery, lease, pace or 0, wait_in_place, holder, claim, store, fair_horizon, operation,
-                  kwargs_sha],
+                  kwargs],
         )
         return Begin(Verdict(verdict), int(attempts), float(until) if until else None, *recorded)
 

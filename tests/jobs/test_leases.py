@@ -9,7 +9,7 @@ import redis
 
 from tasks.producer import Producer
 from tasks.redis import keys
-from tasks.store.leases import LeaseStore, copy_verdict
+from tasks.store.leases import LeaseStore, copy_verdict, lease_end
 from tasks.store.records import JobStore, Recovered
 from tests.support.jobs import USD_1, record
 from tests.support.names import queue_of
@@ -63,7 +63,7 @@ def test_a_heartbeat_renews_only_the_leases_still_its_own(producer: Producer, rd
     beat = leases.beat("h1", [(mine, "c1"), (taken, "c1")])
 
     assert beat.renewed == 1
-    assert leases.lease_of(mine) == pytest.approx(beat.now + LEASE)
+    assert leases.lease_of(mine) == lease_end(beat.now, LEASE)
     assert leases.lease_of(taken) == before[taken]
     assert [w.worker for w in leases.workers()] == ["h1"]
 

@@ -7,7 +7,7 @@
 local woken = false
 local function wake()
   if not woken then
-    redis.call('XADD', WAKE, 'MAXLEN', '~', 16, '*', 'm', 1)
+    redis.call('XADD', WAKE, 'MAXLEN', '~', '16', '*', 'm', '1')
     woken = true
   end
 end
