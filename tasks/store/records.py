@@ -317,8 +317,8 @@ class JobStore:
             args=[job_id, now, settled_at, report.job_id,
                   build_message(report.operation, report.job_id, report.kwargs, traceparent), wire.job_json(report.kwargs), self._ttl,
                   self._events, build_sent_event(report.operation, report.job_id, report.kwargs, now), field, keys.JOB_PREFIX,
-                  claim, *_settle_args(job_id, kwargs, result, str(settled_at)), self._books_ttl, *event_args(event), traceparent,
-                  attempt or ""],
+                  claim, self._books_ttl, *event_args(event), traceparent, attempt or "",
+                  *_settle_args(job_id, kwargs, result, str(settled_at))],
         ))
         return None if on_record < 0 else on_record
 
@@ -339,8 +339,8 @@ class JobStore:
         successes, field = _call_args(call)
         return bool(self._succeed(
             keys=[keys.job(job_id), keys.ACTIVE, keys.LEASES, keys.API_CALLS],
-            args=[successes, job_id, claim, now, self._ttl, self._events, field, *_settle_args(job_id, kwargs, result),
-                  *event_args(event), attempt or ""],
+            args=[successes, job_id, claim, now, self._ttl, self._events, field, *event_args(event), attempt or "",
+                  *_settle_args(job_id, kwargs, result)],
         ))
 
     def count(self, call: Call) -> None:
@@ -468,8 +468,13 @@ def _script_args(jobs: Iterable[_Stored]) -> list[Any]:
 
 
 def _settle_args(job_id: str, kwargs: dict[str, Any] | None, result: dict[str, Any], settled_at: str | None = None) -> list[str]:
-    """How the settling scripts compact a record (``lua/lib/settle.lua``): the fields to drop and those to keep, each a JSON list."""
-    return [json.dumps(settled.dropped(kwargs)), json.dumps(settled.compact(job_id, kwargs, result, settled_at))]
+    """How the settling scripts compact a record (``lua/lib/settle.lua``), their last ARGV: how many fields go, their names, then name, value, ... kept.
+
+    Plain arguments rather than JSON: decoding two JSON lists in every
+    success was 3% of Redis's work per job.
+    """
+    dropped = settled.dropped(kwargs)
+    return [str(len(dropped)), *dropped, *settled.compact(job_id, kwargs, result, settled_at)]
 
 
 def _call_args(call: Call | None) -> tuple[str, str]:

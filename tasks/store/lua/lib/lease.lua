@@ -28,8 +28,13 @@ end
 
 -- Whether a delivery may write its job's outcome: it holds the job's claim, or, having claimed
 -- nothing (claim ''), no worker holds the job. A worker that lost its lease writes nothing.
+-- `holds` judges the record's state and claim already read; `may_record` reads them.
+local function holds(state, claimed, claim)
+  if claim ~= '' then return claimed == claim end
+  return state ~= STATE.RUNNING
+end
+
 local function may_record(job_key, claim)
   local found = redis.call('HMGET', job_key, 'state', 'claim')
-  if claim ~= '' then return found[2] == claim end
-  return found[1] ~= STATE.RUNNING
+  return holds(found[1], found[2], claim)
 end

@@ -12,17 +12,22 @@ local function wake()
   end
 end
 
--- Push the message and mark the job queued and active (payq:active: see tasks/redis/keys.py).
+-- Push the message and mark the job active (payq:active: see tasks/redis/keys.py); the caller marks it queued.
 -- at_head: workers take from the right, so RPUSH makes it the next message taken; for jobs already late.
-local function publish(job_key, queue_key, active_key, job_id, message, now, at_head)
+local function push(queue_key, active_key, job_id, message, now, at_head)
   if at_head then
     redis.call('RPUSH', queue_key, message)
   else
     redis.call('LPUSH', queue_key, message)
   end
-  redis.call('HSET', job_key, 'state', STATE.QUEUED, 'updated_at', now)
   redis.call('ZADD', active_key, now, job_id)
   wake()
+end
+
+-- Push the message and mark the job queued and active.
+local function publish(job_key, queue_key, active_key, job_id, message, now, at_head)
+  push(queue_key, active_key, job_id, message, now, at_head)
+  redis.call('HSET', job_key, 'state', STATE.QUEUED, 'updated_at', now)
 end
 
 -- Record a new job and publish it, unless its id has a record already (the idempotency key):
@@ -31,10 +36,15 @@ end
 local function record_and_publish(job_key, queue_key, active_key, job_id, message, operation, kwargs, now, ttl,
                                   events_channel, sent_event, traceparent)
   if redis.call('EXISTS', job_key) == 1 then return 0 end
-  redis.call('HSET', job_key, 'op', operation, 'kwargs', kwargs, 'attempts', 0, 'enqueued_at', now)
-  if traceparent and traceparent ~= '' then redis.call('HSET', job_key, 'traceparent', traceparent) end
+  local fields = {'op', operation, 'kwargs', kwargs, 'attempts', '0', 'enqueued_at', now, 'state', STATE.QUEUED,
+                  'updated_at', now}
+  if traceparent and traceparent ~= '' then
+    fields[#fields + 1] = 'traceparent'
+    fields[#fields + 1] = traceparent
+  end
+  redis.call('HSET', job_key, unpack(fields))
   redis.call('EXPIRE', job_key, ttl)
-  publish(job_key, queue_key, active_key, job_id, message, now, false)
+  push(queue_key, active_key, job_id, message, now, false)
   redis.call('PUBLISH', events_channel, sent_event)
   return 1
 end
