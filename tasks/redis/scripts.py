@@ -8,7 +8,7 @@ replaces that line (each at most once per script).
 ``--#include names`` is generated instead of read: Lua tables of the strings
 Python owns (job states, BEGIN verdicts, deferral causes, dead-letter reasons,
 failure kinds, trip rules, operations; how long the pace's counts are kept, the stream
-that wakes idle workers, and the prefixes of job records and in-flight lists),
+that wakes idle workers, and the prefixes of job records, in-flight lists, lanes and rings),
 so a script writes ``STATE.DEAD``,
 never ``'dead'``; a name that does not exist raises when the script runs.
 Redis runs a script whole or not at all, and the append-only file logs it as
@@ -28,7 +28,7 @@ from redis.commands.core import Script
 
 from payapi.operations import Operation
 from payapi.outcomes import FailureKind
-from tasks.redis.keys import INFLIGHT_PREFIX, JOB_PREFIX, SUCCESSES_KEPT, WAKE
+from tasks.redis.keys import INFLIGHT_PREFIX, JOB_PREFIX, LANE_PREFIX, RING_PREFIX, SUCCESSES_KEPT, WAKE
 from tasks.states import DeadLetterReason, DeferCause, JobState, TripRule, Verdict
 
 # every package of tasks keeps its scripts in a lua/ folder of its own
@@ -52,6 +52,8 @@ def names() -> str:
     lines.append(f"local WAKE = '{WAKE}'")
     lines.append(f"local JOB_PREFIX = '{JOB_PREFIX}'")
     lines.append(f"local INFLIGHT_PREFIX = '{INFLIGHT_PREFIX}'")
+    lines.append(f"local LANE_PREFIX = '{LANE_PREFIX}'")
+    lines.append(f"local RING_PREFIX = '{RING_PREFIX}'")
     return "\n".join(lines) + "\n"
 
 

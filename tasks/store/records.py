@@ -318,7 +318,7 @@ class JobStore:
                   build_message(report.operation, report.job_id, report.kwargs, traceparent), wire.job_json(report.kwargs), self._ttl,
                   self._events, build_sent_event(report.operation, report.job_id, report.kwargs, now), field, keys.JOB_PREFIX,
                   claim, *_settle_args(job_id, kwargs, result, str(settled_at)), self._books_ttl, *event_args(event), traceparent,
-                  attempt or ""],
+                  attempt or "", store],
         ))
         return None if on_record < 0 else on_record
 

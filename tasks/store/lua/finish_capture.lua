@@ -40,6 +40,7 @@ local books_ttl = ARGV[15]      -- the trip's books are kept this long from the 
 local EVENT = 16                -- ARGV[16..21]: the capture's success notification (see append_event)
 local report_traceparent = ARGV[22]  -- the report's trace context: the capture's ('' when none)
 local attempt = ARGV[23] or ''  -- the attempt the claim was made for ('': none)
+local store = ARGV[24] or ''    -- the capture's storeId: its report and refunds wait in that store's lanes
 
 if successes_key == calls_key then successes_key = '' end
 if redis.call('HGET', capture_key, 'state') == STATE.SUCCEEDED then
@@ -64,7 +65,7 @@ redis.call('HSETNX', capture_key, 'settled_at', settled_at)
 local on_record = redis.call('HGET', capture_key, 'settled_at')
 if on_record ~= settled_at then return on_record end
 record_and_publish(report_key, report_queue, active_key, report_id, report_message, OP.FEEDBACK, report_kwargs, now,
-                   ttl, events_channel, sent_event, report_traceparent)
+                   ttl, events_channel, sent_event, report_traceparent, store)
 redis.call('HSET', capture_key, 'state', STATE.SUCCEEDED, 'updated_at', now)
 append_event(EVENT, now)
 settle(capture_key, dropped, kept, ttl)
@@ -78,7 +79,7 @@ for _, refund_id in ipairs(redis.call('LRANGE', held_key, 0, -1)) do
   local refund_key = job_prefix .. refund_id
   local held = redis.call('HMGET', refund_key, 'state', 'held_message', 'held_event')
   if held[1] == STATE.WAITING and held[2] then
-    publish(refund_key, refund_queue, active_key, refund_id, held[2], now, false)
+    publish(refund_key, refund_queue, active_key, refund_id, held[2], now, false, store)
     redis.call('HDEL', refund_key, 'waiting_for', 'held_message', 'held_event')
     redis.call('PUBLISH', events_channel, held[3])
   end
