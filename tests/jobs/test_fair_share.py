@@ -119,3 +119,22 @@ def test_three_stores_share_the_pace_the_small_one_not_held_behind_the_others_an
     captured_at = float(rdb.hget(f"payq:job:{big[599]}", "updated_at") or 0)
     refunded = [c["time"] for c in calls(api, Operation.REFUND)]
     assert refunded and min(refunded) >= captured_at
+
+
+def test_a_store_weighing_2_in_store_limits_takes_two_turns_to_another_stores_one(
+    api: SandboxProcess, producer: Producer, rdb: redis.Redis, start_worker: Callable[..., WorkerProcess],
+) -> None:
+    api.set_faults({"rules": [], "rate_limits": {"capture": {"per_second": LIMIT, "retry_after": RETRY_AFTER}}})
+    env = {"PAYQ_RATE_LIMITS": json.dumps({"capture": LIMIT}), "PAYQ_STORE_LIMITS": json.dumps({"A": {"weight": 2}})}
+    start_worker(env=env), start_worker(env=env)
+    heavy = captures(producer, "A", 300)
+    other = captures(producer, "B", 300)
+
+    settle(rdb, heavy + other, timeout=120)
+
+    seen = store_calls(api)
+    last_a = max(t for t, store in seen if store == "A")
+    first_b = min(t for t, store in seen if store == "B")
+    # while both wait (from B's first call to A's last): two of A's calls to one of B's
+    both = Counter(store for t, store in seen if first_b <= t <= last_a)
+    assert abs(both["A"] / (both["A"] + both["B"]) - 2 / 3) <= 0.1, both
