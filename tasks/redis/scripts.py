@@ -14,7 +14,7 @@ script. (They were Lua tables built on every call: seven tables with their
 metatables, garbage for Redis's collector at every BEGIN and outcome.)
 ``--#include names`` is generated instead of read: the other constants Python
 owns (how long the pace's counts are kept, the stream that wakes idle workers,
-and the prefixes of job records and in-flight lists).
+and the prefixes of job records, in-flight lists, lanes and rings).
 Redis runs a script whole or not at all, and the append-only file logs it as
 one write, so every step of a job that must not be half-done is one script.
 """
@@ -32,7 +32,7 @@ from redis.commands.core import Script
 
 from payapi.operations import Operation
 from payapi.outcomes import FailureKind
-from tasks.redis.keys import INFLIGHT_PREFIX, JOB_PREFIX, SUCCESSES_KEPT, WAKE
+from tasks.redis.keys import INFLIGHT_PREFIX, JOB_PREFIX, LANE_PREFIX, RING_PREFIX, SUCCESSES_KEPT, WAKE
 from tasks.states import DeadLetterReason, DeferCause, JobState, TripRule, Verdict
 
 # every package of tasks keeps its scripts in a lua/ folder of its own
@@ -76,6 +76,8 @@ def names() -> str:
     lines.append(f"local WAKE = '{WAKE}'")
     lines.append(f"local JOB_PREFIX = '{JOB_PREFIX}'")
     lines.append(f"local INFLIGHT_PREFIX = '{INFLIGHT_PREFIX}'")
+    lines.append(f"local LANE_PREFIX = '{LANE_PREFIX}'")
+    lines.append(f"local RING_PREFIX = '{RING_PREFIX}'")
     return "\n".join(lines) + "\n"
 
 

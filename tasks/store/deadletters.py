@@ -237,7 +237,7 @@ class DeadLetterStore:
             keys=[*self._keys, OPERATIONS[entry.operation].queue, keys.job(entry.id), keys.replays(entry.id), keys.ACTIVE],
             args=[entry.id, repr(entry.dead_at), build_message(entry.operation, entry.id, entry.kwargs, traceparent), now, history,
                   wire.job_json(entry.kwargs), entry.operation, max(self._job_ttl, self._retention), self._events,
-                  build_sent_event(entry.operation, entry.id, entry.kwargs, now), _books_of(entry)],
+                  build_sent_event(entry.operation, entry.id, entry.kwargs, now), _books_of(entry), str(entry.kwargs.get("storeId", ""))],
             client=client,
         )
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
@@ -243,7 +243,7 @@ class JobStore:
     def begin(
         self, job_id: str, operation: Operation, worker: str, now: float, delivery: str, lease: float,
         pace: float | None = None, wait_in_place: float = 0.0, *, holder: str = "", claim: str = "", store: str = "",
-        fair_horizon: float = 0.0, kwargs: str = "",
+        fair_horizon: float = 0.0, kwargs: str = "", weights: Mapping[str, float] | None = None,
     ) -> Begin:
         """Claim an attempt, unless the job is finished, deferred, its endpoint paused, its turn not near, or another worker holds it.
 
@@ -260,16 +260,17 @@ class JobStore:
         With ``fair_horizon`` (seconds, 0: first come, first served) the turns
         are shared between stores (``store``: the job's storeId), and a job whose
         store has had its share gets ``QUEUED``: ask again at its ``until``
-        (:mod:`tasks.pacing.fairness`). With ``kwargs`` (the message's kwargs
-        as :func:`payapi.wire.job_json` writes them) a job whose recorded kwargs
-        differ gets ``DIFFERS`` with them, nothing claimed.
+        (:mod:`tasks.pacing.fairness`), each store's share its weight in ``weights``
+        (``PAYQ_STORE_LIMITS``; 1 for a store not named) over the waiting stores'. With ``kwargs`` (the message's
+        kwargs as :func:`payapi.wire.job_json` writes them) a job whose recorded kwargs differ gets ``DIFFERS``
+        with them, nothing claimed.
         """
         verdict, attempts, until, *recorded = self._begin(
             keys=[keys.job(job_id), keys.DEFERRED, keys.pause(operation), keys.ACTIVE, keys.pace(operation), keys.LEASES,
                   keys.WORKERS, keys.WORKERS_STEADY, keys.fair_clocks(operation), keys.fair_waiting(operation),
                   keys.store_calls(int(now // CALLS_WINDOW))],
             args=[job_id, now, worker, delivery, lease, pace or 0, wait_in_place, holder, claim, store, fair_horizon, operation,
-                  kwargs],
+                  kwargs, *(item for pair in (weights or {}).items() for item in pair)],
         )
         return Begin(Verdict(verdict), int(attempts), float(until) if until else None, *recorded)
 
@@ -317,7 +318,7 @@ class JobStore:
             args=[job_id, now, settled_at, report.job_id,
                   build_message(report.operation, report.job_id, report.kwargs, traceparent), wire.job_json(report.kwargs), self._ttl,
                   self._events, build_sent_event(report.operation, report.job_id, report.kwargs, now), field, keys.JOB_PREFIX,
-                  claim, self._books_ttl, *event_args(event), traceparent, attempt or "",
+                  claim, self._books_ttl, *event_args(event), traceparent, attempt or "", store,
                   *_settle_args(job_id, kwargs, result, str(settled_at))],
         ))
         return None if on_record < 0 else on_record

@@ -25,6 +25,7 @@ from tasks.jobs.books import TripRuleViolation
 from tasks.producer import Producer
 from tasks.redis import keys
 from tasks.states import TripRule
+from tasks.store import lanes
 from tests.support.jobs import record, wait_for_state
 from tests.support.payq_cli import PayqRunner
 from tests.support.sandbox import SandboxProcess
@@ -46,7 +47,7 @@ def settled_trip(producer: Producer, rdb: redis.Redis, start_worker: Callable[..
 
 
 def depth(rdb: redis.Redis) -> int:
-    return sum(int(rdb.llen(queue)) for queue in QUEUES)
+    return sum(lanes.depths(rdb, QUEUES).values())
 
 
 def test_a_settled_trip_keeps_small_listpack_records_for_3_days_and_its_books_for_8_that_read_as_before(

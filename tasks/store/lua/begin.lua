@@ -32,6 +32,7 @@ local store = ARGV[10]     -- the job's storeId: turns are shared between stores
 local horizon = tonumber(ARGV[11] or '0') -- seconds ahead a store may book turns; 0: turns first come, first served
 local operation = ARGV[12] -- the job's operation, for the calls counted per operation and store
 local kwargs = ARGV[13] or ''  -- the message's kwargs as payq writes them ('': not compared)
+local WEIGHTS = 14         -- ARGV[WEIGHTS ..]: (storeId, weight) of each store PAYQ_STORE_LIMITS weighs; any other weighs 1
 local clocks_ttl = '3600'  -- a store's clocks matter for seconds; the keys go an hour after the last turn
 
 -- Every field BEGIN may need, in one read. (Each redis.call costs Redis more than the field it reads:
@@ -79,16 +80,26 @@ if not turn then
   if pace > 0 and horizon > 0 then
     -- fair turns between stores (start-time fair queuing, tasks.pacing.fairness.fair_turn): a store
     -- takes the endpoint's next free turn while its own clock is within the horizon; its clock then
-    -- moves on by (stores waiting) / pace. Past its share, the job joins its store's line and asks again.
+    -- moves on by (stores waiting) / pace, weighed (PAYQ_STORE_LIMITS). Past its share, the job joins its store's line.
     local tat = tonumber(redis.call('HGET', pace_key, 'tat') or '0')
     local turn_field, line_field = 'turn:' .. store, 'line:' .. store
     local clocks = redis.call('HMGET', clocks_key, turn_field, line_field)
     local store_turn = tonumber(clocks[1] or '0')
     local store_line = tonumber(clocks[2] or '0')
     redis.call('ZREMRANGEBYSCORE', waiting_key, '-inf', now)
-    local others_waiting = redis.call('ZCARD', waiting_key)
-    if redis.call('ZSCORE', waiting_key, store) then others_waiting = others_waiting - 1 end
-    local step = (others_waiting + 1) / pace
+    -- the other waiting stores' weights: 1 each, plus what a weighed one adds (a store's share is its weight over theirs)
+    local others_weight = redis.call('ZCARD', waiting_key)
+    if redis.call('ZSCORE', waiting_key, store) then others_weight = others_weight - 1 end
+    local weight = 1
+    for i = WEIGHTS, #ARGV, 2 do
+      local weighed, its_weight = ARGV[i], tonumber(ARGV[i + 1])
+      if weighed == store then
+        weight = its_weight
+      elseif redis.call('ZSCORE', waiting_key, weighed) then
+        others_weight = others_weight + its_weight - 1
+      end
+    end
+    local step = (others_weight + weight) / (pace * weight)
     local ask_at = nil
     if store_turn <= now + horizon + 1e-6 then
       turn = math.max(now, paused_until, tat)

@@ -124,7 +124,7 @@ for i = FIRST, #ARGV, STRIDE do
       redis.call('ZADD', waiting_key, now, job.id)
     else
       record_and_publish(job.key, job.queue, active_key, job.id, job.message, job.operation, job.kwargs, now, ttl,
-                         events_channel, job.sent_event, job.traceparent)
+                         events_channel, job.sent_event, job.traceparent, job.store)
     end
     -- the store's open jobs, for its intake cap and `payq stats` (settled ones are pruned when counted)
     redis.call('ZADD', job.backlog_key, now, job.id)

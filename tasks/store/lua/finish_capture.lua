@@ -38,7 +38,8 @@ local books_ttl = ARGV[13]      -- the trip's books are kept this long from the 
 local EVENT = 14                -- ARGV[14..19]: the capture's success notification (see add_event)
 local report_traceparent = ARGV[20]  -- the report's trace context: the capture's ('' when none)
 local attempt = ARGV[21]        -- the attempt the claim was made for ('': none)
-local SETTLE = 22               -- ARGV[22..]: what the settled record drops and keeps (see lib/settle.lua)
+local store = ARGV[22]          -- the capture's storeId: its report and refunds wait in that store's lanes
+local SETTLE = 23               -- ARGV[23..]: what the settled record drops and keeps (see lib/settle.lua)
 
 if successes_key == calls_key then successes_key = '' end
 local found = redis.call('HMGET', capture_key, 'state', 'settled_at', 'attempts', 'claim')
@@ -62,7 +63,7 @@ end
 -- the settle time is kept from the first success: the report's id derives from it
 if settled_on_record and settled_on_record ~= settled_at then return settled_on_record end
 record_and_publish(report_key, report_queue, active_key, report_id, report_message, OP.FEEDBACK, report_kwargs, now,
-                   ttl, events_channel, sent_event, report_traceparent)
+                   ttl, events_channel, sent_event, report_traceparent, store)
 add_event(EVENT, now)
 settle(capture_key, SETTLE, ttl, {'state', STATE.SUCCEEDED, 'updated_at', now, 'settled_at', settled_at})
 redis.call('ZREM', active_key, capture_id)
@@ -76,7 +77,7 @@ for _, refund_id in ipairs(held) do
   local refund_key = job_prefix .. refund_id
   local waiting = redis.call('HMGET', refund_key, 'state', 'held_message', 'held_event')
   if waiting[1] == STATE.WAITING and waiting[2] then
-    publish(refund_key, refund_queue, active_key, refund_id, waiting[2], now, false)
+    publish(refund_key, refund_queue, active_key, refund_id, waiting[2], now, false, store)
     redis.call('HDEL', refund_key, 'waiting_for', 'held_message', 'held_event')
     redis.call('PUBLISH', events_channel, waiting[3])
   end
