@@ -318,7 +318,7 @@ class JobStore:
                   build_message(report.operation, report.job_id, report.kwargs, traceparent), wire.job_json(report.kwargs), self._ttl,
                   self._events, build_sent_event(report.operation, report.job_id, report.kwargs, now), field, keys.JOB_PREFIX,
                   claim, *_settle_args(job_id, kwargs, result, str(settled_at)), self._books_ttl, *event_args(event), traceparent,
-                  attempt or ""],
+                  attempt or "", keys.backlog(store)],
         ))
         return None if on_record < 0 else on_record
 
@@ -340,7 +340,7 @@ class JobStore:
         return bool(self._succeed(
             keys=[keys.job(job_id), keys.ACTIVE, keys.LEASES, keys.API_CALLS],
             args=[successes, job_id, claim, now, self._ttl, self._events, field, *_settle_args(job_id, kwargs, result),
-                  *event_args(event), attempt or ""],
+                  *event_args(event), attempt or "", _backlog_of(kwargs)],
         ))
 
     def count(self, call: Call) -> None:
@@ -470,6 +470,11 @@ def _script_args(jobs: Iterable[_Stored]) -> list[Any]:
 def _settle_args(job_id: str, kwargs: dict[str, Any] | None, result: dict[str, Any], settled_at: str | None = None) -> list[str]:
     """How the settling scripts compact a record (``lua/lib/settle.lua``): the fields to drop and those to keep, each a JSON list."""
     return [json.dumps(settled.dropped(kwargs)), json.dumps(settled.compact(job_id, kwargs, result, settled_at))]
+
+
+def _backlog_of(kwargs: dict[str, Any] | None) -> str:
+    """The backlog set a job with wire fields ``kwargs`` joined at enqueue (as :func:`enqueue_call` names it); '' when they are not known."""
+    return "" if kwargs is None else keys.backlog(str(kwargs.get("storeId", "")))
 
 
 def _call_args(call: Call | None) -> tuple[str, str]:

@@ -40,6 +40,7 @@ local books_ttl = ARGV[15]      -- the trip's books are kept this long from the 
 local EVENT = 16                -- ARGV[16..21]: the capture's success notification (see append_event)
 local report_traceparent = ARGV[22]  -- the report's trace context: the capture's ('' when none)
 local attempt = ARGV[23] or ''  -- the attempt the claim was made for ('': none)
+local backlog_key = ARGV[24] or ''  -- its store's open jobs (tasks/store/backlog.py)
 
 if successes_key == calls_key then successes_key = '' end
 if redis.call('HGET', capture_key, 'state') == STATE.SUCCEEDED then
@@ -70,6 +71,8 @@ append_event(EVENT, now)
 settle(capture_key, dropped, kept, ttl)
 redis.call('ZREM', active_key, capture_id)
 redis.call('ZREM', leases_key, capture_id)
+-- settled, no longer open: out of its store's backlog now rather than when counted (its report never joins one)
+if backlog_key ~= '' then redis.call('ZREM', backlog_key, capture_id) end
 if redis.call('HGET', trip_key, 'capture') == capture_id then
   redis.call('HSET', trip_key, 'captured_at', settled_at)
   redis.call('EXPIRE', trip_key, books_ttl)

@@ -23,6 +23,7 @@ local dropped = ARGV[8]         -- JSON list: the fields a settled record no lon
 local kept = ARGV[9]            -- JSON list: name, value, ... of its wire fields and result (the result is among them)
 local EVENT = 10                -- ARGV[10..15]: the success's notification (see append_event)
 local attempt = ARGV[16] or ''  -- the attempt the claim was made for ('': none)
+local backlog_key = ARGV[17] or ''  -- its store's open jobs (tasks/store/backlog.py); '': not known (a message from before)
 
 count_call(calls_key, call_field, successes_key)
 -- succeeded already (this step asked again after a connection fault hid its answer, or another delivery
@@ -39,4 +40,6 @@ redis.call('ZREM', active_key, job_id)
 redis.call('ZREM', leases_key, job_id)
 append_event(EVENT, now)
 settle(job_key, dropped, kept, ttl)
+-- settled, no longer open: out of its store's backlog now rather than when counted (which kept ~150 B a trip)
+if backlog_key ~= '' then redis.call('ZREM', backlog_key, job_id) end
 return 1
