@@ -23,7 +23,7 @@ one script in ``tasks/store/lua/`` (or one MULTI); the record's fields:
 
 A job that succeeded keeps less, compacted in the step that records it
 (``lua/lib/settle.lua``, :mod:`tasks.jobs.settled`): state, attempts, when
-(enqueued_at, last_attempt_at, updated_at, settled_at), and its wire fields and
+(enqueued_at, last_attempt_at, updated_at, to the millisecond; settled_at), and its wire fields and
 result leaf by leaf (``in.<path>``, ``out.<path>``) but those its id says;
 :meth:`JobStore.get` and :meth:`JobStore.records` read it back whole. It is
 kept ``retention_seconds`` from the settling; the trip's books
@@ -46,7 +46,7 @@ from payapi.models import NotificationEvent
 from payapi.operations import OPERATIONS, QUEUES, Operation
 from tasks import tracing
 from tasks.jobs import settled
-from tasks.jobs.books import BOOKS_RETENTION_SECONDS, REFUND_WINDOW_SECONDS, TripRuleViolation, breach_from, cents
+from tasks.jobs.books import BOOKS_RETENTION_SECONDS, REFUND_WINDOW_SECONDS, TripRuleViolation, breach_from, cents, read_books
 from tasks.jobs.deferral import Deferral, failure_json
 from tasks.jobs.messages import build_message, build_sent_event, sent_event_channel_of
 from tasks.jobs.resend import stored_differences
@@ -416,7 +416,7 @@ class JobStore:
 
     def books(self, store_id: str, trip_id: str) -> dict[str, str]:
         """A trip's books as stored (empty if payq never had a job for it, or they expired)."""
-        return cast(dict[str, str], self._redis.hgetall(keys.trip(store_id, trip_id)))
+        return read_books(store_id, trip_id, cast(dict[str, str], self._redis.hgetall(keys.trip(store_id, trip_id))))
 
     def records(self, job_ids: Iterable[str]) -> dict[str, dict[str, str]]:
         """The records of ``job_ids`` that exist, in one round trip."""

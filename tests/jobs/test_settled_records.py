@@ -21,7 +21,7 @@ import redis
 
 from payapi.errors import JobConflict
 from payapi.operations import QUEUES
-from tasks.jobs.books import TripRuleViolation
+from tasks.jobs.books import OWN_CAPTURE, TripRuleViolation
 from tasks.producer import Producer
 from tasks.redis import keys
 from tasks.states import TripRule
@@ -57,8 +57,13 @@ def test_a_settled_trip_keeps_small_listpack_records_for_3_days_and_its_books_fo
     assert set(rdb.hgetall(keys.job(capture))) == {"state", "attempts", "enqueued_at", "updated_at", "last_attempt_at", "settled_at",
                                                    "in.amount.amount", "in.amount.code"}
     assert set(rdb.hgetall(keys.job(report))) == {"state", "attempts", "enqueued_at", "updated_at", "last_attempt_at", "in.totalAmount.amount",
-                                                  "in.totalAmount.code", "in.settledAmount.amount", "in.settledAmount.code",
-                                                  "out.status", "out.reasonCode"}
+                                                  "in.totalAmount.code", "out.status", "out.reasonCode"}, "paid in full: settledAmount is totalAmount"
+    assert rdb.hget(keys.trip(STORE, trip), "capture") == OWN_CAPTURE, "the books name the trip's own capture without its id"
+    for job_id in (capture, report):
+        for name in ("enqueued_at", "updated_at", "last_attempt_at"):
+            stored = rdb.hget(keys.job(job_id), name) or ""
+            assert len(stored.partition(".")[2]) <= 3, f"{job_id} {name}={stored}: kept to the millisecond"
+
     for job_id in (capture, report):
         assert rdb.object("encoding", keys.job(job_id)) == "listpack"
         assert 3 * DAY - 60 < rdb.ttl(keys.job(job_id)) <= 3 * DAY

@@ -17,12 +17,23 @@ ROWS: list[tuple[str, dict[str, Any], dict[str, Any], str | None, list[str]]] = 
     ("capture:s1:t1", {"storeId": "s1", "shoppingTripId": "t1", "amount": USD},
      {"reportJobId": "feedback:s1:t1:1700000000", "settledAt": 1700000000}, "1700000000",
      ["in.amount.amount", '"12.34"', "in.amount.code", '"USD"']),
-    # a report: its time is an integer key field, read back from its id as one
+    # a report: its time is an integer key field, read back from its id as one; paid in full, its settledAmount is its totalAmount
     ("feedback:s1:t1:1700000000",
      {"storeId": "s1", "shoppingTripId": "t1", "totalAmount": USD, "settledAmount": USD, "paymentStatusTime": 1700000000},
      {"status": "Accepted", "reasonCode": "OK"}, None,
-     ["in.totalAmount.amount", '"12.34"', "in.totalAmount.code", '"USD"', "in.settledAmount.amount", '"12.34"',
-      "in.settledAmount.code", '"USD"', "out.status", '"Accepted"', "out.reasonCode", '"OK"']),
+     ["in.totalAmount.amount", '"12.34"', "in.totalAmount.code", '"USD"', "out.status", '"Accepted"', "out.reasonCode", '"OK"']),
+    # a report of a trip paid in part keeps both amounts
+    ("feedback:s1:t1:1700000000",
+     {"storeId": "s1", "shoppingTripId": "t1", "totalAmount": USD, "settledAmount": {"amount": "2.00", "code": "USD"},
+      "paymentStatusTime": 1700000000}, {}, None,
+     ["in.totalAmount.amount", '"12.34"', "in.totalAmount.code", '"USD"', "in.settledAmount.amount", '"2.00"',
+      "in.settledAmount.code", '"USD"']),
+    # the same amount written another way ("12.340"): not the same JSON, so both are kept as written
+    ("feedback:s1:t1:1700000000",
+     {"storeId": "s1", "shoppingTripId": "t1", "totalAmount": USD, "settledAmount": {"amount": "12.340", "code": "USD"},
+      "paymentStatusTime": 1700000000}, {}, None,
+     ["in.totalAmount.amount", '"12.34"', "in.totalAmount.code", '"USD"', "in.settledAmount.amount", '"12.340"',
+      "in.settledAmount.code", '"USD"']),
     # a report whose time was sent as a string (the model takes it): kept, so it reads back as sent
     ("feedback:s1:t1:1700000000", {"storeId": "s1", "shoppingTripId": "t1", "paymentStatusTime": "1700000000"}, {}, None,
      ["in.paymentStatusTime", '"1700000000"']),
@@ -68,6 +79,14 @@ def test_every_kept_value_of_a_trip_is_under_redis_s_listpack_limit_of_64_bytes(
     fields = compact(f"capture:store-0042:{trip}", {"storeId": "store-0042", "shoppingTripId": trip, "amount": USD},
                      {"reportJobId": f"feedback:store-0042:{trip}:1700000000", "settledAt": 1700000000}, "1700000000")
     assert fields and max(len(value) for value in fields) <= 64
+
+
+def test_a_report_the_previous_payq_compacted_with_both_amounts_reads_back_as_written() -> None:
+    stored = {"state": "succeeded", "attempts": "1", "in.totalAmount.amount": '"12.34"', "in.totalAmount.code": '"USD"',
+              "in.settledAmount.amount": '"12.34"', "in.settledAmount.code": '"USD"', "out.status": '"Accepted"'}
+    full = expand("feedback:s1:t1:1700000000", stored)
+    assert json.loads(full["kwargs"]) == {"storeId": "s1", "shoppingTripId": "t1", "paymentStatusTime": 1700000000,
+                                          "totalAmount": USD, "settledAmount": USD}
 
 
 @pytest.mark.parametrize("record", [

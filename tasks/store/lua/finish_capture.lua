@@ -11,6 +11,7 @@
 --#include lib/lease.lua
 --#include lib/calls.lua
 --#include lib/settle.lua
+--#include lib/books.lua
 local capture_key = KEYS[1]
 local active_key = KEYS[2]
 local report_key = KEYS[3]
@@ -74,7 +75,8 @@ redis.call('ZREM', leases_key, capture_id)
 -- settled, no longer open: out of its store's backlog now rather than when counted (its report never joins one)
 if backlog_key ~= '' then redis.call('ZREM', backlog_key, capture_id) end
 if redis.call('HGET', trip_key, 'capture') == capture_id then
-  redis.call('HSET', trip_key, 'captured_at', settled_at)
+  -- settled: the books name it as the trip's own, ~55 bytes less for the 8 days they are kept
+  redis.call('HSET', trip_key, 'captured_at', settled_at, 'capture', OWN_CAPTURE)
   redis.call('EXPIRE', trip_key, books_ttl)
 end
 for _, refund_id in ipairs(redis.call('LRANGE', held_key, 0, -1)) do
