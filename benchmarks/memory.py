@@ -17,34 +17,15 @@ import argparse
 import json
 import os
 
-from benchmarks.calls import FEEDBACK
-from benchmarks.soak import soak
-from benchmarks.stack import Stack
-from benchmarks.workers import PAYQ_TREE, Shape, start_payq
-from config.settings import Settings
-from tasks.producer import Producer
+from benchmarks.soak import running, soak
+from benchmarks.workers import PAYQ_TREE
 from tests.support.memory import Footprint, measure, without_records
 
 
 def run_memory(trips: int) -> Footprint:
     """Settle ``trips`` trips on a fresh stack with the default settings; Redis's growth for them."""
-    stack = Stack()
-    try:
-        sandbox, log = stack.fresh(0.0)
-        fleet = start_payq(Shape("threads", 32, 1), stack.redis_url, sandbox.url)
-        try:
-            fleet.wait_ready()
-            producer = Producer(Settings(redis_url=stack.redis_url))
-
-            def reported() -> int:
-                log.poll()
-                return len(log.on(FEEDBACK))
-
-            return without_records(stack.client, measure(producer, stack.client, trips, reported, timeout=60 + trips / 20))
-        finally:
-            fleet.stop(timeout=5)
-    finally:
-        stack.close()
+    with running() as live:
+        return without_records(live.stack.client, measure(live.producer, live.stack.client, trips, live.reported, timeout=60 + trips / 20))
 
 
 def main() -> int:

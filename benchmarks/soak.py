@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.calls import FEEDBACK
+from benchmarks.calls import FEEDBACK, CallLog
 from benchmarks.stack import Stack
 from benchmarks.workers import Fleet, Shape, start_payq
 from config.settings import Settings
@@ -72,48 +73,68 @@ def level(values: list[float]) -> bool:
     return max(last) <= max(middle) * (1 + LEVEL)
 
 
-def soak(seconds: float, rate: float, every: float, say: Callable[[str], None] = print) -> list[Sample]:
-    """Enqueue ``rate`` trips a second for ``seconds`` on a fresh stack with the default settings; a :class:`Sample` every ``every`` seconds."""
+@dataclass(frozen=True)
+class Running:
+    """A fresh stack with one payq worker (32 threads) at the default settings, and a producer on its Redis."""
+
+    stack: Stack
+    log: CallLog
+    fleet: Fleet
+    producer: Producer
+
+    def reported(self) -> int:
+        """Payment-status reports the API has taken: trips settled."""
+        self.log.poll()
+        return len(self.log.on(FEEDBACK))
+
+
+@contextmanager
+def running() -> Iterator[Running]:
+    """:class:`Running`, stopped and closed on leaving."""
     stack = Stack()
     try:
         sandbox, log = stack.fresh(0.0)
         fleet = start_payq(Shape("threads", 32, 1), stack.redis_url, sandbox.url)
         try:
             fleet.wait_ready()
-            producer = Producer(Settings(redis_url=stack.redis_url))
-            client = stack.client
-            samples: list[Sample] = []
-            base_used = used_memory(client) / 1048576
-            say(f"soak: {rate:g} trips/s for {seconds:g}s, a line every {every:g}s; Redis at {base_used:.1f} MiB before")
-            started = time.monotonic()
-            enqueued = 0
-            next_sample = started + every
-            tick = 0.1
-            while (now := time.monotonic()) - started < seconds:
-                due = int((now - started) * rate) - enqueued
-                if due > 0:
-                    jobs = [prepare("capture", {"storeId": STORE, "shoppingTripId": trip, "amount": dict(AMOUNT)}) for trip in trip_ids(due)]
-                    producer.publish(jobs)
-                    enqueued += due
-                if now >= next_sample:
-                    log.poll()
-                    sample = Sample(round(now - started), enqueued, len(log.on(FEEDBACK)), int(client.zcard(keys.ACTIVE)),
-                                    fleet.rss_kib() / 1024, fds(fleet), used_memory(client) / 1048576, int(client.dbsize()))
-                    samples.append(sample)
-                    say(sample.line(base_used))
-                    next_sample += every
-                time.sleep(max(0.0, min(tick, next_sample - time.monotonic())))  # the enqueue pace's tick
-            settings = Settings()
-            seen = read_memory(client, settings.job_retention_days, settings.trip_books_retention_days)
-            say(f"soak: payq stats under this load: {seen.trips_per_second or 0:.1f} trips/s, a trip "
-                f"{seen.per_trip or 0:,.0f} B (sampled MEMORY USAGE), projected steady state "
-                f"{(seen.projected or 0) / 2**30:.2f} GiB")
-            summary(samples, base_used, say)
-            return samples
+            yield Running(stack, log, fleet, Producer(Settings(redis_url=stack.redis_url)))
         finally:
             fleet.stop(timeout=5)
     finally:
         stack.close()
+
+
+def soak(seconds: float, rate: float, every: float, say: Callable[[str], None] = print) -> list[Sample]:
+    """Enqueue ``rate`` trips a second for ``seconds`` on a fresh stack with the default settings; a :class:`Sample` every ``every`` seconds."""
+    with running() as live:
+        client, producer, fleet = live.stack.client, live.producer, live.fleet
+        samples: list[Sample] = []
+        base_used = used_memory(client) / 1048576
+        say(f"soak: {rate:g} trips/s for {seconds:g}s, a line every {every:g}s; Redis at {base_used:.1f} MiB before")
+        started = time.monotonic()
+        enqueued = 0
+        next_sample = started + every
+        tick = 0.1
+        while (now := time.monotonic()) - started < seconds:
+            due = int((now - started) * rate) - enqueued
+            if due > 0:
+                jobs = [prepare("capture", {"storeId": STORE, "shoppingTripId": trip, "amount": dict(AMOUNT)}) for trip in trip_ids(due)]
+                producer.publish(jobs)
+                enqueued += due
+            if now >= next_sample:
+                sample = Sample(round(now - started), enqueued, live.reported(), int(client.zcard(keys.ACTIVE)),
+                                fleet.rss_kib() / 1024, fds(fleet), used_memory(client) / 1048576, int(client.dbsize()))
+                samples.append(sample)
+                say(sample.line(base_used))
+                next_sample += every
+            time.sleep(max(0.0, min(tick, next_sample - time.monotonic())))  # the enqueue pace's tick
+        settings = Settings()
+        seen = read_memory(client, settings.job_retention_days, settings.trip_books_retention_days)
+        say(f"soak: payq stats under this load: {seen.trips_per_second or 0:.1f} trips/s, a trip "
+            f"{seen.per_trip or 0:,.0f} B (sampled MEMORY USAGE), projected steady state "
+            f"{(seen.projected or 0) / 2**30:.2f} GiB")
+        summary(samples, base_used, say)
+        return samples
 
 
 def summary(samples: list[Sample], base_used: float, say: Callable[[str], None] = print) -> None:
