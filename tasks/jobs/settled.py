@@ -15,8 +15,9 @@ that records a success (``tasks/store/lua/succeed.lua``,
 - the wire fields and the result are kept leaf by leaf (``in.amount.amount``
   -> ``"12.34"``, ``out.reconciliationId``), each value JSON, leaving out
   every leaf the job's id already says (:func:`derived`: the trip's ids, a
-  capture's report id and settle time), and a field that repeats another
-  (:data:`ECHOES`: a report's ``settledAmount`` when it is its ``totalAmount``);
+  capture's report id and settle time; a report's usual answer, :data:`REPORT_TAKEN`),
+  and a field that repeats another (:data:`ECHOES`: a report's ``settledAmount``
+  when it is its ``totalAmount``);
 - its times are kept to the millisecond (``lua/lib/settle.lua``).
 
 Each value then stays short, so Redis keeps the record as a listpack (its
@@ -46,6 +47,9 @@ DROPPED: tuple[str, ...] = (
 ECHOES: dict[Operation, tuple[str, str]] = {
     Operation.FEEDBACK: ("settledAmount", "totalAmount"),  # a trip paid in full, as every chained report is
 }
+# What the API answers a payment-status report it takes: a settled report's result (a Rejected one is dead-lettered),
+# its leaves left out where they are these. Every report the previous payq compacted kept both leaves.
+REPORT_TAKEN: dict[str, Any] = {"status": "Accepted", "reasonCode": "OK"}
 REQUEST = "in."   # a leaf of the job's wire fields
 RESULT = "out."   # a leaf of its result
 
@@ -59,7 +63,7 @@ def operation_of(job_id: str) -> Operation | None:
 
 
 def derived(job_id: str, settled_at: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The wire fields and result leaves the job's id (and a capture's settle time) already say.
+    """The wire fields and result leaves the job's id (and a capture's settle time) already say, and a report's usual answer.
 
     A key field is derived as its model's type says: a report's
     ``paymentStatusTime`` as an integer.
@@ -78,7 +82,7 @@ def derived(job_id: str, settled_at: str | None) -> tuple[dict[str, Any], dict[s
             request[name] = value
         elif kind is int and value.isdigit():
             request[name] = int(value)
-    result: dict[str, Any] = {}
+    result: dict[str, Any] = dict(REPORT_TAKEN) if operation is Operation.FEEDBACK else {}
     if operation is Operation.CAPTURE and settled_at and settled_at.isdigit():
         report = OPERATIONS[Operation.FEEDBACK].job_id({**request, "paymentStatusTime": settled_at})  # as execution derives it
         result = {"reportJobId": report, "settledAt": int(settled_at)}
