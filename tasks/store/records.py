@@ -23,7 +23,7 @@ one script in ``tasks/store/lua/`` (or one MULTI); the record's fields:
 
 A job that succeeded keeps less, compacted in the step that records it
 (``lua/lib/settle.lua``, :mod:`tasks.jobs.settled`): state, attempts, when
-(enqueued_at, last_attempt_at, updated_at, settled_at), and its wire fields and
+(enqueued_at, last_attempt_at, updated_at; settled_at), and its wire fields and
 result leaf by leaf (``in.<path>``, ``out.<path>``) but those its id says;
 :meth:`JobStore.get` and :meth:`JobStore.records` read it back whole. It is
 kept ``retention_seconds`` from the settling; the trip's books
@@ -46,7 +46,7 @@ from payapi.models import NotificationEvent
 from payapi.operations import OPERATIONS, QUEUES, Operation
 from tasks import tracing
 from tasks.jobs import settled
-from tasks.jobs.books import BOOKS_RETENTION_SECONDS, REFUND_WINDOW_SECONDS, TripRuleViolation, breach_from, cents
+from tasks.jobs.books import BOOKS_RETENTION_SECONDS, REFUND_WINDOW_SECONDS, TripRuleViolation, breach_from, cents, read_books
 from tasks.jobs.deferral import Deferral, failure_json
 from tasks.jobs.messages import build_message, build_sent_event, sent_event_channel_of
 from tasks.jobs.resend import stored_differences
@@ -318,7 +318,7 @@ class JobStore:
             args=[job_id, now, settled_at, report.job_id,
                   build_message(report.operation, report.job_id, report.kwargs, traceparent), wire.job_json(report.kwargs), self._ttl,
                   self._events, build_sent_event(report.operation, report.job_id, report.kwargs, now), field, keys.JOB_PREFIX,
-                  claim, self._books_ttl, *event_args(event), traceparent, attempt or "", store,
+                  claim, self._books_ttl, *event_args(event), traceparent, attempt or "", store, keys.backlog(store),
                   *_settle_args(job_id, kwargs, result, str(settled_at))],
         ))
         return None if on_record < 0 else on_record
@@ -341,7 +341,7 @@ class JobStore:
         return bool(self._succeed(
             keys=[keys.job(job_id), keys.ACTIVE, keys.LEASES, keys.API_CALLS],
             args=[successes, job_id, claim, now, self._ttl, self._events, field, *event_args(event), attempt or "",
-                  *_settle_args(job_id, kwargs, result)],
+                  _backlog_of(kwargs), *_settle_args(job_id, kwargs, result)],
         ))
 
     def count(self, call: Call) -> None:
@@ -417,7 +417,7 @@ class JobStore:
 
     def books(self, store_id: str, trip_id: str) -> dict[str, str]:
         """A trip's books as stored (empty if payq never had a job for it, or they expired)."""
-        return cast(dict[str, str], self._redis.hgetall(keys.trip(store_id, trip_id)))
+        return read_books(store_id, trip_id, cast(dict[str, str], self._redis.hgetall(keys.trip(store_id, trip_id))))
 
     def records(self, job_ids: Iterable[str]) -> dict[str, dict[str, str]]:
         """The records of ``job_ids`` that exist, in one round trip."""
@@ -476,6 +476,11 @@ def _settle_args(job_id: str, kwargs: dict[str, Any] | None, result: dict[str, A
     """
     dropped = settled.dropped(kwargs)
     return [str(len(dropped)), *dropped, *settled.compact(job_id, kwargs, result, settled_at)]
+
+
+def _backlog_of(kwargs: dict[str, Any] | None) -> str:
+    """The backlog set a job with wire fields ``kwargs`` joined at enqueue (as :func:`enqueue_call` names it); '' when they are not known."""
+    return "" if kwargs is None else keys.backlog(str(kwargs.get("storeId", "")))
 
 
 def _call_args(call: Call | None) -> tuple[str, str]:

@@ -165,6 +165,8 @@ def test_a_trip_the_previous_version_settled_reads_as_it_did_and_a_copy_or_resen
     assert (shown["state"], shown["worker"], shown["reportJobId"]) == ("succeeded", "old@host", f"feedback:s-old:t-old:{settled_at}")
     assert shown["request"] == {"storeId": "s-old", "shoppingTripId": "t-old", "amount": USD_1}
     assert producer.enqueue_capture(storeId="s-old", shoppingTripId="t-old", amount=USD_1) == capture  # a no-op
+    trip = json.loads(payq("trip", "s-old", "t-old", "--json").stdout)  # its books name the capture in full, as they did
+    assert (trip["capture"]["jobId"], trip["captured"]) == (capture, "1.00")
     start_worker()
     rdb.lpush(queue_of("capture"), build_message(Operation.CAPTURE, capture, json.loads(before["kwargs"])))
     wait_for(lambda: not sum(lanes.depths(rdb, [queue_of("capture")]).values()) and not rdb.zcard(keys.LEASES), what="the copy to be taken and turned away")

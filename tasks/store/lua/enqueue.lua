@@ -66,6 +66,11 @@ for i = FIRST, #ARGV, STRIDE do
     end
     -- '': a record without kwargs (a worker's step outlived it): there already, nothing to compare
     stored = stored or ''
+  elseif not stored and job.operation == OP.REFUND and job.trip_key ~= ''
+      and redis.call('HEXISTS', job.trip_key, 'r:' .. job.id) == 1 then
+    -- its record is gone (PAYQ_JOB_RETENTION_DAYS) but the books, kept past the refund window, still count it:
+    -- there already; taken as new it would count twice and refuse a later refund the capture still covers
+    stored = ''
   end
   if stored then
     if stored ~= '' and stored ~= job.kwargs then differing[index] = stored end

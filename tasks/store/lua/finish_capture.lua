@@ -11,6 +11,7 @@
 --#include lib/lease.lua
 --#include lib/calls.lua
 --#include lib/settle.lua
+--#include lib/books.lua
 local capture_key = KEYS[1]
 local active_key = KEYS[2]
 local report_key = KEYS[3]
@@ -39,7 +40,8 @@ local EVENT = 14                -- ARGV[14..19]: the capture's success notificat
 local report_traceparent = ARGV[20]  -- the report's trace context: the capture's ('' when none)
 local attempt = ARGV[21]        -- the attempt the claim was made for ('': none)
 local store = ARGV[22]          -- the capture's storeId: its report and refunds wait in that store's lanes
-local SETTLE = 23               -- ARGV[23..]: what the settled record drops and keeps (see lib/settle.lua)
+local backlog_key = ARGV[23]    -- its store's open jobs (tasks/store/backlog.py)
+local SETTLE = 24               -- ARGV[24..]: what the settled record drops and keeps (see lib/settle.lua)
 
 if successes_key == calls_key then successes_key = '' end
 local found = redis.call('HMGET', capture_key, 'state', 'settled_at', 'attempts', 'claim')
@@ -68,8 +70,11 @@ add_event(EVENT, now)
 settle(capture_key, SETTLE, ttl, {'state', STATE.SUCCEEDED, 'updated_at', now, 'settled_at', settled_at})
 redis.call('ZREM', active_key, capture_id)
 redis.call('ZREM', leases_key, capture_id)
+-- settled, no longer open: out of its store's backlog now rather than when counted (its report never joins one)
+if backlog_key ~= '' then redis.call('ZREM', backlog_key, capture_id) end
 if redis.call('HGET', trip_key, 'capture') == capture_id then
-  redis.call('HSET', trip_key, 'captured_at', settled_at)
+  -- settled: the books name it as the trip's own, ~55 bytes less for the 8 days they are kept
+  redis.call('HSET', trip_key, 'captured_at', settled_at, 'capture', OWN_CAPTURE)
   redis.call('EXPIRE', trip_key, books_ttl)
 end
 local held = redis.call('LRANGE', held_key, 0, -1)
