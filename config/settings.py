@@ -217,6 +217,14 @@ class Settings(BaseSettings):
         """Whether payq finds its primary through Sentinel."""
         return is_sentinel(self.redis_url)
 
+    @field_validator("job_retention_days", "dead_letter_retention_days")
+    @classmethod
+    def _at_least_a_second(cls, value: float) -> float:
+        # Redis keeps keys for whole seconds: a retention under one would be an EXPIRE of 0, deleting a record as it settles
+        if value * 86400 < 1:
+            raise ValueError(f"must be at least one second ({1 / 86400:.8f} days); {value:g} days keeps nothing")
+        return value
+
     @field_validator("rate_limits")
     @classmethod
     def _positive_rates(cls, value: dict[str, float]) -> dict[str, float]:

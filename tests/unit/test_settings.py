@@ -171,6 +171,8 @@ def test_a_dotenv_file_in_the_working_directory_is_read_and_the_environment_wins
         ("PAYQ_WORKER_CONCURRENCY", "0", "worker_concurrency"),
         ("PAYQ_DEFERRED_BATCH_SIZE", "0", "deferred_batch_size"),
         ("PAYQ_JOB_RETENTION_DAYS", "0", "job_retention_days"),
+        ("PAYQ_JOB_RETENTION_DAYS", "0.00001", "job_retention_days"),  # 0.864 s: under Redis's whole second, a 0 s TTL
+        ("PAYQ_DEAD_LETTER_RETENTION_DAYS", "0.000001", "dead_letter_retention_days"),
         ("PAYQ_TRIP_BOOKS_RETENTION_DAYS", "6.5", "trip_books_retention_days"),  # shorter than the 7-day refund window
     ],
 )
