@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks import failover, held, intake, notify, redis_cost, report
+from benchmarks import failover, held, intake, notify, redis_cost, redis_instructions, report
 from benchmarks.console import run_console
 from benchmarks.deferred import run_deferred
 from benchmarks.drain import run_drain
@@ -38,7 +38,7 @@ from tasks.pacing.rules import BETA as PACE_BETA
 from tasks.pacing.rules import CONFIGURED_SHARE as PACE_CONFIGURED_SHARE
 
 SCENARIOS = ("drain", "enqueue", "latency", "storm", "deferred", "console", "pacing", "fairness", "intake", "notify", "failover",
-             "held", "redis")
+             "held", "redis", "instructions")
 LATENCIES = (0.0, 50.0)
 # Dramatiq's fastest shapes measured here: 2 processes x 8 threads at 0 ms; at 50 ms 8 threads a process cap it
 # at 2 x 8 / 0.05 s = 320 calls/s, and 2 x 32 drained fastest.
@@ -187,6 +187,13 @@ def main(argv: list[str] | None = None) -> int:
             meter = LoadMeter().start()
             results["redis"] = redis_cost.run_redis_cost(stack, shape, sizes.captures, tweaks=tweaks, say=say)
             results["redis"]["other_load_cores"] = meter.cores()
+        if "instructions" in only:  # its own Redis, under callgrind: instructions per job, which the machine's load does not move
+            missing = redis_instructions.available()
+            if missing:
+                say(f"  scenario 13 skipped: {missing}")
+            else:
+                results["instructions"] = redis_instructions.run_redis_instructions(
+                    shape, redis_instructions.QUICK_CAPTURES if args.quick else redis_instructions.FULL_CAPTURES, say=say)
         if args.compare_tweaks:
             results["tweaks"] = _compare_tweaks(stack, shape, sizes.pool_captures, args.compare_tweaks)
         if args.pools:
@@ -367,6 +374,7 @@ def _rows(results: dict[str, Any]) -> list[Row]:
     rows += failover.rows(results["failover"]) if "failover" in results else []
     rows += held.rows(results["held"]) if "held" in results else []
     rows += redis_cost.rows(results["redis"]) if "redis" in results else []
+    rows += redis_instructions.rows(results["instructions"]) if "instructions" in results else []
     if "profile" in results and results["profile"].get("costs"):
         p = results["profile"]
         section = (f"Profile: where a payq worker's CPU goes (py-spy, GIL samples, one of {p['shape']}; "

@@ -40,6 +40,7 @@ from benchmarks.stack import Stack
 from benchmarks.workers import Shape
 from tasks.pacing.rules import CLIMB_PER_RETRY_AFTER, MEASURE_WINDOW, MIN_CLIMB
 from tasks.redis import keys
+from tasks.store import lanes
 
 LONG_DELAY = 600
 WARM_UP_CAPTURES = 500  # per run, before the RSS baseline
@@ -205,10 +206,8 @@ def _wait_until_taken(stack: Stack, timeout: float, sample: Callable[[], None] |
         if sample is not None and time.monotonic() >= next_sample:
             sample()
             next_sample += every
-        pipe = stack.client.pipeline(transaction=False)
-        pipe.llen("payments.capture")
-        pipe.zcard(keys.DEFERRED)
-        waiting, deferred = pipe.execute()
+        waiting = lanes.depths(stack.client, ["payments.capture"])["payments.capture"]
+        deferred = stack.client.zcard(keys.DEFERRED)
         if deferred != last:
             last, since = deferred, time.monotonic()
         if waiting == 0 and time.monotonic() - since >= 1.0:

@@ -20,6 +20,7 @@ from benchmarks.stack import Stack
 from benchmarks.workers import clean_env
 from config.settings import Settings
 from tasks.producer import Producer
+from tasks.store import lanes
 
 
 def run_enqueue(stack: Stack, single: int, bulk: int, say: Any = print) -> dict[str, Any]:
@@ -34,7 +35,7 @@ def run_enqueue(stack: Stack, single: int, bulk: int, say: Any = print) -> dict[
     for trip in trip_ids:
         producer.enqueue("capture", publish.capture_fields(trip))
     single_s = time.perf_counter() - started
-    assert stack.client.llen("payments.capture") == single + 1
+    assert lanes.depths(stack.client, ["payments.capture"]) == {"payments.capture": single + 1}
 
     stack.client.flushall()
     started = time.perf_counter()
@@ -43,11 +44,11 @@ def run_enqueue(stack: Stack, single: int, bulk: int, say: Any = print) -> dict[
     started = time.perf_counter()
     publish.payq_publish(producer, jobs)
     publish_s = time.perf_counter() - started
-    assert stack.client.llen("payments.capture") == bulk
+    assert lanes.depths(stack.client, ["payments.capture"]) == {"payments.capture": bulk}
 
     stack.client.flushall()
     cli = _time_cli(stack.redis_url, bulk, f"c{tag}")
-    assert stack.client.llen("payments.capture") == bulk
+    assert lanes.depths(stack.client, ["payments.capture"]) == {"payments.capture": bulk}
     stack.client.flushall()
 
     result = {

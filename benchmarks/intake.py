@@ -40,6 +40,7 @@ from benchmarks.report import Row, fmt
 from benchmarks.stack import Stack
 from benchmarks.workers import clean_env
 from payq.serve.access import digest, new_token
+from tasks.store import lanes
 
 BATCH = 1000             # jobs per batch POST: the most /v1/jobs/batch takes
 RATE = 200.0             # requests a second for the latency figures
@@ -114,7 +115,7 @@ def _part(stack: Stack, serve: ServeProc, spec: dict[str, Any], jobs: int) -> di
     answer = _load(spec)
     server_s, redis_s = cpu_seconds(pids) - server0, cpu_seconds([stack.redis.pid]) - redis0
     wall = time.monotonic() - started  # the client's start-up too: the server is idle meanwhile
-    queued = stack.client.llen("payments.capture")
+    queued = lanes.depths(stack.client, ["payments.capture"])["payments.capture"]
     accepted = answer["statuses"].get("202", 0) * spec.get("size", 1)
     if answer["failures"] or accepted != jobs or queued != jobs:
         raise RuntimeError(f"intake load {spec['shape']}: {accepted} of {jobs} jobs accepted, {queued} queued; "

@@ -50,6 +50,7 @@ from benchmarks.stack import Stack
 from benchmarks.workers import Fleet, Shape
 from payapi.operations import QUEUES
 from tasks.redis import keys
+from tasks.store import lanes
 
 STALL_S = 15.0  # the wait for the last notifications ends when the jobs and events left have not fallen for this long
 STEADY_RATE = 200.0  # payment jobs a second in the latency run: scenario 3's
@@ -116,12 +117,10 @@ def _reset(receiver: ReceiverProc) -> None:
 def _left(stack: Stack) -> int:
     """Jobs queued, running or deferred, and notifications not yet delivered."""
     pipe = stack.client.pipeline(transaction=False)
-    for queue in QUEUES:
-        pipe.llen(queue)
     pipe.zcard(keys.LEASES)
     pipe.zcard(keys.DEFERRED)
     pipe.zcard(keys.OUTBOX_PENDING)
-    return sum(int(n) for n in pipe.execute())
+    return sum(lanes.depths(stack.client, QUEUES).values()) + sum(int(n) for n in pipe.execute())
 
 
 def _wait_settled(stack: Stack, alive: Any) -> int:

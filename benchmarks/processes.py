@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
@@ -124,20 +125,20 @@ def stop_all() -> None:
 
 
 class RedisProc(Managed):
-    """A private ``redis-server`` on a free port: no persistence, no eviction."""
+    """A private ``redis-server`` on a free port: no persistence, no eviction; ``wrapper``, a command it runs under (valgrind)."""
 
-    def __init__(self) -> None:
+    def __init__(self, wrapper: Sequence[str] = (), start_timeout: float = 10.0) -> None:
         if shutil.which("redis-server") is None:
             raise RuntimeError("redis-server is not on PATH (bash scripts/system-deps.sh installs it)")
         self.dir = Path(tempfile.mkdtemp(prefix="payq-bench-redis-"))
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         super().__init__("redis", [
-            "redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir), "--save", "",
-            "--appendonly", "no", "--maxmemory-policy", "noeviction", "--protected-mode", "yes",
+            *wrapper, shutil.which("redis-server") or "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+            "--dir", str(self.dir), "--save", "", "--appendonly", "no", "--maxmemory-policy", "noeviction", "--protected-mode", "yes",
         ])
         client = self.client()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + start_timeout
         while True:
             try:
                 client.ping()

@@ -15,8 +15,8 @@ from benchmarks.processes import RedisProc, SandboxProc
 class Stack:
     """A private ``redis-server`` and sandboxes (``--auto-register``), started on demand, stopped by :meth:`close`."""
 
-    def __init__(self) -> None:
-        self.redis = RedisProc()
+    def __init__(self, redis_proc: RedisProc | None = None) -> None:
+        self.redis = redis_proc or RedisProc()
         self.client: redis.Redis = self.redis.client()
         self._sandboxes: dict[float, SandboxProc] = {}
         self._logs: dict[float, CallLog] = {}

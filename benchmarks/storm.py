@@ -27,6 +27,7 @@ from payapi.operations import Operation
 from tasks.pacing.pacer import Pacer
 from tasks.pacing.rules import BETA
 from tasks.redis import keys
+from tasks.store import lanes
 
 RETRY_AFTER = 5
 
@@ -46,10 +47,8 @@ def run_storm(stack: Stack, shape: Shape, captures: int, latency_ms: float = 0.0
         # the deferred set just before the pause ends: every deferred capture and its due time
         time.sleep(max(0.0, until - 0.3 - time.time()))
         due = stack.deferred_entries(keys.DEFERRED)
-        pipe = stack.client.pipeline(transaction=False)
-        pipe.llen("payments.capture")
-        pipe.llen("payments.feedback")
-        queued_captures, queued_reports = (int(n) for n in pipe.execute())
+        queued = lanes.depths(stack.client, ["payments.capture", "payments.feedback"])
+        queued_captures, queued_reports = queued["payments.capture"], queued["payments.feedback"]
         mover_lag = _mover_lag(stack, timeout=60 + captures / 100)
         complete = live.log.wait_for(2 * captures + 1, timeout=120 + captures / 50, stall=30)
         live.log.settle(quiet=1.0)

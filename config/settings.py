@@ -30,6 +30,14 @@ _CONSOLE_USER_NAME = re.compile(r"[A-Za-z0-9._@-]{1,64}")
 _BCRYPT_HASH = re.compile(r"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")
 
 
+class StoreLimit(BaseModel):
+    """A store's entry in ``PAYQ_STORE_LIMITS``: its ``weight`` in the fair share of a paced endpoint's turns."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    weight: float = Field(gt=0, le=1000, allow_inf_nan=False, description="the store's share against 1 for a store not named")
+
+
 class ConsoleUser(BaseModel):
     """A console user in ``PAYQ_CONSOLE_USERS``: a role and the bcrypt hash of a password (never the password)."""
 
@@ -120,6 +128,12 @@ class Settings(BaseSettings):
         "Share a paced endpoint's turns between stores (round-robin by `storeId`, a store alone still gets the whole pace), so"
         " one store's flood does not hold every other store's jobs behind it. `false`: first come, first served."
     ))
+    store_limits: dict[str, StoreLimit] = Field(default_factory=dict, description=(
+        "Weights in the fair share of a paced endpoint's turns, as JSON: each `storeId` -> `{\"weight\": w}` (greater than 0,"
+        " at most 1000), against 1 for every store not named: `{\"flagship\": {\"weight\": 3}}` gives that store three turns"
+        " to another waiting store's one. A store alone still gets the whole pace. Name a handful of stores: every turn"
+        " looks each up. Needs `PAYQ_FAIR_SHARE`."
+    ))
     store_backlog_cap: int | None = Field(None, ge=1, description=(
         "Jobs one store may have open (enqueued, not yet succeeded or dead-lettered) when it enqueues over HTTP: past it,"
         " `payq serve` answers that store 429 with Retry-After and writes nothing; other stores are not affected. Unset: no cap."
@@ -203,12 +217,28 @@ class Settings(BaseSettings):
         """Whether payq finds its primary through Sentinel."""
         return is_sentinel(self.redis_url)
 
+    @field_validator("job_retention_days", "dead_letter_retention_days")
+    @classmethod
+    def _at_least_a_second(cls, value: float) -> float:
+        # Redis keeps keys for whole seconds: a retention under one would be an EXPIRE of 0, deleting a record as it settles
+        if value * 86400 < 1:
+            raise ValueError(f"must be at least one second ({1 / 86400:.8f} days); {value:g} days keeps nothing")
+        return value
+
     @field_validator("rate_limits")
     @classmethod
     def _positive_rates(cls, value: dict[str, float]) -> dict[str, float]:
         bad = [name for name, rate in value.items() if not (rate > 0 and math.isfinite(rate))]
         if bad:
             raise ValueError(f"calls per second must be a number greater than 0 (for {', '.join(sorted(bad))})")
+        return value
+
+    @field_validator("store_limits")
+    @classmethod
+    def _store_ids(cls, value: dict[str, StoreLimit]) -> dict[str, StoreLimit]:
+        bad = [store for store in value if not store or store != store.strip()]
+        if bad:
+            raise ValueError(f"each key must be a storeId, not empty nor padded with spaces: {', '.join(repr(b) for b in bad)}")
         return value
 
     @field_validator("intake_tokens")
@@ -236,6 +266,12 @@ class Settings(BaseSettings):
             name = self.console_basic_auth.get_secret_value().partition(":")[0]
             if name in self.console_users:
                 raise ValueError(f"PAYQ_CONSOLE_BASIC_AUTH's user {name!r} is in PAYQ_CONSOLE_USERS too: keep one of them")
+        return self
+
+    @model_validator(mode="after")
+    def _weights_need_fair_share(self) -> Settings:
+        if self.store_limits and not self.fair_share:
+            raise ValueError("PAYQ_STORE_LIMITS weighs the stores' fair share, which PAYQ_FAIR_SHARE=false turns off: set one of them")
         return self
 
     @field_validator("console_basic_auth")

@@ -18,6 +18,7 @@ from tasks.redis.connection import primary_address
 from tasks.redis.memory import Memory, read_memory
 from tasks.redis.replicas import Replicas, ReplicaState, in_sync, replicas_in, state_of
 from tasks.states import JobState
+from tasks.store import lanes
 from tasks.store.backlog import Backlog, StoreLoad
 from tasks.store.deadletters import DeadLetterStore
 from tasks.store.leases import LeaseStore, steady
@@ -76,8 +77,9 @@ class Stats:
     dead-lettered), ``outbox_oldest`` when the oldest one's outcome was recorded.
     ``api_calls`` counts every call since the counters began, by operation and
     HTTP status (``none``: no response); a status of ``429`` is a throttled call.
-    ``queued_since`` is, per queue, when the job next in line became queued
-    (absent: the queue is empty, or its next message is not a queued payq job);
+    ``queued_since`` is, per queue, when the longest-waiting of the jobs next in
+    line (its own list's and each store lane's) became queued (absent: the queue
+    is empty, or none of those messages is a queued payq job);
     ``intake_answers`` the HTTP intake's answers by status and ``worker_starts``
     the worker processes started, both since their counters began. ``stores``
     are the busiest :data:`STORES_SHOWN` stores that enqueued in the last
@@ -114,9 +116,10 @@ class Stats:
 
 def collect(client: redis.Redis, jobs: JobStore, dead_letters: DeadLetterStore, pacer: Pacer, leases: LeaseStore | None = None,
             replicas: Replicas | None = None, retention: tuple[float, float] | None = None) -> Stats:
-    """Read every figure in a few pipelined round trips, each bounded whatever the number of jobs.
+    """Read every figure in a few pipelined round trips, each bounded whatever the number of jobs (the lanes by the stores waiting).
 
-    One for the counters and each queue's next message, one for those
+    Two for each queue's depth and next messages (its own list's and each
+    store's lane's: :mod:`tasks.store.lanes`), one for the counters, one for those
     messages' records (and, with ``leases``, the live workers), then a few for
     dead letters and paces; and with ``leases``, one for the live workers' runs.
     ``replicas`` gives the floor and whether a failover is configured, which
@@ -124,11 +127,8 @@ def collect(client: redis.Redis, jobs: JobStore, dead_letters: DeadLetterStore, 
     ``retention`` (days a job record is kept, days a trip's books are) adds
     Redis's memory and its projection, two round trips more (:func:`~tasks.redis.memory.read_memory`).
     """
+    queued = lanes.waiting(client, QUEUES)  # each queue's depth and the next in line of its own list and each lane
     pipe = client.pipeline(transaction=False)
-    for queue in QUEUES:
-        pipe.llen(queue)
-    for queue in QUEUES:
-        pipe.lindex(queue, -1)  # kombu pops from the right: the message next in line
     pipe.zcard(keys.LEASES)  # a running job's message is acknowledged after its outcome: in flight = held
     pipe.zcard(keys.DEFERRED)
     pipe.zrange(keys.DEFERRED, 0, 0, withscores=True)
@@ -141,20 +141,21 @@ def collect(client: redis.Redis, jobs: JobStore, dead_letters: DeadLetterStore, 
     pipe.time()
     depth_calls(pipe)
     replies = pipe.execute()
-    depths, heads = replies[: len(QUEUES)], replies[len(QUEUES) : 2 * len(QUEUES)]
     (unacked, deferred, first, calls, waiting, recovered, replication_info, answers, starts, redis_time,
-     outbox, oldest) = replies[2 * len(QUEUES) :]
+     outbox, oldest) = replies
     outbox_depth, outbox_oldest = depth_of(outbox, oldest)
     redis_now = redis_time[0] + redis_time[1] / 1_000_000
-    head_ids = {queue: job_id for queue, head in zip(QUEUES, heads, strict=True) if (job_id := _job_id(head)) is not None}
+    head_ids = [(queue, job_id) for queue, w in queued.items() for head in w.next_in_line if (job_id := _job_id(head)) is not None]
     pipe = client.pipeline(transaction=False)
-    for job_id in head_ids.values():
+    for _queue, job_id in head_ids:
         pipe.hmget(keys.job(job_id), "state", "updated_at")
     if leases is not None:
         pipe.zrevrangebyscore(keys.WORKERS, "+inf", redis_now - leases.lease, withscores=True)
     records = pipe.execute()
-    queued_since = {queue: float(updated_at) for queue, (state, updated_at) in zip(head_ids, records, strict=False)
-                    if state == JobState.QUEUED and updated_at is not None}
+    queued_since: dict[str, float] = {}  # per queue, the oldest of its lists' next messages
+    for (queue, _job), (state, updated_at) in zip(head_ids, records, strict=False):
+        if state == JobState.QUEUED and updated_at is not None:
+            queued_since[queue] = min(float(updated_at), queued_since.get(queue, float(updated_at)))
     now = time.time()
     api_calls: dict[str, dict[str, int]] = {op.value: {} for op in API_OPERATIONS}
     for name, count in calls.items():
@@ -166,7 +167,7 @@ def collect(client: redis.Redis, jobs: JobStore, dead_letters: DeadLetterStore, 
         paces[op.value] = Pace(pacer.configured.get(op), learned_pace(learned, now), pace_at(learned, pacer.configured.get(op), now))
     return Stats(
         taken_at=now,
-        queues=dict(zip(QUEUES, (int(d) for d in depths), strict=True)),
+        queues={queue: w.depth for queue, w in queued.items()},
         unacked=int(unacked),
         deferred=int(deferred),
         deferred_next_due=float(first[0][1]) if first else None,
@@ -188,7 +189,7 @@ def collect(client: redis.Redis, jobs: JobStore, dead_letters: DeadLetterStore, 
     )
 
 
-def _job_id(message: str | None) -> str | None:
+def _job_id(message: bytes | str | None) -> str | None:
     """The job id (Celery's task id) of a queue's message; None for none, or for a message that is not a Celery task's."""
     if message is None:
         return None

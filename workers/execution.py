@@ -8,7 +8,6 @@ in Redis, in this order: pause the endpoint, then record the success, defer or d
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import dataclass, field, replace
@@ -95,7 +94,8 @@ def execute(rt: Runtime, job: Job, patience: Patience, recorded: str | None = No
         job.job_id, job.operation, job.worker, now, job.delivery, rt.settings.lease_seconds, pace, TURN_WAIT_IN_PLACE,
         holder=rt.holdings.worker, claim=job.claim, store=str(job.kwargs.get("storeId", "")),
         fair_horizon=FAIR_HORIZON if rt.settings.fair_share else 0.0,
-        kwargs_sha=hashlib.sha1((recorded if recorded is not None else wire.job_json(job.kwargs)).encode()).hexdigest()))
+        weights={store: limit.weight for store, limit in rt.settings.store_limits.items()},
+        kwargs=recorded if recorded is not None else wire.job_json(job.kwargs)))
     if begin.verdict is Verdict.DIFFERS and begin.recorded is not None and recorded is None:
         return _as_recorded(rt, patience, job, begin.recorded)
     action = start(begin.verdict, begin.until, pace, rt.policy, rt.rng.random)

@@ -26,7 +26,7 @@ from payq.views import dead_letter_view, iso, job_view, memory_lines, read_trip,
 from tasks.jobs.deferral import failure_from
 from tasks.redis.connection import with_retry
 from tasks.redis.replicas import ReplicaState
-from tasks.states import DeadLetterReason
+from tasks.states import DeadLetterReason, JobState
 from tasks.stats import collect
 from tasks.store.deadletters import DeadLetter, Replayed
 from tasks.stores import Stores
@@ -272,6 +272,10 @@ def job(job_id: str, as_json: bool) -> None:
         for name, value in view.items():
             if value is not None and name not in ("state", "deferredUntil", "why", "deadLetter", "deferrals"):
                 click.echo(f"{name + ':':<16} {json.dumps(value) if isinstance(value, dict) else value}")
+        if view["worker"] is None and state == JobState.SUCCEEDED:
+            # a settled record keeps its outcome, not who ran it: ~32 bytes a record (docs/scaling.md)
+            where = f"trace {view['traceId']} and " if view.get("traceId") else ""
+            click.echo(f"{'worker:':<16} not kept once settled (the {where}workers' logs name it)")
         if view["deferrals"]:
             click.echo(f"{'deferrals:':<16} {len(view['deferrals'])}")
             for item in view["deferrals"]:

@@ -22,6 +22,7 @@ from payapi.errors import BrokerUnavailable
 from payq.views import job_view, report_job_id, trip_job_ids, trip_view
 from tasks import tracing
 from tasks.jobs import settled
+from tasks.jobs.books import read_books
 from tasks.jobs.messages import sent_event_channel_of
 from tasks.producer import enqueue_attributes
 from tasks.redis import keys, scripts
@@ -140,7 +141,7 @@ class IntakeJobs:
         """What ``payq trip STORE_ID TRIP_ID --json`` prints, or None if payq has no jobs for the trip."""
 
         async def read() -> tuple[dict[str, str], dict[str, dict[str, str]], dict[str, DeadLetter]]:
-            books = cast(dict[str, str], await self._redis.hgetall(keys.trip(store_id, trip_id)))
+            books = read_books(store_id, trip_id, cast(dict[str, str], await self._redis.hgetall(keys.trip(store_id, trip_id))))
             if not books:
                 return books, {}, {}
             records = await self._records(trip_job_ids(books))

@@ -12,7 +12,9 @@ and the job recorded in one atomic step (``tasks/store/lua/enqueue.lua``). The r
 - a trip is captured or cancelled, never both.
 
 Amounts are kept in cents (integers): Lua has no decimals, and every amount
-payq accepts has at most two decimal places, so cents are exact.
+payq accepts has at most two decimal places, so cents are exact. Once the
+capture has succeeded the books name it :data:`OWN_CAPTURE` (its id is the
+trip's own); :func:`read_books` gives its id back.
 """
 
 from __future__ import annotations
@@ -22,11 +24,27 @@ from decimal import Decimal
 from typing import Any
 
 from payapi.errors import FieldProblem, InvalidRequest
+from payapi.operations import OPERATIONS, Operation
 from tasks.states import TripRule
 
 REFUND_WINDOW_SECONDS = 7 * 24 * 3600
 # how long a trip's books are kept unless configured (PAYQ_TRIP_BOOKS_RETENTION_DAYS): the refund window and a day
 BOOKS_RETENTION_SECONDS = 8 * 24 * 3600
+# What the books keep under ``capture`` once it succeeded (``lua/finish_capture.lua``; ``lua/lib/books.lua`` says the same):
+# a trip's capture id is always its own (``capture:<storeId>:<shoppingTripId>``), ~55 bytes of the books kept 8 days
+OWN_CAPTURE = "="
+
+
+def capture_of(store_id: str, trip_id: str) -> str:
+    """The id of the trip's capture: its operation's job-id rule."""
+    return OPERATIONS[Operation.CAPTURE].job_id({"storeId": store_id, "shoppingTripId": trip_id})
+
+
+def read_books(store_id: str, trip_id: str, stored: dict[str, str]) -> dict[str, str]:
+    """A trip's books as stored, as every reader knows them: the capture's id in full (books written before kept it so)."""
+    if stored.get("capture") == OWN_CAPTURE:
+        return {**stored, "capture": capture_of(store_id, trip_id)}
+    return dict(stored)
 
 
 
@@ -92,5 +110,7 @@ def breach_from(reply: list[Any], store_id: str, trip_id: str) -> Breach:
     def number(value: Any) -> int | None:
         return int(value) if value not in (None, "", False) else None
 
+    if other == OWN_CAPTURE:
+        other = capture_of(store_id, trip_id)
     return Breach(int(index), TripRule(rule), store_id, trip_id, other or None, number(captured), number(refunded), currency or None,
                   float(captured_at) if captured_at not in (None, "", False) else None)

@@ -15,7 +15,9 @@ that records a success (``tasks/store/lua/succeed.lua``,
 - the wire fields and the result are kept leaf by leaf (``in.amount.amount``
   -> ``"12.34"``, ``out.reconciliationId``), each value JSON, leaving out
   every leaf the job's id already says (:func:`derived`: the trip's ids, a
-  capture's report id and settle time).
+  capture's report id and settle time; a report's usual answer, :data:`REPORT_TAKEN`),
+  and a field that repeats another (:data:`ECHOES`: a report's ``settledAmount``
+  when it is its ``totalAmount``).
 
 Each value then stays short, so Redis keeps the record as a listpack (its
 ``hash-max-listpack-value``, 64 bytes by default): a few hundred bytes
@@ -39,6 +41,14 @@ DROPPED: tuple[str, ...] = (
     "op", "kwargs", "result", "delivery", "holder", "claim", "worker", "first_attempt_at", "notified", "failure",
     "deferred_until", "defer", "pace_turn",
 )
+# A wire field left out of a settled record when it equals another of the job's: (the field, the one it repeats).
+# A record without the field's leaves reads it back as the other's (one written before this kept both).
+ECHOES: dict[Operation, tuple[str, str]] = {
+    Operation.FEEDBACK: ("settledAmount", "totalAmount"),  # a trip paid in full, as every chained report is
+}
+# What the API answers a payment-status report it takes: a settled report's result (a Rejected one is dead-lettered),
+# its leaves left out where they are these. Every report the previous payq compacted kept both leaves.
+REPORT_TAKEN: dict[str, Any] = {"status": "Accepted", "reasonCode": "OK"}
 REQUEST = "in."   # a leaf of the job's wire fields
 RESULT = "out."   # a leaf of its result
 
@@ -52,7 +62,7 @@ def operation_of(job_id: str) -> Operation | None:
 
 
 def derived(job_id: str, settled_at: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The wire fields and result leaves the job's id (and a capture's settle time) already say.
+    """The wire fields and result leaves the job's id (and a capture's settle time) already say, and a report's usual answer.
 
     A key field is derived as its model's type says: a report's
     ``paymentStatusTime`` as an integer.
@@ -71,7 +81,7 @@ def derived(job_id: str, settled_at: str | None) -> tuple[dict[str, Any], dict[s
             request[name] = value
         elif kind is int and value.isdigit():
             request[name] = int(value)
-    result: dict[str, Any] = {}
+    result: dict[str, Any] = dict(REPORT_TAKEN) if operation is Operation.FEEDBACK else {}
     if operation is Operation.CAPTURE and settled_at and settled_at.isdigit():
         report = OPERATIONS[Operation.FEEDBACK].job_id({**request, "paymentStatusTime": settled_at})  # as execution derives it
         result = {"reportJobId": report, "settledAt": int(settled_at)}
@@ -90,7 +100,11 @@ def compact(job_id: str, kwargs: Mapping[str, Any] | None, result: Mapping[str, 
     """
     if kwargs is None:
         return ["result", json.dumps(dict(result))]
+    written = kwargs
     request_said, result_said = derived(job_id, settled_at)
+    echo = _echo(job_id)
+    if echo is not None and echo[0] in kwargs and kwargs.get(echo[0]) == kwargs.get(echo[1]):
+        kwargs = {name: value for name, value in kwargs.items() if name != echo[0]}
     request_leaves = _leaves_beyond(kwargs, request_said, REQUEST)
     result_leaves = _leaves_beyond(result, result_said, RESULT)
     record = {"state": JobState.SUCCEEDED.value}
@@ -98,8 +112,8 @@ def compact(job_id: str, kwargs: Mapping[str, Any] | None, result: Mapping[str, 
     if settled_at is not None:
         record["settled_at"] = settled_at
     restored = expand(job_id, record)
-    if json.loads(restored["kwargs"]) != dict(kwargs) or json.loads(restored["result"]) != dict(result):
-        return ["kwargs", json.dumps(dict(kwargs)), "result", json.dumps(dict(result))]
+    if json.loads(restored["kwargs"]) != dict(written) or json.loads(restored["result"]) != dict(result):
+        return ["kwargs", json.dumps(dict(written)), "result", json.dumps(dict(result))]
     return request_leaves + result_leaves
 
 
@@ -129,9 +143,17 @@ def expand(job_id: str, record: Mapping[str, str]) -> dict[str, str]:
             _put(request, name[len(REQUEST):], json.loads(value))
         elif name.startswith(RESULT):
             _put(result, name[len(RESULT):], json.loads(value))
+    echo = _echo(job_id)
+    if echo is not None and echo[0] not in request and echo[1] in request:
+        request[echo[0]] = request[echo[1]]
     full["kwargs"] = json.dumps(request)
     full.setdefault("result", json.dumps(result))
     return full
+
+
+def _echo(job_id: str) -> tuple[str, str] | None:
+    operation = operation_of(job_id)
+    return ECHOES.get(operation) if operation is not None else None
 
 
 def _leaves_beyond(value: Mapping[str, Any], said: Mapping[str, Any], prefix: str) -> list[str]:

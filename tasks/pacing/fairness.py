@@ -6,7 +6,8 @@ store's behind all of them. Now they are shared by start-time fair queuing:
 
 - each store has a clock, its **next turn at its share**: a turn it takes moves
   it to ``max(clock, turn - HORIZON) + n / pace``, where ``n`` is the number of
-  stores waiting for the endpoint now (its own included). Alone, a store's clock
+  stores waiting for the endpoint now (its own included; with weights,
+  ``PAYQ_STORE_LIMITS``, their summed weights over its own). Alone, a store's clock
   moves with the endpoint's, so a store alone still gets the whole pace; with two
   flooding stores each clock moves twice as fast as the endpoint's and each
   store gets every other turn. A clock may lag the turns by up to a horizon: a
@@ -68,12 +69,17 @@ class Share:
     clocks: StoreClocks
 
 
-def fair_turn(now: float, paused_until: float, tat: float, pace: float, clocks: StoreClocks, others_waiting: int) -> Share:
+def fair_turn(now: float, paused_until: float, tat: float, pace: float, clocks: StoreClocks, others_weight: float,
+              weight: float = 1.0) -> Share:
     """A job of a store with ``clocks`` asks for a turn at an endpoint paced at ``pace`` (> 0) whose next free turn is ``tat``.
 
-    ``others_waiting`` is how many other stores wait for the endpoint now.
+    ``others_weight`` is the sum of the weights of the other stores waiting for
+    the endpoint now (each 1 unless ``PAYQ_STORE_LIMITS`` gives it one: so,
+    unweighted, how many they are), ``weight`` the store's own: its share of
+    the turns is its weight over all the waiting stores' (deficit-free weighted
+    fair queuing), and a store alone still gets the whole pace, whatever its weight.
     """
-    step = (others_waiting + 1) / pace
+    step = (others_weight + weight) / (pace * weight)
     if clocks.turn <= now + HORIZON + EPSILON:
         turn = max(now, paused_until, tat)
         return Share(turn, None, turn + 1 / pace, StoreClocks(max(clocks.turn, turn - HORIZON) + step, clocks.line))

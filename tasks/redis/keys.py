@@ -33,6 +33,24 @@ def inflight(worker: str, queue: str) -> str:
     return f"{INFLIGHT_PREFIX}{worker}:{queue}"
 
 
+# A queue's messages wait in one lane per store, so that a worker's fetch takes the stores in turn (tasks/store/lanes.py):
+# LIST payq:lane:<queue>:<store>, newest first; and LIST payq:lanes:<queue>, the stores whose lane holds any, in turn
+# (the next on the right). The queue's own list (named as the queue) still holds what goes to its head (late jobs,
+# given back) and what Celery's own producers and the previous version publish: a fetch takes it first.
+LANE_PREFIX = f"{PREFIX}:lane:"  # for scripts that make a lane's key
+RING_PREFIX = f"{PREFIX}:lanes:"  # for scripts that make a queue's ring
+
+
+def lane(queue: str, store: str) -> str:
+    """LIST: the messages published on ``queue`` for ``store``'s jobs, newest first."""
+    return f"{LANE_PREFIX}{queue}:{store}"
+
+
+def ring(queue: str) -> str:
+    """LIST: the stores whose lane of ``queue`` holds messages, each once; a fetch takes them from the right, in turn."""
+    return f"{RING_PREFIX}{queue}"
+
+
 # STRING: a counter every `WAIT` for replicas writes first, so the wait covers whatever any client wrote before it
 REPLICA_PROBE = f"{PREFIX}:replicas:probe"
 

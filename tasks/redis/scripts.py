@@ -5,12 +5,16 @@ A script is named by its file's stem, unique across ``tasks`` (``enqueue`` is
 It shares a fragment with ``--#include lib/<name>.lua`` on a line of its own,
 found in the ``lua/lib/`` of whichever package owns it; the fragment's text
 replaces that line (each at most once per script).
-``--#include names`` is generated instead of read: Lua tables of the strings
-Python owns (job states, BEGIN verdicts, deferral causes, dead-letter reasons,
-failure kinds, trip rules, operations; how long the pace's counts are kept, the stream
-that wakes idle workers, and the prefixes of job records and in-flight lists),
-so a script writes ``STATE.DEAD``,
-never ``'dead'``; a name that does not exist raises when the script runs.
+A script writes the strings Python owns (job states, BEGIN verdicts, deferral
+causes, dead-letter reasons, failure kinds, trip rules, operations) by name,
+``STATE.DEAD``, never ``'dead'``: each name is replaced by its value when the
+script is read, so the value is a constant of the compiled script, and a name
+that does not exist raises then (:class:`UnknownName`), before Redis sees the
+script. (They were Lua tables built on every call: seven tables with their
+metatables, garbage for Redis's collector at every BEGIN and outcome.)
+``--#include names`` is generated instead of read: the other constants Python
+owns (how long the pace's counts are kept, the stream that wakes idle workers,
+and the prefixes of job records, in-flight lists, lanes and rings).
 Redis runs a script whole or not at all, and the append-only file logs it as
 one write, so every step of a job that must not be half-done is one script.
 """
@@ -28,7 +32,7 @@ from redis.commands.core import Script
 
 from payapi.operations import Operation
 from payapi.outcomes import FailureKind
-from tasks.redis.keys import INFLIGHT_PREFIX, JOB_PREFIX, SUCCESSES_KEPT, WAKE
+from tasks.redis.keys import INFLIGHT_PREFIX, JOB_PREFIX, LANE_PREFIX, RING_PREFIX, SUCCESSES_KEPT, WAKE
 from tasks.states import DeadLetterReason, DeferCause, JobState, TripRule, Verdict
 
 # every package of tasks keeps its scripts in a lua/ folder of its own
@@ -40,18 +44,40 @@ NAMES: dict[str, type[StrEnum]] = {
 }
 
 
+_NAME = re.compile(r"\b(" + "|".join(NAMES) + r")\.([A-Za-z_]+)\b")
+
+
+class UnknownName(ValueError):
+    """A script names a member its enum does not have (``STATE.DEAD_LETTERED``)."""
+
+    def __init__(self, name: str, script: str) -> None:
+        super().__init__(f"{script}: {name} is not a member of {NAMES[name.partition('.')[0]].__name__}")
+        self.name = name
+        self.script = script
+
+
+def resolve(text: str, script: str = "<script>") -> str:
+    """``text`` with every ``TABLE.MEMBER`` of :data:`NAMES` replaced by its value as a Lua string; :class:`UnknownName` for a missing one."""
+
+    def value(match: re.Match[str]) -> str:
+        table, member = match.groups()
+        found = NAMES[table].__members__.get(member)
+        if found is None:
+            raise UnknownName(f"{table}.{member}", script)
+        return f"'{found.value}'"
+
+    return _NAME.sub(value, text)
+
+
 def names() -> str:
-    """The ``names`` fragment: one Lua table per enum in :data:`NAMES`, member name -> value; reading a missing name is an error."""
-    lines = ["local function payq_names(kind, t)",
-             "  return setmetatable(t, {__index = function(_, name) error('no ' .. kind .. '.' .. tostring(name)) end})",
-             "end"]
-    for table, enum in NAMES.items():
-        members = ", ".join(f"{member.name} = '{member.value}'" for member in enum)
-        lines.append(f"local {table} = payq_names('{table}', {{{members}}})")
-    lines.append(f"local SUCCESSES_KEPT = {SUCCESSES_KEPT}")
+    """The ``names`` fragment: the constants Python owns that are not an enum's (:func:`resolve` replaces those)."""
+    # as strings: a Lua number passed to redis.call is formatted anew each time (printf's %.17g)
+    lines = [f"local SUCCESSES_KEPT = '{SUCCESSES_KEPT}'"]
     lines.append(f"local WAKE = '{WAKE}'")
     lines.append(f"local JOB_PREFIX = '{JOB_PREFIX}'")
     lines.append(f"local INFLIGHT_PREFIX = '{INFLIGHT_PREFIX}'")
+    lines.append(f"local LANE_PREFIX = '{LANE_PREFIX}'")
+    lines.append(f"local RING_PREFIX = '{RING_PREFIX}'")
     return "\n".join(lines) + "\n"
 
 
@@ -67,7 +93,7 @@ def source(name: str) -> str:
         included.add(fragment)
         return names() if fragment == "names" else _INCLUDE.sub(expand, path_of(fragment).read_text())
 
-    return _INCLUDE.sub(expand, path_of(f"{name}.lua").read_text())
+    return resolve(_INCLUDE.sub(expand, path_of(f"{name}.lua").read_text()), name)
 
 
 def path_of(relative: str) -> Path:

@@ -1,11 +1,11 @@
 """Each store's open jobs and its calls of the last minute: the intake's per-store cap and what ``payq stats`` shows per store.
 
 Every job the enqueue script records joins its store's set (``payq:backlog:<storeId>``);
-a job leaves it when it is counted after it settled (succeeded or dead-lettered):
-:data:`PRUNE_WINDOW` of a store's oldest entries are looked at per count, so a
-count is exact while a store's oldest open jobs number fewer than that, and
-too high (never too low) beyond. Jobs a previous version enqueued are not in
-the sets. BEGIN counts each call it lets go per store and operation in
+a job leaves it in the step that settles it (``succeed.lua``, ``finish_capture.lua``,
+the dead-letter scripts; a replay puts it back). Entries a previous version left
+behind, settled, are pruned as they are counted: :data:`PRUNE_WINDOW` of a
+store's oldest entries are looked at per count, so a count is too high (never
+too low) until they are gone. Jobs enqueued before the sets existed are not in them. BEGIN counts each call it lets go per store and operation in
 ten-second windows (``payq:store-calls:<window>``).
 """
 

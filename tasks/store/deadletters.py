@@ -132,7 +132,7 @@ class DeadLetterStore:
             keys=[*self._keys, keys.job(entry.id), keys.LEASES],
             args=[entry.id, entry.model_dump_json(), entry.dead_at, entry.reason, failure_json(entry.failure),
                   max(self._job_ttl, self._retention), _books_of(entry), keys.ACTIVE, self._events, claim,
-                  *event_args(event)],
+                  *event_args(event), _backlog_of(entry)],
         ))
 
     def get(self, entry_id: str) -> DeadLetter | None:
@@ -237,7 +237,8 @@ class DeadLetterStore:
             keys=[*self._keys, OPERATIONS[entry.operation].queue, keys.job(entry.id), keys.replays(entry.id), keys.ACTIVE],
             args=[entry.id, repr(entry.dead_at), build_message(entry.operation, entry.id, entry.kwargs, traceparent), now, history,
                   wire.job_json(entry.kwargs), entry.operation, max(self._job_ttl, self._retention), self._events,
-                  build_sent_event(entry.operation, entry.id, entry.kwargs, now), _books_of(entry)],
+                  build_sent_event(entry.operation, entry.id, entry.kwargs, now), _books_of(entry), str(entry.kwargs.get("storeId", "")),
+                  _backlog_of(entry)],
             client=client,
         )
 
@@ -251,7 +252,7 @@ class DeadLetterStore:
         before, _, after = Failure(FailureKind.CAPTURE_FAILED, error_type="\0").describe().partition("\0")
         ttl = max(self._job_ttl, self._retention)
         fixed: list[Any] = [keys.TRIP_PREFIX, keys.JOB_PREFIX, OPERATIONS[Operation.REFUND].task, before, after, ttl,
-                            "1" if self._notify else "0", self._events, keys.ACTIVE]
+                            "1" if self._notify else "0", self._events, keys.ACTIVE, keys.backlog("")]
         removed = 0
         for chunk in _chunks(list(entry_ids), _BATCH):
             for _ in range(_REREADS):
@@ -333,6 +334,11 @@ def _books_of(entry: DeadLetter) -> str:
     if entry.operation is not Operation.REFUND:
         return ""
     return keys.trip(str(entry.kwargs.get("storeId", "")), str(entry.kwargs.get("shoppingTripId", "")))
+
+
+def _backlog_of(entry: DeadLetter) -> str:
+    """The backlog set its job joined at enqueue (tasks/store/backlog.py); '' for a notification, which joined none."""
+    return "" if entry.operation is Operation.NOTIFY else keys.backlog(str(entry.kwargs.get("storeId", "")))
 
 
 def _low(since: float | None) -> float | str:

@@ -23,6 +23,7 @@ the same rules atomically, and a test holds the two to the same table:
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import threading
@@ -43,6 +44,16 @@ FORGET_WORKERS_AFTER = 86400.0  # seconds after its last beat a worker leaves ``
 def beat_every(lease: float) -> float:
     """Seconds between a worker's heartbeats."""
     return lease / BEATS_PER_LEASE
+
+
+def lease_end(now: float, lease: float) -> int:
+    """When a lease taken or renewed at ``now`` ends: whole seconds, rounded up (``lib/lease.lua``'s ``lease_end``).
+
+    Whole seconds keep ``payq:leases`` a set of integer scores, which Redis
+    compares without parsing them while the set is small enough to be a
+    listpack; a lease lasts up to a second longer than asked.
+    """
+    return math.ceil(now + lease)
 
 
 def holder_alive(lease_until: float | None, now: float) -> bool:

@@ -23,7 +23,7 @@ one script in ``tasks/store/lua/`` (or one MULTI); the record's fields:
 
 A job that succeeded keeps less, compacted in the step that records it
 (``lua/lib/settle.lua``, :mod:`tasks.jobs.settled`): state, attempts, when
-(enqueued_at, last_attempt_at, updated_at, settled_at), and its wire fields and
+(enqueued_at, last_attempt_at, updated_at; settled_at), and its wire fields and
 result leaf by leaf (``in.<path>``, ``out.<path>``) but those its id says;
 :meth:`JobStore.get` and :meth:`JobStore.records` read it back whole. It is
 kept ``retention_seconds`` from the settling; the trip's books
@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
@@ -46,7 +46,7 @@ from payapi.models import NotificationEvent
 from payapi.operations import OPERATIONS, QUEUES, Operation
 from tasks import tracing
 from tasks.jobs import settled
-from tasks.jobs.books import BOOKS_RETENTION_SECONDS, REFUND_WINDOW_SECONDS, TripRuleViolation, breach_from, cents
+from tasks.jobs.books import BOOKS_RETENTION_SECONDS, REFUND_WINDOW_SECONDS, TripRuleViolation, breach_from, cents, read_books
 from tasks.jobs.deferral import Deferral, failure_json
 from tasks.jobs.messages import build_message, build_sent_event, sent_event_channel_of
 from tasks.jobs.resend import stored_differences
@@ -243,7 +243,7 @@ class JobStore:
     def begin(
         self, job_id: str, operation: Operation, worker: str, now: float, delivery: str, lease: float,
         pace: float | None = None, wait_in_place: float = 0.0, *, holder: str = "", claim: str = "", store: str = "",
-        fair_horizon: float = 0.0, kwargs_sha: str = "",
+        fair_horizon: float = 0.0, kwargs: str = "", weights: Mapping[str, float] | None = None,
     ) -> Begin:
         """Claim an attempt, unless the job is finished, deferred, its endpoint paused, its turn not near, or another worker holds it.
 
@@ -260,16 +260,17 @@ class JobStore:
         With ``fair_horizon`` (seconds, 0: first come, first served) the turns
         are shared between stores (``store``: the job's storeId), and a job whose
         store has had its share gets ``QUEUED``: ask again at its ``until``
-        (:mod:`tasks.pacing.fairness`). With ``kwargs_sha`` (SHA1 of the
-        message's kwargs as :func:`payapi.wire.job_json` writes them) a job whose
-        recorded kwargs differ gets ``DIFFERS`` with them, nothing claimed.
+        (:mod:`tasks.pacing.fairness`), each store's share its weight in ``weights``
+        (``PAYQ_STORE_LIMITS``; 1 for a store not named) over the waiting stores'. With ``kwargs`` (the message's
+        kwargs as :func:`payapi.wire.job_json` writes them) a job whose recorded kwargs differ gets ``DIFFERS``
+        with them, nothing claimed.
         """
         verdict, attempts, until, *recorded = self._begin(
             keys=[keys.job(job_id), keys.DEFERRED, keys.pause(operation), keys.ACTIVE, keys.pace(operation), keys.LEASES,
                   keys.WORKERS, keys.WORKERS_STEADY, keys.fair_clocks(operation), keys.fair_waiting(operation),
                   keys.store_calls(int(now // CALLS_WINDOW))],
             args=[job_id, now, worker, delivery, lease, pace or 0, wait_in_place, holder, claim, store, fair_horizon, operation,
-                  kwargs_sha],
+                  kwargs, *(item for pair in (weights or {}).items() for item in pair)],
         )
         return Begin(Verdict(verdict), int(attempts), float(until) if until else None, *recorded)
 
@@ -317,8 +318,8 @@ class JobStore:
             args=[job_id, now, settled_at, report.job_id,
                   build_message(report.operation, report.job_id, report.kwargs, traceparent), wire.job_json(report.kwargs), self._ttl,
                   self._events, build_sent_event(report.operation, report.job_id, report.kwargs, now), field, keys.JOB_PREFIX,
-                  claim, *_settle_args(job_id, kwargs, result, str(settled_at)), self._books_ttl, *event_args(event), traceparent,
-                  attempt or ""],
+                  claim, self._books_ttl, *event_args(event), traceparent, attempt or "", store, keys.backlog(store),
+                  *_settle_args(job_id, kwargs, result, str(settled_at))],
         ))
         return None if on_record < 0 else on_record
 
@@ -339,8 +340,8 @@ class JobStore:
         successes, field = _call_args(call)
         return bool(self._succeed(
             keys=[keys.job(job_id), keys.ACTIVE, keys.LEASES, keys.API_CALLS],
-            args=[successes, job_id, claim, now, self._ttl, self._events, field, *_settle_args(job_id, kwargs, result),
-                  *event_args(event), attempt or ""],
+            args=[successes, job_id, claim, now, self._ttl, self._events, field, *event_args(event), attempt or "",
+                  _backlog_of(kwargs), *_settle_args(job_id, kwargs, result)],
         ))
 
     def count(self, call: Call) -> None:
@@ -416,7 +417,7 @@ class JobStore:
 
     def books(self, store_id: str, trip_id: str) -> dict[str, str]:
         """A trip's books as stored (empty if payq never had a job for it, or they expired)."""
-        return cast(dict[str, str], self._redis.hgetall(keys.trip(store_id, trip_id)))
+        return read_books(store_id, trip_id, cast(dict[str, str], self._redis.hgetall(keys.trip(store_id, trip_id))))
 
     def records(self, job_ids: Iterable[str]) -> dict[str, dict[str, str]]:
         """The records of ``job_ids`` that exist, in one round trip."""
@@ -468,8 +469,18 @@ def _script_args(jobs: Iterable[_Stored]) -> list[Any]:
 
 
 def _settle_args(job_id: str, kwargs: dict[str, Any] | None, result: dict[str, Any], settled_at: str | None = None) -> list[str]:
-    """How the settling scripts compact a record (``lua/lib/settle.lua``): the fields to drop and those to keep, each a JSON list."""
-    return [json.dumps(settled.dropped(kwargs)), json.dumps(settled.compact(job_id, kwargs, result, settled_at))]
+    """How the settling scripts compact a record (``lua/lib/settle.lua``), their last ARGV: how many fields go, their names, then name, value, ... kept.
+
+    Plain arguments rather than JSON: decoding two JSON lists in every
+    success was 3% of Redis's work per job.
+    """
+    dropped = settled.dropped(kwargs)
+    return [str(len(dropped)), *dropped, *settled.compact(job_id, kwargs, result, settled_at)]
+
+
+def _backlog_of(kwargs: dict[str, Any] | None) -> str:
+    """The backlog set a job with wire fields ``kwargs`` joined at enqueue (as :func:`enqueue_call` names it); '' when they are not known."""
+    return "" if kwargs is None else keys.backlog(str(kwargs.get("storeId", "")))
 
 
 def _call_args(call: Call | None) -> tuple[str, str]:

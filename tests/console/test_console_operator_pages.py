@@ -19,6 +19,7 @@ from tasks.jobs.deferral import Deferral
 from tasks.producer import prepare
 from tasks.redis import keys
 from tasks.states import DeferCause
+from tasks.store import lanes
 from tests.support.deadletters import Spec, seed
 from tests.support.jobs import calls, wait_for_state
 from tests.support.sandbox import SandboxProcess
@@ -142,7 +143,7 @@ def test_an_operator_lifts_an_endpoint_s_pause_and_learned_pace_and_its_jobs_run
     for job, op in ((held, Operation.CAPTURE), (elsewhere, Operation.CANCEL)):
         rt.jobs.defer(job.job_id, Deferral(DeferCause.PAUSED, paused_until, op, paused_until=paused_until), now)
     rt.redis.hset(keys.job(held.job_id), "pace_turn", paused_until)  # the turn it held at the learned pace
-    rt.redis.delete(*QUEUES)  # their first messages: deferred now, they wait in the deferred set only
+    rt.redis.delete(*lanes.every_key(rt.redis, QUEUES))  # their first messages: deferred now, they wait in the deferred set only
     start_worker()
     page = signed_in(console)
 

@@ -23,6 +23,7 @@ from payapi.operations import QUEUES, Operation
 from tasks.jobs import settled
 from tasks.producer import prepare
 from tasks.redis import keys
+from tasks.store import lanes
 from tasks.store.records import NewJob
 from tests.support.names import path_of
 from tests.support.sandbox import SandboxProcess
@@ -55,16 +56,14 @@ def states(rdb: redis.Redis, job_ids: Sequence[str]) -> dict[str, int]:
 def leftovers(rdb: redis.Redis) -> dict[str, int]:
     """Messages still queued (per queue) or fetched (in workers' in-flight lists), jobs running (held under a lease), and jobs deferred."""
     lists = list(rdb.scan_iter(match=f"{keys.INFLIGHT_PREFIX}*", count=1000))
+    depths = lanes.depths(rdb, QUEUES)
     pipe = rdb.pipeline(transaction=False)
-    for queue in QUEUES:
-        pipe.llen(queue)
     for key in lists:
         pipe.llen(key)
     pipe.zcard(keys.LEASES)
     pipe.zcard(keys.DEFERRED)
-    *queued, running, deferred = (int(n) for n in pipe.execute())
-    found = {**dict(zip(QUEUES, queued[:len(QUEUES)], strict=True)), "fetched": sum(queued[len(QUEUES):]), "running": running,
-             "deferred": deferred}
+    *fetched, running, deferred = (int(n) for n in pipe.execute())
+    found = {**depths, "fetched": sum(fetched), "running": running, "deferred": deferred}
     return {name: n for name, n in found.items() if n}
 
 

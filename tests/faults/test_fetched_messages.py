@@ -21,6 +21,7 @@ import pytest
 from config.settings import Settings
 from tasks.producer import Producer
 from tasks.redis import keys, scripts
+from tasks.store import lanes
 from tasks.store.inflight import fetch_call
 from tests.faults.audit import STRANDED_AFTER, audit_captures, capture_jobs, first_call_after, given_back, leftovers, records, settle
 from tests.faults.test_killed_workers import BACK_WITHIN, held_by, steady, worker_id
@@ -47,7 +48,7 @@ def test_a_message_a_worker_fetched_and_died_with_runs_once_a_live_worker_sees_i
     # exactly what a worker's fetch does (the live one takes no captures); the fetcher dies before BEGIN, never having beaten
     call_keys, args = fetch_call("gone.1.abc", [queue_of("capture")], 1, [])
     rdb.eval(scripts.source("fetch"), len(call_keys), *call_keys, *args)
-    assert rdb.llen(queue_of("capture")) == 0 and rdb.llen(keys.inflight("gone.1.abc", queue_of("capture"))) == 1
+    assert lanes.depths(rdb, [queue_of("capture")])[queue_of("capture")] == 0 and rdb.llen(keys.inflight("gone.1.abc", queue_of("capture"))) == 1
 
     wait_for(lambda: rdb.llen(queue_of("capture")) == 1, timeout=LEASE + 10, what="the dead fetcher's message back on its queue")
     capture_worker = make_worker(private_redis.url, api.url, concurrency=2, options=("-Q", queue_of("capture")))

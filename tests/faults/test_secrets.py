@@ -32,6 +32,7 @@ from config.settings import Settings
 from payapi.operations import QUEUES
 from tasks.producer import Producer
 from tasks.redis import keys
+from tasks.store import lanes
 from tests.faults.audit import records
 from tests.faults.report import Figures, Recorder
 from tests.support.fault_redis import FaultRedis
@@ -180,13 +181,14 @@ def test_no_secret_reaches_logs_messages_events_flower_dead_letters_or_operator_
         ]
         queued = redis_dump(rdb)  # the raw messages, before any worker takes them
         # task events are on only once Flower has turned them on: the jobs wait aside until then, untouched
-        aside = {queue: f"{queue}:aside" for queue in QUEUES if rdb.exists(queue)}
-        for queue, parked in aside.items():
-            rdb.rename(queue, parked)
+        # (every list they wait in: the queues' own, the stores' lanes and their rings, tasks/store/lanes.py)
+        aside = {key: f"{key}:aside" for key in lanes.every_key(rdb, QUEUES) if rdb.exists(key)}
+        for key, parked in aside.items():
+            rdb.rename(key, parked)
         worker = make_worker(server.url, api.url, env={**isolated_aws, **notify_env, **otel_env(otlp)}, concurrency=4)
         wait_until_watched(flower, worker)
-        for queue, parked in aside.items():
-            rdb.rename(parked, queue)
+        for key, parked in aside.items():
+            rdb.rename(parked, key)
 
         def settled() -> bool:
             final = [r["state"] for r in records(rdb, job_ids, "state")]

@@ -20,6 +20,7 @@ from payapi.errors import JobConflict
 from payapi.operations import QUEUES
 from tasks.producer import Producer, prepare
 from tasks.redis import keys
+from tasks.store import lanes
 from tests.support.jobs import record
 from tests.support.payq_cli import PAYQ, PayqRunner, cli_env
 
@@ -31,7 +32,7 @@ def usd(amount: str) -> dict[str, str]:
 
 
 def depth(rdb: redis.Redis) -> int:
-    return sum(int(rdb.llen(queue)) for queue in QUEUES)
+    return sum(lanes.depths(rdb, QUEUES).values())
 
 
 def test_a_producer_resend_with_another_amount_raises_naming_the_field_with_both_values(producer: Producer, rdb: redis.Redis) -> None:

@@ -12,7 +12,7 @@ from payapi.operations import Operation
 from tasks.jobs.messages import build_message
 from tasks.producer import Producer
 from tasks.store.records import JobStore
-from tests.support.jobs import USD_1, body, calls, queued_messages, record, wait_for_state
+from tests.support.jobs import USD_1, body, calls, queued_messages, record, take_message, wait_for_state
 from tests.support.names import queue_of
 from tests.support.polling import wait_for
 from tests.support.sandbox import SandboxProcess
@@ -49,7 +49,7 @@ def test_the_same_message_back_from_a_dead_holder_calls_nothing_until_its_lease_
     # kombu puts a message back with its delivery tag unchanged (a dead worker's restore, a requeue when
     # Redis went away mid-job). The tag says nothing of whether the holder lives: only its lease does.
     job_id = producer.enqueue_capture(storeId="s1", shoppingTripId="t1", amount=USD_1)
-    raw = rdb.rpop(queue_of("capture"))
+    raw = take_message(rdb, queue_of("capture"))
     assert raw is not None
     message = json.loads(raw)
     # what the worker that took it did before it died: claim the job, under the default lease

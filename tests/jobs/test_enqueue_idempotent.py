@@ -9,6 +9,7 @@ import redis
 
 from payapi.operations import QUEUES
 from tasks.producer import Producer
+from tasks.store import lanes
 from tests.support.jobs import USD_1, record
 from tests.support.payq_cli import PayqRunner
 
@@ -16,7 +17,7 @@ REFUND_ID = "5e0c7d2a-1b3f-4a6e-8d9c-0f1e2d3c4b5a"
 
 
 def depths(rdb: redis.Redis) -> dict[str, int]:
-    return {queue: int(rdb.llen(queue)) for queue in QUEUES}
+    return lanes.depths(rdb, QUEUES)
 
 
 def test_same_job_twice_has_one_id_and_one_message(producer: Producer, rdb: redis.Redis) -> None:

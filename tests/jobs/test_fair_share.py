@@ -9,11 +9,9 @@ the body the sandbox logged; every setting but the limit is at its default.
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from collections.abc import Callable
 
-import pytest
 import redis
 
 from payapi.operations import Operation
@@ -25,14 +23,6 @@ from tests.support.worker import WorkerProcess
 
 LIMIT = 30
 RETRY_AFTER = 1
-
-
-# These scenarios hold on a quiet machine (the issue's figures, and the helper runs that built them), not under the
-# suite's own load on two cores: there the workers' first look at the flood's queued messages, one BEGIN each, takes
-# as long as the flood's drain, so the small store's jobs are first seen near its end. That is the per-store lanes'
-# work (docs/pacing-and-trips.md, issue 36, not built); until then they run where asked: PAYQ_TEST_QUIET_MACHINE=1.
-quiet_machine = pytest.mark.skipif(os.environ.get("PAYQ_TEST_QUIET_MACHINE") != "1",
-                                   reason="fair turns beside a flood need a quiet machine until per-store lanes (issue 36)")
 
 
 def limit_captures(api: SandboxProcess, start_worker: Callable[..., WorkerProcess]) -> None:
@@ -67,7 +57,6 @@ def first_look(rdb: redis.Redis, job_ids: list[str]) -> float:
     return min(looks)
 
 
-@quiet_machine
 def test_a_small_store_is_not_held_behind_a_flooding_one(
     api: SandboxProcess, producer: Producer, rdb: redis.Redis, start_worker: Callable[..., WorkerProcess],
 ) -> None:
@@ -83,20 +72,20 @@ def test_a_small_store_is_not_held_behind_a_flooding_one(
     seen = store_calls(api)
     b_calls = [t for t, store in seen if store == "B"]
     assert len(b_calls) == 10 and sum(1 for _, store in seen if store == "A") == 600
-    # Before fair turns B's went out after all of A's (20 s). Now they share the turns from B's first ask; that first
-    # ask comes once the workers have looked at the messages queued before B's (A's, each taking its place in A's
-    # line: about 100 a second on a quiet 2-core machine, slower on a loaded one).
+    # Before fair turns B's went out after all of A's (20 s). Now B's lane is taken in turn with A's, so the workers look
+    # at B's jobs at once rather than after every message of A's queued before them (under load, near the end of A's
+    # drain: per-store lanes, docs/pacing-and-trips.md), and B shares the turns from its first ask.
     looked = first_look(rdb, small)
-    assert max(b_calls) - looked <= 6.0, (
-        f"store B's captures reached the API {max(b_calls) - looked:.1f} s after B's first ask "
-        f"({max(b_calls) - enqueued:.1f} s after their enqueue), not behind A's backlog")
+    assert looked - enqueued <= 2.0, f"the workers first looked at B's captures {looked - enqueued:.1f} s after their enqueue"
+    assert max(b_calls) - enqueued <= 5.0, (
+        f"store B's captures reached the API {max(b_calls) - enqueued:.1f} s after their enqueue "
+        f"({max(b_calls) - looked:.1f} s after B's first ask), not within 5 s beside A's backlog")
     # and A's turns were not spent on B's behalf: all of A's calls still went out (the pace itself, against the ideal,
     # is the benchmark's to measure: a test on a loaded machine cannot keep a pace, shared or not)
     a_after_b = sum(1 for t, store in seen if store == "A" and t > max(b_calls))
     assert a_after_b >= 100, f"only {a_after_b} of A's calls came after B's last: B waited behind A's backlog"
 
 
-@quiet_machine
 def test_three_stores_share_the_pace_the_small_one_not_held_behind_the_others_and_a_refund_still_waits_for_its_capture(
     api: SandboxProcess, producer: Producer, rdb: redis.Redis, start_worker: Callable[..., WorkerProcess],
 ) -> None:
@@ -130,3 +119,22 @@ def test_three_stores_share_the_pace_the_small_one_not_held_behind_the_others_an
     captured_at = float(rdb.hget(f"payq:job:{big[599]}", "updated_at") or 0)
     refunded = [c["time"] for c in calls(api, Operation.REFUND)]
     assert refunded and min(refunded) >= captured_at
+
+
+def test_a_store_weighing_2_in_store_limits_takes_two_turns_to_another_stores_one(
+    api: SandboxProcess, producer: Producer, rdb: redis.Redis, start_worker: Callable[..., WorkerProcess],
+) -> None:
+    api.set_faults({"rules": [], "rate_limits": {"capture": {"per_second": LIMIT, "retry_after": RETRY_AFTER}}})
+    env = {"PAYQ_RATE_LIMITS": json.dumps({"capture": LIMIT}), "PAYQ_STORE_LIMITS": json.dumps({"A": {"weight": 2}})}
+    start_worker(env=env), start_worker(env=env)
+    heavy = captures(producer, "A", 300)
+    other = captures(producer, "B", 300)
+
+    settle(rdb, heavy + other, timeout=120)
+
+    seen = store_calls(api)
+    last_a = max(t for t, store in seen if store == "A")
+    first_b = min(t for t, store in seen if store == "B")
+    # while both wait (from B's first call to A's last): two of A's calls to one of B's
+    both = Counter(store for t, store in seen if first_b <= t <= last_a)
+    assert abs(both["A"] / (both["A"] + both["B"]) - 2 / 3) <= 0.1, both

@@ -17,16 +17,21 @@ PACE = 10.0
 WAIT_IN_PLACE = 0.5
 
 
-@pytest.mark.parametrize(("case", "tat", "clocks", "others"), [
-    ("alone-at-the-endpoint-s-next-turn", 0.3, StoreClocks(0.3, 0.0), 0),
-    ("an-idle-endpoint", -5.0, StoreClocks(), 0),
-    ("a-newcomer-beside-a-booked-store", 0.9, StoreClocks(), 1),
-    ("two-waiting-a-clock-ahead", 0.5, StoreClocks(0.6, 0.0), 1),
-    ("three-waiting-a-late-store-catches-up", 0.5, StoreClocks(-3.0, 0.0), 2),
-    ("past-its-share-joins-its-line", 0.5, StoreClocks(HORIZON + 0.2, 0.0), 1),
-    ("behind-others-in-its-line", 0.5, StoreClocks(HORIZON + 0.2, 4.0), 1),
+@pytest.mark.parametrize(("case", "tat", "clocks", "others", "weights"), [
+    ("alone-at-the-endpoint-s-next-turn", 0.3, StoreClocks(0.3, 0.0), 0, {}),
+    ("an-idle-endpoint", -5.0, StoreClocks(), 0, {}),
+    ("a-newcomer-beside-a-booked-store", 0.9, StoreClocks(), 1, {}),
+    ("two-waiting-a-clock-ahead", 0.5, StoreClocks(0.6, 0.0), 1, {}),
+    ("three-waiting-a-late-store-catches-up", 0.5, StoreClocks(-3.0, 0.0), 2, {}),
+    ("past-its-share-joins-its-line", 0.5, StoreClocks(HORIZON + 0.2, 0.0), 1, {}),
+    ("behind-others-in-its-line", 0.5, StoreClocks(HORIZON + 0.2, 4.0), 1, {}),
+    # PAYQ_STORE_LIMITS: a store's own weight, and a waiting one's (a store named but not waiting counts for nothing)
+    ("weighing-3-beside-one-other", 0.5, StoreClocks(0.6, 0.0), 1, {"S": 3.0}),
+    ("beside-a-waiting-store-weighing-4", 0.5, StoreClocks(0.6, 0.0), 2, {"other0": 4.0, "not-waiting": 9.0}),
+    ("weighing-half-alone", 0.3, StoreClocks(0.3, 0.0), 0, {"S": 0.5}),
 ])
-def test_begin_gives_the_turn_the_rule_gives(case: str, tat: float, clocks: StoreClocks, others: int, rdb: redis.Redis) -> None:
+def test_begin_gives_the_turn_the_rule_gives(case: str, tat: float, clocks: StoreClocks, others: int, weights: dict[str, float],
+                                            rdb: redis.Redis) -> None:
     now = time.time()
     op = Operation.CAPTURE
     rdb.hset(keys.pace(op), "tat", repr(now + tat))
@@ -37,12 +42,14 @@ def test_begin_gives_the_turn_the_rule_gives(case: str, tat: float, clocks: Stor
     for i in range(others):
         rdb.zadd(keys.fair_waiting(op), {f"other{i}": now + 5})
     absolute = StoreClocks(now + clocks.turn, now + clocks.line) if clocks != StoreClocks() else clocks
-    share = fair_turn(now, 0.0, now + tat, PACE, absolute, others)
+    others_weight = sum(weights.get(f"other{i}", 1.0) for i in range(others))
+    share = fair_turn(now, 0.0, now + tat, PACE, absolute, others_weight, weights.get("S", 1.0))
 
     job_id = f"capture:S:{case}"
     rdb.hset(keys.job(job_id), mapping={"op": op.value, "state": "queued", "attempts": 0, "enqueued_at": repr(now)})  # as enqueue records it
     begun = JobStore(rdb, 86400).begin(job_id, op, "w@host", now, "1", 10.0,
-                                       PACE, WAIT_IN_PLACE, holder="w", claim="c", store="S", fair_horizon=HORIZON)
+                                       PACE, WAIT_IN_PLACE, holder="w", claim="c", store="S", fair_horizon=HORIZON,
+                                       weights=weights)
 
     stored = rdb.hgetall(keys.fair_clocks(op))
     assert float(stored["turn:S"]) == pytest.approx(share.clocks.turn, abs=1e-3), case

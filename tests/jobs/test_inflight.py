@@ -11,6 +11,7 @@ import redis
 from payapi.operations import QUEUES
 from tasks.producer import Producer
 from tasks.redis import keys, scripts
+from tasks.store import lanes
 from tasks.store.inflight import Held, InFlight, Settled, fetch_call, read_fetch
 from tasks.store.leases import LeaseStore
 from tasks.store.records import JobStore, Recovered
@@ -46,7 +47,7 @@ def test_a_fetch_moves_messages_into_the_workers_own_list_one_queue_after_the_ot
     assert wake is None
     assert [(q, job_of(m)) for q, m in taken] == [(CAPTURES, capture_ids[0]), (REPORTS, "r1"), (CAPTURES, capture_ids[1])]
     assert [job_of(m) for m in rdb.lrange(keys.inflight("w1", CAPTURES), 0, -1)] == capture_ids[1::-1]
-    assert [job_of(m) for m in rdb.lrange(CAPTURES, 0, -1)] == capture_ids[2:]
+    assert [job_of(m) for m in lanes.messages(rdb, CAPTURES)] == capture_ids[2:]
     assert rdb.zscore(keys.INFLIGHT, "w1") is not None
 
 
@@ -60,11 +61,11 @@ def test_the_next_fetch_settles_first_an_acknowledged_message_leaves_one_given_b
 
     assert [job_of(m) for _, m in taken] == [second]  # given back to the head, it is the next taken
     assert [job_of(m) for m in rdb.lrange(keys.inflight("w1", CAPTURES), 0, -1)] == [second]
-    assert [job_of(m) for m in rdb.lrange(CAPTURES, 0, -1)] == [third]
+    assert [job_of(m) for m in lanes.messages(rdb, CAPTURES)] == [third]
     assert first == job_of(done)
     # a message settled twice (a fetch whose answer was lost, sent again) is not given back twice
     fetch(rdb, "w1", [CAPTURES], 0, [Settled(CAPTURES, back, back=True)] * 2)
-    assert [job_of(m) for m in rdb.lrange(CAPTURES, 0, -1)] == [third, second]
+    assert [job_of(m) for m in lanes.messages(rdb, CAPTURES)] == [second, third]  # the queue's own list first
 
 
 def test_a_worker_that_found_nothing_is_woken_by_the_next_publish_however_soon_it_comes(producer: Producer, rdb: redis.Redis) -> None:
@@ -112,7 +113,7 @@ def test_a_dead_workers_fetched_message_is_settled_as_the_rule_says(
 
     given = store.recover(SWEEPER, LEASE, redis_now, 100)
 
-    queued = [job_of(m) for m in rdb.lrange(CAPTURES, 0, -1)]
+    queued = [job_of(m) for m in lanes.messages(rdb, CAPTURES)]
     kept = [job_of(m) for m in rdb.lrange(keys.inflight(DEAD, CAPTURES), 0, -1)]
     assert (queued, kept) == {Held.BACK: ([job_id], []), Held.RECOVER: ([job_id], []), Held.KEEP: ([], [job_id]),
                               Held.DROP: ([], [])}[held]
@@ -131,7 +132,7 @@ def test_a_begun_job_whose_lease_lapsed_with_its_worker_comes_back_once_not_twic
 
     assert store.recover(SWEEPER, LEASE, redis_now, 100) == Recovered(lapsed=1, fetched=0)
     assert store.recover(SWEEPER, LEASE, redis_now, 100) == Recovered(0, 0)
-    assert [job_of(m) for m in rdb.lrange(CAPTURES, 0, -1)] == [job_id]
+    assert [job_of(m) for m in lanes.messages(rdb, CAPTURES)] == [job_id]
 
 
 def test_a_live_worker_and_a_sweeper_not_yet_steady_keep_their_hands_off(producer: Producer, rdb: redis.Redis) -> None:
@@ -156,7 +157,7 @@ def test_a_worker_that_died_before_its_first_heartbeat_is_judged_by_its_first_fe
     assert store.recover(SWEEPER, LEASE, redis_now, 100) == Recovered(0, 0), "fetched a moment ago: maybe about to beat"
     rdb.zadd(keys.INFLIGHT, {DEAD: redis_now - LEASE - 1})
     assert store.recover(SWEEPER, LEASE, redis_now, 100) == Recovered(0, 1)
-    assert [job_of(m) for m in rdb.lrange(CAPTURES, 0, -1)] == [job_id]
+    assert [job_of(m) for m in lanes.messages(rdb, CAPTURES)] == [job_id]
 
 
 def test_a_new_channel_gives_back_what_its_workers_lists_still_hold(producer: Producer, rdb: redis.Redis) -> None:
@@ -165,5 +166,5 @@ def test_a_new_channel_gives_back_what_its_workers_lists_still_hold(producer: Pr
 
     assert InFlight(rdb, "w1").give_back_all(list(QUEUES)) == 3
 
-    assert [job_of(m) for m in reversed(rdb.lrange(CAPTURES, 0, -1))] == capture_ids  # taken again oldest first
+    assert [job_of(m) for m in lanes.messages(rdb, CAPTURES)] == capture_ids  # taken again oldest first
     assert rdb.llen(keys.inflight("w1", CAPTURES)) == 0

@@ -8,6 +8,7 @@ import redis
 
 from tasks.producer import Producer, prepare
 from tasks.redis import keys
+from tasks.store import lanes
 from tasks.store.records import JobStore, NewJob
 from tests.support.jobs import USD_1, record
 from tests.support.names import queue_of
@@ -31,5 +32,5 @@ def test_a_capture_settles_once_and_chains_one_report_whatever_the_second_succes
 
     assert record(rdb, job_id)["state"] == "succeeded"
     assert rdb.zscore(keys.ACTIVE, job_id) is None
-    assert [json.loads(m)["headers"]["id"] for m in rdb.lrange(queue_of("feedback"), 0, -1)] == ["feedback:s1:t1:1700000000"]
+    assert [json.loads(m)["headers"]["id"] for m in lanes.messages(rdb, queue_of("feedback"))] == ["feedback:s1:t1:1700000000"]
     assert record(rdb, "feedback:s1:t1:1700000000")["state"] == "queued"

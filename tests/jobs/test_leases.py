@@ -9,7 +9,8 @@ import redis
 
 from tasks.producer import Producer
 from tasks.redis import keys
-from tasks.store.leases import LeaseStore, copy_verdict
+from tasks.store import lanes
+from tasks.store.leases import LeaseStore, copy_verdict, lease_end
 from tasks.store.records import JobStore, Recovered
 from tests.support.jobs import USD_1, record
 from tests.support.names import queue_of
@@ -21,7 +22,7 @@ CLAIMANT = "claimant.1.abc"
 def running_job(producer: Producer, rdb: redis.Redis, store: JobStore, trip: str = "t1") -> str:
     """A capture begun by worker process ``h1`` under claim ``c1``, its message taken."""
     job_id = producer.enqueue_capture(storeId="s1", shoppingTripId=trip, amount=USD_1)
-    rdb.delete(queue_of("capture"))
+    rdb.delete(*lanes.every_key(rdb, [queue_of("capture")]))
     store.begin(job_id, "capture", "w@h", 0.0, "tag-1", LEASE, holder="h1", claim="c1")
     return job_id
 
@@ -63,7 +64,7 @@ def test_a_heartbeat_renews_only_the_leases_still_its_own(producer: Producer, rd
     beat = leases.beat("h1", [(mine, "c1"), (taken, "c1")])
 
     assert beat.renewed == 1
-    assert leases.lease_of(mine) == pytest.approx(beat.now + LEASE)
+    assert leases.lease_of(mine) == lease_end(beat.now, LEASE)
     assert leases.lease_of(taken) == before[taken]
     assert [w.worker for w in leases.workers()] == ["h1"]
 

@@ -1,9 +1,11 @@
 """Lua takes the strings Python owns (states, verdicts, reasons, operations, ...) from one source: ``--#include names``.
 
-The fragment is generated from the enums (:data:`tasks.redis.scripts.NAMES`); these
-tests show that every name a script uses exists, that a script using names
-includes them, and, on a real Redis, that a misspelt name fails the script
-instead of comparing against nil.
+A name (``STATE.DEAD``) is replaced by its enum's value when the script is read
+(:func:`tasks.redis.scripts.resolve`); ``--#include names`` brings the other
+constants. These tests show that every name a script uses exists, that no name
+is left for Lua to look up, that a script using the constants includes them, and
+that a misspelt name fails when the script is read, before Redis sees it, instead
+of comparing against nil.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tasks.redis.scripts import NAMES, every_script, names, path_of, source
+from tasks.redis.scripts import NAMES, UnknownName, every_script, names, path_of, resolve, source
 
 TASKS = Path(__file__).resolve().parents[2] / "tasks"
 USE = re.compile(r"\b(" + "|".join(NAMES) + r")\.([A-Z_]+)\b")
@@ -33,22 +35,27 @@ def test_every_name_a_script_uses_is_a_member_of_its_enum(path: Path) -> None:
     assert missing == []
 
 
+CONSTANTS = re.compile(r"\b(SUCCESSES_KEPT|WAKE|JOB_PREFIX|INFLIGHT_PREFIX)\b")
+
+
 @pytest.mark.parametrize("script", SCRIPTS)
-def test_a_script_that_uses_names_includes_them_once(script: str) -> None:
+def test_a_script_reads_with_every_name_replaced_and_includes_the_constants_once_if_it_uses_them(script: str) -> None:
     text = source(script)
-    if USE.search(text):
-        assert text.count("local STATE = ") == 1
+    assert USE.findall(text) == []
+    if CONSTANTS.search(text.replace(names(), "")):
+        assert text.count(names()) == 1
 
 
-def test_the_names_are_the_enums_values_in_redis_and_a_misspelt_one_fails_the_script(redis_url: str) -> None:
+def test_the_names_are_the_enums_values_in_redis_and_a_misspelt_one_fails_when_read(redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     try:
-        assert client.eval(names() + "return {STATE.DEAD, REASON.CAPTURE_FAILED, OP.FEEDBACK, VERDICT.RUN}", 0) == [
+        assert client.eval(resolve(names() + "return {STATE.DEAD, REASON.CAPTURE_FAILED, OP.FEEDBACK, VERDICT.RUN}"), 0) == [
             "dead", "capture-failed", "feedback", "run"]
-        with pytest.raises(redis.ResponseError, match=r"no STATE\.DEAD_LETTERED"):
-            client.eval(names() + "return STATE.DEAD_LETTERED", 0)
     finally:
         client.close()
+    with pytest.raises(UnknownName, match=r"begin: STATE\.DEAD_LETTERED is not a member of JobState") as raised:
+        resolve("if state == STATE.DEAD_LETTERED then return 1 end", "begin")
+    assert (raised.value.name, raised.value.script) == ("STATE.DEAD_LETTERED", "begin")
 
 
 # the strings Python owns that never name a field: a script spells none of them out

@@ -22,6 +22,7 @@ import redis
 from config.settings import Settings
 from payapi.operations import OPERATIONS, Operation
 from tasks.producer import Producer, prepare
+from tasks.store import lanes
 from workers.app import app
 
 LONGEST_ID = "x" * 255  # a store's and a trip's ids at their longest (payapi.models): kwargsrepr still whole, as Celery's saferepr keeps 1024 characters
@@ -53,7 +54,8 @@ def test_a_job_s_message_is_what_apply_async_publishes_field_by_field(redis_url:
     job = prepare(operation, fields)
     queue = OPERATIONS[job.operation].queue
     Producer(Settings(redis_url=redis_url), client=rdb).publish([job])
-    ours = json.loads(rdb.lpop(queue) or "{}")
+    [published] = lanes.messages(rdb, queue)  # in its store's lane (tasks/store/lanes.py); apply_async's in the queue's own list
+    ours = json.loads(published)
     with app.connection_for_write(redis_url) as connection:
         app.tasks[OPERATIONS[job.operation].task].apply_async(kwargs=job.kwargs, task_id=job.job_id, connection=connection)
     theirs = json.loads(rdb.lpop(queue) or "{}")

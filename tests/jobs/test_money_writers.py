@@ -29,6 +29,7 @@ from tasks.redis import keys
 from tasks.states import DeadLetterReason
 from tasks.store.deadletters import DeadLetter, DeadLetterStore, Replayed
 from tasks.store.records import JobStore, NewJob
+from tests.support.jobs import take_message
 from tests.support.names import queue_of
 
 # (the amount as a caller typed it, what payq writes for it in a job's kwargs JSON)
@@ -76,7 +77,7 @@ def test_enqueue_records_and_publishes_the_exact_amount(rdb: redis.Redis, amount
     JobStore(rdb, 3600).enqueue([NewJob(Operation.CAPTURE, "capture:s1:t1", kwargs_of(amount))])
 
     assert amount_text(rdb.hget(keys.job("capture:s1:t1"), "kwargs") or "") == written
-    assert amount_text(body_kwargs_json(rdb.lpop(queue_of("capture")) or "")) == written
+    assert amount_text(body_kwargs_json(take_message(rdb, queue_of("capture")) or "")) == written
     assert rdb.hget(keys.trip("s1", "t1"), "capture_cents") == str(int(Decimal(str(amount)) * 100))
 
 
@@ -91,7 +92,7 @@ def test_a_capture_s_chained_report_is_recorded_and_published_with_the_exact_amo
 
     stored = json.loads(rdb.hget(keys.job(report.job_id), "kwargs") or "{}", parse_float=Decimal)
     assert json.dumps(stored["settledAmount"]["amount"], default=str) == written
-    published = json.loads(base64.b64decode(json.loads(rdb.lpop(queue_of("feedback")) or "")["body"]))[1]
+    published = json.loads(base64.b64decode(json.loads(take_message(rdb, queue_of("feedback")) or "")["body"]))[1]
     assert json.dumps(published["totalAmount"]["amount"]) == written
 
 
@@ -107,7 +108,7 @@ def test_a_dead_letter_and_its_replay_keep_the_exact_amount(rdb: redis.Redis, am
     assert json.dumps(json.loads(raw)["kwargs"]["amount"]["amount"]) == written
     assert dead_letters.replay("bare-1") is Replayed.REPLAYED
     assert amount_text(rdb.hget(keys.job("bare-1"), "kwargs") or "") == written
-    assert amount_text(body_kwargs_json(rdb.lpop(queue_of("capture")) or "")) == written
+    assert amount_text(body_kwargs_json(take_message(rdb, queue_of("capture")) or "")) == written
 
 
 @pytest.mark.parametrize(("amount", "written"), AMOUNTS)

@@ -29,6 +29,7 @@ from tasks.notify.outbox import Outbox
 from tasks.notify.schedule import FAN_OUT
 from tasks.producer import Producer
 from tasks.redis import keys
+from tasks.store import lanes
 from tests.support.jobs import USD_1, record, wait_for_state
 from tests.support.names import queue_of
 from tests.support.payq_cli import PayqRunner
@@ -81,7 +82,7 @@ def test_every_success_is_notified_once_signed_per_standard_webhooks(
         assert [d.headers["webhook-id"] for d in deliveries if d.json()["data"]["jobId"] == capture] == [event["id"]]
         assert event["timestamp"].endswith("Z")
         wait_for(lambda: rdb.zcard(keys.OUTBOX_PENDING) == 0, what="the outbox to be empty: both events settled")
-        assert rdb.llen("payments.notify") == 0 and not rdb.exists(keys.job(f"notify:{event['id']}")), "no Celery job per event"
+        assert lanes.depths(rdb, ["payments.notify"])["payments.notify"] == 0 and not rdb.exists(keys.job(f"notify:{event['id']}")), "no Celery job per event"
 
 
 def test_a_job_delivered_twice_still_makes_one_event(

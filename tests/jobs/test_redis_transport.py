@@ -10,6 +10,7 @@ from kombu import Message
 from config.settings import Settings
 from tasks.producer import Producer
 from tasks.redis import keys
+from tasks.store import lanes
 from tests.support.jobs import USD_1
 from tests.support.names import queue_of
 from workers.app import create_app
@@ -48,11 +49,12 @@ def test_a_channel_takes_messages_into_its_workers_in_flight_list_and_a_closing_
         channel.basic_consume(queue_of("capture"), False, lambda message: got.append(message), "c1")
         conn.drain_events(timeout=5)
         assert [m.headers["id"] for m in got] == ids[:3]
-        assert rdb.llen(held) == 3 and rdb.llen(queue_of("capture")) == 1
+        assert rdb.llen(held) == 3 and lanes.depths(rdb, [queue_of("capture")])[queue_of("capture")] == 1
         got[0].ack()
         got[1].reject(requeue=True)
         channel.close()
 
-    # the acknowledged one is gone; the rejected one and the one never settled are back at the head of their queue
+    # the acknowledged one is gone; the rejected one and the one never settled are back at the head of their queue (its own
+    # list, taken before the stores' lanes)
     assert rdb.llen(held) == 0
-    assert [json.loads(m)["headers"]["id"] for m in reversed(rdb.lrange(queue_of("capture"), 0, -1))] == [ids[2], ids[1], ids[3]]
+    assert [json.loads(m)["headers"]["id"] for m in lanes.messages(rdb, queue_of("capture"))] == [ids[2], ids[1], ids[3]]

@@ -32,6 +32,7 @@ from tasks.jobs.messages import build_message
 from tasks.producer import Producer, prepare
 from tasks.redis import keys
 from tasks.states import DeadLetterReason
+from tasks.store import lanes
 from tasks.store.deadletters import DeadLetter, DeadLetterStore
 from tests.support.jobs import USD_1, calls, capture_directly, record, wait_for_state
 from tests.support.names import queue_of
@@ -55,7 +56,7 @@ def old_record(rdb: redis.Redis, trip: str, **fields: str | float) -> str:
 
 
 def test_a_queue_a_lapsed_lease_and_a_deferral_left_by_the_previous_version_run_once(
-    rdb: redis.Redis, api: SandboxProcess, start_worker: Callable[..., WorkerProcess],
+    rdb: redis.Redis, api: SandboxProcess, start_worker: Callable[..., WorkerProcess], producer: Producer,
 ) -> None:
     redis_now = float(rdb.time()[0])
     # queued by an old producer: a message on its queue, and no entry in payq:wake to wake anyone
@@ -69,16 +70,19 @@ def test_a_queue_a_lapsed_lease_and_a_deferral_left_by_the_previous_version_run_
     deferred = old_record(rdb, "t-deferred", state="deferred", attempts=1, deferred_until=time.time())
     rdb.zadd(keys.DEFERRED, {deferred: time.time()})
     assert not rdb.exists(keys.WAKE) and not rdb.exists(keys.INFLIGHT)
+    # and beside them, a capture this version enqueued: in its store's lane, while the old one waits in the queue's own list
+    fresh = producer.enqueue_capture(storeId="s-new", shoppingTripId="t-new", amount=USD_1)
+    assert lanes.stores_waiting(rdb, [queue_of("capture")]) == {queue_of("capture"): ["s-new"]} and rdb.llen(queue_of("capture")) == 1
 
     start_worker()
 
-    for job_id in (queued, deferred):
+    for job_id in (queued, deferred, fresh):
         wait_for_state(rdb, job_id, "succeeded", timeout=30)
     # the old worker's job waits for its lease to be judged: by a worker that has beaten steadily for a lease
     wait_for_state(rdb, begun, "succeeded", timeout=60)
-    wait_for(lambda: len(calls(api, Operation.FEEDBACK)) == 3, what="the three captures' reports")
+    wait_for(lambda: len(calls(api, Operation.FEEDBACK)) == 4, what="the four captures' reports")
     trips = sorted(json.loads(entry["body"])["shoppingTripId"] for entry in calls(api, Operation.CAPTURE))
-    assert trips == ["t-begun", "t-deferred", "t-queued"], "each capture called once"
+    assert trips == ["t-begun", "t-deferred", "t-new", "t-queued"], "each capture called once"
     assert record(rdb, begun)["recovered_from"] == OLD_WORKER
     # settled under this version: compacted (tasks/jobs/settled.py), its request read back whole
     assert "kwargs" not in rdb.hgetall(keys.job(queued)) and json.loads(record(rdb, queued)["kwargs"])["shoppingTripId"] == "t-queued"
@@ -161,9 +165,11 @@ def test_a_trip_the_previous_version_settled_reads_as_it_did_and_a_copy_or_resen
     assert (shown["state"], shown["worker"], shown["reportJobId"]) == ("succeeded", "old@host", f"feedback:s-old:t-old:{settled_at}")
     assert shown["request"] == {"storeId": "s-old", "shoppingTripId": "t-old", "amount": USD_1}
     assert producer.enqueue_capture(storeId="s-old", shoppingTripId="t-old", amount=USD_1) == capture  # a no-op
+    trip = json.loads(payq("trip", "s-old", "t-old", "--json").stdout)  # its books name the capture in full, as they did
+    assert (trip["capture"]["jobId"], trip["captured"]) == (capture, "1.00")
     start_worker()
     rdb.lpush(queue_of("capture"), build_message(Operation.CAPTURE, capture, json.loads(before["kwargs"])))
-    wait_for(lambda: rdb.llen(queue_of("capture")) == 0 and not rdb.zcard(keys.LEASES), what="the copy to be taken and turned away")
+    wait_for(lambda: not sum(lanes.depths(rdb, [queue_of("capture")]).values()) and not rdb.zcard(keys.LEASES), what="the copy to be taken and turned away")
     refund = producer.enqueue_refund(storeId="s-old", shoppingTripId="t-old", amount=USD_1, refundReasonCode="OTHER")
     wait_for_state(rdb, refund, "succeeded")  # checked against the old books, then run
 

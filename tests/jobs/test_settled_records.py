@@ -21,10 +21,11 @@ import redis
 
 from payapi.errors import JobConflict
 from payapi.operations import QUEUES
-from tasks.jobs.books import TripRuleViolation
+from tasks.jobs.books import OWN_CAPTURE, TripRuleViolation
 from tasks.producer import Producer
 from tasks.redis import keys
 from tasks.states import TripRule
+from tasks.store import lanes
 from tests.support.jobs import record, wait_for_state
 from tests.support.payq_cli import PayqRunner
 from tests.support.sandbox import SandboxProcess
@@ -46,7 +47,7 @@ def settled_trip(producer: Producer, rdb: redis.Redis, start_worker: Callable[..
 
 
 def depth(rdb: redis.Redis) -> int:
-    return sum(int(rdb.llen(queue)) for queue in QUEUES)
+    return sum(lanes.depths(rdb, QUEUES).values())
 
 
 def test_a_settled_trip_keeps_small_listpack_records_for_3_days_and_its_books_for_8_that_read_as_before(
@@ -57,8 +58,9 @@ def test_a_settled_trip_keeps_small_listpack_records_for_3_days_and_its_books_fo
     assert set(rdb.hgetall(keys.job(capture))) == {"state", "attempts", "enqueued_at", "updated_at", "last_attempt_at", "settled_at",
                                                    "in.amount.amount", "in.amount.code"}
     assert set(rdb.hgetall(keys.job(report))) == {"state", "attempts", "enqueued_at", "updated_at", "last_attempt_at", "in.totalAmount.amount",
-                                                  "in.totalAmount.code", "in.settledAmount.amount", "in.settledAmount.code",
-                                                  "out.status", "out.reasonCode"}
+                                                  "in.totalAmount.code"}, "paid in full: settledAmount is totalAmount; taken: Accepted, OK"
+    assert rdb.hget(keys.trip(STORE, trip), "capture") == OWN_CAPTURE, "the books name the trip's own capture without its id"
+
     for job_id in (capture, report):
         assert rdb.object("encoding", keys.job(job_id)) == "listpack"
         assert 3 * DAY - 60 < rdb.ttl(keys.job(job_id)) <= 3 * DAY

@@ -20,6 +20,7 @@ from payq.serve.access import digest
 from tasks import tracing
 from tasks.producer import Producer
 from tasks.redis import keys
+from tasks.store import lanes
 from tasks.tracing import carried
 from tests.jobs.test_notifications import notify_env
 from tests.support.jobs import calls, record, wait_for_state
@@ -152,7 +153,7 @@ def test_the_python_producer_keeps_its_callers_current_trace(producer: Producer,
         job_id = producer.enqueue_cancel(storeId=STORE, shoppingTripId="t-python")
         context = span.get_span_context()
     assert record(rdb, job_id)["traceparent"] == f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"
-    [message] = rdb.lrange(queue_of("cancel"), 0, -1)
+    [message] = lanes.messages(rdb, queue_of("cancel"))
     assert json.loads(message)["headers"]["traceparent"] == record(rdb, job_id)["traceparent"]
     assert trace.get_current_span() is trace.INVALID_SPAN
     untraced = producer.enqueue_cancel(storeId=STORE, shoppingTripId="t-python-2")

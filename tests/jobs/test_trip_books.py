@@ -18,7 +18,7 @@ import redis
 
 from config.settings import Settings
 from payapi.errors import InvalidRequest
-from tasks.jobs.books import TripRuleViolation
+from tasks.jobs.books import OWN_CAPTURE, TripRuleViolation
 from tasks.producer import Producer
 from tasks.redis import keys
 from tasks.states import TripRule
@@ -220,6 +220,19 @@ def test_capture_and_cancel_exclude_each_other_in_either_order(first: str, produ
     again = producer.enqueue_cancel(storeId="s1", shoppingTripId="t1") if first == "cancel" else \
         producer.enqueue_capture(storeId="s1", shoppingTripId="t1", amount=USD_10)
     assert again == existing
+
+
+def test_a_cancel_after_a_settled_capture_names_the_capture_the_books_no_longer_spell_out(
+    producer: Producer, rdb: redis.Redis, start_worker: Callable[..., WorkerProcess],
+) -> None:
+    start_worker()
+    capture = captured(producer, rdb, "t1")
+    assert rdb.hget("payq:trip:s1:t1", "capture") == OWN_CAPTURE, "settled, the books name it as the trip's own"
+
+    with pytest.raises(TripRuleViolation) as refused:
+        producer.enqueue_cancel(storeId="s1", shoppingTripId="t1")
+    assert refused.value.rules == [TripRule.CANCEL_AFTER_CAPTURE]
+    assert f"has a capture job ({capture})" in str(refused.value)
 
 
 def test_a_refund_in_another_currency_or_past_seven_days_is_refused(

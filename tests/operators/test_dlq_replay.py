@@ -15,6 +15,7 @@ from config.settings import Settings
 from tasks.redis import keys
 from tasks.redis.keys import DEAD_LETTER_REASONS
 from tasks.states import DeadLetterReason
+from tasks.store import lanes
 from tasks.store.deadletters import DeadLetter, Replayed
 from tests.support.deadletters import Spec, seed
 from tests.support.jobs import queued
@@ -139,7 +140,7 @@ def test_two_concurrent_replay_all_runs_replay_each_entry_once(op_settings: Sett
         # then replays under it: the overlap is certain, not left to timing.
         first = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=first_err, text=True)
         try:
-            wait_for(lambda: client.llen("payments.cancel") > 0, what="the first run to start publishing")
+            wait_for(lambda: lanes.depths(client, ["payments.cancel"])["payments.cancel"] > 0, what="the first run to start publishing")
             second = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
             first_out, _ = first.communicate(timeout=120)
         finally:
@@ -182,13 +183,13 @@ def test_replay_while_redis_is_down_exits_1_and_keeps_the_entry() -> None:
         assert down.stdout == ""
         store = Runtime.build(settings).dead_letters
         assert store.get(entry.id) == entry
-        assert server.client().llen("payments.cancel") == 0
+        assert lanes.depths(server.client(), ["payments.cancel"]) == {"payments.cancel": 0}
         assert server.client().hget(keys.job(entry.id), "state") == "dead"
 
         up = invoke(server.url, "dlq", "replay", entry.id)
         assert up.code == 0, up.stderr
         assert store.get(entry.id) is None
-        assert server.client().llen("payments.cancel") == 1
+        assert lanes.depths(server.client(), ["payments.cancel"]) == {"payments.cancel": 1}
     finally:
         server.close()
 

@@ -77,6 +77,8 @@ def test_job_shows_each_state_and_stats_counts_them(
     # Freeze the picture: a killed worker changes nothing more (its job stays delivered, unacknowledged).
     worker.kill()
 
+    settled = payq("job", ok).stdout.splitlines()
+    assert f"{'worker:':<16} not kept once settled (the workers' logs name it)" in settled, settled
     text = payq("job", report_id)
     assert text.stdout.splitlines()[0].startswith(f"state:           deferred until {deferred['deferredUntil']}: HTTP 429")
     assert payq("job", dead).stdout.splitlines()[0] == (

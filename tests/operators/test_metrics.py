@@ -139,6 +139,16 @@ def test_metrics_export_when_each_queues_next_job_was_queued(op_settings: Settin
     rt.redis.hset(keys.job("capture:s1:first"), "state", "running")
     assert ("payq_queue_oldest_seconds", (("queue", "payments.capture"),)) not in samples(exporter.scrape().text)
 
+    # another store's lane (tasks/store/lanes.py): counted in the depth, and its next job is one of those next in line
+    producer.enqueue_capture(storeId="s2", shoppingTripId="third", amount=USD)
+    third = float(rt.redis.hget(keys.job("capture:s2:third"), "updated_at"))  # type: ignore[arg-type]
+    got = samples(exporter.scrape().text)
+    assert got[("payq_queue_depth", (("queue", "payments.capture"),))] == 3
+    assert got[("payq_queue_oldest_seconds", (("queue", "payments.capture"),))] == pytest.approx(third, abs=0.001)
+    rt.redis.hset(keys.job("capture:s1:first"), "state", "queued")
+    assert samples(exporter.scrape().text)[("payq_queue_oldest_seconds", (("queue", "payments.capture"),))] == \
+        pytest.approx(first, abs=0.001), "the longest waiting of the lanes' next jobs"
+
 
 def test_metrics_export_steady_workers_worker_starts_and_the_intakes_answers(op_settings: Settings, exporter: MetricsProcess) -> None:
     rt = Runtime.build(op_settings)

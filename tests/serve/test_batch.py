@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 import redis
 
+from tasks.store import lanes
 from tests.serve.helpers import REFUND_ID, STORE_B, TOKEN_A, cancel, capture, errors, feedback, post, problem, refund
 from tests.support.serve import ServeProcess, written
 
@@ -27,7 +28,7 @@ def test_a_batch_answers_each_job_in_order_and_again_is_200_with_the_same_ids(se
     assert again.status_code == 200 and again.json() == {"jobs": [{"jobId": i, "created": False, "status": 200} for i in expected]}
     assert grown.status_code == 202
     assert [j["created"] for j in grown.json()["jobs"]] == [True, False, False, False, False]
-    assert rdb.llen("payments.cancel") == 2
+    assert lanes.depths(rdb, ["payments.cancel"]) == {"payments.cancel": 2}
 
 
 def test_the_same_job_twice_in_one_batch_is_created_once(serve: ServeProcess, rdb: redis.Redis) -> None:
@@ -36,7 +37,7 @@ def test_the_same_job_twice_in_one_batch_is_created_once(serve: ServeProcess, rd
     assert answer.status_code == 202
     assert answer.json()["jobs"] == [{"jobId": "cancel:store-a:t1", "created": True, "status": 202},
                                      {"jobId": "cancel:store-a:t1", "created": False, "status": 200}]
-    assert rdb.llen("payments.cancel") == 1
+    assert lanes.depths(rdb, ["payments.cancel"]) == {"payments.cancel": 1}
 
 
 def test_one_bad_job_among_many_is_422_naming_its_index_and_nothing_is_written(serve: ServeProcess, rdb: redis.Redis) -> None:
@@ -72,7 +73,7 @@ def test_a_full_batch_of_1000_is_taken_in_chunks(serve: ServeProcess, rdb: redis
 
     assert answer.status_code == 202
     assert [j["jobId"] for j in answer.json()["jobs"]] == [f"cancel:store-a:t{i}" for i in range(1000)]
-    assert rdb.llen("payments.cancel") == 1000
+    assert lanes.depths(rdb, ["payments.cancel"]) == {"payments.cancel": 1000}
 
 
 @pytest.mark.parametrize(("body", "field", "rule"), [

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import redis
 
+from tasks.store import lanes
 from tests.serve.helpers import STORE_B, TOKEN_A, TOKEN_B, cancel, capture, errors, post, problem, refund
 from tests.support.serve import ServeProcess
 
@@ -67,7 +68,7 @@ def test_a_batch_with_one_conflicting_job_enqueues_the_others_and_answers_each(s
         ("cancel:store-a:t2", True, 202), ("capture:store-a:t1", False, 409), ("capture:store-a:t1", False, 200), ("cancel:store-a:t3", True, 202)]
     assert lines[1]["problem"]["type"] == "urn:payq:problem:job-conflict"
     assert [(e["field"], e["stored"], e["sent"]) for e in lines[1]["problem"]["errors"]] == [("amount.amount", "19.99", "99")]
-    assert rdb.llen("payments.cancel") == 2 and rdb.llen("payments.capture") == 1
+    assert lanes.depths(rdb, ["payments.cancel", "payments.capture"]) == {"payments.cancel": 2, "payments.capture": 1}
 
 
 def test_a_batch_in_which_nothing_is_new_and_a_job_conflicts_is_409_with_each_job_s_answer(serve: ServeProcess) -> None:

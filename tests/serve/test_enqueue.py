@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from payapi.operations import Operation
+from tasks.store import lanes
 from tests.serve.helpers import cancel, capture, feedback, post, refund
 from tests.support.jobs import body, calls, record, wait_for_state
 from tests.support.sandbox import SandboxProcess
@@ -29,7 +30,7 @@ def test_the_same_job_again_is_200_with_the_same_id_and_runs_once(
     assert first.headers["Location"] == "/v1/jobs/capture:store-a:t1"
     assert (again.status_code, again.json()) == (200, {"jobId": "capture:store-a:t1", "created": False})
     assert "Location" not in again.headers
-    assert rdb.llen("payments.capture") == 1
+    assert lanes.depths(rdb, ["payments.capture"]) == {"payments.capture": 1}
 
     start_worker()
     wait_for_state(rdb, "capture:store-a:t1", "succeeded")

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from tasks.store import lanes
 from tests.serve.helpers import cancel, capture, get, post, problem, serve_env
 from tests.support.jobs import record
 from tests.support.polling import wait_for
@@ -46,7 +47,7 @@ def test_while_redis_is_down_every_route_is_503_with_retry_after_and_nothing_is_
         rdb: redis.Redis = own_redis.client()
         assert record(rdb, "cancel:store-a:before")["op"] == "cancel", "what was taken before is kept"
         assert (record(rdb, "capture:store-a:during"), record(rdb, "cancel:store-a:batch")) == ({}, {})
-        assert rdb.llen("payments.capture") == 0
+        assert lanes.depths(rdb, ["payments.capture"]) == {"payments.capture": 0}
 
         again = post(serve, "/v1/jobs", capture("during"))
         assert (again.status_code, again.json()) == (202, {"jobId": "capture:store-a:during", "created": True})

@@ -11,6 +11,7 @@ from payapi.operations import QUEUES, Operation
 from payapi.outcomes import Failure, FailureKind
 from tasks.producer import prepare
 from tasks.states import DeadLetterReason
+from tasks.store import lanes
 from tasks.store.deadletters import DeadLetter
 from tasks.store.records import NewJob
 from tests.support.names import task_of
@@ -65,7 +66,7 @@ def seed(settings: Settings, specs: list[Spec], now: float | None = None) -> lis
             prepare(s.operation, {"storeId": s.store, "shoppingTripId": s.trip, **_FIELDS[s.operation]}, now=now) for s in specs]
     # a notification is no Celery job (the outbox delivers it): only payment jobs have records to enqueue
     rt.jobs.enqueue([j for j in jobs if j.operation is not Operation.NOTIFY], now=now - max((s.age for s in specs), default=0) - 1)
-    rt.redis.delete(*QUEUES)
+    rt.redis.delete(*lanes.every_key(rt.redis, QUEUES))
     entries = []
     for spec, job in zip(specs, jobs, strict=True):
         entry = DeadLetter.of(

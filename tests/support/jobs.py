@@ -16,6 +16,7 @@ from payapi.operations import QUEUES, Operation
 from payapi.outcomes import Success
 from tasks.jobs import settled
 from tasks.redis import keys
+from tasks.store import lanes
 from tests.support.names import path_of
 from tests.support.polling import wait_for
 from tests.support.sandbox import SandboxProcess
@@ -56,11 +57,7 @@ def wait_for_state(rdb: redis.Redis, job_id: str, state: str, timeout: float = 3
 
 def queued_messages(rdb: redis.Redis) -> int:
     """Messages waiting on every payq queue plus jobs running (delivered, held, not yet acknowledged)."""
-    pipe = rdb.pipeline(transaction=False)
-    for queue in QUEUES:
-        pipe.llen(queue)
-    pipe.zcard(keys.LEASES)
-    return sum(int(n) for n in pipe.execute())
+    return sum(lanes.depths(rdb, QUEUES).values()) + int(rdb.zcard(keys.LEASES))
 
 
 def capture_directly(settings: Settings, store: str, trip: str, amount: dict[str, str]) -> None:
@@ -84,10 +81,18 @@ def wait_for_value(read: Callable[[], T], expected: T, timeout: float = 30.0, in
         raise AssertionError(f"timed out after {timeout:g}s waiting for {what} to be {expected!r}; last {seen[0]!r}") from None
 
 def queued(client: redis.Redis, queue: str) -> list[dict[str, Any]]:
-    """The Celery messages on ``queue``, oldest first: task id, task name and kwargs."""
+    """The Celery messages on ``queue`` (its own list's, then each store lane's), oldest first: task id, task name and kwargs."""
     found = []
-    for raw in reversed(client.lrange(queue, 0, -1)):
+    for raw in lanes.messages(client, queue):
         message = json.loads(raw)
         _args, kwargs, _embed = json.loads(base64.b64decode(message["body"]))
         found.append({"id": message["headers"]["id"], "task": message["headers"]["task"], "kwargs": kwargs})
     return found
+
+
+def take_message(client: redis.Redis, queue: str) -> str | None:
+    """Take the next message off ``queue`` as a fetch would (its own list first, then the stores' lanes), out of Redis."""
+    for name in lanes.lists_of(client, [queue])[queue]:
+        if (message := client.rpop(name)) is not None:
+            return str(message)
+    return None

@@ -50,8 +50,10 @@ def _close(got: Share, expected: Share) -> bool:
             and same(got.clocks.turn, expected.clocks.turn) and same(got.clocks.line, expected.clocks.line))
 
 
-def shares(turns: int, stores: dict[str, int], pace: float = PACE) -> tuple[dict[str, int], float]:
-    """Every store asks every half turn (each has ``stores[s]`` jobs): how many of the first ``turns`` turns each took, and the next free turn."""
+def shares(turns: int, stores: dict[str, int], pace: float = PACE, weights: dict[str, float] | None = None) -> tuple[dict[str, int], float]:
+    """Every store asks every half turn (each has ``stores[s]`` jobs, and weighs ``weights[s]``, 1 if not named): how many
+    of the first ``turns`` turns each took, and the next free turn."""
+    weight = {s: (weights or {}).get(s, 1.0) for s in stores}
     now, tat = NOW, 0.0
     clocks = {s: StoreClocks() for s in stores}
     left = dict(stores)
@@ -60,8 +62,8 @@ def shares(turns: int, stores: dict[str, int], pace: float = PACE) -> tuple[dict
         for store in stores:
             if not left[store]:
                 continue
-            others = sum(1 for s in stores if s != store and clocks[s].waiting(now))
-            share = fair_turn(now, 0.0, tat, pace, clocks[store], others)
+            others = sum(weight[s] for s in stores if s != store and clocks[s].waiting(now))
+            share = fair_turn(now, 0.0, tat, pace, clocks[store], others, weight[store])
             clocks[store] = share.clocks
             if share.turn is not None:
                 tat, left[store], taken[store] = share.tat, left[store] - 1, taken[store] + 1
@@ -75,6 +77,23 @@ def test_three_flooding_stores_take_a_third_each_and_a_store_alone_the_whole_pac
     assert shares(90, {"A": 600, "B": 300, "C": 30})[0] == {"A": 30, "B": 30, "C": 30}
     alone, tat = shares(50, {"A": 600})
     assert alone == {"A": 50} and abs(tat - (NOW + 50 / PACE)) < 1e-4, "no turn lost: 50 turns in 5 s"
+
+
+@pytest.mark.parametrize(("stores", "weights", "expected"), [
+    ({"A": 600, "B": 600}, {"A": 2.0}, {"A": 200, "B": 100}),
+    ({"A": 600, "B": 600, "C": 600}, {"A": 3.0, "B": 0.5}, {"A": 200, "B": 33, "C": 67}),
+    ({"A": 600, "B": 600}, {"C": 5.0}, {"A": 150, "B": 150}),  # a store named but not waiting changes nothing
+])
+def test_weighed_stores_share_the_turns_as_their_weights(stores: dict[str, int], weights: dict[str, float], expected: dict[str, int]) -> None:
+    # 30 s at the pace, within 2% of the turns: every store starts with the same horizon of credit, whatever its weight
+    taken, _ = shares(300, stores, weights=weights)
+    assert all(abs(taken[s] - n) <= 6 for s, n in expected.items()), taken
+
+
+def test_a_weighed_store_alone_still_gets_the_whole_pace() -> None:
+    for weight in (0.5, 4.0):
+        alone, tat = shares(50, {"A": 600}, weights={"A": weight})
+        assert alone == {"A": 50} and abs(tat - (NOW + 50 / PACE)) < 1e-4, weight
 
 
 @pytest.mark.parametrize(("open_jobs", "new", "cap", "over"), [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tasks.states import Verdict
-from tasks.store.leases import beat_every, copy_verdict, holder_alive, may_recover, needs_check, run_broken, steady
+from tasks.store.leases import beat_every, copy_verdict, holder_alive, lease_end, may_recover, needs_check, run_broken, steady
 
 LEASE = 10.0
 NOW = 1_000.0
@@ -103,3 +103,14 @@ def test_a_worker_asks_redis_before_calling_only_when_its_claim_is_half_a_lease_
 
 def test_a_holder_beats_five_times_per_lease() -> None:
     assert beat_every(LEASE) == 2.0
+
+
+@pytest.mark.parametrize(("now", "lease", "end"), [
+    (1_000.0, 10.0, 1_010),        # a whole second: kept
+    (1_000.000001, 10.0, 1_011),   # a moment past it: the next, never earlier than asked
+    (1_000.999, 10.0, 1_011),
+    (1_765_000_000.25, 10.0, 1_765_000_011),
+])
+def test_a_lease_ends_on_the_whole_second_at_or_after_its_length(now: float, lease: float, end: int) -> None:
+    assert lease_end(now, lease) == end
+    assert isinstance(lease_end(now, lease), int)

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from config.celery import OUTCOME_PATIENCE, STEPS_PATIENCE, celery_config, task_time_limit
 from config.redis_address import SentinelAddress, parse_sentinel
-from config.settings import InvalidSettings, Settings, load_settings, redact_url
+from config.settings import InvalidSettings, Settings, StoreLimit, load_settings, redact_url
 from tasks.jobs.books import REFUND_WINDOW_SECONDS
 from tasks.redis.replicas import ReplicaState
 from tasks.stats import Replication, replication
@@ -108,6 +108,7 @@ def test_every_setting_is_documented() -> None:
         ("PAYQ_RETRY_AFTER_CAP", "600", "retry_after_cap", 600.0),
         ("PAYQ_WORKER_POOL", "prefork", "worker_pool", "prefork"),
         ("PAYQ_WORKER_CONCURRENCY", "8", "worker_concurrency", 8),
+        ("PAYQ_STORE_LIMITS", '{"flagship": {"weight": 3}}', "store_limits", {"flagship": StoreLimit(weight=3.0)}),
         ("payq_max_attempts", "5", "max_attempts", 5),
     ],
 )
@@ -170,6 +171,8 @@ def test_a_dotenv_file_in_the_working_directory_is_read_and_the_environment_wins
         ("PAYQ_WORKER_CONCURRENCY", "0", "worker_concurrency"),
         ("PAYQ_DEFERRED_BATCH_SIZE", "0", "deferred_batch_size"),
         ("PAYQ_JOB_RETENTION_DAYS", "0", "job_retention_days"),
+        ("PAYQ_JOB_RETENTION_DAYS", "0.00001", "job_retention_days"),  # 0.864 s: under Redis's whole second, a 0 s TTL
+        ("PAYQ_DEAD_LETTER_RETENTION_DAYS", "0.000001", "dead_letter_retention_days"),
         ("PAYQ_TRIP_BOOKS_RETENTION_DAYS", "6.5", "trip_books_retention_days"),  # shorter than the 7-day refund window
     ],
 )
@@ -330,6 +333,10 @@ def test_an_empty_line_in_a_dotenv_file_means_unset(clean_environment: Path) -> 
         ("PAYQ_INTAKE_TOKENS", '{"abc": ["s1"]}', "PAYQ_INTAKE_TOKENS: keys must be the SHA-256 hex"),
         ("PAYQ_RATE_LIMITS", "[1, 2]", "PAYQ_RATE_LIMITS: input should be a valid dictionary"),
         ("PAYQ_RATE_LIMITS", '{"capture": 0}', "PAYQ_RATE_LIMITS: calls per second must be a number greater than 0"),
+        ("PAYQ_STORE_LIMITS", '{"A": {"weight": 0}}', "PAYQ_STORE_LIMITS (A.weight): input should be greater than 0"),
+        ("PAYQ_STORE_LIMITS", '{"A": {"weight": 1e999}}', "PAYQ_STORE_LIMITS (A.weight): input should be a finite number"),
+        ("PAYQ_STORE_LIMITS", '{"A": {"weight": 2, "cap": 5}}', "PAYQ_STORE_LIMITS (A.cap): extra inputs are not permitted"),
+        ("PAYQ_STORE_LIMITS", '{"": {"weight": 2}}', "PAYQ_STORE_LIMITS: each key must be a storeId"),
         ("PAYQ_FLOWER_URL", "ftp://x", "PAYQ_FLOWER_URL: must be an http:// or https:// address"),
         ("PAYQ_NOTIFY_URL", "store.example/hooks", "PAYQ_NOTIFY_URL: must be an http:// or https:// address"),
         ("PAYQ_SERVE_PUBLIC_URL", "payq.example.com", "PAYQ_SERVE_PUBLIC_URL: must be an http:// or https:// address"),
@@ -465,3 +472,13 @@ ONLINE, LATE, SYNCING = {"state": "online", "lag": 0}, {"state": "online", "lag"
 )
 def test_stats_count_replicas_in_sync_as_payqs_writes_do(info: dict[str, Any], floor: int, failover: bool, expected: Replication) -> None:
     assert replication({"role": "master", **info}, "p:1", floor, failover) == expected
+
+
+def test_store_weights_without_the_fair_share_they_weigh_are_refused_naming_both(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PAYQ_STORE_LIMITS", '{"A": {"weight": 2}}')
+    monkeypatch.setenv("PAYQ_FAIR_SHARE", "false")
+
+    with pytest.raises(InvalidSettings) as raised:
+        load_settings(_env_file=None)
+
+    assert any("PAYQ_STORE_LIMITS" in p and "PAYQ_FAIR_SHARE=false" in p for p in raised.value.problems), raised.value.problems

@@ -17,15 +17,34 @@ ROWS: list[tuple[str, dict[str, Any], dict[str, Any], str | None, list[str]]] = 
     ("capture:s1:t1", {"storeId": "s1", "shoppingTripId": "t1", "amount": USD},
      {"reportJobId": "feedback:s1:t1:1700000000", "settledAt": 1700000000}, "1700000000",
      ["in.amount.amount", '"12.34"', "in.amount.code", '"USD"']),
-    # a report: its time is an integer key field, read back from its id as one
+    # a report: its time is an integer key field, read back from its id as one; paid in full, its settledAmount is its totalAmount
     ("feedback:s1:t1:1700000000",
      {"storeId": "s1", "shoppingTripId": "t1", "totalAmount": USD, "settledAmount": USD, "paymentStatusTime": 1700000000},
      {"status": "Accepted", "reasonCode": "OK"}, None,
-     ["in.totalAmount.amount", '"12.34"', "in.totalAmount.code", '"USD"', "in.settledAmount.amount", '"12.34"',
-      "in.settledAmount.code", '"USD"', "out.status", '"Accepted"', "out.reasonCode", '"OK"']),
+     ["in.totalAmount.amount", '"12.34"', "in.totalAmount.code", '"USD"']),
+    # a report taken with another reason code keeps it
+    ("feedback:s1:t1:1700000000",
+     {"storeId": "s1", "shoppingTripId": "t1", "totalAmount": USD, "settledAmount": USD, "paymentStatusTime": 1700000000},
+     {"status": "Accepted", "reasonCode": None}, None,
+     ["in.totalAmount.amount", '"12.34"', "in.totalAmount.code", '"USD"', "out.reasonCode", "null"]),
+    # a report of a trip paid in part keeps both amounts
+    ("feedback:s1:t1:1700000000",
+     {"storeId": "s1", "shoppingTripId": "t1", "totalAmount": USD, "settledAmount": {"amount": "2.00", "code": "USD"},
+      "paymentStatusTime": 1700000000}, {"status": "Accepted", "reasonCode": "OK"}, None,
+     ["in.totalAmount.amount", '"12.34"', "in.totalAmount.code", '"USD"', "in.settledAmount.amount", '"2.00"',
+      "in.settledAmount.code", '"USD"']),
+    # the same amount written another way ("12.340"): not the same JSON, so both are kept as written
+    ("feedback:s1:t1:1700000000",
+     {"storeId": "s1", "shoppingTripId": "t1", "totalAmount": USD, "settledAmount": {"amount": "12.340", "code": "USD"},
+      "paymentStatusTime": 1700000000}, {"status": "Accepted", "reasonCode": "OK"}, None,
+     ["in.totalAmount.amount", '"12.34"', "in.totalAmount.code", '"USD"', "in.settledAmount.amount", '"12.340"',
+      "in.settledAmount.code", '"USD"']),
     # a report whose time was sent as a string (the model takes it): kept, so it reads back as sent
-    ("feedback:s1:t1:1700000000", {"storeId": "s1", "shoppingTripId": "t1", "paymentStatusTime": "1700000000"}, {}, None,
-     ["in.paymentStatusTime", '"1700000000"']),
+    ("feedback:s1:t1:1700000000", {"storeId": "s1", "shoppingTripId": "t1", "paymentStatusTime": "1700000000"},
+     {"status": "Accepted", "reasonCode": "OK"}, None, ["in.paymentStatusTime", '"1700000000"']),
+    # a report with a result unlike any the API gives (none): its leaves would read back as the usual answer, so kept whole
+    ("feedback:s1:t1:1700000000", {"storeId": "s1", "shoppingTripId": "t1", "paymentStatusTime": 1700000000}, {}, None,
+     ["kwargs", '{"storeId": "s1", "shoppingTripId": "t1", "paymentStatusTime": 1700000000}', "result", "{}"]),
     # a refund: its id is its refundRequestId, the idempotency key
     (f"refund:{REFUND_ID}", {"storeId": "s1", "shoppingTripId": "t1", "amount": USD, "refundRequestId": REFUND_ID},
      {"reconciliationId": "rec-1"}, None,
@@ -68,6 +87,16 @@ def test_every_kept_value_of_a_trip_is_under_redis_s_listpack_limit_of_64_bytes(
     fields = compact(f"capture:store-0042:{trip}", {"storeId": "store-0042", "shoppingTripId": trip, "amount": USD},
                      {"reportJobId": f"feedback:store-0042:{trip}:1700000000", "settledAt": 1700000000}, "1700000000")
     assert fields and max(len(value) for value in fields) <= 64
+
+
+def test_a_report_the_previous_payq_compacted_with_both_amounts_reads_back_as_written() -> None:
+    stored = {"state": "succeeded", "attempts": "1", "in.totalAmount.amount": '"12.34"', "in.totalAmount.code": '"USD"',
+              "in.settledAmount.amount": '"12.34"', "in.settledAmount.code": '"USD"', "out.status": '"Accepted"',
+              "out.reasonCode": "null"}
+    full = expand("feedback:s1:t1:1700000000", stored)
+    assert json.loads(full["kwargs"]) == {"storeId": "s1", "shoppingTripId": "t1", "paymentStatusTime": 1700000000,
+                                          "totalAmount": USD, "settledAmount": USD}
+    assert json.loads(full["result"]) == {"status": "Accepted", "reasonCode": None}
 
 
 @pytest.mark.parametrize("record", [

@@ -23,7 +23,7 @@ local renewed = 0
 for i = 4, #ARGV, 2 do
   local job_id, claim = ARGV[i], ARGV[i + 1]
   if redis.call('ZSCORE', leases_key, job_id) and redis.call('HGET', job_prefix .. job_id, 'claim') == claim then
-    redis.call('ZADD', leases_key, now + lease, job_id)
+    redis.call('ZADD', leases_key, lease_end(now, lease), job_id)
     renewed = renewed + 1
   end
 end

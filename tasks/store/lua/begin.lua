@@ -31,11 +31,16 @@ local claim = ARGV[9]      -- this delivery's claim, unique: outcomes are writte
 local store = ARGV[10]     -- the job's storeId: turns are shared between stores
 local horizon = tonumber(ARGV[11] or '0') -- seconds ahead a store may book turns; 0: turns first come, first served
 local operation = ARGV[12] -- the job's operation, for the calls counted per operation and store
-local kwargs_sha = ARGV[13] or '' -- SHA1 of the message's kwargs as payq writes them ('': not compared)
-local clocks_ttl = 3600    -- a store's clocks matter for seconds; the keys go an hour after the last turn
+local kwargs = ARGV[13] or ''  -- the message's kwargs as payq writes them ('': not compared)
+local WEIGHTS = 14         -- ARGV[WEIGHTS ..]: (storeId, weight) of each store PAYQ_STORE_LIMITS weighs; any other weighs 1
+local clocks_ttl = '3600'  -- a store's clocks matter for seconds; the keys go an hour after the last turn
 
-local found = redis.call('HMGET', job_key, 'state', 'enqueued_at')
-local state, enqueued_at = found[1], found[2]
+-- Every field BEGIN may need, in one read. (Each redis.call costs Redis more than the field it reads:
+-- arguments made Redis strings, the reply made Lua strings; BEGIN runs for every job.)
+local found = redis.call('HMGET', job_key, 'state', 'enqueued_at', 'settled_at', 'claim', 'attempts', 'pace_turn',
+                         'first_attempt_at', 'kwargs')
+local state, enqueued_at, settled, claimed, attempts_on_record = found[1], found[2], found[3], found[4], found[5]
+local turn_on_record, first_attempt_at, stored_kwargs = found[6], found[7], found[8]
 if not enqueued_at then
   -- Every job payq's doors enqueue is recorded with 'enqueued_at' in the step that publishes it. A
   -- message without one came around them (Celery's own send_task or apply_async, or a dead letter of
@@ -45,19 +50,17 @@ if not enqueued_at then
 end
 -- The record's kwargs are the job's: enqueue validated them against the trip's rules. A message under the
 -- job's id that says otherwise (Celery's send_task with a recorded job's id) claims nothing; the worker reads
--- what differs and runs the job as recorded.
-if kwargs_sha ~= '' and state ~= STATE.SUCCEEDED and state ~= STATE.DEAD then
-  local stored = redis.call('HGET', job_key, 'kwargs')
-  if stored and redis.sha1hex(stored) ~= kwargs_sha then return {VERDICT.DIFFERS, '0', '', stored} end
+-- what differs and runs the job as recorded. (Lua strings are interned: comparing two is comparing pointers.)
+if kwargs ~= '' and state ~= STATE.SUCCEEDED and state ~= STATE.DEAD and stored_kwargs and stored_kwargs ~= kwargs then
+  return {VERDICT.DIFFERS, '0', '', stored_kwargs}
 end
 -- a finished, dead or held job's state names its verdict too
 if state == STATE.SUCCEEDED or state == STATE.DEAD or state == STATE.WAITING then return {state, '0', ''} end
-local settled = redis.call('HGET', job_key, 'settled_at')
 if settled then return {VERDICT.SETTLED, '0', settled} end
 if state == STATE.DEFERRED and redis.call('ZSCORE', deferred_key, job_id) then return {VERDICT.DEFERRED, '0', ''} end
-if state == STATE.RUNNING and claim ~= '' and redis.call('HGET', job_key, 'claim') == claim then
+if state == STATE.RUNNING and claim ~= '' and claimed == claim then
   -- this delivery's own claim: its BEGIN ran before a connection fault hid the answer, and is asked again
-  return {VERDICT.RUN, redis.call('HGET', job_key, 'attempts'), ARGV[2]}
+  return {VERDICT.RUN, attempts_on_record, ARGV[2]}
 end
 local clock = redis_now()
 if state == STATE.RUNNING then
@@ -71,22 +74,32 @@ end
 local paused_until = tonumber(redis.call('GET', pause_key) or '0')
 -- a turn taken earlier (the job then waited for it in the deferred set) is kept, unless a pause
 -- has since covered it
-local turn = tonumber(redis.call('HGET', job_key, 'pace_turn') or '')
+local turn = tonumber(turn_on_record or '')
 if turn and turn < paused_until then turn = nil end
 if not turn then
   if pace > 0 and horizon > 0 then
     -- fair turns between stores (start-time fair queuing, tasks.pacing.fairness.fair_turn): a store
     -- takes the endpoint's next free turn while its own clock is within the horizon; its clock then
-    -- moves on by (stores waiting) / pace. Past its share, the job joins its store's line and asks again.
+    -- moves on by (stores waiting) / pace, weighed (PAYQ_STORE_LIMITS). Past its share, the job joins its store's line.
     local tat = tonumber(redis.call('HGET', pace_key, 'tat') or '0')
     local turn_field, line_field = 'turn:' .. store, 'line:' .. store
     local clocks = redis.call('HMGET', clocks_key, turn_field, line_field)
     local store_turn = tonumber(clocks[1] or '0')
     local store_line = tonumber(clocks[2] or '0')
     redis.call('ZREMRANGEBYSCORE', waiting_key, '-inf', now)
-    local others_waiting = redis.call('ZCARD', waiting_key)
-    if redis.call('ZSCORE', waiting_key, store) then others_waiting = others_waiting - 1 end
-    local step = (others_waiting + 1) / pace
+    -- the other waiting stores' weights: 1 each, plus what a weighed one adds (a store's share is its weight over theirs)
+    local others_weight = redis.call('ZCARD', waiting_key)
+    if redis.call('ZSCORE', waiting_key, store) then others_weight = others_weight - 1 end
+    local weight = 1
+    for i = WEIGHTS, #ARGV, 2 do
+      local weighed, its_weight = ARGV[i], tonumber(ARGV[i + 1])
+      if weighed == store then
+        weight = its_weight
+      elseif redis.call('ZSCORE', waiting_key, weighed) then
+        others_weight = others_weight + its_weight - 1
+      end
+    end
+    local step = (others_weight + weight) / (pace * weight)
     local ask_at = nil
     if store_turn <= now + horizon + 1e-6 then
       turn = math.max(now, paused_until, tat)
@@ -118,13 +131,20 @@ if turn - now > wait_in_place then
   redis.call('HSET', job_key, 'pace_turn', tostring(turn))
   return {VERDICT.PACED, '0', tostring(turn)}
 end
-redis.call('HDEL', job_key, 'pace_turn')
-local attempts = redis.call('HINCRBY', job_key, 'attempts', 1)
-redis.call('HSETNX', job_key, 'first_attempt_at', ARGV[2])
-redis.call('HSET', job_key, 'state', STATE.RUNNING, 'updated_at', ARGV[2], 'last_attempt_at', ARGV[2], 'worker', worker,
-           'delivery', delivery, 'holder', holder, 'claim', claim)
+if turn_on_record then redis.call('HDEL', job_key, 'pace_turn') end
+local attempts = string.format('%d', tonumber(attempts_on_record or '0') + 1)
+local claiming = {'state', STATE.RUNNING, 'updated_at', ARGV[2], 'last_attempt_at', ARGV[2], 'worker', worker,
+                  'delivery', delivery, 'holder', holder, 'claim', claim, 'attempts', attempts}
+if not first_attempt_at then
+  claiming[#claiming + 1] = 'first_attempt_at'
+  claiming[#claiming + 1] = ARGV[2]
+end
+redis.call('HSET', job_key, unpack(claiming))
 redis.call('ZADD', active_key, ARGV[2], job_id)
-redis.call('ZADD', leases_key, clock + lease, job_id)
-redis.call('HINCRBY', store_calls_key, operation .. ':' .. store, 1)
-redis.call('EXPIRE', store_calls_key, 130)
-return {VERDICT.RUN, tostring(attempts), tostring(turn)}
+redis.call('ZADD', leases_key, lease_end(clock, lease), job_id)
+-- the window's key expires with its first count (a field's first is 1, and the key's first field is its first)
+if redis.call('HINCRBY', store_calls_key, operation .. ':' .. store, '1') == 1 then
+  redis.call('EXPIRE', store_calls_key, '130')
+end
+-- the turn is the worker's own time unless a pace gave a later one: handed back as the worker wrote it
+return {VERDICT.RUN, attempts, turn == now and ARGV[2] or tostring(turn)}

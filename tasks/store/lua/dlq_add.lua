@@ -23,6 +23,7 @@ local active_key = ARGV[8]
 local events_channel = ARGV[9]
 local claim = ARGV[10]     -- the delivery's claim on the job; '' when it claimed nothing
 local EVENT = 11           -- ARGV[11..16]: the dead-lettering's notification (see append_event)
+local backlog_key = ARGV[17] or ''  -- its store's open jobs (tasks/store/backlog.py); '': none (a notification)
 
 if not may_record(job_key, claim) then return 0 end
 redis.call('ZREM', leases_key, job_id)
@@ -30,4 +31,6 @@ add_entry(entries_key, index_key, counts_key, job_key, job_id, entry, dead_at, r
 -- a dead-lettered refund no longer counts against what is left to refund (replaying it puts it back)
 if trip_key ~= '' then refund_dead(trip_key, job_id) end
 append_event(EVENT, dead_at)
+-- a dead job is no longer open: out of its store's backlog (a replay puts it back)
+if backlog_key ~= '' then redis.call('ZREM', backlog_key, job_id) end
 return 1

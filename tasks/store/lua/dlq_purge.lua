@@ -26,8 +26,9 @@ local job_ttl = ARGV[8]
 local notify = ARGV[9] == '1'
 local events_channel = ARGV[10]
 local active_key = ARGV[11]
-local event_count = tonumber(ARGV[12])
-local EVENTS, EVENT_SIZE = 13, 7
+local backlog_prefix = ARGV[12]    -- a store's open jobs are backlog_prefix .. storeId (tasks/store/backlog.py)
+local event_count = tonumber(ARGV[13])
+local EVENTS, EVENT_SIZE = 14, 7
 local FIRST = EVENTS + event_count * EVENT_SIZE
 
 local event_at = {}  -- refund id -> where its notification's values start in ARGV
@@ -36,7 +37,7 @@ for i = 0, event_count - 1 do
   event_at[ARGV[at]] = at + 1
 end
 
-local function fail_waiting_refunds(trip_key, capture_id)
+local function fail_waiting_refunds(trip_key, backlog_key, capture_id)
   local held_key = trip_key .. ':held'
   for _, refund_id in ipairs(redis.call('LRANGE', held_key, 0, -1)) do
     local refund_key = job_prefix .. refund_id
@@ -48,6 +49,7 @@ local function fail_waiting_refunds(trip_key, capture_id)
       add_entry(entries_key, index_key, counts_key, refund_key, refund_id, cjson.encode(entry), now, REASON.CAPTURE_FAILED,
                 cjson.encode({kind = KIND.CAPTURE_FAILED, error_type = capture_id}), job_ttl)
       redis.call('HDEL', refund_key, 'waiting_for', 'held_message', 'held_event')
+      redis.call('ZREM', backlog_key, refund_id)  -- dead, no longer open
       if notify then append_event(event_at[refund_id], now) end
       refund_dead(trip_key, refund_id)
     end
@@ -90,7 +92,7 @@ for i = FIRST, #ARGV do
         if entry['operation'] == OP.REFUND then
           redis.call('HDEL', trip_key, 'd:' .. job_id)
         elseif entry['operation'] == OP.CAPTURE and redis.call('HGET', trip_key, 'capture') == job_id then
-          fail_waiting_refunds(trip_key, job_id)
+          fail_waiting_refunds(trip_key, backlog_prefix .. entry['kwargs']['storeId'], job_id)
           redis.call('HDEL', trip_key, 'capture', 'capture_cents', 'currency', 'captured_at')
         end
       end

@@ -23,6 +23,8 @@ local ttl = ARGV[8]
 local events_channel = ARGV[9]
 local sent_event = ARGV[10]
 local trip_key = ARGV[11]   -- the trip's books, for a refund ('' for other jobs)
+local store = ARGV[12] or '' -- the job's storeId, whose lane it waits in
+local backlog_key = ARGV[13] or ''  -- its store's open jobs (tasks/store/backlog.py), which dead-lettering left
 
 if redis.call('HEXISTS', entries_key, job_id) == 0 then return 0 end
 local dead_at = redis.call('ZSCORE', index_key, job_id)
@@ -41,7 +43,11 @@ redis.call('HSET', job_key, 'op', operation, 'kwargs', kwargs, 'attempts', 0)
 redis.call('HDEL', job_key, 'first_attempt_at', 'deferred_until', 'defer', 'reason')
 redis.call('HINCRBY', job_key, 'replays', 1)
 redis.call('EXPIRE', job_key, ttl)
-publish(job_key, queue_key, active_key, job_id, message, now, false)
+publish(job_key, queue_key, active_key, job_id, message, now, false, store)
+if backlog_key ~= '' then
+  redis.call('ZADD', backlog_key, now, job_id)  -- open again
+  redis.call('EXPIRE', backlog_key, ttl)
+end
 redis.call('RPUSH', replays_key, history_entry)
 redis.call('EXPIRE', replays_key, ttl)
 redis.call('PUBLISH', events_channel, sent_event)

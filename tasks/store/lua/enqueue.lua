@@ -66,6 +66,11 @@ for i = FIRST, #ARGV, STRIDE do
     end
     -- '': a record without kwargs (a worker's step outlived it): there already, nothing to compare
     stored = stored or ''
+  elseif not stored and job.operation == OP.REFUND and job.trip_key ~= ''
+      and redis.call('HEXISTS', job.trip_key, 'r:' .. job.id) == 1 then
+    -- its record is gone (PAYQ_JOB_RETENTION_DAYS) but the books, kept past the refund window, still count it:
+    -- there already; taken as new it would count twice and refuse a later refund the capture still covers
+    stored = ''
   end
   if stored then
     if stored ~= '' and stored ~= job.kwargs then differing[index] = stored end
@@ -124,7 +129,7 @@ for i = FIRST, #ARGV, STRIDE do
       redis.call('ZADD', waiting_key, now, job.id)
     else
       record_and_publish(job.key, job.queue, active_key, job.id, job.message, job.operation, job.kwargs, now, ttl,
-                         events_channel, job.sent_event, job.traceparent)
+                         events_channel, job.sent_event, job.traceparent, job.store)
     end
     -- the store's open jobs, for its intake cap and `payq stats` (settled ones are pruned when counted)
     redis.call('ZADD', job.backlog_key, now, job.id)

@@ -8,5 +8,5 @@ local claim = ARGV[2]
 local lease = tonumber(ARGV[3])
 
 if redis.call('HGET', job_key, 'claim') ~= claim or not redis.call('ZSCORE', leases_key, job_id) then return 0 end
-redis.call('ZADD', leases_key, redis_now() + lease, job_id)
+redis.call('ZADD', leases_key, lease_end(redis_now(), lease), job_id)
 return 1

@@ -1,5 +1,8 @@
 -- A refund in its trip's books (tasks/jobs/books.py): 'r:<id>' counts against what is left to refund,
--- 'd:<id>' was dead-lettered and does not. Included by the dead-letter scripts.
+-- 'd:<id>' was dead-lettered and does not. Included by the dead-letter scripts and finish_capture.lua.
+
+-- What the books keep under 'capture' once it succeeded: its id is the trip's own (tasks/jobs/books.py OWN_CAPTURE)
+local OWN_CAPTURE = '='
 
 -- A dead-lettered refund leaves the refunded sum (replaying it puts it back); no-op if it is not in it.
 local function refund_dead(trip_key, refund_id)

@@ -4,9 +4,9 @@
 -- long as tasks/pacing/pacer.py's count_call keeps it (SUCCESSES_KEPT, from tasks/pacing/rules.py).
 local function count_call(calls_key, call_field, successes_key)
   if call_field == '' then return end
-  redis.call('HINCRBY', calls_key, call_field, 1)
-  if successes_key ~= '' then
-    redis.call('INCR', successes_key)
+  redis.call('HINCRBY', calls_key, call_field, '1')
+  -- the count expires from its first success: set once, when INCR made the key
+  if successes_key ~= '' and redis.call('INCR', successes_key) == 1 then
     redis.call('EXPIRE', successes_key, SUCCESSES_KEPT)
   end
 end
