@@ -31,11 +31,24 @@ _BCRYPT_HASH = re.compile(r"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53
 
 
 class StoreLimit(BaseModel):
-    """A store's entry in ``PAYQ_STORE_LIMITS``: its ``weight`` in the fair share of a paced endpoint's turns."""
+    """A store's entry in ``PAYQ_STORE_LIMITS``: its ``weight`` in the fair share of a paced endpoint's turns, its cap of calls a second, or both."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    weight: float = Field(gt=0, le=1000, allow_inf_nan=False, description="the store's share against 1 for a store not named")
+    weight: float | None = Field(None, gt=0, le=1000, allow_inf_nan=False, description="the store's share against 1 for a store not named")
+    calls_per_second: float | None = Field(None, gt=0, le=100_000, allow_inf_nan=False,
+                                           description="the most calls the store's jobs make at each endpoint in a second")
+
+    @model_validator(mode="after")
+    def _says_something(self) -> StoreLimit:
+        if self.weight is None and self.calls_per_second is None:
+            raise ValueError("a store's limits name a weight, a calls_per_second, or both")
+        return self
+
+    @property
+    def share(self) -> float:
+        """The store's weight in the fair share: 1 unless named."""
+        return 1.0 if self.weight is None else self.weight
 
 
 class ConsoleUser(BaseModel):
@@ -129,10 +142,11 @@ class Settings(BaseSettings):
         " one store's flood does not hold every other store's jobs behind it. `false`: first come, first served."
     ))
     store_limits: dict[str, StoreLimit] = Field(default_factory=dict, description=(
-        "Weights in the fair share of a paced endpoint's turns, as JSON: each `storeId` -> `{\"weight\": w}` (greater than 0,"
-        " at most 1000), against 1 for every store not named: `{\"flagship\": {\"weight\": 3}}` gives that store three turns"
-        " to another waiting store's one. A store alone still gets the whole pace. Name a handful of stores: every turn"
-        " looks each up. Needs `PAYQ_FAIR_SHARE`."
+        "Per-store limits, as JSON: each `storeId` -> `{\"weight\": w, \"calls_per_second\": c}`, either or both. `weight`"
+        " (greater than 0, at most 1000, needs `PAYQ_FAIR_SHARE`): the store's share of a paced endpoint's turns against 1 for"
+        " every store not named: `{\"flagship\": {\"weight\": 3}}` gives that store three turns to another waiting store's one;"
+        " a store alone still gets the whole pace. `calls_per_second`: the most calls the store's jobs make at each endpoint in"
+        " a second, paced or not; its other jobs wait in the deferred set. Name a handful of stores: every turn looks each up."
     ))
     store_backlog_cap: int | None = Field(None, ge=1, description=(
         "Jobs one store may have open (enqueued, not yet succeeded or dead-lettered) when it enqueues over HTTP: past it,"
@@ -270,7 +284,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _weights_need_fair_share(self) -> Settings:
-        if self.store_limits and not self.fair_share:
+        if any(limit.weight is not None for limit in self.store_limits.values()) and not self.fair_share:
             raise ValueError("PAYQ_STORE_LIMITS weighs the stores' fair share, which PAYQ_FAIR_SHARE=false turns off: set one of them")
         return self
 

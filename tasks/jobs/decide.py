@@ -174,7 +174,7 @@ def start(verdict: Verdict, until: float | None, pace: float | None, policy: Ret
         assert until is not None and pace is not None
         return wait_for_turn(until, pace, TURN_LEAD)
     if verdict is Verdict.QUEUED:
-        assert until is not None and pace is not None
+        assert until is not None
         return wait_for_share(until, pace)
     return Skip(verdict)
 
@@ -267,8 +267,9 @@ def wait_for_turn(turn: float, pace: float, lead: float) -> Defer:
     return Defer(turn - lead, DeferCause.PACED, turn=turn, pace=pace)
 
 
-def wait_for_share(ask_at: float, pace: float) -> Defer:
-    """A job whose store has had its share of the endpoint's turns waits in the deferred set until ``ask_at``, then asks again.
+def wait_for_share(ask_at: float, pace: float | None) -> Defer:
+    """A job whose store has had its share of the endpoint's turns (or its own cap's calls: ``pace`` None when the
+    endpoint is not paced) waits in the deferred set until ``ask_at``, then asks again.
 
     Recorded as waiting for its turn (``paced``, a cause the previous version
     reads too); its turn is taken when it asks (:mod:`tasks.pacing.fairness`).

@@ -85,3 +85,32 @@ def fair_turn(now: float, paused_until: float, tat: float, pace: float, clocks: 
         return Share(turn, None, turn + 1 / pace, StoreClocks(max(clocks.turn, turn - HORIZON) + step, clocks.line))
     place = max(clocks.line, clocks.turn)
     return Share(None, place - HORIZON, tat, StoreClocks(clocks.turn, place + 1 / pace))
+
+
+@dataclass(frozen=True)
+class CapClocks:
+    """A capped store's clocks at an endpoint (``PAYQ_STORE_LIMITS`` ``calls_per_second``): ``next``, its next free call at
+    its cap; ``line``, the end of its line of jobs waiting for one."""
+
+    next: float = 0.0
+    line: float = 0.0
+
+
+def cap_wait(now: float, wait_in_place: float, cap: float, clocks: CapClocks) -> tuple[float | None, CapClocks]:
+    """Before its turn at the endpoint: None if a job of a store capped at ``cap`` calls a second may take one now,
+    else when to ask again (its place in the store's line, one call at the cap apart), with the clocks after.
+
+    Asked before the endpoint's turn is taken, so a capped store never holds one of the endpoint's turns it may
+    not use; a turn within ``wait_in_place`` of its next free call is taken (the worker waits for it).
+    """
+    if clocks.next - now <= wait_in_place:
+        return None, clocks
+    place = max(clocks.line, clocks.next)
+    return place, CapClocks(clocks.next, place + 1 / cap)
+
+
+def cap_turn(turn: float, cap: float, clocks: CapClocks) -> tuple[float, CapClocks]:
+    """A capped store's job takes ``turn`` (the endpoint's, or now when unpaced), no sooner than its next free call;
+    its next free call then comes ``1 / cap`` after it."""
+    turn = max(turn, clocks.next)
+    return turn, CapClocks(turn + 1 / cap, clocks.line)

@@ -243,7 +243,7 @@ class JobStore:
     def begin(
         self, job_id: str, operation: Operation, worker: str, now: float, delivery: str, lease: float,
         pace: float | None = None, wait_in_place: float = 0.0, *, holder: str = "", claim: str = "", store: str = "",
-        fair_horizon: float = 0.0, kwargs: str = "", weights: Mapping[str, float] | None = None,
+        fair_horizon: float = 0.0, kwargs: str = "", weights: Mapping[str, float] | None = None, store_cap: float = 0.0,
     ) -> Begin:
         """Claim an attempt, unless the job is finished, deferred, its endpoint paused, its turn not near, or another worker holds it.
 
@@ -261,7 +261,9 @@ class JobStore:
         are shared between stores (``store``: the job's storeId), and a job whose
         store has had its share gets ``QUEUED``: ask again at its ``until``
         (:mod:`tasks.pacing.fairness`), each store's share its weight in ``weights``
-        (``PAYQ_STORE_LIMITS``; 1 for a store not named) over the waiting stores'. With ``kwargs`` (the message's
+        (``PAYQ_STORE_LIMITS``; 1 for a store not named) over the waiting stores'. ``store_cap`` (calls a
+        second, 0: none) caps the store's calls at the endpoint, paced or not: past it the job gets ``QUEUED``
+        (:func:`tasks.pacing.fairness.cap_wait`). With ``kwargs`` (the message's
         kwargs as :func:`payapi.wire.job_json` writes them) a job whose recorded kwargs differ gets ``DIFFERS``
         with them, nothing claimed.
         """
@@ -270,7 +272,7 @@ class JobStore:
                   keys.WORKERS, keys.WORKERS_STEADY, keys.fair_clocks(operation), keys.fair_waiting(operation),
                   keys.store_calls(int(now // CALLS_WINDOW))],
             args=[job_id, now, worker, delivery, lease, pace or 0, wait_in_place, holder, claim, store, fair_horizon, operation,
-                  kwargs, *(item for pair in (weights or {}).items() for item in pair)],
+                  kwargs, store_cap, *(item for pair in (weights or {}).items() for item in pair)],
         )
         return Begin(Verdict(verdict), int(attempts), float(until) if until else None, *recorded)
 

@@ -138,3 +138,27 @@ def test_a_store_weighing_2_in_store_limits_takes_two_turns_to_another_stores_on
     # while both wait (from B's first call to A's last): two of A's calls to one of B's
     both = Counter(store for t, store in seen if first_b <= t <= last_a)
     assert abs(both["A"] / (both["A"] + both["B"]) - 2 / 3) <= 0.1, both
+
+
+def test_a_store_capped_at_calls_a_second_makes_no_more_while_another_store_s_jobs_run_unheld(
+    api: SandboxProcess, producer: Producer, rdb: redis.Redis, start_worker: Callable[..., WorkerProcess],
+) -> None:
+    # no pace at the endpoint: only store A's own cap (PAYQ_STORE_LIMITS calls_per_second) holds its jobs back
+    cap = 4
+    start_worker(env={"PAYQ_STORE_LIMITS": json.dumps({"A": {"calls_per_second": cap}})})
+    capped = captures(producer, "A", 12)
+    enqueued = float(rdb.hget(f"payq:job:{capped[0]}", "enqueued_at") or 0)
+    free = captures(producer, "B", 12)
+
+    settle(rdb, capped + free, timeout=60)
+
+    seen = store_calls(api)
+    a_calls = sorted(t for t, store in seen if store == "A")
+    b_calls = sorted(t for t, store in seen if store == "B")
+    assert len(a_calls) == len(b_calls) == 12
+    # A's turns a quarter of a second apart from its first ask, and no call before its turn (a late one may come later):
+    # its k-th call no sooner than k / cap after the enqueue, where without the cap all twelve go out at once
+    early = [(k, round(t - enqueued, 3)) for k, t in enumerate(a_calls) if t < enqueued + k / cap - 0.02]
+    assert early == [], f"store A's calls before their turn at {cap}/s (call, seconds after enqueue): {early}"
+    # B's jobs were not held behind A's capped ones: all of B's went out before A's last
+    assert max(b_calls) < max(a_calls), "store B's captures waited behind store A's capped ones"

@@ -8,7 +8,7 @@ import pytest
 import redis
 
 from payapi.operations import Operation
-from tasks.pacing.fairness import HORIZON, StoreClocks, fair_turn
+from tasks.pacing.fairness import HORIZON, CapClocks, StoreClocks, cap_turn, cap_wait, fair_turn
 from tasks.redis import keys
 from tasks.states import Verdict
 from tasks.store.records import JobStore
@@ -60,3 +60,39 @@ def test_begin_gives_the_turn_the_rule_gives(case: str, tat: float, clocks: Stor
     else:
         expected = Verdict.RUN if share.turn - now <= WAIT_IN_PLACE else Verdict.PACED
         assert begun.verdict is expected and begun.until == pytest.approx(share.turn, abs=1e-3), case
+
+
+CAP = 4.0
+
+
+@pytest.mark.parametrize(("case", "pace", "clocks"), [
+    ("unpaced-never-called", 0.0, CapClocks()),
+    ("unpaced-next-call-within-the-wait", 0.0, CapClocks(0.3, 0.0)),
+    ("unpaced-past-its-cap", 0.0, CapClocks(1.0, 0.0)),
+    ("unpaced-behind-its-line", 0.0, CapClocks(1.0, 2.0)),
+    ("paced-never-called", PACE, CapClocks()),
+    ("paced-past-its-cap", PACE, CapClocks(1.0, 0.0)),
+])
+def test_begin_caps_a_store_s_calls_as_the_rule_says(case: str, pace: float, clocks: CapClocks, rdb: redis.Redis) -> None:
+    now = time.time()
+    op = Operation.CAPTURE
+    if clocks != CapClocks():
+        rdb.hset(keys.fair_clocks(op), mapping={"cap:S": repr(now + clocks.next), "capline:S": repr(now + clocks.line)})
+    absolute = CapClocks(now + clocks.next, now + clocks.line) if clocks != CapClocks() else clocks
+    ask_at, waiting = cap_wait(now, WAIT_IN_PLACE, CAP, absolute)
+
+    job_id = f"capture:S:{case}"
+    rdb.hset(keys.job(job_id), mapping={"op": op.value, "state": "queued", "attempts": 0, "enqueued_at": repr(now)})
+    begun = JobStore(rdb, 86400).begin(job_id, op, "w@host", now, "1", 10.0, pace, WAIT_IN_PLACE, holder="w", claim="c",
+                                       store="S", fair_horizon=HORIZON, store_cap=CAP)
+
+    stored = rdb.hgetall(keys.fair_clocks(op))
+    if ask_at is not None:
+        assert begun.verdict is Verdict.QUEUED and begun.until == pytest.approx(ask_at, abs=1e-3), case
+        assert float(stored["capline:S"]) == pytest.approx(waiting.line, abs=1e-3), case
+        assert rdb.hget(keys.job(job_id), "attempts") == "0", "nothing claimed"
+    else:
+        turn = now if pace == 0 else float(begun.until or 0)  # a paced endpoint's turn is the pace's (its own table above)
+        taken, after = cap_turn(turn, CAP, absolute)
+        assert begun.verdict is Verdict.RUN and begun.until == pytest.approx(taken, abs=1e-3), case
+        assert float(stored["cap:S"]) == pytest.approx(after.next, abs=1e-3), case

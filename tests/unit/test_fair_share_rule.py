@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.pacing.fairness import HORIZON, Share, StoreClocks, fair_turn
+from tasks.pacing.fairness import HORIZON, CapClocks, Share, StoreClocks, cap_turn, cap_wait, fair_turn
 from tasks.store.backlog import MAX_RETRY_AFTER, over_cap, retry_after
 
 NOW = 1_700_000_000.0
@@ -115,3 +115,30 @@ def test_over_cap(open_jobs: int, new: int, cap: int | None, over: bool) -> None
 ])
 def test_retry_after(open_jobs: int, cap: int, pace: float | None, seconds: int) -> None:
     assert retry_after(open_jobs, cap, pace) == seconds <= MAX_RETRY_AFTER
+
+
+# --- a store's cap of calls a second (PAYQ_STORE_LIMITS calls_per_second) ---------------------------------------------
+
+CAP = 4.0  # calls a second: 0.25 s apart
+
+
+@pytest.mark.parametrize(("case", "clocks", "ask_at", "after"), [
+    ("never-called", CapClocks(), None, CapClocks()),
+    ("its-next-call-is-due", CapClocks(100.0, 0.0), None, CapClocks(100.0, 0.0)),
+    ("its-next-call-within-the-wait-in-place", CapClocks(100.2, 0.0), None, CapClocks(100.2, 0.0)),
+    ("past-its-cap-joins-the-line-at-its-next-call", CapClocks(101.0, 0.0), 101.0, CapClocks(101.0, 101.25)),
+    ("behind-others-in-the-line", CapClocks(101.0, 102.0), 102.0, CapClocks(101.0, 102.25)),
+])
+def test_a_capped_store_s_job_takes_a_turn_or_waits_in_its_line(case: str, clocks: CapClocks, ask_at: float | None,
+                                                                after: CapClocks) -> None:
+    assert cap_wait(100.0, 0.5, CAP, clocks) == (ask_at, after), case
+
+
+@pytest.mark.parametrize(("turn", "clocks", "taken", "after"), [
+    (100.0, CapClocks(), 100.0, CapClocks(100.25, 0.0)),             # free: the turn as given, the next a 1/cap on
+    (100.0, CapClocks(100.2, 101.0), 100.2, CapClocks(100.45, 101.0)),  # no sooner than its next free call
+    (100.7, CapClocks(100.2, 0.0), 100.7, CapClocks(100.95, 0.0)),      # a later endpoint turn: that one
+])
+def test_a_capped_store_s_turn_is_no_sooner_than_its_next_free_call(turn: float, clocks: CapClocks, taken: float,
+                                                                  after: CapClocks) -> None:
+    assert cap_turn(turn, CAP, clocks) == (taken, after)

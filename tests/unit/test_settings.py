@@ -109,6 +109,7 @@ def test_every_setting_is_documented() -> None:
         ("PAYQ_WORKER_POOL", "prefork", "worker_pool", "prefork"),
         ("PAYQ_WORKER_CONCURRENCY", "8", "worker_concurrency", 8),
         ("PAYQ_STORE_LIMITS", '{"flagship": {"weight": 3}}', "store_limits", {"flagship": StoreLimit(weight=3.0)}),
+        ("PAYQ_STORE_LIMITS", '{"kiosk": {"calls_per_second": 2.5}}', "store_limits", {"kiosk": StoreLimit(calls_per_second=2.5)}),
         ("payq_max_attempts", "5", "max_attempts", 5),
     ],
 )
@@ -337,6 +338,8 @@ def test_an_empty_line_in_a_dotenv_file_means_unset(clean_environment: Path) -> 
         ("PAYQ_STORE_LIMITS", '{"A": {"weight": 1e999}}', "PAYQ_STORE_LIMITS (A.weight): input should be a finite number"),
         ("PAYQ_STORE_LIMITS", '{"A": {"weight": 2, "cap": 5}}', "PAYQ_STORE_LIMITS (A.cap): extra inputs are not permitted"),
         ("PAYQ_STORE_LIMITS", '{"": {"weight": 2}}', "PAYQ_STORE_LIMITS: each key must be a storeId"),
+        ("PAYQ_STORE_LIMITS", '{"A": {}}', "PAYQ_STORE_LIMITS (A): a store's limits name a weight, a calls_per_second, or both"),
+        ("PAYQ_STORE_LIMITS", '{"A": {"calls_per_second": 0}}', "PAYQ_STORE_LIMITS (A.calls_per_second): input should be greater than 0"),
         ("PAYQ_FLOWER_URL", "ftp://x", "PAYQ_FLOWER_URL: must be an http:// or https:// address"),
         ("PAYQ_NOTIFY_URL", "store.example/hooks", "PAYQ_NOTIFY_URL: must be an http:// or https:// address"),
         ("PAYQ_SERVE_PUBLIC_URL", "payq.example.com", "PAYQ_SERVE_PUBLIC_URL: must be an http:// or https:// address"),
@@ -482,3 +485,12 @@ def test_store_weights_without_the_fair_share_they_weigh_are_refused_naming_both
         load_settings(_env_file=None)
 
     assert any("PAYQ_STORE_LIMITS" in p and "PAYQ_FAIR_SHARE=false" in p for p in raised.value.problems), raised.value.problems
+
+
+def test_a_store_s_cap_of_calls_needs_no_fair_share_and_weighs_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PAYQ_STORE_LIMITS", '{"A": {"calls_per_second": 5}}')
+    monkeypatch.setenv("PAYQ_FAIR_SHARE", "false")
+
+    limit = load_settings(_env_file=None).store_limits["A"]
+
+    assert (limit.calls_per_second, limit.weight, limit.share) == (5.0, None, 1.0)

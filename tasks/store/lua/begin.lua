@@ -32,7 +32,8 @@ local store = ARGV[10]     -- the job's storeId: turns are shared between stores
 local horizon = tonumber(ARGV[11] or '0') -- seconds ahead a store may book turns; 0: turns first come, first served
 local operation = ARGV[12] -- the job's operation, for the calls counted per operation and store
 local kwargs = ARGV[13] or ''  -- the message's kwargs as payq writes them ('': not compared)
-local WEIGHTS = 14         -- ARGV[WEIGHTS ..]: (storeId, weight) of each store PAYQ_STORE_LIMITS weighs; any other weighs 1
+local store_cap = tonumber(ARGV[14] or '0') -- the store's cap of calls a second at the endpoint (PAYQ_STORE_LIMITS); 0: none
+local WEIGHTS = 15         -- ARGV[WEIGHTS ..]: (storeId, weight) of each store PAYQ_STORE_LIMITS weighs; any other weighs 1
 local clocks_ttl = '3600'  -- a store's clocks matter for seconds; the keys go an hour after the last turn
 
 -- Every field BEGIN may need, in one read. (Each redis.call costs Redis more than the field it reads:
@@ -76,6 +77,19 @@ local paused_until = tonumber(redis.call('GET', pause_key) or '0')
 -- has since covered it
 local turn = tonumber(turn_on_record or '')
 if turn and turn < paused_until then turn = nil end
+local cap_next, cap_line = nil, nil
+if not turn and store_cap > 0 then
+  -- the store's own cap (tasks.pacing.fairness.cap_wait), asked before the endpoint's turn is taken, so a capped store
+  -- never holds a turn it may not use: past its next free call, the job joins the store's line and asks again then
+  local cap_clocks = redis.call('HMGET', clocks_key, 'cap:' .. store, 'capline:' .. store)
+  cap_next, cap_line = tonumber(cap_clocks[1] or '0'), tonumber(cap_clocks[2] or '0')
+  if cap_next - now > wait_in_place then
+    local place = math.max(cap_line, cap_next)
+    redis.call('HSET', clocks_key, 'capline:' .. store, tostring(place + 1 / store_cap))
+    redis.call('EXPIRE', clocks_key, clocks_ttl)
+    return {VERDICT.QUEUED, '0', tostring(place)}
+  end
+end
 if not turn then
   if pace > 0 and horizon > 0 then
     -- fair turns between stores (start-time fair queuing, tasks.pacing.fairness.fair_turn): a store
@@ -126,6 +140,12 @@ if not turn then
   else
     turn = now
   end
+end
+if cap_next then
+  -- its call no sooner than the store's next free one, which then moves on by 1/cap (tasks.pacing.fairness.cap_turn)
+  turn = math.max(turn, cap_next)
+  redis.call('HSET', clocks_key, 'cap:' .. store, tostring(turn + 1 / store_cap))
+  redis.call('EXPIRE', clocks_key, clocks_ttl)
 end
 if turn - now > wait_in_place then
   redis.call('HSET', job_key, 'pace_turn', tostring(turn))
