@@ -23,6 +23,16 @@ def form_token(user: str = USER, password: str = PASSWORD) -> str:
 FLOWER = "http://flower.internal:5555"
 
 
+def follow(page: Page, selector: str) -> None:
+    """Click what loads another page (a link, a GET form's button) and wait until that page has loaded.
+
+    A bare click returns once the navigation has begun, so a read right after it can see the page
+    before it (a table read with ``evaluate_all``, which does not wait, then found no rows).
+    """
+    with page.expect_navigation():
+        page.click(selector)
+
+
 @pytest.fixture
 def start_console(redis_url: str) -> Iterator[Callable[..., ServeProcess]]:
     """Start ``payq serve`` with the console on (``read_only=True`` for a read-only one); stopped after the test."""

@@ -15,7 +15,7 @@ from playwright.sync_api import Page
 
 from config.settings import Settings
 from tasks.producer import Producer
-from tests.console.conftest import FLOWER, PASSWORD, USER, form_token
+from tests.console.conftest import FLOWER, PASSWORD, USER, follow, form_token
 from tests.support.deadletters import Spec, seed
 from tests.support.jobs import queued
 from tests.support.polling import wait_for
@@ -48,16 +48,16 @@ def test_an_operator_logs_in_finds_a_dead_letter_and_replays_it_from_its_page(
     assert page.locator("meta[http-equiv=refresh]").get_attribute("content") == "5", "the overview reloads itself"
     assert "signed in as ops" in page.locator("header").inner_text()
 
-    page.click("text=Dead letters")
+    follow(page, "text=Dead letters")
     assert listed(page) == [job_id]
     page.fill("input[name=q]", "t-web")
-    page.click("button:text('Filter')")
+    follow(page, "button:text('Filter')")
     assert listed(page) == [job_id]
     page.fill("input[name=q]", job_id)
-    page.click("button:text('Filter')")
+    follow(page, "button:text('Filter')")
     assert listed(page) == [job_id]
     page.fill("input[name=q]", "t-elsewhere")
-    page.click("button:text('Filter')")
+    follow(page, "button:text('Filter')")
     assert listed(page) == []
     assert "No dead letters match" in page.locator("#summary").inner_text()
 

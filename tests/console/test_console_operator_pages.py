@@ -20,6 +20,7 @@ from tasks.producer import prepare
 from tasks.redis import keys
 from tasks.states import DeferCause
 from tasks.store import lanes
+from tests.console.conftest import follow
 from tests.support.deadletters import Spec, seed
 from tests.support.jobs import calls, wait_for_state
 from tests.support.sandbox import SandboxProcess
@@ -51,7 +52,7 @@ def test_an_operator_reads_each_error_in_the_list_sorts_ticks_a_page_and_purges_
     notification_row = page.locator(f"tr[data-id='{told.id}']").inner_text()
     assert "job.dead_lettered of capture:s1:n1" in notification_row and "s1" in notification_row
 
-    page.click("#sort")
+    follow(page, "#sort")
     assert listed(page) == [old.id, middle.id, new.id, kept.id, told.id]
     assert "oldest first" in page.locator("#summary").inner_text()
 
@@ -96,19 +97,19 @@ def test_the_jobs_page_lists_live_jobs_by_state_operation_and_store_each_linked_
     assert listed(page) == [capture.job_id, other.job_id], "queued, oldest first; the running one is under its own tab"
     assert "a worker to take it from payments.capture" in page.locator(f"tr[data-id='{capture.job_id}']").inner_text()
     page.fill("input[name=store]", "s2")
-    page.click("button:text('Filter')")
+    follow(page, "button:text('Filter')")
     assert listed(page) == [other.job_id]
     page.goto("/console/jobs?operation=cancel")
     assert listed(page) == []
 
     page.goto("/console/jobs")
-    page.click("#tab-running")
+    follow(page, "#tab-running")
     assert listed(page) == [running.job_id]
     assert "running on celery@w-test" in page.locator("#jobs").inner_text()
-    page.click("#tab-deferred")
+    follow(page, "#tab-deferred")
     assert listed(page) == [deferred.job_id]
     assert "cancel endpoint paused until" in page.locator("#jobs").inner_text()
-    page.click("#tab-waiting")
+    follow(page, "#tab-waiting")
     assert listed(page) == [refund.job_id]
 
     page.click(f"#jobs a:text('{capture.job_id}')")  # what the refund waits for
