@@ -45,11 +45,6 @@ class StoreLimit(BaseModel):
             raise ValueError("a store's limits name a weight, a calls_per_second, or both")
         return self
 
-    @property
-    def share(self) -> float:
-        """The store's weight in the fair share: 1 unless named."""
-        return 1.0 if self.weight is None else self.weight
-
 
 class ConsoleUser(BaseModel):
     """A console user in ``PAYQ_CONSOLE_USERS``: a role and the bcrypt hash of a password (never the password)."""

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
 from config.celery import OUTCOME_PATIENCE
-from config.settings import StoreLimit
 from payapi import wire
 from payapi.client import Prepared
 from payapi.errors import InvalidRequest
@@ -91,13 +89,12 @@ def execute(rt: Runtime, job: Job, patience: Patience, recorded: str | None = No
             return _admit(rt, patience, job)  # a bare message: the producer's rules name its fields (a refund's key may be left out)
         return _dead_letter(rt, patience, job, invalid_job(str(exc)))
     pace = rt.step(patience, lambda: rt.pacer.pace(job.operation, now))
+    store = str(job.kwargs.get("storeId", ""))
     claimed_at = rt.clock()  # before BEGIN: the lease it grants runs from a moment after this
     begin = rt.write(patience, lambda: rt.jobs.begin(
         job.job_id, job.operation, job.worker, now, job.delivery, rt.settings.lease_seconds, pace, TURN_WAIT_IN_PLACE,
-        holder=rt.holdings.worker, claim=job.claim, store=str(job.kwargs.get("storeId", "")),
-        fair_horizon=FAIR_HORIZON if rt.settings.fair_share else 0.0,
-        weights={store: limit.weight for store, limit in rt.settings.store_limits.items() if limit.weight is not None},
-        store_cap=_store_cap(rt.settings.store_limits, str(job.kwargs.get("storeId", ""))),
+        holder=rt.holdings.worker, claim=job.claim, store=store, fair_horizon=FAIR_HORIZON if rt.settings.fair_share else 0.0,
+        weights=rt.store_weights, store_cap=rt.store_caps.get(store, 0.0),
         kwargs=recorded if recorded is not None else wire.job_json(job.kwargs)))
     if begin.verdict is Verdict.DIFFERS and begin.recorded is not None and recorded is None:
         return _as_recorded(rt, patience, job, begin.recorded)
@@ -316,9 +313,3 @@ def dead_letter(rt: Runtime, patience: Patience, job: Job, decision: DeadLetterJ
     """
     held = (rt.step(patience, lambda: rt.jobs.get(job.job_id)) or {}).get("claim") == job.claim
     return _dead_letter(rt, patience, job, decision, job.claim if held else "")
-
-
-def _store_cap(limits: Mapping[str, StoreLimit], store: str) -> float:
-    """The store's cap of calls a second at each endpoint (``PAYQ_STORE_LIMITS``); 0: none."""
-    limit = limits.get(store)
-    return (limit.calls_per_second or 0.0) if limit is not None else 0.0

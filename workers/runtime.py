@@ -49,6 +49,14 @@ class Runtime:
     # injected, like the random source, so a test can pin when things happen
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
+    # PAYQ_STORE_LIMITS as every BEGIN passes it, made once: the weighed stores' weights, and each capped store's cap
+    store_weights: dict[str, float] = field(init=False)
+    store_caps: dict[str, float] = field(init=False)
+
+    def __post_init__(self) -> None:
+        limits = self.settings.store_limits
+        self.store_weights = {store: limit.weight for store, limit in limits.items() if limit.weight is not None}
+        self.store_caps = {store: limit.calls_per_second for store, limit in limits.items() if limit.calls_per_second is not None}
 
     def patience(self, seconds: float) -> Patience:
         """A patience of ``seconds`` on this runtime's clock, for one delivery's Redis steps (:mod:`tasks.redis.patience`)."""

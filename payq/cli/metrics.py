@@ -15,7 +15,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import click
@@ -94,14 +94,8 @@ class PayqCollector:
     def collect(self) -> Iterator[Metric]:
         """The gauges for one snapshot."""
         stats = self._snapshot()
-        depth = GaugeMetricFamily("payq_queue_depth", METRICS["payq_queue_depth"], labels=["queue"])
-        for queue, n in stats.queues.items():
-            depth.add_metric([queue], n)
-        yield depth
-        queued = GaugeMetricFamily("payq_queue_oldest_seconds", METRICS["payq_queue_oldest_seconds"], labels=["queue"])
-        for queue, since in stats.queued_since.items():
-            queued.add_metric([queue], since)
-        yield queued
+        yield _labelled("payq_queue_depth", ["queue"], (((queue,), n) for queue, n in stats.queues.items()))
+        yield _labelled("payq_queue_oldest_seconds", ["queue"], (((queue,), since) for queue, since in stats.queued_since.items()))
         yield GaugeMetricFamily("payq_unacked_jobs", METRICS["payq_unacked_jobs"], value=stats.unacked)
         yield GaugeMetricFamily("payq_deferred_jobs", METRICS["payq_deferred_jobs"], value=stats.deferred)
         next_due = GaugeMetricFamily("payq_deferred_next_due_seconds", METRICS["payq_deferred_next_due_seconds"])
@@ -112,73 +106,58 @@ class PayqCollector:
         yield next_due
         yield GaugeMetricFamily("payq_deferred_overdue_seconds", METRICS["payq_deferred_overdue_seconds"], value=overdue)
         yield GaugeMetricFamily("payq_waiting_jobs", METRICS["payq_waiting_jobs"], value=stats.waiting)
-        open_jobs = GaugeMetricFamily("payq_store_open_jobs", METRICS["payq_store_open_jobs"], labels=["store"])
-        store_calls = GaugeMetricFamily("payq_store_calls_last_minute", METRICS["payq_store_calls_last_minute"], labels=["store", "operation"])
-        shares = GaugeMetricFamily("payq_store_call_share", METRICS["payq_store_call_share"], labels=["store", "operation"])
-        for load in stats.stores:
-            open_jobs.add_metric([load.store], load.open_jobs)
-            for op_name, count in load.calls.items():
-                store_calls.add_metric([load.store, op_name], count)
-                shares.add_metric([load.store, op_name], load.shares.get(op_name, 0.0))
-        yield open_jobs
-        yield store_calls
-        yield shares
+        yield _labelled("payq_store_open_jobs", ["store"], (((load.store,), load.open_jobs) for load in stats.stores))
+        yield _labelled("payq_store_calls_last_minute", ["store", "operation"],
+                        (((load.store, op_name), count) for load in stats.stores for op_name, count in load.calls.items()))
+        yield _labelled("payq_store_call_share", ["store", "operation"],
+                        (((load.store, op_name), load.shares.get(op_name, 0.0)) for load in stats.stores for op_name in load.calls))
         if stats.redis is not None:
             yield GaugeMetricFamily("payq_redis_replicas", METRICS["payq_redis_replicas"], value=stats.redis.replicas)
             yield GaugeMetricFamily("payq_redis_replicas_in_sync", METRICS["payq_redis_replicas_in_sync"], value=stats.redis.in_sync)
             yield GaugeMetricFamily("payq_redis_min_replicas", METRICS["payq_redis_min_replicas"], value=stats.redis.floor)
             yield GaugeMetricFamily("payq_redis_degraded", METRICS["payq_redis_degraded"], value=int(stats.redis.state is ReplicaState.DEGRADED))
-        dead = GaugeMetricFamily("payq_dead_letters", METRICS["payq_dead_letters"], labels=["reason"])
         # every known reason, zeros included, so an alert on one reason has a series to watch from the start
-        for reason in sorted({r.value for r in DeadLetterReason} | set(stats.dead_letters)):
-            dead.add_metric([reason], stats.dead_letters.get(reason, 0))
-        yield dead
-        paused = GaugeMetricFamily("payq_endpoint_paused_until_seconds", METRICS["payq_endpoint_paused_until_seconds"], labels=["operation"])
-        for operation in API_OPERATIONS:
-            paused.add_metric([operation.value], stats.pauses.get(operation.value, 0.0))
-        yield paused
+        reasons = sorted({r.value for r in DeadLetterReason} | set(stats.dead_letters))
+        yield _labelled("payq_dead_letters", ["reason"], (((reason,), stats.dead_letters.get(reason, 0)) for reason in reasons))
+        yield _labelled("payq_endpoint_paused_until_seconds", ["operation"],
+                        (((operation.value,), stats.pauses.get(operation.value, 0.0)) for operation in API_OPERATIONS))
         for name, part in (("payq_endpoint_pace_per_second", "pace"), ("payq_endpoint_pace_configured_per_second", "configured"),
                            ("payq_endpoint_pace_learned_per_second", "learned")):
-            gauge = GaugeMetricFamily(name, METRICS[name], labels=["operation"])
-            for op_name, pace in stats.paces.items():
-                gauge.add_metric([op_name], getattr(pace, part) or 0.0)
-            yield gauge
+            yield _labelled(name, ["operation"], (((op_name,), getattr(pace, part) or 0.0) for op_name, pace in stats.paces.items()))
         yield GaugeMetricFamily("payq_outbox_events", METRICS["payq_outbox_events"], value=stats.outbox)
         oldest = GaugeMetricFamily("payq_outbox_oldest_seconds", METRICS["payq_outbox_oldest_seconds"])
         if stats.outbox_oldest is not None:
             oldest.add_metric([], stats.outbox_oldest)
         yield oldest
-        calls = CounterMetricFamily("payq_api_calls", METRICS["payq_api_calls"], labels=["operation", "status"])
-        for op_name, by_status in stats.api_calls.items():
-            for status, count in sorted(by_status.items()):
-                calls.add_metric([op_name, status], count)
-        yield calls
+        yield _labelled("payq_api_calls", ["operation", "status"], (((op_name, status), count) for op_name, by_status in stats.api_calls.items()
+                                                                   for status, count in sorted(by_status.items())), CounterMetricFamily)
         yield GaugeMetricFamily("payq_workers_live", METRICS["payq_workers_live"], value=len(stats.live_workers))
         steady = sum(1 for seen in stats.live_workers if seen.steady)
         yield GaugeMetricFamily("payq_workers_steady", METRICS["payq_workers_steady"], value=steady)
         yield CounterMetricFamily("payq_worker_starts", METRICS["payq_worker_starts"], value=stats.worker_starts)
-        beats = GaugeMetricFamily("payq_worker_last_heartbeat_seconds", METRICS["payq_worker_last_heartbeat_seconds"], labels=["worker"])
-        for seen in stats.live_workers:
-            beats.add_metric([seen.worker], seen.last_beat)
-        yield beats
+        yield _labelled("payq_worker_last_heartbeat_seconds", ["worker"], (((seen.worker,), seen.last_beat) for seen in stats.live_workers))
         yield CounterMetricFamily("payq_jobs_recovered", METRICS["payq_jobs_recovered"], value=stats.recovered)
-        answers = CounterMetricFamily("payq_intake_answers", METRICS["payq_intake_answers"], labels=["status"])
-        for status, count in stats.intake_answers.items():
-            answers.add_metric([status], count)
-        yield answers
+        yield _labelled("payq_intake_answers", ["status"], (((status,), count) for status, count in stats.intake_answers.items()),
+                        CounterMetricFamily)
         if stats.memory is not None:
             yield from _memory_gauges(stats.memory)
         yield GaugeMetricFamily("payq_scrape_timestamp_seconds", METRICS["payq_scrape_timestamp_seconds"], value=stats.taken_at)
+
+
+def _labelled(name: str, labels: list[str], samples: Iterable[tuple[tuple[str, ...], float]],
+              family: type[GaugeMetricFamily] | type[CounterMetricFamily] = GaugeMetricFamily) -> Metric:
+    """The metric ``name`` (its help from :data:`METRICS`) with a sample per (label values, value), in their order."""
+    metric = family(name, METRICS[name], labels=labels)
+    for values, value in samples:
+        metric.add_metric(list(values), value)
+    return metric
 
 
 def _memory_gauges(memory: Memory) -> Iterator[Metric]:
     """Redis's memory, payq's keys by kind, a trip's cost, the rate and the projection (tasks/redis/memory.py)."""
     yield GaugeMetricFamily("payq_redis_used_memory_bytes", METRICS["payq_redis_used_memory_bytes"], value=memory.used)
     yield GaugeMetricFamily("payq_redis_maxmemory_bytes", METRICS["payq_redis_maxmemory_bytes"], value=memory.maxmemory)
-    by_kind = GaugeMetricFamily("payq_redis_keys", METRICS["payq_redis_keys"], labels=["kind"])
-    for kind, count in memory.by_kind.items():
-        by_kind.add_metric([kind], count)
-    yield by_kind
+    yield _labelled("payq_redis_keys", ["kind"], (((kind,), count) for kind, count in memory.by_kind.items()))
     if memory.per_trip is not None:
         yield GaugeMetricFamily("payq_trip_bytes", METRICS["payq_trip_bytes"], value=memory.per_trip)
     yield GaugeMetricFamily("payq_trips_per_second", METRICS["payq_trips_per_second"], value=memory.trips_per_second)

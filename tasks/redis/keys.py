@@ -117,7 +117,10 @@ def backlog(store: str) -> str:
 
 
 def fair_clocks(operation: str) -> str:
-    """HASH: each store's clocks at an endpoint's pace (``turn:<storeId>``, ``line:<storeId>``: :mod:`tasks.pacing.fairness`)."""
+    """HASH: each store's clocks at an endpoint (:mod:`tasks.pacing.fairness`).
+
+    ``turn:``/``line:<storeId>``: its fair share; ``cap:``/``capline:<storeId>``: its cap of calls a second.
+    """
     return f"{PREFIX}:fair:{operation}"
 
 

@@ -487,10 +487,10 @@ def test_store_weights_without_the_fair_share_they_weigh_are_refused_naming_both
     assert any("PAYQ_STORE_LIMITS" in p and "PAYQ_FAIR_SHARE=false" in p for p in raised.value.problems), raised.value.problems
 
 
-def test_a_store_s_cap_of_calls_needs_no_fair_share_and_weighs_1(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_store_s_cap_of_calls_needs_no_fair_share_and_names_no_weight(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PAYQ_STORE_LIMITS", '{"A": {"calls_per_second": 5}}')
     monkeypatch.setenv("PAYQ_FAIR_SHARE", "false")
 
     limit = load_settings(_env_file=None).store_limits["A"]
 
-    assert (limit.calls_per_second, limit.weight, limit.share) == (5.0, None, 1.0)
+    assert (limit.calls_per_second, limit.weight) == (5.0, None)  # BEGIN weighs a store not named 1
