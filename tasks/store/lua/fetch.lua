@@ -71,6 +71,10 @@ local function take(index, n, taken)
       if got >= n then break end
       local asked = math.min(part, n - got)
       local store = redis.call('LMOVE', ring, ring, 'RIGHT', 'LEFT')
+      if not store then  -- the ring is shorter than counted (only this step changes it): nothing more to take
+        stores = 0
+        break
+      end
       local lane = LANE_PREFIX .. queue .. ':' .. store
       local count = keep(redis.call('LMPOP', 1, lane, 'RIGHT', 'COUNT', asked))
       got = got + count
