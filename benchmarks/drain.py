@@ -95,7 +95,7 @@ def run_drain(
             on_start(fleet)
         # CPU from here on: worker start-up (imports, forks) is not the drain
         state: dict[str, float] = {
-            "cpu0": cpu_seconds(fleet_pids(fleet)), "sb0": cpu_seconds([others[0]]), "rd0": cpu_seconds([others[1]]),
+            "cpu0": cpu_seconds(fleet_pids(fleet)), "sb0": cpu_seconds([others[0]]), "rd0": stack.redis_cpu_seconds(),
             "me0": cpu_seconds([os.getpid()]), "busy0": machine_busy_seconds(), "t0": time.monotonic(),
         }
         # idle, warm workers; then the whole burst as fast as each system's own client can write it
@@ -116,7 +116,7 @@ def run_drain(
     try:
         complete = log.wait_for(expected, limit, progress=progress)
         cpu1 = cpu_seconds(fleet_pids(fleet))
-        sb1, rd1 = cpu_seconds([others[0]]), cpu_seconds([others[1]])
+        sb1, rd1 = cpu_seconds([others[0]]), stack.redis_cpu_seconds()
         me1, busy1, t1 = cpu_seconds([os.getpid()]), machine_busy_seconds(), time.monotonic()
         log.settle(quiet=1.5)
         processes = fleet.process_count()
