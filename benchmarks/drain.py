@@ -150,6 +150,30 @@ def run_drain(
     return result
 
 
+# Cores other people's processes may use during a drain before it is set aside and run again: a quick
+# drain lasts seconds, and one that shared the machine with 0.4–0.9 cores of someone's tests drained
+# 40% slower (a quick run's rounds then spread by ±39%, against ±5% on an idle machine).
+OTHERS_LIMIT = 0.1
+TRIES = 3  # runs of one drain at most; the last one stands whatever others used meanwhile
+
+
+def quietly(drain: Callable[[], DrainResult], say: Any = print, tries: int = TRIES) -> DrainResult:
+    """``drain()``, run again while others used more than :data:`OTHERS_LIMIT` cores meanwhile (``tries`` runs at most).
+
+    The result kept names what the runs set aside saw (``extra["set_aside"]``:
+    their rates and others' cores), so the report can say how busy the machine was.
+    """
+    set_aside: list[dict[str, float]] = []
+    while True:
+        result = drain()
+        if result.other_load_cores <= OTHERS_LIMIT or len(set_aside) + 1 >= tries:
+            if set_aside:
+                result.extra["set_aside"] = set_aside
+            return result
+        set_aside.append({"rate": result.rate, "other_load_cores": result.other_load_cores})
+        say(f"    others used {result.other_load_cores:.2f} cores meanwhile (more than {OTHERS_LIMIT:g}): set aside, run again")
+
+
 def fleet_pids(fleet: Fleet) -> list[int]:
     """Every process of the fleet: main processes and their pool children."""
     return [pid for proc in fleet.procs for pid in proc.pids()]
