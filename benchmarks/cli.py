@@ -67,7 +67,7 @@ class Sizes:
 FULL = Sizes(captures=20_000, enqueue_single=5_000, enqueue_bulk=20_000, latency_seconds=20, storm=10_000,
              deferred=100_000, short_delay=60, deferred_run=10_000, pool_captures=4_000,
              pacing=1_200)
-QUICK = Sizes(captures=1_200, enqueue_single=2_000, enqueue_bulk=10_000, latency_seconds=6, storm=1_200,
+QUICK = Sizes(captures=2_400, enqueue_single=2_000, enqueue_bulk=10_000, latency_seconds=6, storm=1_200,
               deferred=2_000, short_delay=10, deferred_run=2_000, pool_captures=1_000,
               pacing=300, rounds=3)
 
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="also profile a payq worker with py-spy during a drain")
     parser.add_argument("--tweaks", default="", help="payq worker tweaks to apply everywhere (see benchmarks/tweaks.py)")
     parser.add_argument("--compare-tweaks", default="", help="extra payq drains at 0 ms, one per ';'-separated tweak set")
-    parser.add_argument("--captures", type=int, help="captures per drain run (default 20000; --quick 1200)")
+    parser.add_argument("--captures", type=int, help="captures per drain run (default 20000; --quick 2400)")
     parser.add_argument("--rounds", type=int, help="rounds of the drains and notify's on/off, alternating (default 1; --quick 3)")
     parser.add_argument("--deferred", type=int, help="jobs deferred in scenario 5 (default 100000; --quick 2000)")
     parser.add_argument("--deferred-run", type=int, help="of those, how many are then run (default 10000; --quick all)")
