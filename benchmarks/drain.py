@@ -95,7 +95,7 @@ def run_drain(
             on_start(fleet)
         # CPU from here on: worker start-up (imports, forks) is not the drain
         state: dict[str, float] = {
-            "cpu0": cpu_seconds(fleet_pids(fleet)), "sb0": cpu_seconds([others[0]]), "rd0": cpu_seconds([others[1]]),
+            "cpu0": cpu_seconds(fleet_pids(fleet)), "sb0": cpu_seconds([others[0]]), "rd0": stack.redis_cpu_seconds(),
             "me0": cpu_seconds([os.getpid()]), "busy0": machine_busy_seconds(), "t0": time.monotonic(),
         }
         # idle, warm workers; then the whole burst as fast as each system's own client can write it
@@ -116,7 +116,7 @@ def run_drain(
     try:
         complete = log.wait_for(expected, limit, progress=progress)
         cpu1 = cpu_seconds(fleet_pids(fleet))
-        sb1, rd1 = cpu_seconds([others[0]]), cpu_seconds([others[1]])
+        sb1, rd1 = cpu_seconds([others[0]]), stack.redis_cpu_seconds()
         me1, busy1, t1 = cpu_seconds([os.getpid()]), machine_busy_seconds(), time.monotonic()
         log.settle(quiet=1.5)
         processes = fleet.process_count()
@@ -148,6 +148,30 @@ def run_drain(
         f" ({result.calls}/{expected} calls, {result.duplicates} duplicates, worker CPU {result.worker_cpu_ms_per_job} ms/job,"
         f" others {result.other_load_cores} cores)")
     return result
+
+
+# Cores other people's processes may use during a drain before it is set aside and run again: a quick
+# drain lasts seconds, and one that shared the machine with 0.4–0.9 cores of someone's tests drained
+# 40% slower (a quick run's rounds then spread by ±39%, against ±5% on an idle machine).
+OTHERS_LIMIT = 0.1
+TRIES = 3  # runs of one drain at most; the last one stands whatever others used meanwhile
+
+
+def quietly(drain: Callable[[], DrainResult], say: Any = print, tries: int = TRIES) -> DrainResult:
+    """``drain()``, run again while others used more than :data:`OTHERS_LIMIT` cores meanwhile (``tries`` runs at most).
+
+    The result kept names what the runs set aside saw (``extra["set_aside"]``:
+    their rates and others' cores), so the report can say how busy the machine was.
+    """
+    set_aside: list[dict[str, float]] = []
+    while True:
+        result = drain()
+        if result.other_load_cores <= OTHERS_LIMIT or len(set_aside) + 1 >= tries:
+            if set_aside:
+                result.extra["set_aside"] = set_aside
+            return result
+        set_aside.append({"rate": result.rate, "other_load_cores": result.other_load_cores})
+        say(f"    others used {result.other_load_cores:.2f} cores meanwhile (more than {OTHERS_LIMIT:g}): set aside, run again")
 
 
 def fleet_pids(fleet: Fleet) -> list[int]:

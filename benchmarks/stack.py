@@ -75,6 +75,15 @@ class Stack:
         info = cast(dict[str, int], self.client.info("memory"))
         return int(info["used_memory"])
 
+    def redis_cpu_seconds(self) -> float:
+        """Redis's user plus system CPU so far, seconds, from ``INFO cpu`` (getrusage, to the microsecond).
+
+        Not /proc's clock ticks: at 10 ms a tick, a quick drain's 0.2 s of
+        Redis CPU read to ±5%, which alone spread three rounds' ratio by ±10%.
+        """
+        info = self.client.info("cpu")
+        return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+
     def close(self) -> None:
         """Stop everything this stack started."""
         for log in self._logs.values():

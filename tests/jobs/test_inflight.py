@@ -19,7 +19,10 @@ from tests.support.jobs import USD_1, record
 from tests.support.names import queue_of
 from tests.unit.test_inflight_rule import DEAD, HELD_TABLE, NOW
 
-LEASE = 10.0
+# Long, and the table's lease ends stretched tenfold on Redis's clock: the sweep reads Redis's clock seconds after the
+# setup on a loaded machine (three suites on two cores stalled one by several), and a verdict must not move with that
+LEASE = 60.0
+STRETCH = 10
 SWEEPER = "sweeper.1.abc"
 CAPTURES, REPORTS = queue_of("capture"), queue_of("feedback")
 
@@ -97,9 +100,9 @@ def dead_worker_with(rdb: redis.Redis, producer: Producer, state: str | None, ho
     else:
         rdb.hset(keys.job(job_id), mapping={"state": state, **({"holder": holder, "claim": "c1"} if holder else {})})
     if lease_until is not None:
-        rdb.zadd(keys.LEASES, {job_id: redis_now + lease_until - NOW})
+        rdb.zadd(keys.LEASES, {job_id: redis_now + (lease_until - NOW) * STRETCH})
     rdb.zadd(keys.WORKERS, {DEAD: redis_now - LEASE - 1, SWEEPER: redis_now})
-    rdb.hset(keys.WORKERS_STEADY, SWEEPER, redis_now - 60)
+    rdb.hset(keys.WORKERS_STEADY, SWEEPER, redis_now - 2 * LEASE)
     return job_id
 
 
@@ -142,7 +145,7 @@ def test_a_live_worker_and_a_sweeper_not_yet_steady_keep_their_hands_off(produce
 
     rdb.hset(keys.WORKERS_STEADY, SWEEPER, redis_now - 2)  # the sweeper is just back from an outage
     assert store.recover(SWEEPER, LEASE, redis_now, 100) is None
-    rdb.hset(keys.WORKERS_STEADY, SWEEPER, redis_now - 60)
+    rdb.hset(keys.WORKERS_STEADY, SWEEPER, redis_now - 2 * LEASE)
     rdb.zadd(keys.WORKERS, {DEAD: redis_now - 1})  # it beats: alive
     assert store.recover(SWEEPER, LEASE, redis_now, 100) == Recovered(0, 0)
     assert rdb.llen(keys.inflight(DEAD, CAPTURES)) == 1

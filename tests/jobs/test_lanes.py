@@ -54,9 +54,24 @@ def test_a_fetch_takes_the_stores_in_turn_each_stores_jobs_first_in_first_out(pr
     assert lanes.stores_waiting(rdb, [CAPTURES]) == {CAPTURES: ["A"]}
     c2 = captures(producer, "C", 1, first=1)
     assert lanes.stores_waiting(rdb, [CAPTURES]) == {CAPTURES: ["A", "C"]}
-    assert fetch(rdb, [CAPTURES], 10) == [a[2], c2[0], a[3], a[4]]
+    # a fetch wanting more than one message from each store takes each store's part in one turn
+    assert fetch(rdb, [CAPTURES], 10) == [a[2], a[3], a[4], c2[0]]
     assert lanes.stores_waiting(rdb, [CAPTURES]) == {CAPTURES: []} and lanes.depths(rdb, [CAPTURES]) == {CAPTURES: 0}
     assert not rdb.exists(keys.ring(CAPTURES), keys.lane(CAPTURES, "A"), keys.lane(CAPTURES, "C"))
+
+
+def test_a_fetch_takes_the_stores_in_rounds_of_equal_parts_and_the_next_fetch_goes_on_where_it_stopped(
+    producer: Producer, rdb: redis.Redis,
+) -> None:
+    a = captures(producer, "A", 6)
+    b = captures(producer, "B", 6)
+    c = captures(producer, "C", 6)
+
+    # 7 wanted of 3 stores: a round of 2 each, then one more turn, as taking one message a turn would have
+    assert fetch(rdb, [CAPTURES], 7) == [a[0], a[1], b[0], b[1], c[0], c[1], a[2]]
+    assert fetch(rdb, [CAPTURES], 2) == [b[2], c[2]]
+    assert fetch(rdb, [CAPTURES], 4) == [a[3], b[3], c[3], a[4]]
+    assert lanes.stores_waiting(rdb, [CAPTURES]) == {CAPTURES: ["B", "C", "A"]}
 
 
 def test_a_capture_report_waits_in_its_stores_lane_and_a_given_back_message_goes_first(producer: Producer, rdb: redis.Redis) -> None:

@@ -76,7 +76,9 @@ def test_a_dead_lettered_job_reads_the_same_over_http(
     assert get(serve, "/v1/jobs/capture:store-a:t1").json() == public_job(invoke(redis_url, "job", "capture:store-a:t1", "--json").json())
     replayed = invoke(redis_url, "dlq", "replay", "capture:store-a:t1")
     assert replayed.code == 0, replayed.stderr
-    # the API answers 400 again: dead again, with the operator's replay in its history
+    # the API answers 400 again: dead again, with the operator's replay in its history (the replay counts at once:
+    # the job's state says when it has run again and died)
+    wait_for_state(rdb, "capture:store-a:t1", "dead")
     trip = wait_for(lambda: (t := get(serve, "/v1/trips/store-a/t1").json())["deadLetters"] and t["deadLetters"][0]["replays"] == 1 and t,
                     timeout=30, what="the replayed capture to be dead-lettered again")
     assert trip == public_trip(invoke(redis_url, "trip", "store-a", "t1", "--json").json())
