@@ -45,7 +45,7 @@ from config.celery import STEPS_PATIENCE
 from payapi.operations import QUEUES
 from tasks.redis import keys, scripts
 from tasks.redis.patience import Patience
-from tasks.store.inflight import InFlight, Settled, fetch_call, read_fetch
+from tasks.store.inflight import InFlight, Settled, ack_commands, fetch_call, read_fetch
 
 log = logging.getLogger("payq.transport")
 
@@ -194,14 +194,12 @@ class OwnedFetch:
             # primary gone is seen at once, and the block's second is its only cost
             wanted = (self.qos.can_consume_max_estimate() or 1) if self.payq_may_fetch() else 0  # type: ignore[attr-defined]
             worker = self._fetcher().worker()
-            # an acknowledged message leaves the in-flight list by a plain LREM sent ahead of the script, in the same round
-            # trip: inside the script the message (~1.3 KB) would be made a Lua string, every byte hashed, about 3% of
-            # Redis's work per job (benchmarks: scenario 13). Given-back ones need the script (LREM, then push if it was there).
-            acks = [s for s in settled if not s.back]
+            # acknowledgements go ahead of the script in the same round trip (ack_commands: about 3% of Redis's work per
+            # job when they were inside it, benchmarks' scenario 13); given-back ones need the script (LREM, then push)
+            commands = ack_commands(worker, [s for s in settled if not s.back])
             call_keys, args = fetch_call(worker, queues, wanted, [s for s in settled if s.back])
             self._payq_sent = (call_keys, settled)
-            self._payq_acks = len(acks)
-            commands: list[tuple[Any, ...]] = [("LREM", keys.inflight(worker, s.queue), 1, s.message) for s in acks]
+            self._payq_acks = len(commands)
             commands.append(("EVALSHA", self._payq_sha, len(call_keys), *call_keys, *args))
             connection.send_packed_command(connection.pack_commands(commands))
         else:

@@ -65,19 +65,23 @@ class Fetched:
     wake: str | None
 
 
-def fetch_call(worker: str, queues: Sequence[str], wanted: int, settled: Iterable[Settled]) -> tuple[list[str], list[Any]]:
-    """KEYS and ARGV of ``lua/fetch.lua``: settle ``settled``, then take up to ``wanted`` messages from ``queues``, first queue first."""
-    order = list(dict.fromkeys([*queues, *(s.queue for s in settled)]))
+def ack_commands(worker: str, acks: Iterable[Settled]) -> list[tuple[Any, ...]]:
+    """The commands that acknowledge ``acks``: each message leaves the worker's in-flight list (``LREM``), sent ahead of
+    a fetch in the same round trip rather than inside it, where each message's bytes would be made a Lua string."""
+    return [("LREM", keys.inflight(worker, s.queue), 1, s.message) for s in acks]
+
+
+def fetch_call(worker: str, queues: Sequence[str], wanted: int, given_back: Iterable[Settled]) -> tuple[list[str], list[Any]]:
+    """KEYS and ARGV of ``lua/fetch.lua``: give back ``given_back``, then take up to ``wanted`` messages from ``queues``, first queue first."""
+    backs = list(given_back)
+    if any(not s.back for s in backs):
+        raise ValueError("fetch.lua only gives back: acknowledge with ack_commands")
+    order = list(dict.fromkeys([*queues, *(s.queue for s in backs)]))
     index = {queue: i + 1 for i, queue in enumerate(order)}
     call_keys = [keys.INFLIGHT]
     for queue in order:
         call_keys += [queue, keys.inflight(worker, queue)]
-    acks = [s for s in settled if not s.back]
-    backs = [s for s in settled if s.back]
-    args: list[Any] = [worker, wanted if queues else 0, len(acks)]
-    for s in acks:
-        args += [index[s.queue], s.message]
-    args.append(len(backs))
+    args: list[Any] = [worker, wanted if queues else 0, len(backs)]
     for s in backs:
         args += [index[s.queue], s.message]
     return call_keys, args
@@ -103,9 +107,16 @@ class InFlight:
 
     def settle(self, settled: Sequence[Settled]) -> None:
         """Settle ``settled`` (as the next fetch would), taking nothing."""
-        if settled:
-            call_keys, args = fetch_call(self.worker, [], 0, settled)
-            self._fetch(keys=call_keys, args=args)
+        if not settled:
+            return
+        pipe = self._redis.pipeline(transaction=False)
+        for _, key, count, message in ack_commands(self.worker, [s for s in settled if not s.back]):
+            pipe.lrem(key, count, message)
+        backs = [s for s in settled if s.back]
+        if backs:
+            call_keys, args = fetch_call(self.worker, [], 0, backs)
+            self._fetch(keys=call_keys, args=args, client=pipe)
+        pipe.execute()
 
     def held(self, queues: Sequence[str]) -> list[Settled]:
         """Every message in the worker's lists for ``queues``, newest first per queue."""

@@ -5,9 +5,10 @@ A queue was one list, served first come, first served: a store that enqueued
 not an endpoint's pace, were the bottleneck. Now ``lua/lib/publish.lua``
 pushes a store's job onto ``payq:lane:<queue>:<store>`` and, when that lane
 was empty, the store onto ``payq:lanes:<queue>`` (the ring). ``lua/fetch.lua``
-takes one message from the store on the ring's right and moves that store to
-its left, so a store with 10 jobs waits one turn of each other store for each
-of them, whatever their backlogs (as BullMQ Pro's groups and SQS FIFO's message
+takes from the store on the ring's right and moves that store to its left, in
+rounds where each store takes an equal part of what the worker wants (at least
+one message), so a store with 10 jobs waits one turn of each other store for
+each of them, whatever their backlogs (as BullMQ Pro's groups and SQS FIFO's message
 groups are served). A store's own jobs stay first in, first out.
 
 The queue's own list (named as the queue) is still fetched, before the lanes:

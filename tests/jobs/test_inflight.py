@@ -12,7 +12,7 @@ from payapi.operations import QUEUES
 from tasks.producer import Producer
 from tasks.redis import keys, scripts
 from tasks.store import lanes
-from tasks.store.inflight import Held, InFlight, Settled, fetch_call, read_fetch
+from tasks.store.inflight import Held, InFlight, Settled, ack_commands, fetch_call, read_fetch
 from tasks.store.leases import LeaseStore
 from tasks.store.records import JobStore, Recovered
 from tests.support.jobs import USD_1, record
@@ -28,7 +28,9 @@ CAPTURES, REPORTS = queue_of("capture"), queue_of("feedback")
 
 
 def fetch(rdb: redis.Redis, worker: str, queues: list[str], wanted: int, settled: list[Settled] | None = None) -> tuple[list[tuple[str, str]], str | None]:
-    call_keys, args = fetch_call(worker, queues, wanted, settled or [])
+    for command in ack_commands(worker, [s for s in settled or [] if not s.back]):  # as the worker sends them, ahead
+        rdb.execute_command(*command)
+    call_keys, args = fetch_call(worker, queues, wanted, [s for s in settled or [] if s.back])
     fetched = read_fetch(rdb.eval(scripts.source("fetch"), len(call_keys), *call_keys, *args), call_keys)
     return [(q, str(m)) for q, m in fetched.messages], fetched.wake
 

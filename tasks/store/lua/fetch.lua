@@ -1,13 +1,13 @@
--- A worker's fetch, in one round trip (tasks/store/inflight.py): first it settles what it finished since its last
--- fetch, then it takes messages into its own in-flight lists, where each stays until it is settled.
--- 1. An acknowledged message leaves the worker's in-flight list; one given back leaves it and goes back to the
---    head of its queue's own list (only if it was still there: a list is emptied when a dead worker's messages are given back).
+-- A worker's fetch, in one round trip (tasks/store/inflight.py): first it gives back what it will not run, then it takes
+-- messages into its own in-flight lists, where each stays until it is settled. (An acknowledged message leaves its
+-- list by a plain LREM sent ahead of this script: in here its bytes would be made a Lua string, every one hashed.)
+-- 1. A message given back leaves the worker's in-flight list and goes back to the head of its queue's own list (only
+--    if it was still there: a list is emptied when a dead worker's messages are given back).
 -- 2. Up to `wanted` messages move from the queues into payq:inflight:<worker>:<queue>, in this one atomic step:
 --    fairly, each queue that has any its share, round after round, starting with the queue the worker names first;
 --    within a queue, its own list first, then one store's lane after another (see `take`).
 -- KEYS: payq:inflight, then per queue its key and the worker's in-flight list for it.
--- ARGV: worker, wanted, the number of acknowledged messages and (queue index, message) for each, the same for
--- those given back.
+-- ARGV: worker, wanted, the number of messages given back and (queue index, message) for each.
 -- Returns {'', queue index, message, ...}, or, having taken nothing, {the last id of payq:wake}: the worker
 -- then blocks on XREAD for any entry after it, so a message published after this script is never missed.
 --#include names
@@ -21,12 +21,6 @@ local function queue_key(index) return KEYS[2 * index] end
 local function list_key(index) return KEYS[2 * index + 1] end
 
 local at = 3
-local acknowledged = tonumber(ARGV[at])
-for _ = 1, acknowledged do
-  redis.call('LREM', list_key(tonumber(ARGV[at + 1])), 1, ARGV[at + 2])
-  at = at + 2
-end
-at = at + 1
 local given_back = tonumber(ARGV[at])
 for _ = 1, given_back do
   local index, message = tonumber(ARGV[at + 1]), ARGV[at + 2]
