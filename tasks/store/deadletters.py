@@ -23,12 +23,11 @@ from typing import Any, cast
 import redis
 from pydantic import BaseModel, Field
 
-from payapi import wire
 from payapi.models import NotificationEvent
 from payapi.operations import OPERATIONS, Operation
 from payapi.outcomes import Failure, FailureKind
 from tasks.jobs.deferral import failure_json
-from tasks.jobs.messages import build_message, build_sent_event, sent_event_channel_of
+from tasks.jobs.messages import WireKwargs, message_of, sent_event_channel_of, sent_event_of
 from tasks.notify.events import dead_lettered
 from tasks.notify.outbox import body_of, event_args
 from tasks.redis import keys, scripts
@@ -233,11 +232,12 @@ class DeadLetterStore:
                       max(self._job_ttl, self._retention)],
                 client=client,
             )
+        written = WireKwargs.of(entry.kwargs)
         return self._replay(
             keys=[*self._keys, OPERATIONS[entry.operation].queue, keys.job(entry.id), keys.replays(entry.id), keys.ACTIVE],
-            args=[entry.id, repr(entry.dead_at), build_message(entry.operation, entry.id, entry.kwargs, traceparent), now, history,
-                  wire.job_json(entry.kwargs), entry.operation, max(self._job_ttl, self._retention), self._events,
-                  build_sent_event(entry.operation, entry.id, entry.kwargs, now), _books_of(entry), str(entry.kwargs.get("storeId", "")),
+            args=[entry.id, repr(entry.dead_at), message_of(entry.operation, entry.id, written, traceparent), now, history,
+                  written.json, entry.operation, max(self._job_ttl, self._retention), self._events,
+                  sent_event_of(entry.operation, entry.id, written, now), _books_of(entry), str(entry.kwargs.get("storeId", "")),
                   _backlog_of(entry)],
             client=client,
         )

@@ -36,11 +36,11 @@ import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any, cast
 
 import redis
 
-from payapi import wire
 from payapi.errors import FieldDifference, JobConflict
 from payapi.models import NotificationEvent
 from payapi.operations import OPERATIONS, QUEUES, Operation
@@ -48,7 +48,7 @@ from tasks import tracing
 from tasks.jobs import settled
 from tasks.jobs.books import BOOKS_RETENTION_SECONDS, REFUND_WINDOW_SECONDS, TripRuleViolation, breach_from, cents, read_books
 from tasks.jobs.deferral import Deferral, failure_json
-from tasks.jobs.messages import build_message, build_sent_event, sent_event_channel_of
+from tasks.jobs.messages import WireKwargs, build_message, message_of, sent_event_channel_of, sent_event_of
 from tasks.jobs.resend import stored_differences
 from tasks.notify.outbox import event_args
 from tasks.pacing.pacer import count_call
@@ -67,6 +67,11 @@ class NewJob:
     operation: Operation
     job_id: str
     kwargs: dict[str, Any]
+
+    @cached_property
+    def written(self) -> WireKwargs:
+        """Its kwargs as its record and message write them: encoded once, though a large batch's check and write both need them."""
+        return WireKwargs.of(self.kwargs)
 
 
 @dataclass(frozen=True)
@@ -146,11 +151,12 @@ def enqueue_call(
         store, trip = job.kwargs.get("storeId", ""), job.kwargs.get("shoppingTripId", "")
         booked = job.operation in (Operation.CAPTURE, Operation.CANCEL, Operation.REFUND)
         amount = job.kwargs.get("amount") or {}
+        written = job.written
         args += [
             job.job_id, keys.job(job.job_id), job.operation, spec.queue,
-            "" if dry_run else build_message(job.operation, job.job_id, job.kwargs, traceparent),
-            wire.job_json(job.kwargs),  # a dry run too: a job sent again is compared with the one on record
-            "" if dry_run else build_sent_event(job.operation, job.job_id, job.kwargs, now),
+            "" if dry_run else message_of(job.operation, job.job_id, written, traceparent),
+            written.json,  # a dry run too: a job sent again is compared with the one on record
+            "" if dry_run else sent_event_of(job.operation, job.job_id, written, now),
             keys.trip(store, trip) if booked else "", keys.held(store, trip) if booked else "",
             cents(amount["amount"]) if "amount" in amount else 0, amount.get("code", ""), keys.backlog(store), store, traceparent,
         ]
@@ -313,13 +319,14 @@ class JobStore:
         """
         successes, field = _call_args(call)
         store, trip = str(report.kwargs["storeId"]), str(report.kwargs["shoppingTripId"])
+        written = WireKwargs.of(report.kwargs)
         on_record = int(self._finish_capture(
             keys=[keys.job(job_id), keys.ACTIVE, keys.job(report.job_id), OPERATIONS[report.operation].queue, keys.API_CALLS,
                   successes or keys.API_CALLS, keys.trip(store, trip), keys.held(store, trip), keys.WAITING,
                   OPERATIONS[Operation.REFUND].queue, keys.LEASES],
             args=[job_id, now, settled_at, report.job_id,
-                  build_message(report.operation, report.job_id, report.kwargs, traceparent), wire.job_json(report.kwargs), self._ttl,
-                  self._events, build_sent_event(report.operation, report.job_id, report.kwargs, now), field, keys.JOB_PREFIX,
+                  message_of(report.operation, report.job_id, written, traceparent), written.json, self._ttl,
+                  self._events, sent_event_of(report.operation, report.job_id, written, now), field, keys.JOB_PREFIX,
                   claim, self._books_ttl, *event_args(event), traceparent, attempt or "", store, keys.backlog(store),
                   *_settle_args(job_id, kwargs, result, str(settled_at))],
         ))
