@@ -226,7 +226,7 @@ def carry_out(
             # the delay, as clamped, is what the next probe above the learned pace risks
             retry_after = decision.pause_until - now if decision.pause_until is not None else None
             resume_at = decision.pause_until or now + 1.0
-            sent_at = call.sent if call is not None else now
+            sent_at = call.sent_at if call is not None else now
             lesson = rt.step(patience, lambda: rt.pacer.throttled(job.operation, now, resume_at))
             if lesson is not None:
                 _learn_later(rt, job.operation, lesson, sent_at, retry_after, resume_at)
