@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
-from config.celery import OUTCOME_PATIENCE
+from config.celery import OUTCOME_PATIENCE, STEPS_PATIENCE
 from payapi import wire
 from payapi.client import Prepared
 from payapi.errors import InvalidRequest
@@ -42,6 +43,8 @@ from tasks.jobs.deferral import Deferral
 from tasks.jobs.resend import stored_differences
 from tasks.notify import events
 from tasks.pacing.fairness import HORIZON as FAIR_HORIZON
+from tasks.pacing.pacer import Claim
+from tasks.pacing.rules import lesson_at
 from tasks.producer import prepare
 from tasks.redis.patience import Patience
 from tasks.states import Verdict
@@ -177,8 +180,9 @@ def _call(rt: Runtime, patience: Patience, job: Job, request: Any, attempt: int,
         # this worker was paused or cut off past its lease and the job went to another: that one calls
         log.warning("%s %s: lost its lease while it waited; no call", job.operation.value, job.job_id)
         return Skip(Verdict.HELD, lost=True)
+    sent_at = rt.clock()
     outcome = _send(rt, job, request, prepared, attempt)
-    call = Call(job.operation, status_of(outcome), rt.clock())
+    call = Call(job.operation, status_of(outcome), rt.clock(), sent_at)
     decision = decide(outcome, attempt, rt.policy, call.at, rt.rng.random)
     # the call is made: giving up now would make it again, so its outcome gets the same deadline, extended (the
     # heartbeat keeps the job's lease meanwhile, and nobody judges a lease while Redis is away)
@@ -221,7 +225,11 @@ def carry_out(
         if decision.throttled:
             # the delay, as clamped, is what the next probe above the learned pace risks
             retry_after = decision.pause_until - now if decision.pause_until is not None else None
-            rt.step(patience, lambda: rt.pacer.throttled(job.operation, now, retry_after, decision.pause_until or now + 1.0))
+            resume_at = decision.pause_until or now + 1.0
+            sent_at = call.sent_at if call is not None else now
+            lesson = rt.step(patience, lambda: rt.pacer.throttled(job.operation, now, resume_at))
+            if lesson is not None:
+                _learn_later(rt, job.operation, lesson, sent_at, retry_after, resume_at)
     if isinstance(decision, Succeed):
         if isinstance(request, CaptureRequest):
             settled = _settle_capture(rt, patience, job, request, int(now), now, call, claim, attempt)
@@ -241,6 +249,25 @@ def carry_out(
     if (made := call) is not None:
         rt.step(patience, lambda: rt.jobs.count(made))
     return _dead_letter(rt, patience, job, decision, claim)
+
+
+def _learn_later(rt: Runtime, operation: Operation, lesson: Claim, sent_at: float, retry_after: float | None, resume_at: float) -> None:
+    """Learn from the 429 this delivery claimed the lesson of, once the calls in flight with it have landed (:func:`lesson_at`).
+
+    On a thread of its own, so the job is deferred and its message acknowledged
+    meanwhile. If this process ends first, nothing is learned and the pause
+    alone holds (the next 429 teaches).
+    """
+    def learn() -> None:
+        try:
+            rt.step(rt.patience(STEPS_PATIENCE), lambda: rt.pacer.learn(operation, lesson, sent_at, retry_after, resume_at))
+        except Exception:  # a thread's exception would only be printed: the pause alone holds
+            log.exception("%s: could not learn the pace from its 429", operation.value)
+
+    delay = max(0.0, lesson_at(sent_at, rt.clock(), resume_at, rt.settings.call_seconds) - rt.clock())
+    timer = threading.Timer(delay, learn)
+    timer.name, timer.daemon = f"payq-lesson-{operation.value}", True
+    timer.start()
 
 
 def _lost(job: Job) -> Skip:

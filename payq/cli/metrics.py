@@ -71,7 +71,7 @@ METRICS: dict[str, str] = {
     "payq_redis_maxmemory_bytes": "Redis's maxmemory; 0: no limit. With noeviction, every enqueue fails once used_memory reaches it.",
     "payq_redis_keys": "Redis's keys by kind (job:capture, job:feedback, trip, ...), estimated from a sample of random keys.",
     "payq_trip_bytes": "What a settled trip keeps in Redis (its capture's and report's records and its books), by MEMORY USAGE of sampled keys.",
-    "payq_trips_per_second": "Captures succeeding per second now (the last 10 s).",
+    "payq_trips_per_second": "Captures succeeding per second now (the last 20 s).",
     "payq_redis_projected_memory_bytes": "Redis's memory at steady state with trips at the current rate, each kept"
                                          " PAYQ_JOB_RETENTION_DAYS (records) and PAYQ_TRIP_BOOKS_RETENTION_DAYS (books).",
 }

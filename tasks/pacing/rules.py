@@ -6,7 +6,10 @@ Two limits make an endpoint's pace, the lower one wins:
   on several hosts and the network add jitter to when calls arrive, and an
   API that counts calls per second window must never see one too many;
 - a **learned** limit: on a 429 the API has shown what it accepts. payq
-  measures the successful calls per second just before it (``accepted``),
+  counts the successful calls per second it sent in the API's counting
+  window before the refused one (``accepted``), once the calls still in
+  flight when the 429 came back have landed (:func:`lesson_at`; a 429 whose
+  API went on taking the calls sent after it teaches nothing: :func:`measure`),
   paces at 90% of that once the 429's pause is over, and grows back along a
   cubic curve (botocore's adaptive mode): flat around ``accepted`` for a long
   while, then probing above it. Probing costs a whole Retry-After when it
@@ -23,6 +26,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from tasks.redis.keys import SUCCESSES_KEPT
+
 BETA = 0.9                 # after a 429: pace at this share of what the API accepted
 # Of a configured limit (see above): 93% leaves a call about 75 ms of lateness (1/0.93 - 1) before it
 # could land in the same second as the limit's worth of punctual ones; 95% (52 ms) still drew a 429
@@ -34,6 +39,15 @@ MIN_CLIMB = 30.0           # seconds
 FORGET_ABOVE = 4.0         # a learned pace that has grown to 4 x `accepted` is forgotten: the limit is gone
 MEASURE_WINDOW = 3.0       # seconds of successful calls looked at when a 429 arrives
 MIN_MEASURED_SPAN = 1.0    # seconds: the window an API counts its calls in
+# Of the calls a limit took before its 429, the share it may take of those sent in the second after it (calls in
+# flight behind the refused one, let through as the window's oldest age out or racing it to the API) and still have
+# refused for a full window. In the benchmarks a limit's burst took none after, a one-off 429 about as many as before.
+AFTER_SHARE = 0.5
+# Seconds a worker keeps what it read of the learned state (tasks.pacing.pacer): a 429 found by another worker
+# reaches this one within that (its pause, set at once, covers the meantime).
+REFRESH = 0.5
+# A lesson is in force this long before its pause ends, so every worker has read it by then (twice REFRESH).
+LESSON_LEAD = 2 * REFRESH
 
 
 @dataclass(frozen=True)
@@ -67,22 +81,51 @@ def pace_at(learned: Learned | None, configured: float | None, now: float) -> fl
     return min(limits) if limits else None
 
 
-def measure(successes: Sequence[tuple[int, int]], now: float) -> float | None:
-    """Calls per second the API accepted: the most successes in any one-second window of the last :data:`MEASURE_WINDOW` seconds.
+def measure(successes: Sequence[tuple[int, int]], sent_at: float) -> float | None:
+    """Calls per second the API accepted before it refused the call sent at ``sent_at``; None: nothing to learn.
 
-    ``successes`` are ``(tenth of a second since the epoch, count)`` pairs. An
-    API's limit is a number of calls per second window; summing over a longer
-    span would count two windows' worth at its edges (ten calls just before a
-    second turns and ten just after are not twenty a second). A burst let
-    through in a fraction of a second counts as that second's calls.
+    The most successes in any one-second window of the :data:`MEASURE_WINDOW`
+    seconds up to it. ``successes`` are ``(tenth of a second since the epoch,
+    count)`` pairs, by the tenth each successful call was sent in (not answered
+    in: a call the API accepted just before it refused this one may be answered
+    after the 429). Calls sent in the refused call's own tenth count; later
+    ones do not. An API's limit is a number of calls per second window; summing
+    over a longer span would count two windows' worth at its edges (ten calls
+    just before a second turns and ten just after are not twenty a second). A
+    burst let through in a fraction of a second counts as that second's calls.
+
+    A limit refuses a call because its window is full, and keeps refusing until
+    the window's oldest calls age out, so of the calls sent in the second after
+    the refused one (those in flight with it) it takes few. When it took more
+    than :data:`AFTER_SHARE` of what it had taken before, the 429 was not a
+    full window (a fault, a storm) and teaches nothing: None.
     """
-    oldest = int((now - MEASURE_WINDOW) * 10)
-    counts = {tenth: count for tenth, count in successes if count > 0 and tenth >= oldest}
+    oldest, last = int((sent_at - MEASURE_WINDOW) * 10), int(sent_at * 10)
+    window = int(MIN_MEASURED_SPAN * 10)
+    counts = {tenth: count for tenth, count in successes if count > 0 and oldest <= tenth <= last}
     if not counts:
         return None
-    window = int(MIN_MEASURED_SPAN * 10)
     most = max(sum(counts.get(t, 0) for t in range(first, first + window)) for first in counts)
+    after = sum(count for tenth, count in successes if last < tenth <= last + window)
+    if after > AFTER_SHARE * most:
+        return None
     return most / MIN_MEASURED_SPAN
+
+
+def lesson_at(sent_at: float, now: float, resume_at: float, call_seconds: float) -> float:
+    """When to measure what a 429 taught: once every call sent before the refused one (at ``sent_at``) has landed, and still in time.
+
+    A call the API accepted just before it refused this one may still be in
+    flight when the 429 comes back (and in a burst, the whole window's worth
+    is: the first calls go out together and the 429 is answered at once); its
+    success is counted only when its answer is written. Every call ends within
+    ``call_seconds`` (the connect and read timeouts), so the lesson waits that
+    long, but is in force :data:`LESSON_LEAD` before the pause ends, when
+    turns are handed out again, and measures before the counts it needs
+    expire. A pause too short for that is measured at once.
+    """
+    kept = sent_at - MEASURE_WINDOW + SUCCESSES_KEPT - 1.0
+    return max(now, min(sent_at + call_seconds, resume_at - LESSON_LEAD, kept))
 
 
 def cut(

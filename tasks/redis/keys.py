@@ -93,7 +93,9 @@ def pace(operation: str) -> str:
     return f"{PREFIX}:pace:{operation}"
 
 
-SUCCESSES_KEPT = 10  # seconds a tenth-of-a-second count of successful calls is kept (longer than the pace's measuring window)
+# Seconds a tenth-of-a-second count of successful calls is kept: the pace's measuring window, then the wait for the
+# calls in flight at a 429 (tasks.pacing.rules.lesson_at: the longest call, 13 s by default), then a second to read them.
+SUCCESSES_KEPT = 20
 
 
 def successes(operation: str, tenth: int) -> str:

@@ -101,11 +101,15 @@ class Recovered:
 
 @dataclass(frozen=True)
 class Call:
-    """One API call to count: its endpoint, the HTTP status it got (None: no response), and when it ended."""
+    """One API call to count: its endpoint, the HTTP status it got (None: no response), when it ended, and when it was sent.
+
+    A success is counted by the tenth of a second it was sent in (the pace's measure: :func:`tasks.pacing.rules.measure`).
+    """
 
     operation: Operation
     status: int | None
     at: float
+    sent_at: float
 
 
 
@@ -356,7 +360,7 @@ class JobStore:
     def count(self, call: Call) -> None:
         """Count an API call on its own (its outcome is recorded elsewhere, e.g. in the dead-letter store)."""
         pipe = self._redis.pipeline(transaction=False)
-        count_call(pipe, call.operation, call.status, call.at)
+        count_call(pipe, call.operation, call.status, call.sent_at)
         pipe.execute()
 
 
@@ -497,4 +501,5 @@ def _call_args(call: Call | None) -> tuple[str, str]:
     if call is None:
         return "", ""
     ok = call.status is not None and 200 <= call.status < 300
-    return (keys.successes(call.operation, int(call.at * 10)) if ok else ""), f"{call.operation.value}:{call.status if call.status is not None else 'none'}"
+    successes = keys.successes(call.operation, int(call.sent_at * 10)) if ok else ""
+    return successes, f"{call.operation.value}:{call.status if call.status is not None else 'none'}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Callable
 
 import redis
@@ -20,7 +21,9 @@ from sandbox.ratelimit import most_in_one_second
 from tasks.pacing.pacer import Pacer
 from tasks.pacing.rules import pace_at
 from tasks.producer import Producer, prepare
+from tasks.redis import keys
 from tests.support.jobs import USD_1, calls, record, wait_for_state
+from tests.support.polling import wait_for
 from tests.support.sandbox import SandboxProcess
 from tests.support.worker import WorkerProcess
 
@@ -81,6 +84,31 @@ def test_a_learned_limit_stops_the_429s_after_the_first_pause(
     assert most_in_one_second(c["time"] for c in after) <= R
     learned = rdb.hgetall("payq:pace:capture")
     assert 0.5 * R <= float(learned["accepted"]) <= 1.5 * R, learned
+
+
+def test_the_lesson_counts_the_calls_the_api_accepted_that_were_still_in_flight_when_its_429_came(
+    api: SandboxProcess, producer: Producer, rdb: redis.Redis, start_worker: Callable[..., WorkerProcess],
+) -> None:
+    # The limiter stands before the sandbox's latency: the R calls it accepts are answered a second later, the ones
+    # past the limit at once. So when the first 429 comes back, every call the API accepted is still in flight (as at a
+    # burst's start on a busy machine, where their answers are written a few tenths late): measured then, the lesson
+    # would be nothing. (The pause is long enough for them to land with plenty to spare.)
+    api.set_faults({"rules": [{"endpoint": "capture", "latency_ms": 1000}],
+                    "rate_limits": {"capture": {"per_second": R, "retry_after": 5}}})
+    start_worker(concurrency=2 * R)  # more calls at once than the API takes
+    job_ids = enqueue_captures(producer, 2 * R)
+
+    until = float(wait_for(lambda: rdb.get(keys.pause("capture")), timeout=30, interval=0.01, what="the first 429's pause"))
+    # the lesson is in force before the pause ends, when turns are handed out again
+    accepted = wait_for(lambda: rdb.hget(keys.pace("capture"), "accepted"), timeout=max(0.1, until - time.time()), interval=0.05,
+                        what="the first 429's lesson before its pause ended")
+
+    throttled = min(c["time"] for c in calls(api, "capture") if c["status"] == 429)
+    taken = [c for c in calls(api, "capture") if c["status"] == 200 and throttled - 1 < c["time"] <= throttled]
+    assert len(taken) == R, "the API took R in the second before it refused"
+    # a call may race the refused one to the API by a few milliseconds and be counted after it
+    assert 0.75 * R <= float(accepted) <= R, accepted
+    settle(rdb, job_ids)
 
 
 def test_the_learned_pace_outlives_the_worker_that_learned_it(

@@ -10,10 +10,12 @@ import pytest
 from tasks.pacing.rules import (
     BETA,
     CONFIGURED_SHARE,
+    LESSON_LEAD,
     MIN_PACE,
     Learned,
     cut,
     learned_pace,
+    lesson_at,
     measure,
     pace_at,
     same_burst,
@@ -85,12 +87,43 @@ def spread(first_second_ago: float, seconds: float, per_tenth: int) -> list[tupl
         pytest.param(spread(2.9, 0.5, 2) + spread(0.8, 0.5, 4), 20.0, id="the-busiest-second"),
         pytest.param([(NOW_TENTH - 100, 500), (NOW_TENTH - 5, 25)], 25.0, id="older-than-the-window-ignored"),
         pytest.param([(NOW_TENTH - 15, 0), (NOW_TENTH - 5, 25)], 25.0, id="empty-buckets-count-nothing"),
+        # successes are counted by the tenth their call was sent in: the refused call's own tenth is before it
+        pytest.param([(NOW_TENTH - 1, 16), (NOW_TENTH, 14)], 30.0, id="a-burst-sent-with-the-refused-call-counts"),
+        # the pacing benchmark's burst: the limit took none of the calls sent after its refusal
+        pytest.param([(NOW_TENTH, 30), (NOW_TENTH + 1, 0)], 30.0, id="a-full-window-refused-what-came-after"),
+        pytest.param([*spread(2.5, 2.5, 3), (NOW_TENTH + 1, 2), (NOW_TENTH + 3, 3)], 30.0,
+                     id="steady-a-few-in-flight-let-through-as-the-window-slides"),
+        pytest.param([(NOW_TENTH - 1, 10), (NOW_TENTH, 20), (NOW_TENTH + 1, 15)], 30.0, id="half-as-many-after-still-a-limit"),
+        # the storm benchmark's 429: its first call refused, the 100 in flight with it taken
+        pytest.param([(NOW_TENTH - 1, 1), (NOW_TENTH, 50), (NOW_TENTH + 1, 49), (NOW_TENTH + 2, 2)], None,
+                     id="taken-after-the-refusal-not-a-full-window"),
+        pytest.param([(NOW_TENTH, 10), (NOW_TENTH + 11, 40)], 10.0, id="after-the-second-after-not-looked-at"),
     ],
 )
 def test_the_accepted_rate_is_the_busiest_second_of_the_last_seconds(successes: list[tuple[int, int]], rate: float | None) -> None:
     got = measure(successes, T0)
 
     assert got == pytest.approx(rate) if rate is not None else got is None
+
+
+CALL = 13.0  # the longest API call: the connect and read timeouts
+
+
+@pytest.mark.parametrize(
+    ("now", "resume_at", "call", "at"),
+    [
+        pytest.param(T0 + 0.01, T0 + 2, CALL, T0 + 2 - LESSON_LEAD, id="in-force-before-a-short-pause-ends"),
+        pytest.param(T0 + 0.01, T0 + 600, CALL, T0 + CALL, id="a-long-pause-waits-out-the-longest-call"),
+        pytest.param(T0 + 0.01, T0 + 0.5, CALL, T0 + 0.01, id="a-pause-shorter-than-the-lead-measured-at-once"),
+        pytest.param(T0 + 5.0, T0 + 6.0, CALL, T0 + 5.0, id="never-in-the-past"),
+        # the successes are kept 20 s from when they were counted; the oldest of the window was sent 3 s before
+        pytest.param(T0 + 0.01, T0 + 600, 60.0, T0 + 16.0, id="before-the-counts-it-needs-expire"),
+    ],
+)
+def test_a_lesson_waits_for_the_calls_in_flight_and_is_in_force_before_the_pause_ends(
+    now: float, resume_at: float, call: float, at: float,
+) -> None:
+    assert lesson_at(T0, now, resume_at, call) == pytest.approx(at)
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,8 @@
 """How many API calls each endpoint has been answering with success lately: the overview's throughput column.
 
 Every worker counts its successful calls per endpoint in tenth-of-a-second
-counters (``payq:pace:<op>:ok:<tenth>``, kept ten seconds: the pace's measure
-reads them too, :mod:`tasks.pacing.pacer`). The overview sums the last
+counters, by the tenth each call was sent in (``payq:pace:<op>:ok:<tenth>``,
+kept twenty seconds: the pace's measure reads them too, :mod:`tasks.pacing.pacer`). The overview sums the last
 :data:`WINDOW` seconds of them, in one MGET, into calls per second.
 """
 
@@ -16,7 +16,7 @@ import redis
 from payapi.operations import Operation
 from tasks.redis import keys
 
-WINDOW = 5.0  # seconds: well within the ten the counters are kept, and steadier than one second
+WINDOW = 5.0  # seconds: well within the twenty the counters are kept, and steadier than one second
 
 
 def tenths(now: float, window: float = WINDOW) -> list[int]:
