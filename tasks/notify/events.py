@@ -15,7 +15,9 @@ a slow or dead receiver delays no payment job. Failed deliveries follow
 from __future__ import annotations
 
 import base64
+import functools
 import json
+import math
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -84,14 +86,33 @@ def _plain(value: Any) -> bool:
 
 
 def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """``epoch`` in UTC ISO 8601 to the microsecond, as ``datetime.fromtimestamp(epoch, UTC)`` writes it."""
+    second, micro = _split(epoch)
+    return f"{_utc_second(second)}.{micro:06d}Z"
+
+
+def _split(epoch: float) -> tuple[int, int]:
+    """``epoch``'s whole second and microseconds, rounded as ``datetime.fromtimestamp`` rounds: half to even, carried into the second."""
+    fraction, whole = math.modf(epoch)
+    micro = round(fraction * 1e6)
+    if micro >= 1_000_000:
+        return int(whole) + 1, micro - 1_000_000
+    if micro < 0:
+        return int(whole) - 1, micro + 1_000_000
+    return int(whole), micro
+
+
+@functools.lru_cache(maxsize=64)
+def _utc_second(second: int) -> str:
+    """``second`` (epoch seconds) as UTC ``YYYY-MM-DDTHH:MM:SS``: formatted once a second, not once an event (strftime was a tenth of one)."""
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def public_result(result: dict[str, Any]) -> dict[str, Any]:
     """A job's result as a store backend reads it: a capture's ``settledAt`` (kept as epoch seconds, the report's time) in UTC ISO 8601."""
     settled = result.get("settledAt")
     if isinstance(settled, int | float) and not isinstance(settled, bool):
-        return {**result, "settledAt": datetime.fromtimestamp(settled, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        return {**result, "settledAt": _utc_second(_split(settled)[0]) + "Z"}
     return result
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import enum
 import json
+import random
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -32,7 +34,20 @@ class Code(enum.StrEnum):
     A = "a"
 
 
-def model_body(event_id: str, kind: str, data: dict[str, Any], timestamp: str = events._iso(NOW)) -> str:
+def old_iso(epoch: float) -> str:
+    """An event's timestamp as the workers wrote it before."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def old_public_result(result: dict[str, Any]) -> dict[str, Any]:
+    """A result's settledAt as the workers wrote it before."""
+    settled = result.get("settledAt")
+    if isinstance(settled, int | float) and not isinstance(settled, bool):
+        return {**result, "settledAt": datetime.fromtimestamp(settled, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    return result
+
+
+def model_body(event_id: str, kind: str, data: dict[str, Any], timestamp: str = old_iso(NOW)) -> str:
     """The body as the models write it: what receivers got before."""
     event = NotificationEvent(id=event_id, type=kind, timestamp=timestamp, data=NotificationData(**data))  # type: ignore[arg-type]
     return events.body_of(event)
@@ -40,7 +55,7 @@ def model_body(event_id: str, kind: str, data: dict[str, Any], timestamp: str = 
 
 def succeeded_data(job_id: str, operation: str, result: dict[str, Any], kwargs: dict[str, Any] = TRIP) -> dict[str, Any]:
     return {"jobId": job_id, "operation": operation, "storeId": kwargs.get("storeId"), "shoppingTripId": kwargs.get("shoppingTripId"),
-            "state": "succeeded", "result": events.public_result(result), "status": 200}
+            "state": "succeeded", "result": old_public_result(result), "status": 200}
 
 
 @pytest.mark.parametrize(("operation", "kwargs", "result"), [
@@ -116,3 +131,20 @@ def test_what_the_model_refuses_is_still_refused(event_id: str, fields: dict[str
 
 def test_an_id_as_long_as_the_model_takes_is_written_without_it() -> None:
     assert events.body("x" * 512, events.SUCCEEDED, "t", DATA) == model_body("x" * 512, events.SUCCEEDED, DATA, "t")
+
+
+EPOCHS = [0.0, 1.0, 0.5, 1e-6, 4e-7, 5e-7, 6e-7, 0.9999994, 0.9999995, 0.9999996, 1_767_225_599.9999995, 1_767_225_599.999999,
+          1_767_225_600.0000005, 1_767_225_600.1234565, 1_767_225_600.1234575, 1_767_225_600, 2_000_000_000.75, 1_700_000_000.000_001]
+
+
+@pytest.mark.parametrize("epoch", EPOCHS + [random.Random(seed).uniform(1.6e9, 2.1e9) for seed in range(200)])
+def test_a_timestamp_is_written_as_datetime_writes_it(epoch: float) -> None:
+    """Rounded to the microsecond half to even, a rounding up to the next second carried into it, as ``datetime.fromtimestamp``."""
+    assert events._iso(epoch) == old_iso(epoch)
+    assert events.public_result({"settledAt": epoch}) == old_public_result({"settledAt": epoch})
+    assert events.public_result({"settledAt": int(epoch)}) == old_public_result({"settledAt": int(epoch)})
+
+
+@pytest.mark.parametrize("result", [{}, {"settledAt": True}, {"settledAt": "2026-01-01T00:00:00Z"}, {"settledAt": None}, {"x": 1}])
+def test_a_result_without_a_numeric_settle_time_is_left_as_it_is(result: dict[str, Any]) -> None:
+    assert events.public_result(result) is result
