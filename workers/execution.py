@@ -293,7 +293,7 @@ def _settle_capture(
             "totalAmount": amount, "settledAmount": amount, "paymentStatusTime": settled_at,
         })
         result = {"reportJobId": report.job_id, "settledAt": settled_at}
-        event = events.succeeded(job.job_id, Operation.CAPTURE, request.model_dump(mode="json"), result, now) if rt.webhook else None
+        event = events.succeeded(job.job_id, Operation.CAPTURE, job.kwargs, result, now) if rt.webhook else None
         on_record = rt.write(patience, partial(rt.jobs.finish_capture, job.job_id, settled_at, result, report, now, call, event, claim,
                                                job.kwargs, traceparent, attempt))
         if on_record is None or on_record == settled_at:

@@ -30,7 +30,7 @@ was written.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from payapi.operations import OPERATIONS, Operation
@@ -107,14 +107,12 @@ def compact(job_id: str, kwargs: Mapping[str, Any] | None, result: Mapping[str, 
         kwargs = {name: value for name, value in kwargs.items() if name != echo[0]}
     request_leaves = _leaves_beyond(kwargs, request_said, REQUEST)
     result_leaves = _leaves_beyond(result, result_said, RESULT)
-    record = {"state": JobState.SUCCEEDED.value}
-    record |= dict(zip(request_leaves[::2] + result_leaves[::2], request_leaves[1::2] + result_leaves[1::2], strict=True))
-    if settled_at is not None:
-        record["settled_at"] = settled_at
-    restored = expand(job_id, record)
-    if json.loads(restored["kwargs"]) != dict(written) or json.loads(restored["result"]) != dict(result):
+    leaves = request_leaves + result_leaves
+    # what expand would read back, compared as it is (not as JSON again: the leaves are JSON already)
+    request_back, result_back = _restored(job_id, zip(leaves[::2], leaves[1::2], strict=True), request_said, result_said)
+    if request_back != dict(written) or result_back != dict(result):
         return ["kwargs", json.dumps(dict(written)), "result", json.dumps(dict(result))]
-    return request_leaves + result_leaves
+    return leaves
 
 
 def expand(job_id: str, record: Mapping[str, str]) -> dict[str, str]:
@@ -135,10 +133,18 @@ def expand(job_id: str, record: Mapping[str, str]) -> dict[str, str]:
         full.setdefault("first_attempt_at", full["last_attempt_at"])  # one attempt: the first was the last
     if "kwargs" in record:
         return full
-    request_said, result_said = derived(job_id, record.get("settled_at"))
+    request, result = _restored(job_id, record.items(), *derived(job_id, record.get("settled_at")))
+    full["kwargs"] = json.dumps(request)
+    full.setdefault("result", json.dumps(result))
+    return full
+
+
+def _restored(job_id: str, fields: Iterable[tuple[str, str]], request_said: Mapping[str, Any],
+              result_said: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The wire fields and result a settled record's ``fields`` (name, value) give back, with what the job's id says (:func:`derived`)."""
     request: dict[str, Any] = dict(request_said)
     result: dict[str, Any] = dict(result_said)
-    for name, value in record.items():
+    for name, value in fields:
         if name.startswith(REQUEST):
             _put(request, name[len(REQUEST):], json.loads(value))
         elif name.startswith(RESULT):
@@ -146,9 +152,7 @@ def expand(job_id: str, record: Mapping[str, str]) -> dict[str, str]:
     echo = _echo(job_id)
     if echo is not None and echo[0] not in request and echo[1] in request:
         request[echo[0]] = request[echo[1]]
-    full["kwargs"] = json.dumps(request)
-    full.setdefault("result", json.dumps(result))
-    return full
+    return request, result
 
 
 def _echo(job_id: str) -> tuple[str, str] | None:

@@ -16,10 +16,9 @@ import certifi
 from standardwebhooks import Webhook
 
 from config.settings import Settings
-from payapi.models import NotificationEvent
 from payapi.outcomes import Outcome, RetryAfter, Success, classify_exception, classify_receiver
 from tasks.notify.connection import Connection
-from tasks.notify.outbox import body_of
+from tasks.notify.events import Event
 
 log = logging.getLogger("payq.notify")
 
@@ -68,9 +67,9 @@ class WebhookClient:
         """The ``webhook-signature`` of ``body`` sent as ``event_id`` at ``timestamp`` (epoch seconds): the one place payq signs."""
         return self._webhook.sign(event_id, datetime.fromtimestamp(timestamp, UTC), body)
 
-    def deliver_event(self, event: NotificationEvent) -> Outcome:
+    def deliver_event(self, event: Event) -> Outcome:
         """Deliver ``event`` (``payq notify test``)."""
-        return self.deliver(event.id, body_of(event))
+        return self.deliver(event.id, event.body)
 
     def deliver(self, event_id: str, body: str, traceparent: str = "") -> Outcome:
         """Deliver one event's ``body``, signed for ``event_id`` at this moment, and classify the receiver's answer; never raises.

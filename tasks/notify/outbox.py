@@ -23,7 +23,7 @@ from typing import Any, cast
 
 import redis
 
-from payapi.models import NotificationEvent
+from tasks.notify.events import Event
 from tasks.notify.schedule import TryLater
 from tasks.redis import keys, scripts
 
@@ -58,17 +58,11 @@ class Entry:
         return json.dumps({"id": self.event_id, "body": self.body, "job": self.job_id, "attempts": failed, "at": self.at})
 
 
-def body_of(event: NotificationEvent) -> str:
-    """The event's JSON body, exactly as POSTed and signed."""
-    return json.dumps(event.model_dump(mode="json", exclude_none=True), separators=(",", ":"))
-
-
-def event_args(event: NotificationEvent | None) -> list[Any]:
+def event_args(event: Event | None) -> list[Any]:
     """The six ARGV of an outcome's notification for the scripts that append one (``lua/lib/outbox.lua`` ``append_event``)."""
     if event is None:
         return ["", "", "", "", "", ""]
-    job_id = event.data.jobId
-    return [keys.OUTBOX, keys.OUTBOX_PENDING, keys.job(job_id), event.id, body_of(event), job_id]
+    return [keys.OUTBOX, keys.OUTBOX_PENDING, keys.job(event.job_id), event.id, event.body, event.job_id]
 
 
 class Outbox:
@@ -80,7 +74,7 @@ class Outbox:
         self._settle = scripts.register(client, "outbox_settle")
         self._due = scripts.register(client, "outbox_due")
 
-    def append(self, event: NotificationEvent, now: float, client: Any = None) -> None:
+    def append(self, event: Event, now: float, client: Any = None) -> None:
         """Append ``event`` unless its job's record says it was told already (``client``: a pipeline to queue it in)."""
         self._add(keys=[], args=[*event_args(event), now], client=client or self._redis)
 

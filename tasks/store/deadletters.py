@@ -28,8 +28,8 @@ from payapi.operations import OPERATIONS, Operation
 from payapi.outcomes import Failure, FailureKind
 from tasks.jobs.deferral import failure_json
 from tasks.jobs.messages import WireKwargs, message_of, sent_event_channel_of, sent_event_of
-from tasks.notify.events import dead_lettered
-from tasks.notify.outbox import body_of, event_args
+from tasks.notify.events import Event, body_of, dead_lettered
+from tasks.notify.outbox import event_args
 from tasks.redis import keys, scripts
 from tasks.states import DeadLetterReason
 
@@ -115,7 +115,7 @@ class DeadLetterStore:
     def _keys(self) -> list[str]:
         return [keys.DEAD_LETTERS, keys.DEAD_LETTER_INDEX, keys.DEAD_LETTER_REASONS]
 
-    def add(self, entry: DeadLetter, event: NotificationEvent | None = None, claim: str = "") -> bool:
+    def add(self, entry: DeadLetter, event: Event | None = None, claim: str = "") -> bool:
         """Store ``entry`` (with its replay history) and mark its job dead, atomically.
 
         Written before the message is acknowledged. The job record, which is
@@ -268,9 +268,9 @@ class DeadLetterStore:
                 raise redis.RedisError("refunds kept beginning to wait while their capture was being purged; try again")
         return removed
 
-    def _capture_failed_events(self, entry_ids: builtins.list[str], now: float) -> builtins.list[tuple[str, NotificationEvent]]:
+    def _capture_failed_events(self, entry_ids: builtins.list[str], now: float) -> builtins.list[tuple[str, Event]]:
         """The notifications of the refunds waiting for the captures among ``entry_ids``, had they to fail now."""
-        events: builtins.list[tuple[str, NotificationEvent]] = []
+        events: builtins.list[tuple[str, Event]] = []
         for raw in self._redis.hmget(keys.DEAD_LETTERS, entry_ids):
             entry = DeadLetter.model_validate_json(raw) if raw else None
             if entry is None or entry.operation is not Operation.CAPTURE:

@@ -42,7 +42,6 @@ from typing import Any, cast
 import redis
 
 from payapi.errors import FieldDifference, JobConflict
-from payapi.models import NotificationEvent
 from payapi.operations import OPERATIONS, QUEUES, Operation
 from tasks import tracing
 from tasks.jobs import settled
@@ -50,6 +49,7 @@ from tasks.jobs.books import BOOKS_RETENTION_SECONDS, REFUND_WINDOW_SECONDS, Tri
 from tasks.jobs.deferral import Deferral, failure_json
 from tasks.jobs.messages import WireKwargs, build_message, message_of, sent_event_channel_of, sent_event_of
 from tasks.jobs.resend import stored_differences
+from tasks.notify.events import Event
 from tasks.notify.outbox import event_args
 from tasks.pacing.pacer import count_call
 from tasks.redis import keys, scripts
@@ -306,7 +306,7 @@ class JobStore:
 
     def finish_capture(
         self, job_id: str, settled_at: int, result: dict[str, Any], report: NewJob, now: float, call: Call | None = None,
-        event: NotificationEvent | None = None, claim: str = "", kwargs: dict[str, Any] | None = None, traceparent: str = "",
+        event: Event | None = None, claim: str = "", kwargs: dict[str, Any] | None = None, traceparent: str = "",
         attempt: int = 0,
     ) -> int | None:
         """Settle a capture at ``settled_at``, publish its ``report`` and mark it succeeded, in one script.
@@ -337,7 +337,7 @@ class JobStore:
         return None if on_record < 0 else on_record
 
     def succeed(
-        self, job_id: str, result: dict[str, Any], now: float, call: Call | None = None, event: NotificationEvent | None = None,
+        self, job_id: str, result: dict[str, Any], now: float, call: Call | None = None, event: Event | None = None,
         claim: str = "", kwargs: dict[str, Any] | None = None, attempt: int = 0,
     ) -> bool:
         """Mark the job succeeded with its result (e.g. a refund's reconciliationId), in one script.
