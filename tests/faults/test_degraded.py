@@ -46,6 +46,11 @@ IDLE_CPU = 0.05  # of a core, each worker, while it waits below the floor
 _QUIET = re.compile(r"^\[[^\]]*: (INFO|DEBUG)/")
 
 
+# How a delivery that was half-way when the floor was crossed ends, once: its step could not be confirmed and its message
+# went back (the claim it wrote meanwhile lapsed, unrenewed, and was given back too). Not the idle worker's talk.
+IN_FLIGHT_ENDING = re.compile(r"message requeued: .*PAYQ_REDIS_MIN_REPLICAS|gave back \d+ jobs whose holder's lease lapsed")
+
+
 def loud_lines(text: str) -> list[str]:
     """The lines a worker prints at its default level: WARNING and above, with their continuation and traceback lines."""
     return [line for line in text.splitlines() if line.strip() and not _QUIET.match(line)]
@@ -248,8 +253,12 @@ def test_with_the_floor_at_one_payq_refuses_waits_idle_saying_so_once_a_minute_a
     assert http.status_code == 503 and http.headers["Retry-After"]
     assert ready.status_code == 503
     assert all(c < IDLE_CPU for c in idle_cpu), idle_cpu
-    assert [len(x) for x in lines_while_idle] == [1, 1], "\n".join(line for x in lines_while_idle for line in x)  # the reminder, only
-    assert all("degraded for" in x[0] for x in lines_while_idle)
+    # the reminder, only; besides, once each, the end of a delivery the floor caught half-way (whether the kill lands in one is chance)
+    said = [[line for line in x if not IN_FLIGHT_ENDING.search(line)] for x in lines_while_idle]
+    assert [len(x) for x in said] == [1, 1], "\n".join(line for x in lines_while_idle for line in x)
+    assert all("degraded for" in x[0] for x in said)
+    requeued = [job for x in lines_while_idle for line in x for job in re.findall(r"(\S+): message requeued", line)]
+    assert len(requeued) == len(set(requeued)), requeued
     assert settled.stuck is None and settled.stranded == {} and audit.lost == {}
     assert audit.duplicates == 0
     assert set(below) <= set(waiting) and resumed < RESUMED_WITHIN
