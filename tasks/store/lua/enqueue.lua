@@ -100,6 +100,9 @@ if dry_run then return {1} end
 
 -- phase 2: record and publish; a refund whose capture has not succeeded yet waits, unpublished
 local created = {1}
+-- a batch is mostly one store's: its backlog's expiry and its place among the stores are set once, not per job
+-- (the same `now` and `ttl` for every job of the batch; each call from Lua costs Redis more than its work)
+local backlog_kept, store_listed = {}, {}
 for i = FIRST, #ARGV, STRIDE do
   local index = (i - FIRST) / STRIDE + 1
   local job = job_at(i)
@@ -133,8 +136,14 @@ for i = FIRST, #ARGV, STRIDE do
     end
     -- the store's open jobs, for its intake cap and `payq stats` (settled ones are pruned when counted)
     redis.call('ZADD', job.backlog_key, now, job.id)
-    redis.call('EXPIRE', job.backlog_key, ttl)
-    redis.call('ZADD', backlog_stores_key, now, job.store)
+    if not backlog_kept[job.backlog_key] then
+      redis.call('EXPIRE', job.backlog_key, ttl)
+      backlog_kept[job.backlog_key] = true
+    end
+    if not store_listed[job.store] then
+      redis.call('ZADD', backlog_stores_key, now, job.store)
+      store_listed[job.store] = true
+    end
     table.insert(created, 1)
   end
 end
